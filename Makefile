@@ -1,0 +1,99 @@
+# pam_twilio_sms - an SMS one-time passcode for Linux-PAM, through Twilio
+#
+#   make            build ./pam_twilio_sms.so
+#   make test       install missing Debian packages, run unit and end-to-end tests (as root)
+#   make demo       a real pamtester login against a loopback Twilio sandbox (as root)
+#   make install    DESTDIR=, PREFIX=/usr, PAMDIR= (the system's PAM module directory)
+
+VERSION   := 0.1.0
+CC        ?= cc
+PREFIX    ?= /usr
+SYSCONFDIR ?= /etc
+MANDIR    ?= $(PREFIX)/share/man
+PAMDIR    ?= $(or $(shell pkg-config --variable=libdir pam 2>/dev/null),/lib/$(shell $(CC) -print-multiarch))/security
+DESTDIR   ?=
+WERROR    ?= -Werror
+
+PKGS      := libcurl libcjson libsodium
+WARNINGS  := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wvla -Wundef -Wwrite-strings
+HARDENING := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
+             -D_FORTIFY_SOURCE=2 -fPIC -fno-strict-overflow
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -D_GNU_SOURCE -DTSMS_VERSION='"$(VERSION)"' $(WARNINGS) $(HARDENING) \
+             -fvisibility=hidden $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS   += -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--no-undefined -Wl,--as-needed
+LIBS      := $(or $(shell pkg-config --libs $(PKGS) 2>/dev/null),-lcurl -lcjson -lsodium)
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(LIB_SRC:.c=.o)
+LIB_HDR   := $(wildcard lib/*.h)
+MODULE    := pam_twilio_sms.so
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:.c=)
+
+# Debian packages the build and the tests need; `make deps` installs the missing ones.
+BUILD_DEBS := gcc make pkg-config libpam0g-dev libcurl4-openssl-dev libcjson-dev libsodium-dev
+TEST_DEBS  := $(BUILD_DEBS) pamtester libcmocka-dev openssl python3 ca-certificates curl \
+              util-linux procps
+
+.PHONY: all lib deps deps-build unit test demo install uninstall clean format check-format
+
+all: $(MODULE)
+
+lib: lib/libtsms.a
+
+lib/%.o: lib/%.c $(LIB_HDR)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+lib/libtsms.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(MODULE): pam_twilio_sms.c lib/libtsms.a
+	$(CC) $(CFLAGS) -shared -o $@ pam_twilio_sms.c lib/libtsms.a $(LDFLAGS) $(LIBS) -lpam
+
+tests/unit/test_%: tests/unit/test_%.c lib/libtsms.a
+	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libtsms.a $(LIBS) -lcmocka
+
+deps-build:
+	@tests/install-deps.sh $(BUILD_DEBS)
+
+deps:
+	@tests/install-deps.sh $(TEST_DEBS)
+
+unit: $(UNIT_BIN)
+
+test: deps
+	$(MAKE) all unit
+	tests/run_all.sh
+
+demo: deps
+	$(MAKE) all
+	tests/demo.sh
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SYSCONFDIR)/security $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/$(MODULE)
+	install -m 0644 conf/pam_twilio_sms.8 $(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8
+	install -m 0644 conf/pam_twilio_sms.json.5 $(DESTDIR)$(MANDIR)/man5/pam_twilio_sms.json.5
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json ]; then \
+		echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json"; \
+	else \
+		install -m 0600 -o root -g root conf/pam_twilio_sms.json \
+			$(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json; \
+	fi
+
+# The config holds the auth token: uninstall leaves it for the administrator.
+uninstall:
+	rm -f $(DESTDIR)$(PAMDIR)/$(MODULE) $(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8 \
+		$(DESTDIR)$(MANDIR)/man5/pam_twilio_sms.json.5
+
+format:
+	clang-format -i pam_twilio_sms.c lib/*.c lib/*.h tests/unit/*.c
+
+check-format:
+	clang-format --dry-run --Werror pam_twilio_sms.c lib/*.c lib/*.h tests/unit/*.c
+
+clean:
+	rm -f $(MODULE) lib/*.o lib/libtsms.a $(UNIT_BIN)

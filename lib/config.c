@@ -1,0 +1,631 @@
+/* config.c - the JSON config file: permissions, parsing, validation (cJSON for config) */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "otp.h"
+#include "template.h"
+
+#define MAN_REF "see pam_twilio_sms.json(5)"
+
+/* Logto's template usage types; the module sends SignIn, else Generic. */
+static const char *const usage_types[] = {
+	"Register", "SignIn", "Test", "Generic", "ForgotPassword",
+	"OrganizationInvitation", "UserPermissionValidation", "BindNewIdentifier",
+	"MfaVerification", "BindMfa",
+};
+
+static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
+{
+	char raw[TSMS_CONFIG_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	tsms_sanitize(err, TSMS_CONFIG_ERR_MAX, raw);
+}
+
+/* A short, printable copy of text from the config for error messages. */
+static const char *quote(char buf[64], const char *s)
+{
+	tsms_sanitize(buf, 64, s);
+	return buf;
+}
+
+static bool is_sid(const char *s, const char *prefix)
+{
+	if (strlen(s) != 34 || strncmp(s, prefix, 2) != 0)
+		return false;
+	for (size_t i = 2; i < 34; i++) {
+		char c = s[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+static bool has_control(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+/* The string value of key, NULL when absent; false when present but not a string. */
+static bool get_string(const cJSON *obj, const char *key, const char **out,
+                       char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	*out = NULL;
+	if (item == NULL)
+		return true;
+	if (!cJSON_IsString(item) || item->valuestring == NULL) {
+		fail(err, "%s must be a string; fix: write it in double quotes (" MAN_REF ")", key);
+		return false;
+	}
+	*out = item->valuestring;
+	return true;
+}
+
+static bool copy_string(char **dst, const char *src, char err[TSMS_CONFIG_ERR_MAX])
+{
+	*dst = strdup(src);
+	if (*dst == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Numeric options: one table, one setter, range checked. */
+struct number_option {
+	const char *key;
+	size_t offset;
+	unsigned def, min, max;
+};
+
+static const struct number_option number_options[] = {
+	{ "codeLength", offsetof(struct tsms_config, code_length), 6, TSMS_CODE_MIN, TSMS_CODE_MAX },
+	{ "codeTtlSeconds", offsetof(struct tsms_config, code_ttl_seconds), 300, 1, 3600 },
+	{ "maxAttempts", offsetof(struct tsms_config, max_attempts), 3, 1, 10 },
+	{ "timeoutSeconds", offsetof(struct tsms_config, timeout_seconds), 10, 1, 60 },
+};
+
+static bool set_number(struct tsms_config *cfg, const struct number_option *opt,
+                       const cJSON *item, char err[TSMS_CONFIG_ERR_MAX])
+{
+	unsigned *field = (unsigned *)((char *)cfg + opt->offset);
+	double v;
+
+	if (item == NULL) {
+		*field = opt->def;
+		return true;
+	}
+	v = cJSON_IsNumber(item) ? item->valuedouble : -1;
+	if (!cJSON_IsNumber(item) || v != (double)(long long)v || v < opt->min || v > opt->max) {
+		fail(err, "%s must be a whole number from %u to %u; fix: set it in range or remove it "
+		     "for the default %u", opt->key, opt->min, opt->max, opt->def);
+		return false;
+	}
+	*field = (unsigned)v;
+	return true;
+}
+
+static bool known_key(const char *key)
+{
+	static const char *const keys[] = {
+		"accountSID", "authToken", "fromMessagingServiceSID", "templates",
+		"disableRiskCheck", "users", "apiBaseUrl", "caFile", "failMode",
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(key, keys[i]) == 0)
+			return true;
+	}
+	for (size_t i = 0; i < sizeof(number_options) / sizeof(number_options[0]); i++) {
+		if (strcmp(key, number_options[i].key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Refuses an object with a key written twice (cJSON keeps both, and which one
+ * wins would be an accident). O(n log n): users may be many. */
+static bool check_unique_keys(const cJSON *obj, const char *what, char err[TSMS_CONFIG_ERR_MAX])
+{
+	size_t n = 0, i = 0;
+	const char **names;
+	const cJSON *item;
+	bool ok = true;
+	char q[64];
+
+	cJSON_ArrayForEach(item, obj) n++;
+	if (n < 2)
+		return true;
+	names = calloc(n, sizeof(*names));
+	if (names == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	cJSON_ArrayForEach(item, obj) names[i++] = item->string != NULL ? item->string : "";
+	qsort(names, n, sizeof(*names), cmp_names);
+	for (i = 1; i < n && ok; i++) {
+		if (strcmp(names[i - 1], names[i]) == 0) {
+			fail(err, "%s has the key \"%s\" twice; fix: keep one", what,
+			     quote(q, names[i]));
+			ok = false;
+		}
+	}
+	free(names);
+	return ok;
+}
+
+static bool parse_credentials(struct tsms_config *cfg, const cJSON *root,
+                              char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *account, *token, *service;
+
+	if (!get_string(root, "accountSID", &account, err) ||
+	    !get_string(root, "authToken", &token, err) ||
+	    !get_string(root, "fromMessagingServiceSID", &service, err))
+		return false;
+	if (account == NULL || !is_sid(account, "AC")) {
+		fail(err, "accountSID %s; fix: copy the Account SID (\"AC\" and 32 hex digits) from "
+		     "the Twilio console", account == NULL ? "is missing" : "is not \"AC\" and 32 hex digits");
+		return false;
+	}
+	if (token == NULL || token[0] == '\0' || has_control(token)) {
+		fail(err, "authToken is %s; fix: copy the Auth token from the Twilio console",
+		     token == NULL ? "missing" : "empty or malformed");
+		return false;
+	}
+	if (service == NULL || !is_sid(service, "MG")) {
+		fail(err, "fromMessagingServiceSID %s; fix: copy the Messaging Service Sid (\"MG\" and "
+		     "32 hex digits) from Messaging > Services",
+		     service == NULL ? "is missing" : "is not \"MG\" and 32 hex digits");
+		return false;
+	}
+	return copy_string(&cfg->account_sid, account, err) &&
+	       copy_string(&cfg->auth_token, token, err) &&
+	       copy_string(&cfg->messaging_service_sid, service, err);
+}
+
+static bool known_usage(const char *usage)
+{
+	for (size_t i = 0; i < sizeof(usage_types) / sizeof(usage_types[0]); i++) {
+		if (strcmp(usage, usage_types[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool parse_template(struct tsms_config *cfg, const cJSON *obj, size_t index,
+                           char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct tsms_template *t = &cfg->templates[index];
+	const char *usage, *content;
+	const cJSON *item;
+	char q[64];
+
+	if (!cJSON_IsObject(obj)) {
+		fail(err, "templates[%zu] is not an object; fix: write {\"usageType\": \"SignIn\", "
+		     "\"content\": \"Your code is {{code}}\"}", index);
+		return false;
+	}
+	cJSON_ArrayForEach(item, obj) {
+		if (strcmp(item->string, "usageType") != 0 && strcmp(item->string, "content") != 0) {
+			fail(err, "templates[%zu] has the unknown key \"%s\"; fix: remove it (a template "
+			     "has usageType and content)", index, quote(q, item->string));
+			return false;
+		}
+	}
+	if (!check_unique_keys(obj, "a template", err) ||
+	    !get_string(obj, "usageType", &usage, err) || !get_string(obj, "content", &content, err))
+		return false;
+	if (usage == NULL || !known_usage(usage)) {
+		fail(err, "templates[%zu] has %s usageType%s%s; fix: use SignIn, Register, Test or "
+		     "Generic", index, usage == NULL ? "no" : "the unknown", usage == NULL ? "" : " ",
+		     usage == NULL ? "" : quote(q, usage));
+		return false;
+	}
+	if (content == NULL) {
+		fail(err, "templates[%zu] (%s) has no content; fix: add \"content\": \"Your code is "
+		     "{{code}}\"", index, usage);
+		return false;
+	}
+	for (size_t i = 0; i < index; i++) {
+		if (strcmp(cfg->templates[i].usage, usage) == 0) {
+			fail(err, "two templates have usageType %s; fix: keep one", usage);
+			return false;
+		}
+	}
+	return copy_string(&t->usage, usage, err) && copy_string(&t->content, content, err);
+}
+
+/* The template the module sends must have a placeholder and fit in one message. */
+static bool check_signin_template(const struct tsms_config *cfg, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const struct tsms_template *t = tsms_config_template(cfg, "SignIn");
+	char sample[TSMS_CODE_MAX + 1];
+	size_t chars;
+	char *body;
+
+	if (t == NULL) {
+		fail(err, "no SignIn (or Generic) template; fix: add {\"usageType\": \"SignIn\", "
+		     "\"content\": \"Your sign-in code is {{code}}\"} to templates");
+		return false;
+	}
+	if (!tsms_template_has_placeholder(t->content)) {
+		fail(err, "the %s template has no {{code}} placeholder; fix: put {{code}} where the "
+		     "passcode goes", t->usage);
+		return false;
+	}
+	memset(sample, '0', cfg->code_length);
+	sample[cfg->code_length] = '\0';
+	body = tsms_template_render(t->content, sample, NULL);
+	if (body == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	chars = tsms_utf8_chars(body);
+	free(body);
+	if (chars > TSMS_BODY_MAX_CHARS) {
+		fail(err, "the %s template renders to %zu characters, over Twilio's limit of %d; fix: "
+		     "shorten it", t->usage, chars, TSMS_BODY_MAX_CHARS);
+		return false;
+	}
+	return true;
+}
+
+static bool parse_templates(struct tsms_config *cfg, const cJSON *root,
+                            char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "templates");
+	const cJSON *item;
+	size_t n;
+
+	if (!cJSON_IsArray(list)) {
+		fail(err, "templates %s; fix: add \"templates\": [{\"usageType\": \"SignIn\", "
+		     "\"content\": \"Your code is {{code}}\"}]", list == NULL ? "is missing" : "is not an array");
+		return false;
+	}
+	n = (size_t)cJSON_GetArraySize(list);
+	cfg->templates = calloc(n > 0 ? n : 1, sizeof(*cfg->templates));
+	if (cfg->templates == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	cJSON_ArrayForEach(item, list) {
+		/* counted first, so that tsms_config_free frees a half-filled entry */
+		cfg->n_templates++;
+		if (!parse_template(cfg, item, cfg->n_templates - 1, err))
+			return false;
+	}
+	return true;
+}
+
+static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
+	const cJSON *item;
+	char q[64], q2[64];
+
+	if (users == NULL)
+		return true;
+	if (!cJSON_IsObject(users)) {
+		fail(err, "users is not an object; fix: write \"users\": {\"alice\": \"+15551234567\"}");
+		return false;
+	}
+	if (!check_unique_keys(users, "users", err))
+		return false;
+	cfg->users = calloc((size_t)cJSON_GetArraySize(users) + 1, sizeof(*cfg->users));
+	if (cfg->users == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	cJSON_ArrayForEach(item, users) {
+		struct tsms_user *u = &cfg->users[cfg->n_users];
+
+		if (item->string[0] == '\0' || has_control(item->string)) {
+			fail(err, "users has an empty or unprintable user name; fix: remove it");
+			return false;
+		}
+		if (!cJSON_IsString(item) || !tsms_phone_normalize(item->valuestring, u->phone)) {
+			fail(err, "user \"%s\": phone %s%s%s is not an E.164 number; fix: write it as "
+			     "\"+<country code><number>\", e.g. \"+15551234567\"", quote(q, item->string),
+			     cJSON_IsString(item) ? "\"" : "", cJSON_IsString(item) ?
+			     quote(q2, item->valuestring) : "(not a string)", cJSON_IsString(item) ? "\"" : "");
+			return false;
+		}
+		if (!copy_string(&u->name, item->string, err))
+			return false;
+		cfg->n_users++;
+	}
+	return true;
+}
+
+static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *risk = cJSON_GetObjectItemCaseSensitive(root, "disableRiskCheck");
+	const char *base, *ca, *mode;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(number_options) / sizeof(number_options[0]); i++) {
+		const struct number_option *opt = &number_options[i];
+		if (!set_number(cfg, opt, cJSON_GetObjectItemCaseSensitive(root, opt->key), err))
+			return false;
+	}
+	if (risk != NULL && !cJSON_IsBool(risk)) {
+		fail(err, "disableRiskCheck must be true or false; fix: write it without quotes");
+		return false;
+	}
+	cfg->disable_risk_check = cJSON_IsTrue(risk);
+	if (!get_string(root, "apiBaseUrl", &base, err) || !get_string(root, "caFile", &ca, err) ||
+	    !get_string(root, "failMode", &mode, err))
+		return false;
+	if (mode == NULL || strcmp(mode, "closed") == 0) {
+		cfg->fail_mode = TSMS_FAIL_CLOSED;
+	} else if (strcmp(mode, "open") == 0) {
+		cfg->fail_mode = TSMS_FAIL_OPEN;
+	} else {
+		char q[64];
+		fail(err, "failMode \"%s\" is unknown; fix: use \"closed\" (the default) or \"open\"",
+		     quote(q, mode));
+		return false;
+	}
+	if (base == NULL)
+		base = TSMS_DEFAULT_API_BASE;
+	len = strlen(base);
+	if (strncmp(base, "https://", 8) != 0 || len <= 8 || len > 512 || has_control(base) ||
+	    strpbrk(base, " ?#") != NULL) {
+		char q[64];
+		fail(err, "apiBaseUrl \"%s\" is not an https:// URL; fix: remove it for %s or use "
+		     "https://host[:port]", quote(q, base), TSMS_DEFAULT_API_BASE);
+		return false;
+	}
+	if (!copy_string(&cfg->api_base_url, base, err))
+		return false;
+	while (len > 8 && cfg->api_base_url[len - 1] == '/')
+		cfg->api_base_url[--len] = '\0';
+	if (ca != NULL && ca[0] != '/') {
+		char q[64];
+		fail(err, "caFile \"%s\" is not an absolute path; fix: write the full path of the PEM "
+		     "bundle", quote(q, ca));
+		return false;
+	}
+	return ca == NULL || copy_string(&cfg->ca_file, ca, err);
+}
+
+static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *item;
+	char q[64];
+
+	cJSON_ArrayForEach(item, root) {
+		if (!known_key(item->string)) {
+			fail(err, "unknown key \"%s\"; fix: correct its spelling or remove it (" MAN_REF
+			     " lists the keys)", quote(q, item->string));
+			return false;
+		}
+	}
+	return check_unique_keys(root, "the config", err);
+}
+
+/* The parsed tree holds the auth token: wipe it before freeing. */
+static void wipe_tree(cJSON *root)
+{
+	cJSON *token = cJSON_GetObjectItemCaseSensitive(root, "authToken");
+
+	if (cJSON_IsString(token) && token->valuestring != NULL)
+		tsms_wipe(token->valuestring, strlen(token->valuestring));
+	cJSON_Delete(root);
+}
+
+struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct tsms_config *cfg = NULL;
+	cJSON *root = NULL;
+	const char *end = NULL;
+	bool ok;
+
+	err[0] = '\0';
+	if (memchr(json, '\0', len) != NULL) {
+		fail(err, "the file holds a NUL byte; fix: save it as plain UTF-8 JSON");
+		return NULL;
+	}
+	root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+	if (root == NULL || !cJSON_IsObject(root)) {
+		size_t at = end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+		fail(err, "%s (near byte %zu); fix: check it with `python3 -m json.tool FILE`",
+		     root == NULL ? "not valid JSON" : "not a JSON object", at);
+		goto out;
+	}
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL) {
+		fail(err, "out of memory");
+		goto out;
+	}
+	ok = check_keys(root, err) && parse_credentials(cfg, root, err) &&
+	     parse_options(cfg, root, err) && parse_templates(cfg, root, err) &&
+	     check_signin_template(cfg, err) && parse_users(cfg, root, err);
+	if (!ok) {
+		tsms_config_free(cfg);
+		cfg = NULL;
+	}
+out:
+	if (root != NULL)
+		wipe_tree(root);
+	return cfg;
+}
+
+/* Checks the open file: regular, root's, no group or other bits. */
+static bool check_file(int fd, const char *path, struct stat *st, char err[TSMS_CONFIG_ERR_MAX])
+{
+	if (fstat(fd, st) != 0) {
+		fail(err, "config %s: cannot stat: %s", path, strerror(errno));
+		return false;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		fail(err, "config %s: not a regular file; fix: point config= at the JSON file", path);
+		return false;
+	}
+	if (st->st_uid != 0) {
+		fail(err, "config %s: owned by uid %u, not root; fix: chown root:root %s", path,
+		     (unsigned)st->st_uid, path);
+		return false;
+	}
+	if ((st->st_mode & 077) != 0) {
+		fail(err, "config %s: mode %04o gives group or others access to the auth token; "
+		     "fix: chmod 600 %s", path, (unsigned)(st->st_mode & 07777), path);
+		return false;
+	}
+	if (st->st_size > TSMS_CONFIG_MAX_BYTES) {
+		fail(err, "config %s: %lld bytes, larger than the %d allowed; fix: point config= at "
+		     "the right file", path, (long long)st->st_size, TSMS_CONFIG_MAX_BYTES);
+		return false;
+	}
+	return true;
+}
+
+/* Reads the whole file into a new NUL-terminated buffer; *len gets its length. */
+static char *read_all(int fd, size_t size, size_t *len)
+{
+	char *buf = malloc(size + 1);
+	size_t got = 0;
+
+	if (buf == NULL)
+		return NULL;
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*len = got;
+	return buf;
+}
+
+static bool check_ca_file(const struct tsms_config *cfg, const char *path,
+                          char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct stat st;
+
+	if (cfg->ca_file == NULL)
+		return true;
+	if (stat(cfg->ca_file, &st) != 0 || !S_ISREG(st.st_mode) || access(cfg->ca_file, R_OK) != 0) {
+		fail(err, "config %s: caFile %s is not a readable file; fix: correct the path or remove "
+		     "caFile to use the system trust store", path, cfg->ca_file);
+		return false;
+	}
+	return true;
+}
+
+struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct tsms_config *cfg = NULL;
+	char perr[TSMS_CONFIG_ERR_MAX];
+	char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+	int fd;
+
+	err[0] = '\0';
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			fail(err, "config %s: is a symbolic link, refused; fix: point config= at the "
+			     "real file", path);
+		else
+			fail(err, "config %s: cannot open: %s; fix: create it from the example "
+			     "(owner root, mode 0600)", path, strerror(errno));
+		return NULL;
+	}
+	if (!check_file(fd, path, &st, err))
+		goto out;
+	buf = read_all(fd, (size_t)st.st_size, &len);
+	if (buf == NULL) {
+		fail(err, "config %s: out of memory", path);
+		goto out;
+	}
+	cfg = tsms_config_parse(buf, len, perr);
+	if (cfg == NULL) {
+		fail(err, "config %s: %s", path, perr);
+		goto out;
+	}
+	if (!check_ca_file(cfg, path, err)) {
+		tsms_config_free(cfg);
+		cfg = NULL;
+	}
+out:
+	if (buf != NULL) {
+		tsms_wipe(buf, len);
+		free(buf);
+	}
+	close(fd);
+	return cfg;
+}
+
+void tsms_config_free(struct tsms_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->account_sid);
+	tsms_free_secret(cfg->auth_token);
+	free(cfg->messaging_service_sid);
+	for (size_t i = 0; i < cfg->n_templates; i++) {
+		free(cfg->templates[i].usage);
+		free(cfg->templates[i].content);
+	}
+	free(cfg->templates);
+	for (size_t i = 0; i < cfg->n_users; i++)
+		free(cfg->users[i].name);
+	free(cfg->users);
+	free(cfg->api_base_url);
+	free(cfg->ca_file);
+	free(cfg);
+}
+
+const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, const char *usage)
+{
+	const struct tsms_template *generic = NULL;
+
+	for (size_t i = 0; i < cfg->n_templates; i++) {
+		if (strcmp(cfg->templates[i].usage, usage) == 0)
+			return &cfg->templates[i];
+		if (strcmp(cfg->templates[i].usage, "Generic") == 0)
+			generic = &cfg->templates[i];
+	}
+	return generic;
+}
+
+const char *tsms_config_phone(const struct tsms_config *cfg, const char *user)
+{
+	for (size_t i = 0; i < cfg->n_users; i++) {
+		if (strcmp(cfg->users[i].name, user) == 0)
+			return cfg->users[i].phone;
+	}
+	return NULL;
+}

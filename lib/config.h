@@ -1,0 +1,72 @@
+/* config.h - the JSON config file: permissions, parsing, validation (cJSON for config) */
+#ifndef TSMS_CONFIG_H
+#define TSMS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "log.h"
+#include "phone.h"
+
+#define TSMS_DEFAULT_CONFIG "/etc/security/pam_twilio_sms.json"
+#define TSMS_DEFAULT_API_BASE "https://api.twilio.com"
+/* the config holds the auth token; anything larger than this is not a config */
+#define TSMS_CONFIG_MAX_BYTES (4 * 1024 * 1024)
+
+enum tsms_fail_mode { TSMS_FAIL_CLOSED = 0, TSMS_FAIL_OPEN };
+
+struct tsms_template {
+	char *usage;   /* "SignIn", "Register", "Test", "Generic", ... */
+	char *content; /* as written, with its {{code}} placeholders */
+};
+
+struct tsms_user {
+	char *name;
+	char phone[TSMS_PHONE_MAX]; /* E.164 */
+};
+
+struct tsms_config {
+	char *account_sid;
+	char *auth_token; /* wiped by tsms_config_free */
+	char *messaging_service_sid;
+	struct tsms_template *templates;
+	size_t n_templates;
+	struct tsms_user *users;
+	size_t n_users;
+	bool disable_risk_check;
+	char *api_base_url; /* https://..., no trailing slash */
+	char *ca_file;      /* NULL: the system trust store */
+	unsigned code_length;
+	unsigned code_ttl_seconds;
+	unsigned max_attempts;
+	unsigned timeout_seconds;
+	enum tsms_fail_mode fail_mode;
+};
+
+/* Size of the buffer that receives a config problem: what is wrong and the fix. */
+#define TSMS_CONFIG_ERR_MAX 512
+
+/* Parses and validates a JSON config held in memory (len bytes, need not be
+ * NUL-terminated). Returns a new config (free with tsms_config_free) or NULL
+ * with a one-line problem and its fix in err. Pure: no I/O. */
+struct tsms_config *tsms_config_parse(const char *json, size_t len,
+                                      char err[TSMS_CONFIG_ERR_MAX]);
+
+/* Opens path with O_NOFOLLOW, refuses it unless it is a regular file owned
+ * by root with no group or other permission bits, reads it and parses it.
+ * Returns a new config or NULL with the problem, path and fix in err. */
+struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX]);
+
+/* Wipes the auth token and frees everything. cfg may be NULL. */
+void tsms_config_free(struct tsms_config *cfg);
+
+/* The template used for usage: the one of that usageType, else "Generic",
+ * else NULL. */
+const struct tsms_template *tsms_config_template(const struct tsms_config *cfg,
+                                                 const char *usage);
+
+/* The E.164 number mapped to user, or NULL. */
+const char *tsms_config_phone(const struct tsms_config *cfg, const char *user);
+
+#endif

@@ -1,0 +1,28 @@
+/* log.h - the one log sink shared by the module (pam_syslog) and tools (stderr) */
+#ifndef TSMS_LOG_H
+#define TSMS_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <syslog.h>
+
+/* Receives one finished, sanitised line (no control characters). */
+typedef void (*tsms_log_fn)(void *ctx, int priority, const char *line);
+
+struct tsms_log {
+	tsms_log_fn fn;
+	void *ctx;
+	bool debug; /* LOG_DEBUG lines are dropped unless set */
+};
+
+/* Formats a line, replaces every control character with '?', hands it to log->fn.
+ * log may be NULL (the line is dropped). Never pass the code or the auth token. */
+void tsms_log(const struct tsms_log *log, int priority, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Copies src into dst (size dstlen >= 1, always terminated), replacing control
+ * characters (< 0x20, 0x7f) with '?' and truncating at dstlen - 1 bytes without
+ * splitting a UTF-8 sequence. Returns the length written. src may be NULL (""). */
+size_t tsms_sanitize(char *dst, size_t dstlen, const char *src);
+
+#endif

@@ -1,0 +1,65 @@
+/* otp.c - one-time passcodes and secret hygiene (the only libsodium user) */
+#include "otp.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tsms_crypto_init(void)
+{
+	/* sodium_init is idempotent and thread-safe; 1 means already done */
+	return sodium_init() < 0 ? -1 : 0;
+}
+
+int tsms_otp_generate(struct tsms_code *code, size_t len)
+{
+	if (len < TSMS_CODE_MIN || len > TSMS_CODE_MAX)
+		return -1;
+	/* one uniform digit at a time: no modulo bias, leading zeros kept */
+	for (size_t i = 0; i < len; i++)
+		code->digits[i] = (char)('0' + randombytes_uniform(10));
+	code->digits[len] = '\0';
+	code->len = len;
+	return 0;
+}
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+bool tsms_otp_matches(const struct tsms_code *code, const char *answer)
+{
+	const char *end;
+
+	if (answer == NULL || code->len == 0)
+		return false;
+	while (is_space(*answer))
+		answer++;
+	end = answer + strlen(answer);
+	while (end > answer && is_space(end[-1]))
+		end--;
+	/* the length of the code is public (codeLength); only its digits are compared in
+	 * constant time */
+	if ((size_t)(end - answer) != code->len)
+		return false;
+	return sodium_memcmp(answer, code->digits, code->len) == 0;
+}
+
+void tsms_otp_wipe(struct tsms_code *code)
+{
+	sodium_memzero(code, sizeof(*code));
+}
+
+void tsms_wipe(void *p, size_t n)
+{
+	sodium_memzero(p, n);
+}
+
+void tsms_free_secret(char *s)
+{
+	if (s == NULL)
+		return;
+	sodium_memzero(s, strlen(s));
+	free(s);
+}

@@ -1,0 +1,37 @@
+/* otp.h - one-time passcodes and secret hygiene (the only libsodium user) */
+#ifndef TSMS_OTP_H
+#define TSMS_OTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TSMS_CODE_MIN 4
+#define TSMS_CODE_MAX 10
+
+struct tsms_code {
+	char digits[TSMS_CODE_MAX + 1];
+	size_t len;
+};
+
+/* Initialises libsodium; safe to call any number of times, from any thread.
+ * Returns 0, or -1 when no randomness is available. */
+int tsms_crypto_init(void);
+
+/* Fills code with len (TSMS_CODE_MIN..TSMS_CODE_MAX) uniformly random decimal
+ * digits, leading zeros kept. Returns 0, or -1 for a bad length. */
+int tsms_otp_generate(struct tsms_code *code, size_t len);
+
+/* Compares answer, with surrounding white space ignored, to code in time that
+ * does not depend on where they differ. NULL answer never matches. */
+bool tsms_otp_matches(const struct tsms_code *code, const char *answer);
+
+/* Wipes the code. */
+void tsms_otp_wipe(struct tsms_code *code);
+
+/* Wipes n bytes at p so that the compiler cannot skip it. */
+void tsms_wipe(void *p, size_t n);
+
+/* Wipes the NUL-terminated string s, then frees it. s may be NULL. */
+void tsms_free_secret(char *s);
+
+#endif

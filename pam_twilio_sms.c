@@ -1,0 +1,194 @@
+/*
+ * pam_twilio_sms.c - PAM entry points: an SMS one-time passcode through Twilio.
+ *
+ * Load the config, find the user's phone, run one SMS challenge, map the
+ * outcome to a PAM result and log it once. Everything else lives in lib/.
+ */
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "lib/challenge.h"
+#include "lib/config.h"
+#include "lib/error.h"
+#include "lib/http.h"
+#include "lib/log.h"
+
+#define TSMS_EXPORT __attribute__((visibility("default")))
+
+struct module_args {
+	const char *config;
+	bool nullok;
+	bool debug;
+};
+
+static void log_to_syslog(void *ctx, int priority, const char *line)
+{
+	pam_syslog((pam_handle_t *)ctx, priority, "%s", line);
+}
+
+static int ask_echo_off(void *ctx, const char *prompt, char **answer)
+{
+	return pam_prompt((pam_handle_t *)ctx, PAM_PROMPT_ECHO_OFF, answer, "%s", prompt) ==
+	       PAM_SUCCESS ? 0 : -1;
+}
+
+static const char *skip_prefix(const char *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+/* Unknown arguments are refused: a misspelt option must not pass silently. */
+static enum tsms_err parse_args(int argc, const char **argv, struct module_args *args,
+                                const struct tsms_log *log)
+{
+	args->config = TSMS_DEFAULT_CONFIG;
+	args->nullok = args->debug = false;
+	for (int i = 0; i < argc; i++) {
+		const char *v;
+
+		if ((v = skip_prefix(argv[i], "config=")) != NULL && v[0] == '/')
+			args->config = v;
+		else if (strcmp(argv[i], "nullok") == 0)
+			args->nullok = true;
+		else if (strcmp(argv[i], "debug") == 0)
+			args->debug = true;
+		else {
+			tsms_log(log, LOG_ERR, "unknown or malformed module argument \"%s\"; fix: use "
+			         "config=/absolute/path, nullok or debug", argv[i]);
+			return TSMS_ERR_CONFIG;
+		}
+	}
+	return TSMS_OK;
+}
+
+/* The one place where library errors become PAM results. */
+static int pam_result(enum tsms_err err, const struct tsms_config *cfg, bool nullok)
+{
+	switch (err) {
+	case TSMS_OK:
+		return PAM_SUCCESS;
+	case TSMS_ERR_NO_PHONE:
+		return nullok ? PAM_IGNORE : PAM_AUTH_ERR;
+	case TSMS_ERR_UNAVAILABLE:
+		return cfg != NULL && cfg->fail_mode == TSMS_FAIL_OPEN ? PAM_IGNORE
+		                                                       : PAM_AUTHINFO_UNAVAIL;
+	case TSMS_ERR_REJECTED:
+		return PAM_AUTHINFO_UNAVAIL;
+	case TSMS_ERR_NO_USER:
+		return PAM_USER_UNKNOWN;
+	case TSMS_ERR_CONV:
+		return PAM_CONV_ERR;
+	case TSMS_ERR_AUTH:
+	case TSMS_ERR_EXPIRED:
+		return PAM_AUTH_ERR;
+	case TSMS_ERR_MAXTRIES:
+		return PAM_MAXTRIES;
+	case TSMS_ERR_NOMEM:
+		return PAM_BUF_ERR;
+	case TSMS_ERR_CONFIG:
+	case TSMS_ERR_SYSTEM:
+		break;
+	}
+	return PAM_SERVICE_ERR;
+}
+
+static const char *pam_result_name(int rc)
+{
+	switch (rc) {
+	case PAM_SUCCESS:
+		return "PAM_SUCCESS";
+	case PAM_IGNORE:
+		return "PAM_IGNORE";
+	case PAM_AUTH_ERR:
+		return "PAM_AUTH_ERR";
+	case PAM_MAXTRIES:
+		return "PAM_MAXTRIES";
+	case PAM_AUTHINFO_UNAVAIL:
+		return "PAM_AUTHINFO_UNAVAIL";
+	case PAM_USER_UNKNOWN:
+		return "PAM_USER_UNKNOWN";
+	case PAM_CONV_ERR:
+		return "PAM_CONV_ERR";
+	case PAM_BUF_ERR:
+		return "PAM_BUF_ERR";
+	default:
+		return "PAM_SERVICE_ERR";
+	}
+}
+
+static void log_outcome(const struct tsms_log *log, const char *user, int rc, enum tsms_err err,
+                        const struct tsms_outcome *outcome)
+{
+	int priority = rc == PAM_SUCCESS ? LOG_INFO
+	             : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM ? LOG_ERR
+	             : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE ? LOG_WARNING : LOG_NOTICE;
+
+	tsms_log(log, priority, "user=%s phone=%s sid=%s attempts=%u result=%s reason=%s%s",
+	         user != NULL ? user : "-",
+	         outcome->masked_phone[0] != '\0' ? outcome->masked_phone : "-",
+	         outcome->sid[0] != '\0' ? outcome->sid : "-", outcome->attempts,
+	         pam_result_name(rc), outcome->reason[0] != '\0' ? outcome->reason : tsms_strerror(err),
+	         rc == PAM_IGNORE && err == TSMS_ERR_UNAVAILABLE
+	                 ? " (failMode=open: the SMS factor was skipped)" : "");
+}
+
+TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
+	struct tsms_prompter prompter = { .ask = ask_echo_off, .ctx = pamh };
+	struct tsms_outcome outcome = { .reason = "" };
+	struct tsms_config *cfg = NULL;
+	struct module_args args;
+	char problem[TSMS_CONFIG_ERR_MAX];
+	const char *user = NULL, *phone;
+	enum tsms_err err;
+	int rc;
+
+	(void)flags;
+	err = parse_args(argc, argv, &args, &log);
+	if (err != TSMS_OK)
+		goto out;
+	log.debug = args.debug;
+	cfg = tsms_config_load(args.config, problem);
+	if (cfg == NULL) {
+		tsms_log(&log, LOG_ERR, "%s", problem);
+		err = TSMS_ERR_CONFIG;
+		goto out;
+	}
+	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL || user[0] == '\0') {
+		user = NULL;
+		err = TSMS_ERR_NO_USER;
+		goto out;
+	}
+	phone = tsms_config_phone(cfg, user);
+	if (phone == NULL) {
+		err = TSMS_ERR_NO_PHONE;
+		goto out;
+	}
+	if (tsms_http_global_init() != 0) {
+		err = TSMS_ERR_SYSTEM;
+		goto out;
+	}
+	err = tsms_challenge_run(cfg, "SignIn", phone, &prompter, &outcome);
+	tsms_http_global_cleanup();
+out:
+	rc = pam_result(err, cfg, args.nullok);
+	log_outcome(&log, user, rc, err, &outcome);
+	tsms_config_free(cfg);
+	return rc;
+}
+
+TSMS_EXPORT int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh;
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	return PAM_SUCCESS;
+}
