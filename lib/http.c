@@ -17,8 +17,9 @@
 
 int tsms_http_global_init(void)
 {
-	/* reference counted and thread-safe in libcurl >= 7.84 (checked at build time
-	 * by the Makefile); the host program's own use of libcurl is unaffected */
+	/* reference counted, and thread-safe since libcurl 7.84 (Debian 12 ships 7.88):
+	 * each init is paired with a cleanup, so a host program's own use of libcurl
+	 * keeps working and the module leaves nothing initialised behind */
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 

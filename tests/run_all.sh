@@ -1,0 +1,48 @@
+#!/bin/bash
+# Runs every test suite and ends with one line: "N passed, N failed".
+# Unit tests (cmocka, TAP output), the sandbox self-test and the end-to-end
+# tests through real libpam. Called by `make test` after the build.
+set -u
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+log=$(mktemp -d /tmp/tsms-tests.XXXXXX)
+trap 'rm -rf "$log"' EXIT
+
+# count "PASS:"/"FAIL:" lines (our suites) or TAP "ok"/"not ok" lines (cmocka)
+count() {
+	local out=$1 p f
+	p=$(grep -cE '^(PASS: |ok [0-9])' "$out")
+	f=$(grep -cE '^(FAIL: |not ok [0-9])' "$out")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "$p passed, $f failed"
+}
+
+run_suite() {
+	local name=$1 out="$log/$(basename "$1").out" rc
+	shift
+	echo "== $name"
+	"$@" >"$out" 2>&1
+	rc=$?
+	grep -E '^(FAIL: |not ok )' "$out" | sed 's/^/   /'
+	count "$out"
+	# a suite that crashed or failed without saying which test is one failure
+	if [ "$rc" -ne 0 ] && ! grep -qE '^(FAIL: |not ok )' "$out"; then
+		echo "   FAIL: $name exited $rc:"
+		tail -n 20 "$out" | sed 's/^/   | /'
+		failed=$((failed + 1))
+	fi
+}
+
+for t in tests/unit/test_*; do
+	case "$t" in *.c | *.h) continue ;; esac
+	[ -x "$t" ] || continue
+	run_suite "unit $(basename "$t")" env CMOCKA_MESSAGE_OUTPUT=TAP TSMS_FIXTURES=tests/fixtures "$t"
+done
+run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
+run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
