@@ -59,6 +59,20 @@ error_code() { json "$work/body" 'd["code"]'; }
 python3 "$sandbox" --dir "$dir" --spec /nonexistent/twilio_api_v2010.json 2>/dev/null
 check "refuses to start without the OpenAPI description" 2 $?
 
+# The bundled excerpt must be what openapi_excerpt.py cuts from Twilio's full description.
+full=""
+for d in "$here" "$here/.." "$here/../.." "$here/../../.."; do
+	[ -f "$d/shared/twilio-oai/twilio_api_v2010.json" ] && full="$d/shared/twilio-oai/twilio_api_v2010.json"
+	[ -f "$d/../shared/twilio-oai/twilio_api_v2010.json" ] && full="$d/../shared/twilio-oai/twilio_api_v2010.json"
+	[ -n "$full" ] && break
+done
+if [ -n "$full" ]; then
+	out=$(python3 "$here/openapi_excerpt.py" --check "$full" "$here/twilio-messages-openapi.json" 2>&1)
+	check "bundled OpenAPI excerpt matches $full" 0 $?
+else
+	echo "note: Twilio's full twilio_api_v2010.json is not beside this checkout; the bundled excerpt was not re-checked against it"
+fi
+
 python3 "$sandbox" --dir "$dir" --echo 2>"$work/sandbox.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done

@@ -1,0 +1,1064 @@
+#!/usr/bin/env python3
+"""End-to-end tests of pam_twilio_sms.so through real libpam.
+
+Each case writes a config file and a PAM service file /etc/pam.d/tsms-test-*,
+runs `pamtester SERVICE USER authenticate` against the Twilio sandbox
+(tests/sandbox/twilio_sandbox.py) and types the code it finds in the sandbox's
+outbox. It checks what PAM returned (pamtester's exit status and its
+pam_strerror text), what reached the sandbox, and the module's syslog lines,
+captured on a datagram socket at /dev/log (bind-mounted over it inside a
+private mount namespace when /dev/log already exists).
+
+Run as root:  python3 tests/e2e/run_e2e.py [-k PATTERN] [-v]
+Prints `PASS: name` or `FAIL: name: why` per case, then `e2e: N passed, N failed`.
+"""
+
+import argparse
+import json
+import os
+import pwd
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "pam_twilio_sms.so"
+SANDBOX = REPO / "tests" / "sandbox" / "twilio_sandbox.py"
+PAM_DIR = Path("/etc/pam.d")
+SERVICE_PREFIX = "tsms-test-"
+DEV_LOG = Path("/dev/log")
+
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+AUTH_TOKEN = "sandbox-auth-token-0123456789"
+MESSAGING_SID = "MGfedcba9876543210fedcba9876543210"
+DEFAULT_TEMPLATE = "Your sign-in code is {{code}}. Do not share it."
+
+USERS = {
+    "alice": "+15555550006",
+    "bob": "15555550007",  # no '+': the module adds it
+    "carol": "+1 555-555-1234",  # spaces and '-' are dropped; last four do not start with 0
+}
+
+PROMPT_RE = re.compile(r"(Wrong code\. )?SMS code sent to \*{6}(\d{4}): $")
+PAM_TEXT = {
+    "PAM_SUCCESS": "pamtester: successfully authenticated",
+    "PAM_AUTH_ERR": "pamtester: Authentication failure",
+    "PAM_MAXTRIES": "pamtester: Have exhausted maximum number of retries for service",
+    "PAM_SERVICE_ERR": "pamtester: Error in service module",
+    "PAM_AUTHINFO_UNAVAIL": "pamtester: Authentication service cannot retrieve authentication info",
+    "PAM_CONV_ERR": "pamtester: Conversation error",
+}
+RUN_LIMIT = 30.0  # seconds any single pamtester run may take
+SYSLOG_RE = re.compile(r"^<\d+>(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?[^:\[ ]*(?:\[\d+\])?: (.*)$", re.S)
+
+
+class CaseFailure(Exception):
+    """A case's expectation did not hold; the message says why."""
+
+
+def check(cond, why):
+    if not cond:
+        raise CaseFailure(why)
+
+
+def read_jsonl(path):
+    """Returns the complete JSON lines of path ([] when it does not exist)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines(keepends=True):
+        if line.endswith("\n") and line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+# --------------------------------------------------------------------------- sandbox
+
+class Sandbox:
+    """The Twilio sandbox process, its directory and its records."""
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir)
+        self.proc = None
+        self.port = None
+        self.stderr_path = self.dir / "sandbox.stderr"
+
+    @property
+    def base_url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self):
+        return str(self.dir / "ca.pem")
+
+    def start(self, timeout=30.0):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(SANDBOX), "--dir", str(self.dir), "--host", "127.0.0.1",
+               "--port", "0", "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN]
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         start_new_session=True)
+        port_file = self.dir / "port"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sandbox exited with {self.proc.returncode}: {self.stderr_tail()}")
+            text = port_file.read_text().strip() if port_file.exists() else ""
+            if text.isdigit():
+                self.port = int(text)
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"sandbox wrote no {port_file} within {timeout:.0f}s: {self.stderr_tail()}")
+
+    def stderr_tail(self, n=400):
+        try:
+            return self.stderr_path.read_text(errors="replace")[-n:].strip() or "(no stderr)"
+        except OSError:
+            return "(no stderr)"
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def set_scenario(self, name):
+        tmp = self.dir / "scenario.tmp"
+        tmp.write_text(name + "\n")
+        os.replace(tmp, self.dir / "scenario")
+
+    def outbox(self):
+        return read_jsonl(self.dir / "outbox.jsonl")
+
+    def requests(self):
+        return read_jsonl(self.dir / "requests.jsonl")
+
+
+# --------------------------------------------------------------------------- syslog
+
+class SyslogCapture:
+    """Receives the datagrams glibc's syslog() sends to /dev/log.
+
+    When /dev/log is free the socket is bound there (and removed in close());
+    otherwise it is bound in workdir and wrap() runs a command in a private
+    mount namespace with the socket bind-mounted over /dev/log."""
+
+    def __init__(self, workdir):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.owns_dev_log = False
+        if not os.path.lexists(DEV_LOG):
+            try:
+                self.sock.bind(str(DEV_LOG))
+                self.owns_dev_log = True
+            except OSError:
+                pass
+        if self.owns_dev_log:
+            self.path = str(DEV_LOG)
+        else:
+            self.path = str(Path(workdir) / "log.sock")
+            self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        self.sock.settimeout(0.2)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while not self.stopping:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.cond:
+                self.lines.append(data.decode("utf-8", errors="replace"))
+                self.cond.notify_all()
+
+    def wrap(self, cmd):
+        if self.owns_dev_log:
+            return cmd
+        script = 'mount --bind "$0" /dev/log && exec "$@"'
+        return ["unshare", "--mount", "--", "sh", "-c", script, self.path] + cmd
+
+    def mark(self):
+        """Returns a position; collect(position) returns what arrived after it."""
+        with self.cond:
+            return len(self.lines)
+
+    def collect(self, since, timeout=3.0):
+        """Waits until every datagram sent before this call was read (a marker
+        sent now arrives after them), then returns the raw lines since `since`."""
+        marker = f"<15>tsms-e2e-marker {time.monotonic_ns()}"
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sender.sendto(marker.encode(), self.path)
+        finally:
+            sender.close()
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while marker not in self.lines[since:]:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CaseFailure("syslog marker did not come back; log capture broken")
+                self.cond.wait(left)
+            return [l for l in self.lines[since:] if not l.startswith("<15>tsms-e2e-marker")]
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+        if self.owns_dev_log:
+            try:
+                os.unlink(DEV_LOG)
+            except FileNotFoundError:
+                pass
+
+
+# --------------------------------------------------------------------------- answers
+
+class Answer:
+    """What to type at a prompt: the code just sent (optionally padded by fmt),
+    a wrong one, or the code without its leading zeros; optionally after a pause."""
+
+    def __init__(self, kind, text=None, delay=0.0):
+        self.kind, self.text, self.delay = kind, text, delay
+
+    def render(self, code):
+        if self.kind == "code":
+            return self.text.format(code=code) if self.text else code
+        if self.kind == "wrong":
+            return "".join(str((int(d) + 1) % 10) for d in code)
+        return code.lstrip("0") or "0"  # "no-leading-zeros"
+
+
+def right(delay=0.0, fmt=None):
+    return Answer("code", fmt, delay)
+
+
+def wrong():
+    return Answer("wrong")
+
+
+def without_leading_zeros():
+    return Answer("no-leading-zeros")
+
+
+# --------------------------------------------------------------------------- one run
+
+class Run:
+    """Everything one pamtester run left behind."""
+
+    def __init__(self):
+        self.status = None
+        self.output = ""
+        self.elapsed = 0.0
+        self.prompts = []
+        self.codes = []          # codes read from the outbox, in prompt order
+        self.raw_logs = []       # datagrams as received
+        self.logs = []           # message parts ("pam_twilio_sms(svc:auth): ...")
+        self.outbox = []         # messages the sandbox accepted during the run
+        self.requests = []       # requests the sandbox saw during the run
+        self.service = ""
+
+    @property
+    def module_logs(self):
+        prefix = f"pam_twilio_sms({self.service}:auth): "
+        return [l[len(prefix):] for l in self.logs if l.startswith(prefix)]
+
+    @property
+    def outcomes(self):
+        return [l for l in self.module_logs if re.search(r"(^| )result=PAM_[A-Z_]+", l)]
+
+    @property
+    def results(self):
+        return [re.search(r"result=(PAM_[A-Z_]+)", l).group(1) for l in self.outcomes]
+
+    def describe(self):
+        lines = [f"  status={self.status} elapsed={self.elapsed:.2f}s prompts={self.prompts!r}",
+                 f"  output: {self.output!r}"]
+        lines += [f"  log: {l}" for l in self.logs]
+        lines += [f"  sms: to={m.get('to')} body={m.get('body')!r}" for m in self.outbox]
+        lines += [f"  request: status={r.get('status')} scenario={r.get('scenario')} "
+                  f"form={sorted((r.get('form') or {}).keys())}" for r in self.requests]
+        return "\n".join(lines)
+
+
+def extract_code(body, length):
+    found = re.findall(rf"(?<!\d)(\d{{{length}}})(?!\d)", body or "")
+    return found[0] if found else None
+
+
+# --------------------------------------------------------------------------- harness
+
+class Harness:
+    def __init__(self, workdir, sandbox, syslog, verbose):
+        self.workdir = Path(workdir)
+        self.sandbox = sandbox
+        self.syslog = syslog
+        self.verbose = verbose
+        self.services = []
+        self.confdir = self.workdir / "conf"
+        self.confdir.mkdir(mode=0o700, exist_ok=True)
+        self.case = "case"
+
+    # ---- files
+
+    def config(self, **over):
+        """The base config with keys replaced (a value of None removes the key)."""
+        cfg = {
+            "accountSID": ACCOUNT_SID,
+            "authToken": AUTH_TOKEN,
+            "fromMessagingServiceSID": MESSAGING_SID,
+            "templates": [
+                {"usageType": "Register", "content": "Welcome, your code is {{code}}."},
+                {"usageType": "SignIn", "content": DEFAULT_TEMPLATE},
+                {"usageType": "Test", "content": "Test code {{code}}."},
+            ],
+            "users": dict(USERS),
+            "apiBaseUrl": self.sandbox.base_url,
+            "caFile": self.sandbox.ca_file,
+            "timeoutSeconds": 5,
+        }
+        for key, value in over.items():
+            if value is None:
+                cfg.pop(key, None)
+            else:
+                cfg[key] = value
+        return cfg
+
+    def write_config(self, cfg, name=None, mode=0o600, uid=0, gid=0):
+        """Writes cfg (dict -> JSON, or str as is) and returns its path."""
+        path = self.confdir / f"{name or self.case}.json"
+        text = cfg if isinstance(cfg, str) else json.dumps(cfg, ensure_ascii=False, indent=1)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+        return str(path)
+
+    def write_service(self, lines):
+        name = SERVICE_PREFIX + re.sub(r"[^a-z0-9-]", "-", self.case.lower())
+        path = PAM_DIR / name
+        if name not in self.services:
+            self.services.append(name)
+        path.write_text("".join(line + "\n" for line in lines))
+        os.chmod(path, 0o644)
+        return name
+
+    def service(self, config_path, args=("debug",), then_permit=False, twice=False):
+        """Writes a service: the module (twice if asked), then pam_permit if asked."""
+        line = " ".join(["auth", "required", str(MODULE), f"config={config_path}", *args])
+        lines = [line, line] if twice else [line]
+        if then_permit:
+            lines.append("auth required pam_permit.so")
+        return self.write_service(lines)
+
+    def remove_services(self):
+        for name in self.services:
+            try:
+                (PAM_DIR / name).unlink()
+            except FileNotFoundError:
+                pass
+        self.services = []
+
+    # ---- running pamtester
+
+    def authenticate(self, service, user, answers=(), code_length=6, limit=RUN_LIMIT):
+        """Runs pamtester, answering prompt i with answers[i] (stdin is closed when
+        they run out), and returns the Run with the sandbox and syslog records."""
+        run = Run()
+        run.service = service
+        outbox_before = len(self.sandbox.outbox())
+        requests_before = len(self.sandbox.requests())
+        log_mark = self.syslog.mark()
+        cmd = self.syslog.wrap(["pamtester", service, user, "authenticate"])
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._converse(proc, run, list(answers), code_length, outbox_before, start, limit)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            for f in (proc.stdin, proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        run.elapsed = time.monotonic() - start
+        run.status = proc.returncode
+        run.outbox = self.sandbox.outbox()[outbox_before:]
+        run.requests = self.sandbox.requests()[requests_before:]
+        run.raw_logs = self.syslog.collect(log_mark)
+        run.logs = [self._message(l) for l in run.raw_logs]
+        if self.verbose:
+            print(f"[{self.case}] pamtester {service} {user}\n{run.describe()}")
+        self._check_no_secrets(run, code_length)
+        return run
+
+    @staticmethod
+    def _message(datagram):
+        m = SYSLOG_RE.match(datagram)
+        return m.group(1) if m else datagram
+
+    def _converse(self, proc, run, answers, code_length, outbox_before, start, limit):
+        """Pipes are enough: pamtester's misc_conv prints the prompt on stderr and reads
+        the answer from stdin with read(2) whether or not it is a terminal (it only turns
+        echo off on a terminal). So one answer line is written per prompt seen, and every
+        read waits in select() against the run's deadline."""
+        deadline = start + limit
+        out = b""
+        seen_upto = 0
+        stdout = proc.stdout.fileno()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CaseFailure(f"pamtester still running after {limit:.0f}s; "
+                                  f"output so far {out.decode(errors='replace')!r}")
+            ready, _, _ = select.select([stdout], [], [], min(left, 0.5))
+            if not ready:
+                continue
+            chunk = os.read(stdout, 4096)
+            if not chunk:
+                break
+            out += chunk
+            run.output = out.decode("utf-8", errors="replace")
+            m = PROMPT_RE.search(run.output[seen_upto:])
+            if not m:
+                continue
+            seen_upto = len(run.output)
+            run.prompts.append(m.group(0))
+            if not answers:
+                proc.stdin.close()
+                continue
+            answer = answers.pop(0)
+            fresh = sum(1 for p in run.prompts if not p.startswith("Wrong code."))
+            code = self._wait_for_code(m.group(2), fresh, code_length, outbox_before, deadline)
+            run.codes.append(code)
+            if answer.delay:
+                time.sleep(answer.delay)
+            try:
+                proc.stdin.write((answer.render(code) + "\n").encode())
+                proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+        # read to EOF done; let the process finish within the deadline
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("pamtester closed its output but did not exit")
+
+    def _wait_for_code(self, last4, nth, code_length, outbox_before, deadline):
+        """The code in the nth message sent during this run to a number ending in last4:
+        each prompt that is not a retry announces a new SMS, so that is the newest one."""
+        while time.monotonic() < deadline:
+            sent = [m for m in self.sandbox.outbox()[outbox_before:]
+                    if str(m.get("to", "")).endswith(last4)]
+            if len(sent) >= nth:
+                body = sent[nth - 1].get("body")
+                code = extract_code(body, code_length)
+                check(code is not None, f"no {code_length}-digit code in the SMS body {body!r}")
+                return code
+            time.sleep(0.02)
+        raise CaseFailure(f"prompt {nth} for ******{last4} but only fewer SMS to that number")
+
+    def _check_no_secrets(self, run, code_length):
+        codes = set(run.codes)
+        for msg in run.outbox:
+            codes.update(re.findall(rf"(?<!\d)\d{{{code_length}}}(?!\d)", msg.get("body") or ""))
+        for line in run.raw_logs:
+            check(AUTH_TOKEN not in line, f"auth token in a syslog line: {line!r}")
+        check(AUTH_TOKEN not in run.output, "auth token in pamtester output")
+        for code in codes:
+            pattern = re.compile(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])")
+            for line in run.logs:
+                check(not pattern.search(line), f"code {code} in a syslog line: {line!r}")
+            check(not pattern.search(run.output), f"code {code} in pamtester output {run.output!r}")
+
+    # ---- expectations
+
+    def expect(self, run, result, *, sms=None, requests=None, prompts=None, outcomes=1):
+        """Checks the PAM result as pamtester saw it and as the module logged it,
+        and the number of messages, requests and prompts when given."""
+        want_status = 0 if result in ("PAM_SUCCESS", "PAM_IGNORE") else 1
+        text = PAM_TEXT["PAM_SUCCESS" if result == "PAM_IGNORE" else result]
+        check(run.status == want_status,
+              f"pamtester exit {run.status}, want {want_status}; output {run.output!r}")
+        check(text in run.output, f"pamtester said {run.output.strip()!r}, want {text!r}")
+        check(len(run.outcomes) == outcomes,
+              f"{len(run.outcomes)} outcome log lines, want {outcomes}: {run.module_logs!r}")
+        check(all(r == result for r in run.results),
+              f"logged {run.results}, want result={result}: {run.outcomes!r}")
+        if sms is not None:
+            check(len(run.outbox) == sms, f"{len(run.outbox)} SMS in the outbox, want {sms}")
+        if requests is not None:
+            check(len(run.requests) == requests,
+                  f"{len(run.requests)} requests reached the sandbox, want {requests}")
+        if prompts is not None:
+            check(len(run.prompts) == prompts,
+                  f"{len(run.prompts)} prompts, want {prompts}: {run.prompts!r}")
+
+
+# --------------------------------------------------------------------------- cases
+
+CASES = []
+
+
+def case(fn):
+    CASES.append((fn.__name__, fn))
+    return fn
+
+
+def simple_service(h, then_permit=False, args=("debug",), **over):
+    return h.service(h.write_config(h.config(**over)), args=args, then_permit=then_permit)
+
+
+@case
+def success(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=1)
+    check(run.prompts[0] == "SMS code sent to ******0006: ", f"prompt {run.prompts[0]!r}")
+    msg, req = run.outbox[0], run.requests[0]
+    check(msg["to"] == "+15555550006", f"sent to {msg['to']!r}")
+    check(msg["messaging_service_sid"] == MESSAGING_SID, f"sid {msg['messaging_service_sid']!r}")
+    check(msg["body"] == DEFAULT_TEMPLATE.replace("{{code}}", run.codes[0]), f"body {msg['body']!r}")
+    check(re.fullmatch(r"\d{6}", run.codes[0]), f"code {run.codes[0]!r} is not 6 digits")
+    check(req["method"] == "POST" and req["status"] == 201, f"request {req['method']} -> {req['status']}")
+    check(req["path"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", f"path {req['path']}")
+    check(req["auth_ok"] is True, "HTTP Basic credentials not accepted")
+    check(str(req["content_type"]).startswith("application/x-www-form-urlencoded"),
+          f"content type {req['content_type']!r}")
+    check(set(req["form"]) == {"To", "MessagingServiceSid", "Body"}, f"form fields {sorted(req['form'])}")
+    check(msg.get("risk_check") in (None, ""),
+          f"RiskCheck sent without disableRiskCheck: {msg.get('risk_check')!r}")
+    line = run.outcomes[0]
+    for part in ("user=alice", "phone=******0006", f"sid={msg['sid']}", "attempts=1"):
+        check(part in line, f"outcome line lacks {part!r}: {line!r}")
+    check("+15555550006" not in " ".join(run.logs), "full phone number in syslog")
+
+
+@case
+def answer_with_whitespace(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "alice", [right(fmt="  {code}\t ")])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+
+
+@case
+def wrong_then_right(h):
+    svc = simple_service(h, maxAttempts=3)
+    run = h.authenticate(svc, "alice", [wrong(), right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=2)
+    check(run.prompts[1] == "Wrong code. SMS code sent to ******0006: ", f"second prompt {run.prompts[1]!r}")
+    check("attempts=2" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+
+
+@case
+def all_attempts_wrong(h):
+    svc = simple_service(h, maxAttempts=3)
+    run = h.authenticate(svc, "alice", [wrong(), wrong(), wrong(), right()])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=3)
+    check("attempts=3" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+
+
+@case
+def code_expired(h):
+    svc = simple_service(h, codeTtlSeconds=2)
+    run = h.authenticate(svc, "alice", [right(delay=3.0), right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=1, prompts=1)
+
+
+@case
+def leading_zero_code(h):
+    """Until a code starting with 0 arrives (each try has a 1 in 10 chance): the code
+    without its leading zeros is refused, the exact code is accepted."""
+    svc = simple_service(h, codeLength=4, maxAttempts=2)
+    for _ in range(100):
+        run = h.authenticate(svc, "carol", [without_leading_zeros(), right()], code_length=4)
+        check(run.codes and re.fullmatch(r"\d{4}", run.codes[0]), f"no 4-digit code: {run.codes!r}")
+        if run.codes[0].startswith("0"):
+            h.expect(run, "PAM_SUCCESS", sms=1, prompts=2)
+            check("attempts=2" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+            return
+        h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    raise CaseFailure("100 codes of length 4, none started with 0 (chance 3e-5): not uniform?")
+
+
+@case
+def every_placeholder_replaced(h):
+    template = "A {{code}} B {{code}} C {{ code }} D"
+    svc = simple_service(h, templates=[{"usageType": "SignIn", "content": template}])
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    c = run.codes[0]
+    check(run.outbox[0]["body"] == f"A {c} B {c} C {c} D", f"body {run.outbox[0]['body']!r}")
+
+
+@case
+def url_encoding_plus_and_non_ascii(h):
+    template = "Grüße ✓ 你好 — code {{code}} & a+b=c %20 100% ?x=1;"
+    svc = simple_service(h, templates=[{"usageType": "SignIn", "content": template}])
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    want = template.replace("{{code}}", run.codes[0])
+    got = run.outbox[0]["body"]
+    check(got.encode("utf-8") == want.encode("utf-8"), f"body {got!r}, want {want!r}")
+    check(run.outbox[0]["to"] == "+15555550006", f"To arrived as {run.outbox[0]['to']!r}")
+    form_to = run.requests[0]["form"].get("To")
+    check(form_to == ["+15555550006"], f"form field To {form_to!r}")
+
+
+@case
+def number_without_plus_sent_as_e164(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "bob", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["to"] == "+15555550007", f"To {run.outbox[0]['to']!r}")
+    check(run.prompts[0] == "SMS code sent to ******0007: ", f"prompt {run.prompts[0]!r}")
+
+
+@case
+def number_with_spaces_and_dashes(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "carol", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["to"] == "+15555551234", f"To {run.outbox[0]['to']!r}")
+
+
+@case
+def unmapped_user_denied(h):
+    svc = simple_service(h, then_permit=True)
+    run = h.authenticate(svc, "mallory", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+
+
+@case
+def unmapped_user_nullok(h):
+    svc = simple_service(h, then_permit=True, args=("nullok", "debug"))
+    run = h.authenticate(svc, "mallory", [right()])
+    h.expect(run, "PAM_IGNORE", sms=0, requests=0, prompts=0)
+
+
+@case
+def mapped_user_nullok_still_asked(h):
+    svc = simple_service(h, then_permit=True, args=("nullok",), maxAttempts=1)
+    run = h.authenticate(svc, "alice", [wrong()])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=1)
+
+
+# ---- config refusals: PAM_SERVICE_ERR, nothing sent, a `config PATH: ` line
+
+def expect_config_error(h, run, path, *needles):
+    h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+    lines = [l for l in run.module_logs if l.startswith(f"config {path}: ")]
+    check(lines, f"no 'config {path}: ' log line: {run.module_logs!r}")
+    for needle in needles:
+        alts = needle if isinstance(needle, tuple) else (needle,)
+        check(any(a in l for l in lines for a in alts),
+              f"config log line does not mention {' or '.join(alts)!r}: {lines!r}")
+
+
+def config_error_case(h, cfg, *needles, mode=0o600, uid=0, path=None, then_permit=False):
+    path = path or h.write_config(cfg, mode=mode, uid=uid)
+    run = h.authenticate(h.service(path, then_permit=then_permit), "alice", [right()])
+    expect_config_error(h, run, path, *needles)
+
+
+@case
+def config_group_readable(h):
+    config_error_case(h, h.config(), ("640", "0640"), mode=0o640)
+
+
+@case
+def config_world_readable(h):
+    config_error_case(h, h.config(), ("604", "0604"), mode=0o604)
+
+
+@case
+def config_not_root_owned(h):
+    nobody = pwd.getpwnam("nobody").pw_uid
+    config_error_case(h, h.config(), ("nobody", str(nobody)), uid=nobody)
+
+
+@case
+def config_symlink(h):
+    target = h.write_config(h.config(), name="symlink-target")
+    link = h.confdir / "symlink.json"
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+    config_error_case(h, None, path=str(link))
+
+
+@case
+def config_missing(h):
+    config_error_case(h, None, path=str(h.confdir / "does-not-exist.json"))
+
+
+@case
+def config_malformed_json(h):
+    text = json.dumps(h.config())[:-1] + ',,}'
+    config_error_case(h, text)
+
+
+@case
+def config_unknown_key(h):
+    config_error_case(h, h.config(codeLenght=6), "codeLenght")
+
+
+@case
+def config_duplicate_key(h):
+    text = json.dumps(h.config())[:-1] + ', "maxAttempts": 3, "maxAttempts": 10}'
+    config_error_case(h, text, "maxAttempts")
+
+
+@case
+def config_bad_account_sid(h):
+    config_error_case(h, h.config(accountSID="AC0123"), "accountSID")
+
+
+@case
+def config_bad_messaging_service_sid(h):
+    config_error_case(h, h.config(fromMessagingServiceSID="MGnot-hex-at-all-0123456789abcdef01"),
+                      "fromMessagingServiceSID")
+
+
+@case
+def config_http_api_base_url(h):
+    config_error_case(h, h.config(apiBaseUrl=f"http://127.0.0.1:{h.sandbox.port}"), "apiBaseUrl")
+
+
+@case
+def config_template_without_placeholder(h):
+    config_error_case(h, h.config(templates=[{"usageType": "SignIn", "content": "no code here"}]))
+
+
+@case
+def config_body_too_long(h):
+    content = "x" * 1600 + " {{code}}"
+    config_error_case(h, h.config(templates=[{"usageType": "SignIn", "content": content}]))
+
+
+@case
+def config_invalid_phone_names_user(h):
+    config_error_case(h, h.config(users={"alice": "+15555550006", "eve": "+0123"}), "eve")
+
+
+@case
+def config_missing_signin_uses_generic(h):
+    templates = [{"usageType": "Register", "content": "Register {{code}}"},
+                 {"usageType": "Generic", "content": "Generic code {{code}} here"}]
+    svc = simple_service(h, templates=templates)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["body"] == f"Generic code {run.codes[0]} here", f"body {run.outbox[0]['body']!r}")
+
+
+@case
+def config_missing_signin_and_generic(h):
+    templates = [{"usageType": "Register", "content": "Register {{code}}"},
+                 {"usageType": "Test", "content": "Test {{code}}"}]
+    config_error_case(h, h.config(templates=templates), "SignIn")
+
+
+# ---- Twilio failures
+
+def twilio_case(h, scenario, result, *, fail_mode=None, timeout=5, then_permit=True, sms=0,
+                requests=None):
+    h.sandbox.set_scenario(scenario)
+    over = {"timeoutSeconds": timeout}
+    if fail_mode:
+        over["failMode"] = fail_mode
+    svc = simple_service(h, then_permit=then_permit, **over)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, result, sms=sms, requests=requests, prompts=0)
+    return run
+
+
+@case
+def twilio_401(h):
+    run = twilio_case(h, "401", "PAM_AUTHINFO_UNAVAIL", requests=1)
+    check(run.requests[0]["status"] == 401, f"sandbox answered {run.requests[0]['status']}")
+    check(any("20003" in l for l in run.module_logs), f"error code 20003 not logged: {run.module_logs!r}")
+
+
+@case
+def twilio_400_21211(h):
+    run = twilio_case(h, "400-21211", "PAM_AUTHINFO_UNAVAIL", requests=1)
+    check(any("21211" in l for l in run.module_logs), f"error code 21211 not logged: {run.module_logs!r}")
+
+
+@case
+def twilio_429(h):
+    twilio_case(h, "429", "PAM_AUTHINFO_UNAVAIL")
+
+
+@case
+def twilio_500(h):
+    twilio_case(h, "500", "PAM_AUTHINFO_UNAVAIL")
+
+
+@case
+def twilio_503(h):
+    twilio_case(h, "503", "PAM_AUTHINFO_UNAVAIL")
+
+
+@case
+def twilio_hang_within_budget(h):
+    run = twilio_case(h, "hang", "PAM_AUTHINFO_UNAVAIL", timeout=2, sms=None)
+    check(run.elapsed < 2 + 1.5, f"took {run.elapsed:.2f}s with timeoutSeconds=2 (limit 3.5s)")
+
+
+@case
+def twilio_slow_within_budget(h):
+    h.sandbox.set_scenario("slow:1")
+    svc = simple_service(h, timeoutSeconds=5)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=1)
+
+
+@case
+def twilio_garbage_body(h):
+    twilio_case(h, "garbage", "PAM_AUTHINFO_UNAVAIL", sms=None)
+
+
+@case
+def twilio_connection_drop(h):
+    twilio_case(h, "drop", "PAM_AUTHINFO_UNAVAIL", sms=None)
+
+
+@case
+def twilio_wrong_host_certificate(h):
+    twilio_case(h, "wronghost", "PAM_AUTHINFO_UNAVAIL", requests=0)
+
+
+@case
+def twilio_unknown_ca(h):
+    h.sandbox.set_scenario("ok")
+    svc = simple_service(h, then_permit=True, caFile=None)  # system trust store
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+
+
+@case
+def twilio_big_body(h):
+    twilio_case(h, "big", "PAM_AUTHINFO_UNAVAIL", sms=None)
+
+
+@case
+def twilio_redirect_not_followed(h):
+    twilio_case(h, "redirect", "PAM_AUTHINFO_UNAVAIL", sms=0, requests=1)
+
+
+@case
+def twilio_unreachable(h):
+    # a loopback port nothing listens on
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    svc = simple_service(h, then_permit=True, apiBaseUrl=f"https://127.0.0.1:{port}")
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+
+
+@case
+def twilio_magic_number_invalid(h):
+    svc = simple_service(h, then_permit=True, users={"alice": "+15005550001"})
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=1, prompts=0)
+
+
+# ---- failMode
+
+@case
+def fail_closed_when_unavailable(h):
+    twilio_case(h, "503", "PAM_AUTHINFO_UNAVAIL", fail_mode="closed", then_permit=True)
+
+
+@case
+def fail_open_when_unavailable(h):
+    run = twilio_case(h, "503", "PAM_IGNORE", fail_mode="open", then_permit=True)
+    check(any("failMode=open" in l for l in run.module_logs),
+          f"no failMode=open warning: {run.module_logs!r}")
+
+
+@case
+def fail_open_when_timed_out(h):
+    run = twilio_case(h, "hang", "PAM_IGNORE", fail_mode="open", timeout=2, then_permit=True, sms=None)
+    check(run.elapsed < 2 + 1.5, f"took {run.elapsed:.2f}s with timeoutSeconds=2")
+
+
+@case
+def fail_open_not_on_config_error(h):
+    path = h.write_config(h.config(failMode="open", accountSID="ACbad"))
+    run = h.authenticate(h.service(path, then_permit=True), "alice", [right()])
+    expect_config_error(h, run, path, "accountSID")
+
+
+@case
+def fail_open_not_on_401(h):
+    twilio_case(h, "401", "PAM_AUTHINFO_UNAVAIL", fail_mode="open", then_permit=True, requests=1)
+
+
+@case
+def fail_open_not_on_400(h):
+    twilio_case(h, "400-21211", "PAM_AUTHINFO_UNAVAIL", fail_mode="open", then_permit=True, requests=1)
+
+
+# ---- request details and re-entry
+
+@case
+def disable_risk_check(h):
+    svc = simple_service(h, disableRiskCheck=True)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1)
+    check(run.outbox[0].get("risk_check") == "disable", f"risk_check {run.outbox[0].get('risk_check')!r}")
+    check(run.requests[0]["form"].get("RiskCheck") == ["disable"], f"form {run.requests[0]['form']!r}")
+
+
+@case
+def module_twice_in_one_stack(h):
+    path = h.write_config(h.config())
+    svc = h.service(path, twice=True)
+    run = h.authenticate(svc, "alice", [right(), right()])
+    h.expect(run, "PAM_SUCCESS", sms=2, requests=2, prompts=2, outcomes=2)
+    check(run.prompts == ["SMS code sent to ******0006: "] * 2, f"prompts {run.prompts!r}")
+    sids = [m["sid"] for m in run.outbox]
+    for sid, line in zip(sids, run.outcomes):
+        check(f"sid={sid}" in line, f"outcome {line!r} lacks sid={sid}")
+
+
+@case
+def conversation_failure(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "alice", [])  # stdin closed at the prompt
+    h.expect(run, "PAM_CONV_ERR", sms=1, prompts=1)
+
+
+# --------------------------------------------------------------------------- main
+
+def prerequisite_problem():
+    if os.geteuid() != 0:
+        return "not root (needs /etc/pam.d and /dev/log)"
+    if shutil.which("pamtester") is None:
+        return "pamtester not installed (apt-get install pamtester)"
+    if not MODULE.is_file():
+        return f"module not built: {MODULE} missing (run make)"
+    if not SANDBOX.is_file():
+        return f"sandbox missing: {SANDBOX}"
+    if os.path.lexists(DEV_LOG) and shutil.which("unshare") is None:
+        return "/dev/log exists and unshare is missing: cannot capture syslog"
+    return None
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, name):
+        print(f"PASS: {name}", flush=True)
+        self.passed += 1
+
+    def fail(self, name, why):
+        print(f"FAIL: {name}: {why}", flush=True)
+        self.failed += 1
+
+
+def run_one(harness, name, fn, tally):
+    harness.case = name
+    harness.sandbox.set_scenario("ok")
+    try:
+        fn(harness)
+    except CaseFailure as e:
+        tally.fail(name, e)
+    except (Interrupted, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a harness or environment problem still fails the case
+        tally.fail(name, f"{type(e).__name__}: {e}")
+    else:
+        tally.ok(name)
+
+
+def run_cases(selected, verbose, tally):
+    """Runs the cases with one sandbox and one syslog capture; cleans up on every path."""
+    workdir = tempfile.mkdtemp(prefix="tsms-e2e-")
+    sandbox = Sandbox(Path(workdir) / "sandbox")
+    syslog, harness = None, None
+    todo = list(selected)
+    try:
+        sandbox.start()
+        syslog = SyslogCapture(workdir)
+        harness = Harness(workdir, sandbox, syslog, verbose)
+        while todo:
+            name, fn = todo[0]
+            run_one(harness, name, fn, tally)
+            todo.pop(0)
+    except (Interrupted, KeyboardInterrupt) as e:
+        for name, _ in todo:
+            tally.fail(name, f"interrupted ({e or 'SIGINT'})")
+    except Exception as e:
+        for name, _ in todo:
+            tally.fail(name, f"{type(e).__name__}: {e}")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let cleanup finish
+        if harness:
+            harness.remove_services()
+        if syslog:
+            syslog.close()
+        sandbox.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", metavar="PATTERN", help="run only cases whose name matches (regex)")
+    parser.add_argument("-v", action="store_true", help="print pamtester output and log lines")
+    args = parser.parse_args()
+
+    tally = Tally()
+    selected = [(n, f) for n, f in CASES if not args.k or re.search(args.k, n)]
+    problem = prerequisite_problem()
+    if not selected:
+        tally.fail("selection", f"no case matches {args.k!r}")
+    elif problem:
+        for name, _ in selected:
+            tally.fail(name, problem)
+    else:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, on_signal)
+        run_cases(selected, args.v, tally)
+    print(f"e2e: {tally.passed} passed, {tally.failed} failed")
+    return 1 if tally.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
