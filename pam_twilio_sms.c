@@ -161,6 +161,11 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		err = TSMS_ERR_CONFIG;
 		goto out;
 	}
+	tsms_log(&log, LOG_DEBUG, "config %s: %zu templates, %zu users, codeLength=%u "
+	         "codeTtlSeconds=%u maxAttempts=%u timeoutSeconds=%u failMode=%s apiBaseUrl=%s",
+	         args.config, cfg->n_templates, cfg->n_users, cfg->code_length,
+	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->timeout_seconds,
+	         cfg->fail_mode == TSMS_FAIL_OPEN ? "open" : "closed", cfg->api_base_url);
 	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL || user[0] == '\0') {
 		user = NULL;
 		err = TSMS_ERR_NO_USER;
@@ -171,6 +176,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		err = TSMS_ERR_NO_PHONE;
 		goto out;
 	}
+	tsms_log(&log, LOG_DEBUG, "user %s has a phone number; sending the SignIn SMS", user);
 	if (tsms_http_global_init() != 0) {
 		err = TSMS_ERR_SYSTEM;
 		goto out;

@@ -100,7 +100,7 @@ static enum tsms_err verify_code(const struct tsms_config *cfg, const struct tsm
 			return TSMS_OK;
 		}
 	}
-	say(outcome, "wrong code %u times", outcome->attempts);
+	say(outcome, "wrong code (%u of %u attempts)", outcome->attempts, cfg->max_attempts);
 	return TSMS_ERR_MAXTRIES;
 }
 

@@ -423,8 +423,8 @@ static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 
 	cJSON_ArrayForEach(item, root) {
 		if (!known_key(item->string)) {
-			fail(err, "unknown key \"%s\"; fix: correct its spelling or remove it (" MAN_REF
-			     " lists the keys)", quote(q, item->string));
+			fail(err, "unknown key \"%s\"; fix: correct its spelling or remove it (the "
+			     "keys are listed in pam_twilio_sms.json(5))", quote(q, item->string));
 			return false;
 		}
 	}

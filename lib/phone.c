@@ -40,3 +40,19 @@ void tsms_phone_mask(const char *e164, char out[TSMS_PHONE_MASKED_MAX])
 	memcpy(out + 6, tail, 4);
 	out[10] = '\0';
 }
+
+void tsms_phone_mask_text(char *text)
+{
+	for (char *p = text; *p != '\0';) {
+		char *start = p, *digits = *p == '+' ? p + 1 : p, *end = digits;
+
+		while (*end >= '0' && *end <= '9')
+			end++;
+		if (end - digits >= 7 && end - digits <= 15) {
+			memset(start, '*', (size_t)(end - 4 - start));
+			p = end;
+		} else {
+			p = end > start ? end : start + 1;
+		}
+	}
+}

@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "phone.h"
 
 #define MESSAGES_PATH "/2010-04-01/Accounts/%s/Messages.json"
 
@@ -44,6 +45,8 @@ static void read_error(const cJSON *root, struct tsms_twilio_result *res)
 	if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble < 1e9)
 		res->error_code = (long)code->valuedouble;
 	copy_json_string(res->error_message, sizeof(res->error_message), root, "message");
+	/* Twilio quotes the number it refused; logs show numbers masked */
+	tsms_phone_mask_text(res->error_message);
 }
 
 enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t len,

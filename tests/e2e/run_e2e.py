@@ -488,6 +488,12 @@ class Harness:
         for line in run.raw_logs:
             check(AUTH_TOKEN not in line, f"auth token in a syslog line: {line!r}")
         check(AUTH_TOKEN not in run.output, "auth token in pamtester output")
+        # phone numbers appear masked only, also inside Twilio's error messages
+        numbers = {to.lstrip("+") for r in run.requests for to in r.get("form", {}).get("To", [])}
+        for number in filter(None, numbers):
+            for line in run.logs:
+                check(number not in line, f"unmasked phone number {number} in a syslog line: {line!r}")
+            check(number not in run.output, f"unmasked phone number {number} in pamtester output")
         for code in codes:
             pattern = re.compile(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])")
             for line in run.logs:
