@@ -117,7 +117,8 @@ static bool set_number(struct tsms_config *cfg, const struct number_option *opt,
 		return true;
 	}
 	v = cJSON_IsNumber(item) ? item->valuedouble : -1;
-	if (!cJSON_IsNumber(item) || v != (double)(long long)v || v < opt->min || v > opt->max) {
+	/* range first: casting an out-of-range double is undefined */
+	if (!cJSON_IsNumber(item) || !(v >= opt->min && v <= opt->max) || v != (double)(unsigned)v) {
 		fail(err, "%s must be a whole number from %u to %u; fix: set it in range or remove it "
 		     "for the default %u", opt->key, opt->min, opt->max, opt->def);
 		return false;

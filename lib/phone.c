@@ -10,6 +10,8 @@ bool tsms_phone_normalize(const char *in, char out[TSMS_PHONE_MAX])
 	out[0] = '\0';
 	if (in == NULL)
 		return false;
+	while (*in == ' ')
+		in++;
 	if (*in == '+')
 		in++;
 	for (; *in != '\0'; in++) {

@@ -60,7 +60,7 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
 	res->error_code = 0;
 	if (cJSON_IsObject(root))
 		read_error(root, res);
-	if (status == 201 || status == 200) {
+	if (status == 201) {
 		char sid[sizeof(res->sid) + 1];
 
 		copy_json_string(sid, sizeof(sid), root, "sid");

@@ -68,9 +68,16 @@ static void test_normalize_drops_spaces_and_dashes(void **state)
 	assert_normalizes("+1 555-555-0008", "+15555550008");
 	assert_normalizes("+1 555 555 0008", "+15555550008");
 	assert_normalizes("1-555-555-0008", "+15555550008");
-	assert_normalizes(" +15555550008 ", "+15555550008");
 	assert_normalizes("1 5 5 5 5 5 5 0 0 0 8", "+15555550008");
 	assert_normalizes("+1--555--555--0008", "+15555550008");
+}
+
+static void test_normalize_space_before_plus(void **state)
+{
+	(void)state;
+	/* spaces are dropped wherever they are, also before the '+' */
+	assert_normalizes(" +15555550008 ", "+15555550008");
+	assert_normalizes("  +1 555 555 0008", "+15555550008");
 }
 
 static void test_normalize_long_formatted_input(void **state)
@@ -212,12 +219,50 @@ static void test_mask_of_normalized(void **state)
 	assert_string_equal(out, "******0042");
 }
 
+/* Masks a copy of in with tsms_phone_mask_text and compares it with want. */
+static void assert_masks_text(const char *in, const char *want)
+{
+	char buf[512];
+
+	assert_true(strlen(in) < sizeof(buf));
+	snprintf(buf, sizeof(buf), "%s", in);
+	tsms_phone_mask_text(buf);
+	assert_string_equal(buf, want);
+	assert_int_equal(strlen(buf), strlen(in));
+}
+
+static void test_mask_text_numbers(void **state)
+{
+	(void)state;
+	/* the header's example */
+	assert_masks_text("The 'To' number +15005550001 is not a valid phone number.",
+	                  "The 'To' number ********0001 is not a valid phone number.");
+	assert_masks_text("+15555550006", "********0006");
+	assert_masks_text("call 5550006 now", "call ***0006 now");
+	assert_masks_text("+123456789012345", "************2345");
+	assert_masks_text("+15555550006 and +447700900123", "********0006 and *********0123");
+	assert_masks_text("to=15555550006,", "to=*******0006,");
+}
+
+static void test_mask_text_leaves_the_rest(void **state)
+{
+	(void)state;
+	assert_masks_text("", "");
+	assert_masks_text("no digits here", "no digits here");
+	/* shorter runs are not phone numbers: error codes, HTTP statuses, dates */
+	assert_masks_text("error 21211 (HTTP 400) at 2025-11-26", "error 21211 (HTTP 400) at 2025-11-26");
+	assert_masks_text("+1555 is short", "+1555 is short");
+	assert_masks_text("123456", "123456");
+	assert_masks_text("Numéro +15555550006 invalide", "Numéro ********0006 invalide");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normalize_e164_unchanged),
 		cmocka_unit_test(test_normalize_adds_missing_plus),
 		cmocka_unit_test(test_normalize_drops_spaces_and_dashes),
+		cmocka_unit_test(test_normalize_space_before_plus),
 		cmocka_unit_test(test_normalize_long_formatted_input),
 		cmocka_unit_test(test_normalize_length_limits),
 		cmocka_unit_test(test_normalize_very_long_input),
@@ -228,6 +273,8 @@ int main(void)
 		cmocka_unit_test(test_mask_constant_width),
 		cmocka_unit_test(test_mask_hides_everything_else),
 		cmocka_unit_test(test_mask_of_normalized),
+		cmocka_unit_test(test_mask_text_numbers),
+		cmocka_unit_test(test_mask_text_leaves_the_rest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

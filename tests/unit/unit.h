@@ -4,6 +4,11 @@
 #ifndef TSMS_UNIT_H
 #define TSMS_UNIT_H
 
+/* mkdtemp, fchown, nftw, mkfifo ...: before any system header */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>

@@ -1,0 +1,1298 @@
+/* test_config.c - unit tests of lib/config: parsing, validation, lookups and
+ * the file checks of tsms_config_load */
+#include "unit.h"
+
+#include <ftw.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "config.h"
+
+/* the fixtures' credentials */
+#define AC "AC0123456789abcdef0123456789abcdef"
+#define TOKEN "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#define MG "MGfedcba9876543210fedcba9876543210"
+
+/* an in-memory config: the required keys with a SignIn template; tests add members */
+#define REQUIRED_KEYS \
+	"\"accountSID\":\"" AC "\",\"authToken\":\"" TOKEN "\",\"fromMessagingServiceSID\":\"" MG "\""
+#define SIGNIN_TEMPLATES \
+	"\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"Your code is {{code}}\"}]"
+
+struct guarded_err {
+	char err[TSMS_CONFIG_ERR_MAX];
+	char canary[64];
+};
+
+static void err_init(struct guarded_err *g)
+{
+	memset(g, 'Z', sizeof(*g));
+}
+
+/* err must be terminated inside its buffer, one line, free of the token, and
+ * nothing written past it. */
+static void err_check(const struct guarded_err *g)
+{
+	for (size_t i = 0; i < sizeof(g->canary); i++) {
+		if (g->canary[i] != 'Z') {
+			print_error("config err buffer overrun at canary byte %zu\n", i);
+			fail();
+		}
+	}
+	assert_non_null(memchr(g->err, '\0', sizeof(g->err)));
+	assert_not_contains(g->err, "\n");
+	assert_not_contains(g->err, TOKEN);
+	assert_not_contains(g->err, "second-token-value");
+}
+
+/* Parses len bytes of json from an exactly sized, unterminated buffer. */
+static struct tsms_config *parse_len(const char *json, size_t len, struct guarded_err *g)
+{
+	char *buf = unterminated_copy(json, len);
+	struct tsms_config *cfg;
+
+	err_init(g);
+	cfg = tsms_config_parse(buf, len, g->err);
+	free(buf);
+	if (cfg == NULL)
+		err_check(g);
+	return cfg;
+}
+
+static struct tsms_config *parse_str(const char *json, struct guarded_err *g)
+{
+	return parse_len(json, strlen(json), g);
+}
+
+static struct tsms_config *parse_fixture(const char *name, struct guarded_err *g)
+{
+	size_t len = 0;
+	char *json = fixture_read(name, &len);
+	struct tsms_config *cfg = parse_len(json, len, g);
+
+	free(json);
+	return cfg;
+}
+
+/* "{" + members + "}" */
+static char *object_of(const char *members)
+{
+	size_t n = strlen(members) + 3;
+	char *s = malloc(n);
+
+	assert_non_null(s);
+	snprintf(s, n, "{%s}", members);
+	return s;
+}
+
+/* A config of the required keys, the given templates member and extra members. */
+static char *config_with(const char *templates, const char *extra)
+{
+	size_t n = strlen(REQUIRED_KEYS) + strlen(templates) + strlen(extra) + 8;
+	char *s = malloc(n);
+
+	assert_non_null(s);
+	snprintf(s, n, "{%s,%s%s}", REQUIRED_KEYS, templates, extra);
+	return s;
+}
+
+static void assert_accepts(const char *json)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg = parse_str(json, &g);
+
+	if (cfg == NULL) {
+		print_error("refused: %s\n  config: %.300s\n", g.err, json);
+		fail();
+	}
+	tsms_config_free(cfg);
+}
+
+/* The config must be refused with an err naming every one of names (NULL-ended). */
+static void assert_refuses(const char *json, const char *name)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg = parse_str(json, &g);
+
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("accepted, expected a refusal naming \"%s\"\n  config: %.300s\n",
+		            name != NULL ? name : "", json);
+		fail();
+	}
+	assert_true(g.err[0] != '\0');
+	if (name != NULL)
+		assert_contains(g.err, name);
+}
+
+/* The config must be refused with an err naming one of a, b, c (c may be NULL). */
+static void assert_refuses_any(const char *json, const char *a, const char *b, const char *c)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg = parse_str(json, &g);
+
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("accepted, expected a refusal\n  config: %.300s\n", json);
+		fail();
+	}
+	if (strstr(g.err, a) == NULL && strstr(g.err, b) == NULL &&
+	    (c == NULL || strstr(g.err, c) == NULL)) {
+		print_error("err \"%s\" names none of \"%s\", \"%s\", \"%s\"\n", g.err, a, b,
+		            c != NULL ? c : "");
+		fail();
+	}
+}
+
+static void assert_extra_accepted(const char *extra)
+{
+	char *json = config_with(SIGNIN_TEMPLATES, extra);
+
+	assert_accepts(json);
+	free(json);
+}
+
+static void assert_extra_refused(const char *extra, const char *name)
+{
+	char *json = config_with(SIGNIN_TEMPLATES, extra);
+
+	assert_refuses(json, name);
+	free(json);
+}
+
+static void assert_templates_refused(const char *templates, const char *name)
+{
+	char *json = config_with(templates, "");
+
+	assert_refuses(json, name);
+	free(json);
+}
+
+static const struct tsms_template *find_template(const struct tsms_config *cfg,
+                                                 const char *usage)
+{
+	for (size_t i = 0; i < cfg->n_templates; i++)
+		if (cfg->templates[i].usage != NULL && strcmp(cfg->templates[i].usage, usage) == 0)
+			return &cfg->templates[i];
+	return NULL;
+}
+
+/* ---- parsing valid configs ---- */
+
+static void test_parse_logto_with_users(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	const struct tsms_template *t;
+
+	(void)state;
+	cfg = parse_fixture("config-valid-logto.json", &g);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	assert_string_equal(cfg->account_sid, AC);
+	assert_string_equal(cfg->auth_token, TOKEN);
+	assert_string_equal(cfg->messaging_service_sid, MG);
+	assert_int_equal(cfg->n_templates, 3);
+	t = find_template(cfg, "SignIn");
+	assert_non_null(t);
+	assert_string_equal(t->content, "Your sign-in code is {{code}}");
+	t = find_template(cfg, "Register");
+	assert_non_null(t);
+	assert_string_equal(t->content, "Your registration code is {{code}}");
+	t = find_template(cfg, "Test");
+	assert_non_null(t);
+	assert_string_equal(t->content, "Your test code is {{code}}");
+	assert_int_equal(cfg->n_users, 3);
+	tsms_config_free(cfg);
+}
+
+static void test_parse_defaults(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-valid-logto.json", &g);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->code_length, 6);
+	assert_int_equal(cfg->code_ttl_seconds, 300);
+	assert_int_equal(cfg->max_attempts, 3);
+	assert_int_equal(cfg->timeout_seconds, 10);
+	assert_int_equal(cfg->fail_mode, TSMS_FAIL_CLOSED);
+	assert_false(cfg->disable_risk_check);
+	assert_non_null(cfg->api_base_url);
+	assert_string_equal(cfg->api_base_url, "https://api.twilio.com");
+	assert_string_equal(TSMS_DEFAULT_API_BASE, "https://api.twilio.com");
+	assert_null(cfg->ca_file);
+	tsms_config_free(cfg);
+}
+
+static void test_parse_pure_logto(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	/* exactly Logto's README example, only its 4 keys: pastes in unchanged */
+	cfg = parse_fixture("config-logto-pure.json", &g);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	assert_int_equal(cfg->n_users, 0);
+	assert_null(tsms_config_phone(cfg, "alice"));
+	assert_int_equal(cfg->code_length, 6);
+	assert_int_equal(cfg->fail_mode, TSMS_FAIL_CLOSED);
+	assert_non_null(tsms_config_template(cfg, "SignIn"));
+	tsms_config_free(cfg);
+}
+
+static void test_parse_all_keys(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-all-keys.json", &g);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	assert_true(cfg->disable_risk_check);
+	assert_string_equal(cfg->api_base_url, "https://127.0.0.1:8443");
+	assert_non_null(cfg->ca_file);
+	assert_string_equal(cfg->ca_file, "/etc/ssl/tsms-test-ca.pem");
+	assert_int_equal(cfg->code_length, 8);
+	assert_int_equal(cfg->code_ttl_seconds, 120);
+	assert_int_equal(cfg->max_attempts, 5);
+	assert_int_equal(cfg->timeout_seconds, 20);
+	assert_int_equal(cfg->fail_mode, TSMS_FAIL_OPEN);
+	assert_int_equal(cfg->n_users, 2);
+	assert_string_equal(tsms_config_phone(cfg, "dave"), "+447700900123");
+	assert_int_equal(cfg->n_templates, 2);
+	tsms_config_free(cfg);
+}
+
+static void test_parse_all_usage_types(void **state)
+{
+	static const char *const usages[] = {
+		"Register", "SignIn", "Test", "Generic", "ForgotPassword",
+		"OrganizationInvitation", "UserPermissionValidation", "BindNewIdentifier",
+		"MfaVerification", "BindMfa",
+	};
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-all-usage-types.json", &g);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	assert_int_equal(cfg->n_templates, 10);
+	for (size_t i = 0; i < sizeof(usages) / sizeof(usages[0]); i++) {
+		const struct tsms_template *t = tsms_config_template(cfg, usages[i]);
+		char want[64];
+
+		assert_non_null(t);
+		snprintf(want, sizeof(want), "%s {{code}}", usages[i]);
+		assert_string_equal(t->usage, usages[i]);
+		assert_string_equal(t->content, want);
+	}
+	tsms_config_free(cfg);
+}
+
+static void test_parse_unterminated_buffer(void **state)
+{
+	char *json = config_with(SIGNIN_TEMPLATES, "");
+	size_t len = strlen(json);
+	char *buf = malloc(len + 16);
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	assert_non_null(buf);
+	/* bytes after len are not part of the config */
+	memcpy(buf, json, len);
+	memcpy(buf + len, ",\"junk\":{{{{{{{", 16);
+	err_init(&g);
+	cfg = tsms_config_parse(buf, len, g.err);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	tsms_config_free(cfg);
+	free(buf);
+	free(json);
+}
+
+static void test_parse_len_respected(void **state)
+{
+	char *json = config_with(SIGNIN_TEMPLATES, "");
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	/* the buffer holds the whole config, len stops before its last '}' */
+	err_init(&g);
+	cfg = tsms_config_parse(json, strlen(json) - 1, g.err);
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("parsed past len\n");
+		fail();
+	}
+	err_check(&g);
+	free(json);
+}
+
+/* ---- refusals, each naming the offending key or user ---- */
+
+static void assert_fixture_refused(const char *fixture, const char *name)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg = parse_fixture(fixture, &g);
+
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("%s accepted, expected a refusal naming \"%s\"\n", fixture, name);
+		fail();
+	}
+	assert_true(g.err[0] != '\0');
+	assert_contains(g.err, name);
+}
+
+static void test_refuse_unknown_key(void **state)
+{
+	(void)state;
+	/* "failmode" is a typo of failMode: it must not silently stay closed/open */
+	assert_fixture_refused("config-unknown-key.json", "failmode");
+	assert_extra_refused(",\"smsProvider\":\"twilio\"", "smsProvider");
+	assert_extra_refused(",\"AuthToken\":\"x\"", "AuthToken");
+	assert_extra_refused(",\"codelength\":6", "codelength");
+}
+
+static void test_refuse_unknown_key_long_or_odd_name(void **state)
+{
+	char key[700];
+	char extra[800];
+
+	(void)state;
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	snprintf(extra, sizeof(extra), ",\"%s\":1", key);
+	/* the name may be truncated to fit err, but must be there */
+	{
+		char prefix[41];
+
+		memcpy(prefix, key, 40);
+		prefix[40] = '\0';
+		assert_extra_refused(extra, prefix);
+	}
+	/* a key with a newline must not break err into two lines (checked by err_check) */
+	assert_extra_refused(",\"fail\\nMode\":\"open\"", "fail");
+}
+
+static void test_refuse_missing_required(void **state)
+{
+	char *json;
+
+	(void)state;
+	assert_fixture_refused("config-missing-auth-token.json", "authToken");
+
+	json = object_of("\"authToken\":\"" TOKEN "\",\"fromMessagingServiceSID\":\"" MG "\","
+	                 SIGNIN_TEMPLATES);
+	assert_refuses(json, "accountSID");
+	free(json);
+	json = object_of("\"accountSID\":\"" AC "\",\"fromMessagingServiceSID\":\"" MG "\","
+	                 SIGNIN_TEMPLATES);
+	assert_refuses(json, "authToken");
+	free(json);
+	json = object_of("\"accountSID\":\"" AC "\",\"authToken\":\"" TOKEN "\","
+	                 SIGNIN_TEMPLATES);
+	assert_refuses(json, "fromMessagingServiceSID");
+	free(json);
+	json = object_of(REQUIRED_KEYS);
+	assert_refuses(json, "templates");
+	free(json);
+}
+
+static void test_refuse_bad_account_sid(void **state)
+{
+	static const char *const bad[] = {
+		"AC0123456789abcdef0123456789abcde",   /* 31 hex */
+		"AC0123456789abcdef0123456789abcdef0", /* 33 hex */
+		"AC0123456789abcdef0123456789abcdeg",  /* not hex */
+		"ac0123456789abcdef0123456789abcdef",  /* prefix case */
+		"MG0123456789abcdef0123456789abcdef",  /* a service SID */
+		" AC0123456789abcdef0123456789abcdef",
+		"",
+	};
+	char *json;
+
+	(void)state;
+	assert_fixture_refused("config-bad-account-sid.json", "accountSID");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char members[512];
+
+		snprintf(members, sizeof(members),
+		         "\"accountSID\":\"%s\",\"authToken\":\"" TOKEN
+		         "\",\"fromMessagingServiceSID\":\"" MG "\"," SIGNIN_TEMPLATES,
+		         bad[i]);
+		json = object_of(members);
+		assert_refuses(json, "accountSID");
+		free(json);
+	}
+	json = object_of("\"accountSID\":12345,\"authToken\":\"" TOKEN
+	                 "\",\"fromMessagingServiceSID\":\"" MG "\"," SIGNIN_TEMPLATES);
+	assert_refuses(json, "accountSID");
+	free(json);
+}
+
+static void test_accept_uppercase_hex_sids(void **state)
+{
+	char *json;
+
+	(void)state;
+	/* Twilio's OpenAPI patterns are ^AC[0-9a-fA-F]{32}$ and ^MG[0-9a-fA-F]{32}$ */
+	json = object_of("\"accountSID\":\"AC0123456789ABCDEF0123456789ABCDEF\",\"authToken\":\"" TOKEN
+	                 "\",\"fromMessagingServiceSID\":\"MGFEDCBA9876543210FEDCBA9876543210\","
+	                 SIGNIN_TEMPLATES);
+	assert_accepts(json);
+	free(json);
+}
+
+static void test_refuse_bad_mg_sid(void **state)
+{
+	static const char *const bad[] = {
+		"MG0123456789abcdef0123456789abcde",
+		"MG0123456789abcdef0123456789abcdef0",
+		"MGzz23456789abcdef0123456789abcdef",
+		"AC0123456789abcdef0123456789abcdef",
+		"",
+	};
+
+	(void)state;
+	assert_fixture_refused("config-bad-mg-sid.json", "fromMessagingServiceSID");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char members[512];
+		char *json;
+
+		snprintf(members, sizeof(members),
+		         "\"accountSID\":\"" AC "\",\"authToken\":\"" TOKEN
+		         "\",\"fromMessagingServiceSID\":\"%s\"," SIGNIN_TEMPLATES,
+		         bad[i]);
+		json = object_of(members);
+		assert_refuses(json, "fromMessagingServiceSID");
+		free(json);
+	}
+}
+
+static void test_refuse_bad_phone_names_user(void **state)
+{
+	(void)state;
+	assert_fixture_refused("config-bad-phone.json", "mallory");
+	assert_extra_refused(",\"users\":{\"alice\":\"+15555550006\",\"zed\":\"+0123456789\"}", "zed");
+	assert_extra_refused(",\"users\":{\"yan\":\"123\"}", "yan");
+	assert_extra_refused(",\"users\":{\"xi\":\"\"}", "xi");
+	assert_extra_refused(",\"users\":{\"wu\":15555550006}", "wu");
+	assert_extra_refused(",\"users\":{\"vic\":\"+1234567890123456\"}", "vic");
+	/* a user name with a newline must not split err (err_check); it may be
+	 * named sanitised or described */
+	{
+		char *json = config_with(SIGNIN_TEMPLATES, ",\"users\":{\"eve\\nroot\":\"bad\"}");
+
+		assert_refuses_any(json, "eve", "users", NULL);
+		free(json);
+	}
+}
+
+static void test_refuse_users_not_object(void **state)
+{
+	(void)state;
+	assert_extra_refused(",\"users\":[\"alice\"]", "users");
+	assert_extra_refused(",\"users\":\"alice\"", "users");
+}
+
+static void test_accept_empty_users(void **state)
+{
+	(void)state;
+	assert_extra_accepted(",\"users\":{}");
+}
+
+static void test_refuse_duplicate_key(void **state)
+{
+	(void)state;
+	assert_fixture_refused("config-duplicate-key.json", "authToken");
+	assert_extra_refused(",\"codeLength\":6,\"codeLength\":4", "codeLength");
+}
+
+static void test_refuse_duplicate_user(void **state)
+{
+	(void)state;
+	assert_fixture_refused("config-duplicate-user.json", "alice");
+}
+
+static void test_refuse_duplicate_template_member(void **state)
+{
+	(void)state;
+	assert_templates_refused(
+		"\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"a {{code}}\",\"content\":\"b\"}]",
+		"content");
+}
+
+static void test_refuse_http_base(void **state)
+{
+	(void)state;
+	assert_fixture_refused("config-http-base.json", "apiBaseUrl");
+	assert_extra_refused(",\"apiBaseUrl\":\"ftp://api.twilio.com\"", "apiBaseUrl");
+	assert_extra_refused(",\"apiBaseUrl\":\"api.twilio.com\"", "apiBaseUrl");
+	assert_extra_refused(",\"apiBaseUrl\":\"\"", "apiBaseUrl");
+	assert_extra_refused(",\"apiBaseUrl\":443", "apiBaseUrl");
+}
+
+static void test_api_base_variants(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	char *json;
+
+	(void)state;
+	assert_extra_accepted(",\"apiBaseUrl\":\"https://api.dublin.ie1.twilio.com\"");
+	/* a trailing slash is either refused or dropped: the struct holds none */
+	json = config_with(SIGNIN_TEMPLATES, ",\"apiBaseUrl\":\"https://127.0.0.1:8443/\"");
+	cfg = parse_str(json, &g);
+	if (cfg != NULL) {
+		assert_string_equal(cfg->api_base_url, "https://127.0.0.1:8443");
+		tsms_config_free(cfg);
+	} else {
+		assert_contains(g.err, "apiBaseUrl");
+	}
+	free(json);
+}
+
+static void test_fail_mode(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	char *json;
+
+	(void)state;
+	assert_fixture_refused("config-bad-failmode.json", "failMode");
+	assert_extra_refused(",\"failMode\":\"\"", "failMode");
+	assert_extra_refused(",\"failMode\":true", "failMode");
+
+	json = config_with(SIGNIN_TEMPLATES, ",\"failMode\":\"open\"");
+	cfg = parse_str(json, &g);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->fail_mode, TSMS_FAIL_OPEN);
+	tsms_config_free(cfg);
+	free(json);
+
+	json = config_with(SIGNIN_TEMPLATES, ",\"failMode\":\"closed\"");
+	cfg = parse_str(json, &g);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->fail_mode, TSMS_FAIL_CLOSED);
+	tsms_config_free(cfg);
+	free(json);
+}
+
+static void test_disable_risk_check(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	char *json;
+
+	(void)state;
+	json = config_with(SIGNIN_TEMPLATES, ",\"disableRiskCheck\":true");
+	cfg = parse_str(json, &g);
+	assert_non_null(cfg);
+	assert_true(cfg->disable_risk_check);
+	tsms_config_free(cfg);
+	free(json);
+
+	json = config_with(SIGNIN_TEMPLATES, ",\"disableRiskCheck\":false");
+	cfg = parse_str(json, &g);
+	assert_non_null(cfg);
+	assert_false(cfg->disable_risk_check);
+	tsms_config_free(cfg);
+	free(json);
+
+	assert_extra_refused(",\"disableRiskCheck\":\"true\"", "disableRiskCheck");
+}
+
+static void test_ca_file(void **state)
+{
+	(void)state;
+	assert_extra_refused(",\"caFile\":1", "caFile");
+}
+
+/* One numeric option: the boundaries in range are stored, the ones outside
+ * and wrong types are refused naming the key. */
+struct range_case {
+	const char *key;
+	long lo, hi;
+	size_t offset;
+};
+
+static unsigned field_of(const struct tsms_config *cfg, size_t offset)
+{
+	return *(const unsigned *)(const void *)((const char *)cfg + offset);
+}
+
+static void check_range(const struct range_case *rc)
+{
+	/* wrong types and values that only a cast would bring into range */
+	static const char *const odd[] = {"\"6\"", "6.5", "true", "4294967302", "1e300", "[6]"};
+	const long ok[] = {rc->lo, rc->hi};
+	const long bad[] = {rc->lo - 1, rc->hi + 1, -1, 0};
+	char extra[128];
+
+	for (size_t i = 0; i < 2; i++) {
+		struct guarded_err g;
+		struct tsms_config *cfg;
+		char *json;
+
+		snprintf(extra, sizeof(extra), ",\"%s\":%ld", rc->key, ok[i]);
+		json = config_with(SIGNIN_TEMPLATES, extra);
+		cfg = parse_str(json, &g);
+		if (cfg == NULL) {
+			print_error("%s=%ld refused: %s\n", rc->key, ok[i], g.err);
+			fail();
+		}
+		assert_int_equal(field_of(cfg, rc->offset), (unsigned)ok[i]);
+		tsms_config_free(cfg);
+		free(json);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (bad[i] >= rc->lo && bad[i] <= rc->hi)
+			continue;
+		snprintf(extra, sizeof(extra), ",\"%s\":%ld", rc->key, bad[i]);
+		assert_extra_refused(extra, rc->key);
+	}
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		snprintf(extra, sizeof(extra), ",\"%s\":%s", rc->key, odd[i]);
+		assert_extra_refused(extra, rc->key);
+	}
+}
+
+static void test_range_code_length(void **state)
+{
+	const struct range_case rc = {"codeLength", 4, 10, offsetof(struct tsms_config, code_length)};
+
+	(void)state;
+	assert_fixture_refused("config-range-codelength.json", "codeLength");
+	check_range(&rc);
+}
+
+static void test_range_code_ttl(void **state)
+{
+	const struct range_case rc = {"codeTtlSeconds", 1, 3600,
+	                              offsetof(struct tsms_config, code_ttl_seconds)};
+
+	(void)state;
+	check_range(&rc);
+}
+
+static void test_range_max_attempts(void **state)
+{
+	const struct range_case rc = {"maxAttempts", 1, 10, offsetof(struct tsms_config, max_attempts)};
+
+	(void)state;
+	check_range(&rc);
+}
+
+static void test_range_timeout(void **state)
+{
+	const struct range_case rc = {"timeoutSeconds", 1, 60,
+	                              offsetof(struct tsms_config, timeout_seconds)};
+
+	(void)state;
+	check_range(&rc);
+}
+
+static void test_refuse_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"", "{", "}", "[]", "null", "\"config\"", "42", "{\"accountSID\":}",
+		"{\"accountSID\":\"" AC "\",}",
+	};
+	struct guarded_err g;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct tsms_config *cfg = parse_str(bad[i], &g);
+
+		if (cfg != NULL) {
+			tsms_config_free(cfg);
+			print_error("accepted malformed config \"%s\"\n", bad[i]);
+			fail();
+		}
+		assert_true(g.err[0] != '\0');
+	}
+	assert_null(parse_fixture("config-malformed.json", &g));
+	assert_true(g.err[0] != '\0');
+}
+
+static void test_refuse_bad_templates(void **state)
+{
+	(void)state;
+	assert_templates_refused("\"templates\":{}", "templates");
+	assert_templates_refused("\"templates\":\"{{code}}\"", "templates");
+	assert_templates_refused("\"templates\":[\"{{code}}\"]", "templates");
+	assert_templates_refused("\"templates\":[{\"usageType\":\"SignIn\"}]", "content");
+	assert_templates_refused("\"templates\":[{\"content\":\"{{code}}\"}]", "usageType");
+	assert_templates_refused("\"templates\":[{\"usageType\":\"SignIn\",\"content\":5}]", "content");
+	assert_templates_refused("\"templates\":[{\"usageType\":5,\"content\":\"{{code}}\"}]",
+	                         "usageType");
+}
+
+static void test_refuse_unknown_usage_type(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-bad-usage-type.json", &g);
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("usageType \"Login\" accepted\n");
+		fail();
+	}
+	if (strstr(g.err, "Login") == NULL && strstr(g.err, "usageType") == NULL) {
+		print_error("err names neither usageType nor Login: %s\n", g.err);
+		fail();
+	}
+}
+
+/* ---- which template is used ---- */
+
+static void test_refuse_missing_signin_without_generic(void **state)
+{
+	(void)state;
+	/* nothing to send with: a config error, not a surprise at login time */
+	assert_fixture_refused("config-missing-signin.json", "SignIn");
+	{
+		char *json = config_with("\"templates\":[]", "");
+
+		assert_refuses_any(json, "SignIn", "templates", NULL);
+		free(json);
+	}
+}
+
+static void test_signin_falls_back_to_generic(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	const struct tsms_template *t;
+
+	(void)state;
+	cfg = parse_fixture("config-missing-signin-generic.json", &g);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	t = tsms_config_template(cfg, "SignIn");
+	assert_non_null(t);
+	assert_string_equal(t->usage, "Generic");
+	assert_string_equal(t->content, "Your verification code is {{code}}");
+	t = tsms_config_template(cfg, "Register");
+	assert_non_null(t);
+	assert_string_equal(t->content, "Your registration code is {{code}}");
+	t = tsms_config_template(cfg, "BindMfa");
+	assert_non_null(t);
+	assert_string_equal(t->usage, "Generic");
+	tsms_config_free(cfg);
+}
+
+static void test_template_lookup_without_generic(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	const struct tsms_template *t;
+
+	(void)state;
+	cfg = parse_fixture("config-valid-logto.json", &g);
+	assert_non_null(cfg);
+	t = tsms_config_template(cfg, "SignIn");
+	assert_non_null(t);
+	assert_string_equal(t->usage, "SignIn");
+	assert_string_equal(t->content, "Your sign-in code is {{code}}");
+	t = tsms_config_template(cfg, "Test");
+	assert_non_null(t);
+	assert_string_equal(t->content, "Your test code is {{code}}");
+	assert_null(tsms_config_template(cfg, "Generic"));
+	assert_null(tsms_config_template(cfg, "ForgotPassword"));
+	assert_null(tsms_config_template(cfg, "signin"));
+	assert_null(tsms_config_template(cfg, "Sign"));
+	tsms_config_free(cfg);
+}
+
+static void test_template_signin_preferred_over_generic(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	const struct tsms_template *t;
+	char *json;
+
+	(void)state;
+	json = config_with("\"templates\":[{\"usageType\":\"Generic\",\"content\":\"G {{code}}\"},"
+	                   "{\"usageType\":\"SignIn\",\"content\":\"S {{code}}\"}]",
+	                   "");
+	cfg = parse_str(json, &g);
+	assert_non_null(cfg);
+	t = tsms_config_template(cfg, "SignIn");
+	assert_non_null(t);
+	assert_string_equal(t->content, "S {{code}}");
+	t = tsms_config_template(cfg, "Register");
+	assert_non_null(t);
+	assert_string_equal(t->content, "G {{code}}");
+	tsms_config_free(cfg);
+	free(json);
+}
+
+static void test_refuse_no_placeholder(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-no-placeholder.json", &g);
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("SignIn template without {{code}} accepted\n");
+		fail();
+	}
+	if (strstr(g.err, "{{code}}") == NULL && strstr(g.err, "SignIn") == NULL) {
+		print_error("err names neither SignIn nor {{code}}: %s\n", g.err);
+		fail();
+	}
+	/* the Generic fallback is the used template: it needs the placeholder too */
+	assert_templates_refused("\"templates\":[{\"usageType\":\"Generic\",\"content\":\"no code\"}]",
+	                         NULL);
+}
+
+static void test_accept_spaced_placeholder(void **state)
+{
+	char *json;
+
+	(void)state;
+	json = config_with("\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"{{ code }} is it\"}]",
+	                   "");
+	assert_accepts(json);
+	free(json);
+}
+
+/* A config whose only (SignIn) template is prefix + repeat * unit + placeholder. */
+static char *long_template_config(const char *unit, size_t repeat, const char *placeholders,
+                                  const char *extra)
+{
+	size_t n = strlen(unit) * repeat + strlen(placeholders) + 128;
+	char *templates = malloc(n);
+	char *json;
+	size_t off;
+
+	assert_non_null(templates);
+	off = (size_t)snprintf(templates, n, "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"");
+	for (size_t i = 0; i < repeat; i++) {
+		memcpy(templates + off, unit, strlen(unit));
+		off += strlen(unit);
+	}
+	snprintf(templates + off, n - off, "%s\"}]", placeholders);
+	json = config_with(templates, extra);
+	free(templates);
+	return json;
+}
+
+static void test_body_length_limit(void **state)
+{
+	char *json;
+
+	(void)state;
+	{
+		size_t len = 0;
+		char *fx = fixture_read("config-body-too-long.json", &len);
+
+		fx[len] = '\0';
+		assert_refuses_any(fx, "SignIn", "1600", "template");
+		free(fx);
+	}
+
+	/* 1594 + a 6-digit code = 1600: the limit itself is fine */
+	json = long_template_config("x", 1594, "{{code}}", "");
+	assert_accepts(json);
+	free(json);
+	json = long_template_config("x", 1595, "{{code}}", "");
+	assert_refuses_any(json, "SignIn", "1600", "template");
+	free(json);
+	/* the placeholder's spaces are not part of the body */
+	json = long_template_config("x", 1594, "{{   code   }}", "");
+	assert_accepts(json);
+	free(json);
+	/* characters, not bytes: 1594 two-byte letters still make 1600 characters */
+	json = long_template_config("é", 1594, "{{code}}", "");
+	assert_accepts(json);
+	free(json);
+	json = long_template_config("验", 1595, "{{code}}", "");
+	assert_refuses(json, NULL);
+	free(json);
+	/* the code length counts */
+	json = long_template_config("x", 1590, "{{code}}", ",\"codeLength\":10");
+	assert_accepts(json);
+	free(json);
+	json = long_template_config("x", 1594, "{{code}}", ",\"codeLength\":7");
+	assert_refuses(json, NULL);
+	free(json);
+	/* every occurrence counts: 1582 + 3 x 6 = 1600, 1583 + 18 = 1601 */
+	json = long_template_config("x", 1582, "{{code}}{{code}}{{ code }}", "");
+	assert_accepts(json);
+	free(json);
+	json = long_template_config("x", 1583, "{{code}}{{code}}{{ code }}", "");
+	assert_refuses(json, NULL);
+	free(json);
+}
+
+/* ---- phone lookup ---- */
+
+static void test_phone_lookup(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-valid-logto.json", &g);
+	assert_non_null(cfg);
+	assert_string_equal(tsms_config_phone(cfg, "alice"), "+15555550006");
+	/* normalised at parse time: '+' added, spaces and dashes dropped */
+	assert_string_equal(tsms_config_phone(cfg, "bob"), "+15555550007");
+	assert_string_equal(tsms_config_phone(cfg, "carol"), "+15555550008");
+	assert_null(tsms_config_phone(cfg, "eve"));
+	assert_null(tsms_config_phone(cfg, "Alice"));
+	assert_null(tsms_config_phone(cfg, "ali"));
+	assert_null(tsms_config_phone(cfg, "alice2"));
+	assert_null(tsms_config_phone(cfg, "alice "));
+	assert_null(tsms_config_phone(cfg, ""));
+	tsms_config_free(cfg);
+}
+
+static void test_free_null(void **state)
+{
+	(void)state;
+	tsms_config_free(NULL);
+}
+
+/* ---- tsms_config_load: the file checks ---- */
+
+struct load_dir {
+	char path[64];
+};
+
+static int load_setup(void **state)
+{
+	struct load_dir *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return -1;
+	snprintf(d->path, sizeof(d->path), "/tmp/tsms-unit-config-XXXXXX");
+	if (mkdtemp(d->path) == NULL) {
+		free(d);
+		return -1;
+	}
+	*state = d;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int load_teardown(void **state)
+{
+	struct load_dir *d = *state;
+
+	if (d != NULL) {
+		nftw(d->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		free(d);
+	}
+	return 0;
+}
+
+static void require_root(void)
+{
+	if (geteuid() != 0) {
+		print_message("skipped: needs root (file ownership)\n");
+		skip();
+	}
+}
+
+/* Writes content to dir/name with mode and owner; returns the path (static). */
+static const char *make_config_file(const struct load_dir *d, const char *name,
+                                    const char *content, size_t len, mode_t mode, uid_t uid,
+                                    gid_t gid)
+{
+	static char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", d->path, name);
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
+	assert_int_equal(fchown(fd, uid, gid), 0);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	return path;
+}
+
+static const char *make_valid_file(const struct load_dir *d, const char *name, mode_t mode,
+                                   uid_t uid, gid_t gid)
+{
+	size_t len = 0;
+	char *json = fixture_read("config-valid-logto.json", &len);
+	const char *path = make_config_file(d, name, json, len, mode, uid, gid);
+
+	free(json);
+	return path;
+}
+
+static void assert_load_refused(const char *path)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	err_init(&g);
+	cfg = tsms_config_load(path, g.err);
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("tsms_config_load(%s) accepted it\n", path);
+		fail();
+	}
+	err_check(&g);
+	assert_contains(g.err, path);
+}
+
+static void assert_load_accepted(const char *path)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	err_init(&g);
+	cfg = tsms_config_load(path, g.err);
+	if (cfg == NULL) {
+		print_error("tsms_config_load(%s) refused: %s\n", path, g.err);
+		fail();
+	}
+	assert_string_equal(cfg->account_sid, AC);
+	assert_string_equal(cfg->auth_token, TOKEN);
+	assert_string_equal(tsms_config_phone(cfg, "bob"), "+15555550007");
+	tsms_config_free(cfg);
+}
+
+static void test_load_mode_0600_accepted(void **state)
+{
+	require_root();
+	assert_load_accepted(make_valid_file(*state, "ok.json", 0600, 0, 0));
+	assert_load_accepted(make_valid_file(*state, "ro.json", 0400, 0, 0));
+}
+
+static void test_load_group_other_bits_refused(void **state)
+{
+	static const mode_t modes[] = {0644, 0640, 0604, 0660, 0620, 0610, 0602, 0601, 0666, 0606};
+	char name[32];
+
+	require_root();
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snprintf(name, sizeof(name), "mode-%04o.json", (unsigned)modes[i]);
+		assert_load_refused(make_valid_file(*state, name, modes[i], 0, 0));
+	}
+}
+
+static void test_load_symlink_refused(void **state)
+{
+	const struct load_dir *d = *state;
+	char target[256], link[256];
+
+	require_root();
+	snprintf(target, sizeof(target), "%s", make_valid_file(d, "target.json", 0600, 0, 0));
+	assert_load_accepted(target);
+	snprintf(link, sizeof(link), "%s/link.json", d->path);
+	unlink(link);
+	assert_int_equal(symlink(target, link), 0);
+	assert_load_refused(link);
+}
+
+static void test_load_directory_refused(void **state)
+{
+	const struct load_dir *d = *state;
+	char dir[256];
+
+	snprintf(dir, sizeof(dir), "%s/a-directory.json", d->path);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_load_refused(dir);
+}
+
+static void test_load_missing_refused(void **state)
+{
+	const struct load_dir *d = *state;
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/does-not-exist.json", d->path);
+	assert_load_refused(path);
+}
+
+static void test_load_not_root_owned_refused(void **state)
+{
+	require_root();
+	assert_load_refused(make_valid_file(*state, "nobody.json", 0600, 65534, 0));
+	assert_load_refused(make_valid_file(*state, "nobody-ro.json", 0400, 65534, 65534));
+}
+
+static void test_load_root_owned_other_group_accepted(void **state)
+{
+	require_root();
+	/* no group permission bits: the group does not matter */
+	assert_load_accepted(make_valid_file(*state, "group.json", 0600, 0, 65534));
+}
+
+static void test_load_fifo_refused_without_hanging(void **state)
+{
+	const struct load_dir *d = *state;
+	char path[256];
+	pid_t pid;
+	int status = 0;
+	struct timespec nap = {0, 50 * 1000 * 1000};
+
+	snprintf(path, sizeof(path), "%s/fifo.json", d->path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char err[TSMS_CONFIG_ERR_MAX];
+		struct tsms_config *cfg;
+
+		alarm(20);
+		cfg = tsms_config_load(path, err);
+		_exit(cfg == NULL && strstr(err, path) != NULL ? 0 : 1);
+	}
+	for (int i = 0; i < 100; i++) { /* 5 seconds */
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		nanosleep(&nap, NULL);
+		if (i == 99) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			print_error("tsms_config_load(%s) hung on a FIFO\n", path);
+			fail();
+		}
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_load_too_big_refused(void **state)
+{
+	size_t len = 0;
+	size_t big = TSMS_CONFIG_MAX_BYTES + 1024;
+	char *json;
+	char *buf;
+
+	require_root();
+	json = fixture_read("config-valid-logto.json", &len);
+	buf = malloc(big);
+	assert_non_null(buf);
+	/* a valid config padded with white space beyond the limit */
+	memset(buf, ' ', big);
+	memcpy(buf, json, len);
+	assert_load_refused(make_config_file(*state, "big.json", buf, big, 0600, 0, 0));
+	free(buf);
+	free(json);
+}
+
+static void test_load_parse_error_names_path_and_key(void **state)
+{
+	size_t len = 0;
+	char *json;
+	const char *path;
+	struct guarded_err g;
+
+	require_root();
+	json = fixture_read("config-unknown-key.json", &len);
+	path = make_config_file(*state, "typo.json", json, len, 0600, 0, 0);
+	free(json);
+	err_init(&g);
+	assert_null(tsms_config_load(path, g.err));
+	err_check(&g);
+	assert_contains(g.err, path);
+	assert_contains(g.err, "failmode");
+
+	json = fixture_read("config-malformed.json", &len);
+	assert_load_refused(make_config_file(*state, "malformed.json", json, len, 0600, 0, 0));
+	free(json);
+	assert_load_refused(make_config_file(*state, "empty.json", "", 0, 0600, 0, 0));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_logto_with_users),
+		cmocka_unit_test(test_parse_defaults),
+		cmocka_unit_test(test_parse_pure_logto),
+		cmocka_unit_test(test_parse_all_keys),
+		cmocka_unit_test(test_parse_all_usage_types),
+		cmocka_unit_test(test_parse_unterminated_buffer),
+		cmocka_unit_test(test_parse_len_respected),
+		cmocka_unit_test(test_refuse_unknown_key),
+		cmocka_unit_test(test_refuse_unknown_key_long_or_odd_name),
+		cmocka_unit_test(test_refuse_missing_required),
+		cmocka_unit_test(test_refuse_bad_account_sid),
+		cmocka_unit_test(test_accept_uppercase_hex_sids),
+		cmocka_unit_test(test_refuse_bad_mg_sid),
+		cmocka_unit_test(test_refuse_bad_phone_names_user),
+		cmocka_unit_test(test_refuse_users_not_object),
+		cmocka_unit_test(test_accept_empty_users),
+		cmocka_unit_test(test_refuse_duplicate_key),
+		cmocka_unit_test(test_refuse_duplicate_user),
+		cmocka_unit_test(test_refuse_duplicate_template_member),
+		cmocka_unit_test(test_refuse_http_base),
+		cmocka_unit_test(test_api_base_variants),
+		cmocka_unit_test(test_fail_mode),
+		cmocka_unit_test(test_disable_risk_check),
+		cmocka_unit_test(test_ca_file),
+		cmocka_unit_test(test_range_code_length),
+		cmocka_unit_test(test_range_code_ttl),
+		cmocka_unit_test(test_range_max_attempts),
+		cmocka_unit_test(test_range_timeout),
+		cmocka_unit_test(test_refuse_malformed),
+		cmocka_unit_test(test_refuse_bad_templates),
+		cmocka_unit_test(test_refuse_unknown_usage_type),
+		cmocka_unit_test(test_refuse_missing_signin_without_generic),
+		cmocka_unit_test(test_signin_falls_back_to_generic),
+		cmocka_unit_test(test_template_lookup_without_generic),
+		cmocka_unit_test(test_template_signin_preferred_over_generic),
+		cmocka_unit_test(test_refuse_no_placeholder),
+		cmocka_unit_test(test_accept_spaced_placeholder),
+		cmocka_unit_test(test_body_length_limit),
+		cmocka_unit_test(test_phone_lookup),
+		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_load_mode_0600_accepted),
+		cmocka_unit_test(test_load_group_other_bits_refused),
+		cmocka_unit_test(test_load_symlink_refused),
+		cmocka_unit_test(test_load_directory_refused),
+		cmocka_unit_test(test_load_missing_refused),
+		cmocka_unit_test(test_load_not_root_owned_refused),
+		cmocka_unit_test(test_load_root_owned_other_group_accepted),
+		cmocka_unit_test(test_load_fifo_refused_without_hanging),
+		cmocka_unit_test(test_load_too_big_refused),
+		cmocka_unit_test(test_load_parse_error_names_path_and_key),
+	};
+
+	/* the group setup makes the temporary directory of the load tests */
+	return cmocka_run_group_tests(tests, load_setup, load_teardown);
+}
