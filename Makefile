@@ -31,11 +31,12 @@ LIB_HDR   := $(wildcard lib/*.h)
 MODULE    := pam_twilio_sms.so
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:.c=)
+FORMATTED := pam_twilio_sms.c $(LIB_SRC) $(LIB_HDR) $(UNIT_SRC) $(wildcard tests/unit/*.h)
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 BUILD_DEBS := gcc make pkg-config libpam0g-dev libcurl4-openssl-dev libcjson-dev libsodium-dev
 TEST_DEBS  := $(BUILD_DEBS) pamtester libcmocka-dev openssl python3 ca-certificates curl \
-              util-linux procps
+              util-linux procps clang-format
 
 .PHONY: all lib deps deps-build unit test demo install uninstall clean format check-format
 
@@ -90,10 +91,10 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man5/pam_twilio_sms.json.5
 
 format:
-	clang-format -i pam_twilio_sms.c lib/*.c lib/*.h tests/unit/*.c
+	clang-format -i $(FORMATTED)
 
 check-format:
-	clang-format --dry-run --Werror pam_twilio_sms.c lib/*.c lib/*.h tests/unit/*.c
+	clang-format --dry-run --Werror $(FORMATTED)
 
 clean:
 	rm -f $(MODULE) lib/*.o lib/libtsms.a $(UNIT_BIN)

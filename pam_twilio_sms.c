@@ -33,7 +33,9 @@ static void log_to_syslog(void *ctx, int priority, const char *line)
 static int ask_echo_off(void *ctx, const char *prompt, char **answer)
 {
 	return pam_prompt((pam_handle_t *)ctx, PAM_PROMPT_ECHO_OFF, answer, "%s", prompt) ==
-	       PAM_SUCCESS ? 0 : -1;
+	                       PAM_SUCCESS
+	               ? 0
+	               : -1;
 }
 
 static const char *skip_prefix(const char *s, const char *prefix)
@@ -59,8 +61,10 @@ static enum tsms_err parse_args(int argc, const char **argv, struct module_args 
 		else if (strcmp(argv[i], "debug") == 0)
 			args->debug = true;
 		else {
-			tsms_log(log, LOG_ERR, "unknown or malformed module argument \"%s\"; fix: use "
-			         "config=/absolute/path, nullok or debug", argv[i]);
+			tsms_log(log, LOG_ERR,
+			         "unknown or malformed module argument \"%s\"; fix: use "
+			         "config=/absolute/path, nullok or debug",
+			         argv[i]);
 			return TSMS_ERR_CONFIG;
 		}
 	}
@@ -125,17 +129,20 @@ static const char *pam_result_name(int rc)
 static void log_outcome(const struct tsms_log *log, const char *user, int rc, enum tsms_err err,
                         const struct tsms_outcome *outcome)
 {
-	int priority = rc == PAM_SUCCESS ? LOG_INFO
-	             : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM ? LOG_ERR
-	             : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE ? LOG_WARNING : LOG_NOTICE;
+	int priority = rc == PAM_SUCCESS                                  ? LOG_INFO
+	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM ? LOG_ERR
+	               : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE     ? LOG_WARNING
+	                                                                  : LOG_NOTICE;
 
 	tsms_log(log, priority, "user=%s phone=%s sid=%s attempts=%u result=%s reason=%s%s",
 	         user != NULL ? user : "-",
 	         outcome->masked_phone[0] != '\0' ? outcome->masked_phone : "-",
 	         outcome->sid[0] != '\0' ? outcome->sid : "-", outcome->attempts,
-	         pam_result_name(rc), outcome->reason[0] != '\0' ? outcome->reason : tsms_strerror(err),
+	         pam_result_name(rc),
+	         outcome->reason[0] != '\0' ? outcome->reason : tsms_strerror(err),
 	         rc == PAM_IGNORE && err == TSMS_ERR_UNAVAILABLE
-	                 ? " (failMode=open: the SMS factor was skipped)" : "");
+	                 ? " (failMode=open: the SMS factor was skipped)"
+	                 : "");
 }
 
 TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
@@ -161,7 +168,8 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		err = TSMS_ERR_CONFIG;
 		goto out;
 	}
-	tsms_log(&log, LOG_DEBUG, "config %s: %zu templates, %zu users, codeLength=%u "
+	tsms_log(&log, LOG_DEBUG,
+	         "config %s: %zu templates, %zu users, codeLength=%u "
 	         "codeTtlSeconds=%u maxAttempts=%u timeoutSeconds=%u failMode=%s apiBaseUrl=%s",
 	         args.config, cfg->n_templates, cfg->n_users, cfg->code_length,
 	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->timeout_seconds,

@@ -76,8 +76,9 @@ static enum tsms_err verify_code(const struct tsms_config *cfg, const struct tsm
 		bool right;
 		int rc;
 
-		snprintf(prompt, sizeof(prompt), "%sSMS code sent to %s: ",
-		         outcome->attempts > 0 ? "Wrong code. " : "", outcome->masked_phone);
+		snprintf(prompt, sizeof(prompt),
+		         "%sSMS code sent to %s: ", outcome->attempts > 0 ? "Wrong code. " : "",
+		         outcome->masked_phone);
 		rc = prompter->ask(prompter->ctx, prompt, &answer);
 		if (rc != 0 || answer == NULL) {
 			tsms_free_secret(answer);

@@ -18,9 +18,16 @@
 
 /* Logto's template usage types; the module sends SignIn, else Generic. */
 static const char *const usage_types[] = {
-	"Register", "SignIn", "Test", "Generic", "ForgotPassword",
-	"OrganizationInvitation", "UserPermissionValidation", "BindNewIdentifier",
-	"MfaVerification", "BindMfa",
+	"Register",
+	"SignIn",
+	"Test",
+	"Generic",
+	"ForgotPassword",
+	"OrganizationInvitation",
+	"UserPermissionValidation",
+	"BindNewIdentifier",
+	"MfaVerification",
+	"BindMfa",
 };
 
 static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
@@ -100,14 +107,15 @@ struct number_option {
 };
 
 static const struct number_option number_options[] = {
-	{ "codeLength", offsetof(struct tsms_config, code_length), 6, TSMS_CODE_MIN, TSMS_CODE_MAX },
+	{ "codeLength", offsetof(struct tsms_config, code_length), 6, TSMS_CODE_MIN,
+	  TSMS_CODE_MAX },
 	{ "codeTtlSeconds", offsetof(struct tsms_config, code_ttl_seconds), 300, 1, 3600 },
 	{ "maxAttempts", offsetof(struct tsms_config, max_attempts), 3, 1, 10 },
 	{ "timeoutSeconds", offsetof(struct tsms_config, timeout_seconds), 10, 1, 60 },
 };
 
-static bool set_number(struct tsms_config *cfg, const struct number_option *opt,
-                       const cJSON *item, char err[TSMS_CONFIG_ERR_MAX])
+static bool set_number(struct tsms_config *cfg, const struct number_option *opt, const cJSON *item,
+                       char err[TSMS_CONFIG_ERR_MAX])
 {
 	unsigned *field = (unsigned *)((char *)cfg + opt->offset);
 	double v;
@@ -118,9 +126,12 @@ static bool set_number(struct tsms_config *cfg, const struct number_option *opt,
 	}
 	v = cJSON_IsNumber(item) ? item->valuedouble : -1;
 	/* range first: casting an out-of-range double is undefined */
-	if (!cJSON_IsNumber(item) || !(v >= opt->min && v <= opt->max) || v != (double)(unsigned)v) {
-		fail(err, "%s must be a whole number from %u to %u; fix: set it in range or remove it "
-		     "for the default %u", opt->key, opt->min, opt->max, opt->def);
+	if (!cJSON_IsNumber(item) || !(v >= opt->min && v <= opt->max) ||
+	    v != (double)(unsigned)v) {
+		fail(err,
+		     "%s must be a whole number from %u to %u; fix: set it in range or remove it "
+		     "for the default %u",
+		     opt->key, opt->min, opt->max, opt->def);
 		return false;
 	}
 	*field = (unsigned)v;
@@ -130,8 +141,9 @@ static bool set_number(struct tsms_config *cfg, const struct number_option *opt,
 static bool known_key(const char *key)
 {
 	static const char *const keys[] = {
-		"accountSID", "authToken", "fromMessagingServiceSID", "templates",
-		"disableRiskCheck", "users", "apiBaseUrl", "caFile", "failMode",
+		"accountSID", "authToken",        "fromMessagingServiceSID",
+		"templates",  "disableRiskCheck", "users",
+		"apiBaseUrl", "caFile",           "failMode",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -191,8 +203,10 @@ static bool parse_credentials(struct tsms_config *cfg, const cJSON *root,
 	    !get_string(root, "fromMessagingServiceSID", &service, err))
 		return false;
 	if (account == NULL || !is_sid(account, "AC")) {
-		fail(err, "accountSID %s; fix: copy the Account SID (\"AC\" and 32 hex digits) from "
-		     "the Twilio console", account == NULL ? "is missing" : "is not \"AC\" and 32 hex digits");
+		fail(err,
+		     "accountSID %s; fix: copy the Account SID (\"AC\" and 32 hex digits) from "
+		     "the Twilio console",
+		     account == NULL ? "is missing" : "is not \"AC\" and 32 hex digits");
 		return false;
 	}
 	if (token == NULL || token[0] == '\0' || has_control(token)) {
@@ -201,7 +215,8 @@ static bool parse_credentials(struct tsms_config *cfg, const cJSON *root,
 		return false;
 	}
 	if (service == NULL || !is_sid(service, "MG")) {
-		fail(err, "fromMessagingServiceSID %s; fix: copy the Messaging Service Sid (\"MG\" and "
+		fail(err,
+		     "fromMessagingServiceSID %s; fix: copy the Messaging Service Sid (\"MG\" and "
 		     "32 hex digits) from Messaging > Services",
 		     service == NULL ? "is missing" : "is not \"MG\" and 32 hex digits");
 		return false;
@@ -229,29 +244,41 @@ static bool parse_template(struct tsms_config *cfg, const cJSON *obj, size_t ind
 	char q[64];
 
 	if (!cJSON_IsObject(obj)) {
-		fail(err, "templates[%zu] is not an object; fix: write {\"usageType\": \"SignIn\", "
-		     "\"content\": \"Your code is {{code}}\"}", index);
+		fail(err,
+		     "templates[%zu] is not an object; fix: write {\"usageType\": \"SignIn\", "
+		     "\"content\": \"Your code is {{code}}\"}",
+		     index);
 		return false;
 	}
-	cJSON_ArrayForEach(item, obj) {
-		if (strcmp(item->string, "usageType") != 0 && strcmp(item->string, "content") != 0) {
-			fail(err, "templates[%zu] has the unknown key \"%s\"; fix: remove it (a template "
-			     "has usageType and content)", index, quote(q, item->string));
+	cJSON_ArrayForEach(item, obj)
+	{
+		if (strcmp(item->string, "usageType") != 0 &&
+		    strcmp(item->string, "content") != 0) {
+			fail(err,
+			     "templates[%zu] has the unknown key \"%s\"; fix: remove it (a "
+			     "template "
+			     "has usageType and content)",
+			     index, quote(q, item->string));
 			return false;
 		}
 	}
 	if (!check_unique_keys(obj, "a template", err) ||
-	    !get_string(obj, "usageType", &usage, err) || !get_string(obj, "content", &content, err))
+	    !get_string(obj, "usageType", &usage, err) ||
+	    !get_string(obj, "content", &content, err))
 		return false;
 	if (usage == NULL || !known_usage(usage)) {
-		fail(err, "templates[%zu] has %s usageType%s%s; fix: use SignIn, Register, Test or "
-		     "Generic", index, usage == NULL ? "no" : "the unknown", usage == NULL ? "" : " ",
+		fail(err,
+		     "templates[%zu] has %s usageType%s%s; fix: use SignIn, Register, Test or "
+		     "Generic",
+		     index, usage == NULL ? "no" : "the unknown", usage == NULL ? "" : " ",
 		     usage == NULL ? "" : quote(q, usage));
 		return false;
 	}
 	if (content == NULL) {
-		fail(err, "templates[%zu] (%s) has no content; fix: add \"content\": \"Your code is "
-		     "{{code}}\"", index, usage);
+		fail(err,
+		     "templates[%zu] (%s) has no content; fix: add \"content\": \"Your code is "
+		     "{{code}}\"",
+		     index, usage);
 		return false;
 	}
 	for (size_t i = 0; i < index; i++) {
@@ -273,12 +300,14 @@ static bool check_signin_template(const struct tsms_config *cfg, char err[TSMS_C
 
 	if (t == NULL) {
 		fail(err, "no SignIn (or Generic) template; fix: add {\"usageType\": \"SignIn\", "
-		     "\"content\": \"Your sign-in code is {{code}}\"} to templates");
+		          "\"content\": \"Your sign-in code is {{code}}\"} to templates");
 		return false;
 	}
 	if (!tsms_template_has_placeholder(t->content)) {
-		fail(err, "the %s template has no {{code}} placeholder; fix: put {{code}} where the "
-		     "passcode goes", t->usage);
+		fail(err,
+		     "the %s template has no {{code}} placeholder; fix: put {{code}} where the "
+		     "passcode goes",
+		     t->usage);
 		return false;
 	}
 	memset(sample, '0', cfg->code_length);
@@ -291,8 +320,10 @@ static bool check_signin_template(const struct tsms_config *cfg, char err[TSMS_C
 	chars = tsms_utf8_chars(body);
 	free(body);
 	if (chars > TSMS_BODY_MAX_CHARS) {
-		fail(err, "the %s template renders to %zu characters, over Twilio's limit of %d; fix: "
-		     "shorten it", t->usage, chars, TSMS_BODY_MAX_CHARS);
+		fail(err,
+		     "the %s template renders to %zu characters, over Twilio's limit of %d; fix: "
+		     "shorten it",
+		     t->usage, chars, TSMS_BODY_MAX_CHARS);
 		return false;
 	}
 	return true;
@@ -306,8 +337,10 @@ static bool parse_templates(struct tsms_config *cfg, const cJSON *root,
 	size_t n;
 
 	if (!cJSON_IsArray(list)) {
-		fail(err, "templates %s; fix: add \"templates\": [{\"usageType\": \"SignIn\", "
-		     "\"content\": \"Your code is {{code}}\"}]", list == NULL ? "is missing" : "is not an array");
+		fail(err,
+		     "templates %s; fix: add \"templates\": [{\"usageType\": \"SignIn\", "
+		     "\"content\": \"Your code is {{code}}\"}]",
+		     list == NULL ? "is missing" : "is not an array");
 		return false;
 	}
 	n = (size_t)cJSON_GetArraySize(list);
@@ -316,7 +349,8 @@ static bool parse_templates(struct tsms_config *cfg, const cJSON *root,
 		fail(err, "out of memory");
 		return false;
 	}
-	cJSON_ArrayForEach(item, list) {
+	cJSON_ArrayForEach(item, list)
+	{
 		/* counted first, so that tsms_config_free frees a half-filled entry */
 		cfg->n_templates++;
 		if (!parse_template(cfg, item, cfg->n_templates - 1, err))
@@ -334,7 +368,8 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 	if (users == NULL)
 		return true;
 	if (!cJSON_IsObject(users)) {
-		fail(err, "users is not an object; fix: write \"users\": {\"alice\": \"+15551234567\"}");
+		fail(err,
+		     "users is not an object; fix: write \"users\": {\"alice\": \"+15551234567\"}");
 		return false;
 	}
 	if (!check_unique_keys(users, "users", err))
@@ -344,7 +379,8 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 		fail(err, "out of memory");
 		return false;
 	}
-	cJSON_ArrayForEach(item, users) {
+	cJSON_ArrayForEach(item, users)
+	{
 		struct tsms_user *u = &cfg->users[cfg->n_users];
 
 		if (item->string[0] == '\0' || has_control(item->string)) {
@@ -352,10 +388,12 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 			return false;
 		}
 		if (!cJSON_IsString(item) || !tsms_phone_normalize(item->valuestring, u->phone)) {
-			fail(err, "user \"%s\": phone %s%s%s is not an E.164 number; fix: write it as "
-			     "\"+<country code><number>\", e.g. \"+15551234567\"", quote(q, item->string),
-			     cJSON_IsString(item) ? "\"" : "", cJSON_IsString(item) ?
-			     quote(q2, item->valuestring) : "(not a string)", cJSON_IsString(item) ? "\"" : "");
+			fail(err,
+			     "user \"%s\": phone %s%s%s is not an E.164 number; fix: write it as "
+			     "\"+<country code><number>\", e.g. \"+15551234567\"",
+			     quote(q, item->string), cJSON_IsString(item) ? "\"" : "",
+			     cJSON_IsString(item) ? quote(q2, item->valuestring) : "(not a string)",
+			     cJSON_IsString(item) ? "\"" : "");
 			return false;
 		}
 		if (!copy_string(&u->name, item->string, err))
@@ -390,7 +428,8 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 		cfg->fail_mode = TSMS_FAIL_OPEN;
 	} else {
 		char q[64];
-		fail(err, "failMode \"%s\" is unknown; fix: use \"closed\" (the default) or \"open\"",
+		fail(err,
+		     "failMode \"%s\" is unknown; fix: use \"closed\" (the default) or \"open\"",
 		     quote(q, mode));
 		return false;
 	}
@@ -400,8 +439,10 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 	if (strncmp(base, "https://", 8) != 0 || len <= 8 || len > 512 || has_control(base) ||
 	    strpbrk(base, " ?#") != NULL) {
 		char q[64];
-		fail(err, "apiBaseUrl \"%s\" is not an https:// URL; fix: remove it for %s or use "
-		     "https://host[:port]", quote(q, base), TSMS_DEFAULT_API_BASE);
+		fail(err,
+		     "apiBaseUrl \"%s\" is not an https:// URL; fix: remove it for %s or use "
+		     "https://host[:port]",
+		     quote(q, base), TSMS_DEFAULT_API_BASE);
 		return false;
 	}
 	if (!copy_string(&cfg->api_base_url, base, err))
@@ -410,8 +451,10 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 		cfg->api_base_url[--len] = '\0';
 	if (ca != NULL && ca[0] != '/') {
 		char q[64];
-		fail(err, "caFile \"%s\" is not an absolute path; fix: write the full path of the PEM "
-		     "bundle", quote(q, ca));
+		fail(err,
+		     "caFile \"%s\" is not an absolute path; fix: write the full path of the PEM "
+		     "bundle",
+		     quote(q, ca));
 		return false;
 	}
 	return ca == NULL || copy_string(&cfg->ca_file, ca, err);
@@ -422,10 +465,13 @@ static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 	const cJSON *item;
 	char q[64];
 
-	cJSON_ArrayForEach(item, root) {
+	cJSON_ArrayForEach(item, root)
+	{
 		if (!known_key(item->string)) {
-			fail(err, "unknown key \"%s\"; fix: correct its spelling or remove it (the "
-			     "keys are listed in pam_twilio_sms.json(5))", quote(q, item->string));
+			fail(err,
+			     "unknown key \"%s\"; fix: correct its spelling or remove it (the "
+			     "keys are listed in pam_twilio_sms.json(5))",
+			     quote(q, item->string));
 			return false;
 		}
 	}
@@ -456,7 +502,8 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
 	}
 	root = cJSON_ParseWithLengthOpts(json, len, &end, false);
 	if (root == NULL || !cJSON_IsObject(root)) {
-		size_t at = end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+		size_t at =
+			end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
 		fail(err, "%s (near byte %zu); fix: check it with `python3 -m json.tool FILE`",
 		     root == NULL ? "not valid JSON" : "not a JSON object", at);
 		goto out;
@@ -487,7 +534,8 @@ static bool check_file(int fd, const char *path, struct stat *st, char err[TSMS_
 		return false;
 	}
 	if (!S_ISREG(st->st_mode)) {
-		fail(err, "config %s: not a regular file; fix: point config= at the JSON file", path);
+		fail(err, "config %s: not a regular file; fix: point config= at the JSON file",
+		     path);
 		return false;
 	}
 	if (st->st_uid != 0) {
@@ -496,13 +544,17 @@ static bool check_file(int fd, const char *path, struct stat *st, char err[TSMS_
 		return false;
 	}
 	if ((st->st_mode & 077) != 0) {
-		fail(err, "config %s: mode %04o gives group or others access to the auth token; "
-		     "fix: chmod 600 %s", path, (unsigned)(st->st_mode & 07777), path);
+		fail(err,
+		     "config %s: mode %04o gives group or others access to the auth token; "
+		     "fix: chmod 600 %s",
+		     path, (unsigned)(st->st_mode & 07777), path);
 		return false;
 	}
 	if (st->st_size > TSMS_CONFIG_MAX_BYTES) {
-		fail(err, "config %s: %lld bytes, larger than the %d allowed; fix: point config= at "
-		     "the right file", path, (long long)st->st_size, TSMS_CONFIG_MAX_BYTES);
+		fail(err,
+		     "config %s: %lld bytes, larger than the %d allowed; fix: point config= at "
+		     "the right file",
+		     path, (long long)st->st_size, TSMS_CONFIG_MAX_BYTES);
 		return false;
 	}
 	return true;
@@ -536,9 +588,12 @@ static bool check_ca_file(const struct tsms_config *cfg, const char *path,
 
 	if (cfg->ca_file == NULL)
 		return true;
-	if (stat(cfg->ca_file, &st) != 0 || !S_ISREG(st.st_mode) || access(cfg->ca_file, R_OK) != 0) {
-		fail(err, "config %s: caFile %s is not a readable file; fix: correct the path or remove "
-		     "caFile to use the system trust store", path, cfg->ca_file);
+	if (stat(cfg->ca_file, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    access(cfg->ca_file, R_OK) != 0) {
+		fail(err,
+		     "config %s: caFile %s is not a readable file; fix: correct the path or remove "
+		     "caFile to use the system trust store",
+		     path, cfg->ca_file);
 		return false;
 	}
 	return true;
@@ -557,11 +612,15 @@ struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		if (errno == ELOOP)
-			fail(err, "config %s: is a symbolic link, refused; fix: point config= at the "
-			     "real file", path);
+			fail(err,
+			     "config %s: is a symbolic link, refused; fix: point config= at the "
+			     "real file",
+			     path);
 		else
-			fail(err, "config %s: cannot open: %s; fix: create it from the example "
-			     "(owner root, mode 0600)", path, strerror(errno));
+			fail(err,
+			     "config %s: cannot open: %s; fix: create it from the example "
+			     "(owner root, mode 0600)",
+			     path, strerror(errno));
 		return NULL;
 	}
 	if (!check_file(fd, path, &st, err))

@@ -50,8 +50,7 @@ struct tsms_config {
 /* Parses and validates a JSON config held in memory (len bytes, need not be
  * NUL-terminated). Returns a new config (free with tsms_config_free) or NULL
  * with a one-line problem and its fix in err. Pure: no I/O. */
-struct tsms_config *tsms_config_parse(const char *json, size_t len,
-                                      char err[TSMS_CONFIG_ERR_MAX]);
+struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSMS_CONFIG_ERR_MAX]);
 
 /* Opens path with O_NOFOLLOW, refuses it unless it is a regular file owned
  * by root with no group or other permission bits, reads it and parses it.
@@ -63,8 +62,7 @@ void tsms_config_free(struct tsms_config *cfg);
 
 /* The template used for usage: the one of that usageType, else "Generic",
  * else NULL. */
-const struct tsms_template *tsms_config_template(const struct tsms_config *cfg,
-                                                 const char *usage);
+const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, const char *usage);
 
 /* The E.164 number mapped to user, or NULL. */
 const char *tsms_config_phone(const struct tsms_config *cfg, const char *user);

@@ -146,10 +146,10 @@ static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, con
 	long budget_ms = req->timeout_seconds * 1000L;
 	CURLcode rc = CURLE_OK;
 
-#define SET(opt, val)                                              \
-	do {                                                       \
-		if (rc == CURLE_OK)                                \
-			rc = curl_easy_setopt(curl, opt, val);     \
+#define SET(opt, val)                                          \
+	do {                                                   \
+		if (rc == CURLE_OK)                            \
+			rc = curl_easy_setopt(curl, opt, val); \
 	} while (0)
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_URL, req->url);

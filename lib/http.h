@@ -8,11 +8,11 @@
 #define TSMS_HTTP_MAX_RESPONSE (64 * 1024)
 
 enum tsms_http_status {
-	TSMS_HTTP_OK = 0,      /* a response arrived (any HTTP status) */
-	TSMS_HTTP_TRANSPORT,   /* could not connect, connection dropped, bad URL */
-	TSMS_HTTP_TLS,         /* certificate or handshake refused */
-	TSMS_HTTP_TIMEOUT,     /* the whole budget ran out */
-	TSMS_HTTP_TOO_BIG,     /* response larger than TSMS_HTTP_MAX_RESPONSE */
+	TSMS_HTTP_OK = 0,    /* a response arrived (any HTTP status) */
+	TSMS_HTTP_TRANSPORT, /* could not connect, connection dropped, bad URL */
+	TSMS_HTTP_TLS,       /* certificate or handshake refused */
+	TSMS_HTTP_TIMEOUT,   /* the whole budget ran out */
+	TSMS_HTTP_TOO_BIG,   /* response larger than TSMS_HTTP_MAX_RESPONSE */
 	TSMS_HTTP_NOMEM,
 };
 

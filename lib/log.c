@@ -22,8 +22,10 @@ static size_t utf8_boundary(const char *s, size_t len)
 		i--;
 	if (i > 0 && ((unsigned char)s[i - 1] & 0x80)) {
 		unsigned char lead = (unsigned char)s[i - 1];
-		size_t want = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3
-		            : (lead & 0xf8) == 0xf0 ? 4 : 1;
+		size_t want = (lead & 0xe0) == 0xc0   ? 2
+		              : (lead & 0xf0) == 0xe0 ? 3
+		              : (lead & 0xf8) == 0xf0 ? 4
+		                                      : 1;
 		if (len - (i - 1) < want)
 			return i - 1;
 	}

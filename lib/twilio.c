@@ -85,8 +85,8 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
 		set_reason(res, "Twilio 5xx");
 		err = TSMS_ERR_UNAVAILABLE;
 	} else {
-		set_reason(res, status >= 400 && status <= 499 ? "Twilio rejected" :
-		           "unexpected Twilio response");
+		set_reason(res, status >= 400 && status <= 499 ? "Twilio rejected"
+		                                               : "unexpected Twilio response");
 		err = TSMS_ERR_REJECTED;
 	}
 	cJSON_Delete(root);

@@ -8,12 +8,12 @@
 #include "error.h"
 
 struct tsms_twilio_result {
-	long http_status;      /* 0 when no response arrived */
-	char sid[40];          /* message sid on success ("SM..."), else "" */
-	char status[24];       /* message status on success ("accepted", "queued") */
-	long error_code;       /* Twilio error code, 0 when none */
+	long http_status;        /* 0 when no response arrived */
+	char sid[40];            /* message sid on success ("SM..."), else "" */
+	char status[24];         /* message status on success ("accepted", "queued") */
+	long error_code;         /* Twilio error code, 0 when none */
 	char error_message[256]; /* Twilio's message or the transport problem; sanitised */
-	char reason[64];       /* short classification for logs: "sent", "timeout", ... */
+	char reason[64];         /* short classification for logs: "sent", "timeout", ... */
 };
 
 /* Interprets a Messages API response (status, body of len bytes, not
@@ -26,7 +26,7 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
 /* Sends body to the E.164 number to through cfg's Messaging Service. Returns
  * TSMS_OK, TSMS_ERR_UNAVAILABLE (transport, TLS, timeout, 429, 5xx),
  * TSMS_ERR_REJECTED (other 4xx) or TSMS_ERR_NOMEM; res always says why. */
-enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to,
-                               const char *body, struct tsms_twilio_result *res);
+enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, const char *body,
+                               struct tsms_twilio_result *res);
 
 #endif

@@ -41,6 +41,14 @@ for t in tests/unit/test_*; do
 	[ -x "$t" ] || continue
 	run_suite "unit $(basename "$t")" env CMOCKA_MESSAGE_OUTPUT=TAP TSMS_FIXTURES=tests/fixtures "$t"
 done
+style() {
+	if make -s check-format >/dev/null 2>&1; then
+		echo "PASS: C sources match .clang-format"
+	else
+		echo "FAIL: C sources differ from .clang-format (run make format)"
+	fi
+}
+run_suite "style" style
 run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 

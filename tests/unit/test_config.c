@@ -16,8 +16,9 @@
 #define MG "MGfedcba9876543210fedcba9876543210"
 
 /* an in-memory config: the required keys with a SignIn template; tests add members */
-#define REQUIRED_KEYS \
-	"\"accountSID\":\"" AC "\",\"authToken\":\"" TOKEN "\",\"fromMessagingServiceSID\":\"" MG "\""
+#define REQUIRED_KEYS                                                                             \
+	"\"accountSID\":\"" AC "\",\"authToken\":\"" TOKEN "\",\"fromMessagingServiceSID\":\"" MG \
+	"\""
 #define SIGNIN_TEMPLATES \
 	"\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"Your code is {{code}}\"}]"
 
@@ -170,8 +171,7 @@ static void assert_templates_refused(const char *templates, const char *name)
 	free(json);
 }
 
-static const struct tsms_template *find_template(const struct tsms_config *cfg,
-                                                 const char *usage)
+static const struct tsms_template *find_template(const struct tsms_config *cfg, const char *usage)
 {
 	for (size_t i = 0; i < cfg->n_templates; i++)
 		if (cfg->templates[i].usage != NULL && strcmp(cfg->templates[i].usage, usage) == 0)
@@ -280,9 +280,16 @@ static void test_parse_all_keys(void **state)
 static void test_parse_all_usage_types(void **state)
 {
 	static const char *const usages[] = {
-		"Register", "SignIn", "Test", "Generic", "ForgotPassword",
-		"OrganizationInvitation", "UserPermissionValidation", "BindNewIdentifier",
-		"MfaVerification", "BindMfa",
+		"Register",
+		"SignIn",
+		"Test",
+		"Generic",
+		"ForgotPassword",
+		"OrganizationInvitation",
+		"UserPermissionValidation",
+		"BindNewIdentifier",
+		"MfaVerification",
+		"BindMfa",
 	};
 	struct guarded_err g;
 	struct tsms_config *cfg;
@@ -403,16 +410,15 @@ static void test_refuse_missing_required(void **state)
 	(void)state;
 	assert_fixture_refused("config-missing-auth-token.json", "authToken");
 
-	json = object_of("\"authToken\":\"" TOKEN "\",\"fromMessagingServiceSID\":\"" MG "\","
-	                 SIGNIN_TEMPLATES);
+	json = object_of("\"authToken\":\"" TOKEN "\",\"fromMessagingServiceSID\":\"" MG
+	                 "\"," SIGNIN_TEMPLATES);
 	assert_refuses(json, "accountSID");
 	free(json);
-	json = object_of("\"accountSID\":\"" AC "\",\"fromMessagingServiceSID\":\"" MG "\","
-	                 SIGNIN_TEMPLATES);
+	json = object_of("\"accountSID\":\"" AC "\",\"fromMessagingServiceSID\":\"" MG
+	                 "\"," SIGNIN_TEMPLATES);
 	assert_refuses(json, "authToken");
 	free(json);
-	json = object_of("\"accountSID\":\"" AC "\",\"authToken\":\"" TOKEN "\","
-	                 SIGNIN_TEMPLATES);
+	json = object_of("\"accountSID\":\"" AC "\",\"authToken\":\"" TOKEN "\"," SIGNIN_TEMPLATES);
 	assert_refuses(json, "fromMessagingServiceSID");
 	free(json);
 	json = object_of(REQUIRED_KEYS);
@@ -428,8 +434,7 @@ static void test_refuse_bad_account_sid(void **state)
 		"AC0123456789abcdef0123456789abcdeg",  /* not hex */
 		"ac0123456789abcdef0123456789abcdef",  /* prefix case */
 		"MG0123456789abcdef0123456789abcdef",  /* a service SID */
-		" AC0123456789abcdef0123456789abcdef",
-		"",
+		" AC0123456789abcdef0123456789abcdef", "",
 	};
 	char *json;
 
@@ -458,9 +463,10 @@ static void test_accept_uppercase_hex_sids(void **state)
 
 	(void)state;
 	/* Twilio's OpenAPI patterns are ^AC[0-9a-fA-F]{32}$ and ^MG[0-9a-fA-F]{32}$ */
-	json = object_of("\"accountSID\":\"AC0123456789ABCDEF0123456789ABCDEF\",\"authToken\":\"" TOKEN
-	                 "\",\"fromMessagingServiceSID\":\"MGFEDCBA9876543210FEDCBA9876543210\","
-	                 SIGNIN_TEMPLATES);
+	json = object_of(
+		"\"accountSID\":\"AC0123456789ABCDEF0123456789ABCDEF\",\"authToken\":\"" TOKEN
+		"\",\"fromMessagingServiceSID\":"
+		"\"MGFEDCBA9876543210FEDCBA9876543210\"," SIGNIN_TEMPLATES);
 	assert_accepts(json);
 	free(json);
 }
@@ -495,7 +501,8 @@ static void test_refuse_bad_phone_names_user(void **state)
 {
 	(void)state;
 	assert_fixture_refused("config-bad-phone.json", "mallory");
-	assert_extra_refused(",\"users\":{\"alice\":\"+15555550006\",\"zed\":\"+0123456789\"}", "zed");
+	assert_extra_refused(",\"users\":{\"alice\":\"+15555550006\",\"zed\":\"+0123456789\"}",
+	                     "zed");
 	assert_extra_refused(",\"users\":{\"yan\":\"123\"}", "yan");
 	assert_extra_refused(",\"users\":{\"xi\":\"\"}", "xi");
 	assert_extra_refused(",\"users\":{\"wu\":15555550006}", "wu");
@@ -539,9 +546,9 @@ static void test_refuse_duplicate_user(void **state)
 static void test_refuse_duplicate_template_member(void **state)
 {
 	(void)state;
-	assert_templates_refused(
-		"\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"a {{code}}\",\"content\":\"b\"}]",
-		"content");
+	assert_templates_refused("\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"a "
+	                         "{{code}}\",\"content\":\"b\"}]",
+	                         "content");
 }
 
 static void test_refuse_http_base(void **state)
@@ -646,9 +653,9 @@ static unsigned field_of(const struct tsms_config *cfg, size_t offset)
 static void check_range(const struct range_case *rc)
 {
 	/* wrong types and values that only a cast would bring into range */
-	static const char *const odd[] = {"\"6\"", "6.5", "true", "4294967302", "1e300", "[6]"};
-	const long ok[] = {rc->lo, rc->hi};
-	const long bad[] = {rc->lo - 1, rc->hi + 1, -1, 0};
+	static const char *const odd[] = { "\"6\"", "6.5", "true", "4294967302", "1e300", "[6]" };
+	const long ok[] = { rc->lo, rc->hi };
+	const long bad[] = { rc->lo - 1, rc->hi + 1, -1, 0 };
 	char extra[128];
 
 	for (size_t i = 0; i < 2; i++) {
@@ -681,7 +688,8 @@ static void check_range(const struct range_case *rc)
 
 static void test_range_code_length(void **state)
 {
-	const struct range_case rc = {"codeLength", 4, 10, offsetof(struct tsms_config, code_length)};
+	const struct range_case rc = { "codeLength", 4, 10,
+		                       offsetof(struct tsms_config, code_length) };
 
 	(void)state;
 	assert_fixture_refused("config-range-codelength.json", "codeLength");
@@ -690,8 +698,8 @@ static void test_range_code_length(void **state)
 
 static void test_range_code_ttl(void **state)
 {
-	const struct range_case rc = {"codeTtlSeconds", 1, 3600,
-	                              offsetof(struct tsms_config, code_ttl_seconds)};
+	const struct range_case rc = { "codeTtlSeconds", 1, 3600,
+		                       offsetof(struct tsms_config, code_ttl_seconds) };
 
 	(void)state;
 	check_range(&rc);
@@ -699,7 +707,8 @@ static void test_range_code_ttl(void **state)
 
 static void test_range_max_attempts(void **state)
 {
-	const struct range_case rc = {"maxAttempts", 1, 10, offsetof(struct tsms_config, max_attempts)};
+	const struct range_case rc = { "maxAttempts", 1, 10,
+		                       offsetof(struct tsms_config, max_attempts) };
 
 	(void)state;
 	check_range(&rc);
@@ -707,8 +716,8 @@ static void test_range_max_attempts(void **state)
 
 static void test_range_timeout(void **state)
 {
-	const struct range_case rc = {"timeoutSeconds", 1, 60,
-	                              offsetof(struct tsms_config, timeout_seconds)};
+	const struct range_case rc = { "timeoutSeconds", 1, 60,
+		                       offsetof(struct tsms_config, timeout_seconds) };
 
 	(void)state;
 	check_range(&rc);
@@ -717,7 +726,14 @@ static void test_range_timeout(void **state)
 static void test_refuse_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"", "{", "}", "[]", "null", "\"config\"", "42", "{\"accountSID\":}",
+		"",
+		"{",
+		"}",
+		"[]",
+		"null",
+		"\"config\"",
+		"42",
+		"{\"accountSID\":}",
 		"{\"accountSID\":\"" AC "\",}",
 	};
 	struct guarded_err g;
@@ -745,7 +761,8 @@ static void test_refuse_bad_templates(void **state)
 	assert_templates_refused("\"templates\":[\"{{code}}\"]", "templates");
 	assert_templates_refused("\"templates\":[{\"usageType\":\"SignIn\"}]", "content");
 	assert_templates_refused("\"templates\":[{\"content\":\"{{code}}\"}]", "usageType");
-	assert_templates_refused("\"templates\":[{\"usageType\":\"SignIn\",\"content\":5}]", "content");
+	assert_templates_refused("\"templates\":[{\"usageType\":\"SignIn\",\"content\":5}]",
+	                         "content");
 	assert_templates_refused("\"templates\":[{\"usageType\":5,\"content\":\"{{code}}\"}]",
 	                         "usageType");
 }
@@ -871,8 +888,8 @@ static void test_refuse_no_placeholder(void **state)
 		fail();
 	}
 	/* the Generic fallback is the used template: it needs the placeholder too */
-	assert_templates_refused("\"templates\":[{\"usageType\":\"Generic\",\"content\":\"no code\"}]",
-	                         NULL);
+	assert_templates_refused(
+		"\"templates\":[{\"usageType\":\"Generic\",\"content\":\"no code\"}]", NULL);
 }
 
 static void test_accept_spaced_placeholder(void **state)
@@ -880,8 +897,8 @@ static void test_accept_spaced_placeholder(void **state)
 	char *json;
 
 	(void)state;
-	json = config_with("\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"{{ code }} is it\"}]",
-	                   "");
+	json = config_with(
+		"\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"{{ code }} is it\"}]", "");
 	assert_accepts(json);
 	free(json);
 }
@@ -896,7 +913,8 @@ static char *long_template_config(const char *unit, size_t repeat, const char *p
 	size_t off;
 
 	assert_non_null(templates);
-	off = (size_t)snprintf(templates, n, "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"");
+	off = (size_t)snprintf(templates, n,
+	                       "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"");
 	for (size_t i = 0; i < repeat; i++) {
 		memcpy(templates + off, unit, strlen(unit));
 		off += strlen(unit);
@@ -1033,9 +1051,8 @@ static void require_root(void)
 }
 
 /* Writes content to dir/name with mode and owner; returns the path (static). */
-static const char *make_config_file(const struct load_dir *d, const char *name,
-                                    const char *content, size_t len, mode_t mode, uid_t uid,
-                                    gid_t gid)
+static const char *make_config_file(const struct load_dir *d, const char *name, const char *content,
+                                    size_t len, mode_t mode, uid_t uid, gid_t gid)
 {
 	static char path[256];
 	int fd;
@@ -1104,7 +1121,9 @@ static void test_load_mode_0600_accepted(void **state)
 
 static void test_load_group_other_bits_refused(void **state)
 {
-	static const mode_t modes[] = {0644, 0640, 0604, 0660, 0620, 0610, 0602, 0601, 0666, 0606};
+	static const mode_t modes[] = {
+		0644, 0640, 0604, 0660, 0620, 0610, 0602, 0601, 0666, 0606
+	};
 	char name[32];
 
 	require_root();
@@ -1167,7 +1186,7 @@ static void test_load_fifo_refused_without_hanging(void **state)
 	char path[256];
 	pid_t pid;
 	int status = 0;
-	struct timespec nap = {0, 50 * 1000 * 1000};
+	struct timespec nap = { 0, 50 * 1000 * 1000 };
 
 	snprintf(path, sizeof(path), "%s/fifo.json", d->path);
 	assert_int_equal(mkfifo(path, 0600), 0);

@@ -27,7 +27,7 @@ static void capture_fn(void *ctx, int priority, const char *line)
 
 static struct tsms_log capture_log(struct capture *cap, bool debug)
 {
-	struct tsms_log log = {.fn = capture_fn, .ctx = cap, .debug = debug};
+	struct tsms_log log = { .fn = capture_fn, .ctx = cap, .debug = debug };
 
 	memset(cap, 0, sizeof(*cap));
 	return log;
@@ -69,7 +69,9 @@ static void test_sanitize_control_chars(void **state)
 	assert_sanitizes("a\rb", 64, "a?b");
 	assert_sanitizes("a\tb", 64, "a?b");
 	assert_sanitizes("a\x1b[31mred", 64, "a?[31mred");
-	assert_sanitizes("a\x7f" "b", 64, "a?b");
+	assert_sanitizes("a\x7f"
+	                 "b",
+	                 64, "a?b");
 	assert_sanitizes("\x01\x02\x1f", 64, "???");
 	assert_sanitizes("line\r\nfake: root login ok\n", 64, "line??fake: root login ok?");
 	assert_sanitizes("\b\f\v\a", 64, "????");
@@ -155,8 +157,8 @@ static void test_log_delivers(void **state)
 
 static void test_log_priorities_passed(void **state)
 {
-	static const int prios[] = {LOG_EMERG, LOG_ALERT, LOG_CRIT, LOG_ERR,
-	                            LOG_WARNING, LOG_NOTICE, LOG_INFO};
+	static const int prios[] = { LOG_EMERG,   LOG_ALERT,  LOG_CRIT, LOG_ERR,
+		                     LOG_WARNING, LOG_NOTICE, LOG_INFO };
 	struct capture cap;
 	struct tsms_log log = capture_log(&cap, false);
 

@@ -58,7 +58,7 @@ static void test_generate_lengths(void **state)
 
 static void test_generate_refuses_bad_lengths(void **state)
 {
-	static const size_t bad[] = {0, 1, 2, 3, 11, 12, 16, 100, (size_t)-1};
+	static const size_t bad[] = { 0, 1, 2, 3, 11, 12, 16, 100, (size_t)-1 };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -106,8 +106,9 @@ static void test_generate_distribution(void **state)
 		for (int d = 0; d < 10; d++) {
 			/* expected 2000, standard deviation about 42 */
 			if (counts[p][d] < 1000 || counts[p][d] > 3000) {
-				print_error("digit %d at position %d appeared %u times in %d codes\n", d,
-				            p, counts[p][d], N);
+				print_error(
+					"digit %d at position %d appeared %u times in %d codes\n",
+					d, p, counts[p][d], N);
 				fail();
 			}
 		}
@@ -211,12 +212,12 @@ static void test_matches_wrong_length(void **state)
 
 	(void)state;
 	set_code(&code, "012345");
-	assert_false(tsms_otp_matches(&code, "01234"));    /* shorter: prefix */
-	assert_false(tsms_otp_matches(&code, "12345"));    /* shorter: suffix */
+	assert_false(tsms_otp_matches(&code, "01234")); /* shorter: prefix */
+	assert_false(tsms_otp_matches(&code, "12345")); /* shorter: suffix */
 	assert_false(tsms_otp_matches(&code, "0"));
-	assert_false(tsms_otp_matches(&code, "0123456"));  /* longer */
+	assert_false(tsms_otp_matches(&code, "0123456")); /* longer */
 	assert_false(tsms_otp_matches(&code, "0123450"));
-	assert_false(tsms_otp_matches(&code, "0012345"));  /* longer at the front */
+	assert_false(tsms_otp_matches(&code, "0012345")); /* longer at the front */
 	assert_false(tsms_otp_matches(&code, "012345012345"));
 }
 

@@ -93,13 +93,13 @@ static void test_normalize_length_limits(void **state)
 {
 	(void)state;
 	/* ^\+[1-9][0-9]{6,14}$: 7 to 15 digits */
-	assert_refused("+123456");           /* 6 digits */
-	assert_normalizes("+1234567", "+1234567");          /* 7 */
-	assert_normalizes("1234567", "+1234567");           /* 7, no + */
+	assert_refused("+123456");                                 /* 6 digits */
+	assert_normalizes("+1234567", "+1234567");                 /* 7 */
+	assert_normalizes("1234567", "+1234567");                  /* 7, no + */
 	assert_normalizes("+123456789012345", "+123456789012345"); /* 15 */
-	assert_refused("+1234567890123456");  /* 16 */
-	assert_refused("1234567890123456");   /* 16, no + */
-	assert_refused("+1 234 567 890 123 456"); /* 16 after dropping spaces */
+	assert_refused("+1234567890123456");                       /* 16 */
+	assert_refused("1234567890123456");                        /* 16, no + */
+	assert_refused("+1 234 567 890 123 456");                  /* 16 after dropping spaces */
 	assert_refused("+1");
 	assert_refused("1");
 }
@@ -142,7 +142,8 @@ static void test_normalize_letters_and_symbols_refused(void **state)
 	assert_refused("1555+5550006");
 	assert_refused("15555550006+");
 	/* full-width digits are not ASCII digits */
-	assert_refused("+\xef\xbc\x91" "5555550006");
+	assert_refused("+\xef\xbc\x91"
+	               "5555550006");
 }
 
 static void test_normalize_empty_refused(void **state)
@@ -171,11 +172,9 @@ static void test_mask_last_four(void **state)
 static void test_mask_constant_width(void **state)
 {
 	static const char *const numbers[] = {
-		"+1234567",          /* shortest valid */
-		"+12345678",
-		"+15555550006",
-		"+4915123456789",
-		"+123456789012345",  /* longest valid */
+		"+1234567", /* shortest valid */
+		"+12345678",      "+15555550006",
+		"+4915123456789", "+123456789012345", /* longest valid */
 	};
 	struct {
 		char out[TSMS_PHONE_MASKED_MAX];
@@ -250,7 +249,8 @@ static void test_mask_text_leaves_the_rest(void **state)
 	assert_masks_text("", "");
 	assert_masks_text("no digits here", "no digits here");
 	/* shorter runs are not phone numbers: error codes, HTTP statuses, dates */
-	assert_masks_text("error 21211 (HTTP 400) at 2025-11-26", "error 21211 (HTTP 400) at 2025-11-26");
+	assert_masks_text("error 21211 (HTTP 400) at 2025-11-26",
+	                  "error 21211 (HTTP 400) at 2025-11-26");
 	assert_masks_text("+1555 is short", "+1555 is short");
 	assert_masks_text("123456", "123456");
 	assert_masks_text("Numéro +15555550006 invalide", "Numéro ********0006 invalide");

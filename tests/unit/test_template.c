@@ -157,9 +157,9 @@ static void test_utf8_chars(void **state)
 	assert_int_equal(TSMS_BODY_MAX_CHARS, 1600);
 	assert_int_equal(tsms_utf8_chars(""), 0);
 	assert_int_equal(tsms_utf8_chars("abc"), 3);
-	assert_int_equal(tsms_utf8_chars("é"), 1);               /* 2 bytes */
-	assert_int_equal(tsms_utf8_chars("验证码"), 3);           /* 3 bytes each */
-	assert_int_equal(tsms_utf8_chars("🔐"), 1);              /* 4 bytes */
+	assert_int_equal(tsms_utf8_chars("é"), 1);      /* 2 bytes */
+	assert_int_equal(tsms_utf8_chars("验证码"), 3); /* 3 bytes each */
+	assert_int_equal(tsms_utf8_chars("🔐"), 1);      /* 4 bytes */
 	assert_int_equal(tsms_utf8_chars("Ваш код: 123"), 12);
 	assert_int_equal(tsms_utf8_chars("a\xc3\xa9z\xe2\x9c\x93\xf0\x9f\x94\x90!"), 6);
 }

@@ -68,8 +68,7 @@ static void check_result(const struct guarded_result *g)
 }
 
 /* Parses body (len bytes from an exactly sized unterminated buffer). */
-static enum tsms_err parse_body(long status, const char *body, size_t len,
-                                struct guarded_result *g)
+static enum tsms_err parse_body(long status, const char *body, size_t len, struct guarded_result *g)
 {
 	char *buf = unterminated_copy(body, len);
 	enum tsms_err e;
@@ -125,7 +124,8 @@ static void test_201_minimal(void **state)
 	struct guarded_result g;
 
 	(void)state;
-	assert_int_equal(parse_str(201, "{\"sid\":\"" SID "\",\"status\":\"accepted\"}", &g), TSMS_OK);
+	assert_int_equal(parse_str(201, "{\"sid\":\"" SID "\",\"status\":\"accepted\"}", &g),
+	                 TSMS_OK);
 	assert_string_equal(g.res.sid, SID);
 }
 
@@ -156,7 +156,8 @@ static void test_201_len_respected(void **state)
 	(void)state;
 	/* the buffer holds the whole (NUL-terminated) body, len only its first half */
 	memset(&res, 0xA5, sizeof(res));
-	assert_int_equal(tsms_twilio_parse_response(201, body, len / 2, &res), TSMS_ERR_UNAVAILABLE);
+	assert_int_equal(tsms_twilio_parse_response(201, body, len / 2, &res),
+	                 TSMS_ERR_UNAVAILABLE);
 	assert_string_equal(res.sid, "");
 	free(body);
 }
@@ -182,11 +183,19 @@ static void test_201_unreadable(void **state)
 {
 	static const char *const fixtures[] = {
 		"twilio-201-no-sid.json", "twilio-201-truncated.json", "twilio-garbage.txt",
-		"twilio-500.html", "twilio-400-21211.json",
+		"twilio-500.html",        "twilio-400-21211.json",
 	};
 	static const char *const bodies[] = {
-		"", "{}", "[]", "null", "\"SM\"", "{\"sid\":12345}", "{\"sid\":\"\"}",
-		"{\"sid\":null}", "{\"sid\":[\"" SID "\"]}", "{\"sid\":\"" SID "\"",
+		"",
+		"{}",
+		"[]",
+		"null",
+		"\"SM\"",
+		"{\"sid\":12345}",
+		"{\"sid\":\"\"}",
+		"{\"sid\":null}",
+		"{\"sid\":[\"" SID "\"]}",
+		"{\"sid\":\"" SID "\"",
 	};
 	struct guarded_result g;
 
@@ -264,7 +273,7 @@ static void test_404_20404(void **state)
 
 static void test_4xx_without_twilio_body(void **state)
 {
-	static const long statuses[] = {400, 401, 403, 404, 405, 413, 451, 499};
+	static const long statuses[] = { 400, 401, 403, 404, 405, 413, 451, 499 };
 	struct guarded_result g;
 
 	(void)state;
@@ -286,7 +295,7 @@ static void test_only_201_is_success(void **state)
 {
 	size_t len = 0;
 	char *body = fixture_read("twilio-201.json", &len);
-	static const long statuses[] = {200, 202, 204, 301, 302, 307, 100};
+	static const long statuses[] = { 200, 202, 204, 301, 302, 307, 100 };
 	struct guarded_result g;
 	int wrong = 0;
 
@@ -296,8 +305,9 @@ static void test_only_201_is_success(void **state)
 		enum tsms_err e = parse_body(statuses[i], body, len, &g);
 
 		if (e != TSMS_ERR_REJECTED) {
-			print_error("status %ld with a message body gave %d, not TSMS_ERR_REJECTED\n",
-			            statuses[i], (int)e);
+			print_error(
+				"status %ld with a message body gave %d, not TSMS_ERR_REJECTED\n",
+				statuses[i], (int)e);
 			wrong++;
 		}
 	}
@@ -321,7 +331,7 @@ static void test_429(void **state)
 
 static void test_5xx(void **state)
 {
-	static const long statuses[] = {500, 502, 503, 504, 599};
+	static const long statuses[] = { 500, 502, 503, 504, 599 };
 	struct guarded_result g;
 
 	(void)state;
@@ -347,7 +357,8 @@ static void test_error_message_sanitised(void **state)
 	struct guarded_result g;
 
 	(void)state;
-	assert_int_equal(parse_fixture(400, "twilio-400-control-chars.json", &g), TSMS_ERR_REJECTED);
+	assert_int_equal(parse_fixture(400, "twilio-400-control-chars.json", &g),
+	                 TSMS_ERR_REJECTED);
 	assert_int_equal(g.res.error_code, 21211);
 	/* check_result checked: no control characters; UTF-8 is kept */
 	assert_contains(g.res.error_message, "Numéro invalide?Injected: result=PAM_SUCCESS?");
@@ -373,7 +384,8 @@ static void test_error_body_odd_types(void **state)
 
 	(void)state;
 	/* code as a string, message as a number: no crash, still refused */
-	assert_int_equal(parse_str(400, "{\"code\":\"21211\",\"message\":42}", &g), TSMS_ERR_REJECTED);
+	assert_int_equal(parse_str(400, "{\"code\":\"21211\",\"message\":42}", &g),
+	                 TSMS_ERR_REJECTED);
 	assert_int_equal(parse_str(400, "{\"code\":null,\"message\":null}", &g), TSMS_ERR_REJECTED);
 	assert_int_equal(g.res.error_code, 0);
 	assert_int_equal(parse_str(400, "[21211]", &g), TSMS_ERR_REJECTED);
@@ -401,7 +413,8 @@ static struct tsms_config *config_for_port(unsigned port)
 	struct tsms_config *cfg;
 
 	snprintf(json, sizeof(json),
-	         "{\"accountSID\":\"AC0123456789abcdef0123456789abcdef\",\"authToken\":\"" TOKEN "\","
+	         "{\"accountSID\":\"AC0123456789abcdef0123456789abcdef\",\"authToken\":\"" TOKEN
+	         "\","
 	         "\"fromMessagingServiceSID\":\"MGfedcba9876543210fedcba9876543210\","
 	         "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"code {{code}}\"}],"
 	         "\"apiBaseUrl\":\"https://127.0.0.1:%u\",\"timeoutSeconds\":1}",

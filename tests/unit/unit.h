@@ -26,16 +26,14 @@
 #define TSMS_FIXTURES_DEFAULT "tests/fixtures"
 
 /* Fails the test, showing both strings, unless needle occurs in hay. */
-#define assert_contains(hay, needle) \
-	assert_contains_at((hay), (needle), __FILE__, __LINE__)
+#define assert_contains(hay, needle) assert_contains_at((hay), (needle), __FILE__, __LINE__)
 /* Fails the test unless needle does not occur in hay (NULL hay passes). */
-#define assert_not_contains(hay, needle) \
-	assert_not_contains_at((hay), (needle), __FILE__, __LINE__)
+#define assert_not_contains(hay, needle) assert_not_contains_at((hay), (needle), __FILE__, __LINE__)
 /* Fails the test unless s has no byte < 0x20 and no 0x7f. */
 #define assert_no_control(s) assert_no_control_at((s), __FILE__, __LINE__)
 
-static inline void assert_contains_at(const char *hay, const char *needle,
-                                      const char *file, int line)
+static inline void assert_contains_at(const char *hay, const char *needle, const char *file,
+                                      int line)
 {
 	if (hay == NULL || strstr(hay, needle) == NULL) {
 		print_error("%s:%d: expected \"%s\" to contain \"%s\"\n", file, line,
@@ -44,12 +42,12 @@ static inline void assert_contains_at(const char *hay, const char *needle,
 	}
 }
 
-static inline void assert_not_contains_at(const char *hay, const char *needle,
-                                          const char *file, int line)
+static inline void assert_not_contains_at(const char *hay, const char *needle, const char *file,
+                                          int line)
 {
 	if (hay != NULL && strstr(hay, needle) != NULL) {
-		print_error("%s:%d: expected \"%s\" not to contain \"%s\"\n", file, line,
-		            hay, needle);
+		print_error("%s:%d: expected \"%s\" not to contain \"%s\"\n", file, line, hay,
+		            needle);
 		_fail(file, line);
 	}
 }
@@ -85,8 +83,7 @@ static inline const char *fixture_path(const char *name, char *buf, size_t bufle
  * is NOT counted in *len (so a reader that stops at len never needs it, and
  * callers may also use the buffer as a string). Fails the test when the
  * fixture cannot be read. The caller frees the buffer. */
-static inline char *fixture_read_at(const char *name, size_t *len, const char *file,
-                                    int line)
+static inline char *fixture_read_at(const char *name, size_t *len, const char *file, int line)
 {
 	char path[4096];
 	struct stat st;
