@@ -19,6 +19,7 @@ import os
 import pwd
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -38,6 +39,9 @@ DEV_LOG = Path("/dev/log")
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "sandbox-auth-token-0123456789"
+# Runs every PAM client under a command prefix, e.g. valgrind or env LD_PRELOAD=libasan.so
+# for the sanitizer builds: TSMS_E2E_PREFIX="valgrind --error-exitcode=99 ..."
+PAM_CLIENT_PREFIX = shlex.split(os.environ.get("TSMS_E2E_PREFIX", ""))
 MESSAGING_SID = "MGfedcba9876543210fedcba9876543210"
 DEFAULT_TEMPLATE = "Your sign-in code is {{code}}. Do not share it."
 
@@ -389,7 +393,7 @@ class Harness:
         outbox_before = len(self.sandbox.outbox())
         requests_before = len(self.sandbox.requests())
         log_mark = self.syslog.mark()
-        cmd = self.syslog.wrap(["pamtester", service, user, "authenticate"])
+        cmd = self.syslog.wrap(PAM_CLIENT_PREFIX + ["pamtester", service, user, "authenticate"])
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
