@@ -98,3 +98,6 @@ check-format:
 
 clean:
 	rm -f $(MODULE) lib/*.o lib/libtsms.a $(UNIT_BIN)
+
+# Test tooling keeps its own rules beside it (fuzzers, analysis, test clients).
+include $(wildcard tests/*/*.mk)
