@@ -38,6 +38,11 @@ static int ask_echo_off(void *ctx, const char *prompt, char **answer)
 	               : -1;
 }
 
+static void tell_error(void *ctx, const char *message)
+{
+	pam_error((pam_handle_t *)ctx, "%s", message);
+}
+
 static const char *skip_prefix(const char *s, const char *prefix)
 {
 	size_t n = strlen(prefix);
@@ -90,6 +95,7 @@ static int pam_result(enum tsms_err err, const struct tsms_config *cfg, bool nul
 		return PAM_CONV_ERR;
 	case TSMS_ERR_AUTH:
 	case TSMS_ERR_EXPIRED:
+	case TSMS_ERR_LIMITED:
 		return PAM_AUTH_ERR;
 	case TSMS_ERR_MAXTRIES:
 		return PAM_MAXTRIES;
@@ -97,6 +103,7 @@ static int pam_result(enum tsms_err err, const struct tsms_config *cfg, bool nul
 		return PAM_BUF_ERR;
 	case TSMS_ERR_CONFIG:
 	case TSMS_ERR_SYSTEM:
+	case TSMS_ERR_STATE:
 		break;
 	}
 	return PAM_SERVICE_ERR;
@@ -129,14 +136,20 @@ static const char *pam_result_name(int rc)
 static void log_outcome(const struct tsms_log *log, const char *user, int rc, enum tsms_err err,
                         const struct tsms_outcome *outcome)
 {
-	int priority = rc == PAM_SUCCESS                                  ? LOG_INFO
-	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM ? LOG_ERR
-	               : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE     ? LOG_WARNING
-	                                                                  : LOG_NOTICE;
+	const char *name = user != NULL ? user : "-";
+	bool phone_shown = outcome->masked_phone[0] != '\0' && err != TSMS_ERR_NO_PHONE;
+	int priority = rc == PAM_SUCCESS ? LOG_INFO
+	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM || err == TSMS_ERR_STATE
+	                       ? LOG_ERR
+	               : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE ? LOG_WARNING
+	                                                              : LOG_NOTICE;
+	char shown[68];
 
-	tsms_log(log, priority, "user=%s phone=%s sid=%s attempts=%u result=%s reason=%s%s",
-	         user != NULL ? user : "-",
-	         outcome->masked_phone[0] != '\0' ? outcome->masked_phone : "-",
+	/* a long user name must not push the result out of the line */
+	if (tsms_sanitize(shown, sizeof(shown) - 3, name) < strlen(name))
+		strcat(shown, "...");
+	tsms_log(log, priority, "user=%s phone=%s sid=%s attempts=%u result=%s reason=%s%s", shown,
+	         phone_shown ? outcome->masked_phone : "-",
 	         outcome->sid[0] != '\0' ? outcome->sid : "-", outcome->attempts,
 	         pam_result_name(rc),
 	         outcome->reason[0] != '\0' ? outcome->reason : tsms_strerror(err),
@@ -148,7 +161,7 @@ static void log_outcome(const struct tsms_log *log, const char *user, int rc, en
 TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
-	struct tsms_prompter prompter = { .ask = ask_echo_off, .ctx = pamh };
+	struct tsms_prompter prompter = { .ask = ask_echo_off, .tell = tell_error, .ctx = pamh };
 	struct tsms_outcome outcome = { .reason = "" };
 	struct tsms_config *cfg = NULL;
 	struct module_args args;
@@ -174,22 +187,26 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	         args.config, cfg->n_templates, cfg->n_users, cfg->code_length,
 	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->timeout_seconds,
 	         cfg->fail_mode == TSMS_FAIL_OPEN ? "open" : "closed", cfg->api_base_url);
-	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL || user[0] == '\0') {
+	rc = pam_get_user(pamh, &user, NULL);
+	if (rc != PAM_SUCCESS || user == NULL || user[0] == '\0') {
 		user = NULL;
-		err = TSMS_ERR_NO_USER;
+		err = rc == PAM_CONV_ERR ? TSMS_ERR_CONV : TSMS_ERR_NO_USER;
 		goto out;
 	}
+	/* without nullok an unmapped user gets a decoy challenge (phone NULL): the same
+	 * prompts, no SMS, no success */
 	phone = tsms_config_phone(cfg, user);
-	if (phone == NULL) {
+	if (phone == NULL && args.nullok) {
 		err = TSMS_ERR_NO_PHONE;
 		goto out;
 	}
-	tsms_log(&log, LOG_DEBUG, "user %s has a phone number; sending the SignIn SMS", user);
+	tsms_log(&log, LOG_DEBUG, "user %s %s", user,
+	         phone != NULL ? "has a phone number: SignIn challenge" : "has no phone number");
 	if (tsms_http_global_init() != 0) {
 		err = TSMS_ERR_SYSTEM;
 		goto out;
 	}
-	err = tsms_challenge_run(cfg, "SignIn", phone, &prompter, &outcome);
+	err = tsms_challenge_run(cfg, "SignIn", user, phone, &prompter, &outcome);
 	tsms_http_global_cleanup();
 out:
 	rc = pam_result(err, cfg, args.nullok);

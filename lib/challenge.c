@@ -1,4 +1,4 @@
-/* challenge.c - one SMS challenge: generate, send, prompt, verify */
+/* challenge.c - one SMS challenge: limits, generate, send, prompt, verify */
 #include "challenge.h"
 
 #include <stdarg.h>
@@ -7,7 +7,23 @@
 #include <time.h>
 
 #include "otp.h"
+#include "state.h"
 #include "template.h"
+
+/* One authentication's challenge; phone NULL makes it a decoy. */
+struct session {
+	const struct tsms_config *cfg;
+	const struct tsms_template *tpl;
+	const char *user;
+	const char *phone;
+	const struct tsms_prompter *prompter;
+	struct tsms_outcome *outcome;
+	struct tsms_code code; /* the live code; len 0 matches nothing */
+	double deadline;       /* monotonic seconds */
+	unsigned resends;
+	enum tsms_verdict verdict; /* why the last send was refused */
+	long long wait;            /* and for how long */
+};
 
 static void say(struct tsms_outcome *outcome, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -23,114 +39,280 @@ static void say(struct tsms_outcome *outcome, const char *fmt, ...)
 	tsms_sanitize(outcome->reason, sizeof(outcome->reason), raw);
 }
 
-static int now_seconds(double *out)
+static void tell(const struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void tell(const struct session *s, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+
+	if (s->prompter->tell == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s->prompter->tell(s->prompter->ctx, msg);
+}
+
+static double now_monotonic(void)
 {
 	struct timespec ts;
 
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-		return -1;
-	*out = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static enum tsms_err send_code(const struct tsms_config *cfg, const struct tsms_template *tpl,
-                               const char *phone, const struct tsms_code *code,
-                               struct tsms_outcome *outcome)
+/* The masked number shown in prompts. An unmapped user gets four digits derived
+ * from the name and the auth token: stable, unpredictable, like a real number. */
+static void masked_number(const struct session *s, char out[TSMS_PHONE_MASKED_MAX])
 {
+	char hex[TSMS_DIGEST_HEX], digits[5];
+
+	if (s->phone != NULL) {
+		tsms_phone_mask(s->phone, out);
+		return;
+	}
+	tsms_digest_hex(s->cfg->auth_token, s->user, hex);
+	for (int i = 0; i < 4; i++)
+		digits[i] = (char)('0' + (hex[i] >= 'a' ? hex[i] - 'a' + 10 : hex[i] - '0') % 10);
+	digits[4] = '\0';
+	tsms_phone_mask(digits, out);
+}
+
+static enum tsms_err send_code(struct session *s)
+{
+	struct tsms_outcome *outcome = s->outcome;
 	struct tsms_twilio_result res;
+	const char *name;
 	enum tsms_err err;
 	char *body;
 
-	body = tsms_template_render(tpl->content, code->digits, NULL);
+	body = tsms_template_render(s->tpl->content, s->code.digits, NULL);
 	if (body == NULL) {
 		say(outcome, "out of memory");
 		return TSMS_ERR_NOMEM;
 	}
-	err = tsms_twilio_send(cfg, phone, body, &res);
+	err = tsms_twilio_send(s->cfg, s->phone, body, &res);
 	tsms_free_secret(body);
 	if (err == TSMS_OK) {
 		snprintf(outcome->sid, sizeof(outcome->sid), "%s", res.sid);
+		outcome->sent++;
 		return TSMS_OK;
 	}
+	name = tsms_twilio_code_name(res.error_code);
 	if (res.error_code != 0)
-		say(outcome, "%s: Twilio error %ld: %s (HTTP %ld)", res.reason, res.error_code,
-		    res.error_message, res.http_status);
+		say(outcome, "%s: Twilio error %ld%s%s: %s (HTTP %ld, %u request%s)", res.reason,
+		    res.error_code, name != NULL ? " " : "", name != NULL ? name : "",
+		    res.error_message, res.http_status, res.attempts, res.attempts == 1 ? "" : "s");
 	else if (res.http_status != 0)
-		say(outcome, "%s: HTTP %ld%s%s", res.reason, res.http_status,
-		    res.error_message[0] != '\0' ? ": " : "", res.error_message);
+		say(outcome, "%s: HTTP %ld%s%s (%u request%s)", res.reason, res.http_status,
+		    res.error_message[0] != '\0' ? ": " : "", res.error_message, res.attempts,
+		    res.attempts == 1 ? "" : "s");
 	else
-		say(outcome, "%s: %s", res.reason, res.error_message);
+		say(outcome, "%s: %s (%u request%s)", res.reason, res.error_message, res.attempts,
+		    res.attempts == 1 ? "" : "s");
 	return err;
 }
 
-/* Asks until the right code, cfg->max_attempts wrong ones, or the deadline. */
-static enum tsms_err verify_code(const struct tsms_config *cfg, const struct tsms_code *code,
-                                 double deadline, const struct tsms_prompter *prompter,
-                                 struct tsms_outcome *outcome)
+/* Makes a new code live: counts it against the limits, sends it, restarts the
+ * clock. TSMS_ERR_LIMITED leaves the refusal in s->verdict and s->wait. */
+static enum tsms_err new_code(struct session *s)
 {
-	char prompt[96];
-	double now;
+	char problem[TSMS_STATE_ERR_MAX];
+	enum tsms_err err;
 
-	while (outcome->attempts < cfg->max_attempts) {
+	if (s->phone != NULL) {
+		err = tsms_state_reserve_send(s->cfg, s->user, time(NULL), &s->verdict, &s->wait,
+		                              problem);
+		if (err != TSMS_OK) {
+			say(s->outcome, "%s", problem);
+			return err;
+		}
+		if (s->verdict != TSMS_VERDICT_OK) {
+			say(s->outcome, "no SMS: %s, %lld s left", tsms_verdict_name(s->verdict),
+			    s->wait);
+			return TSMS_ERR_LIMITED; /* the old code, if any, stays valid */
+		}
+		tsms_otp_wipe(&s->code);
+		if (tsms_otp_generate(&s->code, s->cfg->code_length) != 0) {
+			say(s->outcome, "codeLength %u out of range", s->cfg->code_length);
+			return TSMS_ERR_CONFIG;
+		}
+		err = send_code(s);
+		if (err != TSMS_OK)
+			return err;
+	}
+	s->deadline = now_monotonic() + s->cfg->code_ttl_seconds;
+	return TSMS_OK;
+}
+
+static void tell_refusal(const struct session *s)
+{
+	if (s->verdict == TSMS_VERDICT_LOCKED)
+		tell(s, "Too many wrong codes: SMS login is locked for %lld more seconds.",
+		     s->wait);
+	else
+		tell(s, "Too many SMS codes requested: try again in %lld seconds.", s->wait);
+}
+
+/* Counts a wrong answer towards the lockout; TSMS_ERR_LIMITED once locked. */
+static enum tsms_err wrong_answer(struct session *s)
+{
+	char problem[TSMS_STATE_ERR_MAX];
+	enum tsms_err err;
+	bool locked;
+
+	if (s->phone == NULL)
+		return TSMS_OK;
+	err = tsms_state_record_failure(s->cfg, s->user, time(NULL), &locked, problem);
+	if (err != TSMS_OK) {
+		say(s->outcome, "%s", problem);
+		return err;
+	}
+	if (locked) {
+		tell(s, "Too many wrong codes: SMS login is locked for %u seconds.",
+		     s->cfg->lockout_seconds);
+		say(s->outcome, "wrong code; locked out for %u s after %u consecutive wrong codes",
+		    s->cfg->lockout_seconds, s->cfg->lockout_threshold);
+		return TSMS_ERR_LIMITED;
+	}
+	return TSMS_OK;
+}
+
+static enum tsms_err right_answer(struct session *s)
+{
+	char problem[TSMS_STATE_ERR_MAX];
+
+	if (tsms_state_record_success(s->cfg, s->user, time(NULL), problem) != TSMS_OK) {
+		say(s->outcome, "%s", problem);
+		return TSMS_ERR_STATE;
+	}
+	say(s->outcome, "code accepted");
+	return TSMS_OK;
+}
+
+static bool is_blank(const char *answer)
+{
+	return answer[strspn(answer, " \t\r\n")] == '\0';
+}
+
+/* An empty answer asks for a new code. Returns TSMS_OK with *counted false when
+ * a new code went out, *counted true when none could (the answer counts as a
+ * wrong one), or the error that ends the challenge. */
+static enum tsms_err resend(struct session *s, const char **prefix, bool *counted)
+{
+	enum tsms_err err;
+
+	*counted = true;
+	if (s->resends >= s->cfg->max_resends) {
+		*prefix = "No more codes can be sent. ";
+		return TSMS_OK;
+	}
+	s->resends++;
+	err = new_code(s);
+	if (err == TSMS_ERR_LIMITED) {
+		*prefix = s->verdict == TSMS_VERDICT_COOLDOWN
+		                  ? "Wait before asking for a new code. "
+		                  : "No more codes can be sent now. ";
+		return TSMS_OK; /* the old code stays valid */
+	}
+	if (err != TSMS_OK)
+		return err;
+	*counted = false;
+	*prefix = "New ";
+	return TSMS_OK;
+}
+
+/* Asks until the right code, max_attempts wrong answers to one code, the
+ * deadline, or an error. */
+static enum tsms_err verify(struct session *s)
+{
+	struct tsms_outcome *outcome = s->outcome;
+	const char *prefix = "";
+	unsigned wrong = 0;
+	char prompt[128];
+
+	while (wrong < s->cfg->max_attempts) {
 		char *answer = NULL;
-		bool right;
-		int rc;
+		bool right, blank, counted = true;
+		enum tsms_err err;
 
-		snprintf(prompt, sizeof(prompt),
-		         "%sSMS code sent to %s: ", outcome->attempts > 0 ? "Wrong code. " : "",
+		snprintf(prompt, sizeof(prompt), "%sSMS code sent to %s: ", prefix,
 		         outcome->masked_phone);
-		rc = prompter->ask(prompter->ctx, prompt, &answer);
-		if (rc != 0 || answer == NULL) {
+		if (s->prompter->ask(s->prompter->ctx, prompt, &answer) != 0 || answer == NULL) {
 			tsms_free_secret(answer);
 			say(outcome, "conversation failed");
 			return TSMS_ERR_CONV;
 		}
 		outcome->attempts++;
-		right = tsms_otp_matches(code, answer);
+		right = tsms_otp_matches(&s->code, answer);
+		blank = is_blank(answer);
 		tsms_free_secret(answer);
-		if (now_seconds(&now) != 0) {
-			say(outcome, "clock unavailable");
-			return TSMS_ERR_SYSTEM;
-		}
-		if (now > deadline) {
-			say(outcome, "code expired (codeTtlSeconds=%u)", cfg->code_ttl_seconds);
+		if (now_monotonic() > s->deadline) {
+			say(outcome, "code expired (codeTtlSeconds=%u)", s->cfg->code_ttl_seconds);
 			return TSMS_ERR_EXPIRED;
 		}
-		if (right) {
-			say(outcome, "code accepted");
-			return TSMS_OK;
+		if (right)
+			return right_answer(s);
+		if (blank) {
+			unsigned sent = outcome->sent;
+			err = resend(s, &prefix, &counted);
+			if (err != TSMS_OK)
+				return err;
+			if (outcome->sent > sent || (s->phone == NULL && !counted))
+				wrong = 0; /* a new code gets its own maxAttempts */
+			if (!counted)
+				continue;
+		} else {
+			prefix = "Wrong code. ";
 		}
+		wrong++;
+		err = wrong_answer(s);
+		if (err != TSMS_OK)
+			return err;
 	}
-	say(outcome, "wrong code (%u of %u attempts)", outcome->attempts, cfg->max_attempts);
-	return TSMS_ERR_MAXTRIES;
+	say(outcome,
+	    s->phone != NULL ? "wrong code (%u of %u attempts)"
+	                     : "no phone number mapped to the user (%u of %u attempts)",
+	    wrong, s->cfg->max_attempts);
+	return s->phone != NULL ? TSMS_ERR_MAXTRIES : TSMS_ERR_NO_PHONE;
 }
 
-enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage,
+enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage, const char *user,
                                  const char *phone, const struct tsms_prompter *prompter,
                                  struct tsms_outcome *outcome)
 {
-	const struct tsms_template *tpl = tsms_config_template(cfg, usage);
-	struct tsms_code code = { 0 };
+	struct session s = {
+		.cfg = cfg,
+		.tpl = tsms_config_template(cfg, usage),
+		.user = user,
+		.phone = phone,
+		.prompter = prompter,
+		.outcome = outcome,
+	};
 	enum tsms_err err;
-	double start;
 
 	memset(outcome, 0, sizeof(*outcome));
-	tsms_phone_mask(phone, outcome->masked_phone);
-	if (tpl == NULL || !tsms_template_has_placeholder(tpl->content)) {
+	if (s.tpl == NULL || !tsms_template_has_placeholder(s.tpl->content)) {
 		say(outcome, "no %s or Generic template with {{code}}", usage);
 		return TSMS_ERR_CONFIG;
 	}
-	if (tsms_crypto_init() != 0 || now_seconds(&start) != 0) {
-		say(outcome, "libsodium or the clock is unavailable");
+	if (tsms_crypto_init() != 0) {
+		say(outcome, "libsodium is unavailable");
 		return TSMS_ERR_SYSTEM;
 	}
-	if (tsms_otp_generate(&code, cfg->code_length) != 0) {
-		say(outcome, "codeLength %u out of range", cfg->code_length);
-		return TSMS_ERR_CONFIG;
+	masked_number(&s, outcome->masked_phone);
+	if (phone != NULL && !tsms_config_country_allowed(cfg, phone)) {
+		tell(&s, "SMS codes cannot be sent to this number; ask your administrator.");
+		say(outcome, "no SMS: the number's country code is not in allowedCountryCodes");
+		return TSMS_ERR_LIMITED;
 	}
-	err = send_code(cfg, tpl, phone, &code, outcome);
+	err = new_code(&s);
+	if (err == TSMS_ERR_LIMITED)
+		tell_refusal(&s);
 	if (err == TSMS_OK)
-		err = verify_code(cfg, &code, start + cfg->code_ttl_seconds, prompter, outcome);
-	tsms_otp_wipe(&code);
+		err = verify(&s);
+	tsms_otp_wipe(&s.code);
 	return err;
 }

@@ -1,4 +1,4 @@
-/* challenge.h - one SMS challenge: generate, send, prompt, verify */
+/* challenge.h - one SMS challenge: limits, generate, send, prompt, verify */
 #ifndef TSMS_CHALLENGE_H
 #define TSMS_CHALLENGE_H
 
@@ -10,9 +10,11 @@
 
 /* How the front end talks to the person. ask shows prompt with echo off and
  * stores a new string in *answer (the library wipes and frees it with
- * tsms_free_secret); it returns 0, or -1 when the conversation failed. */
+ * tsms_free_secret); it returns 0, or -1 when the conversation failed. tell
+ * shows an error message (the person must wait, is locked out, ...). */
 struct tsms_prompter {
 	int (*ask)(void *ctx, const char *prompt, char **answer);
+	void (*tell)(void *ctx, const char *message);
 	void *ctx;
 };
 
@@ -20,15 +22,21 @@ struct tsms_prompter {
 struct tsms_outcome {
 	char masked_phone[TSMS_PHONE_MASKED_MAX];
 	char sid[40];
-	unsigned attempts;
-	char reason[320]; /* sanitised */
+	unsigned attempts; /* answers given */
+	unsigned sent;     /* SMS sent */
+	char reason[320];  /* sanitised */
 };
 
-/* Sends a fresh code to phone (E.164) with the template of usage (Generic
- * fallback), then asks for it up to cfg->max_attempts times within
- * cfg->code_ttl_seconds. The code is wiped before returning. Returns TSMS_OK
- * for the right code, else the error; outcome always says why. */
-enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage,
+/* Runs one challenge for user. With a phone (E.164) it checks the country list
+ * and the send limits (lib/state.h), sends a fresh code with the template of
+ * usage (Generic fallback), then asks for it: up to cfg->max_attempts answers
+ * per code within cfg->code_ttl_seconds; an empty answer sends a new code
+ * while cfg->max_resends allow; wrong answers count towards the lockout. With
+ * phone NULL (an unmapped user) it asks the same way but sends nothing and
+ * accepts nothing, so that callers cannot tell mapped users from unmapped ones.
+ * Codes are wiped before returning. Returns TSMS_OK for the right code, else
+ * the error (TSMS_ERR_NO_PHONE for an unmapped user); outcome always says why. */
+enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage, const char *user,
                                  const char *phone, const struct tsms_prompter *prompter,
                                  struct tsms_outcome *outcome);
 

@@ -112,6 +112,15 @@ static const struct number_option number_options[] = {
 	{ "codeTtlSeconds", offsetof(struct tsms_config, code_ttl_seconds), 300, 1, 3600 },
 	{ "maxAttempts", offsetof(struct tsms_config, max_attempts), 3, 1, 10 },
 	{ "timeoutSeconds", offsetof(struct tsms_config, timeout_seconds), 10, 1, 60 },
+	{ "maxRetries", offsetof(struct tsms_config, max_retries), 2, 0, 5 },
+	{ "sendLimit", offsetof(struct tsms_config, send_limit), 5, 1, 1000 },
+	{ "sendWindowSeconds", offsetof(struct tsms_config, send_window_seconds), 900, 1, 86400 },
+	{ "resendCooldownSeconds", offsetof(struct tsms_config, resend_cooldown_seconds), 30, 0,
+	  3600 },
+	{ "globalSendLimit", offsetof(struct tsms_config, global_send_limit), 0, 0, 1000000 },
+	{ "maxResends", offsetof(struct tsms_config, max_resends), 1, 0, 5 },
+	{ "lockoutThreshold", offsetof(struct tsms_config, lockout_threshold), 10, 1, 1000 },
+	{ "lockoutSeconds", offsetof(struct tsms_config, lockout_seconds), 900, 1, 86400 },
 };
 
 static bool set_number(struct tsms_config *cfg, const struct number_option *opt, const cJSON *item,
@@ -141,9 +150,17 @@ static bool set_number(struct tsms_config *cfg, const struct number_option *opt,
 static bool known_key(const char *key)
 {
 	static const char *const keys[] = {
-		"accountSID", "authToken",        "fromMessagingServiceSID",
-		"templates",  "disableRiskCheck", "users",
-		"apiBaseUrl", "caFile",           "failMode",
+		"accountSID",
+		"authToken",
+		"fromMessagingServiceSID",
+		"templates",
+		"disableRiskCheck",
+		"users",
+		"apiBaseUrl",
+		"caFile",
+		"failMode",
+		"stateDir",
+		"allowedCountryCodes",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -460,6 +477,87 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 	return ca == NULL || copy_string(&cfg->ca_file, ca, err);
 }
 
+static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
+                            char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *dir;
+	char q[64];
+
+	if (!get_string(root, "stateDir", &dir, err))
+		return false;
+	if (dir == NULL)
+		dir = TSMS_DEFAULT_STATE_DIR;
+	if (dir[0] != '/' || strlen(dir) > 256 || has_control(dir)) {
+		fail(err,
+		     "stateDir \"%s\" is not an absolute path; fix: remove it for %s or give "
+		     "a full path",
+		     quote(q, dir), TSMS_DEFAULT_STATE_DIR);
+		return false;
+	}
+	return copy_string(&cfg->state_dir, dir, err);
+}
+
+static bool is_country_code(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 2 || n > TSMS_COUNTRY_CODE_MAX - 1 || s[0] != '+' || s[1] == '0')
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	}
+	return true;
+}
+
+static bool parse_country_codes(struct tsms_config *cfg, const cJSON *root,
+                                char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "allowedCountryCodes");
+	const cJSON *item;
+	char q[64];
+
+	if (list == NULL)
+		return true;
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0) {
+		fail(err,
+		     "allowedCountryCodes must be a non-empty array such as [\"+1\", \"+44\"]; "
+		     "fix: correct it, or remove it to allow every country");
+		return false;
+	}
+	cfg->country_codes = calloc((size_t)cJSON_GetArraySize(list), sizeof(*cfg->country_codes));
+	if (cfg->country_codes == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	cJSON_ArrayForEach(item, list)
+	{
+		if (!cJSON_IsString(item) || !is_country_code(item->valuestring)) {
+			fail(err,
+			     "allowedCountryCodes has %s%s%s, not a country calling code; fix: "
+			     "write codes as \"+1\", \"+44\", ...",
+			     cJSON_IsString(item) ? "\"" : "",
+			     cJSON_IsString(item) ? quote(q, item->valuestring) : "a non-string",
+			     cJSON_IsString(item) ? "\"" : "");
+			return false;
+		}
+		strcpy(cfg->country_codes[cfg->n_country_codes++], item->valuestring);
+	}
+	return true;
+}
+
+bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164)
+{
+	if (cfg->country_codes == NULL)
+		return true;
+	for (size_t i = 0; i < cfg->n_country_codes; i++) {
+		const char *code = cfg->country_codes[i];
+		if (strncmp(e164, code, strlen(code)) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *item;
@@ -514,7 +612,8 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
 		goto out;
 	}
 	ok = check_keys(root, err) && parse_credentials(cfg, root, err) &&
-	     parse_options(cfg, root, err) && parse_templates(cfg, root, err) &&
+	     parse_options(cfg, root, err) && parse_state_dir(cfg, root, err) &&
+	     parse_country_codes(cfg, root, err) && parse_templates(cfg, root, err) &&
 	     check_signin_template(cfg, err) && parse_users(cfg, root, err);
 	if (!ok) {
 		tsms_config_free(cfg);
@@ -665,6 +764,8 @@ void tsms_config_free(struct tsms_config *cfg)
 	free(cfg->users);
 	free(cfg->api_base_url);
 	free(cfg->ca_file);
+	free(cfg->state_dir);
+	free(cfg->country_codes);
 	free(cfg);
 }
 

@@ -11,6 +11,9 @@
 
 #define TSMS_DEFAULT_CONFIG "/etc/security/pam_twilio_sms.json"
 #define TSMS_DEFAULT_API_BASE "https://api.twilio.com"
+#define TSMS_DEFAULT_STATE_DIR "/var/lib/pam_twilio_sms"
+/* "+" and 1 to 4 digits, NUL */
+#define TSMS_COUNTRY_CODE_MAX 6
 /* the config holds the auth token; anything larger than this is not a config */
 #define TSMS_CONFIG_MAX_BYTES (4 * 1024 * 1024)
 
@@ -41,7 +44,19 @@ struct tsms_config {
 	unsigned code_ttl_seconds;
 	unsigned max_attempts;
 	unsigned timeout_seconds;
+	unsigned max_retries;
 	enum tsms_fail_mode fail_mode;
+	/* abuse resistance: see lib/state.h */
+	char *state_dir;
+	unsigned send_limit;
+	unsigned send_window_seconds;
+	unsigned resend_cooldown_seconds;
+	unsigned global_send_limit; /* 0: no global cap */
+	unsigned max_resends;
+	unsigned lockout_threshold;
+	unsigned lockout_seconds;
+	char (*country_codes)[TSMS_COUNTRY_CODE_MAX]; /* NULL: every country allowed */
+	size_t n_country_codes;
 };
 
 /* Size of the buffer that receives a config problem: what is wrong and the fix. */
@@ -63,6 +78,9 @@ void tsms_config_free(struct tsms_config *cfg);
 /* The template used for usage: the one of that usageType, else "Generic",
  * else NULL. */
 const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, const char *usage);
+
+/* True when cfg allows texting the E.164 number (allowedCountryCodes). */
+bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164);
 
 /* The E.164 number mapped to user, or NULL. */
 const char *tsms_config_phone(const struct tsms_config *cfg, const char *user);

@@ -28,6 +28,10 @@ const char *tsms_strerror(enum tsms_err err)
 		return "code expired";
 	case TSMS_ERR_MAXTRIES:
 		return "too many wrong codes";
+	case TSMS_ERR_LIMITED:
+		return "SMS limit reached";
+	case TSMS_ERR_STATE:
+		return "state file unusable";
 	}
 	return "unknown error";
 }

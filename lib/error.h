@@ -15,6 +15,8 @@ enum tsms_err {
 	TSMS_ERR_AUTH,        /* wrong code after all attempts */
 	TSMS_ERR_EXPIRED,     /* the code's lifetime ran out */
 	TSMS_ERR_MAXTRIES,    /* maxAttempts wrong answers */
+	TSMS_ERR_LIMITED, /* a send limit, the cooldown, a lockout or the country list said no */
+	TSMS_ERR_STATE,   /* the state directory or a state file is unusable: fail closed */
 };
 
 /* Returns a static, human readable name for err ("config error", ...). */

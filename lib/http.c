@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "otp.h"
 
@@ -33,6 +34,8 @@ const char *tsms_http_strstatus(enum tsms_http_status st)
 	switch (st) {
 	case TSMS_HTTP_OK:
 		return "ok";
+	case TSMS_HTTP_CONNECT:
+		return "connect";
 	case TSMS_HTTP_TRANSPORT:
 		return "transport";
 	case TSMS_HTTP_TLS:
@@ -51,7 +54,30 @@ struct sink {
 	char *buf;
 	size_t len;
 	bool too_big;
+	long retry_after;
 };
+
+/* Keeps "Retry-After: <seconds>" (Twilio sends seconds, not dates). */
+static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
+{
+	static const char name[] = "retry-after:";
+	struct sink *s = userp;
+	size_t n = size * nitems;
+
+	if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		long v = 0;
+		size_t i = sizeof(name) - 1;
+
+		while (i < n && (data[i] == ' ' || data[i] == '\t'))
+			i++;
+		if (i < n && data[i] >= '0' && data[i] <= '9') {
+			for (; i < n && data[i] >= '0' && data[i] <= '9' && v < 86400; i++)
+				v = v * 10 + (data[i] - '0');
+			s->retry_after = v;
+		}
+	}
+	return n;
+}
 
 static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -122,6 +148,10 @@ static enum tsms_http_status classify(CURLcode rc, const struct sink *s)
 		return TSMS_HTTP_TIMEOUT;
 	case CURLE_OUT_OF_MEMORY:
 		return TSMS_HTTP_NOMEM;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+		return TSMS_HTTP_CONNECT;
 	case CURLE_WRITE_ERROR:
 		return s->too_big ? TSMS_HTTP_TOO_BIG : TSMS_HTTP_NOMEM;
 	case CURLE_SSL_CONNECT_ERROR:
@@ -143,7 +173,7 @@ static enum tsms_http_status classify(CURLcode rc, const struct sink *s)
 static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, const char *form,
                             struct curl_slist *headers, struct sink *sink, char *errbuf)
 {
-	long budget_ms = req->timeout_seconds * 1000L;
+	long budget_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
 	CURLcode rc = CURLE_OK;
 
 #define SET(opt, val)                                          \
@@ -171,6 +201,8 @@ static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, con
 	SET(CURLOPT_HTTPHEADER, headers);
 	SET(CURLOPT_POSTFIELDS, form);
 	SET(CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, sink);
 	SET(CURLOPT_WRITEFUNCTION, on_data);
 	SET(CURLOPT_WRITEDATA, sink);
 	SET(CURLOPT_MAXFILESIZE, (long)TSMS_HTTP_MAX_RESPONSE);
@@ -184,12 +216,13 @@ enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
 	enum tsms_http_status st = TSMS_HTTP_NOMEM;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *headers = NULL, *h;
-	struct sink sink = { 0 };
+	struct sink sink = { .retry_after = -1 };
 	char *form = NULL;
 	CURL *curl;
 	CURLcode rc;
 
 	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
 	curl = curl_easy_init();
 	if (curl == NULL)
 		goto out;
@@ -210,6 +243,7 @@ enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
 	st = classify(rc, &sink);
 	if (st == TSMS_HTTP_OK) {
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+		resp->retry_after = sink.retry_after;
 		resp->body = sink.buf != NULL ? sink.buf : strdup("");
 		resp->body_len = sink.len;
 		sink.buf = NULL;

@@ -9,7 +9,8 @@
 
 enum tsms_http_status {
 	TSMS_HTTP_OK = 0,    /* a response arrived (any HTTP status) */
-	TSMS_HTTP_TRANSPORT, /* could not connect, connection dropped, bad URL */
+	TSMS_HTTP_CONNECT,   /* no connection was made: nothing was sent, safe to retry */
+	TSMS_HTTP_TRANSPORT, /* connection dropped or refused after connecting, bad URL */
 	TSMS_HTTP_TLS,       /* certificate or handshake refused */
 	TSMS_HTTP_TIMEOUT,   /* the whole budget ran out */
 	TSMS_HTTP_TOO_BIG,   /* response larger than TSMS_HTTP_MAX_RESPONSE */
@@ -27,13 +28,14 @@ struct tsms_http_request {
 	const char *password; /* HTTP Basic; a secret */
 	const struct tsms_http_field *fields;
 	size_t n_fields;
-	const char *ca_file;  /* NULL: system trust store */
-	long timeout_seconds; /* the whole exchange, connect included */
+	const char *ca_file; /* NULL: system trust store */
+	long timeout_ms;     /* the whole exchange, connect included */
 };
 
 struct tsms_http_response {
-	long status; /* HTTP status, 0 when none arrived */
-	char *body;  /* NUL-terminated; free with tsms_http_response_clear */
+	long status;      /* HTTP status, 0 when none arrived */
+	long retry_after; /* seconds from a Retry-After header, -1 when none */
+	char *body;       /* NUL-terminated; free with tsms_http_response_clear */
 	size_t body_len;
 	char error[256]; /* transport problem, when not TSMS_HTTP_OK */
 };

@@ -46,6 +46,27 @@ bool tsms_otp_matches(const struct tsms_code *code, const char *answer)
 	return sodium_memcmp(answer, code->digits, code->len) == 0;
 }
 
+unsigned tsms_random_below(unsigned n)
+{
+	return n > 0 ? (unsigned)randombytes_uniform((uint32_t)n) : 0;
+}
+
+void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_HEX])
+{
+	unsigned char digest[16];
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(digest));
+	if (secret != NULL)
+		crypto_generichash_update(&st, (const unsigned char *)secret, strlen(secret) + 1);
+	else
+		crypto_generichash_update(&st, (const unsigned char *)"", 1);
+	crypto_generichash_update(&st, (const unsigned char *)text, strlen(text));
+	crypto_generichash_final(&st, digest, sizeof(digest));
+	sodium_bin2hex(out, TSMS_DIGEST_HEX, digest, sizeof(digest));
+	sodium_memzero(&st, sizeof(st));
+}
+
 void tsms_otp_wipe(struct tsms_code *code)
 {
 	sodium_memzero(code, sizeof(*code));

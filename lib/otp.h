@@ -25,6 +25,16 @@ int tsms_otp_generate(struct tsms_code *code, size_t len);
  * does not depend on where they differ. NULL answer never matches. */
 bool tsms_otp_matches(const struct tsms_code *code, const char *answer);
 
+/* A uniformly random number below n (n > 0). */
+unsigned tsms_random_below(unsigned n);
+
+/* Size of the hex digest written by tsms_digest_hex */
+#define TSMS_DIGEST_HEX 33
+
+/* Writes 32 hex digits of BLAKE2b-128 over secret (may be NULL), a zero byte and
+ * text: a stable name for text that reveals nothing of it. */
+void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_HEX]);
+
 /* Wipes the code. */
 void tsms_otp_wipe(struct tsms_code *code);
 

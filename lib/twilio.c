@@ -2,11 +2,14 @@
 #include "twilio.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "http.h"
 #include "log.h"
+#include "otp.h"
 #include "phone.h"
 
 #define MESSAGES_PATH "/2010-04-01/Accounts/%s/Messages.json"
@@ -93,6 +96,70 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
 	return err;
 }
 
+const char *tsms_twilio_code_name(long code)
+{
+	switch (code) {
+	case 20003:
+		return "bad credentials";
+	case 20429:
+		return "too many requests";
+	case 21211:
+		return "invalid number";
+	case 21408:
+		return "region not enabled";
+	case 21610:
+		return "unsubscribed recipient";
+	case 21614:
+		return "not a mobile number";
+	}
+	return NULL;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long to wait before retrying after attempt (0-based) failed with st/err,
+ * or -1 when it must not be retried: a request that may have reached Twilio is
+ * sent again only when Twilio said so (429) or failed for sure (500, 503). */
+static long long retry_wait_ms(enum tsms_http_status st, enum tsms_err err,
+                               const struct tsms_http_response *resp, unsigned attempt)
+{
+	long long base = 200LL << attempt;
+
+	if (st == TSMS_HTTP_OK && err == TSMS_ERR_UNAVAILABLE && resp->status == 429 &&
+	    resp->retry_after > 0)
+		return resp->retry_after * 1000LL;
+	if ((st == TSMS_HTTP_CONNECT) ||
+	    (st == TSMS_HTTP_OK &&
+	     (resp->status == 429 || resp->status == 500 || resp->status == 503)))
+		return base + tsms_random_below((unsigned)base); /* jitter spreads retries */
+	return -1;
+}
+
+static enum tsms_err post_once(const struct tsms_http_request *req, struct tsms_http_response *resp,
+                               enum tsms_http_status *st, struct tsms_twilio_result *res)
+{
+	*st = tsms_http_post_form(req, resp);
+	switch (*st) {
+	case TSMS_HTTP_OK:
+		return tsms_twilio_parse_response(resp->status, resp->body, resp->body_len, res);
+	case TSMS_HTTP_NOMEM:
+		set_reason(res, "out of memory");
+		return TSMS_ERR_NOMEM;
+	default:
+		res->http_status = 0;
+		res->error_code = 0;
+		tsms_sanitize(res->error_message, sizeof(res->error_message), resp->error);
+		snprintf(res->reason, sizeof(res->reason), "%s failure", tsms_http_strstatus(*st));
+		return TSMS_ERR_UNAVAILABLE;
+	}
+}
+
 enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, const char *body,
                                struct tsms_twilio_result *res)
 {
@@ -108,31 +175,30 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 		.fields = fields,
 		.n_fields = cfg->disable_risk_check ? 4 : 3,
 		.ca_file = cfg->ca_file,
-		.timeout_seconds = (long)cfg->timeout_seconds,
 	};
-	struct tsms_http_response resp = { 0 };
-	enum tsms_http_status st;
-	enum tsms_err err;
+	long long deadline = now_ms() + cfg->timeout_seconds * 1000LL;
+	enum tsms_err err = TSMS_ERR_UNAVAILABLE;
 	char url[600];
 
 	memset(res, 0, sizeof(*res));
 	snprintf(url, sizeof(url), "%s" MESSAGES_PATH, cfg->api_base_url, cfg->account_sid);
 	req.url = url;
-	st = tsms_http_post_form(&req, &resp);
-	switch (st) {
-	case TSMS_HTTP_OK:
-		err = tsms_twilio_parse_response(resp.status, resp.body, resp.body_len, res);
-		break;
-	case TSMS_HTTP_NOMEM:
-		set_reason(res, "out of memory");
-		err = TSMS_ERR_NOMEM;
-		break;
-	default:
-		tsms_sanitize(res->error_message, sizeof(res->error_message), resp.error);
-		snprintf(res->reason, sizeof(res->reason), "%s failure", tsms_http_strstatus(st));
-		err = TSMS_ERR_UNAVAILABLE;
-		break;
+	for (unsigned attempt = 0;; attempt++) {
+		struct tsms_http_response resp;
+		enum tsms_http_status st;
+		long long wait;
+
+		req.timeout_ms = (long)(deadline - now_ms());
+		err = post_once(&req, &resp, &st, res);
+		res->attempts = attempt + 1;
+		wait = err == TSMS_OK ? -1 : retry_wait_ms(st, err, &resp, attempt);
+		tsms_http_response_clear(&resp);
+		/* a retry must leave its request some time inside the budget */
+		if (wait < 0 || attempt >= cfg->max_retries || now_ms() + wait + 100 >= deadline)
+			break;
+		struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
 	}
-	tsms_http_response_clear(&resp);
 	return err;
 }

@@ -14,6 +14,7 @@ struct tsms_twilio_result {
 	long error_code;         /* Twilio error code, 0 when none */
 	char error_message[256]; /* Twilio's message or the transport problem; sanitised */
 	char reason[64];         /* short classification for logs: "sent", "timeout", ... */
+	unsigned attempts;       /* requests made, retries included */
 };
 
 /* Interprets a Messages API response (status, body of len bytes, not
@@ -23,10 +24,16 @@ struct tsms_twilio_result {
 enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t len,
                                          struct tsms_twilio_result *res);
 
-/* Sends body to the E.164 number to through cfg's Messaging Service. Returns
- * TSMS_OK, TSMS_ERR_UNAVAILABLE (transport, TLS, timeout, 429, 5xx),
- * TSMS_ERR_REJECTED (other 4xx) or TSMS_ERR_NOMEM; res always says why. */
+/* Sends body to the E.164 number to through cfg's Messaging Service, retrying
+ * only what cannot bill twice (no connection made, 429 after Retry-After, 500
+ * and 503) at most cfg->max_retries times with backoff and jitter, all within
+ * cfg->timeout_seconds. Returns TSMS_OK, TSMS_ERR_UNAVAILABLE (transport, TLS,
+ * timeout, 429, 5xx), TSMS_ERR_REJECTED (other 4xx) or TSMS_ERR_NOMEM; res
+ * always says why. */
 enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, const char *body,
                                struct tsms_twilio_result *res);
+
+/* Static short meaning of a Twilio error code ("bad credentials"), or NULL. */
+const char *tsms_twilio_code_name(long code);
 
 #endif

@@ -35,7 +35,8 @@ cat >"$dir/pam_twilio_sms.json" <<JSON
   ],
   "users": { "demo": "+15555550006" },
   "apiBaseUrl": "https://127.0.0.1:$port",
-  "caFile": "$dir/ca.pem"
+  "caFile": "$dir/ca.pem",
+  "stateDir": "$dir/state"
 }
 JSON
 cat >"/etc/pam.d/$service" <<PAM

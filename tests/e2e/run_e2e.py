@@ -23,6 +23,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE = REPO / "pam_twilio_sms.so"
+# TSMS_MODULE tests another build of the module, e.g. the sanitizer one (tests/analysis)
+MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
 SANDBOX = REPO / "tests" / "sandbox" / "twilio_sandbox.py"
 PAM_DIR = Path("/etc/pam.d")
 SERVICE_PREFIX = "tsms-test-"
@@ -51,7 +53,7 @@ USERS = {
     "carol": "+1 555-555-1234",  # spaces and '-' are dropped; last four do not start with 0
 }
 
-PROMPT_RE = re.compile(r"(Wrong code\. )?SMS code sent to \*{6}(\d{4}): $")
+PROMPT_RE = re.compile(r"(Wrong code\. )?(?:New )?SMS code sent to \*{6}(\d{4}): $")
 PAM_TEXT = {
     "PAM_SUCCESS": "pamtester: successfully authenticated",
     "PAM_AUTH_ERR": "pamtester: Authentication failure",
@@ -60,7 +62,10 @@ PAM_TEXT = {
     "PAM_AUTHINFO_UNAVAIL": "pamtester: Authentication service cannot retrieve authentication info",
     "PAM_CONV_ERR": "pamtester: Conversation error",
 }
-RUN_LIMIT = 30.0  # seconds any single pamtester run may take
+# Seconds a slow client prefix adds to each run (valgrind starting and ending pamtester),
+# granted to RUN_LIMIT and to the timing checks: TSMS_E2E_SLACK=6 under valgrind
+TIME_SLACK = float(os.environ.get("TSMS_E2E_SLACK") or 0)
+RUN_LIMIT = 30.0 + TIME_SLACK  # seconds any single pamtester run may take
 SYSLOG_RE = re.compile(r"^<\d+>(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?[^:\[ ]*(?:\[\d+\])?: (.*)$", re.S)
 
 
@@ -198,7 +203,9 @@ class SyslogCapture:
     def wrap(self, cmd):
         if self.owns_dev_log:
             return cmd
-        script = 'mount --bind "$0" /dev/log && exec "$@"'
+        # Another run that owned /dev/log may have removed it since: an empty file then
+        # serves as the mount point (syslog() fails on it as on a missing /dev/log).
+        script = '[ -e /dev/log ] || : >>/dev/log; mount --bind "$0" /dev/log && exec "$@"'
         return ["unshare", "--mount", "--", "sh", "-c", script, self.path] + cmd
 
     def mark(self):
@@ -233,6 +240,13 @@ class SyslogCapture:
                 os.unlink(DEV_LOG)
             except FileNotFoundError:
                 pass
+        else:  # the empty mount point wrap() may have made (runs still going make their own)
+            try:
+                st = os.lstat(DEV_LOG)
+                if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                    os.unlink(DEV_LOG)
+            except FileNotFoundError:
+                pass
 
 
 # --------------------------------------------------------------------------- answers
@@ -245,6 +259,10 @@ class Answer:
         self.kind, self.text, self.delay = kind, text, delay
 
     def render(self, code):
+        if self.kind == "text":
+            return self.text() if callable(self.text) else self.text
+        if self.kind == "fn":
+            return self.text(code)
         if self.kind == "code":
             return self.text.format(code=code) if self.text else code
         if self.kind == "wrong":
@@ -262,6 +280,17 @@ def wrong():
 
 def without_leading_zeros():
     return Answer("no-leading-zeros")
+
+
+def typed(text):
+    """A fixed answer (or text() at the prompt); no SMS is awaited for its prompt
+    (unmapped users, empty answers, resends refused)."""
+    return Answer("text", text)
+
+
+def answer_with(fn):
+    """fn(code) -> the answer, for answers built from the code just sent."""
+    return Answer("fn", fn)
 
 
 # --------------------------------------------------------------------------- one run
@@ -339,6 +368,10 @@ class Harness:
             "apiBaseUrl": self.sandbox.base_url,
             "caFile": self.sandbox.ca_file,
             "timeoutSeconds": 5,
+            # each case keeps its own send limits and lockouts; cases about limits set their own
+            "stateDir": str(self.confdir / f"state-{self.case}"),
+            "sendLimit": 1000,
+            "resendCooldownSeconds": 0,
         }
         for key, value in over.items():
             if value is None:
@@ -385,15 +418,18 @@ class Harness:
 
     # ---- running pamtester
 
-    def authenticate(self, service, user, answers=(), code_length=6, limit=RUN_LIMIT):
+    def authenticate(self, service, user, answers=(), code_length=6, limit=RUN_LIMIT,
+                     client=None):
         """Runs pamtester, answering prompt i with answers[i] (stdin is closed when
-        they run out), and returns the Run with the sandbox and syslog records."""
+        they run out), and returns the Run with the sandbox and syslog records.
+        client: another command line than pamtester's, e.g. pam_client's stdin mode."""
         run = Run()
         run.service = service
         outbox_before = len(self.sandbox.outbox())
         requests_before = len(self.sandbox.requests())
         log_mark = self.syslog.mark()
-        cmd = self.syslog.wrap(PAM_CLIENT_PREFIX + ["pamtester", service, user, "authenticate"])
+        cmd = self.syslog.wrap(PAM_CLIENT_PREFIX +
+                               (client or ["pamtester", service, user, "authenticate"]))
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -455,9 +491,13 @@ class Harness:
                 proc.stdin.close()
                 continue
             answer = answers.pop(0)
-            fresh = sum(1 for p in run.prompts if not p.startswith("Wrong code."))
-            code = self._wait_for_code(m.group(2), fresh, code_length, outbox_before, deadline)
-            run.codes.append(code)
+            code = None
+            if answer.kind != "text":
+                fresh = sum(1 for p in run.prompts
+                            if not p.startswith("Wrong code.") or "New SMS" in p)
+                code = self._wait_for_code(m.group(2), fresh, code_length, outbox_before,
+                                           deadline)
+                run.codes.append(code)
             if answer.delay:
                 time.sleep(answer.delay)
             try:
@@ -657,9 +697,16 @@ def number_with_spaces_and_dashes(h):
 
 @case
 def unmapped_user_denied(h):
-    svc = simple_service(h, then_permit=True)
-    run = h.authenticate(svc, "mallory", [right()])
-    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+    """Without nullok an unmapped user sees the same prompts as a mapped one (a stable
+    made-up number), is never accepted, and no SMS is sent."""
+    svc = simple_service(h, then_permit=True, maxAttempts=3)
+    run = h.authenticate(svc, "mallory", [typed("123456")] * 3)
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=3)
+    check(re.fullmatch(r"SMS code sent to \*{6}\d{4}: ", run.prompts[0]), f"prompt {run.prompts[0]!r}")
+    check(run.prompts[1:] == ["Wrong code. " + run.prompts[0]] * 2, f"prompts {run.prompts!r}")
+    check("no phone number mapped" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    again = h.authenticate(svc, "mallory", [typed("654321")])
+    check(again.prompts[0] == run.prompts[0], f"the made-up number changed: {again.prompts[0]!r}")
 
 
 @case
@@ -835,7 +882,8 @@ def twilio_503(h):
 @case
 def twilio_hang_within_budget(h):
     run = twilio_case(h, "hang", "PAM_AUTHINFO_UNAVAIL", timeout=2, sms=None)
-    check(run.elapsed < 2 + 1.5, f"took {run.elapsed:.2f}s with timeoutSeconds=2 (limit 3.5s)")
+    limit = 2 + 1.5 + TIME_SLACK
+    check(run.elapsed < limit, f"took {run.elapsed:.2f}s with timeoutSeconds=2 (limit {limit:.1f}s)")
 
 
 @case
@@ -914,7 +962,7 @@ def fail_open_when_unavailable(h):
 @case
 def fail_open_when_timed_out(h):
     run = twilio_case(h, "hang", "PAM_IGNORE", fail_mode="open", timeout=2, then_permit=True, sms=None)
-    check(run.elapsed < 2 + 1.5, f"took {run.elapsed:.2f}s with timeoutSeconds=2")
+    check(run.elapsed < 2 + 1.5 + TIME_SLACK, f"took {run.elapsed:.2f}s with timeoutSeconds=2")
 
 
 @case
@@ -962,6 +1010,318 @@ def conversation_failure(h):
     svc = simple_service(h)
     run = h.authenticate(svc, "alice", [])  # stdin closed at the prompt
     h.expect(run, "PAM_CONV_ERR", sms=1, prompts=1)
+
+
+# ---- TLS: certificates and protocols the module must refuse; nothing reaches Twilio
+
+def tls_refused_case(h, scenario):
+    h.sandbox.set_scenario(scenario)
+    svc = simple_service(h, then_permit=True)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+    check(re.search(r"\bTLS\b", run.outcomes[0]),
+          f"outcome does not classify the failure as TLS: {run.outcomes[0]!r}")
+    return run
+
+
+@case
+def tls_self_signed_refused(h):
+    tls_refused_case(h, "selfsigned")
+    # the same certificate made a trust anchor is accepted: only the trust was missing
+    svc = simple_service(h, caFile=str(h.sandbox.dir / "selfsigned.pem"))
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=1)
+
+
+@case
+def tls_expired_refused(h):
+    tls_refused_case(h, "expired")
+
+
+@case
+def tls_11_refused(h):
+    tls_refused_case(h, "tls11")
+
+
+# ---- bad input: each gives a denial, a clear log line and no crash
+
+PAM_CLIENT_BIN = REPO / "tests" / "e2e" / "pam_client"
+PAM_CODES = {
+    "PAM_SUCCESS": 0, "PAM_SERVICE_ERR": 3, "PAM_SYSTEM_ERR": 4, "PAM_BUF_ERR": 5,
+    "PAM_PERM_DENIED": 6, "PAM_AUTH_ERR": 7, "PAM_AUTHINFO_UNAVAIL": 9, "PAM_USER_UNKNOWN": 10,
+    "PAM_MAXTRIES": 11, "PAM_CONV_ERR": 19, "PAM_IGNORE": 25, "PAM_ABORT": 26,
+}
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+LOG_LINE_LIMIT = 1024  # the module's longest log line (lib/log.c), syslog header aside
+
+
+def pam_client_problem():
+    """Builds tests/e2e/pam_client when missing or older than its source (make e2e-client);
+    returns what went wrong, or None."""
+    src = PAM_CLIENT_BIN.with_suffix(".c")
+    if PAM_CLIENT_BIN.is_file() and PAM_CLIENT_BIN.stat().st_mtime >= src.stat().st_mtime:
+        return None
+    done = subprocess.run(["make", "-s", "-C", str(REPO), "e2e-client"], capture_output=True,
+                          text=True)
+    if done.returncode != 0 or not PAM_CLIENT_BIN.is_file():
+        return f"cannot build {PAM_CLIENT_BIN}: {(done.stderr or done.stdout).strip()[-300:]}"
+    return None
+
+
+def pam_client_cmd(service, user, mode, *extra):
+    problem = pam_client_problem()
+    check(problem is None, problem)
+    return [str(PAM_CLIENT_BIN), service, user, mode, *extra]
+
+
+def client_run(h, service, user, mode, *extra, limit=RUN_LIMIT):
+    """Runs `pam_client SERVICE USER MODE [extra]` with stdin closed and returns the Run;
+    its status is the PAM code pam_client exited with (negative: killed by that signal)."""
+    run = Run()
+    run.service = service
+    outbox_before = len(h.sandbox.outbox())
+    requests_before = len(h.sandbox.requests())
+    log_mark = h.syslog.mark()
+    cmd = h.syslog.wrap(PAM_CLIENT_PREFIX + pam_client_cmd(service, user, mode, *extra))
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise CaseFailure(f"pam_client {mode} still running after {limit:.0f}s") from None
+    run.elapsed = time.monotonic() - start
+    run.status = proc.returncode
+    run.output = out.decode("utf-8", errors="replace")
+    run.prompts = [m.group(0) for m in map(PROMPT_RE.search, run.output.splitlines()) if m]
+    run.outbox = h.sandbox.outbox()[outbox_before:]
+    run.requests = h.sandbox.requests()[requests_before:]
+    run.raw_logs = h.syslog.collect(log_mark)
+    run.logs = [h._message(l) for l in run.raw_logs]
+    if h.verbose:
+        print(f"[{h.case}] pam_client {service} {user!r} {mode}\n{run.describe()}")
+    h._check_no_secrets(run, 6)
+    return run
+
+
+def expect_client(run, result, *, sms=None, requests=None, prompts=None, outcomes=1):
+    """h.expect for pam_client runs: its exit status is the PAM code."""
+    code = PAM_CODES[result]
+    check(run.status is not None and run.status >= 0,
+          f"pam_client killed by signal {-(run.status or 0)}; output {run.output[-300:]!r}")
+    check(run.status == code and f"code={code}\n" in run.output,
+          f"pam_client exit {run.status}, want {code} ({result}); output {run.output[-300:]!r}")
+    check(len(run.outcomes) == outcomes,
+          f"{len(run.outcomes)} outcome log lines, want {outcomes}: {run.module_logs!r}")
+    check(all(r == result for r in run.results),
+          f"logged {run.results}, want result={result}: {run.outcomes!r}")
+    if sms is not None:
+        check(len(run.outbox) == sms, f"{len(run.outbox)} SMS in the outbox, want {sms}")
+    if requests is not None:
+        check(len(run.requests) == requests,
+              f"{len(run.requests)} requests reached the sandbox, want {requests}")
+    if prompts is not None:
+        check(len(run.prompts) == prompts,
+              f"{len(run.prompts)} prompts, want {prompts}: {run.prompts!r}")
+
+
+def check_clean_logs(run):
+    """No syslog line carries a control character (log injection) or runs past the limit."""
+    for line in run.logs:
+        check(not CONTROL_RE.search(line), f"control character in a syslog line: {line!r}")
+        check(len(line.encode()) <= LOG_LINE_LIMIT + 64,
+              f"syslog line of {len(line.encode())} bytes: {line[:200]!r}...")
+
+
+@case
+def answer_1mb(h):
+    path = h.workdir / "answer-1mb"
+    path.write_bytes(b"1" * (1 << 20))
+    svc = simple_service(h, maxAttempts=2)
+    run = client_run(h, svc, "alice", "answer-file", str(path))
+    expect_client(run, "PAM_MAXTRIES", sms=1, requests=1, prompts=2)
+    check("attempts=2" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+    check_clean_logs(run)
+
+
+@case
+def answer_with_nul_bytes(h):
+    path = h.workdir / "answer-nul"
+    path.write_bytes(b"12\x003456\x00789\n")
+    svc = simple_service(h, maxAttempts=2)
+    run = client_run(h, svc, "alice", "answer-file", str(path))
+    expect_client(run, "PAM_MAXTRIES", sms=1, requests=1, prompts=2)
+    check_clean_logs(run)
+
+
+@case
+def answer_nul_hides_the_right_code(h):
+    """A PAM answer is a C string: what follows a NUL byte never reaches the module."""
+    svc = simple_service(h, maxAttempts=1)
+    wrong_digits = wrong().render
+    run = h.authenticate(svc, "alice", [answer_with(lambda c: wrong_digits(c) + "\0" + c)],
+                         client=pam_client_cmd(svc, "alice", "stdin"))
+    expect_client(run, "PAM_MAXTRIES", sms=1, requests=1, prompts=1)
+    check_clean_logs(run)
+
+
+@case
+def answers_with_non_digits(h):
+    fullwidth = str.maketrans("0123456789", "０１２３４５６７８９")
+    answers = [
+        answer_with(lambda c: c[:3] + "a" + c[4:]),
+        answer_with(lambda c: "x" + c),
+        answer_with(lambda c: c.translate(fullwidth)),
+        answer_with(lambda c: c[:3] + " " + c[3:]),
+        answer_with(lambda c: "+" + c),
+        answer_with(lambda c: c + "!"),
+    ]
+    svc = simple_service(h, maxAttempts=len(answers))
+    run = h.authenticate(svc, "alice", answers)
+    h.expect(run, "PAM_MAXTRIES", sms=1, requests=1, prompts=len(answers))
+    check(f"attempts={len(answers)}" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+    check_clean_logs(run)
+
+
+def bad_user_case(h, user):
+    """An unmapped, odd user name: denied, no SMS, one sanitised outcome line."""
+    svc = simple_service(h, maxAttempts=2)
+    run = h.authenticate(svc, user, [typed("123456"), typed("123456")])
+    short = [l if len(l) < 200 else f"{l[:60]}...({len(l)} chars)...{l[-100:]}"
+             for l in run.module_logs]
+    check(len(run.outcomes) == 1, f"{len(run.outcomes)} outcome lines (result= cut off?): {short}")
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0)
+    check(len(run.prompts) in (0, 2), f"{len(run.prompts)} prompts: {run.prompts!r}")
+    check_clean_logs(run)
+    check("user=" in run.outcomes[0], f"outcome line names no user: {run.outcomes[0]!r}")
+    return run
+
+
+@case
+def user_name_with_slash(h):
+    bad_user_case(h, "a/b")
+
+
+@case
+def user_name_dotdot(h):
+    bad_user_case(h, "..")
+    bad_user_case(h, "../../../../etc/passwd")
+
+
+@case
+def user_name_with_newline(h):
+    forged = "sshd[1]: Accepted publickey for root"
+    run = bad_user_case(h, f"mallory\n{forged}")
+    for raw in run.raw_logs:
+        check("\n" not in raw.rstrip("\n") and "\r" not in raw, f"newline in a datagram: {raw!r}")
+    check(any(forged in l for l in run.outcomes),
+          f"the user name is not in the outcome line, sanitised: {run.outcomes!r}")
+
+
+@case
+def user_name_1kb(h):
+    bad_user_case(h, "u" * 1024)
+
+
+# ---- conversations that fail or return nothing: PAM_CONV_ERR, no crash
+
+@case
+def conv_fails_at_code_prompt(h):
+    svc = simple_service(h)
+    run = client_run(h, svc, "alice", "conv-fail")
+    expect_client(run, "PAM_CONV_ERR", sms=1, requests=1, prompts=1)
+
+
+@case
+def conv_returns_null_at_code_prompt(h):
+    svc = simple_service(h)
+    run = client_run(h, svc, "alice", "conv-null")
+    expect_client(run, "PAM_CONV_ERR", sms=1, requests=1, prompts=1)
+
+
+@case
+def conv_null_response_at_code_prompt(h):
+    svc = simple_service(h)
+    run = client_run(h, svc, "alice", "null-resp")
+    expect_client(run, "PAM_CONV_ERR", sms=1, requests=1, prompts=1)
+
+
+def user_prompt_case(h, mode):
+    """No user given to pam_start: the module's pam_get_user asks through the
+    conversation, which fails; nothing may be sent."""
+    svc = simple_service(h)
+    run = client_run(h, svc, "-", mode)
+    expect_client(run, "PAM_CONV_ERR", sms=0, requests=0, prompts=0)
+
+
+@case
+def conv_fails_at_user_prompt(h):
+    user_prompt_case(h, "conv-fail")
+
+
+@case
+def conv_returns_null_at_user_prompt(h):
+    user_prompt_case(h, "conv-null")
+
+
+@case
+def conv_null_response_at_user_prompt(h):
+    user_prompt_case(h, "null-resp")
+
+
+# ---- hostile config files: refused (PAM_SERVICE_ERR) quickly, nothing sent
+
+@case
+def config_100mb_refused_quickly(h):
+    path = h.write_config(h.config())
+    os.truncate(path, 100 << 20)  # sparse: a valid config, then NUL bytes up to 100 MB
+    run = h.authenticate(h.service(path), "alice", [right()])
+    expect_config_error(h, run, path, "bytes")
+    check(run.elapsed < 2 + TIME_SLACK, f"took {run.elapsed:.2f}s to refuse a 100 MB config")
+
+
+@case
+def config_deeply_nested_json(h):
+    depth = 100000
+    for name, deep in (("arrays", "[" * depth + "]" * depth),
+                       ("objects", '{"a":' * depth + "1" + "}" * depth)):
+        text = json.dumps(h.config(users="@DEEP@")).replace('"@DEEP@"', deep)
+        path = h.write_config(text, name=f"{h.case}-{name}")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        expect_config_error(h, run, path)
+        check(run.elapsed < 2 + TIME_SLACK, f"took {run.elapsed:.2f}s for {depth} nested {name}")
+        check_clean_logs(run)
+
+
+@case
+def config_duplicate_keys_nested(h):
+    base = json.dumps(h.config())
+    users = '"users": {"alice": "+15555550006", "alice": "+15555550007"}'
+    variants = {
+        "users": (re.sub(r'"users": \{[^}]*\}', lambda _: users, base), "alice"),
+        "template": (base.replace('"content": "Welcome', '"content": "x {{code}}", "content": "Welcome'),
+                     "content"),
+        # the same key once written with a \\u escape: duplicates are found after decoding
+        "escaped": (base[:-1] + ', "accountSI\\u0044": "' + ACCOUNT_SID + '"}', "accountSID"),
+    }
+    for name, (text, needle) in variants.items():
+        check(text != base, f"variant {name} did not change the config")
+        path = h.write_config(text, name=f"{h.case}-{name}")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        expect_config_error(h, run, path, needle)
+
+
+@case
+def config_template_10000_placeholders(h):
+    for placeholder in ("{{code}}", "{{ code }}"):
+        templates = [{"usageType": "SignIn", "content": placeholder * 10000}]
+        path = h.write_config(h.config(templates=templates))
+        run = h.authenticate(h.service(path), "alice", [right()])
+        expect_config_error(h, run, path, "1600")
+        check(run.elapsed < 2 + TIME_SLACK, f"took {run.elapsed:.2f}s")
+        check_clean_logs(run)
 
 
 # --------------------------------------------------------------------------- main

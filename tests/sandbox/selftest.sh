@@ -158,6 +158,55 @@ scenario wronghost
 check "scenario wronghost refused by curl (60)" "000 60" "$(send "${msg[@]}")"
 check "scenario wronghost via localhost refused" "000 60" "$(post -u "$sid:$token" "$(url "$sid" localhost)" "${msg[@]}")"
 
+# Certificates a client must refuse, each otherwise fine: the request goes through once
+# the client trusts the certificate (or skips verification) and speaks the protocol.
+scenario selfsigned
+check "scenario selfsigned refused by curl (60)" "000 60" "$(send "${msg[@]}")"
+check "selfsigned certificate is not from the sandbox CA" refused \
+	"$(openssl verify -CAfile "$dir/ca.pem" "$dir/selfsigned.pem" >/dev/null 2>&1 || echo refused)"
+check "selfsigned trusted as itself: 201 for the right host" "201 0" \
+	"$(send "${msg[@]}" --cacert "$dir/selfsigned.pem")"
+
+scenario expired
+check "scenario expired refused by curl (60)" "000 60" "$(send "${msg[@]}")"
+check "scenario expired: curl says expired" 1 "$(grep -c 'expired' "$work/curl.err")"
+check "expired certificate is past its notAfter" 1 \
+	"$(openssl x509 -in "$dir/expired.pem" -noout -checkend 0 >/dev/null; echo $?)"
+check "expired certificate is otherwise valid from the CA" 0 \
+	"$(openssl verify -no_check_time -CAfile "$dir/ca.pem" "$dir/expired.pem" >/dev/null 2>&1; echo $?)"
+check "expired certificate names the right host" 1 \
+	"$(openssl x509 -in "$dir/expired.pem" -noout -ext subjectAltName | grep -c 'IP Address:127.0.0.1')"
+
+scenario tls11
+check "scenario tls11 refused by default curl (35)" "000 35" "$(send "${msg[@]}")"
+check "scenario tls11 refused by curl --tlsv1.2 (35)" "000 35" "$(send "${msg[@]}" --tlsv1.2)"
+check "scenario tls11 speaks TLS 1.1 (curl --tls-max 1.1 at SECLEVEL=0)" "201 0" \
+	"$(send "${msg[@]}" --tlsv1.1 --tls-max 1.1 --ciphers 'DEFAULT:@SECLEVEL=0')"
+
+scenario refuse
+check "scenario refuse: connection closed before TLS (35)" "000 35" "$(send "${msg[@]}")"
+check "scenario refuse: no request recorded" "$(wc -l <"$dir/requests.jsonl")" \
+	"$(send "${msg[@]}" >/dev/null; wc -l <"$dir/requests.jsonl")"
+
+scenario 429:7
+check "scenario 429:7 is 429" "429 0" "$(send "${msg[@]}")"
+check "scenario 429:7 sends Retry-After: 7" 1 "$(grep -ci '^Retry-After: 7' "$work/headers")"
+
+# seq: one item per connection, the last one stays
+scenario seq:503,ok
+check "seq:503,ok first request 503" "503 0" "$(send "${msg[@]}")"
+check "seq:503,ok second request 201" "201 0" "$(send "${msg[@]}")"
+check "seq:503,ok third request 201 (last item stays)" "201 0" "$(send "${msg[@]}")"
+check "seq:503,ok leaves scenario ok" ok "$(cat "$dir/scenario")"
+check "seq records each request's own scenario" "503|ok|ok" \
+	"$(json "$dir/requests.jsonl" '"|".join(r["scenario"] for r in d[-3:])')"
+scenario seq:refuse,429,500,ok
+seq_got=""
+for _ in 1 2 3 4; do seq_got="$seq_got $(send "${msg[@]}" | cut -d' ' -f1)"; done
+check "seq:refuse,429,500,ok in order" " 000 429 500 201" "$seq_got"
+scenario "seq:400-21211"
+check "seq with one item stays" "400 400" "$(send "${msg[@]}" | cut -d' ' -f1) $(send "${msg[@]}" | cut -d' ' -f1)"
+
 scenario redirect
 check "scenario redirect is 302" "302 0" "$(send "${msg[@]}")"
 check "scenario redirect has a Location" 1 "$(grep -ci "^Location: https://127.0.0.1:$port/" "$work/headers")"

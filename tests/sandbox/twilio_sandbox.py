@@ -8,18 +8,30 @@ what it saw in DIR so tests can assert on it:
     DIR/ca.pem, ca.key             test CA (point the module's caFile at ca.pem)
     DIR/server.pem, server.key     cert for localhost, 127.0.0.1 and ::1
     DIR/wronghost.pem, .key        cert for wrong.invalid, same CA
+    DIR/selfsigned.pem, .key       self-signed cert for localhost, 127.0.0.1 and ::1 (not the CA's)
+    DIR/expired.pem, .key          cert for localhost, 127.0.0.1 and ::1 from the CA, expired
     DIR/port, DIR/pid              written once the socket listens
     DIR/requests.jsonl             one line per request
     DIR/outbox.jsonl               one line per accepted message
     DIR/scenario                   written by tests; read at every accepted connection
+                                   (each connection carries exactly one request)
 
 Scenarios (content of DIR/scenario; missing, empty or "ok" is normal handling):
     401 400-21211 429 500 503   that Twilio error, whatever the request
+    429:SECONDS                 429 with Retry-After: SECONDS (plain 429 sends Retry-After: 1)
     hang                        read the request, never answer until the client leaves
     slow:SECONDS                wait, then handle normally
     garbage                     201 with a body that is not JSON
     drop                        read the request, close without answering
     wronghost                   handshake with the wrong.invalid certificate
+    selfsigned                  handshake with a self-signed certificate for the right host
+    expired                     handshake with an expired CA-signed certificate for the right host
+    tls11                       server capped at TLS 1.1 (ciphers at SECLEVEL=0 so that OpenSSL 3
+                                offers TLS 1.1 at all); a TLS 1.2+ client must fail the handshake
+    refuse                      close the TCP connection at once, before any TLS (nothing sent)
+    seq:A,B,...                 one item per connection, in order: the first connection gets A
+                                and the file is rewritten to seq:B,...; the last item then stays
+                                (e.g. seq:503,ok or seq:refuse,429,ok)
     big                         201 with a 1 MiB body
     redirect                    302 to another URL on this sandbox
 
@@ -37,6 +49,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import socketserver
@@ -46,6 +59,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -98,7 +112,12 @@ SCENARIO_ERRORS = {
     "500": (500, 20500, "Internal Server Error"),
     "503": (503, 20503, "Service Unavailable"),
 }
-SCENARIOS = set(SCENARIO_ERRORS) | {"ok", "hang", "garbage", "drop", "wronghost", "big", "redirect"}
+# Scenarios decided by the TLS handshake: the name of the server context to use.
+TLS_SCENARIOS = {"wronghost": "wronghost", "selfsigned": "selfsigned", "expired": "expired",
+                 "tls11": "tls11"}
+SCENARIOS = set(SCENARIO_ERRORS) | set(TLS_SCENARIOS) | {
+    "ok", "hang", "garbage", "drop", "big", "redirect", "refuse"}
+RETRY_AFTER_SCENARIO = re.compile(r"^429:([0-9]{1,6})$")
 
 
 def log(text):
@@ -320,15 +339,20 @@ class Sandbox:
         self.account_sid = args.account_sid
         self.credentials = f"{args.account_sid}:{args.auth_token}".encode()
         self.echo = args.echo
+        server = (directory / "server.pem", directory / "server.key")
         self.contexts = {
-            "server": tls_context(directory / "server.pem", directory / "server.key"),
+            "server": tls_context(*server),
             "wronghost": tls_context(directory / "wronghost.pem", directory / "wronghost.key"),
+            "selfsigned": tls_context(directory / "selfsigned.pem", directory / "selfsigned.key"),
+            "expired": tls_context(directory / "expired.pem", directory / "expired.key"),
+            "tls11": tls11_context(*server),
         }
         self.path = re.compile(
             "^" + re.escape(MESSAGES_PATH).replace(r"\{AccountSid\}", "(?P<sid>[^/]*)") + "$"
         )
         self.stopping = threading.Event()
         self.record_lock = threading.Lock()
+        self.scenario_lock = threading.Lock()
         self.base_url = ""
 
     def scenario(self):
@@ -337,6 +361,19 @@ class Sandbox:
         except FileNotFoundError:
             return "ok"
         return text or "ok"
+
+    def next_scenario(self):
+        """The scenario of a new connection; consumes the first item of a seq: scenario."""
+        with self.scenario_lock:
+            text = self.scenario()
+            if not text.startswith("seq:"):
+                return text
+            items = [item.strip() for item in text.removeprefix("seq:").split(",")]
+            items = [item for item in items if item] or ["ok"]
+            rest = items[1:] or items
+            write_atomically(self.directory / "scenario",
+                             ("seq:" + ",".join(rest) if len(rest) > 1 else rest[0]) + "\n")
+            return items[0]
 
     def record(self, name, entry):
         line = json.dumps(entry) + "\n"
@@ -354,6 +391,10 @@ class Sandbox:
 
     def answer(self, scenario, method, path, content_type, auth_ok, form, form_error):
         """The Reply for one request under a scenario (slow: has already waited)."""
+        retry_after = RETRY_AFTER_SCENARIO.match(scenario)
+        if retry_after:
+            return Reply.error(TwilioError(429, 20429, "Too Many Requests",
+                                           [("Retry-After", retry_after[1])]))
         if scenario not in SCENARIOS:
             log(f"unknown scenario {scenario!r} in {self.directory / 'scenario'}")
             return Reply.error(TwilioError(500, 20500, f"Unknown sandbox scenario {scenario!r}"))
@@ -416,6 +457,20 @@ class Sandbox:
 def tls_context(cert, key):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def tls11_context(cert, key):
+    """A server that speaks TLS 1.1 and nothing newer. OpenSSL 3 refuses TLS 1.0/1.1
+    signature algorithms below security level 0, hence the cipher string."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1_1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
     context.load_cert_chain(cert, key)
     context.set_alpn_protocols(["http/1.1"])
     return context
@@ -568,8 +623,11 @@ class Server(http.server.ThreadingHTTPServer):
         # Runs in the connection's own thread, so a client that never completes the
         # handshake holds up only itself. curl sends no SNI for IP literals, hence the
         # certificate is chosen by the scenario at accept time.
-        scenario = self.sandbox.scenario()
-        context = self.sandbox.contexts["wronghost" if scenario == "wronghost" else "server"]
+        scenario = self.sandbox.next_scenario()
+        if scenario == "refuse":
+            log(f"{client_address[0]} [{scenario}] connection closed before TLS")
+            return  # the server closes the socket
+        context = self.sandbox.contexts[TLS_SCENARIOS.get(scenario, "server")]
         request.settimeout(HANDSHAKE_TIMEOUT)
         try:
             conn = context.wrap_socket(request, server_side=True)
@@ -619,12 +677,46 @@ extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = DNS:wrong.invalid
+[selfsigned]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+"""
+# `openssl ca` (for explicit validity dates; `openssl x509` of OpenSSL 3.0 has none), kept
+# apart from OPENSSL_CONFIG whose [ca] section is the CA's extensions.
+OPENSSL_CA_CONFIG = """\
+[ca]
+default_ca = sandbox_ca
+[sandbox_ca]
+database = {work}/index.txt
+new_certs_dir = {work}
+rand_serial = yes
+default_md = sha256
+policy = policy_any
+unique_subject = no
+[policy_any]
+commonName = supplied
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[expired]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
 """
 NEW_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
 
 def make_certificates(directory):
-    """Create a fresh CA and the server and wrong-host certificates it signs."""
+    """Create a fresh CA, the server, wrong-host and expired certificates it signs, and a
+    self-signed certificate for the right host."""
     config = directory / "openssl.cnf"
     config.write_text(OPENSSL_CONFIG)
 
@@ -644,10 +736,35 @@ def make_certificates(directory):
                     "-set_serial", "0x" + secrets.token_hex(16), "-days", "30",
                     "-extfile", config, "-extensions", name, "-out", f"{name}.pem")
             (directory / f"{name}.csr").unlink()
+        openssl("req", "-x509", "-config", config, "-extensions", "selfsigned", *NEW_KEY,
+                "-subj", "/CN=localhost", "-days", "30",
+                "-keyout", "selfsigned.key", "-out", "selfsigned.pem")
+        make_expired_certificate(directory, openssl)
     finally:
         config.unlink()
-    for key in ("ca.key", "server.key", "wronghost.key"):
+    for key in ("ca.key", "server.key", "wronghost.key", "selfsigned.key", "expired.key"):
         (directory / key).chmod(0o600)
+
+
+def make_expired_certificate(directory, openssl):
+    """expired.pem: signed by the CA for the right host, valid from two days ago to yesterday."""
+    work = directory / "expired-ca.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        (work / "ca.cnf").write_text(OPENSSL_CA_CONFIG.format(work=work.name))  # relative to DIR
+        (work / "index.txt").write_text("")
+        now = time.time()
+        start, end = (time.strftime("%Y%m%d%H%M%SZ", time.gmtime(now - days * 86400))
+                      for days in (2, 1))
+        openssl("req", "-new", "-config", work / "ca.cnf", *NEW_KEY, "-subj", "/CN=localhost",
+                "-keyout", "expired.key", "-out", work / "expired.csr")
+        openssl("ca", "-config", work / "ca.cnf", "-batch", "-notext", "-cert", "ca.pem",
+                "-keyfile", "ca.key", "-in", work / "expired.csr", "-out", "expired.pem",
+                "-startdate", start, "-enddate", end,
+                "-extfile", work / "ca.cnf", "-extensions", "expired")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_atomically(path, text):

@@ -1,0 +1,376 @@
+/* state.c - per-user send limits and lockout, kept in small files under stateDir
+ *
+ * One file per user, "v1 window_start=... sends=... last_send=... failures=...
+ * locked_until=...", and ".global" for the cap across users. Each update
+ * happens under flock on a lock file beside it (".NAME.lock", never replaced)
+ * and replaces the state file atomically (temp file, fsync, rename), so that
+ * concurrent logins neither lose counts nor see half-written files. Names that
+ * start with '.' cannot be user state files: user names must start [a-z_] and
+ * hashed names start with '='.
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "otp.h"
+
+#define GLOBAL_NAME ".global"
+#define STATE_FILE_MAX 256
+/* flock is retried for this long before failing closed, so nothing can hang */
+#define LOCK_WAIT_MS 5000
+
+struct record {
+	long long window_start;
+	unsigned sends;
+	long long last_send;
+	unsigned failures;
+	long long locked_until;
+};
+
+/* One locked state file: the directory, the lock and the name. */
+struct slot {
+	int dir_fd;
+	int lock_fd;
+	char name[TSMS_STATE_NAME_MAX];
+};
+
+static void problem(char err[TSMS_STATE_ERR_MAX], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void problem(char err[TSMS_STATE_ERR_MAX], const char *fmt, ...)
+{
+	char raw[TSMS_STATE_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	tsms_sanitize(err, TSMS_STATE_ERR_MAX, raw);
+}
+
+const char *tsms_verdict_name(enum tsms_verdict v)
+{
+	switch (v) {
+	case TSMS_VERDICT_OK:
+		return "allowed";
+	case TSMS_VERDICT_LOCKED:
+		return "locked out (lockoutThreshold)";
+	case TSMS_VERDICT_USER_LIMIT:
+		return "send limit reached (sendLimit)";
+	case TSMS_VERDICT_COOLDOWN:
+		return "resend cooldown (resendCooldownSeconds)";
+	case TSMS_VERDICT_GLOBAL_LIMIT:
+		return "global send limit reached (globalSendLimit)";
+	}
+	return "unknown";
+}
+
+static bool plain_name(const char *user)
+{
+	size_t n = strlen(user);
+
+	if (n == 0 || n > 32 || !((user[0] >= 'a' && user[0] <= 'z') || user[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = user[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+void tsms_state_file_name(const char *user, char out[TSMS_STATE_NAME_MAX])
+{
+	char hex[TSMS_DIGEST_HEX];
+
+	if (plain_name(user)) {
+		snprintf(out, TSMS_STATE_NAME_MAX, "%s", user);
+		return;
+	}
+	tsms_digest_hex(NULL, user, hex);
+	snprintf(out, TSMS_STATE_NAME_MAX, "=%s", hex);
+}
+
+/* Opens stateDir, creating it 0700 if missing; refuses one that others can write. */
+static int open_dir(const char *path, char err[TSMS_STATE_ERR_MAX])
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		problem(err, "stateDir %s: cannot create: %s; fix: create it (mkdir -m 700 %s)",
+		        path, strerror(errno), path);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		problem(err, "stateDir %s: cannot open: %s; fix: make it a directory owned by root",
+		        path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+		problem(err,
+		        "stateDir %s: must be owned by root and writable only by root; fix: "
+		        "chown root:root %s && chmod 700 %s",
+		        path, path, path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void slot_close(struct slot *slot)
+{
+	if (slot->lock_fd >= 0)
+		close(slot->lock_fd); /* releases the flock */
+	slot->lock_fd = -1;
+}
+
+/* Takes the exclusive lock of name inside dir_fd, waiting at most LOCK_WAIT_MS. */
+static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
+                               const char *dir_path, char err[TSMS_STATE_ERR_MAX])
+{
+	char lock_name[TSMS_STATE_NAME_MAX + 8];
+
+	slot->dir_fd = dir_fd;
+	snprintf(slot->name, sizeof(slot->name), "%s", name);
+	snprintf(lock_name, sizeof(lock_name), ".%s.lock", name);
+	slot->lock_fd = openat(dir_fd, lock_name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (slot->lock_fd < 0) {
+		problem(err, "state %s/%s: cannot open: %s", dir_path, lock_name, strerror(errno));
+		return TSMS_ERR_STATE;
+	}
+	for (int waited = 0; flock(slot->lock_fd, LOCK_EX | LOCK_NB) != 0; waited += 10) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= LOCK_WAIT_MS) {
+			problem(err, "state %s/%s: cannot lock: %s", dir_path, lock_name,
+			        errno == EWOULDBLOCK ? "still locked after 5 s" : strerror(errno));
+			slot_close(slot);
+			return TSMS_ERR_STATE;
+		}
+		usleep(10 * 1000);
+	}
+	return TSMS_OK;
+}
+
+static enum tsms_err slot_read(const struct slot *slot, struct record *rec, const char *dir_path,
+                               char err[TSMS_STATE_ERR_MAX])
+{
+	char buf[STATE_FILE_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd, used = -1;
+
+	memset(rec, 0, sizeof(*rec));
+	fd = openat(slot->dir_fd, slot->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT)
+		return TSMS_OK;
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    st.st_size > STATE_FILE_MAX) {
+		problem(err,
+		        "state file %s/%s is unreadable, not a regular root-owned file, or too "
+		        "large; fix: remove it (this also clears the user's limits and lockout)",
+		        dir_path, slot->name);
+		if (fd >= 0)
+			close(fd);
+		return TSMS_ERR_STATE;
+	}
+	n = read(fd, buf, STATE_FILE_MAX);
+	close(fd);
+	if (n >= 0) {
+		buf[n] = '\0';
+		sscanf(buf,
+		       "v1 window_start=%lld sends=%u last_send=%lld failures=%u "
+		       "locked_until=%lld\n%n",
+		       &rec->window_start, &rec->sends, &rec->last_send, &rec->failures,
+		       &rec->locked_until, &used);
+	}
+	if (n < 0 || used != (int)n || rec->window_start < 0 || rec->last_send < 0 ||
+	    rec->locked_until < 0) {
+		problem(err,
+		        "state file %s/%s is corrupt; fix: remove it (this also clears the "
+		        "user's limits and lockout)",
+		        dir_path, slot->name);
+		return TSMS_ERR_STATE;
+	}
+	return TSMS_OK;
+}
+
+static enum tsms_err slot_write(const struct slot *slot, const struct record *rec,
+                                const char *dir_path, char err[TSMS_STATE_ERR_MAX])
+{
+	char tmp[TSMS_STATE_NAME_MAX + 8], buf[STATE_FILE_MAX];
+	int fd, len, ok;
+
+	len = snprintf(buf, sizeof(buf),
+	               "v1 window_start=%lld sends=%u last_send=%lld "
+	               "failures=%u locked_until=%lld\n",
+	               rec->window_start, rec->sends, rec->last_send, rec->failures,
+	               rec->locked_until);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", slot->name); /* one writer: we hold the lock */
+	fd = openat(slot->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		problem(err, "state %s/%s: cannot write: %s", dir_path, tmp, strerror(errno));
+		return TSMS_ERR_STATE;
+	}
+	ok = write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || renameat(slot->dir_fd, tmp, slot->dir_fd, slot->name) != 0) {
+		problem(err, "state %s/%s: cannot replace: %s", dir_path, slot->name,
+		        strerror(errno));
+		unlinkat(slot->dir_fd, tmp, 0);
+		return TSMS_ERR_STATE;
+	}
+	return TSMS_OK;
+}
+
+/* Starts a new window when the old one has ended. */
+static void roll_window(struct record *rec, time_t now, unsigned window)
+{
+	if (rec->window_start == 0 || now >= rec->window_start + (long long)window ||
+	    now < rec->window_start) {
+		rec->window_start = now;
+		rec->sends = 0;
+	}
+}
+
+/* An expired lockout is forgotten together with the failures that caused it. */
+static void expire_lockout(struct record *rec, time_t now)
+{
+	if (rec->locked_until != 0 && now >= rec->locked_until) {
+		rec->locked_until = 0;
+		rec->failures = 0;
+	}
+}
+
+static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, time_t now,
+                                    enum tsms_verdict *verdict, long long *wait,
+                                    char err[TSMS_STATE_ERR_MAX])
+{
+	struct slot slot = { .lock_fd = -1 };
+	struct record rec;
+	enum tsms_err e;
+
+	e = slot_lock(&slot, dir_fd, GLOBAL_NAME, cfg->state_dir, err);
+	if (e == TSMS_OK)
+		e = slot_read(&slot, &rec, cfg->state_dir, err);
+	if (e == TSMS_OK) {
+		roll_window(&rec, now, cfg->send_window_seconds);
+		if (rec.sends >= cfg->global_send_limit) {
+			*verdict = TSMS_VERDICT_GLOBAL_LIMIT;
+			*wait = rec.window_start + cfg->send_window_seconds - now;
+		} else {
+			rec.sends++;
+			rec.last_send = now;
+			e = slot_write(&slot, &rec, cfg->state_dir, err);
+		}
+	}
+	slot_close(&slot);
+	return e;
+}
+
+/* Decides on one SMS for rec (the user's record, locked); counts it when allowed. */
+static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd, struct record *rec,
+                                 time_t now, enum tsms_verdict *verdict, long long *wait,
+                                 char err[TSMS_STATE_ERR_MAX])
+{
+	expire_lockout(rec, now);
+	roll_window(rec, now, cfg->send_window_seconds);
+	if (rec->locked_until != 0) {
+		*verdict = TSMS_VERDICT_LOCKED;
+		*wait = rec->locked_until - now;
+	} else if (rec->sends >= cfg->send_limit) {
+		*verdict = TSMS_VERDICT_USER_LIMIT;
+		*wait = rec->window_start + cfg->send_window_seconds - now;
+	} else if (rec->last_send != 0 && now >= rec->last_send &&
+	           now - rec->last_send < (long long)cfg->resend_cooldown_seconds) {
+		*verdict = TSMS_VERDICT_COOLDOWN;
+		*wait = rec->last_send + cfg->resend_cooldown_seconds - now;
+	} else if (cfg->global_send_limit > 0) {
+		/* lock order: user, then global; never the other way round */
+		return reserve_global(cfg, dir_fd, now, verdict, wait, err);
+	}
+	return TSMS_OK;
+}
+
+/* Runs one read-modify-write of user's record under its lock. */
+enum op { OP_RESERVE, OP_FAILURE, OP_SUCCESS };
+
+static enum tsms_err update(const struct tsms_config *cfg, const char *user, time_t now, enum op op,
+                            enum tsms_verdict *verdict, long long *wait, bool *locked,
+                            char err[TSMS_STATE_ERR_MAX])
+{
+	struct slot slot = { .lock_fd = -1 };
+	char name[TSMS_STATE_NAME_MAX];
+	struct record rec;
+	enum tsms_err e;
+	int dir_fd;
+
+	err[0] = '\0';
+	dir_fd = open_dir(cfg->state_dir, err);
+	if (dir_fd < 0)
+		return TSMS_ERR_STATE;
+	tsms_state_file_name(user, name);
+	e = slot_lock(&slot, dir_fd, name, cfg->state_dir, err);
+	if (e == TSMS_OK)
+		e = slot_read(&slot, &rec, cfg->state_dir, err);
+	if (e != TSMS_OK)
+		goto out;
+	switch (op) {
+	case OP_RESERVE:
+		*verdict = TSMS_VERDICT_OK;
+		*wait = 0;
+		e = decide_send(cfg, dir_fd, &rec, now, verdict, wait, err);
+		if (e != TSMS_OK || *verdict != TSMS_VERDICT_OK)
+			goto out;
+		rec.sends++;
+		rec.last_send = now;
+		break;
+	case OP_FAILURE:
+		expire_lockout(&rec, now);
+		rec.failures++;
+		if (rec.failures >= cfg->lockout_threshold && rec.locked_until == 0)
+			rec.locked_until = now + cfg->lockout_seconds;
+		*locked = rec.locked_until != 0;
+		break;
+	case OP_SUCCESS:
+		if (rec.failures == 0 && rec.locked_until == 0)
+			goto out; /* nothing to write: keep logins cheap */
+		rec.failures = 0;
+		rec.locked_until = 0;
+		break;
+	}
+	e = slot_write(&slot, &rec, cfg->state_dir, err);
+out:
+	slot_close(&slot);
+	close(dir_fd);
+	return e;
+}
+
+enum tsms_err tsms_state_reserve_send(const struct tsms_config *cfg, const char *user, time_t now,
+                                      enum tsms_verdict *verdict, long long *wait_seconds,
+                                      char err[TSMS_STATE_ERR_MAX])
+{
+	return update(cfg, user, now, OP_RESERVE, verdict, wait_seconds, NULL, err);
+}
+
+enum tsms_err tsms_state_record_failure(const struct tsms_config *cfg, const char *user, time_t now,
+                                        bool *locked, char err[TSMS_STATE_ERR_MAX])
+{
+	*locked = false;
+	return update(cfg, user, now, OP_FAILURE, NULL, NULL, locked, err);
+}
+
+enum tsms_err tsms_state_record_success(const struct tsms_config *cfg, const char *user, time_t now,
+                                        char err[TSMS_STATE_ERR_MAX])
+{
+	return update(cfg, user, now, OP_SUCCESS, NULL, NULL, NULL, err);
+}
