@@ -21,6 +21,7 @@ struct session {
 	struct tsms_code code; /* the live code; len 0 matches nothing */
 	double deadline;       /* monotonic seconds */
 	unsigned resends;
+	double decoy_sent;         /* when a decoy last "sent" a code */
 	enum tsms_verdict verdict; /* why the last send was refused */
 	long long wait;            /* and for how long */
 };
@@ -117,23 +118,49 @@ static enum tsms_err send_code(struct session *s)
 
 /* Makes a new code live: counts it against the limits, sends it, restarts the
  * clock. TSMS_ERR_LIMITED leaves the refusal in s->verdict and s->wait. */
-static enum tsms_err new_code(struct session *s)
+/* Counts one SMS against the limits; TSMS_ERR_LIMITED leaves the refusal in
+ * s->verdict and s->wait. */
+static enum tsms_err reserve(struct session *s)
 {
 	char problem[TSMS_STATE_ERR_MAX];
 	enum tsms_err err;
 
+	err = tsms_state_reserve_send(s->cfg, s->user, time(NULL), &s->verdict, &s->wait, problem);
+	if (err != TSMS_OK) {
+		say(s->outcome, "%s", problem);
+		return err;
+	}
+	if (s->verdict != TSMS_VERDICT_OK) {
+		say(s->outcome, "no SMS: %s, %lld s left", tsms_verdict_name(s->verdict), s->wait);
+		return TSMS_ERR_LIMITED;
+	}
+	return TSMS_OK;
+}
+
+/* A decoy keeps no state, but refuses a resend within the cooldown as a real
+ * challenge would. */
+static enum tsms_err reserve_decoy(struct session *s)
+{
+	double now = now_monotonic();
+
+	if (s->decoy_sent != 0 && now - s->decoy_sent < s->cfg->resend_cooldown_seconds) {
+		s->verdict = TSMS_VERDICT_COOLDOWN;
+		s->wait = (long long)(s->decoy_sent + s->cfg->resend_cooldown_seconds - now) + 1;
+		return TSMS_ERR_LIMITED;
+	}
+	s->decoy_sent = now;
+	return TSMS_OK;
+}
+
+/* Makes a new code live: counts it against the limits, sends it, restarts the
+ * clock. When the limits refuse, the old code, if any, stays valid. */
+static enum tsms_err new_code(struct session *s)
+{
+	enum tsms_err err = s->phone != NULL ? reserve(s) : reserve_decoy(s);
+
+	if (err != TSMS_OK)
+		return err;
 	if (s->phone != NULL) {
-		err = tsms_state_reserve_send(s->cfg, s->user, time(NULL), &s->verdict, &s->wait,
-		                              problem);
-		if (err != TSMS_OK) {
-			say(s->outcome, "%s", problem);
-			return err;
-		}
-		if (s->verdict != TSMS_VERDICT_OK) {
-			say(s->outcome, "no SMS: %s, %lld s left", tsms_verdict_name(s->verdict),
-			    s->wait);
-			return TSMS_ERR_LIMITED; /* the old code, if any, stays valid */
-		}
 		tsms_otp_wipe(&s->code);
 		if (tsms_otp_generate(&s->code, s->cfg->code_length) != 0) {
 			say(s->outcome, "codeLength %u out of range", s->cfg->code_length);
@@ -256,14 +283,13 @@ static enum tsms_err verify(struct session *s)
 		if (right)
 			return right_answer(s);
 		if (blank) {
-			unsigned sent = outcome->sent;
 			err = resend(s, &prefix, &counted);
 			if (err != TSMS_OK)
 				return err;
-			if (outcome->sent > sent || (s->phone == NULL && !counted))
+			if (!counted) {
 				wrong = 0; /* a new code gets its own maxAttempts */
-			if (!counted)
 				continue;
+			}
 		} else {
 			prefix = "Wrong code. ";
 		}
