@@ -16,6 +16,7 @@
 #include "lib/error.h"
 #include "lib/http.h"
 #include "lib/log.h"
+#include "lib/users.h"
 
 #define TSMS_EXPORT __attribute__((visibility("default")))
 
@@ -137,7 +138,7 @@ static void log_outcome(const struct tsms_log *log, const char *user, int rc, en
                         const struct tsms_outcome *outcome)
 {
 	const char *name = user != NULL ? user : "-";
-	bool phone_shown = outcome->masked_phone[0] != '\0' && err != TSMS_ERR_NO_PHONE;
+	bool phone_shown = outcome->masked_phone[0] != '\0';
 	int priority = rc == PAM_SUCCESS ? LOG_INFO
 	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM || err == TSMS_ERR_STATE
 	                       ? LOG_ERR
@@ -165,7 +166,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	struct tsms_outcome outcome = { .reason = "" };
 	struct tsms_config *cfg = NULL;
 	struct module_args args;
-	char problem[TSMS_CONFIG_ERR_MAX];
+	char problem[TSMS_CONFIG_ERR_MAX], phone_buf[TSMS_PHONE_MAX];
 	const char *user = NULL, *phone;
 	enum tsms_err err;
 	int rc;
@@ -182,11 +183,17 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		goto out;
 	}
 	tsms_log(&log, LOG_DEBUG,
-	         "config %s: %zu templates, %zu users, codeLength=%u "
-	         "codeTtlSeconds=%u maxAttempts=%u timeoutSeconds=%u failMode=%s apiBaseUrl=%s",
-	         args.config, cfg->n_templates, cfg->n_users, cfg->code_length,
-	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->timeout_seconds,
-	         cfg->fail_mode == TSMS_FAIL_OPEN ? "open" : "closed", cfg->api_base_url);
+	         "config %s: %zu templates, %zu users, usersFile=%s, codeLength=%u "
+	         "codeTtlSeconds=%u maxAttempts=%u maxResends=%u timeoutSeconds=%u maxRetries=%u "
+	         "failMode=%s sendLimit=%u/%us resendCooldownSeconds=%u globalSendLimit=%u "
+	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s",
+	         args.config, cfg->n_templates, cfg->n_users,
+	         cfg->users_file != NULL ? cfg->users_file : "-", cfg->code_length,
+	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->max_resends, cfg->timeout_seconds,
+	         cfg->max_retries, cfg->fail_mode == TSMS_FAIL_OPEN ? "open" : "closed",
+	         cfg->send_limit, cfg->send_window_seconds, cfg->resend_cooldown_seconds,
+	         cfg->global_send_limit, cfg->lockout_threshold, cfg->lockout_seconds,
+	         cfg->state_dir, cfg->api_base_url);
 	rc = pam_get_user(pamh, &user, NULL);
 	if (rc != PAM_SUCCESS || user == NULL || user[0] == '\0') {
 		user = NULL;
@@ -195,7 +202,12 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	}
 	/* without nullok an unmapped user gets a decoy challenge (phone NULL): the same
 	 * prompts, no SMS, no success */
-	phone = tsms_config_phone(cfg, user);
+	err = tsms_users_lookup(cfg, user, phone_buf, problem);
+	if (err != TSMS_OK) {
+		tsms_log(&log, LOG_ERR, "%s", problem);
+		goto out;
+	}
+	phone = phone_buf[0] != '\0' ? phone_buf : NULL;
 	if (phone == NULL && args.nullok) {
 		err = TSMS_ERR_NO_PHONE;
 		goto out;

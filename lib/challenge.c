@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,9 +22,9 @@ struct session {
 	struct tsms_code code; /* the live code; len 0 matches nothing */
 	double deadline;       /* monotonic seconds */
 	unsigned resends;
-	double decoy_sent;         /* when a decoy last "sent" a code */
-	enum tsms_verdict verdict; /* why the last send was refused */
-	long long wait;            /* and for how long */
+	char mask[TSMS_PHONE_MASKED_MAX]; /* the number as prompts show it */
+	enum tsms_verdict verdict;        /* why the last send was refused */
+	long long wait;                   /* and for how long */
 };
 
 static void say(struct tsms_outcome *outcome, const char *fmt, ...)
@@ -75,9 +76,8 @@ static void masked_number(const struct session *s, char out[TSMS_PHONE_MASKED_MA
 		return;
 	}
 	tsms_digest_hex(s->cfg->auth_token, s->user, hex);
-	for (int i = 0; i < 4; i++)
-		digits[i] = (char)('0' + (hex[i] >= 'a' ? hex[i] - 'a' + 10 : hex[i] - '0') % 10);
-	digits[4] = '\0';
+	hex[8] = '\0'; /* 32 bits: mod 10000 is uniform to within 1e-5 */
+	snprintf(digits, sizeof(digits), "%04lu", strtoul(hex, NULL, 16) % 10000);
 	tsms_phone_mask(digits, out);
 }
 
@@ -116,8 +116,6 @@ static enum tsms_err send_code(struct session *s)
 	return err;
 }
 
-/* Makes a new code live: counts it against the limits, sends it, restarts the
- * clock. TSMS_ERR_LIMITED leaves the refusal in s->verdict and s->wait. */
 /* Counts one SMS against the limits; TSMS_ERR_LIMITED leaves the refusal in
  * s->verdict and s->wait. */
 static enum tsms_err reserve(struct session *s)
@@ -125,7 +123,8 @@ static enum tsms_err reserve(struct session *s)
 	char problem[TSMS_STATE_ERR_MAX];
 	enum tsms_err err;
 
-	err = tsms_state_reserve_send(s->cfg, s->user, time(NULL), &s->verdict, &s->wait, problem);
+	err = tsms_state_reserve_send(s->cfg, s->user, time(NULL), s->phone != NULL, &s->verdict,
+	                              &s->wait, problem);
 	if (err != TSMS_OK) {
 		say(s->outcome, "%s", problem);
 		return err;
@@ -137,26 +136,11 @@ static enum tsms_err reserve(struct session *s)
 	return TSMS_OK;
 }
 
-/* A decoy keeps no state, but refuses a resend within the cooldown as a real
- * challenge would. */
-static enum tsms_err reserve_decoy(struct session *s)
-{
-	double now = now_monotonic();
-
-	if (s->decoy_sent != 0 && now - s->decoy_sent < s->cfg->resend_cooldown_seconds) {
-		s->verdict = TSMS_VERDICT_COOLDOWN;
-		s->wait = (long long)(s->decoy_sent + s->cfg->resend_cooldown_seconds - now) + 1;
-		return TSMS_ERR_LIMITED;
-	}
-	s->decoy_sent = now;
-	return TSMS_OK;
-}
-
 /* Makes a new code live: counts it against the limits, sends it, restarts the
  * clock. When the limits refuse, the old code, if any, stays valid. */
 static enum tsms_err new_code(struct session *s)
 {
-	enum tsms_err err = s->phone != NULL ? reserve(s) : reserve_decoy(s);
+	enum tsms_err err = reserve(s);
 
 	if (err != TSMS_OK)
 		return err;
@@ -190,8 +174,6 @@ static enum tsms_err wrong_answer(struct session *s)
 	enum tsms_err err;
 	bool locked;
 
-	if (s->phone == NULL)
-		return TSMS_OK;
 	err = tsms_state_record_failure(s->cfg, s->user, time(NULL), &locked, problem);
 	if (err != TSMS_OK) {
 		say(s->outcome, "%s", problem);
@@ -236,9 +218,8 @@ static enum tsms_err resend(struct session *s, const char **prefix, bool *counte
 		*prefix = "No more codes can be sent. ";
 		return TSMS_OK;
 	}
-	s->resends++;
 	err = new_code(s);
-	if (err == TSMS_ERR_LIMITED) {
+	if (err == TSMS_ERR_LIMITED) { /* a refused resend is not used up */
 		*prefix = s->verdict == TSMS_VERDICT_COOLDOWN
 		                  ? "Wait before asking for a new code. "
 		                  : "No more codes can be sent now. ";
@@ -246,6 +227,7 @@ static enum tsms_err resend(struct session *s, const char **prefix, bool *counte
 	}
 	if (err != TSMS_OK)
 		return err;
+	s->resends++;
 	*counted = false;
 	*prefix = "New ";
 	return TSMS_OK;
@@ -265,8 +247,7 @@ static enum tsms_err verify(struct session *s)
 		bool right, blank, counted = true;
 		enum tsms_err err;
 
-		snprintf(prompt, sizeof(prompt), "%sSMS code sent to %s: ", prefix,
-		         outcome->masked_phone);
+		snprintf(prompt, sizeof(prompt), "%sSMS code sent to %s: ", prefix, s->mask);
 		if (s->prompter->ask(s->prompter->ctx, prompt, &answer) != 0 || answer == NULL) {
 			tsms_free_secret(answer);
 			say(outcome, "conversation failed");
@@ -302,7 +283,7 @@ static enum tsms_err verify(struct session *s)
 	    s->phone != NULL ? "wrong code (%u of %u attempts)"
 	                     : "no phone number mapped to the user (%u of %u attempts)",
 	    wrong, s->cfg->max_attempts);
-	return s->phone != NULL ? TSMS_ERR_MAXTRIES : TSMS_ERR_NO_PHONE;
+	return TSMS_ERR_MAXTRIES;
 }
 
 enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage, const char *user,
@@ -328,7 +309,9 @@ enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usag
 		say(outcome, "libsodium is unavailable");
 		return TSMS_ERR_SYSTEM;
 	}
-	masked_number(&s, outcome->masked_phone);
+	masked_number(&s, s.mask);
+	if (phone != NULL) /* a decoy's made-up number stays out of the log */
+		memcpy(outcome->masked_phone, s.mask, sizeof(s.mask));
 	if (phone != NULL && !tsms_config_country_allowed(cfg, phone)) {
 		tell(&s, "SMS codes cannot be sent to this number; ask your administrator.");
 		say(outcome, "no SMS: the number's country code is not in allowedCountryCodes");

@@ -32,10 +32,11 @@ struct tsms_outcome {
  * usage (Generic fallback), then asks for it: up to cfg->max_attempts answers
  * per code within cfg->code_ttl_seconds; an empty answer sends a new code
  * while cfg->max_resends allow; wrong answers count towards the lockout. With
- * phone NULL (an unmapped user) it asks the same way but sends nothing and
- * accepts nothing, so that callers cannot tell mapped users from unmapped ones.
- * Codes are wiped before returning. Returns TSMS_OK for the right code, else
- * the error (TSMS_ERR_NO_PHONE for an unmapped user); outcome always says why. */
+ * phone NULL (an unmapped user) it runs a decoy: the same prompts, limits,
+ * cooldown and lockout, kept in the same state files, but no SMS (and no
+ * global count) and no answer accepted, so that callers cannot tell mapped
+ * users from unmapped ones. Codes are wiped before returning. Returns TSMS_OK
+ * for the right code, else the error; outcome always says why. */
 enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage, const char *user,
                                  const char *phone, const struct tsms_prompter *prompter,
                                  struct tsms_outcome *outcome);

@@ -161,6 +161,7 @@ static bool known_key(const char *key)
 		"failMode",
 		"stateDir",
 		"allowedCountryCodes",
+		"usersFile",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -497,6 +498,26 @@ static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
 	return copy_string(&cfg->state_dir, dir, err);
 }
 
+static bool parse_users_file(struct tsms_config *cfg, const cJSON *root,
+                             char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *path;
+	char q[64];
+
+	if (!get_string(root, "usersFile", &path, err))
+		return false;
+	if (path == NULL)
+		return true;
+	if (path[0] != '/' || strlen(path) > 1024 || has_control(path)) {
+		fail(err,
+		     "usersFile \"%s\" is not an absolute path; fix: give the full path, e.g. "
+		     "/etc/security/pam_twilio_sms.users",
+		     quote(q, path));
+		return false;
+	}
+	return copy_string(&cfg->users_file, path, err);
+}
+
 static bool is_country_code(const char *s)
 {
 	size_t n = strlen(s);
@@ -613,8 +634,9 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
 	}
 	ok = check_keys(root, err) && parse_credentials(cfg, root, err) &&
 	     parse_options(cfg, root, err) && parse_state_dir(cfg, root, err) &&
-	     parse_country_codes(cfg, root, err) && parse_templates(cfg, root, err) &&
-	     check_signin_template(cfg, err) && parse_users(cfg, root, err);
+	     parse_users_file(cfg, root, err) && parse_country_codes(cfg, root, err) &&
+	     parse_templates(cfg, root, err) && check_signin_template(cfg, err) &&
+	     parse_users(cfg, root, err);
 	if (!ok) {
 		tsms_config_free(cfg);
 		cfg = NULL;
@@ -625,38 +647,40 @@ out:
 	return cfg;
 }
 
-/* Checks the open file: regular, root's, no group or other bits. */
-static bool check_file(int fd, const char *path, struct stat *st, char err[TSMS_CONFIG_ERR_MAX])
+int tsms_open_private(const char *path, const char *what, long long max_size, struct stat *st,
+                      char err[TSMS_CONFIG_ERR_MAX])
 {
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	if (fd < 0) {
+		if (errno == ELOOP)
+			fail(err, "%s %s: is a symbolic link, refused; fix: name the real file",
+			     what, path);
+		else
+			fail(err, "%s %s: cannot open: %s; fix: create it (owner root, mode 0600)",
+			     what, path, strerror(errno));
+		return -1;
+	}
+	/* checked on the open descriptor, not the path: no race with a rename */
 	if (fstat(fd, st) != 0) {
-		fail(err, "config %s: cannot stat: %s", path, strerror(errno));
-		return false;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		fail(err, "config %s: not a regular file; fix: point config= at the JSON file",
-		     path);
-		return false;
-	}
-	if (st->st_uid != 0) {
-		fail(err, "config %s: owned by uid %u, not root; fix: chown root:root %s", path,
+		fail(err, "%s %s: cannot stat: %s", what, path, strerror(errno));
+	} else if (!S_ISREG(st->st_mode)) {
+		fail(err, "%s %s: not a regular file; fix: name the file itself", what, path);
+	} else if (st->st_uid != 0) {
+		fail(err, "%s %s: owned by uid %u, not root; fix: chown root:root %s", what, path,
 		     (unsigned)st->st_uid, path);
-		return false;
-	}
-	if ((st->st_mode & 077) != 0) {
-		fail(err,
-		     "config %s: mode %04o gives group or others access to the auth token; "
-		     "fix: chmod 600 %s",
+	} else if ((st->st_mode & 077) != 0) {
+		fail(err, "%s %s: mode %04o gives group or others access; fix: chmod 600 %s", what,
 		     path, (unsigned)(st->st_mode & 07777), path);
-		return false;
-	}
-	if (st->st_size > TSMS_CONFIG_MAX_BYTES) {
+	} else if (st->st_size > max_size) {
 		fail(err,
-		     "config %s: %lld bytes, larger than the %d allowed; fix: point config= at "
-		     "the right file",
-		     path, (long long)st->st_size, TSMS_CONFIG_MAX_BYTES);
-		return false;
+		     "%s %s: %lld bytes, larger than the %lld allowed; fix: name the right file",
+		     what, path, (long long)st->st_size, max_size);
+	} else {
+		return fd;
 	}
-	return true;
+	close(fd);
+	return -1;
 }
 
 /* Reads the whole file into a new NUL-terminated buffer; *len gets its length. */
@@ -708,22 +732,9 @@ struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_
 	int fd;
 
 	err[0] = '\0';
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			fail(err,
-			     "config %s: is a symbolic link, refused; fix: point config= at the "
-			     "real file",
-			     path);
-		else
-			fail(err,
-			     "config %s: cannot open: %s; fix: create it from the example "
-			     "(owner root, mode 0600)",
-			     path, strerror(errno));
+	fd = tsms_open_private(path, "config", TSMS_CONFIG_MAX_BYTES, &st, err);
+	if (fd < 0)
 		return NULL;
-	}
-	if (!check_file(fd, path, &st, err))
-		goto out;
 	buf = read_all(fd, (size_t)st.st_size, &len);
 	if (buf == NULL) {
 		fail(err, "config %s: out of memory", path);
@@ -765,6 +776,7 @@ void tsms_config_free(struct tsms_config *cfg)
 	free(cfg->api_base_url);
 	free(cfg->ca_file);
 	free(cfg->state_dir);
+	free(cfg->users_file);
 	free(cfg->country_codes);
 	free(cfg);
 }

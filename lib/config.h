@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "log.h"
@@ -40,6 +41,7 @@ struct tsms_config {
 	bool disable_risk_check;
 	char *api_base_url; /* https://..., no trailing slash */
 	char *ca_file;      /* NULL: the system trust store */
+	char *users_file;   /* NULL: only the users object (lib/users.h) */
 	unsigned code_length;
 	unsigned code_ttl_seconds;
 	unsigned max_attempts;
@@ -71,6 +73,13 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
  * by root with no group or other permission bits, reads it and parses it.
  * Returns a new config or NULL with the problem, path and fix in err. */
 struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX]);
+
+/* Opens path for reading with O_NOFOLLOW and checks the open file: a regular
+ * file owned by root, no group or other permission bits, at most max_size
+ * bytes. Returns the descriptor (st filled), or -1 with "WHAT PATH: problem;
+ * fix: ..." in err. Shared by every file that holds secrets or phone numbers. */
+int tsms_open_private(const char *path, const char *what, long long max_size, struct stat *st,
+                      char err[TSMS_CONFIG_ERR_MAX]);
 
 /* Wipes the auth token and frees everything. cfg may be NULL. */
 void tsms_config_free(struct tsms_config *cfg);

@@ -154,6 +154,8 @@ static enum tsms_http_status classify(CURLcode rc, const struct sink *s)
 		return TSMS_HTTP_CONNECT;
 	case CURLE_WRITE_ERROR:
 		return s->too_big ? TSMS_HTTP_TOO_BIG : TSMS_HTTP_NOMEM;
+	case CURLE_FILESIZE_EXCEEDED: /* Content-Length over CURLOPT_MAXFILESIZE */
+		return TSMS_HTTP_TOO_BIG;
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:

@@ -1,12 +1,12 @@
 /* state.c - per-user send limits and lockout, kept in small files under stateDir
  *
  * One file per user, "v1 window_start=... sends=... last_send=... failures=...
- * locked_until=...", and ".global" for the cap across users. Each update
+ * locked_until=...", and "@global" for the cap across users. Each update
  * happens under flock on a lock file beside it (".NAME.lock", never replaced)
  * and replaces the state file atomically (temp file, fsync, rename), so that
  * concurrent logins neither lose counts nor see half-written files. Names that
- * start with '.' cannot be user state files: user names must start [a-z_] and
- * hashed names start with '='.
+ * start with '.' cannot be user state files: user names must start [a-z_],
+ * hashed names start with '=' and the global counter is "@global".
  */
 #include "state.h"
 
@@ -22,7 +22,7 @@
 #include "log.h"
 #include "otp.h"
 
-#define GLOBAL_NAME ".global"
+#define GLOBAL_NAME "@global"
 #define STATE_FILE_MAX 256
 /* flock is retried for this long before failing closed, so nothing can hang */
 #define LOCK_WAIT_MS 5000
@@ -117,10 +117,10 @@ static int open_dir(const char *path, char err[TSMS_STATE_ERR_MAX])
 		        path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+	if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 077) != 0) {
 		problem(err,
-		        "stateDir %s: must be owned by root and writable only by root; fix: "
-		        "chown root:root %s && chmod 700 %s",
+		        "stateDir %s: must be owned by root and open to root only (its files show "
+		        "who logged in when); fix: chown root:root %s && chmod 700 %s",
 		        path, path, path);
 		close(fd);
 		return -1;
@@ -161,13 +161,59 @@ static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
 	return TSMS_OK;
 }
 
+/* Reads "<label><digits> " at *p into *out, at most max; advances *p. */
+static bool field(const char **p, const char *label, long long max, char end, long long *out)
+{
+	size_t n = strlen(label);
+	long long v = 0;
+	const char *q;
+
+	if (strncmp(*p, label, n) != 0)
+		return false;
+	q = *p + n;
+	if (*q < '0' || *q > '9')
+		return false;
+	for (; *q >= '0' && *q <= '9'; q++) {
+		v = v * 10 + (*q - '0');
+		if (v > max)
+			return false;
+	}
+	if (*q != end)
+		return false;
+	*out = v;
+	*p = q + 1;
+	return true;
+}
+
+/* Parses exactly what slot_write writes; anything else is corrupt. Bounds keep
+ * all arithmetic on the values far from overflow. */
+static bool parse_record(const char *buf, struct record *rec)
+{
+	const long long max_time = 1LL << 40, max_count = 100000000;
+	long long sends, failures;
+	const char *p = buf;
+
+	if (strncmp(p, "v1 ", 3) != 0)
+		return false;
+	p += 3;
+	if (!field(&p, "window_start=", max_time, ' ', &rec->window_start) ||
+	    !field(&p, "sends=", max_count, ' ', &sends) ||
+	    !field(&p, "last_send=", max_time, ' ', &rec->last_send) ||
+	    !field(&p, "failures=", max_count, ' ', &failures) ||
+	    !field(&p, "locked_until=", max_time, '\n', &rec->locked_until) || *p != '\0')
+		return false;
+	rec->sends = (unsigned)sends;
+	rec->failures = (unsigned)failures;
+	return true;
+}
+
 static enum tsms_err slot_read(const struct slot *slot, struct record *rec, const char *dir_path,
                                char err[TSMS_STATE_ERR_MAX])
 {
 	char buf[STATE_FILE_MAX + 1];
 	struct stat st;
 	ssize_t n;
-	int fd, used = -1;
+	int fd;
 
 	memset(rec, 0, sizeof(*rec));
 	fd = openat(slot->dir_fd, slot->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -185,16 +231,9 @@ static enum tsms_err slot_read(const struct slot *slot, struct record *rec, cons
 	}
 	n = read(fd, buf, STATE_FILE_MAX);
 	close(fd);
-	if (n >= 0) {
+	if (n >= 0)
 		buf[n] = '\0';
-		sscanf(buf,
-		       "v1 window_start=%lld sends=%u last_send=%lld failures=%u "
-		       "locked_until=%lld\n%n",
-		       &rec->window_start, &rec->sends, &rec->last_send, &rec->failures,
-		       &rec->locked_until, &used);
-	}
-	if (n < 0 || used != (int)n || rec->window_start < 0 || rec->last_send < 0 ||
-	    rec->locked_until < 0) {
+	if (n < 0 || !parse_record(buf, rec)) {
 		problem(err,
 		        "state file %s/%s is corrupt; fix: remove it (this also clears the "
 		        "user's limits and lockout)",
@@ -235,8 +274,8 @@ static enum tsms_err slot_write(const struct slot *slot, const struct record *re
 /* Starts a new window when the old one has ended. */
 static void roll_window(struct record *rec, time_t now, unsigned window)
 {
-	if (rec->window_start == 0 || now >= rec->window_start + (long long)window ||
-	    now < rec->window_start) {
+	/* a clock that went back keeps the window: it must not lift the limit */
+	if (rec->window_start == 0 || now >= rec->window_start + (long long)window) {
 		rec->window_start = now;
 		rec->sends = 0;
 	}
@@ -277,7 +316,8 @@ static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, t
 	return e;
 }
 
-/* Decides on one SMS for rec (the user's record, locked); counts it when allowed. */
+/* Decides on one SMS for rec (the user's record, locked); counts it when allowed.
+ * dir_fd -1 leaves the global cap out. */
 static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd, struct record *rec,
                                  time_t now, enum tsms_verdict *verdict, long long *wait,
                                  char err[TSMS_STATE_ERR_MAX])
@@ -294,7 +334,7 @@ static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd, stru
 	           now - rec->last_send < (long long)cfg->resend_cooldown_seconds) {
 		*verdict = TSMS_VERDICT_COOLDOWN;
 		*wait = rec->last_send + cfg->resend_cooldown_seconds - now;
-	} else if (cfg->global_send_limit > 0) {
+	} else if (cfg->global_send_limit > 0 && dir_fd >= 0) {
 		/* lock order: user, then global; never the other way round */
 		return reserve_global(cfg, dir_fd, now, verdict, wait, err);
 	}
@@ -302,7 +342,7 @@ static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd, stru
 }
 
 /* Runs one read-modify-write of user's record under its lock. */
-enum op { OP_RESERVE, OP_FAILURE, OP_SUCCESS };
+enum op { OP_RESERVE, OP_RESERVE_LOCAL, OP_FAILURE, OP_SUCCESS };
 
 static enum tsms_err update(const struct tsms_config *cfg, const char *user, time_t now, enum op op,
                             enum tsms_verdict *verdict, long long *wait, bool *locked,
@@ -326,9 +366,10 @@ static enum tsms_err update(const struct tsms_config *cfg, const char *user, tim
 		goto out;
 	switch (op) {
 	case OP_RESERVE:
+	case OP_RESERVE_LOCAL:
 		*verdict = TSMS_VERDICT_OK;
 		*wait = 0;
-		e = decide_send(cfg, dir_fd, &rec, now, verdict, wait, err);
+		e = decide_send(cfg, op == OP_RESERVE ? dir_fd : -1, &rec, now, verdict, wait, err);
 		if (e != TSMS_OK || *verdict != TSMS_VERDICT_OK)
 			goto out;
 		rec.sends++;
@@ -356,10 +397,11 @@ out:
 }
 
 enum tsms_err tsms_state_reserve_send(const struct tsms_config *cfg, const char *user, time_t now,
-                                      enum tsms_verdict *verdict, long long *wait_seconds,
-                                      char err[TSMS_STATE_ERR_MAX])
+                                      bool count_global, enum tsms_verdict *verdict,
+                                      long long *wait_seconds, char err[TSMS_STATE_ERR_MAX])
 {
-	return update(cfg, user, now, OP_RESERVE, verdict, wait_seconds, NULL, err);
+	return update(cfg, user, now, count_global ? OP_RESERVE : OP_RESERVE_LOCAL, verdict,
+	              wait_seconds, NULL, err);
 }
 
 enum tsms_err tsms_state_record_failure(const struct tsms_config *cfg, const char *user, time_t now,

@@ -22,13 +22,15 @@ enum tsms_verdict {
 
 /* Reserves one SMS for user, counting it before it is sent (a failed send still
  * counts: Twilio may have billed it). Under the user's lock, and the global lock
- * when globalSendLimit is set, it refuses while the user is locked out, over
- * sendLimit, within the cooldown or over the global cap. Returns TSMS_OK with
- * *verdict and *wait_seconds (until the refusal ends), or TSMS_ERR_STATE with
- * the problem and its fix in err. */
+ * when globalSendLimit is set and count_global, it refuses while the user is
+ * locked out, over sendLimit, within the cooldown or over the global cap. A
+ * decoy challenge (no phone) reserves with count_global false: it keeps the same
+ * per-user limits as a real one but costs nothing. Returns TSMS_OK with *verdict
+ * and *wait_seconds (until the refusal ends), or TSMS_ERR_STATE with the problem
+ * and its fix in err. */
 enum tsms_err tsms_state_reserve_send(const struct tsms_config *cfg, const char *user, time_t now,
-                                      enum tsms_verdict *verdict, long long *wait_seconds,
-                                      char err[TSMS_STATE_ERR_MAX]);
+                                      bool count_global, enum tsms_verdict *verdict,
+                                      long long *wait_seconds, char err[TSMS_STATE_ERR_MAX]);
 
 /* Records a wrong answer; *locked is set when it locks the user out. */
 enum tsms_err tsms_state_record_failure(const struct tsms_config *cfg, const char *user, time_t now,

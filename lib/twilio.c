@@ -77,7 +77,7 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
 		} else {
 			/* the message may or may not have gone: treat as an outage, never retry */
 			snprintf(res->error_message, sizeof(res->error_message),
-			         "HTTP %ld without a message sid in the body", status);
+			         "no message sid in the body");
 			set_reason(res, "unreadable Twilio response");
 			err = TSMS_ERR_UNAVAILABLE;
 		}

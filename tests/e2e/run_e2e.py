@@ -392,7 +392,8 @@ class Harness:
         return str(path)
 
     def write_service(self, lines):
-        name = SERVICE_PREFIX + re.sub(r"[^a-z0-9-]", "-", self.case.lower())
+        # the pid keeps runs going at the same time from removing each other's services
+        name = f"{SERVICE_PREFIX}{os.getpid()}-" + re.sub(r"[^a-z0-9-]", "-", self.case.lower())
         path = PAM_DIR / name
         if name not in self.services:
             self.services.append(name)
@@ -539,7 +540,8 @@ class Harness:
                 check(number not in line, f"unmasked phone number {number} in a syslog line: {line!r}")
             check(number not in run.output, f"unmasked phone number {number} in pamtester output")
         for code in codes:
-            pattern = re.compile(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])")
+            # not after '*': a masked number (******1234) may end like a 4-digit code
+            pattern = re.compile(rf"(?<![0-9A-Za-z*]){code}(?![0-9A-Za-z])")
             for line in run.logs:
                 check(not pattern.search(line), f"code {code} in a syslog line: {line!r}")
             check(not pattern.search(run.output), f"code {code} in pamtester output {run.output!r}")
@@ -701,7 +703,7 @@ def unmapped_user_denied(h):
     made-up number), is never accepted, and no SMS is sent."""
     svc = simple_service(h, then_permit=True, maxAttempts=3)
     run = h.authenticate(svc, "mallory", [typed("123456")] * 3)
-    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=3)
+    h.expect(run, "PAM_MAXTRIES", sms=0, requests=0, prompts=3)
     check(re.fullmatch(r"SMS code sent to \*{6}\d{4}: ", run.prompts[0]), f"prompt {run.prompts[0]!r}")
     check(run.prompts[1:] == ["Wrong code. " + run.prompts[0]] * 2, f"prompts {run.prompts!r}")
     check("no phone number mapped" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
@@ -1192,8 +1194,9 @@ def bad_user_case(h, user):
     short = [l if len(l) < 200 else f"{l[:60]}...({len(l)} chars)...{l[-100:]}"
              for l in run.module_logs]
     check(len(run.outcomes) == 1, f"{len(run.outcomes)} outcome lines (result= cut off?): {short}")
-    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0)
-    check(len(run.prompts) in (0, 2), f"{len(run.prompts)} prompts: {run.prompts!r}")
+    # the decoy challenge of an unmapped user ends like a mapped user's wrong answers
+    h.expect(run, "PAM_MAXTRIES", sms=0, requests=0)
+    check(len(run.prompts) == 2, f"{len(run.prompts)} prompts: {run.prompts!r}")
     check_clean_logs(run)
     check("user=" in run.outcomes[0], f"outcome line names no user: {run.outcomes[0]!r}")
     return run
@@ -1322,6 +1325,644 @@ def config_template_10000_placeholders(h):
         expect_config_error(h, run, path, "1600")
         check(run.elapsed < 2 + TIME_SLACK, f"took {run.elapsed:.2f}s")
         check_clean_logs(run)
+
+
+# ---- send limits, resend, lockout and state files (issue 3)
+
+STATE_RE = re.compile(r"v1 window_start=(\d+) sends=(\d+) last_send=(\d+) failures=(\d+) "
+                      r"locked_until=(\d+)\n")
+STATE_FIELDS = ("window_start", "sends", "last_send", "failures", "locked_until")
+GLOBAL_STATE = "@global"  # the globalSendLimit counter's file in stateDir
+TOO_MANY_SMS_RE = re.compile(r"Too many SMS codes requested\b.*?(\d+) seconds")
+# a window, cooldown or lockout short enough to wait out, long enough to outlast two runs
+SHORT_SECONDS = int(2 + 2 * TIME_SLACK)
+
+
+def new_state_dir(h, tag="state"):
+    """A stateDir path for this case that does not exist yet (its parent does)."""
+    parent = h.workdir / "state"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    path = parent / f"{h.case}-{tag}"
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def read_state(path):
+    """The fields of a state file; fails the case when it is not well-formed."""
+    text = Path(path).read_text(errors="replace")
+    m = STATE_RE.fullmatch(text)
+    check(m, f"state file {path} is not well-formed: {text!r}")
+    return dict(zip(STATE_FIELDS, map(int, m.groups())))
+
+
+def check_state_files(state_dir):
+    """Every file in stateDir is a root-only regular file; state files are well-formed,
+    no temporary file is left behind. Returns the state file names."""
+    names = []
+    for name in sorted(os.listdir(state_dir)):
+        path = Path(state_dir) / name
+        st = os.lstat(path)
+        check(stat.S_ISREG(st.st_mode) and st.st_uid == 0 and st.st_mode & 0o077 == 0,
+              f"{path}: mode {st.st_mode:o} uid {st.st_uid}")
+        if name.startswith(".") and name.endswith(".lock"):
+            continue
+        check(name == GLOBAL_STATE or re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}|=[0-9a-f]{32}", name),
+              f"unexpected file in stateDir: {name!r}")
+        read_state(path)
+        names.append(name)
+    return names
+
+
+def told_too_many(run, max_wait):
+    m = TOO_MANY_SMS_RE.search(run.output)
+    check(m, f"the user was not told to wait: {run.output!r}")
+    check(0 < int(m.group(1)) <= max_wait, f"told to wait {m.group(1)} s (at most {max_wait})")
+
+
+def keep(seen, text):
+    """Answers text at a prompt that announced an SMS, remembering that SMS's code in seen."""
+    return answer_with(lambda c: seen.append(c) or text)
+
+
+@case
+def send_limit(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), sendLimit=3, resendCooldownSeconds=0)
+    for _ in range(3):
+        run = h.authenticate(svc, "alice", [right()])
+        h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+    told_too_many(run, 900)
+    check("sendLimit" in run.outcomes[0], f"outcome does not name sendLimit: {run.outcomes[0]!r}")
+    check(read_state(sd / "alice")["sends"] == 3, f"state {read_state(sd / 'alice')}")
+    run = h.authenticate(svc, "bob", [right()])  # another user is not affected
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    check_state_files(sd)
+
+
+@case
+def send_window_rolls_over(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), sendLimit=1, sendWindowSeconds=SHORT_SECONDS)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, prompts=0)
+    told_too_many(run, SHORT_SECONDS)
+    time.sleep(SHORT_SECONDS + 1.1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+
+
+@case
+def resend_cooldown(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=30)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+    told_too_many(run, 30)
+    check("resendCooldownSeconds" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=SHORT_SECONDS)
+    time.sleep(SHORT_SECONDS + 1.1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+
+
+@case
+def global_send_limit(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), globalSendLimit=2)
+    for user in ("alice", "bob"):
+        run = h.authenticate(svc, user, [right()])
+        h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    run = h.authenticate(svc, "carol", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+    told_too_many(run, 900)
+    check("globalSendLimit" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    check(read_state(sd / GLOBAL_STATE)["sends"] == 2, f"global {read_state(sd / GLOBAL_STATE)}")
+    check_state_files(sd)
+
+
+@case
+def allowed_country_codes(h):
+    users = dict(USERS, dave="+44 7700 900123")
+    svc = simple_service(h, users=users, allowedCountryCodes=["+44"])
+    run = h.authenticate(svc, "dave", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    check(run.outbox[0]["to"] == "+447700900123", f"To {run.outbox[0]['to']!r}")
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+    check("allowedCountryCodes" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    check("cannot be sent" in run.output, f"the user was not told: {run.output!r}")
+    svc = simple_service(h, users=users, allowedCountryCodes=["+1", "+44"])
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+
+
+@case
+def resend_on_empty_answer(h):
+    """An empty answer sends a new code; the old one is then refused, the new one accepted."""
+    svc = simple_service(h, maxResends=1, maxAttempts=3)
+    seen = []
+    run = h.authenticate(svc, "alice", [keep(seen, ""), answer_with(lambda c: seen[0]), right()])
+    h.expect(run, "PAM_SUCCESS", sms=2, requests=2, prompts=3)
+    check(run.prompts[1:] == ["New SMS code sent to ******0006: ",
+                              "Wrong code. SMS code sent to ******0006: "],
+          f"prompts {run.prompts!r}")
+    check(seen[0] != run.codes[1], "the two codes happen to be equal (chance 1e-6)")
+    check(run.codes[2] == run.codes[1], f"codes {run.codes!r}")
+
+
+@case
+def resend_limit_max_resends(h):
+    for max_resends in (0, 1, 2):
+        svc = simple_service(h, maxResends=max_resends, maxAttempts=3)
+        seen = []
+        answers = [keep(seen, "") for _ in range(max_resends + 1)]
+        answers.append(typed(lambda: seen[-1]))  # the last code sent is still good
+        run = h.authenticate(svc, "alice", answers)
+        h.expect(run, "PAM_SUCCESS", sms=max_resends + 1, prompts=max_resends + 2)
+        check("No more codes can be sent. SMS code sent to ******0006: " in run.output,
+              f"maxResends={max_resends}: no refusal in {run.output!r}")
+
+
+@case
+def resend_respects_limits(h):
+    """A resend refused by the cooldown or sendLimit sends nothing; the old code stays good."""
+    for over in ({"resendCooldownSeconds": 30}, {"sendLimit": 1}):
+        sd = new_state_dir(h, "-".join(over))
+        svc = simple_service(h, stateDir=str(sd), maxResends=1, **over)
+        seen = []
+        run = h.authenticate(svc, "alice", [keep(seen, ""), typed(lambda: seen[0])])
+        h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=2)
+        check(re.search(r"(Wait before asking for a new code|No more codes can be sent now)\. "
+                        r"SMS code sent to \*{6}0006: ", run.output),
+              f"{over}: prompt after the refused resend: {run.output!r}")
+
+
+@case
+def lockout(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), lockoutThreshold=3, maxAttempts=2)
+    run = h.authenticate(svc, "alice", [wrong(), wrong()])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=2)
+    run = h.authenticate(svc, "alice", [right()])  # success resets the count
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    check(read_state(sd / "alice")["failures"] == 0, f"state {read_state(sd / 'alice')}")
+    run = h.authenticate(svc, "alice", [wrong(), wrong()])  # 2 of 3: not locked yet
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=2)
+    run = h.authenticate(svc, "alice", [wrong(), right()])  # the third wrong answer locks
+    h.expect(run, "PAM_AUTH_ERR", sms=1, prompts=1)
+    check("Too many wrong codes" in run.output, f"the user was not told: {run.output!r}")
+    check("lock" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    state = read_state(sd / "alice")
+    check(state["locked_until"] > time.time() + 800, f"state {state}")
+    run = h.authenticate(svc, "alice", [right()])  # locked: no SMS, so even the right flow fails
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+    check(re.search(r"locked for \d+ more seconds", run.output), f"not told: {run.output!r}")
+    check("lockoutThreshold" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    run = h.authenticate(svc, "bob", [right()])  # other users are not locked
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    (sd / "alice").unlink()  # what an admin does to clear a lockout (README)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    check_state_files(sd)
+
+
+@case
+def lockout_expires(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), lockoutThreshold=1, lockoutSeconds=SHORT_SECONDS,
+                         maxAttempts=1)
+    run = h.authenticate(svc, "alice", [wrong()])
+    h.expect(run, "PAM_AUTH_ERR", sms=1, prompts=1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, prompts=0)
+    time.sleep(SHORT_SECONDS + 1.1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+
+
+@case
+def code_single_use(h):
+    svc = simple_service(h, maxAttempts=1)
+    first = h.authenticate(svc, "alice", [right()])
+    h.expect(first, "PAM_SUCCESS", sms=1, prompts=1)
+    run = h.authenticate(svc, "alice", [typed(first.codes[0])])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=1)
+
+
+def shape(prompts):
+    return [re.sub(r"\d", "N", p) for p in prompts]
+
+
+@case
+def unmapped_user_same_prompts_as_mapped(h):
+    svc = simple_service(h, maxAttempts=3, maxResends=1)
+    mapped = h.authenticate(svc, "alice", [wrong(), wrong(), wrong()])
+    h.expect(mapped, "PAM_MAXTRIES", sms=1, prompts=3)
+    ghost = h.authenticate(svc, "mallory", [typed("123456")] * 3)
+    h.expect(ghost, "PAM_MAXTRIES", sms=0, requests=0, prompts=3)
+    check(shape(ghost.prompts) == shape(mapped.prompts), f"{ghost.prompts!r} vs {mapped.prompts!r}")
+    again = h.authenticate(svc, "mallory", [typed("000000")] * 3)
+    check(again.prompts == ghost.prompts, f"made-up number not stable: {again.prompts!r}")
+    # an empty answer: both see a new code announced, and get maxAttempts for it
+    mapped = h.authenticate(svc, "alice", [keep([], ""), wrong(), wrong(), wrong()])
+    h.expect(mapped, "PAM_MAXTRIES", sms=2, prompts=4)
+    ghost = h.authenticate(svc, "mallory", [typed("")] + [typed("123456")] * 3)
+    h.expect(ghost, "PAM_MAXTRIES", sms=0, requests=0, prompts=4)
+    check(shape(ghost.prompts) == shape(mapped.prompts), f"{ghost.prompts!r} vs {mapped.prompts!r}")
+    check(all(CONTROL_RE.sub("", l) == l for l in ghost.logs), "control characters in logs")
+
+
+@case
+def unmapped_user_indistinguishable_at_send_limit(h):
+    """After sendLimit authentications a mapped user is refused before any prompt; an
+    unmapped one must look the same, or the limit tells a caller who has a phone."""
+    svc = simple_service(h, sendLimit=1, maxAttempts=1)
+    seen = {}
+    for user, answer in (("alice", wrong()), ("mallory", typed("000000"))):
+        first = h.authenticate(svc, user, [answer])
+        second = h.authenticate(svc, user, [typed("000000")])
+        seen[user] = (len(first.prompts), len(second.prompts),
+                      bool(TOO_MANY_SMS_RE.search(second.output)))
+    check(seen["alice"] == seen["mallory"],
+          f"(prompts 1st run, prompts 2nd run, told to wait): mapped alice {seen['alice']}, "
+          f"unmapped mallory {seen['mallory']}")
+
+
+@case
+def corrupt_state_file(h):
+    nobody = pwd.getpwnam("nobody").pw_uid
+    good = b"v1 window_start=1 sends=0 last_send=0 failures=0 locked_until=0\n"
+    variants = {
+        "garbage": b"not a state file\n",
+        "truncated": good[:20],
+        "empty": b"",
+        "negative": good.replace(b"window_start=1", b"window_start=-5"),
+        "trailing": good + b"extra\n",
+        "huge": good + b" " * 4096,
+        "binary": b"\x00\xff" * 10,
+    }
+    cases = [(name, content, None) for name, content in variants.items()]
+    cases += [("not-root", good, "chown"), ("symlink", good, "symlink"), ("directory", None, "dir")]
+    for name, content, how in cases:
+        sd = new_state_dir(h, name)
+        sd.mkdir(mode=0o700)
+        path = sd / "alice"
+        if how == "dir":
+            path.mkdir()
+        elif how == "symlink":
+            (sd / "target").write_bytes(content)
+            path.symlink_to(sd / "target")
+        else:
+            path.write_bytes(content)
+            os.chmod(path, 0o600)
+            if how == "chown":
+                os.chown(path, nobody, 0)
+        svc = simple_service(h, stateDir=str(sd))
+        run = h.authenticate(svc, "alice", [right()])
+        try:
+            h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+        except CaseFailure as e:
+            raise CaseFailure(f"state file {name}: {e}") from None
+        check(any(str(path) in l and "remove" in l for l in run.module_logs),
+              f"{name}: no log line naming {path} and the fix: {run.module_logs!r}")
+        if content is not None and how != "symlink":
+            check(path.read_bytes() == content, f"{name}: the corrupt file was rewritten")
+        check_clean_logs(run)
+
+
+@case
+def state_dir_created_0700(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd))
+    old = os.umask(0)  # the module must not depend on the caller's umask
+    try:
+        run = h.authenticate(svc, "alice", [right()])
+    finally:
+        os.umask(old)
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    st = os.lstat(sd)
+    check(stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == 0,
+          f"stateDir mode {stat.S_IMODE(st.st_mode):o} uid {st.st_uid}")
+    check(check_state_files(sd) == ["alice"], f"stateDir holds {os.listdir(sd)}")
+
+
+@case
+def state_dir_unsafe_refused(h):
+    open_dir = new_state_dir(h, "world-writable")
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    real = new_state_dir(h, "real")
+    real.mkdir(mode=0o700)
+    link = new_state_dir(h, "link")
+    link.symlink_to(real)
+    missing_parent = new_state_dir(h, "missing") / "below"
+    for sd in (open_dir, link, missing_parent):
+        svc = simple_service(h, stateDir=str(sd))
+        run = h.authenticate(svc, "alice", [right()])
+        h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+        check(any(f"stateDir {sd}" in l for l in run.module_logs),
+              f"no log line about stateDir {sd}: {run.module_logs!r}")
+    check(os.listdir(real) == [], f"a symlinked stateDir was used: {os.listdir(real)}")
+
+
+@case
+def state_file_names_cannot_escape(h):
+    odd = {"../escape": "+15555550101", "a/b": "+15555550102", "Alice": "+15555550103",
+           "x" * 40: "+15555550104", ".hidden": "+15555550105", "..": "+15555550106"}
+    sd = new_state_dir(h)
+    parent_before = sorted(os.listdir(sd.parent))
+    svc = simple_service(h, stateDir=str(sd), users=dict(USERS, **odd))
+    for user in odd:
+        run = h.authenticate(svc, user, [right()])
+        h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    names = check_state_files(sd)
+    check(len(names) == len(odd) and all(re.fullmatch(r"=[0-9a-f]{32}", n) for n in names),
+          f"state files {names}")
+    check(sorted(os.listdir(sd.parent)) == sorted(parent_before + [sd.name]),
+          f"files appeared beside stateDir: {sorted(os.listdir(sd.parent))}")
+
+
+# ---- retries within the timeoutSeconds budget
+
+def retry_case(h, scenario, result, *, requests, sms=None, max_retries=2, timeout=5, prompts=None):
+    h.sandbox.set_scenario(scenario)
+    svc = simple_service(h, then_permit=True, maxRetries=max_retries, timeoutSeconds=timeout)
+    answers = [right()] if result == "PAM_SUCCESS" else []
+    run = h.authenticate(svc, "alice", answers)
+    if prompts is None:
+        prompts = 1 if result == "PAM_SUCCESS" else 0
+    h.expect(run, result, sms=sms, requests=requests, prompts=prompts)
+    check(run.elapsed < timeout + 1 + TIME_SLACK,
+          f"took {run.elapsed:.2f}s with timeoutSeconds={timeout}")
+    return run
+
+
+@case
+def retry_503_then_success(h):
+    run = retry_case(h, "seq:503,ok", "PAM_SUCCESS", requests=2, sms=1)
+    check([r["status"] for r in run.requests] == [503, 201], f"{run.requests!r}")
+
+
+@case
+def retry_500_503_then_success(h):
+    run = retry_case(h, "seq:500,503,ok", "PAM_SUCCESS", requests=3, sms=1)
+    check([r["status"] for r in run.requests] == [500, 503, 201], f"{run.requests!r}")
+
+
+@case
+def retry_at_most_max_retries(h):
+    run = retry_case(h, "seq:503,503,503,ok", "PAM_AUTHINFO_UNAVAIL", requests=3, sms=0)
+    check("5xx" in run.outcomes[0], f"outcome does not classify Twilio 5xx: {run.outcomes[0]!r}")
+    run = retry_case(h, "seq:503,ok", "PAM_AUTHINFO_UNAVAIL", requests=1, sms=0, max_retries=0)
+
+
+@case
+def retry_429_honours_retry_after(h):
+    run = retry_case(h, "seq:429,ok", "PAM_SUCCESS", requests=2, sms=1)
+    gap = run.requests[1]["time"] - run.requests[0]["time"]
+    check(gap >= 0.9, f"retried {gap:.2f}s after a 429 with Retry-After: 1")
+
+
+@case
+def retry_429_retry_after_beyond_budget(h):
+    run = retry_case(h, "429:30", "PAM_AUTHINFO_UNAVAIL", requests=1, sms=0, timeout=3)
+    check("rate limited" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+
+
+@case
+def no_retry_on_4xx(h):
+    for scenario, needles in (("400-21211", ("21211", "invalid number")),
+                              ("401", ("20003", "bad credentials"))):
+        run = retry_case(h, scenario, "PAM_AUTHINFO_UNAVAIL", requests=1, sms=0, max_retries=5)
+        for needle in needles + ("rejected",):
+            check(needle in run.outcomes[0], f"{scenario}: outcome lacks {needle!r}: {run.outcomes[0]!r}")
+
+
+@case
+def no_retry_when_maybe_sent(h):
+    """A 201 without a readable body or a connection dropped after the request may have
+    sent the SMS: never sent again."""
+    for scenario in ("garbage", "drop"):
+        retry_case(h, scenario, "PAM_AUTHINFO_UNAVAIL", requests=1, max_retries=5)
+
+
+@case
+def timeout_budget_holds_with_retries(h):
+    run = retry_case(h, "hang", "PAM_AUTHINFO_UNAVAIL", requests=1, max_retries=5, timeout=2)
+    check("timeout" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    retry_case(h, "seq:503,hang", "PAM_AUTHINFO_UNAVAIL", requests=2, max_retries=5, timeout=3)
+    retry_case(h, "seq:503,503,503,503,503,ok", "PAM_AUTHINFO_UNAVAIL", requests=None,
+               max_retries=5, timeout=1)
+
+
+@case
+def connect_failure_retried(h):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for retries in (0, 2):
+        svc = simple_service(h, then_permit=True, apiBaseUrl=f"https://127.0.0.1:{port}",
+                             maxRetries=retries, timeoutSeconds=5)
+        run = h.authenticate(svc, "alice", [right()])
+        h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+        n = retries + 1
+        check(f"({n} request{'s' if n > 1 else ''})" in run.outcomes[0],
+              f"maxRetries={retries}: outcome {run.outcomes[0]!r}")
+        check(run.elapsed < 5 + 1 + TIME_SLACK, f"took {run.elapsed:.2f}s")
+
+
+# ---- concurrency: many logins at once keep the limits exactly, nothing hangs
+
+CONCURRENT_RUNS = 50
+
+
+def concurrent_authentications(h, jobs, limit=RUN_LIMIT + 60):
+    """Runs h.authenticate(service, user, []) for every (service, user) in jobs, all
+    released at once; stdin closes at a prompt. Returns the runs and all the syslog lines."""
+    barrier = threading.Barrier(len(jobs))
+    runs, errors = [None] * len(jobs), [None] * len(jobs)
+
+    def work(i, service, user):
+        try:
+            barrier.wait(timeout=30)
+            runs[i] = h.authenticate(service, user, [])
+        except Exception as e:  # reported below
+            errors[i] = e
+
+    mark = h.syslog.mark()
+    threads = [threading.Thread(target=work, args=(i, svc, user), daemon=True)
+               for i, (svc, user) in enumerate(jobs)]
+    deadline = time.monotonic() + limit
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0.1, deadline - time.monotonic()))
+    stuck = sum(t.is_alive() for t in threads)
+    check(stuck == 0, f"{stuck} of {len(jobs)} authentications still running after {limit:.0f}s")
+    failed = [f"{jobs[i][1]}: {e}" for i, e in enumerate(errors) if e is not None]
+    check(not failed, f"{len(failed)} runs failed: {failed[:3]}")
+    services = {svc for svc, _ in jobs}
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(s.encode() in cmdline for s in services):
+            left.append(pid)
+    check(not left, f"processes left behind: {left}")
+    logs = [Harness._message(l) for l in h.syslog.collect(mark)]
+    return runs, logs
+
+
+def outcome_lines(logs, service):
+    prefix = f"pam_twilio_sms({service}:auth): "
+    return [l[len(prefix):] for l in logs
+            if l.startswith(prefix) and re.search(r"(^| )result=PAM_[A-Z_]+", l)]
+
+
+@case
+def concurrent_same_user_send_limit(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), sendLimit=5, resendCooldownSeconds=0)
+    before = len(h.sandbox.outbox())
+    runs, logs = concurrent_authentications(h, [(svc, "alice")] * CONCURRENT_RUNS)
+    sent = h.sandbox.outbox()[before:]
+    check(len(sent) == 5, f"{len(sent)} SMS sent by {CONCURRENT_RUNS} logins with sendLimit 5")
+    prompted = [r for r in runs if r.prompts]
+    refused = [r for r in runs if not r.prompts and TOO_MANY_SMS_RE.search(r.output)]
+    check(len(prompted) == 5 and len(refused) == CONCURRENT_RUNS - 5,
+          f"{len(prompted)} prompted, {len(refused)} told to wait; others: "
+          f"{[r.output for r in runs if r not in prompted and r not in refused][:3]!r}")
+    check(all(r.status == 1 for r in runs), f"exit statuses {sorted({r.status for r in runs})}")
+    outcomes = outcome_lines(logs, svc)
+    results = sorted(re.search(r"result=(PAM_[A-Z_]+)", l).group(1) for l in outcomes)
+    want = sorted(["PAM_CONV_ERR"] * 5 + ["PAM_AUTH_ERR"] * (CONCURRENT_RUNS - 5))
+    check(results == want, f"outcomes {results}")
+    check(sum("sendLimit" in l for l in outcomes) == CONCURRENT_RUNS - 5,
+          f"refusals not naming sendLimit: {[l for l in outcomes if 'AUTH_ERR' in l][:2]!r}")
+    check(check_state_files(sd) == ["alice"], f"state files {os.listdir(sd)}")
+    check(read_state(sd / "alice")["sends"] == 5, f"state {read_state(sd / 'alice')}")
+
+
+@case
+def concurrent_distinct_users_global_limit(h):
+    sd = new_state_dir(h)
+    users = {f"user{i:02d}": f"+1555556{i:04d}" for i in range(CONCURRENT_RUNS)}
+    svc = simple_service(h, stateDir=str(sd), users=users, globalSendLimit=20)
+    before = len(h.sandbox.outbox())
+    runs, logs = concurrent_authentications(h, [(svc, u) for u in users])
+    sent = h.sandbox.outbox()[before:]
+    check(len(sent) == 20, f"{len(sent)} SMS sent with globalSendLimit 20")
+    check(len({m["to"] for m in sent}) == 20, "a user got two SMS")
+    prompted = [r for r in runs if r.prompts]
+    check(len(prompted) == 20, f"{len(prompted)} logins prompted")
+    outcomes = outcome_lines(logs, svc)
+    check(len(outcomes) == CONCURRENT_RUNS, f"{len(outcomes)} outcome lines")
+    check(sum("globalSendLimit" in l for l in outcomes) == CONCURRENT_RUNS - 20,
+          f"refusals: {[l for l in outcomes if 'AUTH_ERR' in l][:2]!r}")
+    names = check_state_files(sd)
+    check(read_state(sd / GLOBAL_STATE)["sends"] == 20, f"global {read_state(sd / GLOBAL_STATE)}")
+    counted = sum(read_state(sd / n)["sends"] for n in names if n != GLOBAL_STATE)
+    check(counted == 20, f"user state files count {counted} SMS")
+
+
+@case
+def concurrent_same_user_cooldown(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=30)
+    before = len(h.sandbox.outbox())
+    runs, logs = concurrent_authentications(h, [(svc, "bob")] * CONCURRENT_RUNS)
+    sent = h.sandbox.outbox()[before:]
+    check(len(sent) == 1, f"{len(sent)} SMS sent by {CONCURRENT_RUNS} logins within the cooldown")
+    outcomes = outcome_lines(logs, svc)
+    check(len(outcomes) == CONCURRENT_RUNS, f"{len(outcomes)} outcome lines")
+    check(sum("resendCooldownSeconds" in l for l in outcomes) == CONCURRENT_RUNS - 1,
+          f"refusals: {[l for l in outcomes if 'AUTH_ERR' in l][:2]!r}")
+    check(read_state(sd / "bob")["sends"] == 1, f"state {read_state(sd / 'bob')}")
+
+
+@case
+def config_text_with_control_characters(h):
+    """Config text that reaches the log (an unknown key, a user name) is sanitised."""
+    key = "evil\n<13>Jan  1 00:00:00 host sshd[1]: forged\x1b[31m"
+    path = h.write_config(h.config(**{key: 1}))
+    run = h.authenticate(h.service(path), "alice", [right()])
+    expect_config_error(h, run, path, "evil")
+    check_clean_logs(run)
+    # a user name with control characters cannot be mapped at all
+    path = h.write_config(h.config(users=dict(USERS, **{"ev\x1bil\nx": "+15555550111"})))
+    run = h.authenticate(h.service(path), "ev\x1bil\nx", [right()])
+    expect_config_error(h, run, path, "user name")
+    check_clean_logs(run)
+
+
+@case
+def conv_fails_while_told_to_wait(h):
+    """The module tells a limited user to wait through the conversation; a conversation
+    that fails or returns nothing there still ends in the same denial."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), sendLimit=1)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    for mode in ("conv-fail", "conv-null", "null-resp"):
+        run = client_run(h, svc, "alice", mode)
+        try:
+            expect_client(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+        except CaseFailure as e:
+            raise CaseFailure(f"{mode}: {e}") from None
+        check("sendLimit" in run.outcomes[0], f"{mode}: outcome {run.outcomes[0]!r}")
+
+
+@case
+def config_new_keys_validated(h):
+    bad = {
+        "sendLimit": 0, "sendWindowSeconds": 86401, "resendCooldownSeconds": -1,
+        "globalSendLimit": 1000001, "maxResends": 6, "lockoutThreshold": 0,
+        "lockoutSeconds": 0, "maxRetries": 6,
+    }
+    for key, value in bad.items():
+        path = h.write_config(h.config(**{key: value}), name=f"{h.case}-{key}")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        expect_config_error(h, run, path, key)
+    for value in (["1"], ["+0"], ["+12345"], [], "+1", [1], ["+1\n"]):
+        path = h.write_config(h.config(allowedCountryCodes=value), name=f"{h.case}-country")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        try:
+            expect_config_error(h, run, path, "allowedCountryCodes")
+        except CaseFailure as e:
+            raise CaseFailure(f"allowedCountryCodes={value!r}: {e}") from None
+        check_clean_logs(run)
+    for value in ("relative/dir", ""):  # "/" and other shared directories: see below
+        path = h.write_config(h.config(stateDir=value), name=f"{h.case}-statedir")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        try:
+            expect_config_error(h, run, path, "stateDir")
+        except CaseFailure as e:
+            raise CaseFailure(f"stateDir={value!r}: {e}") from None
+
+
+@case
+def state_dir_shared_directory_refused(h):
+    """stateDir must be a directory of its own (the module creates it 0700): in a shared
+    one such as / or /etc (root's, mode 0755) state files named after users land among
+    that directory's files, e.g. /etc/nologin for a user "nologin", which then stops every
+    non-root login (pam_nologin). Shown on a copy: a 0755 directory."""
+    shared = new_state_dir(h, "etc")
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    svc = simple_service(h, stateDir=str(shared), users=dict(USERS, nologin="+15555550121"))
+    run = h.authenticate(svc, "nologin", [right()])
+    check(not (shared / "nologin").exists(),
+          f"a 0755 stateDir was used: {sorted(os.listdir(shared))} created; the "
+          f"authentication ended {run.results}")
+    h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
 
 
 # --------------------------------------------------------------------------- main

@@ -228,6 +228,20 @@ static void test_parse_defaults(void **state)
 	assert_string_equal(cfg->api_base_url, "https://api.twilio.com");
 	assert_string_equal(TSMS_DEFAULT_API_BASE, "https://api.twilio.com");
 	assert_null(cfg->ca_file);
+	/* abuse resistance (SPEC3) */
+	assert_int_equal(cfg->max_retries, 2);
+	assert_int_equal(cfg->send_limit, 5);
+	assert_int_equal(cfg->send_window_seconds, 900);
+	assert_int_equal(cfg->resend_cooldown_seconds, 30);
+	assert_int_equal(cfg->global_send_limit, 0);
+	assert_int_equal(cfg->max_resends, 1);
+	assert_int_equal(cfg->lockout_threshold, 10);
+	assert_int_equal(cfg->lockout_seconds, 900);
+	assert_non_null(cfg->state_dir);
+	assert_string_equal(cfg->state_dir, "/var/lib/pam_twilio_sms");
+	assert_string_equal(TSMS_DEFAULT_STATE_DIR, "/var/lib/pam_twilio_sms");
+	assert_null(cfg->country_codes);
+	assert_int_equal(cfg->n_country_codes, 0);
 	tsms_config_free(cfg);
 }
 
@@ -274,6 +288,18 @@ static void test_parse_all_keys(void **state)
 	assert_int_equal(cfg->n_users, 2);
 	assert_string_equal(tsms_config_phone(cfg, "dave"), "+447700900123");
 	assert_int_equal(cfg->n_templates, 2);
+	assert_int_equal(cfg->max_retries, 4);
+	assert_int_equal(cfg->send_limit, 3);
+	assert_int_equal(cfg->send_window_seconds, 3600);
+	assert_int_equal(cfg->resend_cooldown_seconds, 60);
+	assert_int_equal(cfg->global_send_limit, 500);
+	assert_int_equal(cfg->n_country_codes, 2);
+	assert_string_equal(cfg->country_codes[0], "+1");
+	assert_string_equal(cfg->country_codes[1], "+44");
+	assert_string_equal(cfg->state_dir, "/run/pam_twilio_sms");
+	assert_int_equal(cfg->max_resends, 2);
+	assert_int_equal(cfg->lockout_threshold, 5);
+	assert_int_equal(cfg->lockout_seconds, 1800);
 	tsms_config_free(cfg);
 }
 
@@ -721,6 +747,145 @@ static void test_range_timeout(void **state)
 
 	(void)state;
 	check_range(&rc);
+}
+
+static void test_range_abuse_keys(void **state)
+{
+	const struct range_case cases[] = {
+		{ "maxRetries", 0, 5, offsetof(struct tsms_config, max_retries) },
+		{ "sendLimit", 1, 1000, offsetof(struct tsms_config, send_limit) },
+		{ "sendWindowSeconds", 1, 86400,
+		  offsetof(struct tsms_config, send_window_seconds) },
+		{ "resendCooldownSeconds", 0, 3600,
+		  offsetof(struct tsms_config, resend_cooldown_seconds) },
+		{ "globalSendLimit", 0, 1000000, offsetof(struct tsms_config, global_send_limit) },
+		{ "maxResends", 0, 5, offsetof(struct tsms_config, max_resends) },
+		{ "lockoutThreshold", 1, 1000, offsetof(struct tsms_config, lockout_threshold) },
+		{ "lockoutSeconds", 1, 86400, offsetof(struct tsms_config, lockout_seconds) },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_range(&cases[i]);
+}
+
+static void test_refuse_bad_country_codes(void **state)
+{
+	static const char *const bad[] = {
+		"\"+1\"",             /* not an array */
+		"{\"+1\":true}",      /* not an array */
+		"1",                  /* not an array */
+		"null",               /* not an array */
+		"[]",                 /* empty */
+		"[\"1\"]",            /* no '+' */
+		"[\"+0\"]",           /* no country code starts with 0 */
+		"[\"+012\"]",         /* no country code starts with 0 */
+		"[\"+12345\"]",       /* five digits */
+		"[\"+\"]",            /* no digits */
+		"[\"\"]",             /* empty string */
+		"[\"+1a\"]",          /* not a digit */
+		"[\" +1\"]",          /* white space */
+		"[\"+1 \"]",          /* white space */
+		"[\"++1\"]",          /* two '+' */
+		"[1]",                /* not a string */
+		"[\"+1\",44]",        /* one is not a string */
+		"[\"+1\",null]",      /* one is not a string */
+		"[[\"+1\"]]",         /* nested */
+		"[\"+1\",\"+1\\n\"]", /* control character */
+	};
+	char extra[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(extra, sizeof(extra), ",\"allowedCountryCodes\":%s", bad[i]);
+		assert_extra_refused(extra, "allowedCountryCodes");
+	}
+}
+
+/* Parses a config with extra members; the test fails when it is refused. */
+static struct tsms_config *parse_extra(const char *extra)
+{
+	char *json = config_with(SIGNIN_TEMPLATES, extra);
+	struct guarded_err g;
+	struct tsms_config *cfg = parse_str(json, &g);
+
+	if (cfg == NULL) {
+		print_error("refused: %s\n  config: %.300s\n", g.err, json);
+		free(json);
+		fail();
+	}
+	free(json);
+	return cfg;
+}
+
+static void test_country_codes(void **state)
+{
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_extra(",\"allowedCountryCodes\":[\"+1\",\"+44\"]");
+	assert_int_equal(cfg->n_country_codes, 2);
+	assert_true(tsms_config_country_allowed(cfg, "+15555550006"));
+	assert_true(tsms_config_country_allowed(cfg, "+447700900123"));
+	assert_false(tsms_config_country_allowed(cfg, "+33612345678"));
+	assert_false(tsms_config_country_allowed(cfg, "+4915112345678"));
+	assert_false(tsms_config_country_allowed(cfg, "+4"));
+	assert_false(tsms_config_country_allowed(cfg, "15555550006"));
+	assert_false(tsms_config_country_allowed(cfg, ""));
+	tsms_config_free(cfg);
+
+	/* the boundaries: one and four digits */
+	cfg = parse_extra(",\"allowedCountryCodes\":[\"+9999\",\"+7\"]");
+	assert_int_equal(cfg->n_country_codes, 2);
+	assert_string_equal(cfg->country_codes[0], "+9999");
+	assert_true(tsms_config_country_allowed(cfg, "+99991234567"));
+	assert_false(tsms_config_country_allowed(cfg, "+99981234567"));
+	assert_true(tsms_config_country_allowed(cfg, "+79161234567"));
+	assert_false(tsms_config_country_allowed(cfg, "+15555550006"));
+	tsms_config_free(cfg);
+
+	/* a longer code is a prefix like any other */
+	cfg = parse_extra(",\"allowedCountryCodes\":[\"+353\"]");
+	assert_true(tsms_config_country_allowed(cfg, "+353871234567"));
+	assert_false(tsms_config_country_allowed(cfg, "+35812345678"));
+	assert_false(tsms_config_country_allowed(cfg, "+35"));
+	tsms_config_free(cfg);
+
+	/* absent: every country */
+	cfg = parse_extra("");
+	assert_null(cfg->country_codes);
+	assert_true(tsms_config_country_allowed(cfg, "+15555550006"));
+	assert_true(tsms_config_country_allowed(cfg, "+33612345678"));
+	assert_true(tsms_config_country_allowed(cfg, "+99991234567"));
+	tsms_config_free(cfg);
+}
+
+static void test_state_dir(void **state)
+{
+	static const char *const bad[] = {
+		"\"var/lib/pam_twilio_sms\"",
+		"\"./state\"",
+		"\"../state\"",
+		"\"~/state\"",
+		"\"\"",
+		"\" /var/lib/pam_twilio_sms\"",
+		"\"/var/lib/tsms\\n\"",
+		"5",
+		"true",
+		"null",
+		"[\"/var/lib/pam_twilio_sms\"]",
+	};
+	struct tsms_config *cfg;
+	char extra[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(extra, sizeof(extra), ",\"stateDir\":%s", bad[i]);
+		assert_extra_refused(extra, "stateDir");
+	}
+	cfg = parse_extra(",\"stateDir\":\"/run/tsms\"");
+	assert_string_equal(cfg->state_dir, "/run/tsms");
+	tsms_config_free(cfg);
 }
 
 static void test_refuse_malformed(void **state)
@@ -1288,6 +1453,10 @@ int main(void)
 		cmocka_unit_test(test_range_code_ttl),
 		cmocka_unit_test(test_range_max_attempts),
 		cmocka_unit_test(test_range_timeout),
+		cmocka_unit_test(test_range_abuse_keys),
+		cmocka_unit_test(test_refuse_bad_country_codes),
+		cmocka_unit_test(test_country_codes),
+		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_refuse_malformed),
 		cmocka_unit_test(test_refuse_bad_templates),
 		cmocka_unit_test(test_refuse_unknown_usage_type),

@@ -309,6 +309,92 @@ static void test_free_secret(void **state)
 	tsms_free_secret(s);
 }
 
+/* Digests text (and secret) into a guarded buffer; checks it is 32 lowercase hex digits. */
+static void digest(const char *secret, const char *text, char out[TSMS_DIGEST_HEX])
+{
+	struct {
+		char hex[TSMS_DIGEST_HEX];
+		char canary[16];
+	} g;
+
+	memset(&g, 'Z', sizeof(g));
+	tsms_digest_hex(secret, text, g.hex);
+	for (size_t i = 0; i < sizeof(g.canary); i++)
+		assert_int_equal(g.canary[i], 'Z');
+	assert_int_equal(strlen(g.hex), 32);
+	for (size_t i = 0; i < 32; i++) {
+		char c = g.hex[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			print_error("digest \"%s\" has a non-hex character at %zu\n", g.hex, i);
+			fail();
+		}
+	}
+	memcpy(out, g.hex, TSMS_DIGEST_HEX);
+}
+
+static void test_digest_hex(void **state)
+{
+	char a[TSMS_DIGEST_HEX], b[TSMS_DIGEST_HEX];
+	char big[1025];
+
+	(void)state;
+	assert_int_equal(TSMS_DIGEST_HEX, 33);
+	/* BLAKE2b-128 of a zero byte and "alice" (Python's hashlib.blake2b) */
+	digest(NULL, "alice", a);
+	assert_string_equal(a, "041093537313cfbcd86607f0dfa6c0e6");
+	/* ... and of "k", a zero byte and "alice" */
+	digest("k", "alice", a);
+	assert_string_equal(a, "fdc2215424960464b559e09778ba1aa4");
+
+	/* stable */
+	digest(NULL, "alice", a);
+	digest(NULL, "alice", b);
+	assert_string_equal(a, b);
+	/* the text changes it */
+	digest(NULL, "alicf", b);
+	assert_string_not_equal(a, b);
+	digest(NULL, "", b);
+	assert_string_not_equal(a, b);
+	/* the secret changes it */
+	digest("secret-1", "alice", b);
+	assert_string_not_equal(a, b);
+	digest("secret-2", "alice", a);
+	assert_string_not_equal(a, b);
+	/* the zero byte keeps secret and text apart: "ab" + "c" is not "a" + "bc" */
+	digest("ab", "c", a);
+	digest("a", "bc", b);
+	assert_string_not_equal(a, b);
+	/* long text */
+	memset(big, 'x', 1024);
+	big[1024] = '\0';
+	digest(NULL, big, a);
+	big[1023] = 'y';
+	digest(NULL, big, b);
+	assert_string_not_equal(a, b);
+}
+
+static void test_random_below(void **state)
+{
+	unsigned seen[7] = { 0 };
+
+	(void)state;
+	assert_int_equal(tsms_random_below(0), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(tsms_random_below(1), 0);
+	for (int i = 0; i < 7000; i++) {
+		unsigned r = tsms_random_below(7);
+
+		assert_true(r < 7);
+		seen[r]++;
+	}
+	/* expected 1000 each, standard deviation about 29 */
+	for (int v = 0; v < 7; v++)
+		assert_in_range(seen[v], 700, 1300);
+	for (int i = 0; i < 1000; i++)
+		assert_true(tsms_random_below(UINT32_MAX) < UINT32_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +415,8 @@ int main(void)
 		cmocka_unit_test(test_wipe_code),
 		cmocka_unit_test(test_wipe_bytes),
 		cmocka_unit_test(test_free_secret),
+		cmocka_unit_test(test_digest_hex),
+		cmocka_unit_test(test_random_below),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

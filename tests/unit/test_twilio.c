@@ -510,6 +510,45 @@ static void test_send_timeout_within_budget(void **state)
 	tsms_config_free(cfg);
 }
 
+/* ---- names of Twilio's error codes, for the log ---- */
+
+static void test_code_names(void **state)
+{
+	/* SPEC3: the codes the log must name */
+	static const struct {
+		long code;
+		const char *words;
+	} named[] = {
+		{ 20003, "credentials" },  { 21211, "invalid number" },      { 21408, "region" },
+		{ 21610, "unsubscribed" }, { 21614, "not a mobile number" },
+	};
+	static const long unnamed[] = { 0,     -1,    1,     20002, 20004, 20404,
+		                        21210, 21212, 21407, 21409, 21609, 21611,
+		                        21613, 21615, 30003, 30007, 99999, -20003 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		const char *name = tsms_twilio_code_name(named[i].code);
+
+		if (name == NULL) {
+			print_error("code %ld has no name\n", named[i].code);
+			fail();
+		}
+		assert_contains(name, named[i].words);
+		assert_no_control(name);
+		/* static: the same text each time */
+		assert_ptr_equal(name, tsms_twilio_code_name(named[i].code));
+	}
+	for (size_t i = 0; i < sizeof(unnamed) / sizeof(unnamed[0]); i++) {
+		const char *name = tsms_twilio_code_name(unnamed[i]);
+
+		if (name != NULL) {
+			print_error("code %ld is named \"%s\", expected NULL\n", unnamed[i], name);
+			fail();
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +573,7 @@ int main(void)
 		cmocka_unit_test(test_error_body_odd_types),
 		cmocka_unit_test(test_send_connection_refused),
 		cmocka_unit_test(test_send_timeout_within_budget),
+		cmocka_unit_test(test_code_names),
 	};
 
 	/* the group setup initialises libcurl for the tsms_twilio_send tests */

@@ -1,0 +1,402 @@
+/* users.c - the users file: one "user +E164number" per line, '#' comments */
+#include "users.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define NAME_MAX_BYTES 256
+
+static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
+{
+	char raw[TSMS_CONFIG_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	tsms_sanitize(err, TSMS_CONFIG_ERR_MAX, raw);
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+static bool is_name_byte(unsigned char c)
+{
+	return c > 0x20 && c != 0x7f;
+}
+
+bool tsms_users_valid_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > NAME_MAX_BYTES || name[0] == '#')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_name_byte((unsigned char)name[i]))
+			return false;
+	}
+	return true;
+}
+
+/* One line, split in place: [user, user_end) and [number, number_end). */
+struct line {
+	const char *user, *user_end;
+	const char *number, *number_end;
+	bool blank;   /* empty or a comment */
+	bool garbage; /* something after the number */
+};
+
+static void split(const char *p, const char *end, struct line *l)
+{
+	memset(l, 0, sizeof(*l));
+	while (p < end && is_blank(*p))
+		p++;
+	if (p == end || *p == '#') {
+		l->blank = true;
+		return;
+	}
+	l->user = p;
+	while (p < end && !is_blank(*p))
+		p++;
+	l->user_end = p;
+	while (p < end && is_blank(*p))
+		p++;
+	l->number = p;
+	while (p < end && !is_blank(*p))
+		p++;
+	l->number_end = p;
+	while (p < end && is_blank(*p))
+		p++;
+	l->garbage = p != end;
+}
+
+/* Checks a split line; writes the E.164 number or the problem. */
+static bool parse(const struct line *l, char phone[TSMS_PHONE_MAX], char problem[96])
+{
+	char number[32];
+	size_t user_len = (size_t)(l->user_end - l->user);
+	size_t number_len = (size_t)(l->number_end - l->number);
+
+	phone[0] = '\0';
+	for (const char *c = l->user; c < l->user_end; c++) {
+		if (!is_name_byte((unsigned char)*c)) {
+			snprintf(problem, 96, "the user name has a control character");
+			return false;
+		}
+	}
+	if (user_len > NAME_MAX_BYTES) {
+		snprintf(problem, 96, "the user name is longer than %d bytes", NAME_MAX_BYTES);
+		return false;
+	}
+	if (number_len == 0 || l->garbage) {
+		snprintf(problem, 96, "expected \"user +E164number\"");
+		return false;
+	}
+	if (number_len >= sizeof(number)) {
+		snprintf(problem, 96, "the number is not E.164");
+		return false;
+	}
+	memcpy(number, l->number, number_len);
+	number[number_len] = '\0';
+	if (!tsms_phone_normalize(number, phone)) {
+		snprintf(problem, 96, "the number is not E.164 (+<country code><number>)");
+		return false;
+	}
+	return true;
+}
+
+/* Maps the file read-only; *data NULL for an empty file. Returns the fd or -1. */
+static int map_file(const char *path, char **data, size_t *size, char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct stat st;
+	int fd = tsms_open_private(path, "usersFile", TSMS_USERS_FILE_MAX_BYTES, &st, err);
+
+	*data = NULL;
+	*size = 0;
+	if (fd < 0)
+		return -1;
+	if (st.st_size > 0) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			fail(err, "usersFile %s: cannot map: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		*data = m;
+		*size = (size_t)st.st_size;
+	}
+	return fd;
+}
+
+static void unmap_file(int fd, char *data, size_t size)
+{
+	if (data != NULL)
+		munmap(data, size);
+	if (fd >= 0)
+		close(fd);
+}
+
+enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char phone[TSMS_PHONE_MAX],
+                                     char err[TSMS_CONFIG_ERR_MAX])
+{
+	size_t user_len = strlen(user), size;
+	enum tsms_err result = TSMS_OK;
+	unsigned line_no = 0, found_at = 0;
+	const char *p, *end;
+	char *data;
+	int fd;
+
+	phone[0] = '\0';
+	fd = map_file(path, &data, &size, err);
+	if (fd < 0)
+		return TSMS_ERR_CONFIG;
+	for (p = data, end = data + size; p != NULL && p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl != NULL ? nl : end;
+		const char *q = p;
+
+		line_no++;
+		/* the cheap test first: does this line start with the user name? */
+		while (q < line_end && is_blank(*q))
+			q++;
+		if ((size_t)(line_end - q) > user_len && memcmp(q, user, user_len) == 0 &&
+		    is_blank(q[user_len])) {
+			char problem[96], number[TSMS_PHONE_MAX];
+			struct line l;
+
+			split(p, line_end, &l);
+			if (found_at != 0) {
+				fail(err,
+				     "usersFile %s: user \"%s\" is on lines %u and %u; fix: keep "
+				     "one",
+				     path, user, found_at, line_no);
+				result = TSMS_ERR_CONFIG;
+				break;
+			}
+			if (!parse(&l, number, problem)) {
+				fail(err, "usersFile %s:%u: %s; fix: write \"%s +15551234567\"",
+				     path, line_no, problem, user);
+				result = TSMS_ERR_CONFIG;
+				break;
+			}
+			memcpy(phone, number, sizeof(number));
+			found_at = line_no;
+		}
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+	if (result != TSMS_OK)
+		phone[0] = '\0';
+	unmap_file(fd, data, size);
+	return result;
+}
+
+enum tsms_err tsms_users_lookup(const struct tsms_config *cfg, const char *user,
+                                char phone[TSMS_PHONE_MAX], char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *inline_phone = tsms_config_phone(cfg, user);
+	enum tsms_err e;
+
+	phone[0] = '\0';
+	if (cfg->users_file != NULL) {
+		e = tsms_users_file_lookup(cfg->users_file, user, phone, err);
+		if (e != TSMS_OK)
+			return e;
+		if (phone[0] != '\0' && inline_phone != NULL) {
+			fail(err, "user \"%s\" is both in users and in usersFile %s; fix: keep one",
+			     user, cfg->users_file);
+			phone[0] = '\0';
+			return TSMS_ERR_CONFIG;
+		}
+	}
+	if (inline_phone != NULL)
+		snprintf(phone, TSMS_PHONE_MAX, "%s", inline_phone);
+	return TSMS_OK;
+}
+
+enum tsms_err tsms_users_file_each(const char *path, bool missing_ok, tsms_users_fn fn, void *ctx,
+                                   char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *p, *end;
+	char *data;
+	unsigned line_no = 0;
+	size_t size;
+	int fd;
+
+	if (missing_ok && access(path, F_OK) != 0 && errno == ENOENT)
+		return TSMS_OK;
+	fd = map_file(path, &data, &size, err);
+	if (fd < 0)
+		return TSMS_ERR_CONFIG;
+	for (p = data, end = data + size; p != NULL && p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl != NULL ? nl : end;
+		char phone[TSMS_PHONE_MAX], problem[96], name[NAME_MAX_BYTES + 1];
+		struct line l;
+
+		line_no++;
+		split(p, line_end, &l);
+		p = nl != NULL ? nl + 1 : NULL;
+		if (l.blank)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(l.user_end - l.user), l.user);
+		if (parse(&l, phone, problem))
+			fn(ctx, line_no, name, phone, NULL);
+		else
+			fn(ctx, line_no, name, "", problem);
+	}
+	unmap_file(fd, data, size);
+	return TSMS_OK;
+}
+
+/* Appends n bytes to the growing buffer *buf of length *len. */
+static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t grown = (*cap + n + 1) * 2;
+		char *b = realloc(*buf, grown);
+		if (b == NULL)
+			return false;
+		*buf = b;
+		*cap = grown;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return true;
+}
+
+/* The new content: the old lines, with user's line replaced (or dropped). */
+static char *rewrite(const char *data, size_t size, const char *user, const char *phone,
+                     size_t *out_len, bool *changed)
+{
+	size_t user_len = strlen(user), len = 0, cap = size + 512;
+	char *out = malloc(cap);
+	bool placed = false;
+
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	*changed = false;
+	for (const char *p = data, *end = data + size; p != NULL && p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl != NULL ? nl : end;
+		struct line l;
+		bool ok;
+
+		split(p, line_end, &l);
+		if (!l.blank && (size_t)(l.user_end - l.user) == user_len &&
+		    memcmp(l.user, user, user_len) == 0) {
+			char line[NAME_MAX_BYTES + TSMS_PHONE_MAX + 4];
+			int n = 0;
+
+			if (phone != NULL && !placed)
+				n = snprintf(line, sizeof(line), "%s %s\n", user, phone);
+			ok = append(&out, &len, &cap, line, (size_t)n);
+			*changed = *changed || n == 0 || (size_t)(line_end - p) != (size_t)n - 1 ||
+			           memcmp(p, line, (size_t)n - 1) != 0;
+			placed = placed || n > 0;
+		} else {
+			ok = append(&out, &len, &cap, p, (size_t)(line_end - p)) &&
+			     append(&out, &len, &cap, "\n", 1);
+		}
+		if (!ok) {
+			free(out);
+			return NULL;
+		}
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+	if (phone != NULL && !placed) {
+		char line[NAME_MAX_BYTES + TSMS_PHONE_MAX + 4];
+		int n = snprintf(line, sizeof(line), "%s %s\n", user, phone);
+
+		if (!append(&out, &len, &cap, line, (size_t)n)) {
+			free(out);
+			return NULL;
+		}
+		*changed = true;
+	}
+	*out_len = len;
+	return out;
+}
+
+/* Writes content to a temp file beside path and renames it over path. */
+static enum tsms_err replace_file(const char *path, const char *content, size_t len,
+                                  char err[TSMS_CONFIG_ERR_MAX])
+{
+	char tmp[4096];
+	int fd, ok;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+		fail(err, "usersFile %s: path too long", path);
+		return TSMS_ERR_CONFIG;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		fail(err, "usersFile %s: cannot create a temp file: %s", path, strerror(errno));
+		return TSMS_ERR_CONFIG;
+	}
+	ok = fchown(fd, 0, 0) == 0 && fchmod(fd, 0600) == 0 &&
+	     write(fd, content, len) == (ssize_t)len && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		fail(err, "usersFile %s: cannot write: %s", path, strerror(errno));
+		unlink(tmp);
+		return TSMS_ERR_CONFIG;
+	}
+	return TSMS_OK;
+}
+
+enum tsms_err tsms_users_file_update(const char *path, const char *user, const char *phone,
+                                     bool *changed, char err[TSMS_CONFIG_ERR_MAX])
+{
+	enum tsms_err result = TSMS_ERR_CONFIG;
+	char *data = NULL;
+	char lock_path[4096];
+	char *content = NULL;
+	size_t size = 0, len = 0;
+	int lock_fd, fd = -1;
+
+	*changed = false;
+	if (!tsms_users_valid_name(user)) {
+		fail(err, "\"%s\" cannot be a user name in the users file", user);
+		return TSMS_ERR_CONFIG;
+	}
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
+		fail(err, "usersFile %s: cannot lock %s: %s", path, lock_path, strerror(errno));
+		goto out;
+	}
+	if (access(path, F_OK) == 0 || errno != ENOENT) {
+		fd = map_file(path, &data, &size, err);
+		if (fd < 0)
+			goto out;
+	}
+	content = rewrite(data != NULL ? data : "", size, user, phone, &len, changed);
+	if (content == NULL) {
+		fail(err, "out of memory");
+		goto out;
+	}
+	result = *changed ? replace_file(path, content, len, err) : TSMS_OK;
+out:
+	free(content);
+	unmap_file(fd, data, size);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return result;
+}
