@@ -29,9 +29,11 @@ LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:.c=.o)
 LIB_HDR   := $(wildcard lib/*.h)
 MODULE    := pam_twilio_sms.so
+TOOL      := twilio-sms-otp
+SBINDIR   ?= $(PREFIX)/sbin
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:.c=)
-FORMATTED := pam_twilio_sms.c $(LIB_SRC) $(LIB_HDR) $(UNIT_SRC) $(wildcard tests/unit/*.h)
+FORMATTED := pam_twilio_sms.c twilio-sms-otp.c $(LIB_SRC) $(LIB_HDR) $(UNIT_SRC) $(wildcard tests/unit/*.h)
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 BUILD_DEBS := gcc make pkg-config libpam0g-dev libcurl4-openssl-dev libcjson-dev libsodium-dev
@@ -40,7 +42,7 @@ TEST_DEBS  := $(BUILD_DEBS) pamtester libcmocka-dev openssl python3 ca-certifica
 
 .PHONY: all lib deps deps-build unit test demo install uninstall clean format check-format
 
-all: $(MODULE)
+all: $(MODULE) $(TOOL)
 
 lib: lib/libtsms.a
 
@@ -52,6 +54,9 @@ lib/libtsms.a: $(LIB_OBJ)
 
 $(MODULE): pam_twilio_sms.c lib/libtsms.a
 	$(CC) $(CFLAGS) -shared -o $@ pam_twilio_sms.c lib/libtsms.a $(LDFLAGS) $(LIBS) -lpam
+
+$(TOOL): twilio-sms-otp.c lib/libtsms.a
+	$(CC) $(CFLAGS) -fPIE -o $@ twilio-sms-otp.c lib/libtsms.a -pie $(LDFLAGS) $(LIBS)
 
 tests/unit/test_%: tests/unit/test_%.c lib/libtsms.a
 	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libtsms.a $(LIBS) -lcmocka
@@ -72,7 +77,7 @@ demo: deps
 	$(MAKE) all
 	tests/demo.sh
 
-install: $(MODULE)
+install: $(MODULE) $(TOOL)
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SYSCONFDIR)/security $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/$(MODULE)
@@ -87,7 +92,8 @@ install: $(MODULE)
 
 # The config holds the auth token: uninstall leaves it for the administrator.
 uninstall:
-	rm -f $(DESTDIR)$(PAMDIR)/$(MODULE) $(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8 \
+	rm -f $(DESTDIR)$(PAMDIR)/$(MODULE) $(DESTDIR)$(SBINDIR)/$(TOOL) \
+		$(DESTDIR)$(MANDIR)/man8/twilio-sms-otp.8 $(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8 \
 		$(DESTDIR)$(MANDIR)/man5/pam_twilio_sms.json.5
 
 format:
@@ -97,7 +103,7 @@ check-format:
 	clang-format --dry-run --Werror $(FORMATTED)
 
 clean:
-	rm -f $(MODULE) lib/*.o lib/libtsms.a $(UNIT_BIN)
+	rm -f $(MODULE) $(TOOL) lib/*.o lib/libtsms.a $(UNIT_BIN)
 
 # Test tooling keeps its own rules beside it (fuzzers, analysis, test clients).
 include $(wildcard tests/*/*.mk)

@@ -1,0 +1,588 @@
+/*
+ * twilio-sms-otp.c - the administrator's command: check the config, send a test
+ * SMS, enroll and unenroll users, list them. Shares lib/ with the PAM module:
+ * the same config file, checks, HTTP client and codes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "lib/config.h"
+#include "lib/http.h"
+#include "lib/otp.h"
+#include "lib/phone.h"
+#include "lib/template.h"
+#include "lib/twilio.h"
+#include "lib/users.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_main[] =
+	"usage: twilio-sms-otp [--config PATH] COMMAND [ARGS]\n"
+	"\n"
+	"Commands:\n"
+	"  check                      validate the config as the PAM module would\n"
+	"  test NUMBER                send the Test template with a fresh code to NUMBER\n"
+	"  enroll USER NUMBER         text USER a code (Register template), and when it is\n"
+	"                             typed back, map USER to NUMBER in the usersFile\n"
+	"  unenroll USER              remove USER from the usersFile\n"
+	"  list [--show]              list users and their numbers (masked unless --show)\n"
+	"\n"
+	"Options:\n"
+	"  --config PATH              config file (default " TSMS_DEFAULT_CONFIG ")\n"
+	"  --help                     this text; COMMAND --help for a command's\n";
+
+struct command {
+	const char *name;
+	const char *usage;
+	int (*run)(const char *config_path, int argc, char **argv);
+};
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+static struct tsms_config *load(const char *path)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg = tsms_config_load(path, err);
+
+	if (cfg == NULL)
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+	return cfg;
+}
+
+/* ---- check */
+
+struct entry {
+	char *name;
+	unsigned line;
+};
+
+struct check_ctx {
+	const struct tsms_config *cfg;
+	const char *path;
+	unsigned problems;
+	struct entry *seen; /* users file entries, sorted afterwards to find duplicates */
+	size_t n_seen, cap;
+	bool nomem;
+};
+
+static void problem(struct check_ctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void problem(struct check_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("problem: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	c->problems++;
+}
+
+static void check_line(void *ctx, unsigned line, const char *user, const char *phone,
+                       const char *trouble)
+{
+	struct check_ctx *c = ctx;
+
+	(void)phone;
+	if (trouble != NULL) {
+		problem(c, "usersFile %s:%u: %s; fix: write \"user +15551234567\"", c->path, line,
+		        trouble);
+		return;
+	}
+	if (tsms_config_phone(c->cfg, user) != NULL)
+		problem(c,
+		        "usersFile %s:%u: user \"%s\" is also in the config's users; fix: keep one",
+		        c->path, line, user);
+	if (c->n_seen == c->cap) {
+		size_t cap = c->cap != 0 ? c->cap * 2 : 256;
+		struct entry *grown = realloc(c->seen, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			c->nomem = true;
+			return;
+		}
+		c->seen = grown;
+		c->cap = cap;
+	}
+	c->seen[c->n_seen].name = strdup(user);
+	c->seen[c->n_seen].line = line;
+	if (c->seen[c->n_seen].name == NULL)
+		c->nomem = true;
+	else
+		c->n_seen++;
+}
+
+static int cmp_entries(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	int d = strcmp(x->name, y->name);
+
+	return d != 0 ? d : (x->line > y->line) - (x->line < y->line);
+}
+
+static void check_duplicates(struct check_ctx *c)
+{
+	qsort(c->seen, c->n_seen, sizeof(*c->seen), cmp_entries);
+	for (size_t i = 1; i < c->n_seen; i++) {
+		if (strcmp(c->seen[i - 1].name, c->seen[i].name) == 0)
+			problem(c, "usersFile %s: user \"%s\" is on lines %u and %u; fix: keep one",
+			        c->path, c->seen[i].name, c->seen[i - 1].line, c->seen[i].line);
+	}
+	if (c->nomem)
+		problem(c, "out of memory while checking %s", c->path);
+}
+
+static void check_state_dir(struct check_ctx *c, const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) != 0) {
+		char parent[300];
+		char *slash;
+
+		snprintf(parent, sizeof(parent), "%s", dir);
+		slash = strrchr(parent, '/');
+		if (slash != NULL && slash != parent)
+			*slash = '\0';
+		if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+			problem(c,
+			        "stateDir %s: missing, and so is its parent %s; fix: mkdir -p %s",
+			        dir, parent, parent);
+		return;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077) != 0)
+		problem(c,
+		        "stateDir %s: must be a directory owned by root, mode 0700; fix: chown "
+		        "root:root %s && chmod 700 %s",
+		        dir, dir, dir);
+}
+
+static int cmd_check(const char *config_path, int argc, char **argv)
+{
+	struct check_ctx c = { 0 };
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "twilio-sms-otp check: takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	cfg = tsms_config_load(config_path, err);
+	if (cfg == NULL) {
+		printf("problem: %s\n", err);
+		printf("%s: the PAM module would refuse this config (PAM_SERVICE_ERR)\n",
+		       config_path);
+		return 1;
+	}
+	c.cfg = cfg;
+	if (cfg->users_file != NULL) {
+		c.path = cfg->users_file;
+		if (tsms_users_file_each(cfg->users_file, false, check_line, &c, err) != TSMS_OK)
+			problem(&c, "%s", err);
+		check_duplicates(&c);
+	}
+	check_state_dir(&c, cfg->state_dir);
+	for (size_t i = 0; i < c.n_seen; i++)
+		free(c.seen[i].name);
+	free(c.seen);
+	if (c.problems == 0)
+		printf("%s: OK: %zu users in the config, %zu in the users file, %zu templates, "
+		       "SignIn template \"%s\"\n",
+		       config_path, cfg->n_users, c.n_seen, cfg->n_templates,
+		       tsms_config_template(cfg, "SignIn")->usage);
+	else
+		printf("%s: %u problem%s\n", config_path, c.problems, c.problems == 1 ? "" : "s");
+	tsms_config_free(cfg);
+	return c.problems == 0 ? 0 : 1;
+}
+
+/* ---- sending */
+
+/* Sends a fresh code to phone with the template of usage (Generic fallback).
+ * Returns 0 and fills code and res, or 1 after saying why on stderr. */
+static int send_code(const struct tsms_config *cfg, const char *usage, const char *phone,
+                     struct tsms_code *code, struct tsms_twilio_result *res)
+{
+	const struct tsms_template *tpl = tsms_config_template(cfg, usage);
+	enum tsms_err e;
+	char *body;
+
+	if (tpl == NULL || !tsms_template_has_placeholder(tpl->content)) {
+		fprintf(stderr,
+		        "twilio-sms-otp: no %s or Generic template with {{code}}; fix: add "
+		        "{\"usageType\": \"%s\", \"content\": \"... {{code}} ...\"} to templates\n",
+		        usage, usage);
+		return 1;
+	}
+	if (tsms_crypto_init() != 0 || tsms_otp_generate(code, cfg->code_length) != 0 ||
+	    tsms_http_global_init() != 0) {
+		fprintf(stderr, "twilio-sms-otp: cannot initialise libsodium or libcurl\n");
+		return 1;
+	}
+	body = tsms_template_render(tpl->content, code->digits, NULL);
+	if (body == NULL) {
+		tsms_http_global_cleanup();
+		fprintf(stderr, "twilio-sms-otp: out of memory\n");
+		return 1;
+	}
+	if (tsms_utf8_chars(body) > TSMS_BODY_MAX_CHARS) {
+		tsms_free_secret(body);
+		tsms_http_global_cleanup();
+		fprintf(stderr, "twilio-sms-otp: the %s template is longer than %d characters\n",
+		        tpl->usage, TSMS_BODY_MAX_CHARS);
+		return 1;
+	}
+	e = tsms_twilio_send(cfg, phone, body, res);
+	tsms_free_secret(body);
+	tsms_http_global_cleanup();
+	if (e == TSMS_OK)
+		return 0;
+	if (res->error_code != 0) {
+		const char *name = tsms_twilio_code_name(res->error_code);
+		fprintf(stderr, "twilio-sms-otp: %s: Twilio error %ld%s%s: %s (HTTP %ld)\n",
+		        res->reason, res->error_code, name != NULL ? " " : "",
+		        name != NULL ? name : "", res->error_message, res->http_status);
+	} else if (res->http_status != 0) {
+		fprintf(stderr, "twilio-sms-otp: %s: HTTP %ld%s%s\n", res->reason, res->http_status,
+		        res->error_message[0] != '\0' ? ": " : "", res->error_message);
+	} else {
+		fprintf(stderr, "twilio-sms-otp: %s: %s\n", res->reason, res->error_message);
+	}
+	return 1;
+}
+
+static bool normalize_arg(const char *number, char phone[TSMS_PHONE_MAX])
+{
+	if (tsms_phone_normalize(number, phone))
+		return true;
+	fprintf(stderr,
+	        "twilio-sms-otp: \"%s\" is not an E.164 number; write it as "
+	        "+<country code><number>, e.g. +15551234567\n",
+	        number);
+	return false;
+}
+
+static int cmd_test(const char *config_path, int argc, char **argv)
+{
+	struct tsms_twilio_result res;
+	struct tsms_code code = { 0 };
+	char phone[TSMS_PHONE_MAX];
+	struct tsms_config *cfg;
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: twilio-sms-otp test NUMBER\n");
+		return EXIT_USAGE;
+	}
+	if (!normalize_arg(argv[1], phone))
+		return EXIT_USAGE;
+	cfg = load(config_path);
+	if (cfg == NULL)
+		return 1;
+	rc = send_code(cfg, "Test", phone, &code, &res);
+	tsms_otp_wipe(&code);
+	if (rc == 0)
+		printf("sent to %s: sid %s, status %s\n", phone, res.sid,
+		       res.status[0] != '\0' ? res.status : "-");
+	tsms_config_free(cfg);
+	return rc;
+}
+
+/* ---- enroll */
+
+/* Reads one line with echo off from the terminal, or from standard input when
+ * there is none. Returns a new string (wipe it) or NULL at end of input. */
+static char *ask(const char *prompt)
+{
+	FILE *in = fopen("/dev/tty", "r+");
+	struct termios saved, quiet;
+	bool restore = false;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (in == NULL)
+		in = stdin;
+	fprintf(in == stdin ? stderr : in, "%s", prompt);
+	fflush(in == stdin ? stderr : in);
+	if (isatty(fileno(in)) && tcgetattr(fileno(in), &saved) == 0) {
+		quiet = saved;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		restore = tcsetattr(fileno(in), TCSAFLUSH, &quiet) == 0;
+	}
+	n = getline(&line, &cap, in);
+	if (restore) {
+		tcsetattr(fileno(in), TCSAFLUSH, &saved);
+		fputc('\n', in);
+	}
+	if (in != stdin)
+		fclose(in);
+	if (n < 0) {
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+static int cmd_enroll(const char *config_path, int argc, char **argv)
+{
+	static const struct option opts[] = { { "no-verify", no_argument, NULL, 'n' },
+		                              { NULL, 0, NULL, 0 } };
+	char phone[TSMS_PHONE_MAX], masked[TSMS_PHONE_MASKED_MAX], prompt[96];
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_twilio_result res;
+	struct tsms_code code = { 0 };
+	struct tsms_config *cfg = NULL;
+	bool verify = true, changed, right = false;
+	const char *user;
+	int opt, rc = 1;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'n')
+			return EXIT_USAGE;
+		verify = false;
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "usage: twilio-sms-otp enroll [--no-verify] USER NUMBER\n");
+		return EXIT_USAGE;
+	}
+	user = argv[optind];
+	if (!tsms_users_valid_name(user)) {
+		fprintf(stderr,
+		        "twilio-sms-otp: \"%s\" cannot be a user name (no spaces or "
+		        "control characters)\n",
+		        user);
+		return EXIT_USAGE;
+	}
+	if (!normalize_arg(argv[optind + 1], phone))
+		return EXIT_USAGE;
+	cfg = load(config_path);
+	if (cfg == NULL)
+		return 1;
+	if (cfg->users_file == NULL) {
+		fprintf(stderr,
+		        "twilio-sms-otp: the config has no usersFile; fix: add \"usersFile\": "
+		        "\"/etc/security/pam_twilio_sms.users\" to %s\n",
+		        config_path);
+		goto out;
+	}
+	if (tsms_config_phone(cfg, user) != NULL) {
+		fprintf(stderr,
+		        "twilio-sms-otp: %s is in the config's users object; fix: remove it "
+		        "there first (a user may be in one place only)\n",
+		        user);
+		goto out;
+	}
+	if (verify) {
+		if (send_code(cfg, "Register", phone, &code, &res) != 0)
+			goto out;
+		tsms_phone_mask(phone, masked);
+		for (unsigned i = 0; i < cfg->max_attempts && !right; i++) {
+			char *answer;
+
+			snprintf(prompt, sizeof(prompt),
+			         "%sCode sent to %s: ", i > 0 ? "Wrong code. " : "", masked);
+			answer = ask(prompt);
+			if (answer == NULL)
+				break;
+			right = tsms_otp_matches(&code, answer);
+			tsms_free_secret(answer);
+		}
+		tsms_otp_wipe(&code);
+		if (!right) {
+			fprintf(stderr, "twilio-sms-otp: not verified; %s was not enrolled\n",
+			        user);
+			goto out;
+		}
+	}
+	if (tsms_users_file_update(cfg->users_file, user, phone, &changed, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+		goto out;
+	}
+	printf("%s %s %s in %s\n", changed ? "enrolled" : "already enrolled:", user, phone,
+	       cfg->users_file);
+	rc = 0;
+out:
+	tsms_config_free(cfg);
+	return rc;
+}
+
+static int cmd_unenroll(const char *config_path, int argc, char **argv)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+	bool changed;
+	int rc = 1;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: twilio-sms-otp unenroll USER\n");
+		return EXIT_USAGE;
+	}
+	cfg = load(config_path);
+	if (cfg == NULL)
+		return 1;
+	if (cfg->users_file == NULL) {
+		fprintf(stderr, "twilio-sms-otp: the config has no usersFile\n");
+	} else if (tsms_users_file_update(cfg->users_file, argv[1], NULL, &changed, err) !=
+	           TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+	} else if (!changed) {
+		fprintf(stderr, "twilio-sms-otp: %s is not in %s%s\n", argv[1], cfg->users_file,
+		        tsms_config_phone(cfg, argv[1]) != NULL
+		                ? " (it is in the config's users object: edit the config)"
+		                : "");
+	} else {
+		printf("unenrolled %s from %s\n", argv[1], cfg->users_file);
+		rc = 0;
+	}
+	tsms_config_free(cfg);
+	return rc;
+}
+
+/* ---- list */
+
+struct list_ctx {
+	bool show;
+	unsigned bad;
+};
+
+static void print_entry(bool show, const char *user, const char *phone, const char *source)
+{
+	char masked[TSMS_PHONE_MASKED_MAX];
+
+	tsms_phone_mask(phone, masked);
+	printf("%-24s %-16s %s\n", user, show ? phone : masked, source);
+}
+
+static void list_line(void *ctx, unsigned line, const char *user, const char *phone,
+                      const char *trouble)
+{
+	struct list_ctx *l = ctx;
+
+	(void)line;
+	if (trouble != NULL)
+		l->bad++;
+	else
+		print_entry(l->show, user, phone, "usersFile");
+}
+
+static int cmd_list(const char *config_path, int argc, char **argv)
+{
+	static const struct option opts[] = { { "show", no_argument, NULL, 's' },
+		                              { NULL, 0, NULL, 0 } };
+	struct list_ctx l = { 0 };
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+	int opt, rc = 0;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 's')
+			return EXIT_USAGE;
+		l.show = true;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "usage: twilio-sms-otp list [--show]\n");
+		return EXIT_USAGE;
+	}
+	cfg = load(config_path);
+	if (cfg == NULL)
+		return 1;
+	for (size_t i = 0; i < cfg->n_users; i++)
+		print_entry(l.show, cfg->users[i].name, cfg->users[i].phone, "config");
+	if (cfg->users_file != NULL &&
+	    tsms_users_file_each(cfg->users_file, true, list_line, &l, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+		rc = 1;
+	}
+	if (l.bad > 0)
+		fprintf(stderr,
+		        "twilio-sms-otp: %u malformed line%s in the users file; run "
+		        "twilio-sms-otp check\n",
+		        l.bad, l.bad == 1 ? "" : "s");
+	tsms_config_free(cfg);
+	return rc;
+}
+
+static const struct command commands[] = {
+	{ "check",
+	  "usage: twilio-sms-otp [--config PATH] check\n"
+	  "Validates the config, its users file and stateDir as the PAM module would;\n"
+	  "prints each problem with its fix. Exit 0 only when the module accepts it.\n",
+	  cmd_check },
+	{ "test",
+	  "usage: twilio-sms-otp [--config PATH] test NUMBER\n"
+	  "Sends the Test template (else Generic) with a fresh code to NUMBER and prints\n"
+	  "Twilio's message sid and status, or Twilio's error. Exit 0 when sent.\n",
+	  cmd_test },
+	{ "enroll",
+	  "usage: twilio-sms-otp [--config PATH] enroll [--no-verify] USER NUMBER\n"
+	  "Texts NUMBER a code with the Register template (else Generic), asks for it,\n"
+	  "and when it matches maps USER to NUMBER in the config's usersFile (atomic\n"
+	  "write, root 0600). --no-verify skips the SMS.\n",
+	  cmd_enroll },
+	{ "unenroll",
+	  "usage: twilio-sms-otp [--config PATH] unenroll USER\n"
+	  "Removes USER from the config's usersFile.\n",
+	  cmd_unenroll },
+	{ "list",
+	  "usage: twilio-sms-otp [--config PATH] list [--show]\n"
+	  "Lists users with their numbers, masked unless --show, and where each is set.\n",
+	  cmd_list },
+};
+
+int main(int argc, char **argv)
+{
+	const char *config_path = TSMS_DEFAULT_CONFIG;
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(usage_main, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			config_path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			config_path = argv[i] + 9;
+		} else {
+			fprintf(stderr, "twilio-sms-otp: unknown option %s\n%s", argv[i],
+			        usage_main);
+			return EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+		if (strcmp(argv[i], commands[c].name) != 0)
+			continue;
+		if (wants_help(argc - i, argv + i)) {
+			fputs(commands[c].usage, stdout);
+			return 0;
+		}
+		return commands[c].run(config_path, argc - i, argv + i);
+	}
+	fprintf(stderr, "twilio-sms-otp: unknown command %s\n%s", argv[i], usage_main);
+	return EXIT_USAGE;
+}
