@@ -712,7 +712,7 @@ static bool check_ca_file(const struct tsms_config *cfg, const char *path,
 	if (cfg->ca_file == NULL)
 		return true;
 	if (stat(cfg->ca_file, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    access(cfg->ca_file, R_OK) != 0) {
+	    faccessat(AT_FDCWD, cfg->ca_file, R_OK, AT_EACCESS) != 0) {
 		fail(err,
 		     "config %s: caFile %s is not a readable file; fix: correct the path or remove "
 		     "caFile to use the system trust store",

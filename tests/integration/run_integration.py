@@ -1,0 +1,1094 @@
+#!/usr/bin/env python3
+"""Integration tests: the built module in a real OpenSSH server and in real sudo.
+
+As root on Debian: installs openssh-server, openssh-client and sudo when missing, starts the
+Twilio sandbox, writes a module config (root 0600) and creates its own users (tsmsuser1 for
+ssh, tsmsuser2 for sudo). Then:
+
+  sshd   /usr/sbin/sshd -D -e started through a symlink named tsms-test-sshd (OpenSSH uses
+         its program name as the PAM service name), on a free loopback port, with its own
+         host key and sshd_config; the drop-in is the lines of conf/sshd_config.snippet and the
+         PAM service /etc/pam.d/tsms-test-sshd is Debian's /etc/pam.d/sshd with the lines of
+         conf/pam.d-sshd.snippet. The real ssh client logs in, answering the keyboard-
+         interactive prompts through SSH_ASKPASS (askpass.py), which reads the sandbox outbox.
+  sudo   sudo's PAM service name is fixed, so the host's /etc/pam.d/sudo is never touched:
+         sudo runs in a private mount namespace where Debian's file with the lines of
+         conf/pam.d-sudo.snippet is bind-mounted over it. A sudoers drop-in
+         (/etc/sudoers.d/tsms-test-integration) lets tsmsuser2 run /usr/bin/id as root;
+         `runuser -u tsmsuser2 -- sudo -S -k /usr/bin/id -un` gets the password and the code
+         on stdin, each written when its prompt appears.
+
+The module's syslog lines are captured as in tests/e2e/run_e2e.py (whose Sandbox and
+SyslogCapture this reuses): sshd and sudo run with the capture socket bind-mounted over
+/dev/log in their mount namespace (or bound at /dev/log when it is free).
+
+Everything is removed at the end, on failures and on SIGINT/SIGTERM/SIGHUP too: sshd, the
+users and their homes, /etc/pam.d/tsms-test-sshd, the sudoers drop-in, the temp dir; the last
+line before the summary checks that. Runs are serialised by /run/lock/tsms-integration.lock;
+what a killed run left (its processes and temp dirs, the users, recognised by their GECOS
+field, the two files above) is removed first.
+
+Run as root:  python3 tests/integration/run_integration.py [-k PATTERN] [-v]
+Prints `PASS: name` or `FAIL: name: why` per case, then `integration: N passed, N failed`.
+"""
+
+import argparse
+import contextlib
+import ctypes
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import pwd
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(HERE))
+import askpass  # noqa: E402  (beside this file)
+from run_e2e import (ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID, SYSLOG_RE,  # noqa: E402
+                     Sandbox, SyslogCapture)
+
+MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
+CONF = REPO / "conf"
+DEBS = ["openssh-server", "openssh-client", "sudo"]
+SSHD = Path("/usr/sbin/sshd")
+PAM_DIR = Path("/etc/pam.d")
+SSHD_SERVICE = "tsms-test-sshd"  # the symlink's name, so sshd's PAM service name
+SUDO_PAM = PAM_DIR / "sudo"
+SUDOERS_DROP_IN = Path("/etc/sudoers.d/tsms-test-integration")  # no '.': sudo skips such names
+LOCK_FILE = Path("/run/lock/tsms-integration.lock")
+PRIVSEP_DIR = Path("/run/sshd")
+GECOS = "pam_twilio_sms integration test"
+TMP_PREFIX = "tsms-integration-"  # temp dirs: TMP_PREFIX + random, and TMP_PREFIX + "ca-" ...
+
+SSH_USER, SSH_PHONE = "tsmsuser1", "+15555550161"
+SUDO_USER, SUDO_PHONE = "tsmsuser2", "+15555550162"
+
+INSTALL_LIMIT = 600.0  # apt-get on a fresh machine
+LOCK_WAIT = 120.0  # another run holding the lock
+RUN_LIMIT = 30.0  # one ssh or sudo run
+TOTAL_LIMIT = 100  # seconds for everything after the install (then SIGALRM: cleanup, exit)
+
+
+class CaseFailure(Exception):
+    """An expectation did not hold; the message says why."""
+
+
+class Interrupted(Exception):
+    pass
+
+
+def check(cond, why):
+    if not cond:
+        raise CaseFailure(why)
+
+
+def sh(cmd, *, timeout=30, input_text=None, ok=(0,)):
+    """Runs cmd, returns its CompletedProcess; a status outside ok is a CaseFailure."""
+    try:
+        p = subprocess.run(cmd, input=input_text, capture_output=True, text=True,
+                           timeout=timeout, cwd="/")
+    except subprocess.TimeoutExpired:
+        raise CaseFailure(f"{' '.join(map(str, cmd))}: still running after {timeout}s") from None
+    if p.returncode not in ok:
+        raise CaseFailure(f"{' '.join(map(str, cmd))}: exit {p.returncode}: "
+                          f"{(p.stderr or p.stdout).strip()[-300:]}")
+    return p
+
+
+def snippet_lines(name):
+    """The lines of conf/NAME that are neither blank nor comments."""
+    text = (CONF / name).read_text(encoding="utf-8")
+    return [l for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+
+
+def service_file(debian_file, snippet, module_args):
+    """Debian's service file with its `@include common-auth` line replaced by the snippet's
+    lines, where `pam_twilio_sms.so` becomes the built module with module_args."""
+    lines = [l for l in Path(debian_file).read_text(encoding="utf-8").splitlines()
+             if "pam_twilio_sms" not in l]
+    includes = [i for i, l in enumerate(lines) if l.split() == ["@include", "common-auth"]]
+    check(len(includes) == 1, f"{debian_file} has {len(includes)} '@include common-auth' lines")
+    ours = []
+    for line in snippet_lines(snippet):
+        words = line.split()
+        if "pam_twilio_sms.so" in words:
+            i = words.index("pam_twilio_sms.so")
+            words[i:i + 1] = [str(MODULE)] + list(module_args)
+        ours.append(" ".join(words))
+    check("@include common-auth" in ours and any(str(MODULE) in l for l in ours),
+          f"conf/{snippet}: no '@include common-auth' and module lines to put in its place: {ours}")
+    i = includes[0]
+    return "\n".join(lines[:i] + ours + lines[i + 1:]) + "\n"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def file_digest(path):
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def pids_of_uid(uid):
+    """Running (not zombie) processes with uid as real or effective user id."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Uid:\s+(\d+)\s+(\d+)", status, re.M)
+        if m and uid in (int(m.group(1)), int(m.group(2))) and "\nState:\tZ" not in status:
+            found.append(int(pid))
+    return found
+
+
+# --------------------------------------------------------------------------- one login
+
+class Login:
+    """What one ssh or sudo run left behind."""
+
+    def __init__(self, what):
+        self.what = what
+        self.status = None
+        self.stdout = ""
+        self.stderr = ""
+        self.prompts = []
+        self.sms = []
+        self.requests = []
+        self.logs = []  # syslog messages (ident stripped)
+        self.server_log = ""  # what sshd -e wrote meanwhile
+        self.elapsed = 0.0
+
+    def module_logs(self, service):
+        prefix = f"pam_twilio_sms({service}:auth): "
+        return [l[len(prefix):] for l in self.logs if l.startswith(prefix)]
+
+    def any_module_log(self):
+        return [l for l in self.logs if "pam_twilio_sms(" in l]
+
+    def results(self, service):
+        return [m.group(1) for l in self.module_logs(service)
+                if (m := re.search(r"(?:^| )result=(PAM_[A-Z_]+)", l))]
+
+    def __str__(self):
+        return (f"{self.what}: exit {self.status} after {self.elapsed:.1f}s, stdout "
+                f"{self.stdout.strip()!r}, prompts {self.prompts!r}, {len(self.sms)} SMS, "
+                f"stderr {self.stderr.strip()[-300:]!r}, logs {self.logs[-6:]!r}"
+                + (f", sshd said {self.server_log.strip()[-600:]!r}" if self.server_log else ""))
+
+
+# --------------------------------------------------------------------------- harness
+
+class Harness:
+    def __init__(self, tmp, verbose):
+        self.tmp = Path(tmp)
+        self.cleanups = []  # callables run last-in first-out at the end, each whatever happens
+        self.verbose = verbose
+        self.sandbox = None
+        self.syslog = None
+        self.config = None
+        self.passwords = {}
+        self.servers = {}  # variant -> (port, config path) or the CaseFailure that stopped it
+        self.sshd_link = self.tmp / SSHD_SERVICE
+        self.config_private_ca = None
+        self.logins = 0
+
+    def cleanup(self, fn, *args):
+        """Registers fn(*args) to run at the end, whatever happens."""
+        self.cleanups.append((fn, args))
+
+    def run_cleanups(self):
+        """Runs every registered cleanup, newest first; returns the errors."""
+        errors = []
+        while self.cleanups:
+            fn, args = self.cleanups.pop()
+            try:
+                fn(*args)
+            except Exception as e:
+                errors.append(f"{type(e).__name__}: {e}")
+        return errors
+
+    # ---- set-up shared by all cases
+
+    def setup(self):
+        self.remove_leftovers()
+        self.sandbox = Sandbox(self.tmp / "sandbox")
+        self.cleanup(self.sandbox.stop)
+        self.sandbox.start(timeout=20)
+        self.syslog = SyslogCapture(self.tmp)
+        self.cleanup(self.syslog.close)
+        self.config = self.write_config("pam_twilio_sms", self.public_ca_file())
+        # the sandbox's own ca.pem sits in the root-only temp dir
+        self.config_private_ca = self.write_config("private-ca", self.sandbox.ca_file)
+        for user in (SSH_USER, SUDO_USER):
+            self.add_user(user)
+        self.write_sshd_service()
+        self.write_sudoers()
+        sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tsms-test-host",
+            "-f", str(self.tmp / "ssh_host_ed25519_key")])
+        for key in ("client_key", "other_key"):
+            sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"tsms-test-{key}",
+                "-f", str(self.tmp / key)])
+        self.authorize_key(SSH_USER, self.tmp / "client_key.pub")
+
+    def write_config(self, name, ca_file):
+        """Writes the module config TMP/NAME.json (root 0600) and returns its path."""
+        cfg = {
+            "accountSID": ACCOUNT_SID,
+            "authToken": AUTH_TOKEN,
+            "fromMessagingServiceSID": MESSAGING_SID,
+            "templates": [{"usageType": "SignIn",
+                           "content": "Your login code is {{code}}. Do not share it with anyone."}],
+            "users": {SSH_USER: SSH_PHONE, SUDO_USER: SUDO_PHONE},
+            "apiBaseUrl": self.sandbox.base_url,
+            "caFile": str(ca_file),
+            "stateDir": str(self.tmp / "state"),
+            "resendCooldownSeconds": 0,
+            "maxAttempts": 3,  # the wrong-code cases expect three SMS prompts
+            "timeoutSeconds": 5,
+        }
+        path = self.tmp / f"{name}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(cfg, f, indent=1)
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o600)
+        return path
+
+    def public_ca_file(self):
+        """A copy of the sandbox CA that any user can read, like /etc/ssl/certs/*.pem."""
+        d = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}ca-"))
+        self.cleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        shutil.copyfile(self.sandbox.ca_file, d / "ca.pem")
+        os.chmod(d / "ca.pem", 0o644)
+        return d / "ca.pem"
+
+    def remove_leftovers(self):
+        """What a killed run left (no other run is going: we hold the lock): processes
+        running from its temp dirs (sshd, the sandbox), those dirs, our users (recognised by
+        their GECOS), the service file and the sudoers drop-in."""
+        stale = [d for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*")
+                 if d.is_dir() and d != self.tmp]
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if any(f"{d}/" in cmdline for d in stale) and running(int(pid)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        for d in stale:
+            shutil.rmtree(d, ignore_errors=True)
+        for user in (SSH_USER, SUDO_USER):
+            try:
+                pw = pwd.getpwnam(user)
+            except KeyError:
+                continue
+            check(pw.pw_gecos == GECOS, f"user {user} exists and is not one of ours "
+                                        f"(GECOS {pw.pw_gecos!r}); not touching it")
+            self.remove_user(user)
+        for path in (PAM_DIR / SSHD_SERVICE, SUDOERS_DROP_IN):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def add_user(self, user):
+        self.cleanup(self.remove_user, user)
+        sh(["useradd", "--create-home", "--shell", "/bin/sh", "--comment", GECOS, user])
+        password = "Tsms-" + secrets.token_urlsafe(12)
+        sh(["chpasswd"], input_text=f"{user}:{password}\n")
+        self.passwords[user] = password
+
+    def remove_user(self, user):
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            return
+        if pw.pw_gecos != GECOS:
+            return
+        # sessions of our sshd or sudo that outlived their client (only ever ours: the
+        # account was created by this run)
+        for pid in pids_of_uid(pw.pw_uid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while pids_of_uid(pw.pw_uid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        p = subprocess.run(["userdel", "--remove", user], capture_output=True, text=True,
+                           timeout=30)
+        if p.returncode not in (0, 12):  # 12: home or mail spool already gone
+            raise RuntimeError(f"userdel --remove {user}: exit {p.returncode}: {p.stderr.strip()}")
+        with contextlib.suppress(FileNotFoundError):
+            (Path("/run/sudo/ts") / user).unlink()
+
+    def authorize_key(self, user, pub):
+        pw = pwd.getpwnam(user)
+        ssh_dir = Path(pw.pw_dir) / ".ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        keys = ssh_dir / "authorized_keys"
+        keys.write_text(pub.read_text())
+        for path, mode in ((ssh_dir, 0o700), (keys, 0o600)):
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+            os.chmod(path, mode)
+
+    def write_sshd_service(self):
+        text = service_file(PAM_DIR / "sshd", "pam.d-sshd.snippet", [f"config={self.config}"])
+        path = PAM_DIR / SSHD_SERVICE
+        self.cleanup(lambda: path.unlink(missing_ok=True))
+        path.write_text(text)
+        os.chmod(path, 0o644)
+        self.sshd_link.symlink_to(SSHD)
+
+    def sudo_service(self, config):
+        """TMP/pam.d-sudo-NAME: Debian's sudo service with the snippet, using config."""
+        path = self.tmp / f"pam.d-sudo-{Path(config).stem}"
+        if not path.exists():
+            check(SUDO_PAM.is_file(), f"{SUDO_PAM} missing (is sudo installed?)")
+            path.write_text(service_file(SUDO_PAM, "pam.d-sudo.snippet", [f"config={config}"]))
+            os.chmod(path, 0o644)
+        return path
+
+    def write_sudoers(self):
+        text = (f"# pam_twilio_sms integration test (tests/integration); removed when it ends\n"
+                f"Defaults:{SUDO_USER} !lecture\n"
+                f"{SUDO_USER} ALL=(root) /usr/bin/id\n")
+        staged = self.tmp / "sudoers"
+        staged.write_text(text)
+        os.chmod(staged, 0o440)
+        sh(["visudo", "-c", "-q", "-f", str(staged)])
+        self.cleanup(lambda: SUDOERS_DROP_IN.unlink(missing_ok=True))
+        shutil.copyfile(staged, SUDOERS_DROP_IN)
+        os.chmod(SUDOERS_DROP_IN, 0o440)
+        sh(["visudo", "-c", "-q"])  # the whole sudoers, drop-in included, still parses
+
+    # ---- private mount namespaces
+
+    def in_namespace(self, cmd, binds=()):
+        """cmd in a private mount namespace with the syslog capture over /dev/log (unless it
+        is bound at /dev/log itself) and each (source, target) of binds bind-mounted."""
+        binds = list(binds)
+        if not self.syslog.owns_dev_log:
+            binds.insert(0, (self.syslog.path, "/dev/log"))
+        if not binds:
+            return cmd
+        # a /dev/log removed by another capture since is made again as an empty mount point
+        # (SyslogCapture.close removes it)
+        script = ('while [ "$1" != -- ]; do [ -e "$2" ] || : >>"$2"; '
+                  'mount --bind "$1" "$2" || exit 97; shift 2; done; shift; exec "$@"')
+        flat = [str(x) for pair in binds for x in pair]
+        return ["unshare", "--mount", "--", "sh", "-c", script, "sh", *flat, "--", *cmd]
+
+    def logs_since(self, mark):
+        return [m.group(1) if (m := SYSLOG_RE.match(l)) else l for l in self.syslog.collect(mark)]
+
+    # ---- sshd
+
+    def sshd_config(self, variant, port):
+        """Writes the test server's sshd_config and its drop-in, made of the lines of
+        conf/sshd_config.snippet (variant "publickey": with the snippet's commented
+        alternative instead of its AuthenticationMethods line); returns the config's path."""
+        d = self.tmp / f"sshd-{variant}"
+        (d / "sshd_config.d").mkdir(parents=True, exist_ok=True)
+        text = (CONF / "sshd_config.snippet").read_text(encoding="utf-8")
+        if variant == "publickey":
+            alt = re.search(r"^#.*?(AuthenticationMethods publickey,keyboard-interactive)\s*$",
+                            text, re.M)
+            check(alt, "conf/sshd_config.snippet has no 'AuthenticationMethods "
+                       "publickey,keyboard-interactive' alternative")
+            text, n = re.subn(r"^AuthenticationMethods .*$", alt.group(1), text, count=1,
+                              flags=re.M)
+            check(n == 1, "conf/sshd_config.snippet has no AuthenticationMethods line")
+        (d / "sshd_config.d" / "10-pam_twilio_sms.conf").write_text(text)
+        config = d / "sshd_config"
+        config.write_text(
+            "# private sshd of tests/integration/run_integration.py\n"
+            f"Port {port}\n"
+            "ListenAddress 127.0.0.1\n"
+            f"HostKey {self.tmp / 'ssh_host_ed25519_key'}\n"
+            f"PidFile {d / 'sshd.pid'}\n"
+            f"AllowUsers {SSH_USER}\n"
+            "PermitRootLogin no\n"
+            "LoginGraceTime 30\n"
+            "UseDNS no\n"
+            "LogLevel VERBOSE\n"
+            # the README's place for the snippet: a drop-in that Debian's sshd_config
+            # includes at its top
+            f"Include {d / 'sshd_config.d'}/*.conf\n"
+            "# as further down in Debian's /etc/ssh/sshd_config: the drop-in must win\n"
+            "KbdInteractiveAuthentication no\n")
+        return config
+
+    def sshd(self, variant):
+        """Starts (once) the test sshd of this variant; returns (port, config path)."""
+        got = self.servers.get(variant)
+        if isinstance(got, CaseFailure):
+            raise got
+        if got:
+            return got
+        try:
+            self.servers[variant] = self._start_sshd(variant)
+        except CaseFailure as e:
+            self.servers[variant] = CaseFailure(f"sshd ({variant}) did not start: {e}")
+            raise self.servers[variant] from None
+        return self.servers[variant]
+
+    def _start_sshd(self, variant):
+        if not PRIVSEP_DIR.exists():  # systemd's ssh.service makes it (RuntimeDirectory)
+            PRIVSEP_DIR.mkdir(mode=0o755)
+            self.cleanup(lambda: PRIVSEP_DIR.rmdir() if not any(PRIVSEP_DIR.iterdir()) else None)
+        for attempt in range(3):  # the free port may be taken before sshd binds it
+            port = free_port()
+            config = self.sshd_config(variant, port)
+            sh([str(SSHD), "-t", "-f", str(config)])
+            errlog = config.parent / "sshd.stderr"
+            # an absolute path (sshd re-executes itself); argv[0]'s name is the PAM service
+            cmd = self.in_namespace([str(self.sshd_link), "-D", "-e", "-f", str(config)])
+            # (a signal between Popen and cleanup() leaves sshd to end_orphans())
+            with open(errlog, "wb") as err:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                        cwd="/", start_new_session=True)
+            self.cleanup(stop_sshd, proc)
+            if self._wait_for_banner(proc, port, errlog):
+                return port, config
+        raise CaseFailure(f"port {port} taken three times: {tail(errlog)}")
+
+    @staticmethod
+    def _wait_for_banner(proc, port, errlog, timeout=10.0):
+        """True once sshd answers on port; False when it exited because the port was taken."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                if "Address already in use" in tail(errlog):
+                    return False
+                raise CaseFailure(f"exited {proc.returncode}: {tail(errlog)}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.settimeout(2)
+                    if s.recv(64).startswith(b"SSH-2.0-"):
+                        return True
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise CaseFailure(f"no SSH banner on 127.0.0.1:{port} within {timeout:.0f}s: "
+                                  f"{tail(errlog)}")
+            time.sleep(0.05)
+
+    def ssh(self, variant, *, password=None, code="right", key=None, methods=None,
+            command=("id", "-un")):
+        """Logs in as SSH_USER to the variant's sshd with the real ssh client, prompts
+        answered by askpass.py; returns the Login."""
+        port, config = self.sshd(variant)
+        server_log = config.parent / "sshd.stderr"
+        server_log_at = server_log.stat().st_size
+        self.logins += 1
+        n = self.logins
+        login = Login(f"ssh login {n} ({variant})")
+        prompt_log = self.tmp / f"askpass-{n}.jsonl"
+        wrapper = self.tmp / "askpass"
+        if not wrapper.exists():  # ssh execs SSH_ASKPASS directly: no reliance on the repo's x bit
+            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{HERE / "askpass.py"}" "$@"\n')
+            os.chmod(wrapper, 0o700)
+        skip = len(self.sandbox.outbox())
+        requests_before = len(self.sandbox.requests())
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.tmp),
+            "LANG": "C",
+            "DISPLAY": ":0",
+            "SSH_ASKPASS": str(wrapper),
+            "SSH_ASKPASS_REQUIRE": "force",
+            "TSMS_ASKPASS_PASSWORD": password if password is not None else self.passwords[SSH_USER],
+            "TSMS_ASKPASS_OUTBOX": str(self.sandbox.dir / "outbox.jsonl"),
+            "TSMS_ASKPASS_SKIP": str(skip),
+            "TSMS_ASKPASS_CODE": code,
+            "TSMS_ASKPASS_LOG": str(prompt_log),
+        }
+        cmd = ["ssh", "-F", "/dev/null", "-T", "-p", str(port), "-l", SSH_USER,
+               "-o", "StrictHostKeyChecking=no",
+               "-o", f"UserKnownHostsFile={self.tmp / 'known_hosts'}",
+               "-o", "GlobalKnownHostsFile=/dev/null",
+               "-o", f"PreferredAuthentications={methods or 'keyboard-interactive'}",
+               "-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1",
+               "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+               "-o", "LogLevel=ERROR"]
+        if key:
+            cmd += ["-i", str(self.tmp / key)]
+        cmd += ["127.0.0.1", "--", *command]
+        mark = self.syslog.mark()
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, cwd="/", text=True,
+                                start_new_session=True)  # no terminal to fall back on
+        try:
+            login.stdout, login.stderr = proc.communicate(timeout=RUN_LIMIT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            login.stdout, login.stderr = proc.communicate()
+            login.status = "timeout"
+        finally:
+            stop_process(proc)
+        login.elapsed = time.monotonic() - start
+        if login.status is None:
+            login.status = proc.returncode
+        rows = prompt_log.read_text().splitlines() if prompt_log.exists() else []
+        login.prompts = [(r["prompt"], r["answered"]) for r in map(json.loads, rows)]
+        login.sms = self.sandbox.outbox()[skip:]
+        login.requests = self.sandbox.requests()[requests_before:]
+        login.logs = self.logs_since(mark)
+        with open(server_log, "rb") as f:
+            f.seek(server_log_at)
+            login.server_log = f.read().decode(errors="replace")
+        if self.verbose:
+            print(f"  {login}")
+        check(login.status != "timeout", f"ssh still running after {RUN_LIMIT:.0f}s: {login}")
+        return login
+
+    # ---- sudo
+
+    def sudo(self, *, password=None, code="right", config=None):
+        """runuser -u SUDO_USER -- sudo -S -k /usr/bin/id -un, in a namespace where the test
+        service is /etc/pam.d/sudo; the password is written at the first password prompt (a
+        second one gets end of file), the code at each SMS prompt. Returns the Login."""
+        self.logins += 1
+        login = Login(f"sudo run {self.logins}")
+        password = password if password is not None else self.passwords[SUDO_USER]
+        cmd = self.in_namespace(["runuser", "-u", SUDO_USER, "--", "sudo", "-S", "-k", "--",
+                                 "/usr/bin/id", "-un"],
+                                [(self.sudo_service(config or self.config), SUDO_PAM)])
+        skip = len(self.sandbox.outbox())
+        requests_before = len(self.sandbox.requests())
+        mark = self.syslog.mark()
+        start = time.monotonic()
+        deadline = start + RUN_LIMIT
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd="/", start_new_session=True,
+                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        out = {out_fd: b"", err_fd: b""}
+        seen = 0  # stderr characters already searched for prompts
+        try:
+            open_fds = {out_fd, err_fd}
+            while open_fds:
+                left = deadline - time.monotonic()
+                check(left > 0, f"sudo still running after {RUN_LIMIT:.0f}s: "
+                                f"{out[err_fd].decode(errors='replace')!r}")
+                ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.5))
+                for fd in ready:
+                    chunk = os.read(fd, 4096)
+                    if not chunk:
+                        open_fds.discard(fd)
+                    out[fd] += chunk
+                text = out[err_fd].decode(errors="replace")
+                reply = self._sudo_reply(text[seen:], login, password, code, skip, deadline)
+                if reply is False:
+                    continue
+                seen = len(text)
+                with contextlib.suppress(BrokenPipeError, ValueError):
+                    if reply is None:
+                        proc.stdin.close()
+                    else:
+                        proc.stdin.write((reply + "\n").encode())
+                        proc.stdin.flush()
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise CaseFailure(f"sudo closed its output but did not exit within {RUN_LIMIT:.0f}s") \
+                from None
+        finally:
+            stop_process(proc)
+            for f in (proc.stdin, proc.stdout, proc.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    f.close()
+        login.elapsed = time.monotonic() - start
+        login.status = proc.returncode
+        login.stdout = out[out_fd].decode(errors="replace")
+        login.stderr = out[err_fd].decode(errors="replace")
+        login.sms = self.sandbox.outbox()[skip:]
+        login.requests = self.sandbox.requests()[requests_before:]
+        login.logs = self.logs_since(mark)
+        if self.verbose:
+            print(f"  {login}")
+        return login
+
+    def _sudo_reply(self, new, login, password, code, skip, deadline):
+        """The answer to a prompt at the end of new (None: close stdin), False when no prompt."""
+        if re.search(r"password for \S+: $", new):
+            login.prompts.append((new.strip().splitlines()[-1], "password"))
+            if sum(1 for _, a in login.prompts if a == "password") > 1:
+                return None
+            return password
+        m = askpass.SMS_PROMPT_RE.search(new)
+        if m and new.endswith(": "):
+            login.prompts.append((new.strip().splitlines()[-1], f"{code} code"))
+            sent = askpass.wait_for_code(str(self.sandbox.dir / "outbox.jsonl"), skip, m.group(1),
+                                         timeout=min(askpass.WAIT_SECONDS,
+                                                     max(0.1, deadline - time.monotonic())))
+            check(sent is not None, f"SMS prompt {new.strip()!r} but no SMS with a code arrived")
+            return askpass.wrong_code(sent) if code == "wrong" else sent
+        return False
+
+
+def stop_process(proc, timeout=5):
+    """Ends proc (SIGTERM, then SIGKILL to its process group) and reaps it."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+def descendants(pid):
+    """The processes below pid, parents before their children."""
+    parent = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat_line = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...", where comm may hold spaces and parentheses
+        parent[int(entry)] = int(stat_line.rsplit(")", 1)[1].split()[1])
+    found, todo = [], [pid]
+    while todo:
+        kids = [p for p, pp in parent.items() if pp == todo[0]]
+        found += kids
+        todo = todo[1:] + kids
+    return found
+
+
+def running(pid):
+    """Whether pid exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_sshd(proc, timeout=5):
+    """Ends the listening sshd. Its connection processes (each in its own session, so not in
+    its process group) end by themselves once the ssh client is gone: they get that long
+    while sshd is there to reap them, then they and their children are killed."""
+    if proc.poll() is None:
+        deadline = time.monotonic() + timeout
+        while any(map(running, descendants(proc.pid))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in reversed(descendants(proc.pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    stop_process(proc, timeout)
+
+
+def become_subreaper():
+    """Makes processes orphaned below this one (sshd's session processes when their parent
+    is gone) our children instead of PID 1's, so that end_orphans() can end and reap them,
+    also where PID 1 reaps nothing (some containers)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def end_orphans():
+    """Kills what is left below this process (only orphans that came to us) and reaps it;
+    call when every child was stopped. Returns the pids that were still running."""
+    left = [pid for pid in descendants(os.getpid()) if running(pid)]
+    for pid in reversed(left):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            time.sleep(0.05)
+    return left
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Holds SIGINT/SIGTERM/SIGHUP/SIGALRM back, e.g. between making a directory and
+    registering its removal. Never around starting a process: it would inherit the mask."""
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def tail(path, n=600):
+    try:
+        return Path(path).read_text(errors="replace")[-n:].strip() or "(nothing on stderr)"
+    except OSError:
+        return "(no stderr file)"
+
+
+# --------------------------------------------------------------------------- expectations
+
+def expect_success(login, service, user, stdout):
+    check(login.status == 0, f"exit {login.status}, want 0: {login}")
+    check(login.stdout.strip() == stdout,
+          f"output {login.stdout.strip()!r}, want {stdout!r}: {login}")
+    check(len(login.sms) == 1, f"{len(login.sms)} SMS sent, want 1: {login}")
+    results = login.results(service)
+    check(results == ["PAM_SUCCESS"],
+          f"module outcome lines say {results}, want one result=PAM_SUCCESS: {login.logs!r}")
+    line = next(l for l in login.module_logs(service) if "result=" in l)
+    for part in (f"user={user}", "phone=******", f"sid={login.sms[0]['sid']}"):
+        check(part in line, f"outcome line lacks {part!r}: {line!r}")
+    check_no_secrets(login)
+
+
+def expect_refused(login, service, stdout_must_not, results, sms):
+    check(login.status not in (0, "timeout"), f"exit {login.status}, want a failure: {login}")
+    check(stdout_must_not not in login.stdout, f"the command ran: {login}")
+    check(len(login.sms) == sms, f"{len(login.sms)} SMS sent, want {sms}: {login}")
+    got = login.results(service)
+    check(got == results, f"module outcome lines say {got}, want {results}: {login.logs!r}")
+    check_no_secrets(login)
+
+
+def check_no_secrets(login):
+    for msg in login.sms:
+        for code in re.findall(r"(?<!\d)\d{6}(?!\d)", msg.get("body") or ""):
+            for line in login.logs:
+                check(not re.search(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])", line),
+                      f"code {code} in a syslog line: {line!r}")
+        for line in login.logs:
+            check(msg["to"].lstrip("+") not in line, f"unmasked number in syslog: {line!r}")
+            check(AUTH_TOKEN not in line, f"auth token in syslog: {line!r}")
+
+
+def prompt_kinds(login):
+    """The prompts as 'password' / 'sms' / 'wrong-sms' / 'other'."""
+    kinds = []
+    for prompt, _ in login.prompts:
+        if askpass.PASSWORD_RE.search(prompt):
+            kinds.append("password")
+        elif askpass.SMS_PROMPT_RE.search(prompt):
+            kinds.append("wrong-sms" if "Wrong code." in prompt else "sms")
+        else:
+            kinds.append("other")
+    return kinds
+
+
+def expect_prompts(login, want, last4):
+    kinds = prompt_kinds(login)
+    check(kinds == want, f"prompts {login.prompts!r}, want {want}")
+    for prompt, _ in login.prompts:
+        if askpass.SMS_PROMPT_RE.search(prompt):
+            check(prompt.rstrip().endswith(f"******{last4}:"),
+                  f"prompt {prompt!r} not for ******{last4}")
+
+
+# --------------------------------------------------------------------------- cases
+
+CASES = []
+
+
+def case(fn):
+    CASES.append((fn.__name__, fn))
+    return fn
+
+
+@case
+def sshd_config_snippet_in_effect(h):
+    """sshd -T: the drop-in's values beat the later `KbdInteractiveAuthentication no`."""
+    for variant, methods in (("kbd", "keyboard-interactive"),
+                             ("publickey", "publickey,keyboard-interactive")):
+        _, config = h.sshd(variant)
+        p = sh([str(SSHD), "-T", "-f", str(config)])
+        got = dict(l.split(" ", 1) for l in p.stdout.splitlines() if " " in l)
+        want = {"usepam": "yes", "kbdinteractiveauthentication": "yes",
+                "passwordauthentication": "no", "authenticationmethods": methods}
+        wrong = {k: got.get(k) for k, v in want.items() if got.get(k) != v}
+        check(not wrong, f"{variant}: sshd -T gives {wrong}, want {want}")
+
+
+@case
+def ssh_password_then_sms_code(h):
+    login = h.ssh("kbd")
+    expect_success(login, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(login, ["password", "sms"], SSH_PHONE[-4:])
+    check(login.sms[0]["to"] == SSH_PHONE, f"SMS to {login.sms[0]['to']}, want {SSH_PHONE}")
+
+
+@case
+def ssh_wrong_code_refused(h):
+    login = h.ssh("kbd", code="wrong")
+    expect_refused(login, SSHD_SERVICE, SSH_USER, ["PAM_MAXTRIES"], sms=1)
+    expect_prompts(login, ["password", "sms", "wrong-sms", "wrong-sms"], SSH_PHONE[-4:])
+
+
+@case
+def ssh_wrong_password_sends_no_sms(h):
+    login = h.ssh("kbd", password="not-the-password")
+    check(login.status not in (0, "timeout") and SSH_USER not in login.stdout, f"got in: {login}")
+    expect_prompts(login, ["password"], SSH_PHONE[-4:])
+    check(not login.sms and not login.requests,
+          f"{len(login.sms)} SMS, {len(login.requests)} requests after a wrong password")
+    check(not login.any_module_log(), f"the module ran after a wrong password: {login.logs!r}")
+    check(any(l.startswith(f"pam_unix({SSHD_SERVICE}:auth): authentication failure")
+              for l in login.logs),
+          f"no pam_unix failure logged for {SSHD_SERVICE}: {login.logs!r}")
+
+
+@case
+def ssh_key_alone_not_enough(h):
+    """AuthenticationMethods keyboard-interactive: an authorised key does not bypass PAM."""
+    login = h.ssh("kbd", key="client_key", methods="publickey")
+    check(login.status not in (0, "timeout") and SSH_USER not in login.stdout, f"got in: {login}")
+    check(not login.prompts and not login.sms, f"prompts {login.prompts!r}, {len(login.sms)} SMS")
+
+
+@case
+def ssh_publickey_then_password_and_sms_code(h):
+    login = h.ssh("publickey", key="client_key", methods="publickey,keyboard-interactive")
+    expect_success(login, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(login, ["password", "sms"], SSH_PHONE[-4:])
+
+
+@case
+def ssh_publickey_required_before_sms(h):
+    for what, key, methods in (("an unauthorised key", "other_key",
+                                "publickey,keyboard-interactive"),
+                               ("no key", None, "keyboard-interactive")):
+        login = h.ssh("publickey", key=key, methods=methods)
+        check(login.status not in (0, "timeout") and SSH_USER not in login.stdout,
+              f"with {what}: got in: {login}")
+        check(not login.prompts, f"with {what}: prompted {login.prompts!r}")
+        check(not login.sms and not login.any_module_log(),
+              f"with {what}: {len(login.sms)} SMS, module logs {login.any_module_log()!r}")
+
+
+@case
+def sudo_password_then_sms_code(h):
+    login = h.sudo()
+    expect_success(login, "sudo", SUDO_USER, "root")
+    expect_prompts(login, ["password", "sms"], SUDO_PHONE[-4:])
+    check(login.sms[0]["to"] == SUDO_PHONE, f"SMS to {login.sms[0]['to']}, want {SUDO_PHONE}")
+
+
+@case
+def sudo_wrong_code_refused(h):
+    login = h.sudo(code="wrong")
+    expect_refused(login, "sudo", "root", ["PAM_MAXTRIES"], sms=1)
+    kinds = prompt_kinds(login)
+    check(kinds[:4] == ["password", "sms", "wrong-sms", "wrong-sms"] and
+          set(kinds[4:]) <= {"password"}, f"prompts {login.prompts!r}")
+
+
+@case
+def sudo_wrong_password_sends_no_sms(h):
+    login = h.sudo(password="not-the-password")
+    check(login.status != 0 and "root" not in login.stdout, f"sudo ran the command: {login}")
+    check(prompt_kinds(login) and set(prompt_kinds(login)) == {"password"},
+          f"prompts {login.prompts!r}")
+    check(not login.sms and not login.requests,
+          f"{len(login.sms)} SMS, {len(login.requests)} requests after a wrong password")
+    check(not login.any_module_log(), f"the module ran after a wrong password: {login.logs!r}")
+
+
+@case
+def sudo_ca_file_readable_by_root_only(h):
+    """caFile in a directory only root can enter: sudo runs the module with the invoking user's
+    real uid and euid 0, so a check with access(2) (real uid) would refuse it."""
+    login = h.sudo(config=h.config_private_ca)
+    refusal = [l for l in login.module_logs("sudo") if "caFile" in l]
+    check(not refusal, f"the module refused the caFile under sudo (checked with the invoking "
+                       f"user's real uid, e.g. access(2), instead of the effective one): {refusal}")
+    expect_success(login, "sudo", SUDO_USER, "root")
+
+
+# --------------------------------------------------------------------------- main
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, name):
+        print(f"PASS: {name}", flush=True)
+        self.passed += 1
+
+    def fail(self, name, why):
+        why = " ".join(str(why).split())
+        print(f"FAIL: {name}: {why}", flush=True)
+        self.failed += 1
+
+
+def on_signal(signum, _frame):
+    if signum == signal.SIGALRM:
+        raise Interrupted(f"time limit of {TOTAL_LIMIT}s")
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def prerequisite_problem():
+    """Installs the Debian packages; returns what is missing, or None."""
+    if not MODULE.is_file():
+        return f"module not built: {MODULE} missing (run make)"
+    try:
+        p = subprocess.run([str(REPO / "tests" / "install-deps.sh"), *DEBS], capture_output=True,
+                           text=True, timeout=INSTALL_LIMIT)
+    except subprocess.TimeoutExpired:
+        return f"tests/install-deps.sh {' '.join(DEBS)} still running after {INSTALL_LIMIT:.0f}s"
+    if p.returncode != 0:
+        return (f"tests/install-deps.sh {' '.join(DEBS)}: exit {p.returncode}: "
+                f"{p.stderr.strip()[-300:]}")
+    if p.stdout.strip():
+        print(p.stdout.strip(), flush=True)  # "installing Debian packages: ..."
+    for tool in ("ssh", "ssh-keygen", "sudo", "visudo", "runuser", "unshare", "useradd"):
+        if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+            return f"{tool} not found"
+    if not SSHD.is_file():
+        return f"{SSHD} missing"
+    return None
+
+
+def take_lock():
+    """Locks LOCK_FILE until the process exits (the fd stays open); waits up to LOCK_WAIT
+    seconds for another run."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() > deadline:
+            os.close(fd)
+            raise CaseFailure(f"another integration run holds {LOCK_FILE} for {LOCK_WAIT:.0f}s")
+        time.sleep(0.2)
+
+
+def left_behind(h, tmp, before):
+    """What cleanup failed to remove or restore (empty when all is well)."""
+    problems = []
+    for user in (SSH_USER, SUDO_USER):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(user)
+            problems.append(f"user {user}")
+        if Path("/home", user).exists():
+            problems.append(f"/home/{user}")
+    for path in (PAM_DIR / SSHD_SERVICE, SUDOERS_DROP_IN, tmp):
+        if path and os.path.lexists(path):
+            problems.append(str(path))
+    for path, digest in before.items():
+        if file_digest(path) != digest:
+            problems.append(f"{path} changed")
+    for variant, got in (h.servers.items() if h else ()):
+        if isinstance(got, tuple):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", got[0]), 1):
+                problems.append(f"sshd ({variant}) still listening on port {got[0]}")
+    return problems
+
+
+def run_cases(selected, verbose, tally):
+    """Runs the cases (holding the lock) with one set-up; cleans up on every path."""
+    before = {p: file_digest(p) for p in (SUDO_PAM, PAM_DIR / "sshd", Path("/etc/sudoers"))}
+    tmp = None
+    h = None
+    todo = list(selected)
+    try:
+        with signals_held():
+            tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
+            h = Harness(tmp, verbose)
+            h.cleanup(shutil.rmtree, tmp, True)
+        h.setup()
+        while todo:
+            name, fn = todo[0]
+            try:
+                fn(h)
+            except CaseFailure as e:
+                tally.fail(name, e)
+            except (Interrupted, KeyboardInterrupt):
+                raise
+            except Exception as e:  # a harness or environment problem fails the case
+                tally.fail(name, f"{type(e).__name__}: {e}")
+            else:
+                tally.ok(name)
+            todo.pop(0)
+    except (Interrupted, KeyboardInterrupt) as e:
+        for name, _ in todo:
+            tally.fail(name, f"interrupted ({str(e) or 'SIGINT'})")
+    except Exception as e:
+        for name, _ in todo:
+            tally.fail(name, f"set-up failed: {e}")
+    finally:
+        signal.alarm(0)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let cleanup finish
+        problems = h.run_cleanups() if h else []
+        orphans = end_orphans()
+        if orphans:
+            problems.append(f"processes left after cleanup (killed): {orphans}")
+    problems += left_behind(h, tmp, before)
+    if problems:
+        tally.fail("cleanup", "; ".join(problems))
+    else:
+        tally.ok("cleanup")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", metavar="PATTERN", help="run only cases whose name matches (regex)")
+    parser.add_argument("-v", action="store_true", help="print each login's details")
+    args = parser.parse_args()
+
+    tally = Tally()
+    start = time.monotonic()
+    selected = [(n, f) for n, f in CASES if not args.k or re.search(args.k, n)]
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(sig, on_signal)
+    try:
+        if not selected:
+            raise CaseFailure(f"no case matches {args.k!r}")
+        if os.geteuid() != 0:
+            raise CaseFailure("not root (needs useradd, /etc/pam.d, sshd, mount namespaces)")
+        take_lock()  # held until exit; also serialises the apt-get of concurrent runs
+        problem = prerequisite_problem()
+        if problem:
+            raise CaseFailure(problem)
+        signal.alarm(TOTAL_LIMIT)
+        become_subreaper()
+        run_cases(selected, args.v, tally)
+    except (CaseFailure, Interrupted, KeyboardInterrupt) as e:
+        # before anything was set up (prerequisites, the lock): every case fails
+        why = e if isinstance(e, CaseFailure) else f"interrupted ({str(e) or 'SIGINT'})"
+        for name, _ in selected or [("selection", None)]:
+            tally.fail(name, why)
+    print(f"integration: {tally.passed} passed, {tally.failed} failed "
+          f"({time.monotonic() - start:.1f}s)")
+    return 1 if tally.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
