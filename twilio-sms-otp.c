@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/config.h"
@@ -37,7 +38,7 @@ static const char usage_main[] =
 	"\n"
 	"Options:\n"
 	"  --config PATH              config file (default " TSMS_DEFAULT_CONFIG ")\n"
-	"  --help                     this text; COMMAND --help for a command's\n";
+	"  --help                     this text; COMMAND --help describes a command\n";
 
 struct command {
 	const char *name;
@@ -100,12 +101,17 @@ static void check_line(void *ctx, unsigned line, const char *user, const char *p
 {
 	struct check_ctx *c = ctx;
 
-	(void)phone;
 	if (trouble != NULL) {
 		problem(c, "usersFile %s:%u: %s; fix: write \"user +15551234567\"", c->path, line,
 		        trouble);
 		return;
 	}
+	if (!tsms_config_country_allowed(c->cfg, phone))
+		problem(c,
+		        "usersFile %s:%u: %s's number is outside allowedCountryCodes and will "
+		        "never "
+		        "be texted; fix: add its country code or change the number",
+		        c->path, line, user);
 	if (tsms_config_phone(c->cfg, user) != NULL)
 		problem(c,
 		        "usersFile %s:%u: user \"%s\" is also in the config's users; fix: keep one",
@@ -288,7 +294,7 @@ static int cmd_test(const char *config_path, int argc, char **argv)
 	struct tsms_config *cfg;
 	int rc;
 
-	if (argc != 2) {
+	if (argc != 2 || (argv[1][0] == '-' && argv[1][1] == '-')) {
 		fprintf(stderr, "usage: twilio-sms-otp test NUMBER\n");
 		return EXIT_USAGE;
 	}
@@ -392,9 +398,19 @@ static int cmd_enroll(const char *config_path, int argc, char **argv)
 		        user);
 		goto out;
 	}
+	if (!tsms_config_country_allowed(cfg, phone)) {
+		fprintf(stderr,
+		        "twilio-sms-otp: %s is outside allowedCountryCodes: the module would "
+		        "never text it; fix: add its country code or use another number\n",
+		        phone);
+		goto out;
+	}
 	if (verify) {
+		time_t deadline;
+
 		if (send_code(cfg, "Register", phone, &code, &res) != 0)
 			goto out;
+		deadline = time(NULL) + cfg->code_ttl_seconds;
 		tsms_phone_mask(phone, masked);
 		for (unsigned i = 0; i < cfg->max_attempts && !right; i++) {
 			char *answer;
@@ -404,8 +420,14 @@ static int cmd_enroll(const char *config_path, int argc, char **argv)
 			answer = ask(prompt);
 			if (answer == NULL)
 				break;
-			right = tsms_otp_matches(&code, answer);
+			right = tsms_otp_matches(&code, answer) && time(NULL) <= deadline;
 			tsms_free_secret(answer);
+			if (time(NULL) > deadline) {
+				fprintf(stderr,
+				        "twilio-sms-otp: the code expired (codeTtlSeconds=%u)\n",
+				        cfg->code_ttl_seconds);
+				break;
+			}
 		}
 		tsms_otp_wipe(&code);
 		if (!right) {
@@ -433,7 +455,7 @@ static int cmd_unenroll(const char *config_path, int argc, char **argv)
 	bool changed;
 	int rc = 1;
 
-	if (argc != 2) {
+	if (argc != 2 || argv[1][0] == '-') {
 		fprintf(stderr, "usage: twilio-sms-otp unenroll USER\n");
 		return EXIT_USAGE;
 	}
@@ -560,7 +582,11 @@ int main(int argc, char **argv)
 			fputs(usage_main, stdout);
 			return 0;
 		}
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--config") == 0) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "twilio-sms-otp: --config needs a PATH\n");
+				return EXIT_USAGE;
+			}
 			config_path = argv[++i];
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
 			config_path = argv[i] + 9;

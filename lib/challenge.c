@@ -27,19 +27,8 @@ struct session {
 	long long wait;                   /* and for how long */
 };
 
-static void say(struct tsms_outcome *outcome, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(struct tsms_outcome *outcome, const char *fmt, ...)
-{
-	char raw[sizeof(outcome->reason)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	tsms_sanitize(outcome->reason, sizeof(outcome->reason), raw);
-}
+#define say(outcome, ...) \
+	tsms_format_clean((outcome)->reason, sizeof((outcome)->reason), __VA_ARGS__)
 
 static void tell(const struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -30,19 +30,8 @@ static const char *const usage_types[] = {
 	"BindMfa",
 };
 
-static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
-{
-	char raw[TSMS_CONFIG_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	tsms_sanitize(err, TSMS_CONFIG_ERR_MAX, raw);
-}
+/* "problem; fix: ..." into err, sanitised: it quotes config text */
+#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
 /* A short, printable copy of text from the config for error messages. */
 static const char *quote(char buf[64], const char *s)

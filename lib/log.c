@@ -48,6 +48,17 @@ size_t tsms_sanitize(char *dst, size_t dstlen, const char *src)
 	return n;
 }
 
+size_t tsms_format_clean(char *dst, size_t dstlen, const char *fmt, ...)
+{
+	char raw[LOG_LINE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	return tsms_sanitize(dst, dstlen, raw);
+}
+
 void tsms_log(const struct tsms_log *log, int priority, const char *fmt, ...)
 {
 	char raw[LOG_LINE_MAX];

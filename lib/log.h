@@ -25,4 +25,10 @@ void tsms_log(const struct tsms_log *log, int priority, const char *fmt, ...)
  * splitting a UTF-8 sequence. Returns the length written. src may be NULL (""). */
 size_t tsms_sanitize(char *dst, size_t dstlen, const char *src);
 
+/* Formats into dst (size dstlen >= 1, always terminated) like snprintf, then
+ * sanitises the result as tsms_sanitize does: for messages that quote config
+ * text, user names or Twilio's words. Returns the length written. */
+size_t tsms_format_clean(char *dst, size_t dstlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif

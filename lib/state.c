@@ -42,19 +42,7 @@ struct slot {
 	char name[TSMS_STATE_NAME_MAX];
 };
 
-static void problem(char err[TSMS_STATE_ERR_MAX], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void problem(char err[TSMS_STATE_ERR_MAX], const char *fmt, ...)
-{
-	char raw[TSMS_STATE_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	tsms_sanitize(err, TSMS_STATE_ERR_MAX, raw);
-}
+#define problem(err, ...) tsms_format_clean((err), TSMS_STATE_ERR_MAX, __VA_ARGS__)
 
 const char *tsms_verdict_name(enum tsms_verdict v)
 {

@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,19 +16,7 @@
 
 #define NAME_MAX_BYTES 256
 
-static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void fail(char err[TSMS_CONFIG_ERR_MAX], const char *fmt, ...)
-{
-	char raw[TSMS_CONFIG_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	tsms_sanitize(err, TSMS_CONFIG_ERR_MAX, raw);
-}
+#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
 static bool is_blank(char c)
 {
@@ -120,88 +108,134 @@ static bool parse(const struct line *l, char phone[TSMS_PHONE_MAX], char problem
 	return true;
 }
 
-/* Maps the file read-only; *data NULL for an empty file. Returns the fd or -1. */
-static int map_file(const char *path, char **data, size_t *size, char err[TSMS_CONFIG_ERR_MAX])
-{
-	struct stat st;
-	int fd = tsms_open_private(path, "usersFile", TSMS_USERS_FILE_MAX_BYTES, &st, err);
+/* Reads a file line by line in fixed-size chunks: no mapping (a file rewritten in
+ * place cannot fault the reader) and no allocation, whatever the file's size. */
+struct reader {
+	int fd;
+	size_t start, end;
+	bool eof, skip;
+	int error;
+	char buf[16 * 1024];
+};
 
-	*data = NULL;
-	*size = 0;
-	if (fd < 0)
-		return -1;
-	if (st.st_size > 0) {
-		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			fail(err, "usersFile %s: cannot map: %s", path, strerror(errno));
-			close(fd);
-			return -1;
+/* The next line, without its '\n', in [*line, *line + *len); *cut when it was
+ * longer than the buffer (its rest is skipped). False at the end or on error. */
+static bool next_line(struct reader *r, const char **line, size_t *len, bool *cut)
+{
+	for (;;) {
+		char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+		ssize_t n;
+
+		if (r->skip && nl != NULL) {
+			r->start = (size_t)(nl + 1 - r->buf);
+			r->skip = false;
+			continue;
 		}
-		*data = m;
-		*size = (size_t)st.st_size;
+		if (r->skip) {
+			r->start = r->end = 0;
+		} else if (nl != NULL) {
+			*line = r->buf + r->start;
+			*len = (size_t)(nl - *line);
+			*cut = false;
+			r->start = (size_t)(nl + 1 - r->buf);
+			return true;
+		} else if (r->eof) {
+			*line = r->buf + r->start;
+			*len = r->end - r->start;
+			*cut = false;
+			r->start = r->end;
+			return *len > 0;
+		} else if (r->start == 0 && r->end == sizeof(r->buf)) {
+			*line = r->buf;
+			*len = r->end;
+			*cut = true;
+			r->start = r->end = 0;
+			r->skip = true;
+			return true;
+		}
+		if (r->eof)
+			return false;
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+		n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r->error = errno;
+			return false;
+		}
+		r->eof = n == 0;
+		r->end += (size_t)n;
 	}
-	return fd;
 }
 
-static void unmap_file(int fd, char *data, size_t size)
+static bool open_reader(struct reader *r, const char *path, char err[TSMS_CONFIG_ERR_MAX])
 {
-	if (data != NULL)
-		munmap(data, size);
-	if (fd >= 0)
-		close(fd);
+	struct stat st;
+
+	memset(r, 0, offsetof(struct reader, buf));
+	r->fd = tsms_open_private(path, "usersFile", TSMS_USERS_FILE_MAX_BYTES, &st, err);
+	return r->fd >= 0;
+}
+
+/* Closes r; false (with err) when reading failed. */
+static bool close_reader(struct reader *r, const char *path, char err[TSMS_CONFIG_ERR_MAX])
+{
+	close(r->fd);
+	if (r->error != 0) {
+		fail(err, "usersFile %s: cannot read: %s", path, strerror(r->error));
+		return false;
+	}
+	return true;
 }
 
 enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char phone[TSMS_PHONE_MAX],
                                      char err[TSMS_CONFIG_ERR_MAX])
 {
-	size_t user_len = strlen(user), size;
+	size_t user_len = strlen(user), len;
 	enum tsms_err result = TSMS_OK;
 	unsigned line_no = 0, found_at = 0;
-	const char *p, *end;
-	char *data;
-	int fd;
+	struct reader r;
+	const char *p;
+	bool cut;
 
 	phone[0] = '\0';
-	fd = map_file(path, &data, &size, err);
-	if (fd < 0)
+	if (!open_reader(&r, path, err))
 		return TSMS_ERR_CONFIG;
-	for (p = data, end = data + size; p != NULL && p < end;) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *line_end = nl != NULL ? nl : end;
-		const char *q = p;
+	/* a name that no line can hold is simply not in the file */
+	while (tsms_users_valid_name(user) && next_line(&r, &p, &len, &cut)) {
+		const char *end = p + len, *q = p;
+		char problem[96], number[TSMS_PHONE_MAX];
+		struct line l;
 
 		line_no++;
 		/* the cheap test first: does this line start with the user name? */
-		while (q < line_end && is_blank(*q))
+		while (q < end && is_blank(*q))
 			q++;
-		if ((size_t)(line_end - q) > user_len && memcmp(q, user, user_len) == 0 &&
-		    is_blank(q[user_len])) {
-			char problem[96], number[TSMS_PHONE_MAX];
-			struct line l;
-
-			split(p, line_end, &l);
-			if (found_at != 0) {
-				fail(err,
-				     "usersFile %s: user \"%s\" is on lines %u and %u; fix: keep "
-				     "one",
-				     path, user, found_at, line_no);
-				result = TSMS_ERR_CONFIG;
-				break;
-			}
-			if (!parse(&l, number, problem)) {
-				fail(err, "usersFile %s:%u: %s; fix: write \"%s +15551234567\"",
-				     path, line_no, problem, user);
-				result = TSMS_ERR_CONFIG;
-				break;
-			}
-			memcpy(phone, number, sizeof(number));
-			found_at = line_no;
+		if ((size_t)(end - q) < user_len || memcmp(q, user, user_len) != 0 ||
+		    (q + user_len < end && !is_blank(q[user_len])))
+			continue;
+		split(p, end, &l);
+		if (found_at != 0) {
+			fail(err, "usersFile %s: user \"%s\" is on lines %u and %u; fix: keep one",
+			     path, user, found_at, line_no);
+			result = TSMS_ERR_CONFIG;
+			break;
 		}
-		p = nl != NULL ? nl + 1 : NULL;
+		if (cut || !parse(&l, number, problem)) {
+			fail(err, "usersFile %s:%u: %s; fix: write \"%s +15551234567\"", path,
+			     line_no, cut ? "the line is too long" : problem, user);
+			result = TSMS_ERR_CONFIG;
+			break;
+		}
+		memcpy(phone, number, sizeof(number));
+		found_at = line_no;
 	}
+	if (!close_reader(&r, path, err))
+		result = TSMS_ERR_CONFIG;
 	if (result != TSMS_OK)
 		phone[0] = '\0';
-	unmap_file(fd, data, size);
 	return result;
 }
 
@@ -231,36 +265,31 @@ enum tsms_err tsms_users_lookup(const struct tsms_config *cfg, const char *user,
 enum tsms_err tsms_users_file_each(const char *path, bool missing_ok, tsms_users_fn fn, void *ctx,
                                    char err[TSMS_CONFIG_ERR_MAX])
 {
-	const char *p, *end;
-	char *data;
 	unsigned line_no = 0;
-	size_t size;
-	int fd;
+	struct reader r;
+	const char *p;
+	size_t len;
+	bool cut;
 
 	if (missing_ok && access(path, F_OK) != 0 && errno == ENOENT)
 		return TSMS_OK;
-	fd = map_file(path, &data, &size, err);
-	if (fd < 0)
+	if (!open_reader(&r, path, err))
 		return TSMS_ERR_CONFIG;
-	for (p = data, end = data + size; p != NULL && p < end;) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *line_end = nl != NULL ? nl : end;
+	while (next_line(&r, &p, &len, &cut)) {
 		char phone[TSMS_PHONE_MAX], problem[96], name[NAME_MAX_BYTES + 1];
 		struct line l;
 
 		line_no++;
-		split(p, line_end, &l);
-		p = nl != NULL ? nl + 1 : NULL;
+		split(p, p + len, &l);
 		if (l.blank)
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(l.user_end - l.user), l.user);
-		if (parse(&l, phone, problem))
+		if (!cut && parse(&l, phone, problem))
 			fn(ctx, line_no, name, phone, NULL);
 		else
-			fn(ctx, line_no, name, "", problem);
+			fn(ctx, line_no, name, "", cut ? "the line is too long" : problem);
 	}
-	unmap_file(fd, data, size);
-	return TSMS_OK;
+	return close_reader(&r, path, err) ? TSMS_OK : TSMS_ERR_CONFIG;
 }
 
 /* Appends n bytes to the growing buffer *buf of length *len. */
@@ -334,6 +363,24 @@ static char *rewrite(const char *data, size_t size, const char *user, const char
 	return out;
 }
 
+static void sync_dir(const char *path)
+{
+	char dir[4096];
+	char *slash;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return;
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
 /* Writes content to a temp file beside path and renames it over path. */
 static enum tsms_err replace_file(const char *path, const char *content, size_t len,
                                   char err[TSMS_CONFIG_ERR_MAX])
@@ -358,18 +405,44 @@ static enum tsms_err replace_file(const char *path, const char *content, size_t 
 		unlink(tmp);
 		return TSMS_ERR_CONFIG;
 	}
+	sync_dir(path); /* the rename itself survives a crash */
 	return TSMS_OK;
+}
+
+/* Reads the whole file (the admin command only) into a new buffer. */
+static char *read_whole(const char *path, size_t *size, char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct stat st;
+	size_t got = 0;
+	char *data;
+	int fd = tsms_open_private(path, "usersFile", TSMS_USERS_FILE_MAX_BYTES, &st, err);
+
+	if (fd < 0)
+		return NULL;
+	data = malloc((size_t)st.st_size + 1);
+	while (data != NULL && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (data == NULL)
+		fail(err, "out of memory");
+	*size = got;
+	return data;
 }
 
 enum tsms_err tsms_users_file_update(const char *path, const char *user, const char *phone,
                                      bool *changed, char err[TSMS_CONFIG_ERR_MAX])
 {
 	enum tsms_err result = TSMS_ERR_CONFIG;
-	char *data = NULL;
+	char *data = NULL, *content = NULL;
 	char lock_path[4096];
-	char *content = NULL;
 	size_t size = 0, len = 0;
-	int lock_fd, fd = -1;
+	int lock_fd;
 
 	*changed = false;
 	if (!tsms_users_valid_name(user)) {
@@ -383,8 +456,8 @@ enum tsms_err tsms_users_file_update(const char *path, const char *user, const c
 		goto out;
 	}
 	if (access(path, F_OK) == 0 || errno != ENOENT) {
-		fd = map_file(path, &data, &size, err);
-		if (fd < 0)
+		data = read_whole(path, &size, err);
+		if (data == NULL)
 			goto out;
 	}
 	content = rewrite(data != NULL ? data : "", size, user, phone, &len, changed);
@@ -395,7 +468,7 @@ enum tsms_err tsms_users_file_update(const char *path, const char *user, const c
 	result = *changed ? replace_file(path, content, len, err) : TSMS_OK;
 out:
 	free(content);
-	unmap_file(fd, data, size);
+	free(data);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return result;

@@ -51,6 +51,7 @@ style() {
 run_suite "style" style
 run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
+run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "integration (sshd, sudo)" python3 tests/integration/run_integration.py
 
 echo "$passed passed, $failed failed"

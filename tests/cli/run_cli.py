@@ -1,0 +1,1292 @@
+#!/usr/bin/env python3
+"""Tests of the twilio-sms-otp admin command against the Twilio sandbox.
+
+Each case writes a config (root, 0600) and often a users file in its own directory,
+runs ./twilio-sms-otp in a new session (no controlling terminal, so `enroll` reads
+the code from standard input) and checks its exit status, its output, the users
+file and what reached the sandbox (tests/sandbox/twilio_sandbox.py). No output of
+any run may contain the auth token.
+
+Run as root:  python3 tests/cli/run_cli.py [-k PATTERN] [-v]
+Prints `PASS: name` or `FAIL: name: why` per case, then `cli: N passed, N failed`.
+TSMS_TOOL=PATH tests another build of the command; TSMS_CLI_PREFIX runs it under a
+command prefix (e.g. valgrind).
+"""
+
+import argparse
+import json
+import os
+import pwd
+import re
+import select
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
+TOOL_PREFIX = shlex.split(os.environ.get("TSMS_CLI_PREFIX", ""))
+SANDBOX = REPO / "tests" / "sandbox" / "twilio_sandbox.py"
+
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+AUTH_TOKEN = "sandbox-auth-token-0123456789"
+MESSAGING_SID = "MGfedcba9876543210fedcba9876543210"
+TEMPLATES = {
+    "Register": "Welcome, your code is {{code}}.",
+    "SignIn": "Your sign-in code is {{code}}.",
+    "Test": "Test code {{code}}.",
+    "Generic": "Generic code {{code}}.",
+}
+INLINE_USERS = {"alice": "+15555550006", "bob": "15555550007"}
+
+RUN_LIMIT = 30.0     # seconds any single run of the command may take
+SUITE_LIMIT = 600    # seconds for the whole suite (SIGALRM)
+PROMPT_RE = re.compile(r"(Wrong code\. )?Code sent to \*{6}(\d{4}): ")
+SID_RE = re.compile(r"\bsid (SM[0-9a-f]{32}), status (\w+)")
+COMMANDS = ("check", "test", "enroll", "unenroll", "list")
+
+
+class CaseFailure(Exception):
+    """A case's expectation did not hold; the message says why."""
+
+
+class Interrupted(Exception):
+    pass
+
+
+def check(cond, why):
+    if not cond:
+        raise CaseFailure(why)
+
+
+def read_jsonl(path):
+    """The complete JSON lines of path ([] when it does not exist)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(l) for l in text.splitlines(keepends=True) if l.endswith("\n") and l.strip()]
+
+
+# --------------------------------------------------------------------------- sandbox
+
+class Sandbox:
+    """The Twilio sandbox process, its directory and its records."""
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir)
+        self.proc = None
+        self.port = None
+        self.stderr_path = self.dir / "sandbox.stderr"
+
+    def start(self, timeout=30.0):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(SANDBOX), "--dir", str(self.dir), "--host", "127.0.0.1",
+               "--port", "0", "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN]
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sandbox exited with {self.proc.returncode}: {self.tail()}")
+            port = self.dir / "port"
+            text = port.read_text().strip() if port.exists() else ""
+            if text.isdigit():
+                self.port = int(text)
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"sandbox did not listen within {timeout:.0f}s: {self.tail()}")
+
+    def tail(self, n=400):
+        try:
+            return self.stderr_path.read_text(errors="replace")[-n:].strip() or "(no stderr)"
+        except OSError:
+            return "(no stderr)"
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def set_scenario(self, name):
+        tmp = self.dir / "scenario.tmp"
+        tmp.write_text(name + "\n")
+        os.replace(tmp, self.dir / "scenario")
+
+    def outbox(self):
+        return read_jsonl(self.dir / "outbox.jsonl")
+
+    def requests(self):
+        return read_jsonl(self.dir / "requests.jsonl")
+
+
+# --------------------------------------------------------------------------- runs
+
+class Result:
+    def __init__(self, cmd):
+        self.cmd = cmd
+        self.status = None
+        self.out = ""
+        self.err = ""
+        self.elapsed = 0.0
+        self.prompts = []
+        self.codes = []
+        self.outbox = []
+        self.requests = []
+
+    def describe(self):
+        return (f"  $ {' '.join(shlex.quote(str(a)) for a in self.cmd)}\n"
+                f"  status={self.status} elapsed={self.elapsed:.2f}s\n"
+                f"  stdout: {self.out!r}\n  stderr: {self.err!r}")
+
+    def brief(self):
+        return f"exit {self.status}, stdout {self.out!r}, stderr {self.err!r}"
+
+
+def extract_code(body, length=6):
+    found = re.findall(rf"(?<!\d)(\d{{{length}}})(?!\d)", body or "")
+    return found[0] if found else None
+
+
+class Harness:
+    def __init__(self, workdir, sandbox, verbose):
+        self.workdir = Path(workdir)
+        self.sandbox = sandbox
+        self.verbose = verbose
+        self.case = "case"
+        self.procs = []
+
+    # ---- files
+
+    @property
+    def dir(self):
+        """The case's own directory (root, 0700)."""
+        d = self.workdir / "cases" / self.case
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return d
+
+    @property
+    def users_path(self):
+        return self.dir / "users"
+
+    def config(self, **over):
+        """The base config with keys replaced (a value of None removes the key)."""
+        cfg = {
+            "accountSID": ACCOUNT_SID,
+            "authToken": AUTH_TOKEN,
+            "fromMessagingServiceSID": MESSAGING_SID,
+            "templates": [{"usageType": u, "content": c} for u, c in TEMPLATES.items()
+                          if u != "Generic"],
+            "users": dict(INLINE_USERS),
+            "usersFile": str(self.users_path),
+            "apiBaseUrl": f"https://127.0.0.1:{self.sandbox.port}",
+            "caFile": str(self.sandbox.dir / "ca.pem"),
+            "timeoutSeconds": 5,
+            "stateDir": str(self.dir / "state"),
+        }
+        for key, value in over.items():
+            if value is None:
+                cfg.pop(key, None)
+            else:
+                cfg[key] = value
+        return cfg
+
+    def write_config(self, cfg=None, name="config.json", mode=0o600, uid=0):
+        """Writes cfg (dict -> JSON, str as is; default the base config), returns its path."""
+        cfg = self.config() if cfg is None else cfg
+        text = cfg if isinstance(cfg, str) else json.dumps(cfg, indent=1)
+        return write_file(self.dir / name, text, mode, uid)
+
+    def write_users(self, text, mode=0o600, uid=0):
+        return write_file(self.users_path, text, mode, uid)
+
+    def users_text(self):
+        """The users file's text, or None when it does not exist."""
+        try:
+            return self.users_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    # ---- running the command
+
+    def command(self, args, config):
+        return TOOL_PREFIX + [str(TOOL)] + (["--config", str(config)] if config else []) + \
+            [str(a) for a in args]
+
+    def run(self, *args, config=None, stdin="", limit=RUN_LIMIT):
+        """Runs the command with stdin's text (closed at once when empty) and returns
+        the Result with the sandbox records of the run."""
+        res = Result(self.command(args, config))
+        outbox_before = len(self.sandbox.outbox())
+        requests_before = len(self.sandbox.requests())
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(res.cmd, input=stdin.encode(), capture_output=True,
+                                  timeout=limit, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure(f"still running after {limit:.0f}s: {res.cmd!r}") from None
+        res.elapsed = time.monotonic() - start
+        res.status = proc.returncode
+        res.out = proc.stdout.decode("utf-8", errors="replace")
+        res.err = proc.stderr.decode("utf-8", errors="replace")
+        res.outbox = self.sandbox.outbox()[outbox_before:]
+        res.requests = self.sandbox.requests()[requests_before:]
+        self.after(res)
+        return res
+
+    def enroll(self, config, user, number, answers, *options, limit=RUN_LIMIT):
+        """Runs `enroll [OPTIONS] USER NUMBER` and answers prompt i with answers[i](code),
+        where code is the one in the SMS just sent (standard input is closed when the
+        answers run out)."""
+        res = Result(self.command(["enroll", *options, user, number], config))
+        outbox_before = len(self.sandbox.outbox())
+        requests_before = len(self.sandbox.requests())
+        start = time.monotonic()
+        deadline = start + limit
+        proc = subprocess.Popen(res.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        self.procs.append(proc)
+        answers = list(answers)
+        out, err = b"", b""
+        seen = 0
+        try:
+            if not answers:
+                proc.stdin.close()
+            streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}
+            while streams:
+                left = deadline - time.monotonic()
+                check(left > 0, f"enroll still running after {limit:.0f}s; stderr {err!r}")
+                ready, _, _ = select.select(list(streams), [], [], min(left, 0.5))
+                for fd in ready:
+                    chunk = os.read(fd, 4096)
+                    if not chunk:
+                        del streams[fd]
+                    elif streams[fd] == "out":
+                        out += chunk
+                    else:
+                        err += chunk
+                text = err.decode("utf-8", errors="replace")
+                for m in PROMPT_RE.finditer(text, seen):
+                    seen = m.end()
+                    res.prompts.append(m.group(0))
+                    if not answers:
+                        continue
+                    code = self.wait_for_code(m.group(2), outbox_before, deadline)
+                    res.codes.append(code)
+                    try:
+                        proc.stdin.write((answers.pop(0)(code) + "\n").encode())
+                        proc.stdin.flush()
+                        if not answers:
+                            proc.stdin.close()
+                    except BrokenPipeError:
+                        pass
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("enroll closed its output but did not exit") from None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            for f in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        res.elapsed = time.monotonic() - start
+        res.status = proc.returncode
+        res.out = out.decode("utf-8", errors="replace")
+        res.err = err.decode("utf-8", errors="replace")
+        res.outbox = self.sandbox.outbox()[outbox_before:]
+        res.requests = self.sandbox.requests()[requests_before:]
+        self.after(res)
+        return res
+
+    def wait_for_code(self, last4, outbox_before, deadline):
+        while time.monotonic() < deadline:
+            sent = [m for m in self.sandbox.outbox()[outbox_before:]
+                    if str(m.get("to", "")).endswith(last4)]
+            if sent:
+                body = sent[-1].get("body")
+                code = extract_code(body)
+                check(code is not None, f"no 6-digit code in the SMS body {body!r}")
+                return code
+            time.sleep(0.02)
+        raise CaseFailure(f"prompt for ******{last4} but no SMS to that number")
+
+    def after(self, res):
+        if self.verbose:
+            print(f"[{self.case}]\n{res.describe()}")
+        for name, text in (("stdout", res.out), ("stderr", res.err)):
+            check(AUTH_TOKEN not in text, f"the auth token in {name}: {text!r}")
+        codes = set(res.codes) | {extract_code(m.get("body")) for m in res.outbox} - {None}
+        for code in codes:
+            for name, text in (("stdout", res.out), ("stderr", res.err)):
+                check(not re.search(rf"(?<![\d*]){code}(?!\d)", text),
+                      f"the code {code} in {name}: {text!r}")
+
+    def kill_all(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        self.procs = []
+
+
+def write_file(path, text, mode=0o600, uid=0):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp-test")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chown(tmp, uid, 0)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def expect(res, status, *, out=(), err=(), sms=None, requests=None):
+    """Checks the exit status, texts in stdout/stderr, and the SMS and requests counts."""
+    ok = res.status == status if status != "nonzero" else res.status not in (0, None)
+    check(ok, f"want exit {status}, got {res.brief()}")
+    for needle in out:
+        check(needle in res.out, f"stdout lacks {needle!r}: {res.out!r}")
+    for needle in err:
+        check(needle in res.err, f"stderr lacks {needle!r}: {res.err!r}")
+    if sms is not None:
+        check(len(res.outbox) == sms, f"{len(res.outbox)} SMS sent, want {sms}")
+    if requests is not None:
+        check(len(res.requests) == requests, f"{len(res.requests)} requests, want {requests}")
+
+
+def expect_private(path):
+    """path is a regular file of root's, mode 0600."""
+    st = os.lstat(path)
+    check(stat.S_ISREG(st.st_mode), f"{path} is not a regular file")
+    check(st.st_uid == 0 and st.st_gid == 0, f"{path} owned by {st.st_uid}:{st.st_gid}")
+    check(stat.S_IMODE(st.st_mode) == 0o600, f"{path} has mode {stat.S_IMODE(st.st_mode):04o}")
+
+
+def user_lines(text):
+    """(user, number) of every line that is not blank or a comment."""
+    rows = []
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if parts and not parts[0].startswith("#"):
+            rows.append(tuple(parts))
+    return rows
+
+
+def leftovers(h):
+    """Files beside the users file other than itself, its lock and the case's own."""
+    name = h.users_path.name
+    return sorted(p for p in os.listdir(h.dir)
+                  if p.startswith(name + ".") and p != name + ".lock")
+
+
+# --------------------------------------------------------------------------- cases
+
+CASES = []
+
+
+def case(fn):
+    CASES.append((fn.__name__, fn))
+    return fn
+
+
+# ---- usage
+
+@case
+def help_main(h):
+    for flag in ("--help", "-h"):
+        res = h.run(flag)
+        expect(res, 0, out=["usage: twilio-sms-otp", "--config PATH", *COMMANDS])
+    # before any config is read: a missing config does not matter
+    res = h.run("--help", config=h.dir / "missing.json")
+    expect(res, 0, out=["usage: twilio-sms-otp"])
+
+
+@case
+def help_every_command(h):
+    for command in COMMANDS:
+        for flag in ("--help", "-h"):
+            res = h.run(command, flag, config=h.dir / "missing.json")
+            expect(res, 0, out=["usage: twilio-sms-otp", command])
+            check(res.err == "", f"{command} {flag}: stderr {res.err!r}")
+    res = h.run("enroll", "--help")
+    expect(res, 0, out=["--no-verify", "USER", "NUMBER"])
+    res = h.run("list", "--help")
+    expect(res, 0, out=["--show"])
+
+
+@case
+def no_command(h):
+    res = h.run()
+    expect(res, 2, err=["usage: twilio-sms-otp"])
+
+
+@case
+def unknown_command(h):
+    res = h.run("frobnicate", config=h.write_config())
+    expect(res, 2, err=["frobnicate", "usage: twilio-sms-otp"], requests=0)
+
+
+@case
+def unknown_option(h):
+    config = h.write_config()
+    res = h.run("--bogus", "check", config=config)
+    expect(res, 2, err=["--bogus"])
+    res = h.run("--config")
+    expect(res, 2)
+    for args in (["check", "--bogus"], ["test", "--bogus"], ["enroll", "--bogus", "dave", "+15555550100"],
+                 ["unenroll", "--bogus"], ["list", "--bogus"]):
+        res = h.run(*args, config=config)
+        check(res.status == 2, f"{' '.join(args)}: want exit 2, got {res.brief()}")
+    check(not h.users_path.exists(), "an unknown option wrote the users file")
+
+
+@case
+def wrong_number_of_arguments(h):
+    config = h.write_config()
+    for args in (["check", "extra"], ["test"], ["test", "+15555550009", "extra"], ["enroll", "dave"],
+                 ["enroll", "dave", "+15555550100", "extra"], ["unenroll"], ["list", "extra"]):
+        res = h.run(*args, config=config)
+        check(res.status == 2, f"{' '.join(args)}: want exit 2, got {res.brief()}")
+        check(res.err.strip(), f"{' '.join(args)}: nothing on stderr")
+        check(not res.requests, f"{' '.join(args)}: a request reached the sandbox")
+
+
+@case
+def config_option_forms(h):
+    config = h.write_config()
+    h.write_users("dave +15555550100\n")
+    for args in (["--config", config, "check"], [f"--config={config}", "check"]):
+        res = h.run(*args)
+        expect(res, 0, out=["OK"])
+
+
+# ---- check
+
+@case
+def check_ok(h):
+    h.write_users("# admins\n\ndave +15555550100\nerin 15555550101\n")
+    res = h.run("check", config=h.write_config())
+    expect(res, 0, out=["OK"])
+    check("problem" not in res.out, f"stdout {res.out!r}")
+    check("2 users in the config, 2 in the users file" in res.out, f"stdout {res.out!r}")
+
+
+@case
+def check_ok_without_users_file(h):
+    res = h.run("check", config=h.write_config(h.config(usersFile=None)))
+    expect(res, 0, out=["OK"])
+
+
+def check_problem(h, config, *needles):
+    """check exits 1 with a `problem:` line that has every needle and a `fix:`."""
+    res = h.run("check", config=config)
+    expect(res, 1, requests=0)
+    lines = [l for l in res.out.splitlines() if l.startswith("problem: ")]
+    check(lines, f"no 'problem:' line: {res.brief()}")
+    for line in lines:
+        check("fix:" in line, f"problem without a fix: {line!r}")
+    for needle in needles:
+        alts = needle if isinstance(needle, tuple) else (needle,)
+        check(any(a in l for l in lines for a in alts),
+              f"no problem line mentions {' or '.join(alts)!r}: {lines!r}")
+    return res, lines
+
+
+def problem_case(name, setup):
+    """Registers check_problem_NAME: setup(h) returns (config path, needles...)."""
+    def fn(h):
+        h.write_users("dave +15555550100\n")
+        config, *needles = setup(h)
+        check_problem(h, config, *needles)
+    fn.__name__ = f"check_problem_{name}"
+    case(fn)
+
+
+def _symlinked_config(h):
+    target = h.write_config(name="real.json")
+    link = h.dir / "link.json"
+    link.symlink_to(target)
+    return str(link), "symbolic link"
+
+
+def _symlinked_users_file(h):
+    real = write_file(h.dir / "real.users", "dave +15555550100\n")
+    link = h.dir / "link.users"
+    link.symlink_to(real)
+    return h.write_config(h.config(usersFile=str(link))), "symbolic link", str(link)
+
+
+def _unsafe_state_dir(h):
+    state = h.dir / "state"
+    state.mkdir(mode=0o755)
+    os.chmod(state, 0o755)
+    return h.write_config(), "stateDir", str(state)
+
+
+def _state_dir_not_root(h):
+    state = h.dir / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, pwd.getpwnam("nobody").pw_uid, 0)
+    return h.write_config(), "stateDir", "chown"
+
+
+problem_case("config_group_readable", lambda h: (h.write_config(mode=0o640), ("0640", "640")))
+problem_case("config_world_readable", lambda h: (h.write_config(mode=0o604), ("0604", "604")))
+problem_case("config_not_root_owned",
+             lambda h: (h.write_config(uid=pwd.getpwnam("nobody").pw_uid), "not root"))
+problem_case("config_symlink", _symlinked_config)
+problem_case("config_missing", lambda h: (str(h.dir / "missing.json"), "cannot open"))
+problem_case("config_malformed_json",
+             lambda h: (h.write_config(json.dumps(h.config())[:-1] + ",,}"), "JSON"))
+problem_case("unknown_key", lambda h: (h.write_config(h.config(codeLenght=6)), "codeLenght"))
+problem_case("bad_account_sid", lambda h: (h.write_config(h.config(accountSID="AC0123")), "accountSID"))
+problem_case("bad_messaging_service_sid",
+             lambda h: (h.write_config(h.config(fromMessagingServiceSID="MG12")),
+                        "fromMessagingServiceSID"))
+problem_case("template_without_code",
+             lambda h: (h.write_config(h.config(templates=[{"usageType": "SignIn", "content": "hi"}])),
+                        "{{code}}"))
+problem_case("users_file_missing",
+             lambda h: (h.write_config(h.config(usersFile=str(h.dir / "none.users"))),
+                        "cannot open", str(h.dir / "none.users")))
+
+
+def _users_file_group_readable(h):
+    h.write_users("dave +15555550100\n", mode=0o640)
+    return h.write_config(), ("0640", "640")
+
+
+def _users_file_not_root_owned(h):
+    h.write_users("dave +15555550100\n", uid=pwd.getpwnam("nobody").pw_uid)
+    return h.write_config(), "not root"
+
+
+problem_case("users_file_group_readable", _users_file_group_readable)
+problem_case("users_file_not_root_owned", _users_file_not_root_owned)
+problem_case("users_file_symlink", _symlinked_users_file)
+problem_case("users_file_relative_path",
+             lambda h: (h.write_config(h.config(usersFile="users")), "usersFile"))
+def _state_dir_symlink(h):
+    real = h.dir / "real-state"
+    real.mkdir(mode=0o700)
+    (h.dir / "state").symlink_to(real)
+    return h.write_config(), "stateDir"
+
+
+problem_case("state_dir_group_writable", _unsafe_state_dir)
+problem_case("state_dir_not_root_owned", _state_dir_not_root)
+problem_case("state_dir_symlink", _state_dir_symlink)
+problem_case("state_dir_parent_missing",
+             lambda h: (h.write_config(h.config(stateDir=str(h.dir / "none" / "state"))),
+                        "stateDir", "mkdir"))
+
+
+@case
+def check_problem_users_file_lines(h):
+    """Every kind of bad line is reported with its line number and a fix."""
+    h.write_users("# ok\n"
+                  "dave +15555550100\n"       # 2
+                  "erin\n"                    # 3: no number
+                  "frank +1555\n"             # 4: too short
+                  "gina +15555550103 extra\n"  # 5: something after the number
+                  "hank +1555555010x\n"       # 6: not digits
+                  "dave +15555550104\n"       # 7: dave again
+                  "alice +15555550006\n")     # 8: also inline
+    res, lines = check_problem(h, h.write_config(), ":3:", ":4:", ":5:", ":6:",
+                               "lines 2 and 7", ("alice", ":8:"))
+    check(len(lines) == 6, f"{len(lines)} problem lines, want 6: {lines!r}")
+    check("6 problems" in res.out, f"stdout {res.out!r}")
+
+
+@case
+def check_problem_duplicate_user(h):
+    h.write_users("dave +15555550100\nerin +15555550101\ndave +15555550100\n")
+    check_problem(h, h.write_config(), "dave", "lines 1 and 3")
+
+
+@case
+def check_problem_user_inline_and_in_file(h):
+    h.write_users("dave +15555550100\nbob +15555550107\n")
+    check_problem(h, h.write_config(), "bob", "users")
+
+
+@case
+def check_all_problems_at_once(h):
+    h.write_users("dave\ndave +15555550100\nalice +15555550006\n")
+    state = h.dir / "state"
+    state.mkdir(mode=0o777)
+    os.chmod(state, 0o777)
+    res, lines = check_problem(h, h.write_config(), ":1:", "alice", "stateDir")
+    check(len(lines) == 3, f"{len(lines)} problem lines, want 3: {lines!r}")
+    check("3 problems" in res.out, f"stdout {res.out!r}")
+
+
+@case
+def check_never_prints_auth_token(h):
+    """Also when the token itself is what is wrong (h.run checks every output)."""
+    h.write_users("dave +15555550100\n")
+    for token in (AUTH_TOKEN + "\n", AUTH_TOKEN + "\x1b[31m", AUTH_TOKEN * 200, " " + AUTH_TOKEN):
+        config = h.write_config(h.config(authToken=token))
+        res = h.run("check", config=config)
+        check(res.status in (0, 1), f"token {token[:40]!r}: {res.brief()}")
+    for broken in (h.config(authToken=[AUTH_TOKEN]), h.config(authToken={"t": AUTH_TOKEN}),
+                   json.dumps(h.config())[:-1] + f', "authToken": "{AUTH_TOKEN}"}}',
+                   json.dumps(h.config()).replace(AUTH_TOKEN, AUTH_TOKEN + '"x')):
+        res = h.run("check", config=h.write_config(broken))
+        expect(res, 1)
+
+
+# ---- test
+
+@case
+def test_sends_test_template(h):
+    res = h.run("test", "+15555550009", config=h.write_config())
+    expect(res, 0, sms=1, requests=1)
+    m = SID_RE.search(res.out)
+    check(m, f"no 'sid SM..., status ...' in stdout {res.out!r}")
+    msg = res.outbox[0]
+    check(m.group(1) == msg["sid"], f"printed sid {m.group(1)}, Twilio's {msg['sid']}")
+    check(m.group(2) == "accepted", f"status {m.group(2)!r}")
+    check(msg["to"] == "+15555550009", f"To {msg['to']!r}")
+    check(msg["messaging_service_sid"] == MESSAGING_SID, f"sid {msg['messaging_service_sid']!r}")
+    code = extract_code(msg["body"])
+    check(code and msg["body"] == TEMPLATES["Test"].replace("{{code}}", code), f"body {msg['body']!r}")
+    check(res.requests[0]["auth_ok"] is True, "credentials refused")
+
+
+@case
+def test_generic_fallback(h):
+    templates = [{"usageType": u, "content": TEMPLATES[u]} for u in ("SignIn", "Generic")]
+    res = h.run("test", "+15555550009", config=h.write_config(h.config(templates=templates)))
+    expect(res, 0, sms=1)
+    code = extract_code(res.outbox[0]["body"])
+    check(res.outbox[0]["body"] == TEMPLATES["Generic"].replace("{{code}}", code or "-"),
+          f"body {res.outbox[0]['body']!r}")
+
+
+@case
+def test_without_test_or_generic_template(h):
+    templates = [{"usageType": "SignIn", "content": TEMPLATES["SignIn"]}]
+    res = h.run("test", "+15555550009", config=h.write_config(h.config(templates=templates)))
+    expect(res, 1, err=["Test", "Generic"], requests=0)
+
+
+@case
+def test_number_normalised(h):
+    config = h.write_config()
+    for number in ("15555550009", "+1 555 555-0009", "1-555-555-0009"):
+        res = h.run("test", number, config=config)
+        expect(res, 0, sms=1)
+        check(res.outbox[0]["to"] == "+15555550009", f"{number!r} sent to {res.outbox[0]['to']!r}")
+
+
+@case
+def test_bad_number(h):
+    config = h.write_config()
+    for number in ("5555", "+0155555500", "+1555555000912345678", "phone", "+1 (555) 555-0009"):
+        res = h.run("test", number, config=config)
+        expect(res, 2, err=["E.164"], requests=0)
+
+
+@case
+def test_bad_config(h):
+    res = h.run("test", "+15555550009", config=h.write_config(mode=0o644))
+    expect(res, 1, err=["0644", "fix:"], requests=0)
+
+
+def twilio_error_case(h, scenario, *needles, timeout=5):
+    h.sandbox.set_scenario(scenario)
+    res = h.run("test", "+15555550009", config=h.write_config(h.config(timeoutSeconds=timeout)))
+    expect(res, "nonzero", err=needles, sms=0)
+    check(not SID_RE.search(res.out), f"a sid printed: {res.out!r}")
+    return res
+
+
+@case
+def test_twilio_400_21211(h):
+    twilio_error_case(h, "400-21211", "21211", "The 'To' number is not a valid phone number.")
+
+
+@case
+def test_twilio_magic_invalid_number(h):
+    res = h.run("test", "+15005550001", config=h.write_config())
+    expect(res, "nonzero", err=["21211", "not a valid phone number"], sms=0)
+
+
+@case
+def test_twilio_401(h):
+    twilio_error_case(h, "401", "20003", "Authenticate", "401")
+
+
+@case
+def test_twilio_503(h):
+    twilio_error_case(h, "503", "503")
+
+
+@case
+def test_twilio_hang(h):
+    res = twilio_error_case(h, "hang", "time", timeout=2)
+    check(res.elapsed < 2 + 3, f"took {res.elapsed:.1f}s with timeoutSeconds 2")
+
+
+# ---- enroll
+
+def right(code):
+    return code
+
+
+def wrong(code):
+    return "".join(str((int(d) + 1) % 10) for d in code)
+
+
+@case
+def enroll_verified(h):
+    h.write_users("dave +15555550100\n")
+    res = h.enroll(h.write_config(), "erin", "+15555550101", [right])
+    expect(res, 0, out=["enrolled", "erin"], sms=1, requests=1)
+    check(res.prompts == ["Code sent to ******0101: "], f"prompts {res.prompts!r}")
+    msg = res.outbox[0]
+    check(msg["to"] == "+15555550101", f"To {msg['to']!r}")
+    check(msg["body"] == TEMPLATES["Register"].replace("{{code}}", res.codes[0]),
+          f"body {msg['body']!r}: not the Register template")
+    check(h.users_text() == "dave +15555550100\nerin +15555550101\n", f"users {h.users_text()!r}")
+    expect_private(h.users_path)
+    check(leftovers(h) == [], f"left behind: {leftovers(h)}")
+
+
+@case
+def enroll_register_falls_back_to_generic(h):
+    templates = [{"usageType": u, "content": TEMPLATES[u]} for u in ("SignIn", "Generic")]
+    res = h.enroll(h.write_config(h.config(templates=templates)), "erin", "+15555550101", [right])
+    expect(res, 0, sms=1)
+    check(res.outbox[0]["body"] == TEMPLATES["Generic"].replace("{{code}}", res.codes[0]),
+          f"body {res.outbox[0]['body']!r}")
+
+
+@case
+def enroll_wrong_code(h):
+    h.write_users("dave +15555550100\n")
+    res = h.enroll(h.write_config(h.config(maxAttempts=3)), "erin", "+15555550101",
+                   [wrong, wrong, wrong])
+    expect(res, 1, err=["not enrolled"], sms=1)
+    check(res.prompts == ["Code sent to ******0101: "] + ["Wrong code. Code sent to ******0101: "] * 2,
+          f"prompts {res.prompts!r}")
+    check(h.users_text() == "dave +15555550100\n", f"users file changed: {h.users_text()!r}")
+
+
+@case
+def enroll_wrong_then_right(h):
+    res = h.enroll(h.write_config(h.config(maxAttempts=3)), "erin", "+15555550101", [wrong, right])
+    expect(res, 0, sms=1)
+    check(len(res.prompts) == 2, f"prompts {res.prompts!r}")
+    check(user_lines(h.users_text()) == [("erin", "+15555550101")], f"users {h.users_text()!r}")
+
+
+@case
+def enroll_no_answer(h):
+    """End of input at the prompt: nothing written."""
+    res = h.enroll(h.write_config(), "erin", "+15555550101", [])
+    expect(res, "nonzero", sms=1)
+    check(len(res.prompts) == 1, f"prompts {res.prompts!r}")
+    check(not h.users_path.exists(), "users file written")
+
+
+@case
+def enroll_twilio_error(h):
+    h.sandbox.set_scenario("400-21211")
+    res = h.enroll(h.write_config(), "erin", "+15555550101", [right])
+    expect(res, "nonzero", err=["21211"], sms=0)
+    check(res.prompts == [], f"prompted after a failed SMS: {res.prompts!r}")
+    check(not h.users_path.exists(), "users file written")
+
+
+@case
+def enroll_no_verify(h):
+    h.write_users("dave +15555550100\n")
+    res = h.run("enroll", "--no-verify", "erin", "+15555550101", config=h.write_config())
+    expect(res, 0, out=["enrolled"], sms=0, requests=0)
+    check(h.users_text() == "dave +15555550100\nerin +15555550101\n", f"users {h.users_text()!r}")
+    expect_private(h.users_path)
+    # the option may also follow the arguments
+    res = h.run("enroll", "frank", "+15555550102", "--no-verify", config=h.write_config())
+    expect(res, 0, requests=0)
+    check(("frank", "+15555550102") in user_lines(h.users_text()), f"users {h.users_text()!r}")
+
+
+@case
+def enroll_creates_users_file(h):
+    check(not h.users_path.exists(), "users file exists before")
+    res = h.run("enroll", "--no-verify", "erin", "+15555550101", config=h.write_config())
+    expect(res, 0)
+    check(h.users_text() == "erin +15555550101\n", f"users {h.users_text()!r}")
+    expect_private(h.users_path)
+    res = h.run("check", config=h.write_config())
+    expect(res, 0, out=["OK"])
+
+
+@case
+def enroll_creates_users_file_under_umask_0(h):
+    """The new file is 0600 whatever the caller's umask."""
+    old = os.umask(0)
+    try:
+        res = h.run("enroll", "--no-verify", "erin", "+15555550101", config=h.write_config())
+    finally:
+        os.umask(old)
+    expect(res, 0)
+    expect_private(h.users_path)
+
+
+@case
+def enroll_again_changes_number(h):
+    h.write_users("dave +15555550100\nerin +15555550101\nfrank +15555550102\n")
+    config = h.write_config()
+    res = h.run("enroll", "--no-verify", "erin", "+15555550199", config=config)
+    expect(res, 0, out=["enrolled"])
+    check(h.users_text() == "dave +15555550100\nerin +15555550199\nfrank +15555550102\n",
+          f"users {h.users_text()!r}")
+    res = h.enroll(config, "erin", "+15555550198", [right])
+    expect(res, 0, sms=1)
+    check(res.outbox[0]["to"] == "+15555550198", f"SMS to {res.outbox[0]['to']!r}, not the new number")
+    check(h.users_text() == "dave +15555550100\nerin +15555550198\nfrank +15555550102\n",
+          f"users {h.users_text()!r}")
+
+
+@case
+def enroll_same_number_again(h):
+    h.write_users("erin +15555550101\n")
+    before = os.stat(h.users_path)
+    res = h.run("enroll", "--no-verify", "erin", "15555550101", config=h.write_config())
+    expect(res, 0, out=["already enrolled"])
+    check(h.users_text() == "erin +15555550101\n", f"users {h.users_text()!r}")
+    check(os.stat(h.users_path).st_ino == before.st_ino, "file rewritten although nothing changed")
+
+
+@case
+def enroll_collapses_duplicates(h):
+    h.write_users("erin +15555550101\ndave +15555550100\nerin +15555550109\n")
+    res = h.run("enroll", "--no-verify", "erin", "+15555550102", config=h.write_config())
+    expect(res, 0)
+    check(h.users_text() == "erin +15555550102\ndave +15555550100\n", f"users {h.users_text()!r}")
+
+
+@case
+def enroll_numbers_normalised(h):
+    config = h.write_config()
+    for user, number in (("erin", "15555550101"), ("frank", "+1 555 555 0102"),
+                         ("gina", "1-555-555-0103"), ("hank", "  +15555550104")):
+        res = h.run("enroll", "--no-verify", user, number, config=config)
+        expect(res, 0)
+    check(h.users_text() == "erin +15555550101\nfrank +15555550102\ngina +15555550103\n"
+          "hank +15555550104\n", f"users {h.users_text()!r}")
+    res = h.enroll(config, "ivan", "1 555 555 0105", [right])
+    expect(res, 0, sms=1)
+    check(res.outbox[0]["to"] == "+15555550105", f"SMS to {res.outbox[0]['to']!r}")
+
+
+@case
+def enroll_bad_arguments(h):
+    config = h.write_config()
+    for user, number in (("erin", "12345"), ("erin", "+0155555501"), ("erin", "tel:+15555550101"),
+                         ("er in", "+15555550101"), ("#erin", "+15555550101"), ("", "+15555550101"),
+                         ("er\x01in", "+15555550101"), ("x" * 300, "+15555550101")):
+        res = h.run("enroll", "--no-verify", user, number, config=config)
+        check(res.status == 2, f"enroll {user[:20]!r} {number!r}: want exit 2, got {res.brief()}")
+        res = h.run("enroll", user, number, config=config)
+        check(res.status == 2 and not res.requests, f"enroll {user[:20]!r} {number!r}: {res.brief()}")
+    check(not h.users_path.exists(), "users file written")
+
+
+@case
+def enroll_inline_user_refused(h):
+    h.write_users("dave +15555550100\n")
+    config = h.write_config()
+    for args in (["--no-verify", "alice", "+15555550106"], ["alice", "+15555550106"]):
+        res = h.run("enroll", *args, config=config)
+        expect(res, 1, err=["alice", "users"], requests=0)
+    check(h.users_text() == "dave +15555550100\n", f"users {h.users_text()!r}")
+
+
+@case
+def enroll_without_users_file_key(h):
+    res = h.run("enroll", "erin", "+15555550101", config=h.write_config(h.config(usersFile=None)))
+    expect(res, 1, err=["usersFile", "fix:"], requests=0)
+
+
+@case
+def enroll_refuses_unsafe_users_file(h):
+    config = h.write_config()
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for mode, uid, needle in ((0o644, 0, "0644"), (0o600, nobody, "not root")):
+        h.write_users("dave +15555550100\n", mode=mode, uid=uid)
+        res = h.run("enroll", "--no-verify", "erin", "+15555550101", config=config)
+        expect(res, 1, err=[needle])
+        check(h.users_text() == "dave +15555550100\n", f"users {h.users_text()!r}")
+        st = os.stat(h.users_path)
+        check(st.st_uid == uid and stat.S_IMODE(st.st_mode) == mode, "the unsafe file was replaced")
+
+
+@case
+def enroll_refuses_symlinked_users_file(h):
+    real = write_file(h.dir / "real.users", "dave +15555550100\n")
+    h.users_path.symlink_to(real)
+    res = h.run("enroll", "--no-verify", "erin", "+15555550101", config=h.write_config())
+    expect(res, 1, err=["symbolic link"])
+    check(h.users_path.is_symlink(), "the symlink was replaced")
+    check(Path(real).read_text() == "dave +15555550100\n", "the symlink's target was changed")
+
+
+@case
+def enroll_replaces_file_atomically(h):
+    """An update is a new file renamed over the old one: a reader that opened the old
+    file keeps reading it, whole."""
+    old_text = "".join(f"user{i:05d} +1555{i:07d}\n" for i in range(5000))
+    h.write_users(old_text)
+    with open(h.users_path, encoding="utf-8") as old:
+        before = os.fstat(old.fileno())
+        res = h.run("enroll", "--no-verify", "user00000", "+15555550199", config=h.write_config())
+        expect(res, 0)
+        check(old.read() == old_text, "the open file changed under its reader")
+    after = os.stat(h.users_path)
+    check(after.st_ino != before.st_ino, "updated in place, not replaced")
+    check(h.users_text() == old_text.replace("user00000 +15550000000", "user00000 +15555550199"),
+          "unexpected content")
+    check(leftovers(h) == [], f"left behind: {leftovers(h)}")
+
+
+@case
+def enroll_keeps_comments_and_blank_lines(h):
+    h.write_users("# pam_twilio_sms users: user +E164number\n"
+                  "\n"
+                  "# ops team\n"
+                  "dave +15555550100\n"
+                  "  # indented comment\n"
+                  "\t\n"
+                  "erin 15555550101\n"
+                  "frank +15555550102")  # no newline at the end
+    config = h.write_config()
+    for args in (["enroll", "--no-verify", "gina", "+15555550103"],
+                 ["enroll", "--no-verify", "dave", "+15555550199"],
+                 ["unenroll", "erin"]):
+        res = h.run(*args, config=config)
+        expect(res, 0)
+    want = ("# pam_twilio_sms users: user +E164number\n"
+            "\n"
+            "# ops team\n"
+            "dave +15555550199\n"
+            "  # indented comment\n"
+            "\t\n"
+            "frank +15555550102\n"
+            "gina +15555550103\n")
+    check(h.users_text() == want, f"users file {h.users_text()!r}, want {want!r}")
+
+
+# ---- unenroll
+
+@case
+def unenroll(h):
+    h.write_users("# team\ndave +15555550100\nerin +15555550101\nfrank +15555550102\n")
+    config = h.write_config()
+    res = h.run("unenroll", "erin", config=config)
+    expect(res, 0, out=["unenrolled", "erin"], requests=0)
+    check(h.users_text() == "# team\ndave +15555550100\nfrank +15555550102\n", f"users {h.users_text()!r}")
+    expect_private(h.users_path)
+    res = h.run("unenroll", "erin", config=config)
+    expect(res, 1, err=["erin"])
+    check(h.users_text() == "# team\ndave +15555550100\nfrank +15555550102\n", "file changed")
+
+
+@case
+def unenroll_inline_user(h):
+    h.write_users("dave +15555550100\n")
+    res = h.run("unenroll", "alice", config=h.write_config())
+    expect(res, 1, err=["alice", "config"])
+    check(h.users_text() == "dave +15555550100\n", "file changed")
+
+
+@case
+def unenroll_malformed_line(h):
+    """An admin can remove a user whose line is broken."""
+    h.write_users("dave +15555550100\nerin\nfrank +15555550102\n")
+    res = h.run("unenroll", "erin", config=h.write_config())
+    expect(res, 0)
+    check(h.users_text() == "dave +15555550100\nfrank +15555550102\n", f"users {h.users_text()!r}")
+
+
+# ---- list
+
+def list_rows(text):
+    return [tuple(l.split()) for l in text.splitlines() if l.strip()]
+
+
+@case
+def list_masks_numbers(h):
+    h.write_users("# c\ndave +15555550100\nerin 15555550101\n")
+    res = h.run("list", config=h.write_config())
+    expect(res, 0, requests=0)
+    rows = list_rows(res.out)
+    want = [("alice", "******0006", "config"), ("bob", "******0007", "config"),
+            ("dave", "******0100", "usersFile"), ("erin", "******0101", "usersFile")]
+    check(sorted(rows) == want, f"list {rows!r}, want {want!r}")
+    for number in ("5555550006", "5555550007", "5555550100", "5555550101"):
+        check(number not in res.out, f"unmasked {number} in {res.out!r}")
+
+
+@case
+def list_show(h):
+    h.write_users("dave +15555550100\nerin 15555550101\n")
+    res = h.run("list", "--show", config=h.write_config())
+    expect(res, 0)
+    want = [("alice", "+15555550006", "config"), ("bob", "+15555550007", "config"),
+            ("dave", "+15555550100", "usersFile"), ("erin", "+15555550101", "usersFile")]
+    check(sorted(list_rows(res.out)) == want, f"list {res.out!r}")
+
+
+@case
+def list_without_users_file(h):
+    res = h.run("list", config=h.write_config())  # usersFile named, not created yet
+    expect(res, 0)
+    check(sorted(list_rows(res.out)) == [("alice", "******0006", "config"), ("bob", "******0007", "config")],
+          f"list {res.out!r}")
+
+
+@case
+def list_warns_of_malformed_lines(h):
+    h.write_users("dave +15555550100\nerin\nfrank +1555\n")
+    res = h.run("list", config=h.write_config())
+    check(res.status in (0, 1), f"{res.brief()}")
+    check("2 malformed lines" in res.err and "check" in res.err, f"stderr {res.err!r}")
+    check(("dave", "******0100", "usersFile") in list_rows(res.out), f"list {res.out!r}")
+
+
+@case
+def list_refuses_unsafe_users_file(h):
+    h.write_users("dave +15555550100\n", mode=0o644)
+    res = h.run("list", "--show", config=h.write_config())
+    expect(res, 1, err=["0644"])
+    check("+15555550100" not in res.out, f"numbers listed from an unsafe file: {res.out!r}")
+
+
+# ---- concurrency
+
+@case
+def concurrent_enrolls(h):
+    """20 admins enrolling at once: every line lands exactly once."""
+    h.write_users("# team\ndave +15555550100\n")
+    config = h.write_config()
+    users = {f"user{i:02d}": f"+1555556{i:04d}" for i in range(20)}
+    procs = []
+    for user, number in users.items():
+        p = subprocess.Popen(h.command(["enroll", "--no-verify", user, number], config),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        h.procs.append(p)
+        procs.append(p)
+    deadline = time.monotonic() + RUN_LIMIT
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("a concurrent enroll did not finish") from None
+        check(p.returncode == 0, f"enroll exit {p.returncode}: {err!r}")
+    rows = user_lines(h.users_text())
+    check(sorted(rows) == sorted([("dave", "+15555550100")] + list(users.items())),
+          f"{len(rows)} user lines: {sorted(rows)!r}")
+    check(h.users_text().startswith("# team\ndave +15555550100\n"), "the head of the file changed")
+    expect_private(h.users_path)
+    check(leftovers(h) == [], f"left behind: {leftovers(h)}")
+
+
+BASE_LINE = re.compile(r"^base\d{5} \+1555\d{7}$")
+ANY_LINE = re.compile(r"^(#.*|[^\s#]\S* \+[1-9]\d{6,14})$")
+
+
+@case
+def reads_during_updates_see_whole_files(h):
+    """While enroll/unenroll run in a loop, `list` and plain reads of the file always see
+    a whole file: every line, none cut."""
+    base = 20000
+    h.write_users("# base users\n" + "".join(f"base{i:05d} +1555{i:07d}\n" for i in range(base)))
+    config = h.write_config()
+    stop = threading.Event()
+    errors = []
+    counts = {"list": 0, "read": 0, "write": 0}
+
+    def writer():
+        try:
+            for i in range(30):
+                for args in (["enroll", "--no-verify", f"new{i:02d}", f"+1555557{i:04d}"],
+                             ["enroll", "--no-verify", "base00000", f"+1555558{i:04d}"],
+                             ["unenroll", f"new{i - 1:02d}"] if i else None):
+                    if args is None:
+                        continue
+                    r = subprocess.run(h.command(args, config), stdin=subprocess.DEVNULL,
+                                       capture_output=True, timeout=RUN_LIMIT, start_new_session=True)
+                    if r.returncode != 0:
+                        errors.append(f"{args}: exit {r.returncode} {r.stderr!r}")
+                    counts["write"] += 1
+        except Exception as e:  # reported below
+            errors.append(f"writer: {type(e).__name__}: {e}")
+        finally:
+            stop.set()
+
+    def raw_reader():
+        while not stop.is_set():
+            text = h.users_path.read_text(encoding="utf-8")
+            lines = text.split("\n")
+            if lines[-1] != "" or sum(1 for l in lines if BASE_LINE.match(l)) != base or \
+                    not all(ANY_LINE.match(l) for l in lines[:-1]):
+                errors.append(f"a read saw a partial file of {len(text)} bytes")
+                return
+            counts["read"] += 1
+
+    def list_reader():
+        while not stop.is_set():
+            r = subprocess.run(h.command(["list", "--show"], config), stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=RUN_LIMIT, start_new_session=True)
+            out = r.stdout.decode()
+            n = sum(1 for l in out.splitlines() if l.startswith("base"))
+            if r.returncode != 0 or r.stderr or n != base:
+                errors.append(f"list saw {n} base users, exit {r.returncode}, stderr {r.stderr[:200]!r}")
+                return
+            counts["list"] += 1
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (writer, raw_reader, list_reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=RUN_LIMIT * 3)
+    stop.set()
+    check(not any(t.is_alive() for t in threads), "a reader or the writer hung")
+    check(not errors, "; ".join(errors[:3]))
+    check(counts["write"] == 89, f"{counts['write']} updates ran")
+    check(counts["list"] >= 3 and counts["read"] >= 3, f"too little overlap: {counts}")
+    rows = dict(user_lines(h.users_text()))
+    check(rows.get("new29") == "+15555570029" and "new28" not in rows, "the last updates are missing")
+    check(rows.get("base00000") == "+15555580029", f"base00000 -> {rows.get('base00000')}")
+    check(len(rows) == base + 1, f"{len(rows)} users at the end")
+    check(leftovers(h) == [], f"left behind: {leftovers(h)}")
+
+
+# --------------------------------------------------------------------------- main
+
+def prerequisite_problem():
+    if os.geteuid() != 0:
+        return "not root (writes root-owned configs and users files)"
+    if not TOOL.is_file():
+        return f"command not built: {TOOL} missing (run make)"
+    if not SANDBOX.is_file():
+        return f"sandbox missing: {SANDBOX}"
+    if shutil.which("openssl") is None:
+        return "openssl missing (the sandbox makes its certificates with it)"
+    return None
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, name):
+        print(f"PASS: {name}", flush=True)
+        self.passed += 1
+
+    def fail(self, name, why):
+        print(f"FAIL: {name}: {why}", flush=True)
+        self.failed += 1
+
+
+def run_one(h, name, fn, tally):
+    h.case = name
+    h.sandbox.set_scenario("ok")
+    try:
+        fn(h)
+    except CaseFailure as e:
+        tally.fail(name, e)
+    except (Interrupted, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a harness or environment problem still fails the case
+        tally.fail(name, f"{type(e).__name__}: {e}")
+    else:
+        tally.ok(name)
+    finally:
+        h.kill_all()
+
+
+def run_cases(selected, verbose, tally):
+    workdir = tempfile.mkdtemp(prefix="tsms-cli-")
+    os.chmod(workdir, 0o700)
+    sandbox = Sandbox(Path(workdir) / "sandbox")
+    h = None
+    todo = list(selected)
+    try:
+        sandbox.start()
+        h = Harness(workdir, sandbox, verbose)
+        while todo:
+            name, fn = todo[0]
+            run_one(h, name, fn, tally)
+            todo.pop(0)
+    except (Interrupted, KeyboardInterrupt) as e:
+        for name, _ in todo:
+            tally.fail(name, f"interrupted ({e or 'SIGINT'})")
+    except Exception as e:
+        for name, _ in todo:
+            tally.fail(name, f"{type(e).__name__}: {e}")
+    finally:
+        signal.alarm(0)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let cleanup finish
+        if h:
+            h.kill_all()
+        sandbox.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", metavar="PATTERN", help="run only cases whose name matches (regex)")
+    parser.add_argument("-v", action="store_true", help="print every command run and its output")
+    args = parser.parse_args()
+
+    tally = Tally()
+    selected = [(n, f) for n, f in CASES if not args.k or re.search(args.k, n)]
+    problem = prerequisite_problem()
+    if not selected:
+        tally.fail("selection", f"no case matches {args.k!r}")
+    elif problem:
+        for name, _ in selected:
+            tally.fail(name, problem)
+    else:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+            signal.signal(sig, on_signal)
+        signal.alarm(SUITE_LIMIT)
+        run_cases(selected, args.v, tally)
+    print(f"cli: {tally.passed} passed, {tally.failed} failed")
+    return 1 if tally.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
