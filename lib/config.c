@@ -443,8 +443,9 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 	if (base == NULL)
 		base = TSMS_DEFAULT_API_BASE;
 	len = strlen(base);
-	if (strncmp(base, "https://", 8) != 0 || len <= 8 || len > 512 || has_control(base) ||
-	    strpbrk(base, " ?#") != NULL) {
+	/* https://, a host (not empty, not starting with '/'), no query or fragment */
+	if (strncmp(base, "https://", 8) != 0 || len <= 8 || base[8] == '/' || base[8] == ':' ||
+	    len > 512 || has_control(base) || strpbrk(base, " ?#@\\") != NULL) {
 		char q[64];
 		fail(err,
 		     "apiBaseUrl \"%s\" is not an https:// URL; fix: remove it for %s or use "
