@@ -38,7 +38,8 @@ FORMATTED := pam_twilio_sms.c twilio-sms-otp.c $(LIB_SRC) $(LIB_HDR) $(UNIT_SRC)
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 BUILD_DEBS := gcc make pkg-config libpam0g-dev libcurl4-openssl-dev libcjson-dev libsodium-dev
 TEST_DEBS  := $(BUILD_DEBS) pamtester libcmocka-dev openssl python3 ca-certificates curl \
-              util-linux procps clang-format openssh-server openssh-client sudo
+              util-linux procps clang-format openssh-server openssh-client sudo \
+              clang libclang-rt-dev llvm
 
 .PHONY: all lib deps deps-build unit test demo install uninstall clean format check-format
 
@@ -104,6 +105,7 @@ check-format:
 
 clean:
 	rm -f $(MODULE) $(TOOL) lib/*.o lib/libtsms.a $(UNIT_BIN)
+	rm -rf tests/fuzz/build
 
 # Test tooling keeps its own rules beside it (fuzzers, analysis, test clients).
 include $(wildcard tests/*/*.mk)

@@ -50,7 +50,7 @@ void tsms_phone_mask_text(char *text)
 
 		while (*end >= '0' && *end <= '9')
 			end++;
-		if (end - digits >= 7 && end - digits <= 15) {
+		if (end - digits >= 7) { /* longer runs too: they may hold a number */
 			memset(start, '*', (size_t)(end - 4 - start));
 			p = end;
 		} else {

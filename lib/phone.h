@@ -18,7 +18,7 @@ bool tsms_phone_normalize(const char *in, char out[TSMS_PHONE_MAX]);
  * width for every number, e.g. "+15555550006" -> "******0006". */
 void tsms_phone_mask(const char *e164, char out[TSMS_PHONE_MASKED_MAX]);
 
-/* Masks, in place, every run of 7 to 15 digits (with an optional leading '+')
+/* Masks, in place, every run of 7 or more digits (with an optional leading '+')
  * in free text such as Twilio's error messages, keeping the last four digits:
  * "The 'To' number +15005550001 is ..." -> "The 'To' number ********0001 is ...". */
 void tsms_phone_mask_text(char *text);

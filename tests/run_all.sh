@@ -53,6 +53,7 @@ run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "integration (sshd, sudo)" python3 tests/integration/run_integration.py
+run_suite "fuzz (libFuzzer, corpus-seeded, 60 s)" tests/fuzz/smoke.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

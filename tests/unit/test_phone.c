@@ -252,6 +252,7 @@ static void test_mask_text_leaves_the_rest(void **state)
 	assert_masks_text("error 21211 (HTTP 400) at 2025-11-26",
 	                  "error 21211 (HTTP 400) at 2025-11-26");
 	assert_masks_text("+1555 is short", "+1555 is short");
+	assert_masks_text("ref 12345678901234567890", "ref ****************7890");
 	assert_masks_text("123456", "123456");
 	assert_masks_text("Numéro +15555550006 invalide", "Numéro ********0006 invalide");
 }

@@ -1,0 +1,97 @@
+/* fuzz_config.c - libFuzzer target: the config parser and validator.
+ * The input is a config file's bytes. A rejected config must explain itself
+ * in one printable line; an accepted one must hold only values the rest of
+ * the module relies on (checked here, so that validation bugs show up as
+ * crashes rather than as odd behaviour at login). */
+#include <stdint.h>
+
+#include "config.h"
+#include "fuzz.h"
+#include "otp.h"
+#include "template.h"
+
+/* Every value the module later uses without checking it again. */
+static void check_config(const struct tsms_config *cfg)
+{
+	const struct tsms_template *signin = tsms_config_template(cfg, "SignIn");
+	char code[TSMS_CODE_MAX + 1];
+	char *body;
+
+	FUZZ_CHECK(cfg->account_sid != NULL && strlen(cfg->account_sid) == 34);
+	FUZZ_CHECK(strncmp(cfg->account_sid, "AC", 2) == 0);
+	FUZZ_CHECK(cfg->messaging_service_sid != NULL && strlen(cfg->messaging_service_sid) == 34);
+	FUZZ_CHECK(strncmp(cfg->messaging_service_sid, "MG", 2) == 0);
+	FUZZ_CHECK(cfg->auth_token != NULL && cfg->auth_token[0] != '\0');
+	FUZZ_CHECK(!fuzz_has_control(cfg->auth_token));
+
+	FUZZ_CHECK(cfg->api_base_url != NULL && strncmp(cfg->api_base_url, "https://", 8) == 0);
+	FUZZ_CHECK(strlen(cfg->api_base_url) > 8 && !fuzz_has_control(cfg->api_base_url));
+	FUZZ_CHECK(cfg->api_base_url[strlen(cfg->api_base_url) - 1] != '/');
+	FUZZ_CHECK(cfg->ca_file == NULL || cfg->ca_file[0] == '/');
+	FUZZ_CHECK(cfg->state_dir != NULL && cfg->state_dir[0] == '/');
+	FUZZ_CHECK(!fuzz_has_control(cfg->state_dir));
+	FUZZ_CHECK(cfg->fail_mode == TSMS_FAIL_CLOSED || cfg->fail_mode == TSMS_FAIL_OPEN);
+
+	/* the ranges of README's config table */
+	FUZZ_CHECK(cfg->code_length >= TSMS_CODE_MIN && cfg->code_length <= TSMS_CODE_MAX);
+	FUZZ_CHECK(cfg->code_ttl_seconds >= 1 && cfg->code_ttl_seconds <= 3600);
+	FUZZ_CHECK(cfg->max_attempts >= 1 && cfg->max_attempts <= 10);
+	FUZZ_CHECK(cfg->timeout_seconds >= 1 && cfg->timeout_seconds <= 60);
+	FUZZ_CHECK(cfg->max_retries <= 5);
+	FUZZ_CHECK(cfg->send_limit >= 1 && cfg->send_limit <= 1000);
+	FUZZ_CHECK(cfg->send_window_seconds >= 1 && cfg->send_window_seconds <= 86400);
+	FUZZ_CHECK(cfg->resend_cooldown_seconds <= 3600);
+	FUZZ_CHECK(cfg->global_send_limit <= 1000000);
+	FUZZ_CHECK(cfg->max_resends <= 5);
+	FUZZ_CHECK(cfg->lockout_threshold >= 1 && cfg->lockout_threshold <= 1000);
+	FUZZ_CHECK(cfg->lockout_seconds >= 1 && cfg->lockout_seconds <= 86400);
+
+	FUZZ_CHECK(cfg->country_codes == NULL || cfg->n_country_codes > 0);
+	for (size_t i = 0; i < cfg->n_country_codes; i++) {
+		const char *cc = cfg->country_codes[i];
+
+		FUZZ_CHECK(fuzz_terminated(cc, sizeof(cfg->country_codes[i])));
+		FUZZ_CHECK(cc[0] == '+' && cc[1] >= '1' && cc[1] <= '9');
+		FUZZ_CHECK(strspn(cc + 1, "0123456789") == strlen(cc + 1) && strlen(cc) <= 5);
+	}
+
+	/* the template the module sends: present, with a placeholder, one message long */
+	FUZZ_CHECK(signin != NULL && signin->content != NULL);
+	FUZZ_CHECK(tsms_template_has_placeholder(signin->content));
+	memset(code, '9', cfg->code_length);
+	code[cfg->code_length] = '\0';
+	body = tsms_template_render(signin->content, code, NULL);
+	FUZZ_CHECK(body != NULL && tsms_utf8_chars(body) <= TSMS_BODY_MAX_CHARS);
+	free(body);
+	for (size_t i = 0; i < cfg->n_templates; i++)
+		FUZZ_CHECK(cfg->templates[i].usage != NULL && cfg->templates[i].content != NULL);
+
+	/* users: printable, unique names mapped to E.164 numbers */
+	for (size_t i = 0; i < cfg->n_users; i++) {
+		const struct tsms_user *u = &cfg->users[i];
+
+		FUZZ_CHECK(u->name != NULL && u->name[0] != '\0' && !fuzz_has_control(u->name));
+		FUZZ_CHECK(fuzz_terminated(u->phone, sizeof(u->phone)) && fuzz_is_e164(u->phone));
+		FUZZ_CHECK(tsms_config_phone(cfg, u->name) == u->phone);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+
+	/* junk, not zeros: an error left unterminated must show */
+	memset(err, 'X', sizeof(err));
+	cfg = tsms_config_parse((const char *)data, size, err);
+	FUZZ_CHECK(fuzz_terminated(err, sizeof(err)));
+	if (cfg == NULL) {
+		FUZZ_CHECK(err[0] != '\0' && !fuzz_has_control(err));
+	} else {
+		check_config(cfg);
+	}
+	tsms_config_free(cfg);
+	return 0;
+}
