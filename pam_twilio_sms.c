@@ -159,6 +159,24 @@ static void log_outcome(const struct tsms_log *log, const char *user, int rc, en
 	                 : "");
 }
 
+/* With debug: the settings in force, so an admin can see what the module read. */
+static void log_settings(const struct tsms_log *log, const char *path,
+                         const struct tsms_config *cfg)
+{
+	tsms_log(log, LOG_DEBUG,
+	         "config %s: %zu templates, %zu users, usersFile=%s, codeLength=%u "
+	         "codeTtlSeconds=%u maxAttempts=%u maxResends=%u timeoutSeconds=%u maxRetries=%u "
+	         "failMode=%s sendLimit=%u/%us resendCooldownSeconds=%u globalSendLimit=%u "
+	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s",
+	         path, cfg->n_templates, cfg->n_users,
+	         cfg->users_file != NULL ? cfg->users_file : "-", cfg->code_length,
+	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->max_resends, cfg->timeout_seconds,
+	         cfg->max_retries, cfg->fail_mode == TSMS_FAIL_OPEN ? "open" : "closed",
+	         cfg->send_limit, cfg->send_window_seconds, cfg->resend_cooldown_seconds,
+	         cfg->global_send_limit, cfg->lockout_threshold, cfg->lockout_seconds,
+	         cfg->state_dir, cfg->api_base_url);
+}
+
 TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
@@ -182,18 +200,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		err = TSMS_ERR_CONFIG;
 		goto out;
 	}
-	tsms_log(&log, LOG_DEBUG,
-	         "config %s: %zu templates, %zu users, usersFile=%s, codeLength=%u "
-	         "codeTtlSeconds=%u maxAttempts=%u maxResends=%u timeoutSeconds=%u maxRetries=%u "
-	         "failMode=%s sendLimit=%u/%us resendCooldownSeconds=%u globalSendLimit=%u "
-	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s",
-	         args.config, cfg->n_templates, cfg->n_users,
-	         cfg->users_file != NULL ? cfg->users_file : "-", cfg->code_length,
-	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->max_resends, cfg->timeout_seconds,
-	         cfg->max_retries, cfg->fail_mode == TSMS_FAIL_OPEN ? "open" : "closed",
-	         cfg->send_limit, cfg->send_window_seconds, cfg->resend_cooldown_seconds,
-	         cfg->global_send_limit, cfg->lockout_threshold, cfg->lockout_seconds,
-	         cfg->state_dir, cfg->api_base_url);
+	log_settings(&log, args.config, cfg);
 	rc = pam_get_user(pamh, &user, NULL);
 	if (rc != PAM_SUCCESS || user == NULL || user[0] == '\0') {
 		user = NULL;
