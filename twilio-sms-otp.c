@@ -145,7 +145,8 @@ static int cmp_entries(const void *a, const void *b)
 
 static void check_duplicates(struct check_ctx *c)
 {
-	qsort(c->seen, c->n_seen, sizeof(*c->seen), cmp_entries);
+	if (c->n_seen > 1)
+		qsort(c->seen, c->n_seen, sizeof(*c->seen), cmp_entries);
 	for (size_t i = 1; i < c->n_seen; i++) {
 		if (strcmp(c->seen[i - 1].name, c->seen[i].name) == 0)
 			problem(c, "usersFile %s: user \"%s\" is on lines %u and %u; fix: keep one",

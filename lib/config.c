@@ -289,7 +289,8 @@ static bool parse_template(struct tsms_config *cfg, const cJSON *obj, size_t ind
 		return false;
 	}
 	for (size_t i = 0; i < index; i++) {
-		if (strcmp(cfg->templates[i].usage, usage) == 0) {
+		if (cfg->templates[i].usage != NULL &&
+		    strcmp(cfg->templates[i].usage, usage) == 0) {
 			fail(err, "two templates have usageType %s; fix: keep one", usage);
 			return false;
 		}
@@ -776,9 +777,13 @@ const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, 
 	const struct tsms_template *generic = NULL;
 
 	for (size_t i = 0; i < cfg->n_templates; i++) {
-		if (strcmp(cfg->templates[i].usage, usage) == 0)
+		const char *u = cfg->templates[i].usage;
+
+		if (u == NULL) /* only in a config that failed to parse */
+			continue;
+		if (strcmp(u, usage) == 0)
 			return &cfg->templates[i];
-		if (strcmp(cfg->templates[i].usage, "Generic") == 0)
+		if (strcmp(u, "Generic") == 0)
 			generic = &cfg->templates[i];
 	}
 	return generic;

@@ -54,6 +54,10 @@ run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "integration (sshd, sudo)" python3 tests/integration/run_integration.py
 run_suite "fuzz (libFuzzer, corpus-seeded, 60 s)" tests/fuzz/smoke.sh
+run_suite "exports" tests/analysis/exports.sh
+run_suite "static analysis (cppcheck, scan-build)" tests/analysis/static.sh
+run_suite "sanitizers (ASan+UBSan)" tests/analysis/sanitize.sh
+run_suite "valgrind memcheck" tests/analysis/valgrind.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

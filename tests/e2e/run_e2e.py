@@ -63,7 +63,7 @@ PAM_TEXT = {
     "PAM_CONV_ERR": "pamtester: Conversation error",
 }
 # Seconds a slow client prefix adds to each run (valgrind starting and ending pamtester),
-# granted to RUN_LIMIT and to the timing checks: TSMS_E2E_SLACK=6 under valgrind
+# granted to RUN_LIMIT and to the timing checks (tests/analysis/valgrind.sh sets 3)
 TIME_SLACK = float(os.environ.get("TSMS_E2E_SLACK") or 0)
 RUN_LIMIT = 30.0 + TIME_SLACK  # seconds any single pamtester run may take
 SYSLOG_RE = re.compile(r"^<\d+>(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?[^:\[ ]*(?:\[\d+\])?: (.*)$", re.S)
