@@ -112,6 +112,7 @@ static bool parse(const struct line *l, char phone[TSMS_PHONE_MAX], char problem
  * place cannot fault the reader) and no allocation, whatever the file's size. */
 struct reader {
 	int fd;
+	unsigned long long base; /* file offset of buf[0] */
 	size_t start, end;
 	bool eof, skip;
 	int error;
@@ -155,6 +156,7 @@ static bool next_line(struct reader *r, const char **line, size_t *len, bool *cu
 		}
 		if (r->eof)
 			return false;
+		r->base += r->start;
 		memmove(r->buf, r->buf + r->start, r->end - r->start);
 		r->end -= r->start;
 		r->start = 0;
@@ -167,6 +169,70 @@ static bool next_line(struct reader *r, const char **line, size_t *len, bool *cu
 		}
 		r->eof = n == 0;
 		r->end += (size_t)n;
+	}
+}
+
+/* Reads more into r's buffer, keeping its unread part. False when nothing came. */
+static bool fill(struct reader *r)
+{
+	ssize_t n;
+
+	if (r->eof)
+		return false;
+	r->base += r->start;
+	memmove(r->buf, r->buf + r->start, r->end - r->start);
+	r->end -= r->start;
+	r->start = 0;
+	do
+		n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		r->error = errno;
+	r->eof = n <= 0;
+	if (n > 0)
+		r->end += (size_t)n;
+	return n > 0;
+}
+
+/* All the whole lines now in the buffer, '\n's included, as one block, so that a
+ * lookup can search them at once; at the end, the last line without its '\n'.
+ * *cut marks a single line longer than the buffer (its rest is skipped). False
+ * at the end or on error. */
+static bool next_block(struct reader *r, const char **block, size_t *len, bool *cut)
+{
+	for (;;) {
+		char *from = r->buf + r->start, *last;
+		size_t have = r->end - r->start;
+
+		if (r->skip) {
+			char *nl = memchr(from, '\n', have);
+			r->start = nl != NULL ? (size_t)(nl + 1 - r->buf) : r->end;
+			r->skip = nl == NULL;
+			if (nl == NULL && !fill(r))
+				return false;
+			continue;
+		}
+		last = have > 0 ? memrchr(from, '\n', have) : NULL;
+		*block = from;
+		*cut = false;
+		if (last != NULL) {
+			*len = (size_t)(last + 1 - from);
+			r->start += *len;
+			return true;
+		}
+		if (r->eof) {
+			*len = have;
+			r->start = r->end;
+			return have > 0;
+		}
+		if (have == sizeof(r->buf)) {
+			*len = have;
+			*cut = true;
+			r->start = r->end;
+			r->skip = true;
+			return true;
+		}
+		fill(r);
 	}
 }
 
@@ -190,47 +256,113 @@ static bool close_reader(struct reader *r, const char *path, char err[TSMS_CONFI
 	return true;
 }
 
+/* The line number of file offset off: counted only for error messages, so that
+ * lookups need not count lines at all. 0 when the file cannot be read again. */
+static unsigned long long line_at(const char *path, unsigned long long off)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	unsigned long long line = 1;
+	struct reader r;
+	const char *p;
+	size_t len;
+	bool cut;
+
+	if (!open_reader(&r, path, err))
+		return 0;
+	while (next_block(&r, &p, &len, &cut)) {
+		unsigned long long at = r.base + (unsigned long long)(p - r.buf);
+		size_t upto;
+
+		if (at >= off)
+			break;
+		if (cut) { /* a whole over-long line before off: its '\n' was skipped */
+			line++;
+			continue;
+		}
+		upto = off - at < len ? (size_t)(off - at) : len;
+		for (const char *nl = p; (nl = memchr(nl, '\n', upto - (size_t)(nl - p))) != NULL;
+		     nl++)
+			line++;
+	}
+	close_reader(&r, path, err);
+	return line;
+}
+
+/* One line of the users file that names user, at file offset off: checks it,
+ * keeps the number. */
+static enum tsms_err take_line(const char *path, const char *user, const char *line,
+                               const char *end, bool cut, unsigned long long off,
+                               unsigned long long *found_off, char phone[TSMS_PHONE_MAX],
+                               char err[TSMS_CONFIG_ERR_MAX])
+{
+	char problem[96], number[TSMS_PHONE_MAX];
+	struct line l;
+
+	split(line, end, &l);
+	if (phone[0] != '\0') {
+		fail(err, "usersFile %s: user \"%s\" is on lines %llu and %llu; fix: keep one",
+		     path, user, line_at(path, *found_off), line_at(path, off));
+		return TSMS_ERR_CONFIG;
+	}
+	if (cut || !parse(&l, number, problem)) {
+		fail(err, "usersFile %s:%llu: %s; fix: write \"%s +15551234567\"", path,
+		     line_at(path, off), cut ? "the line is too long" : problem, user);
+		return TSMS_ERR_CONFIG;
+	}
+	memcpy(phone, number, sizeof(number));
+	*found_off = off;
+	return TSMS_OK;
+}
+
+/* True when the user name at hit starts a line of [start, end) and ends a field. */
+static bool starts_line(const char *start, const char *end, const char *hit, size_t user_len)
+{
+	const char *before = hit, *after = hit + user_len;
+
+	while (before > start && is_blank(before[-1]))
+		before--;
+	return (before == start || before[-1] == '\n') &&
+	       (after == end || is_blank(*after) || *after == '\n');
+}
+
 enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char phone[TSMS_PHONE_MAX],
                                      char err[TSMS_CONFIG_ERR_MAX])
 {
 	size_t user_len = strlen(user), len;
 	enum tsms_err result = TSMS_OK;
-	unsigned line_no = 0, found_at = 0;
+	unsigned long long found_off = 0;
+	const char *block;
 	struct reader r;
-	const char *p;
 	bool cut;
 
 	phone[0] = '\0';
 	if (!open_reader(&r, path, err))
 		return TSMS_ERR_CONFIG;
-	/* a name that no line can hold is simply not in the file */
-	while (tsms_users_valid_name(user) && next_line(&r, &p, &len, &cut)) {
-		const char *end = p + len, *q = p;
-		char problem[96], number[TSMS_PHONE_MAX];
-		struct line l;
+	/* a name that no line can hold is simply not in the file; otherwise search each
+	 * block for the name (memmem) instead of walking it line by line: the cost per
+	 * login stays small even for a million users */
+	while (result == TSMS_OK && tsms_users_valid_name(user) &&
+	       next_block(&r, &block, &len, &cut)) {
+		const char *end = block + len, *p = block, *hit;
 
-		line_no++;
-		/* the cheap test first: does this line start with the user name? */
-		while (q < end && is_blank(*q))
-			q++;
-		if ((size_t)(end - q) < user_len || memcmp(q, user, user_len) != 0 ||
-		    (q + user_len < end && !is_blank(q[user_len])))
-			continue;
-		split(p, end, &l);
-		if (found_at != 0) {
-			fail(err, "usersFile %s: user \"%s\" is on lines %u and %u; fix: keep one",
-			     path, user, found_at, line_no);
-			result = TSMS_ERR_CONFIG;
-			break;
+		while (result == TSMS_OK && p < end &&
+		       (hit = memmem(p, (size_t)(end - p), user, user_len)) != NULL) {
+			const char *line = hit, *line_end;
+
+			if (!starts_line(block, end, hit, user_len)) {
+				p = hit + 1;
+				continue;
+			}
+			while (line > block && line[-1] != '\n')
+				line--;
+			line_end = memchr(hit, '\n', (size_t)(end - hit));
+			if (line_end == NULL)
+				line_end = end;
+			result = take_line(path, user, line, line_end, cut,
+			                   r.base + (unsigned long long)(line - r.buf), &found_off,
+			                   phone, err);
+			p = line_end;
 		}
-		if (cut || !parse(&l, number, problem)) {
-			fail(err, "usersFile %s:%u: %s; fix: write \"%s +15551234567\"", path,
-			     line_no, cut ? "the line is too long" : problem, user);
-			result = TSMS_ERR_CONFIG;
-			break;
-		}
-		memcpy(phone, number, sizeof(number));
-		found_at = line_no;
 	}
 	if (!close_reader(&r, path, err))
 		result = TSMS_ERR_CONFIG;

@@ -1,0 +1,164 @@
+/* test_users.c - unit tests of lib/users: the users file lookup across read
+ * blocks, over-long lines, line numbers in errors, exact names */
+#include "unit.h"
+
+#include "users.h"
+
+struct dir {
+	char path[64];
+	char file[96];
+};
+
+static int setup(void **state)
+{
+	struct dir *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	snprintf(d->path, sizeof(d->path), "/tmp/tsms-users-XXXXXX");
+	assert_non_null(mkdtemp(d->path));
+	snprintf(d->file, sizeof(d->file), "%s/users", d->path);
+	*state = d;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct dir *d = *state;
+
+	unlink(d->file);
+	rmdir(d->path);
+	free(d);
+	return 0;
+}
+
+/* Writes text (len bytes) as a root-owned 0600 users file. */
+static void write_file(const struct dir *d, const char *text, size_t len)
+{
+	int fd = open(d->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, 0600), 0);
+	close(fd);
+}
+
+static void expect_phone(const struct dir *d, const char *user, const char *want)
+{
+	char phone[TSMS_PHONE_MAX], err[TSMS_CONFIG_ERR_MAX];
+
+	assert_int_equal(tsms_users_file_lookup(d->file, user, phone, err), TSMS_OK);
+	assert_string_equal(phone, want);
+}
+
+static void expect_error(const struct dir *d, const char *user, const char *needle)
+{
+	char phone[TSMS_PHONE_MAX], err[TSMS_CONFIG_ERR_MAX];
+
+	assert_int_equal(tsms_users_file_lookup(d->file, user, phone, err), TSMS_ERR_CONFIG);
+	assert_string_equal(phone, "");
+	assert_contains(err, needle);
+}
+
+/* A file of n lines "u<i> +1555<i>", with extras, far larger than one read block. */
+static char *big_file(unsigned n, size_t *len)
+{
+	size_t cap = (size_t)n * 32 + 64, used = 0;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	for (unsigned i = 0; i < n; i++)
+		used += (size_t)snprintf(text + used, cap - used, "%su%u +1555%07u\n",
+		                         i % 1000 == 7 ? "  \t" : "", i, i);
+	*len = used;
+	return text;
+}
+
+static void test_lookup_across_blocks(void **state)
+{
+	const struct dir *d = *state;
+	size_t len;
+	char *text = big_file(50000, &len);
+
+	write_file(d, text, len);
+	expect_phone(d, "u0", "+15550000000");
+	expect_phone(d, "u7", "+15550000007"); /* leading blanks */
+	expect_phone(d, "u12345", "+15550012345");
+	expect_phone(d, "u49999", "+15550049999");
+	expect_phone(d, "u5000", "+15550005000");
+	expect_phone(d, "u", "");      /* a prefix of every name is no name */
+	expect_phone(d, "u50000", ""); /* absent */
+	expect_phone(d, "1555", "");   /* inside the numbers */
+	free(text);
+}
+
+static void test_last_line_without_newline(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "a +15550000001\nlast +15550000002";
+
+	write_file(d, text, sizeof(text) - 1);
+	expect_phone(d, "last", "+15550000002");
+}
+
+static void test_exact_names(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "alice2 +15550000001\nxalice +15550000002\n#alice +15550000003\n"
+				   "alice\t+15550000004\n";
+
+	write_file(d, text, sizeof(text) - 1);
+	expect_phone(d, "alice", "+15550000004");
+	expect_phone(d, "alice ", "");
+	expect_phone(d, "#alice", "");
+}
+
+static void test_line_numbers_in_errors(void **state)
+{
+	const struct dir *d = *state;
+	size_t len;
+	char *text = big_file(30000, &len);
+	char *more = malloc(len + 128);
+
+	/* a duplicate and a malformed line, both far past the first read block */
+	memcpy(more, text, len);
+	len += (size_t)sprintf(more + len, "u17 +15559999999\nbad 123\n");
+	write_file(d, more, len);
+	expect_error(d, "u17", "lines 18 and 30001");
+	expect_error(d, "bad", ":30002:");
+	free(text);
+	free(more);
+}
+
+static void test_over_long_lines(void **state)
+{
+	const struct dir *d = *state;
+	size_t n = 40000, len = 0;
+	char *text = malloc(3 * n + 200);
+
+	/* an over-long line of another user, then an over-long line of the user looked up */
+	len += (size_t)sprintf(text + len, "a +15550000001\n");
+	memset(text + len, 'x', n);
+	len += n;
+	len += (size_t)sprintf(text + len, " +15550000002\nb ");
+	memset(text + len, '5', n);
+	len += n;
+	len += (size_t)sprintf(text + len, "\nc +15550000003\n");
+	write_file(d, text, len);
+	expect_phone(d, "a", "+15550000001");
+	expect_phone(d, "c", "+15550000003");
+	expect_error(d, "b", ":3:");
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lookup_across_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_line_without_newline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exact_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_numbers_in_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_over_long_lines, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
