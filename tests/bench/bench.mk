@@ -1,0 +1,19 @@
+# tests/bench/bench.mk - the benchmark (issue 5), included by the top-level Makefile.
+#
+#   make bench                          module vs the curl floor on a loopback Twilio sandbox,
+#                                       30 runs a figure; writes tests/bench/results.md,
+#                                       results.json and results.svg (as root, ~10 minutes)
+#   make bench BENCH_ARGS=--quick       5 runs, smaller cases; prints, writes nothing
+#   make bench BENCH_ARGS="--only latency,scale --runs 50 --out /tmp/b"
+#
+# Not part of `make test`: it measures, it does not pass or fail.
+
+BENCH_DEBS := pamtester curl valgrind time openssl python3 util-linux
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+bench:
+	@tests/install-deps.sh $(BUILD_DEBS) $(BENCH_DEBS)
+	$(MAKE) all
+	python3 tests/bench/run_bench.py $(BENCH_ARGS)

@@ -1,0 +1,1403 @@
+#!/usr/bin/env python3
+"""Benchmark of pam_twilio_sms.so against the floor: a bare curl sending the same request.
+
+Everything runs on loopback against one Twilio sandbox (tests/sandbox/twilio_sandbox.py),
+side by side in one run; every figure is a median over --runs runs (default 30) after
+--warmup runs (default 3) that are thrown away:
+
+  1. latency      time to dispatch (client start -> the sandbox has the request, from the
+                  sandbox's requests.jsonl "time") and full wall time of `pamtester SERVICE
+                  USER authenticate` with the module (the code typed back through pipes as
+                  soon as the prompt shows, read from the sandbox's outbox), next to a bare
+                  `curl` process sending the identical request (same form fields, HTTP Basic,
+                  --cacert). Target: module / curl <= 1.10.
+                  Also: the module with its stateDir on tmpfs (no fsync cost), pamtester
+                  with pam_permit.so, the module for an unmapped user (no request).
+  2. rss          peak RSS (/usr/bin/time %M) of pamtester with the module against pamtester
+                  with pam_permit.so, and where the RSS is (/proc/PID/smaps at the prompt).
+                  Target: at most 3 MiB more. (Part of the latency section.)
+  3. scale        full authentication with 10 / 10 000 / 100 000 / 1 000 000 users in the
+                  usersFile (and the lookup alone) and 10 / 10 000 / 100 000 inline in the
+                  JSON config. Target: 100 000 in the users file at most 5 % slower than 10.
+  4. concurrency  1, 8, 32, 128 simultaneous authentications of distinct users (batches),
+                  against as many simultaneous curls: throughput, p50/p99 latency, errors,
+                  lost or duplicated SMS (counted in the sandbox's outbox), sandbox CPU.
+  5. callgrind    instructions of one authentication under valgrind --tool=callgrind, by
+                  object file (self cost) and by phase (inclusive), and of the curl floor.
+
+Prints a table; a full default run also writes tests/bench/results.md, results.json and
+results.svg (the plot the README embeds). Needs root (service files in /etc/pam.d, root-owned
+config), pamtester, curl, /usr/bin/time and valgrind; `make bench` installs them.
+
+    python3 tests/bench/run_bench.py [--runs N] [--warmup N] [--quick] [--only SECTIONS]
+                                     [--levels 1,8,32,128] [--callgrind-runs N]
+                                     [--keep-callgrind DIR] [--out DIR]
+"""
+
+import argparse
+import collections
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import re
+import secrets
+import selectors
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from run_e2e import (ACCOUNT_SID, AUTH_TOKEN, DEFAULT_TEMPLATE, MESSAGING_SID,  # noqa: E402
+                     PROMPT_RE, SANDBOX, Sandbox, SyslogCapture, extract_code)
+
+MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
+PAM_DIR = Path("/etc/pam.d")
+SERVICE_PREFIX = "tsms-bench-"
+NS_MARK = "TSMS_BENCH_IN_NS"
+VERSION = (re.search(r"^VERSION\s*:?=\s*(\S+)", (REPO / "Makefile").read_text(), re.M)
+           or ["", "0"])[1]
+USER_AGENT = f"pam_twilio_sms/{VERSION}"  # the module's (lib/http.c), so curl's request is the same
+SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind")
+LEVELS = (1, 8, 32, 128)
+SCALE_FILE = (10, 10_000, 100_000, 1_000_000)
+SCALE_INLINE = (10, 10_000, 100_000)
+BENCH_USER, BENCH_PHONE = "bench", "+15555550100"
+SCALE_USER, SCALE_PHONE = "scaleuser", "+15555550199"
+MIB = 1024 * 1024
+
+TARGET_RATIO = 1.10
+TARGET_RSS_KIB = 3 * 1024
+TARGET_SCALE = 1.05
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on (setup failed, a client hung)."""
+
+
+# --------------------------------------------------------------------------- statistics
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def pct(xs, p):
+    """The p-th percentile, linear between closest ranks."""
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    k = (len(s) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+# --------------------------------------------------------------------------- records
+
+class Tail:
+    """The complete JSON lines appended to a file since the last read."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.f = None
+        self.rest = b""
+
+    def read(self):
+        if self.f is None:
+            try:
+                self.f = open(self.path, "rb")
+            except FileNotFoundError:
+                return []
+        data = self.rest + self.f.read()
+        lines = data.split(b"\n")
+        self.rest = lines.pop()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def close(self):
+        if self.f:
+            self.f.close()
+
+
+class Job:
+    """One client process: pamtester (answers its prompt) or curl (or anything else)."""
+
+    def __init__(self, kind, argv, phone=None):
+        self.kind = kind          # "pam": answer the SMS code prompt; "plain": just run
+        self.argv = argv
+        self.phone = phone        # the number the SMS goes to (None: no SMS expected)
+        self.proc = None
+        self.out = b""
+        self.answered = False
+        self.start_wall = self.start = self.end = None
+        self.status = None
+        self.cpu = None           # user + system seconds of the client (wait4)
+        self.maxrss_kib = None
+        self.request_time = None  # when the sandbox had the request (its clock, time.time())
+        self.request_status = None
+        self.form = None
+        self.sms = 0
+        self.rss_file = None      # /usr/bin/time -o FILE: the client's peak RSS in KiB
+        self.snapshot = None      # {} to fill with the client's memory at its prompt
+
+    @property
+    def wall(self):
+        return self.end - self.start
+
+    @property
+    def dispatch(self):
+        return None if self.request_time is None else self.request_time - self.start_wall
+
+    def ok(self, want_output):
+        return self.status == 0 and want_output in self.out and (
+            self.phone is None or (self.sms == 1 and self.request_status == 201))
+
+
+# --------------------------------------------------------------------------- the bench
+
+class Bench:
+    def __init__(self, workdir, args):
+        self.workdir = Path(workdir)
+        self.args = args
+        self.sandbox = Sandbox(self.workdir / "sandbox")
+        self.syslog = None
+        self.services = []
+        self.conf = self.workdir / "conf"
+        self.conf.mkdir(mode=0o700)
+        self.tmpfs = None
+        self.outbox = self.requests = None
+        self.pending = collections.defaultdict(collections.deque)  # phone -> SMS bodies
+        self.sms_count = collections.Counter()
+        self.scale_cases = []  # (name, service) of the scale section, for callgrind
+
+    # ---- setup
+
+    def start(self):
+        self.sandbox.start()
+        self.outbox = Tail(self.sandbox.dir / "outbox.jsonl")
+        self.requests = Tail(self.sandbox.dir / "requests.jsonl")
+        self.syslog = SyslogCapture(self.workdir)
+        if not self.syslog.owns_dev_log and os.environ.get(NS_MARK):
+            # in our own mount namespace (enter_namespace): every client logs to our socket
+            done = subprocess.run(["mount", "--bind", self.syslog.path, "/dev/log"],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                say(f"bench: cannot mount the log socket over /dev/log ({done.stderr.strip()}); "
+                    "module log lines go to the system's /dev/log")
+        shm = Path("/dev/shm")
+        if shm.is_dir():
+            self.tmpfs = Path(tempfile.mkdtemp(prefix="tsms-bench-", dir=shm))
+
+    def stop(self):
+        for name in self.services:
+            (PAM_DIR / name).unlink(missing_ok=True)
+        self.services = []
+        if self.syslog:
+            self.syslog.close()
+        self.sandbox.stop()
+        for t in (self.outbox, self.requests):
+            if t:
+                t.close()
+        if self.tmpfs:
+            shutil.rmtree(self.tmpfs, ignore_errors=True)
+
+    def config(self, name, users=None, state=None, **over):
+        """Writes a root-owned 0600 config and returns its path."""
+        cfg = {
+            "accountSID": ACCOUNT_SID,
+            "authToken": AUTH_TOKEN,
+            "fromMessagingServiceSID": MESSAGING_SID,
+            "templates": [{"usageType": "SignIn", "content": DEFAULT_TEMPLATE}],
+            "apiBaseUrl": self.sandbox.base_url,
+            "caFile": self.sandbox.ca_file,
+            "timeoutSeconds": 30,  # room for a client under callgrind
+            "stateDir": str(state or self.conf / f"state-{name}"),
+            # limits that count (a state file per user and @global, written per SMS) but
+            # never refuse: windows of a second, so no number of runs reaches them
+            "sendLimit": 1000,
+            "sendWindowSeconds": 1,
+            "resendCooldownSeconds": 0,
+            "globalSendLimit": 1_000_000,
+        }
+        if users is not None:
+            cfg["users"] = users
+        cfg.update(over)
+        path = self.conf / f"{name}.json"
+        write_private(path, json.dumps(cfg, separators=(",", ":")))
+        return path
+
+    def service(self, name, module_line):
+        svc = f"{SERVICE_PREFIX}{os.getpid()}-{name}"
+        path = PAM_DIR / svc
+        self.services.append(svc)
+        path.write_text(module_line + "\n")
+        os.chmod(path, 0o644)
+        return svc
+
+    def module_service(self, name, config):
+        return self.service(name, f"auth required {MODULE} config={config}")
+
+    # ---- clients
+
+    def pam_job(self, service, user, phone, prefix=()):
+        return Job("pam", [*prefix, "pamtester", service, user, "authenticate"], phone)
+
+    def curl_job(self, phone, prefix=()):
+        """The module's request, sent by the curl command: same URL, HTTP Basic, form fields
+        in the same order, body of the same template and code length, Accept header,
+        User-Agent, no Expect, TLS 1.2 or later against the same CA file."""
+        body = DEFAULT_TEMPLATE.replace("{{code}}", f"{secrets.randbelow(10**6):06d}")
+        url = f"{self.sandbox.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        argv = [*prefix, "curl", "-sS", "--proto", "=https", "--tlsv1.2",
+                "--cacert", self.sandbox.ca_file, "--user", f"{ACCOUNT_SID}:{AUTH_TOKEN}",
+                "-A", USER_AGENT, "-H", "Accept: application/json", "-H", "Expect:",
+                "--max-time", "10",
+                "--data-urlencode", f"To={phone}",
+                "--data-urlencode", f"MessagingServiceSid={MESSAGING_SID}",
+                "--data-urlencode", f"Body={body}",
+                "-o", "/dev/null", "-w", "%{http_code}", url]
+        return Job("plain", argv, phone)
+
+    # ---- running a batch of clients at once
+
+    def _read_records(self):
+        for row in self.outbox.read():
+            self.pending[row.get("to")].append(row.get("body"))
+            self.sms_count[row.get("to")] += 1
+
+    def _code_for(self, job, deadline):
+        """The code of the SMS the job's client just caused: the module sends before it
+        prompts and the sandbox writes the outbox before it answers, so it is there."""
+        while True:
+            self._read_records()
+            if self.pending[job.phone]:
+                return extract_code(self.pending[job.phone].popleft(), 6)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.0005)
+
+    def _spawn(self, job, sel):
+        stdin = subprocess.PIPE if job.kind == "pam" else subprocess.DEVNULL
+        job.start_wall = time.time()
+        job.start = time.monotonic()
+        job.proc = subprocess.Popen(job.argv, stdin=stdin, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+        sel.register(job.proc.stdout.fileno(), selectors.EVENT_READ, job)
+
+    def _service(self, sel, timeout, deadline):
+        for key, _ in sel.select(timeout):
+            job = key.data
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                job.end = time.monotonic()
+                sel.unregister(key.fd)
+                _, status, usage = os.wait4(job.proc.pid, 0)
+                job.proc.returncode = job.status = os.waitstatus_to_exitcode(status)
+                job.maxrss_kib = usage.ru_maxrss
+                job.cpu = usage.ru_utime + usage.ru_stime
+                if job.rss_file:
+                    job.maxrss_kib = read_time_rss(job.rss_file)
+                for f in (job.proc.stdin, job.proc.stdout):
+                    if f:
+                        try:
+                            f.close()
+                        except OSError:
+                            pass
+                continue
+            job.out += chunk
+            if job.kind == "pam" and not job.answered and \
+                    PROMPT_RE.search(job.out.decode("utf-8", "replace")):
+                job.answered = True
+                if job.snapshot is not None:
+                    job.snapshot.update(memory_map(job.proc.pid))
+                code = self._code_for(job, deadline)
+                try:
+                    job.proc.stdin.write(((code or "no-sms") + "\n").encode())
+                    job.proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+
+    def run(self, jobs, timeout=60.0):
+        """Starts the jobs one right after the other (answering prompts in between) and
+        waits for all; then matches each to its SMS and its request in the sandbox."""
+        sel = selectors.DefaultSelector()
+        deadline = time.monotonic() + timeout
+        self.sms_count.clear()
+        try:
+            for job in jobs:
+                self._spawn(job, sel)
+                self._service(sel, 0, deadline)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(f"{len(sel.get_map())} clients still running after "
+                                     f"{timeout:.0f}s, e.g. {jobs[0].argv[:4]}")
+                self._service(sel, min(left, 1.0), deadline)
+        finally:
+            for job in jobs:
+                if job.proc and job.proc.returncode is None:
+                    job.proc.kill()
+                    job.proc.wait()
+            sel.close()
+        self._read_records()
+        rows = {}
+        for row in self.requests.read():
+            for to in (row.get("form") or {}).get("To", []):
+                rows.setdefault(to, []).append(row)
+        for job in jobs:
+            if job.phone is None:
+                continue
+            job.sms = self.sms_count[job.phone]
+            reqs = rows.get(job.phone, [])
+            if reqs:
+                job.request_time = reqs[0]["time"]
+                job.request_status = reqs[0]["status"]
+                job.form = reqs[0]["form"]
+            if len(reqs) != 1:
+                job.request_status = -len(reqs)  # none or several: an error either way
+        self.pending.clear()
+        return jobs
+
+
+def read_time_rss(path):
+    """The %M line /usr/bin/time wrote (the last line: a failing client adds one before)."""
+    try:
+        return int(Path(path).read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def with_rss(job, path):
+    """The job run under /usr/bin/time, which reports its peak RSS. Its wait4 rusage
+    would not do: a child of a vfork()ing Python inherits Python's high-water mark at
+    exec, while time, a small C program, fork()s."""
+    job.argv = ["/usr/bin/time", "-f", "%M", "-o", str(path), *job.argv]
+    job.rss_file = path
+    return job
+
+
+RSS_GROUPS = (
+    ("pam_twilio_sms.so", r"pam_twilio_sms\.so"),
+    ("libcrypto", r"libcrypto"),
+    ("libssl", r"libssl"),
+    ("libcurl", r"libcurl"),
+    ("libc", r"/libc\.so"),
+    ("libcjson, libsodium", r"libcjson|libsodium"),
+    ("pamtester, libpam, ld.so", r"pamtester|libpam|ld-linux"),
+    ("libcurl's other dependencies", r"\.so"),
+    ("heap and anonymous memory", r"^\[heap\]$|^$|^\[anon"),
+    ("stack", r"^\[stack\]$"),
+)
+
+
+def memory_map(pid):
+    """The process's RSS (KiB) now, by mapping group, from /proc/PID/smaps, its peak so
+    far (VmHWM) and its proportional share (PSS: shared library pages divided among the
+    processes that map them)."""
+    groups, files, pss, dirty, name = collections.Counter(), collections.Counter(), 0, 0, ""
+    try:
+        smaps = Path(f"/proc/{pid}/smaps").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    for line in smaps.splitlines():
+        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$", line)
+        if head:
+            name = head.group(1).strip()
+            continue
+        m = re.match(r"^(Rss|Pss|Private_Dirty):\s+(\d+) kB", line)
+        if not m:
+            continue
+        if m.group(1) == "Pss":
+            pss += int(m.group(2))
+            continue
+        if m.group(1) == "Private_Dirty":
+            dirty += int(m.group(2))
+            continue
+        files[name.rsplit("/", 1)[-1] or "[anon]"] += int(m.group(2))
+        for group, pattern in RSS_GROUPS:
+            if re.search(pattern, name):
+                groups[group] += int(m.group(2))
+                break
+        else:
+            groups["other"] += int(m.group(2))
+    hwm = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return {"groups": dict(groups), "rss_kib": sum(groups.values()), "pss_kib": pss,
+            "private_dirty_kib": dirty, "hwm_kib": int(hwm.group(1)) if hwm else None,
+            "top_files": dict(files.most_common(12))}
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o600)
+
+
+def phone_of(i, base=5_550_000):
+    return f"+1555{base + i:07d}"
+
+
+# --------------------------------------------------------------------------- sections
+
+PAM_OK = b"successfully authenticated"
+CURL_OK = b"201"
+
+
+class Series:
+    """Samples of one client kind: wall and dispatch seconds, peak RSS, failures."""
+
+    def __init__(self, name):
+        self.name = name
+        self.wall, self.dispatch, self.rss, self.cpu, self.errors = [], [], [], [], 0
+
+    def add(self, job, want):
+        if not job.ok(want):
+            self.errors += 1
+            return
+        if job.rss_file:
+            self.rss.append(job.maxrss_kib)
+            return
+        self.wall.append(job.wall)
+        self.cpu.append(job.cpu)
+        if job.dispatch is not None:
+            self.dispatch.append(job.dispatch)
+
+    def summary(self):
+        return {
+            "n": len(self.wall), "errors": self.errors,
+            "wall_ms": ms(median(self.wall)), "wall_p10_ms": ms(pct(self.wall, 10)),
+            "wall_p90_ms": ms(pct(self.wall, 90)),
+            "cpu_ms": ms(median(self.cpu)) if self.cpu else None,
+            "dispatch_ms": ms(median(self.dispatch)) if self.dispatch else None,
+            "dispatch_p10_ms": ms(pct(self.dispatch, 10)) if self.dispatch else None,
+            "dispatch_p90_ms": ms(pct(self.dispatch, 90)) if self.dispatch else None,
+            "rss_kib": median(self.rss) if self.rss else None,
+            "rss_min_kib": min(self.rss) if self.rss else None,
+            "rss_max_kib": max(self.rss) if self.rss else None,
+        }
+
+
+def ms(seconds):
+    return round(seconds * 1000, 3)
+
+
+def say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def latency_users():
+    """Ten users, the benchmarked one among them."""
+    users = {f"user{i}": phone_of(i, 5_550_110) for i in range(9)}
+    users[BENCH_USER] = BENCH_PHONE
+    return users
+
+
+def section_latency(b, runs, warmup):
+    """Module vs curl (and pam_permit, the module with its stateDir on tmpfs, the module
+    for an unmapped user), one of each per round in a random order; and the module, curl
+    and pam_permit under /usr/bin/time for their peak RSS (the timed runs go without)."""
+    users = latency_users()
+    svc = b.module_service("latency", b.config("latency", users))
+    permit = b.service("permit", "auth required pam_permit.so")
+    # the module loaded and its config read, but no state, request or prompt: an unmapped
+    # user with nullok (PAM_IGNORE), then pam_permit
+    nosend = b.service("nosend", f"auth required {MODULE} config={b.conf / 'latency.json'} "
+                       "nullok\nauth required pam_permit.so")
+    kinds = {
+        "module": lambda: (b.pam_job(svc, BENCH_USER, BENCH_PHONE), PAM_OK),
+        "curl": lambda: (b.curl_job(BENCH_PHONE), CURL_OK),
+        "permit": lambda: (b.pam_job(permit, BENCH_USER, None), PAM_OK),
+        "module_nosend": lambda: (b.pam_job(nosend, "unmapped", None), PAM_OK),
+    }
+    if b.tmpfs:
+        tsvc = b.module_service("latency-tmpfs", b.config("latency-tmpfs", users,
+                                                          state=b.tmpfs / "state"))
+        kinds["module_tmpfs"] = lambda: (b.pam_job(tsvc, BENCH_USER, BENCH_PHONE), PAM_OK)
+    rss = b.workdir / "rss"
+    kinds["rss_module"] = lambda: (with_rss(b.pam_job(svc, BENCH_USER, BENCH_PHONE), rss), PAM_OK)
+    kinds["rss_permit"] = lambda: (with_rss(b.pam_job(permit, BENCH_USER, None), rss), PAM_OK)
+    kinds["rss_curl"] = lambda: (with_rss(b.curl_job(BENCH_PHONE), rss), CURL_OK)
+    series = {k: Series(k) for k in kinds}
+    forms = {}
+    rng = random.Random(5)  # a new order every round: no kind always follows another
+    for i in range(warmup + runs):
+        order = list(kinds)
+        rng.shuffle(order)
+        for k in order:
+            job, want = kinds[k]()
+            b.run([job])
+            if i >= warmup:
+                series[k].add(job, want)
+                forms.setdefault(k, job.form)
+    same = forms.get("module") and forms.get("curl") and \
+        list(forms["module"]) == list(forms["curl"]) and \
+        all(forms["module"][f] == forms["curl"][f] for f in ("To", "MessagingServiceSid")) and \
+        len(forms["module"]["Body"][0]) == len(forms["curl"]["Body"][0])
+    out = {k: s.summary() for k, s in series.items() if not k.startswith("rss_")}
+    for k in ("module", "permit", "curl"):
+        r = series["rss_" + k].summary()
+        out[k].update({f: r[f] for f in ("rss_kib", "rss_min_kib", "rss_max_kib")})
+        out[k]["rss_errors"] = r["errors"]
+    snap = b.pam_job(svc, BENCH_USER, BENCH_PHONE)
+    snap.snapshot = {}
+    b.run([snap])
+    out["module_memory_at_prompt"] = snap.snapshot
+    out["identical_form"] = bool(same)
+    out["form_fields"] = list(forms.get("module") or [])
+    return out
+
+
+def write_users_file(path, n):
+    """n users, the benchmarked one last (the module scans the whole file anyway)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# pam_twilio_sms users: user +E164number\n")
+        chunk = []
+        for i in range(n - 1):
+            chunk.append(f"u{i:07d} {phone_of(i, 1_000_000)}\n")
+            if len(chunk) == 10000:
+                f.write("".join(chunk))
+                chunk = []
+        f.write("".join(chunk))
+        f.write(f"{SCALE_USER} {SCALE_PHONE}\n")
+    os.chown(path, 0, 0)
+
+
+def section_scale(b, runs, warmup, file_sizes, inline_sizes):
+    """Full authentications of a user among n others, in the users file or inline; and,
+    for the users file, the lookup alone: an unmapped user with nullok (the whole file is
+    scanned, as for a mapped user) then pam_permit, without state files or a request.
+    The cases run in a new random order every round, so that none always follows a
+    heavy one."""
+    state = str(b.conf / "state-scale")
+    cases = []
+    for n in file_sizes:
+        path = b.conf / f"users-{n}"
+        write_users_file(path, n)
+        cfg = b.config(f"file-{n}", usersFile=str(path), stateDir=state)
+        size = path.stat().st_size
+        cases.append(dict(name=f"file-{n}", where="usersFile", users=n, bytes=size,
+                          svc=b.module_service(f"file-{n}", cfg), user=SCALE_USER,
+                          phone=SCALE_PHONE))
+        cases.append(dict(name=f"lookup-file-{n}", where="usersFile, lookup only", users=n,
+                          bytes=size, user="unmapped", phone=None,
+                          svc=b.service(f"lookup-file-{n}", f"auth required {MODULE} "
+                                        f"config={cfg} nullok\nauth required pam_permit.so")))
+    for n in inline_sizes:
+        users = {f"u{i:07d}": phone_of(i, 1_000_000) for i in range(n - 1)}
+        users[SCALE_USER] = SCALE_PHONE
+        cfg = b.config(f"inline-{n}", users, stateDir=state)
+        cases.append(dict(name=f"inline-{n}", where="inline", users=n, bytes=cfg.stat().st_size,
+                          svc=b.module_service(f"inline-{n}", cfg), user=SCALE_USER,
+                          phone=SCALE_PHONE))
+    b.scale_cases = [(c["name"], c["svc"]) for c in cases if c["phone"]]
+    series = {c["name"]: Series(c["name"]) for c in cases}
+    rng = random.Random(5)
+    for i in range(warmup + runs):
+        order = list(cases)
+        rng.shuffle(order)
+        for c in order:
+            job = b.run([b.pam_job(c["svc"], c["user"], c["phone"])])[0]
+            if i >= warmup:
+                series[c["name"]].add(job, PAM_OK)
+    return {c["name"]: dict(series[c["name"]].summary(), where=c["where"], users=c["users"],
+                            bytes=c["bytes"]) for c in cases}
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a running process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listen_overflows():
+    """TcpExt ListenOverflows: connections the kernel dropped because a listen queue was full
+    (the client retries its SYN after a second)."""
+    try:
+        rows = [l.split() for l in Path("/proc/net/netstat").read_text().splitlines()
+                if l.startswith("TcpExt:")]
+        return int(dict(zip(rows[0], rows[1]))["ListenOverflows"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return 0
+
+
+def section_concurrency(b, runs, warmup, levels):
+    top = max(levels)
+    users = {f"c{i:03d}": phone_of(i, 2_000_000) for i in range(top)}
+    svc = b.module_service("concurrency", b.config("concurrency", users))
+    sides = {"module": svc, "curl": None}
+    if b.tmpfs:
+        sides["module_tmpfs"] = b.module_service(
+            "concurrency-tmpfs", b.config("concurrency-tmpfs", users, state=b.tmpfs / "cstate"))
+    out = {}
+    for c in levels:
+        res = {}
+        for side, side_svc in sides.items():
+            lat, tput, errors, lost, dup, n = [], [], 0, 0, 0, 0
+            cpu, busy, span_sum, overflows = [], 0.0, 0.0, 0
+            for r in range(warmup + runs):
+                if side_svc:
+                    jobs = [b.pam_job(side_svc, f"c{i:03d}", phone_of(i, 2_000_000))
+                            for i in range(c)]
+                else:
+                    jobs = [b.curl_job(phone_of(i, 2_000_000)) for i in range(c)]
+                t0, s0, o0 = time.monotonic(), cpu_seconds(b.sandbox.proc.pid), listen_overflows()
+                b.run(jobs, timeout=120)
+                span = max(j.end for j in jobs) - t0
+                if r < warmup:
+                    continue
+                busy += cpu_seconds(b.sandbox.proc.pid) - s0
+                overflows += listen_overflows() - o0
+                span_sum += span
+                cpu += [j.cpu for j in jobs if j.cpu is not None]
+                want = PAM_OK if side_svc else CURL_OK
+                tput.append(c / span)
+                for j in jobs:
+                    n += 1
+                    lost += j.sms == 0
+                    dup += j.sms > 1
+                    if j.ok(want):
+                        lat.append(j.wall)
+                    else:
+                        errors += 1
+            res[side] = {
+                "batches": runs, "auths": n, "errors": errors, "lost_sms": lost,
+                "duplicate_sms": dup, "throughput": round(median(tput), 2),
+                "p50_ms": ms(pct(lat, 50)), "p99_ms": ms(pct(lat, 99)),
+                "client_cpu_ms": ms(median(cpu)),
+                "sandbox_cpu_pct": round(100 * busy / span_sum, 1) if span_sum else None,
+                "listen_overflows": overflows,
+            }
+            say(f"  concurrency {c:>3} {side:<12}: {res[side]['throughput']:7.1f}/s "
+                f"p50 {res[side]['p50_ms']:.1f} ms p99 {res[side]['p99_ms']:.1f} ms "
+                f"errors {errors} lost {lost} dup {dup}, "
+                f"sandbox CPU {res[side]['sandbox_cpu_pct']} %, "
+                f"{overflows} SYNs dropped")
+        out[str(c)] = res
+    return out
+
+
+# ---- callgrind
+
+class Callgrind:
+    """Self and inclusive instruction counts from a callgrind.out file."""
+
+    KEY = re.compile(r"^(ob|fl|fi|fe|fn|cob|cfi|cfl|cfn)=(?:\((\d+)\))?\s*(.*)$")
+    SPACE = {"ob": "ob", "cob": "ob", "fn": "fn", "cfn": "fn"}
+
+    def __init__(self, path):
+        names = {"ob": {}, "fl": {}, "fn": {}}
+        self.self_by_obj = collections.Counter()
+        self.self_by_fn = collections.Counter()
+        self.incl_by_fn = collections.Counter()
+        self.total = 0
+        ob = fn = "?"
+        after_calls = False
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if not line:
+                    continue
+                m = self.KEY.match(line)
+                if m:
+                    key, ident, name = m.groups()
+                    space = names[self.SPACE.get(key, "fl")]
+                    if ident is not None:
+                        if name:
+                            space[ident] = name
+                        name = space.get(ident, "?")
+                    if key == "ob":
+                        ob = name
+                    elif key == "fn":
+                        fn = name
+                    continue
+                if line.startswith("calls="):
+                    after_calls = True
+                    continue
+                if line.startswith(("totals:", "summary:")):
+                    self.total = max(self.total, int(line.split()[1]))
+                    continue
+                c = line[0]
+                if not (c.isdigit() or c in "+-*"):
+                    continue
+                cost = int(line.split()[-1]) if len(line.split()) > 1 else 0
+                if after_calls:
+                    self.incl_by_fn[(ob, fn)] += cost
+                    after_calls = False
+                else:
+                    self.self_by_obj[ob] += cost
+                    self.self_by_fn[(ob, fn)] += cost
+                    self.incl_by_fn[(ob, fn)] += cost
+
+    def inclusive(self, fn_name):
+        return sum(v for (o, f), v in self.incl_by_fn.items() if f == fn_name)
+
+
+OBJECT_GROUPS = (
+    ("pam_twilio_sms.so", r"pam_twilio_sms\.so"),
+    ("libcurl", r"libcurl"),
+    ("libssl", r"libssl"),
+    ("libcrypto", r"libcrypto"),
+    ("libcjson", r"libcjson"),
+    ("libsodium", r"libsodium"),
+    ("libc", r"/libc\.so"),
+    ("ld.so", r"ld-linux|ld\.so"),
+    ("libpam", r"libpam"),
+    ("pamtester / curl", r"/pamtester$|/curl$"),
+)
+PHASES = (
+    ("pam_sm_authenticate (all)", ("pam_sm_authenticate",)),
+    ("config load", ("tsms_config_load",)),
+    ("user lookup", ("tsms_users_lookup",)),
+    ("state files (limits, lockout)", ("tsms_state_reserve_send", "tsms_state_record_success")),
+    ("curl/OpenSSL global init+cleanup", ("curl_global_init", "curl_global_cleanup")),
+    ("HTTPS request (curl_easy_perform)", ("curl_easy_perform",)),
+    ("connection teardown (curl_easy_cleanup)", ("curl_easy_cleanup",)),
+    ("template, OTP, prompt, logging", ("tsms_template_render", "tsms_otp_generate",
+                                        "tsms_otp_matches", "pam_prompt", "pam_syslog")),
+)
+
+
+def group_objects(cg):
+    out = collections.Counter()
+    for obj, cost in cg.self_by_obj.items():
+        for name, pattern in OBJECT_GROUPS:
+            if re.search(pattern, obj):
+                out[name] += cost
+                break
+        else:
+            out["other"] += cost
+    return out
+
+
+def section_callgrind(b, runs):
+    if shutil.which("valgrind") is None:
+        return {"skipped": "valgrind not installed"}
+    svc = b.module_service("callgrind", b.config("callgrind", latency_users(), timeoutSeconds=60))
+    results = {"module": [], "curl": []}
+    for r in range(runs):
+        for side in ("module", "curl"):
+            out = b.workdir / f"callgrind.{side}.{r}"
+            prefix = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"]
+            job = (b.pam_job(svc, BENCH_USER, BENCH_PHONE, prefix) if side == "module"
+                   else b.curl_job(BENCH_PHONE, prefix))
+            b.run([job], timeout=300)
+            if not job.ok(PAM_OK if side == "module" else CURL_OK):
+                raise BenchError(f"{side} under callgrind failed: {job.out[-300:]!r}")
+            cg = Callgrind(out)
+            keep(b, out)
+            entry = {"total": cg.total, "objects": dict(group_objects(cg))}
+            if side == "module":
+                entry["phases"] = {name: sum(cg.inclusive(f) for f in fns)
+                                   for name, fns in PHASES}
+                http = sum(cg.inclusive(f) for f in (
+                    "curl_global_init", "curl_global_cleanup", "curl_easy_perform",
+                    "curl_easy_cleanup"))
+                entry["module_work"] = entry["phases"]["pam_sm_authenticate (all)"] - http
+                # libpam loads the module in pam_start: dlopen(RTLD_NOW) of it and its
+                # libraries; curl's binary binds the same libraries at exec (_dl_start)
+                entry["loading"] = cg.inclusive("pam_start")
+            else:
+                entry["loading"] = cg.inclusive("_dl_start")
+            results[side].append(entry)
+    # the run with the median total stands for all (counts barely move between runs)
+    pick = {side: sorted(rs, key=lambda e: e["total"])[len(rs) // 2]
+            for side, rs in results.items()}
+    pick["runs"] = runs
+    pick["module_totals"] = [e["total"] for e in results["module"]]
+    pick["scale"] = {}
+    for name, scale_svc in b.scale_cases:  # one run each: the lookups are deterministic
+        out = b.workdir / f"callgrind.{name}"
+        job = b.pam_job(scale_svc, SCALE_USER, SCALE_PHONE,
+                        ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"])
+        b.run([job], timeout=600)
+        if not job.ok(PAM_OK):
+            raise BenchError(f"{name} under callgrind failed: {job.out[-300:]!r}")
+        cg = Callgrind(out)
+        keep(b, out)
+        pick["scale"][name] = {"total": cg.total,
+                               "config_load": cg.inclusive("tsms_config_load"),
+                               "user_lookup": cg.inclusive("tsms_users_lookup")}
+    return pick
+
+
+def keep(b, path):
+    """Copies a callgrind file to --keep-callgrind DIR, for callgrind_annotate."""
+    if b.args.keep_callgrind:
+        Path(b.args.keep_callgrind).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, b.args.keep_callgrind)
+
+
+# --------------------------------------------------------------------------- report
+
+def machine():
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    def version(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (r.stdout or r.stderr).splitlines()[0].strip()
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "not found"
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "curl": version(["curl", "--version"]),
+        "python": platform.python_version(),
+        "state_fs": fs_type(Path(tempfile.gettempdir())),
+        "module": module_identity(),
+    }
+
+
+def module_identity():
+    """The measured build: its sha256 (first 16 hex digits) and modification time."""
+    st = MODULE.stat()
+    built = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc)
+    return {"path": str(MODULE), "sha256": hashlib.sha256(MODULE.read_bytes()).hexdigest()[:16],
+            "built": built.strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def fs_type(path):
+    try:
+        r = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(path)],
+                           capture_output=True,
+                           text=True, timeout=5)
+        return r.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def fmt(x, unit=""):
+    if x is None or (isinstance(x, float) and x != x):
+        return "-"
+    return f"{x:,.1f}{unit}" if isinstance(x, float) else f"{x:,}{unit}"
+
+
+def report(res, args):
+    """The results as Markdown tables (printed and written to results.md)."""
+    m = res["machine"]
+    L = [f"Measured {m['date']} on {m['nproc']} × {m['cpu']}, Linux {m['kernel']}, "
+         f"{m['curl'].split(' (')[0]}, Python {m['python']} (sandbox); stateDir in "
+         f"{tempfile.gettempdir()} ({m['state_fs']}); {args.runs} runs after {args.warmup} "
+         f"warm-up runs, medians. Module: {m['module']['path'].rsplit('/', 1)[-1]} built "
+         f"{m['module']['built']}, sha256 {m['module']['sha256']}….", ""]
+    lat = res.get("latency")
+    if lat:
+        mod, curl = lat["module"], lat["curl"]
+        rd = mod["dispatch_ms"] / curl["dispatch_ms"]
+        rw = mod["wall_ms"] / curl["wall_ms"]
+        res["targets"]["time to dispatch, module / curl <= 1.10"] = (round(rd, 3),
+                                                                       rd <= TARGET_RATIO)
+        res["targets"]["full authentication, module / curl <= 1.10"] = (round(rw, 3),
+                                                                          rw <= TARGET_RATIO)
+        L += ["### 1. Latency: module vs the curl floor (ms)", "",
+              "| client | time to dispatch | p10–p90 | full wall time | p10–p90 | client CPU "
+              "| errors |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        rows = [("curl (floor)", curl), ("pamtester + module", mod)]
+        if "module_tmpfs" in lat:
+            rows.append(("pamtester + module, stateDir on tmpfs", lat["module_tmpfs"]))
+        rows.append(("pamtester + pam_permit (no request)", lat["permit"]))
+        rows.append(("pamtester + module, unmapped user with nullok (loads, reads the "
+                     "config; no request)", lat["module_nosend"]))
+        for name, s in rows:
+            d = s["dispatch_ms"]
+            spread = ("-" if d is None else
+                      f"{fmt(s['dispatch_p10_ms'])}–{fmt(s['dispatch_p90_ms'])}")
+            L.append(f"| {name} | {fmt(d)} | {spread} | {fmt(s['wall_ms'])} | "
+                     f"{fmt(s['wall_p10_ms'])}–{fmt(s['wall_p90_ms'])} | {fmt(s['cpu_ms'])} | "
+                     f"{s['errors']} |")
+        L += ["", f"Module / curl: time to dispatch **{rd:.2f}**, full authentication "
+              f"**{rw:.2f}** (target ≤ {TARGET_RATIO:.2f}: {verdict(rd <= TARGET_RATIO)}, "
+              f"{verdict(rw <= TARGET_RATIO)}). Same form fields in both requests "
+              f"({', '.join(lat['form_fields'])}; same To, MessagingServiceSid and body "
+              f"length): {'yes' if lat['identical_form'] else 'NO'}."]
+        if "module_tmpfs" in lat:
+            t = lat["module_tmpfs"]
+            gap = mod["dispatch_ms"] - curl["dispatch_ms"]
+            fsync = mod["dispatch_ms"] - t["dispatch_ms"]
+            L += ["", f"With the stateDir on tmpfs (state files without fsync cost): dispatch "
+                  f"**{t['dispatch_ms'] / curl['dispatch_ms']:.2f}**, full authentication "
+                  f"**{t['wall_ms'] / curl['wall_ms']:.2f}** × curl. Of the "
+                  f"{gap:.1f} ms the module is behind curl at dispatch, {fsync:.1f} ms go to the "
+                  f"state files on {m['state_fs']} (module minus module with tmpfs stateDir) and "
+                  f"{gap - fsync:.1f} ms to the rest, against {lat['permit']['wall_ms']:.1f} ms "
+                  f"for a whole pamtester + pam_permit run."]
+        L.append("")
+        rss_mod, rss_permit = mod["rss_kib"], lat["permit"]["rss_kib"]
+        extra = rss_mod - rss_permit
+        res["targets"]["peak RSS, module - pam_permit <= 3 MiB"] = (extra, extra <= TARGET_RSS_KIB)
+        L += ["### 2. Peak RSS (/usr/bin/time %M, median)", "",
+              "| client | peak RSS |", "| --- | ---: |",
+              f"| pamtester + pam_permit.so | {rss_permit / 1024:.2f} MiB |",
+              f"| pamtester + pam_twilio_sms.so | {rss_mod / 1024:.2f} MiB |",
+              f"| curl (for reference) | {curl['rss_kib'] / 1024:.2f} MiB |", "",
+              f"The module adds **{extra / 1024:.2f} MiB** (target ≤ 3 MiB: "
+              f"{verdict(extra <= TARGET_RSS_KIB)})."]
+        snap = lat.get("module_memory_at_prompt") or {}
+        if snap.get("groups"):
+            L += ["", f"Where pamtester + module's RSS is at the prompt (after the request; "
+                  f"/proc/PID/smaps): {snap['rss_kib'] / 1024:.2f} MiB resident, of which "
+                  f"only {snap['pss_kib'] / 1024:.2f} MiB proportional (PSS: library pages are "
+                  f"shared with every other process that maps them).", "",
+                  "| mappings | RSS |", "| --- | ---: |"]
+            for g, v in sorted(snap["groups"].items(), key=lambda kv: -kv[1]):
+                L.append(f"| {g} | {v / 1024:.2f} MiB |")
+            L += ["", f"Private dirty memory (what the process alone costs): "
+                  f"{snap['private_dirty_kib'] / 1024:.2f} MiB. Largest files: " +
+                  ", ".join(f"{k} {v / 1024:.2f}" for k, v in snap["top_files"].items()) +
+                  " (MiB)."]
+        L.append("")
+    sc = res.get("scale")
+    if sc:
+        L += ["### 3. Scale with mapped users (full authentication, ms)", "",
+              "| users | where | file size | wall time | p10–p90 | vs 10 users in the same place "
+              "| errors |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, s in sc.items():
+            base = sc.get(re.sub(r"-\d+$", "-10", name))
+            rel = s["wall_ms"] / base["wall_ms"] if base else float("nan")
+            L.append(f"| {s['users']:,} | {s['where']} | {s['bytes'] / MIB:.2f} MiB | "
+                     f"{fmt(s['wall_ms'])} | {fmt(s['wall_p10_ms'])}–{fmt(s['wall_p90_ms'])} | "
+                     f"{(rel - 1) * 100:+.1f} % | {s['errors']} |")
+        if "file-100000" in sc and "file-10" in sc:
+            r = sc["file-100000"]["wall_ms"] / sc["file-10"]["wall_ms"]
+            res["targets"]["usersFile: 100 000 users <= 10 users + 5 %"] = (round(r, 3),
+                                                                          r <= TARGET_SCALE)
+            L += ["", f"100 000 users in the users file: **{(r - 1) * 100:+.1f} %** wall time "
+                  f"against 10 (target ≤ +5 %: {verdict(r <= TARGET_SCALE)})."]
+            if "lookup-file-100000" in sc and "lookup-file-10" in sc:
+                d = sc["lookup-file-100000"]["wall_ms"] - sc["lookup-file-10"]["wall_ms"]
+                L += [f"The lookup alone (unmapped user with nullok: module loaded, config read, "
+                      f"whole file scanned, no request) takes {d:+.1f} ms with 100 000 users "
+                      f"than with 10, i.e. {d / sc['file-10']['wall_ms'] * 100:+.1f} % of a "
+                      f"full authentication with 10 users."]
+        cgs = (res.get("callgrind") or {}).get("scale")
+        if cgs:
+            L += ["", "Instructions (callgrind, one run each) of the config load and the user "
+                  "lookup:", "", "| case | config load | user lookup | whole pamtester |",
+                  "| --- | ---: | ---: | ---: |"]
+            for name, e in cgs.items():
+                L.append(f"| {name} | {e['config_load']:,} | {e['user_lookup']:,} | "
+                         f"{e['total']:,} |")
+        L.append("")
+    cc = res.get("concurrency")
+    if cc:
+        L += ["### 4. Concurrency (batches of simultaneous clients, distinct users)", "",
+              "| clients | side | per second | p50 | p99 | client CPU each | sandbox CPU | "
+              "errors | lost SMS | duplicate SMS | SYNs dropped |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for c, r in cc.items():
+            for side, label in (("curl", "curl"), ("module", "module"),
+                                ("module_tmpfs", "module, tmpfs stateDir")):
+                if side not in r:
+                    continue
+                x = r[side]
+                L.append(f"| {c} | {label} | {x['throughput']:.1f} | {x['p50_ms']:.1f} ms | "
+                         f"{x['p99_ms']:.1f} ms | {x['client_cpu_ms']:.1f} ms | "
+                         f"{x['sandbox_cpu_pct']} % | {x['errors']} | {x['lost_sms']} | "
+                         f"{x['duplicate_sms']} | {x['listen_overflows']} |")
+        L += ["", "Sandbox CPU is the share of one core the sandbox process used while a "
+              "batch ran (one Python process: its GIL caps it near 100 %). SYNs dropped: "
+              "the kernel's ListenOverflows counter over the batches (a full listen queue "
+              "makes a client wait a second before it tries again).", ""]
+    cg = res.get("callgrind")
+    if cg and "module" in cg:
+        mo, cu = cg["module"], cg["curl"]
+        L += ["### 5. Instructions per authentication (callgrind, self cost by object)", "",
+              "| object | pamtester + module | curl |", "| --- | ---: | ---: |"]
+        for n in [n for n, _ in OBJECT_GROUPS] + ["other"]:
+            a, c = mo["objects"].get(n, 0), cu["objects"].get(n, 0)
+            if a or c:
+                L.append(f"| {n} | {a:,} | {c:,} |")
+        L.append(f"| **total** | **{mo['total']:,}** | **{cu['total']:,}** |")
+        L += ["", "| phase (inclusive) | instructions |", "| --- | ---: |",
+              f"| loading: pam_start (dlopen RTLD_NOW of the module and its libraries) | "
+              f"{mo['loading']:,} |",
+              f"| curl's loading for comparison (_dl_start at exec) | {cu['loading']:,} |"]
+        for name, v in mo["phases"].items():
+            L.append(f"| {name} | {v:,} |")
+        L.append(f"| **module's own work** (pam_sm_authenticate minus curl/OpenSSL init, "
+                 f"request and teardown) | **{mo['module_work']:,}** |")
+        L += ["", f"Instructions in pam_twilio_sms.so itself: "
+              f"**{mo['objects'].get('pam_twilio_sms.so', 0):,}**; process totals of the "
+              f"{cg['runs']} module runs: {', '.join(f'{t:,}' for t in cg['module_totals'])}.",
+              ""]
+    if res["targets"]:
+        L += ["### Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
+        for name, (value, ok) in res["targets"].items():
+            shown = f"{value / 1024:+.2f} MiB" if "RSS" in name else f"{value:.3f}"
+            L.append(f"| {name} | {shown} | {verdict(ok)} |")
+        L.append("")
+    return "\n".join(L)
+
+
+# --------------------------------------------------------------------------- plot
+
+PALETTE = {"curl": "#7f8c8d", "module": "#c0392b", "tmpfs": "#e67e22", "permit": "#2980b9",
+           "inline": "#8e44ad", "file": "#c0392b", "target": "#27ae60", "lookup": "#16a085"}
+
+
+def esc(s):
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def ticks(vmax, n=4):
+    """Round tick values from 0 to at least vmax, about n steps."""
+    if vmax <= 0:
+        return [0, 1]
+    raw = vmax / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    return [i * step for i in range(int(math.ceil(vmax / step - 1e-9)) + 1)]
+
+
+def num(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:g}"
+
+
+class Svg:
+    def __init__(self, w, h):
+        self.w, self.h, self.parts = w, h, []
+
+    def add(self, s):
+        self.parts.append(s)
+
+    def text(self, x, y, s, size=11, anchor="start", weight="normal", fill="#222"):
+        self.add(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
+                 f'font-weight="{weight}" fill="{fill}">{esc(s)}</text>')
+
+    def rect(self, x, y, w, h, fill):
+        self.add(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h:.1f}" '
+                 f'fill="{fill}"/>')
+
+    def line(self, x1, y1, x2, y2, stroke="#bbb", width=1, dash=None):
+        d = f' stroke-dasharray="{dash}"' if dash else ""
+        self.add(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                 f'stroke="{stroke}" stroke-width="{width}"{d}/>')
+
+    def legend(self, x, y, items, right=None):
+        """Rows of (name, color, dash) keys from x, wrapping before right; returns the
+        y of the last row."""
+        x0 = x
+        for name, color, dash in items:
+            width = 32 + 6 * len(name)
+            if right is not None and x > x0 and x + width > right:
+                x, y = x0, y + 14
+            self.line(x, y - 4, x + 18, y - 4, color, 3 if not dash else 2, dash)
+            self.text(x + 22, y, name, 10)
+            x += width
+        return y
+
+    def render(self):
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w}" height="{self.h}" '
+                f'viewBox="0 0 {self.w} {self.h}" font-family="DejaVu Sans, Arial, sans-serif">'
+                f'<rect width="100%" height="100%" fill="white"/>' + "".join(self.parts) +
+                "</svg>\n")
+
+
+def hbars(svg, x, y, w, h, title, rows, unit, targets=(), legend=()):
+    """rows: (label, [(value, color)]): a group of bars per row, from 0.
+    targets: (value, label, first_row, last_row): a dashed line across those rows."""
+    svg.text(x, y + 14, title, 13, weight="bold")
+    if legend:
+        svg.legend(x + 8, y + 32, legend, x + w)
+    if not rows:
+        return
+    left, top, bottom = x + 190, y + (48 if legend else 34), y + h - 22
+    width = x + w - left - 60
+    vmax = max([v for _, bars in rows for v, _ in bars] + [t[0] for t in targets])
+    tk = ticks(vmax)
+    vmax = tk[-1]
+    step = (bottom - top) / len(rows)
+    for t in tk:
+        gx = left + width * t / vmax
+        svg.line(gx, top, gx, bottom, "#eee")
+        svg.text(gx, bottom + 14, num(t), 10, "middle", fill="#666")
+    for i, (label, bars) in enumerate(rows):
+        bh = step * 0.7 / len(bars)
+        by = top + i * step + step * 0.15
+        svg.text(left - 6, by + step * 0.35 + 4, label, 11, "end")
+        for j, (v, color) in enumerate(bars):
+            yy = by + j * bh
+            svg.rect(left, yy, width * v / vmax, bh - 1, color)
+            svg.text(left + width * v / vmax + 4, yy + bh / 2 + 3.5,
+                     f"{v:,.1f} {unit}".strip(), 9.5)
+    for value, label, first, last in targets:
+        tx = left + width * value / vmax
+        y0, y1 = top + first * step + 2, top + (last + 1) * step - 2
+        svg.line(tx, y0, tx, y1, PALETTE["target"], 1.5, "5,3")
+        svg.text(tx + 3, y1 - 2, label, 9.5, fill=PALETTE["target"])
+
+
+def lines(svg, x, y, w, h, title, series, xlabel, ylabel):
+    """series: (name, [(x, y)], color, dash); x on a log scale."""
+    svg.text(x, y + 14, title, 13, weight="bold")
+    last = svg.legend(x + 60, y + 32, [(n, c, d) for n, s, c, d in series if s], x + w)
+    pts = [p for _, s, _, _ in series for p in s]
+    if not pts:
+        return
+    left, top, bottom, right = x + 60, last + 14, y + h - 40, x + w - 20
+    xs = sorted({p[0] for p in pts})
+    x0, x1 = math.log10(xs[0]), math.log10(xs[-1])
+    if x1 == x0:
+        x1 = x0 + 1
+    tk = ticks(max(p[1] for p in pts))
+    vmax = tk[-1]
+
+    def px(v):
+        return left + (right - left) * (math.log10(v) - x0) / (x1 - x0)
+
+    def py(v):
+        return bottom - (bottom - top) * v / vmax
+
+    for t in tk:
+        svg.line(left, py(t), right, py(t), "#eee")
+        svg.text(left - 6, py(t) + 4, num(t), 10, "end", fill="#666")
+    for t in xs:
+        svg.line(px(t), bottom, px(t), bottom + 4, "#999")
+        svg.text(px(t), bottom + 16, f"{t:,}", 10, "middle", fill="#666")
+    svg.text((left + right) / 2, bottom + 32, xlabel, 11, "middle", fill="#444")
+    cy = (top + bottom) / 2
+    svg.add(f'<text x="{x + 14}" y="{cy}" font-size="11" fill="#444" text-anchor="middle" '
+            f'transform="rotate(-90 {x + 14} {cy})">{esc(ylabel)}</text>')
+    for name, s, color, dash in series:
+        if not s:
+            continue
+        d = " ".join(f"{'M' if i == 0 else 'L'}{px(a):.1f},{py(v):.1f}"
+                     for i, (a, v) in enumerate(s))
+        extra = f' stroke-dasharray="{dash}"' if dash else ""
+        svg.add(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"{extra}/>')
+        if not dash:
+            for a, v in s:
+                svg.add(f'<circle cx="{px(a):.1f}" cy="{py(v):.1f}" r="3" fill="{color}"/>')
+
+
+def plot(res):
+    m = res["machine"]
+    svg = Svg(1000, 930)
+    svg.text(500, 22, f"pam_twilio_sms benchmark, {m['date']}: {m['nproc']} × {m['cpu']}, "
+             f"Linux {m['kernel']}; medians of {res['runs']} runs", 13, "middle", "bold")
+    mod_key = [("curl (floor)", PALETTE["curl"], None),
+               ("pamtester + module", PALETTE["module"], None)]
+    lat = res.get("latency")
+    if lat:
+        keys = ["curl", "module"] + (["module_tmpfs"] if "module_tmpfs" in lat else [])
+        colors = [PALETTE["curl"], PALETTE["module"], PALETTE["tmpfs"]]
+        rows = [("time to dispatch", [(lat[k]["dispatch_ms"], c) for k, c in zip(keys, colors)]),
+                ("full authentication", [(lat[k]["wall_ms"], c) for k, c in zip(keys, colors)])]
+        legend = mod_key + ([("module, tmpfs stateDir", PALETTE["tmpfs"], None)]
+                            if "module_tmpfs" in lat else [])
+        hbars(svg, 10, 40, 480, 270, "1. Latency (ms)", rows, "ms",
+              [(lat["curl"]["dispatch_ms"] * TARGET_RATIO, "target 1.10 × curl", 0, 0),
+               (lat["curl"]["wall_ms"] * TARGET_RATIO, "target 1.10 × curl", 1, 1)], legend)
+        mib = [("pamtester + pam_permit", [(lat["permit"]["rss_kib"] / 1024, PALETTE["permit"])]),
+               ("pamtester + module", [(lat["module"]["rss_kib"] / 1024, PALETTE["module"])]),
+               ("curl", [(lat["curl"]["rss_kib"] / 1024, PALETTE["curl"])])]
+        hbars(svg, 510, 40, 480, 270, "2. Peak RSS (MiB)", mib, "MiB",
+              [(lat["permit"]["rss_kib"] / 1024 + 3, "target: pam_permit + 3 MiB", 0, 2)])
+    sc = res.get("scale")
+    if sc:
+        f = [(s["users"], s["wall_ms"]) for s in sc.values() if s["where"] == "usersFile"]
+        i = [(s["users"], s["wall_ms"]) for s in sc.values() if s["where"] == "inline"]
+        lk = [(s["users"], s["wall_ms"]) for s in sc.values()
+              if s["where"] == "usersFile, lookup only"]
+        series = [("users file", f, PALETTE["file"], None),
+                  ("inline in the config", i, PALETTE["inline"], None),
+                  ("users file, lookup only", lk, PALETTE["lookup"], None)]
+        if "file-10" in sc and f:
+            t = sc["file-10"]["wall_ms"] * TARGET_SCALE
+            series.append(("target: 10 + 5 %", [(10, t), (max(p[0] for p in f), t)],
+                           PALETTE["target"], "5,3"))
+        lines(svg, 10, 320, 480, 290, "3. Full authentication vs mapped users (ms)", series,
+              "users (log scale)", "ms")
+    cc = res.get("concurrency")
+    if cc:
+        lv = [int(c) for c in cc]
+        lines(svg, 510, 320, 480, 290, "4a. Throughput (per second)",
+              [("module auth/s", [(c, cc[str(c)]["module"]["throughput"]) for c in lv],
+                PALETTE["module"], None),
+               ("curl req/s", [(c, cc[str(c)]["curl"]["throughput"]) for c in lv],
+                PALETTE["curl"], None),
+               ("module, tmpfs stateDir", [(c, cc[str(c)]["module_tmpfs"]["throughput"])
+                                           for c in lv if "module_tmpfs" in cc[str(c)]],
+                PALETTE["tmpfs"], None)],
+              "simultaneous clients (log scale)", "per second")
+        lines(svg, 510, 625, 480, 290, "4b. Latency, p50 and p99 (ms)",
+              [("module p50", [(c, cc[str(c)]["module"]["p50_ms"]) for c in lv],
+                PALETTE["module"], None),
+               ("p99", [(c, cc[str(c)]["module"]["p99_ms"]) for c in lv],
+                PALETTE["module"], "5,3"),
+               ("curl p50", [(c, cc[str(c)]["curl"]["p50_ms"]) for c in lv],
+                PALETTE["curl"], None),
+               ("p99", [(c, cc[str(c)]["curl"]["p99_ms"]) for c in lv],
+                PALETTE["curl"], "5,3")],
+              "simultaneous clients (log scale)", "ms")
+    cg = res.get("callgrind")
+    if cg and "module" in cg:
+        rows = []
+        for n in [n for n, _ in OBJECT_GROUPS] + ["other"]:
+            a = cg["module"]["objects"].get(n, 0) / 1e6
+            c = cg["curl"]["objects"].get(n, 0) / 1e6
+            if max(a, c) >= 0.05:
+                rows.append((n, [(c, PALETTE["curl"]), (a, PALETTE["module"])]))
+        rows.append(("total", [(cg["curl"]["total"] / 1e6, PALETTE["curl"]),
+                               (cg["module"]["total"] / 1e6, PALETTE["module"])]))
+        rows.append(("module's own work", [(cg["module"]["module_work"] / 1e6,
+                                            PALETTE["module"])]))
+        hbars(svg, 10, 625, 480, 290, "5. Instructions per process (callgrind, millions)",
+              rows, "", legend=mod_key)
+    return svg.render()
+
+
+# --------------------------------------------------------------------------- main
+
+def enter_namespace():
+    """Reruns this script in a private mount namespace, where our syslog socket can be
+    bind-mounted over /dev/log for every client without touching the machine's."""
+    if os.environ.get(NS_MARK) or not os.path.lexists("/dev/log"):
+        return
+    if shutil.which("unshare") is None:
+        return
+    os.environ[NS_MARK] = "1"
+    os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "--",
+                          sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+def prerequisites():
+    if os.geteuid() != 0:
+        return "run as root (service files in /etc/pam.d, root-owned config files)"
+    for tool, pkg in (("pamtester", "pamtester"), ("curl", "curl"), ("/usr/bin/time", "time")):
+        if shutil.which(tool) is None:
+            return f"{tool} not found: tests/install-deps.sh {pkg}"
+    if not MODULE.is_file():
+        return f"{MODULE} not built: make"
+    if not SANDBOX.is_file():
+        return f"sandbox missing: {SANDBOX}"
+    return None
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=30, help="measured runs per figure (30)")
+    p.add_argument("--warmup", type=int, default=3, help="runs thrown away first (3)")
+    p.add_argument("--quick", action="store_true",
+                   help="5 runs, 1 warm-up, up to 100 000 users and 32 clients, 1 callgrind run")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated sections ({','.join(SECTIONS)})")
+    p.add_argument("--levels", default=",".join(map(str, LEVELS)),
+                   help="concurrency levels (1,8,32,128)")
+    p.add_argument("--callgrind-runs", type=int, default=3)
+    p.add_argument("--keep-callgrind", metavar="DIR",
+                   help="keep the callgrind.out files there (callgrind_annotate --inclusive=no)")
+    p.add_argument("--out", help="write results.md/json/svg here (default: tests/bench/ for a "
+                   "full default run, nowhere otherwise)")
+    a = p.parse_args()
+    a.sections = [s.strip() for s in a.only.split(",") if s.strip()]
+    for s in a.sections:
+        if s not in SECTIONS:
+            p.error(f"unknown section {s!r}")
+    a.level_list = [int(x) for x in a.levels.split(",")]
+    a.file_sizes, a.inline_sizes = SCALE_FILE, SCALE_INLINE
+    if a.quick:
+        a.runs, a.warmup, a.callgrind_runs = 5, 1, 1
+        a.level_list = [c for c in a.level_list if c <= 32]
+        a.file_sizes = tuple(n for n in SCALE_FILE if n <= 100_000)
+    full = not a.quick and a.runs >= 30 and set(a.sections) == set(SECTIONS)
+    a.out_dir = Path(a.out) if a.out else (HERE if full else None)
+    return a
+
+
+def on_signal(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main():
+    args = parse_args()
+    problem = prerequisites()
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
+    enter_namespace()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    workdir = tempfile.mkdtemp(prefix="tsms-bench-")
+    b = Bench(workdir, args)
+    res = {"machine": machine(), "runs": args.runs, "warmup": args.warmup, "targets": {}}
+    t0 = time.monotonic()
+    try:
+        b.start()
+        if "latency" in args.sections or "rss" in args.sections:
+            say(f"latency and RSS: {args.runs} rounds of module, curl, pam_permit, tmpfs state")
+            res["latency"] = section_latency(b, args.runs, args.warmup)
+        if "scale" in args.sections:
+            say(f"scale: users file {args.file_sizes}, inline {args.inline_sizes}")
+            res["scale"] = section_scale(b, args.runs, args.warmup, args.file_sizes,
+                                         args.inline_sizes)
+        if "concurrency" in args.sections:
+            say(f"concurrency: {args.level_list}, {args.runs} batches each")
+            res["concurrency"] = section_concurrency(b, args.runs, args.warmup, args.level_list)
+        if "callgrind" in args.sections:
+            say(f"callgrind: {args.callgrind_runs} runs of module and curl")
+            res["callgrind"] = section_callgrind(b, args.callgrind_runs)
+        outcomes = [l for l in b.syslog.collect(0, timeout=5)
+                    if "pam_twilio_sms(" in l and "result=" in l]
+        res["logged_outcomes"] = collections.Counter(
+            re.search(r"result=(\S+)", l).group(1) for l in outcomes)
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    except (BenchError, RuntimeError, OSError) as e:
+        print(f"bench: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        b.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    text = report(res, args)
+    print(text)
+    print(f"logged outcomes: {dict(res['logged_outcomes'])}; {res['seconds']} s in all")
+    if args.out_dir:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        header = ("# pam_twilio_sms benchmark: latest figures\n\n"
+                  "Written by `make bench` (tests/bench/run_bench.py); plot: results.svg, "
+                  "raw figures: results.json.\n\n")
+        (args.out_dir / "results.md").write_text(header + text)
+        (args.out_dir / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+        (args.out_dir / "results.svg").write_text(plot(res))
+        print(f"wrote {args.out_dir}/results.md, results.json, results.svg")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
