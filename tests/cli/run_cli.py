@@ -66,71 +66,10 @@ def check(cond, why):
         raise CaseFailure(why)
 
 
-def read_jsonl(path):
-    """The complete JSON lines of path ([] when it does not exist)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    return [json.loads(l) for l in text.splitlines(keepends=True) if l.endswith("\n") and l.strip()]
-
-
-# --------------------------------------------------------------------------- sandbox
-
-class Sandbox:
-    """The Twilio sandbox process, its directory and its records."""
-
-    def __init__(self, workdir):
-        self.dir = Path(workdir)
-        self.proc = None
-        self.port = None
-        self.stderr_path = self.dir / "sandbox.stderr"
-
-    def start(self, timeout=30.0):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, str(SANDBOX), "--dir", str(self.dir), "--host", "127.0.0.1",
-               "--port", "0", "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN]
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sandbox exited with {self.proc.returncode}: {self.tail()}")
-            port = self.dir / "port"
-            text = port.read_text().strip() if port.exists() else ""
-            if text.isdigit():
-                self.port = int(text)
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"sandbox did not listen within {timeout:.0f}s: {self.tail()}")
-
-    def tail(self, n=400):
-        try:
-            return self.stderr_path.read_text(errors="replace")[-n:].strip() or "(no stderr)"
-        except OSError:
-            return "(no stderr)"
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-
-    def set_scenario(self, name):
-        tmp = self.dir / "scenario.tmp"
-        tmp.write_text(name + "\n")
-        os.replace(tmp, self.dir / "scenario")
-
-    def outbox(self):
-        return read_jsonl(self.dir / "outbox.jsonl")
-
-    def requests(self):
-        return read_jsonl(self.dir / "requests.jsonl")
+# The sandbox process and its records, as the end-to-end tests run it.
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from run_e2e import Sandbox, read_jsonl  # noqa: E402
 
 
 # --------------------------------------------------------------------------- runs
