@@ -53,23 +53,11 @@ SID_RE = re.compile(r"\bsid (SM[0-9a-f]{32}), status (\w+)")
 COMMANDS = ("check", "test", "enroll", "unenroll", "list")
 
 
-class CaseFailure(Exception):
-    """A case's expectation did not hold; the message says why."""
-
-
-class Interrupted(Exception):
-    pass
-
-
-def check(cond, why):
-    if not cond:
-        raise CaseFailure(why)
-
-
-# The sandbox process and its records, as the end-to-end tests run it.
+# The sandbox and the case plumbing (failures, tally, signals) of the end-to-end tests.
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from run_e2e import Sandbox, read_jsonl  # noqa: E402
+from run_e2e import (CaseFailure, Interrupted, Sandbox, Tally, check,  # noqa: E402
+                     on_signal, read_jsonl)
 
 
 # --------------------------------------------------------------------------- runs
@@ -1138,24 +1126,6 @@ def prerequisite_problem():
     if shutil.which("openssl") is None:
         return "openssl missing (the sandbox makes its certificates with it)"
     return None
-
-
-def on_signal(signum, _frame):
-    raise Interrupted(signal.Signals(signum).name)
-
-
-class Tally:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def ok(self, name):
-        print(f"PASS: {name}", flush=True)
-        self.passed += 1
-
-    def fail(self, name, why):
-        print(f"FAIL: {name}: {why}", flush=True)
-        self.failed += 1
 
 
 def run_one(h, name, fn, tally):
