@@ -163,18 +163,24 @@ static void log_outcome(const struct tsms_log *log, const char *user, int rc, en
 static void log_settings(const struct tsms_log *log, const char *path,
                          const struct tsms_config *cfg)
 {
+	char proxy[TSMS_HTTP_PROXY_MSG] = "-";
+
+	if (cfg->proxy != NULL)
+		tsms_http_proxy_shown(cfg->proxy, proxy);
 	tsms_log(log, LOG_DEBUG,
 	         "config %s: %zu templates, %zu users, usersFile=%s, codeLength=%u "
 	         "codeTtlSeconds=%u maxAttempts=%u maxResends=%u timeoutSeconds=%u maxRetries=%u "
 	         "failMode=%s sendLimit=%u/%us resendCooldownSeconds=%u globalSendLimit=%u "
-	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s",
+	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s caFile=%s "
+	         "proxy=%s",
 	         path, cfg->n_templates, cfg->n_users,
 	         cfg->users_file != NULL ? cfg->users_file : "-", cfg->code_length,
 	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->max_resends, cfg->timeout_seconds,
 	         cfg->max_retries, cfg->fail_mode == TSMS_FAIL_OPEN ? "open" : "closed",
 	         cfg->send_limit, cfg->send_window_seconds, cfg->resend_cooldown_seconds,
 	         cfg->global_send_limit, cfg->lockout_threshold, cfg->lockout_seconds,
-	         cfg->state_dir, cfg->api_base_url);
+	         cfg->state_dir, cfg->api_base_url, cfg->ca_file != NULL ? cfg->ca_file : "-",
+	         proxy);
 }
 
 TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)

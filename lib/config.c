@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "otp.h"
 #include "template.h"
 
@@ -151,6 +152,7 @@ static bool known_key(const char *key)
 		"stateDir",
 		"allowedCountryCodes",
 		"usersFile",
+		"proxy",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -411,6 +413,26 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 	return true;
 }
 
+/* The proxy may carry a password: checked by libcurl's parser, never quoted. */
+static bool parse_proxy(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	char problem[TSMS_HTTP_PROXY_MSG];
+	const char *proxy;
+
+	if (!get_string(root, "proxy", &proxy, err))
+		return false;
+	if (proxy == NULL)
+		return true;
+	if (has_control(proxy) || !tsms_http_check_proxy(proxy, problem)) {
+		fail(err,
+		     "proxy %s; fix: write \"http://HOST:PORT\" or \"https://HOST:PORT\", with "
+		     "\"USER:PASSWORD@\" before HOST if the proxy needs them, or remove proxy",
+		     problem[0] != '\0' ? problem : "holds a control character");
+		return false;
+	}
+	return copy_string(&cfg->proxy, proxy, err);
+}
+
 static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *risk = cJSON_GetObjectItemCaseSensitive(root, "disableRiskCheck");
@@ -466,7 +488,7 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 		     quote(q, ca));
 		return false;
 	}
-	return ca == NULL || copy_string(&cfg->ca_file, ca, err);
+	return (ca == NULL || copy_string(&cfg->ca_file, ca, err)) && parse_proxy(cfg, root, err);
 }
 
 static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
@@ -588,13 +610,17 @@ static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 	return check_unique_keys(root, "the config", err);
 }
 
-/* The parsed tree holds the auth token: wipe it before freeing. */
+/* The parsed tree holds secrets: wipe them before freeing. */
 static void wipe_tree(cJSON *root)
 {
-	cJSON *token = cJSON_GetObjectItemCaseSensitive(root, "authToken");
+	static const char *const secrets[] = { "authToken", "proxy" };
 
-	if (cJSON_IsString(token) && token->valuestring != NULL)
-		tsms_wipe(token->valuestring, strlen(token->valuestring));
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+		cJSON *item = cJSON_GetObjectItemCaseSensitive(root, secrets[i]);
+
+		if (cJSON_IsString(item) && item->valuestring != NULL)
+			tsms_wipe(item->valuestring, strlen(item->valuestring));
+	}
 	cJSON_Delete(root);
 }
 
@@ -638,8 +664,12 @@ out:
 	return cfg;
 }
 
-int tsms_open_private(const char *path, const char *what, long long max_size, struct stat *st,
-                      char err[TSMS_CONFIG_ERR_MAX])
+/* Opens path read-only with O_NOFOLLOW and checks the open descriptor (not the
+ * path: no race with a rename): a regular file owned by root, none of the
+ * forbidden mode bits, at most max_size bytes. Returns the descriptor, or -1
+ * with the problem and its fix (chmod mode_fix) in err. */
+static int open_root_file(const char *path, const char *what, long long max_size, mode_t forbidden,
+                          const char *mode_fix, struct stat *st, char err[TSMS_CONFIG_ERR_MAX])
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
@@ -648,11 +678,10 @@ int tsms_open_private(const char *path, const char *what, long long max_size, st
 			fail(err, "%s %s: is a symbolic link, refused; fix: name the real file",
 			     what, path);
 		else
-			fail(err, "%s %s: cannot open: %s; fix: create it (owner root, mode 0600)",
-			     what, path, strerror(errno));
+			fail(err, "%s %s: cannot open: %s; fix: create it (owner root, mode %s)",
+			     what, path, strerror(errno), mode_fix);
 		return -1;
 	}
-	/* checked on the open descriptor, not the path: no race with a rename */
 	if (fstat(fd, st) != 0) {
 		fail(err, "%s %s: cannot stat: %s", what, path, strerror(errno));
 	} else if (!S_ISREG(st->st_mode)) {
@@ -660,9 +689,10 @@ int tsms_open_private(const char *path, const char *what, long long max_size, st
 	} else if (st->st_uid != 0) {
 		fail(err, "%s %s: owned by uid %u, not root; fix: chown root:root %s", what, path,
 		     (unsigned)st->st_uid, path);
-	} else if ((st->st_mode & 077) != 0) {
-		fail(err, "%s %s: mode %04o gives group or others access; fix: chmod 600 %s", what,
-		     path, (unsigned)(st->st_mode & 07777), path);
+	} else if ((st->st_mode & forbidden) != 0) {
+		fail(err, "%s %s: mode %04o gives group or others %s; fix: chmod %s %s", what, path,
+		     (unsigned)(st->st_mode & 07777), forbidden == 077 ? "access" : "write",
+		     mode_fix, path);
 	} else if (st->st_size > max_size) {
 		fail(err,
 		     "%s %s: %lld bytes, larger than the %lld allowed; fix: name the right file",
@@ -672,6 +702,18 @@ int tsms_open_private(const char *path, const char *what, long long max_size, st
 	}
 	close(fd);
 	return -1;
+}
+
+int tsms_open_private(const char *path, const char *what, long long max_size, struct stat *st,
+                      char err[TSMS_CONFIG_ERR_MAX])
+{
+	return open_root_file(path, what, max_size, 077, "600", st, err);
+}
+
+int tsms_open_trusted(const char *path, const char *what, long long max_size, struct stat *st,
+                      char err[TSMS_CONFIG_ERR_MAX])
+{
+	return open_root_file(path, what, max_size, 022, "644", st, err);
 }
 
 /* Reads the whole file into a new NUL-terminated buffer; *len gets its length. */
@@ -695,18 +737,31 @@ static char *read_all(int fd, size_t size, size_t *len)
 	return buf;
 }
 
-static bool check_ca_file(const struct tsms_config *cfg, const char *path,
-                          char err[TSMS_CONFIG_ERR_MAX])
+/* Reads caFile into cfg->ca_pem once, from a descriptor checked like the
+ * config's: whoever can write the trust can read the code and the token. */
+static bool load_ca_file(struct tsms_config *cfg, const char *path, char err[TSMS_CONFIG_ERR_MAX])
 {
+	char perr[TSMS_CONFIG_ERR_MAX];
 	struct stat st;
+	int fd;
 
 	if (cfg->ca_file == NULL)
 		return true;
-	if (stat(cfg->ca_file, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    faccessat(AT_FDCWD, cfg->ca_file, R_OK, AT_EACCESS) != 0) {
+	fd = tsms_open_trusted(cfg->ca_file, "caFile", TSMS_CA_MAX_BYTES, &st, perr);
+	if (fd < 0) {
+		fail(err, "config %s: %s", path, perr);
+		return false;
+	}
+	cfg->ca_pem = read_all(fd, (size_t)st.st_size, &cfg->ca_pem_len);
+	close(fd);
+	if (cfg->ca_pem == NULL) {
+		fail(err, "config %s: caFile %s: out of memory", path, cfg->ca_file);
+		return false;
+	}
+	if (cfg->ca_pem_len == 0) {
 		fail(err,
-		     "config %s: caFile %s is not a readable file; fix: correct the path or remove "
-		     "caFile to use the system trust store",
+		     "config %s: caFile %s is empty; fix: name a PEM bundle, or remove caFile to "
+		     "use the system trust store",
 		     path, cfg->ca_file);
 		return false;
 	}
@@ -736,7 +791,7 @@ struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_
 		fail(err, "config %s: %s", path, perr);
 		goto out;
 	}
-	if (!check_ca_file(cfg, path, err)) {
+	if (!load_ca_file(cfg, path, err)) {
 		tsms_config_free(cfg);
 		cfg = NULL;
 	}
@@ -766,6 +821,8 @@ void tsms_config_free(struct tsms_config *cfg)
 	free(cfg->users);
 	free(cfg->api_base_url);
 	free(cfg->ca_file);
+	free(cfg->ca_pem);
+	tsms_free_secret(cfg->proxy);
 	free(cfg->state_dir);
 	free(cfg->users_file);
 	free(cfg->country_codes);

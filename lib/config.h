@@ -17,6 +17,8 @@
 #define TSMS_COUNTRY_CODE_MAX 6
 /* the config holds the auth token; anything larger than this is not a config */
 #define TSMS_CONFIG_MAX_BYTES (4 * 1024 * 1024)
+/* Debian's whole bundle is about 200 KiB */
+#define TSMS_CA_MAX_BYTES (4 * 1024 * 1024)
 
 enum tsms_fail_mode { TSMS_FAIL_CLOSED = 0, TSMS_FAIL_OPEN };
 
@@ -41,7 +43,10 @@ struct tsms_config {
 	bool disable_risk_check;
 	char *api_base_url; /* https://..., no trailing slash */
 	char *ca_file;      /* NULL: the system trust store */
-	char *users_file;   /* NULL: only the users object (lib/users.h) */
+	char *ca_pem;       /* caFile's contents, read by tsms_config_load; NULL before */
+	size_t ca_pem_len;
+	char *proxy;      /* NULL: direct; may hold a password: wiped by tsms_config_free */
+	char *users_file; /* NULL: only the users object (lib/users.h) */
 	unsigned code_length;
 	unsigned code_ttl_seconds;
 	unsigned max_attempts;
@@ -70,8 +75,9 @@ struct tsms_config {
 struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSMS_CONFIG_ERR_MAX]);
 
 /* Opens path with O_NOFOLLOW, refuses it unless it is a regular file owned
- * by root with no group or other permission bits, reads it and parses it.
- * Returns a new config or NULL with the problem, path and fix in err. */
+ * by root with no group or other permission bits, reads it and parses it,
+ * then reads caFile (tsms_open_trusted) into ca_pem. Returns a new config or
+ * NULL with the problem, path and fix in err. */
 struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX]);
 
 /* Opens path for reading with O_NOFOLLOW and checks the open file: a regular
@@ -81,7 +87,12 @@ struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_
 int tsms_open_private(const char *path, const char *what, long long max_size, struct stat *st,
                       char err[TSMS_CONFIG_ERR_MAX]);
 
-/* Wipes the auth token and frees everything. cfg may be NULL. */
+/* The same for files that decide what is trusted (CA bundles): readable by
+ * anyone, but a regular file owned by root, not writable by group or others. */
+int tsms_open_trusted(const char *path, const char *what, long long max_size, struct stat *st,
+                      char err[TSMS_CONFIG_ERR_MAX]);
+
+/* Wipes the secrets (auth token, proxy) and frees everything. cfg may be NULL. */
 void tsms_config_free(struct tsms_config *cfg);
 
 /* The template used for usage: the one of that usageType, else "Generic",

@@ -3,11 +3,14 @@
 
 #include <curl/curl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "environ.h"
+#include "log.h"
 #include "otp.h"
 
 #define USER_AGENT "pam_twilio_sms/" TSMS_VERSION
@@ -16,17 +19,34 @@
 #define TSMS_VERSION "0"
 #endif
 
+/*
+ * The caller's environment never steers a request (see environ.h for why).
+ * What libcurl 7.88 and OpenSSL 3.0 read from the environment at run time,
+ * and what stops each:
+ *
+ * ENV_LIST_PLACEHOLDER
+ */
+
 int tsms_http_global_init(void)
 {
+	char **env = tsms_environ_hide();
+	CURLcode rc;
+
 	/* reference counted, and thread-safe since libcurl 7.84 (Debian 12 ships 7.88):
 	 * each init is paired with a cleanup, so a host program's own use of libcurl
-	 * keeps working and the module leaves nothing initialised behind */
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	 * keeps working and the module leaves nothing initialised behind. The first
+	 * init opens SSLKEYLOGFILE and loads OpenSSL's config: hidden from both. */
+	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	tsms_environ_restore(env);
+	return rc == CURLE_OK ? 0 : -1;
 }
 
 void tsms_http_global_cleanup(void)
 {
+	char **env = tsms_environ_hide();
+
 	curl_global_cleanup();
+	tsms_environ_restore(env);
 }
 
 const char *tsms_http_strstatus(enum tsms_http_status st)
@@ -44,6 +64,8 @@ const char *tsms_http_strstatus(enum tsms_http_status st)
 		return "timeout";
 	case TSMS_HTTP_TOO_BIG:
 		return "response too large";
+	case TSMS_HTTP_PROXY:
+		return "proxy";
 	case TSMS_HTTP_NOMEM:
 		return "out of memory";
 	}
@@ -172,11 +194,59 @@ static enum tsms_http_status classify(CURLcode rc, const struct sink *s)
 	}
 }
 
+/* Where the request may go and what it trusts: only what req says. Every
+ * option here also keeps libcurl from consulting the environment for it. */
+static CURLcode set_route(CURL *curl, const struct tsms_http_request *req)
+{
+	struct curl_blob ca = {
+		.data = (void *)(uintptr_t)req->ca_pem,
+		.len = req->ca_pem_len,
+		.flags = CURL_BLOB_COPY,
+	};
+	CURLcode rc = CURLE_OK;
+
+#define SET(opt, val)                                          \
+	do {                                                   \
+		if (rc == CURLE_OK)                            \
+			rc = curl_easy_setopt(curl, opt, val); \
+	} while (0)
+	/* "" is no proxy at all: the *_proxy variables are then never read */
+	SET(CURLOPT_PROXY, req->proxy != NULL ? req->proxy : "");
+	/* "" is no exception: no_proxy / NO_PROXY are then never read */
+	SET(CURLOPT_NOPROXY, "");
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (req->ca_pem != NULL) {
+		/* the bundle the config checked, from memory: no path to swap after the
+		 * check, and the built-in bundle and directory are not added to it */
+		SET(CURLOPT_CAINFO, (char *)NULL);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+		SET(CURLOPT_CAINFO_BLOB, &ca);
+	}
+	if (req->proxy != NULL) {
+		/* a CONNECT tunnel: TLS with Twilio end to end, verified as without a
+		 * proxy; an https:// proxy is verified against the same trust */
+		SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
+		SET(CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+		SET(CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
+		SET(CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
+		SET(CURLOPT_PROXY_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+		if (req->ca_pem != NULL) {
+			SET(CURLOPT_PROXY_CAINFO, (char *)NULL);
+			SET(CURLOPT_PROXY_CAPATH, (char *)NULL);
+			SET(CURLOPT_PROXY_CAINFO_BLOB, &ca);
+		}
+	}
+#undef SET
+	return rc;
+}
+
 static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, const char *form,
                             struct curl_slist *headers, struct sink *sink, char *errbuf)
 {
 	long budget_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
-	CURLcode rc = CURLE_OK;
+	CURLcode rc = set_route(curl, req);
 
 #define SET(opt, val)                                          \
 	do {                                                   \
@@ -191,11 +261,6 @@ static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, con
 	SET(CURLOPT_NOSIGNAL, 1L); /* no SIGALRM games inside sshd or sudo */
 	SET(CURLOPT_CONNECTTIMEOUT_MS, budget_ms);
 	SET(CURLOPT_TIMEOUT_MS, budget_ms);
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (req->ca_file != NULL)
-		SET(CURLOPT_CAINFO, req->ca_file);
 	SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 	SET(CURLOPT_USERNAME, req->username);
 	SET(CURLOPT_PASSWORD, req->password);
@@ -212,8 +277,29 @@ static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, con
 	return rc;
 }
 
-enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
-                                          struct tsms_http_response *resp)
+/* A failed transfer through the proxy: a refused CONNECT becomes
+ * TSMS_HTTP_PROXY, and every message names the proxy (never its password). */
+static enum tsms_http_status proxy_failure(CURL *curl, const struct tsms_http_request *req,
+                                           enum tsms_http_status st,
+                                           struct tsms_http_response *resp)
+{
+	char shown[TSMS_HTTP_PROXY_MSG], why[sizeof(resp->error)];
+	long connect_code = 0;
+
+	tsms_http_proxy_shown(req->proxy, shown);
+	snprintf(why, sizeof(why), "%s", resp->error);
+	if (curl_easy_getinfo(curl, CURLINFO_HTTP_CONNECTCODE, &connect_code) == CURLE_OK &&
+	    connect_code != 0 && connect_code != 200) {
+		tsms_format_clean(resp->error, sizeof(resp->error),
+		                  "proxy %s answered CONNECT with HTTP %ld", shown, connect_code);
+		return TSMS_HTTP_PROXY;
+	}
+	tsms_format_clean(resp->error, sizeof(resp->error), "via proxy %s: %s", shown, why);
+	return st;
+}
+
+static enum tsms_http_status perform(const struct tsms_http_request *req,
+                                     struct tsms_http_response *resp)
 {
 	enum tsms_http_status st = TSMS_HTTP_NOMEM;
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -223,8 +309,6 @@ enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
 	CURL *curl;
 	CURLcode rc;
 
-	memset(resp, 0, sizeof(*resp));
-	resp->retry_after = -1;
 	curl = curl_easy_init();
 	if (curl == NULL)
 		goto out;
@@ -254,15 +338,124 @@ enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
 	} else {
 		snprintf(resp->error, sizeof(resp->error), "%s",
 		         errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+		if (req->proxy != NULL && st != TSMS_HTTP_NOMEM)
+			st = proxy_failure(curl, req, st, resp);
 	}
 out:
-	if (st == TSMS_HTTP_NOMEM && resp->error[0] == '\0')
-		snprintf(resp->error, sizeof(resp->error), "out of memory");
 	free(sink.buf);
 	tsms_free_secret(form);
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 	return st;
+}
+
+enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
+                                          struct tsms_http_response *resp)
+{
+	enum tsms_http_status st;
+	char **env;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
+	/* hidden for the whole transfer: OpenSSL loads its config on first use and
+	 * the resolver reads RES_OPTIONS and LOCALDOMAIN */
+	env = tsms_environ_hide();
+	st = perform(req, resp);
+	tsms_environ_restore(env);
+	if (st == TSMS_HTTP_NOMEM && resp->error[0] == '\0')
+		snprintf(resp->error, sizeof(resp->error), "out of memory");
+	return st;
+}
+
+/* The parts of a proxy URL; curl_url_get(CURLUPART_*) gives each, NULL when absent. */
+struct proxy_parts {
+	char *scheme, *user, *password, *options, *host, *port, *path, *query, *fragment;
+};
+
+static void proxy_parts_free(struct proxy_parts *p)
+{
+	curl_free(p->scheme);
+	if (p->password != NULL)
+		tsms_wipe(p->password, strlen(p->password));
+	curl_free(p->user);
+	curl_free(p->password);
+	curl_free(p->options);
+	curl_free(p->host);
+	curl_free(p->port);
+	curl_free(p->path);
+	curl_free(p->query);
+	curl_free(p->fragment);
+}
+
+/* Splits url with libcurl's own parser (the one the request will use).
+ * Returns false when libcurl cannot parse it. */
+static bool proxy_parse(const char *url, struct proxy_parts *p)
+{
+	CURLU *u = curl_url();
+	bool ok;
+
+	memset(p, 0, sizeof(*p));
+	if (u == NULL)
+		return false;
+	/* no CURLU_GUESS_SCHEME and no CURLU_DEFAULT_SCHEME: the scheme is required */
+	ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK;
+	if (ok) {
+		curl_url_get(u, CURLUPART_SCHEME, &p->scheme, 0);
+		curl_url_get(u, CURLUPART_USER, &p->user, 0);
+		curl_url_get(u, CURLUPART_PASSWORD, &p->password, 0);
+		curl_url_get(u, CURLUPART_OPTIONS, &p->options, 0);
+		curl_url_get(u, CURLUPART_HOST, &p->host, 0);
+		curl_url_get(u, CURLUPART_PORT, &p->port, 0);
+		curl_url_get(u, CURLUPART_PATH, &p->path, 0);
+		curl_url_get(u, CURLUPART_QUERY, &p->query, 0);
+		curl_url_get(u, CURLUPART_FRAGMENT, &p->fragment, 0);
+	}
+	curl_url_cleanup(u);
+	return ok;
+}
+
+bool tsms_http_check_proxy(const char *url, char problem[TSMS_HTTP_PROXY_MSG])
+{
+	struct proxy_parts p;
+	const char *why = NULL;
+
+	problem[0] = '\0';
+	if (strlen(url) > 1024)
+		why = "is longer than 1024 characters";
+	else if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+		why = "does not start with http:// or https://";
+	if (why == NULL && !proxy_parse(url, &p))
+		why = "is not a URL libcurl can parse";
+	else if (why == NULL) {
+		if (p.host == NULL || p.host[0] == '\0')
+			why = "has no host";
+		else if (p.port == NULL)
+			why = "has no port";
+		else if ((p.user == NULL) != (p.password == NULL) ||
+		         (p.user != NULL && p.user[0] == '\0'))
+			why = "has a user without a password (or a password without a user)";
+		else if (p.options != NULL || (p.path != NULL && strcmp(p.path, "/") != 0) ||
+		         p.query != NULL || p.fragment != NULL)
+			why = "has more than scheme, credentials, host and port";
+		proxy_parts_free(&p);
+	}
+	if (why != NULL)
+		snprintf(problem, TSMS_HTTP_PROXY_MSG, "%s", why);
+	return why == NULL;
+}
+
+void tsms_http_proxy_shown(const char *url, char out[TSMS_HTTP_PROXY_MSG])
+{
+	struct proxy_parts p;
+
+	if (!proxy_parse(url, &p)) {
+		snprintf(out, TSMS_HTTP_PROXY_MSG, "(unparsable)");
+		return;
+	}
+	snprintf(out, TSMS_HTTP_PROXY_MSG, "%s://%s%s:%s", p.scheme != NULL ? p.scheme : "?",
+	         p.user != NULL ? "***@" : "", p.host != NULL ? p.host : "?",
+	         p.port != NULL ? p.port : "?");
+	proxy_parts_free(&p);
 }
 
 void tsms_http_response_clear(struct tsms_http_response *resp)

@@ -2,6 +2,7 @@
 #ifndef TSMS_HTTP_H
 #define TSMS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Largest response body read; a longer one fails with TSMS_HTTP_TOO_BIG. */
@@ -14,6 +15,7 @@ enum tsms_http_status {
 	TSMS_HTTP_TLS,       /* certificate or handshake refused */
 	TSMS_HTTP_TIMEOUT,   /* the whole budget ran out */
 	TSMS_HTTP_TOO_BIG,   /* response larger than TSMS_HTTP_MAX_RESPONSE */
+	TSMS_HTTP_PROXY,     /* the configured proxy refused the tunnel: nothing reached Twilio */
 	TSMS_HTTP_NOMEM,
 };
 
@@ -28,8 +30,10 @@ struct tsms_http_request {
 	const char *password; /* HTTP Basic; a secret */
 	const struct tsms_http_field *fields;
 	size_t n_fields;
-	const char *ca_file; /* NULL: system trust store */
-	long timeout_ms;     /* the whole exchange, connect included */
+	const char *ca_pem; /* PEM certificates trusted, NULL: the system trust store */
+	size_t ca_pem_len;  /* for the server and for an https:// proxy alike */
+	const char *proxy;  /* http(s)://[user:password@]host:port, NULL: none; a secret */
+	long timeout_ms;    /* the whole exchange, connect included */
 };
 
 struct tsms_http_response {
@@ -46,13 +50,26 @@ int tsms_http_global_init(void);
 void tsms_http_global_cleanup(void);
 
 /* POSTs the fields as application/x-www-form-urlencoded. TLS peer and host
- * verification on, HTTPS only, no redirects, no signals. The encoded body
- * (it may hold secrets) is wiped before returning. */
+ * verification on, HTTPS only, no redirects, no signals; nothing is taken from
+ * the process environment (see http.c). The encoded body (it may hold
+ * secrets) is wiped before returning. */
 enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
                                           struct tsms_http_response *resp);
 
 /* Frees the body; resp may be zeroed or used. */
 void tsms_http_response_clear(struct tsms_http_response *resp);
+
+/* Size of the buffers of tsms_http_check_proxy and tsms_http_proxy_shown */
+#define TSMS_HTTP_PROXY_MSG 200
+
+/* Checks a proxy setting: http:// or https://, a host and a port, optional
+ * user:password@, nothing else. Returns true, or false with the problem in
+ * problem (which never repeats the credentials). */
+bool tsms_http_check_proxy(const char *url, char problem[TSMS_HTTP_PROXY_MSG]);
+
+/* The proxy as logs may show it: scheme, host and port; credentials become
+ * "***@". url must have passed tsms_http_check_proxy. */
+void tsms_http_proxy_shown(const char *url, char out[TSMS_HTTP_PROXY_MSG]);
 
 /* Static name of a status ("transport", "TLS", "timeout", ...). */
 const char *tsms_http_strstatus(enum tsms_http_status st);

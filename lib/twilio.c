@@ -174,7 +174,9 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 		.password = cfg->auth_token,
 		.fields = fields,
 		.n_fields = cfg->disable_risk_check ? 4 : 3,
-		.ca_file = cfg->ca_file,
+		.ca_pem = cfg->ca_pem,
+		.ca_pem_len = cfg->ca_pem_len,
+		.proxy = cfg->proxy,
 	};
 	long long deadline = now_ms() + cfg->timeout_seconds * 1000LL;
 	enum tsms_err err = TSMS_ERR_UNAVAILABLE;
