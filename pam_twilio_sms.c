@@ -183,6 +183,23 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         proxy);
 }
 
+/* The caller's environment is hidden from the libraries (lib/environ.h), except
+ * what they read when the module was loaded: while such a variable is set the
+ * module refuses, whoever the caller is. */
+static enum tsms_err check_environment(const struct tsms_log *log)
+{
+	const char *name = tsms_http_unsafe_environment();
+
+	if (name == NULL)
+		return TSMS_OK;
+	tsms_log(log, LOG_ERR,
+	         "refusing to run: the environment sets %s, which OpenSSL read when the module "
+	         "was loaded and which cannot be undone; fix: remove it from the environment of "
+	         "the program that calls PAM",
+	         name);
+	return TSMS_ERR_SYSTEM;
+}
+
 TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
@@ -200,6 +217,9 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	if (err != TSMS_OK)
 		goto out;
 	log.debug = args.debug;
+	err = check_environment(&log);
+	if (err != TSMS_OK)
+		goto out;
 	cfg = tsms_config_load(args.config, problem);
 	if (cfg == NULL) {
 		tsms_log(&log, LOG_ERR, "%s", problem);

@@ -10,20 +10,29 @@
  * can through the library's API and, for everything else, runs the library
  * with the environment hidden:
  *
- *     char **saved = tsms_environ_hide();
+ *     struct tsms_environ saved;
+ *     tsms_environ_hide(&saved);
  *     ... library calls: getenv() finds nothing ...
- *     tsms_environ_restore(saved);
+ *     tsms_environ_restore(&saved);
  *
  * Hiding points `environ` at an empty list; nothing of the caller's
- * environment is changed or freed, so the host program gets it back intact.
- * Not for threads that read the environment while it is hidden: they see it
- * empty for that time (PAM hosts call PAM from one thread).
+ * environment is changed or freed, so the host program gets it back intact,
+ * even when a library sets a variable meanwhile (glibc's setenv() may then
+ * reallocate the caller's list: restore puts back a copy made by hide, and
+ * what was set while hidden is dropped). Not for threads that read the
+ * environment while it is hidden: they see it empty for that time (PAM hosts
+ * call PAM from one thread).
  */
 
-/* Hides the process environment; returns what to give tsms_environ_restore. */
-char **tsms_environ_hide(void);
+struct tsms_environ {
+	char **list; /* the caller's environ */
+	char **copy; /* its pointers, in case setenv() reallocated the list; may be NULL */
+};
 
-/* Puts back the environment that tsms_environ_hide returned. */
-void tsms_environ_restore(char **saved);
+/* Hides the process environment until tsms_environ_restore(saved). */
+void tsms_environ_hide(struct tsms_environ *saved);
+
+/* Puts back the environment that tsms_environ_hide saved. */
+void tsms_environ_restore(struct tsms_environ *saved);
 
 #endif

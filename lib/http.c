@@ -1,7 +1,8 @@
-/* http.c - HTTPS form POST (the only libcurl user) */
+/* http.c - HTTPS form POST (the only libcurl user, and so of OpenSSL beneath it) */
 #include "http.h"
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,32 +22,83 @@
 
 /*
  * The caller's environment never steers a request (see environ.h for why).
- * What libcurl 7.88 and OpenSSL 3.0 read from the environment at run time,
- * and what stops each:
+ * Every getenv() of libcurl 7.88.1 (lib/, Debian's OpenSSL build) and of
+ * OpenSSL 3.0 (libcrypto, libssl) that a request can reach, and what stops it.
+ * First line of defence for all of them: curl_global_init, the transfer and
+ * curl_global_cleanup run with the environment hidden (tsms_environ_hide).
+ * Second, each is also pinned through the API where the API allows:
  *
- * ENV_LIST_PLACEHOLDER
+ *   SSLKEYLOGFILE         libcurl opens (creates, appends to) it in curl_global_init
+ *                         and writes every TLS secret there. No option stops the open:
+ *                         the hidden environment does; no_key_log() below also drops
+ *                         the key log callback from every TLS context, for a host
+ *                         program that initialised libcurl itself beforehand.
+ *   http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+ *                         read per connection unless CURLOPT_PROXY is set: it is, to
+ *                         the config's proxy or to "" (no proxy).
+ *   no_proxy NO_PROXY     read per connection unless CURLOPT_NOPROXY is set: "".
+ *   HOME (.netrc)         only with CURLOPT_NETRC: set to CURL_NETRC_IGNORED.
+ *   HOME (ssh keys), NTLMUSER, LOGNAME, USER
+ *                         only for scp/sftp and NTLM_WB: HTTPS is the only protocol
+ *                         (also after redirects, which are off) and Basic the only
+ *                         authentication.
+ *   CURL_SSL_BACKEND, CURL_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR, CURL_HOME
+ *                         not read by this build of the library (single TLS backend;
+ *                         the others are the curl tool's).
+ *   OPENSSL_CONF OPENSSL_CONF_INCLUDE OPENSSL_MODULES OPENSSL_ENGINES SSL_CERT_FILE
+ *   SSL_CERT_DIR CTLOG_FILE RANDFILE
+ *                         OpenSSL reads these with secure_getenv(): ignored in setuid
+ *                         programs; hidden from the others while libcurl initialises
+ *                         OpenSSL. What is trusted is caFile (CURLOPT_CAINFO_BLOB,
+ *                         with CURLOPT_CAPATH cleared) or the built-in system bundle.
+ *   OPENSSL_ia32cap (and the other CPU masks: OPENSSL_armcap, OPENSSL_ppccap,
+ *   OPENSSL_s390xcap, OPENSSL_sparcv9cap)
+ *                         read by libcrypto's constructor when the module is loaded,
+ *                         before any code of ours runs: no API undoes it, so
+ *                         tsms_http_unsafe_environment() names it and the module
+ *                         refuses to run.
+ *   RES_OPTIONS LOCALDOMAIN HOSTALIASES (glibc's resolver)
+ *                         removed by the dynamic loader from setuid programs, and
+ *                         hidden during the transfer.
  */
+
+/* Variables that were read before the environment could be hidden (above). */
+static const char *const unsafe_variables[] = {
+	"OPENSSL_ia32cap",  "OPENSSL_armcap",     "OPENSSL_ppccap",
+	"OPENSSL_s390xcap", "OPENSSL_sparcv9cap",
+};
+
+const char *tsms_http_unsafe_environment(void)
+{
+	for (size_t i = 0; i < sizeof(unsafe_variables) / sizeof(unsafe_variables[0]); i++) {
+		if (getenv(unsafe_variables[i]) != NULL)
+			return unsafe_variables[i];
+	}
+	return NULL;
+}
 
 int tsms_http_global_init(void)
 {
-	char **env = tsms_environ_hide();
+	struct tsms_environ env;
 	CURLcode rc;
 
 	/* reference counted, and thread-safe since libcurl 7.84 (Debian 12 ships 7.88):
 	 * each init is paired with a cleanup, so a host program's own use of libcurl
 	 * keeps working and the module leaves nothing initialised behind. The first
 	 * init opens SSLKEYLOGFILE and loads OpenSSL's config: hidden from both. */
+	tsms_environ_hide(&env);
 	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-	tsms_environ_restore(env);
+	tsms_environ_restore(&env);
 	return rc == CURLE_OK ? 0 : -1;
 }
 
 void tsms_http_global_cleanup(void)
 {
-	char **env = tsms_environ_hide();
+	struct tsms_environ env;
 
+	tsms_environ_hide(&env);
 	curl_global_cleanup();
-	tsms_environ_restore(env);
+	tsms_environ_restore(&env);
 }
 
 const char *tsms_http_strstatus(enum tsms_http_status st)
@@ -194,6 +246,16 @@ static enum tsms_http_status classify(CURLcode rc, const struct sink *s)
 	}
 }
 
+/* CURLOPT_SSL_CTX_FUNCTION: no TLS secret is ever written to a key log file,
+ * even one that a host program's own earlier curl_global_init opened. */
+static CURLcode no_key_log(CURL *curl, void *ssl_ctx, void *userp)
+{
+	(void)curl;
+	(void)userp;
+	SSL_CTX_set_keylog_callback(ssl_ctx, NULL);
+	return CURLE_OK;
+}
+
 /* Where the request may go and what it trusts: only what req says. Every
  * option here also keeps libcurl from consulting the environment for it. */
 static CURLcode set_route(CURL *curl, const struct tsms_http_request *req)
@@ -214,6 +276,8 @@ static CURLcode set_route(CURL *curl, const struct tsms_http_request *req)
 	SET(CURLOPT_PROXY, req->proxy != NULL ? req->proxy : "");
 	/* "" is no exception: no_proxy / NO_PROXY are then never read */
 	SET(CURLOPT_NOPROXY, "");
+	SET(CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+	SET(CURLOPT_SSL_CTX_FUNCTION, no_key_log);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -352,16 +416,16 @@ out:
 enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
                                           struct tsms_http_response *resp)
 {
+	struct tsms_environ env;
 	enum tsms_http_status st;
-	char **env;
 
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after = -1;
 	/* hidden for the whole transfer: OpenSSL loads its config on first use and
 	 * the resolver reads RES_OPTIONS and LOCALDOMAIN */
-	env = tsms_environ_hide();
+	tsms_environ_hide(&env);
 	st = perform(req, resp);
-	tsms_environ_restore(env);
+	tsms_environ_restore(&env);
 	if (st == TSMS_HTTP_NOMEM && resp->error[0] == '\0')
 		snprintf(resp->error, sizeof(resp->error), "out of memory");
 	return st;

@@ -1,4 +1,4 @@
-/* http.h - HTTPS form POST (the only libcurl user) */
+/* http.h - HTTPS form POST (the only libcurl user, and so of OpenSSL beneath it) */
 #ifndef TSMS_HTTP_H
 #define TSMS_HTTP_H
 
@@ -43,6 +43,11 @@ struct tsms_http_response {
 	size_t body_len;
 	char error[256]; /* transport problem, when not TSMS_HTTP_OK */
 };
+
+/* The name of an environment variable that OpenSSL has already read when the
+ * module was loaded, and that no API can undo (its CPU capability masks), or
+ * NULL. The caller refuses to run while one is set: see http.c. */
+const char *tsms_http_unsafe_environment(void);
 
 /* Process-wide libcurl setup: reference counted, paired with cleanup; safe in
  * any host program. Return 0 or -1. */

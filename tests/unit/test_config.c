@@ -1422,6 +1422,130 @@ static void test_load_parse_error_names_path_and_key(void **state)
 	assert_load_refused(make_config_file(*state, "empty.json", "", 0, 0600, 0, 0));
 }
 
+static void test_proxy_key(void **state)
+{
+	static const char *const bad[] = {
+		"\"socks5://127.0.0.1:1080\"",
+		"\"proxy.example.com:3128\"",
+		"\"http://proxy.example.com\"",
+		"\"http://user:s3cret@proxy.example.com\"",
+		"\"http://user@proxy.example.com:3128\"",
+		"\"http://proxy.example.com:3128/path\"",
+		"\"http://user:s3cret@proxy.example.com:3128/?x\"",
+		"\"http://proxy.example.com:3128\\n\"",
+		"3128",
+		"\"\"",
+	};
+	struct tsms_config *cfg;
+	char extra[256];
+
+	(void)state;
+	cfg = parse_extra(",\"proxy\":\"http://user:s3cret@proxy.example.com:3128\"");
+	assert_string_equal(cfg->proxy, "http://user:s3cret@proxy.example.com:3128");
+	tsms_config_free(cfg);
+	cfg = parse_extra(",\"proxy\":\"https://proxy.example.com:443\"");
+	assert_string_equal(cfg->proxy, "https://proxy.example.com:443");
+	tsms_config_free(cfg);
+	cfg = parse_extra("");
+	assert_null(cfg->proxy);
+	tsms_config_free(cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct guarded_err g;
+		char *json;
+
+		snprintf(extra, sizeof(extra), ",\"proxy\":%s", bad[i]);
+		json = config_with(SIGNIN_TEMPLATES, extra);
+		cfg = parse_str(json, &g);
+		free(json);
+		if (cfg != NULL) {
+			tsms_config_free(cfg);
+			print_error("accepted proxy %s\n", bad[i]);
+			fail();
+		}
+		assert_contains(g.err, "proxy");
+		/* the password is never quoted back */
+		assert_not_contains(g.err, "s3cret");
+	}
+}
+
+/* A config at dir/name whose caFile is ca_path (mode 0600, root). */
+static const char *make_config_with_ca(const struct load_dir *d, const char *name,
+                                       const char *ca_path)
+{
+	char json[1024];
+
+	snprintf(json, sizeof(json), "{%s,%s,\"caFile\":\"%s\"}", REQUIRED_KEYS, SIGNIN_TEMPLATES,
+	         ca_path);
+	return make_config_file(d, name, json, strlen(json), 0600, 0, 0);
+}
+
+#define PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+/* Loads a config whose caFile is a file of mode and owner (or ca_path as
+ * given, when content is NULL); expect_ok says whether it must load. */
+static void check_ca(const struct load_dir *d, const char *tag, const char *content, mode_t mode,
+                     uid_t uid, const char *ca_path, bool expect_ok)
+{
+	char ca[256], cfg_path[256], name[64];
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	if (content != NULL) {
+		snprintf(name, sizeof(name), "ca-%s.pem", tag);
+		snprintf(ca, sizeof(ca), "%s",
+		         make_config_file(d, name, content, strlen(content), mode, uid, 0));
+	} else {
+		snprintf(ca, sizeof(ca), "%s", ca_path);
+	}
+	snprintf(name, sizeof(name), "with-ca-%s.json", tag);
+	snprintf(cfg_path, sizeof(cfg_path), "%s", make_config_with_ca(d, name, ca));
+	err_init(&g);
+	cfg = tsms_config_load(cfg_path, g.err);
+	if (expect_ok) {
+		if (cfg == NULL) {
+			print_error("caFile %s (%s) refused: %s\n", ca, tag, g.err);
+			fail();
+		}
+		assert_int_equal(cfg->ca_pem_len, strlen(content));
+		assert_memory_equal(cfg->ca_pem, content, cfg->ca_pem_len);
+	} else {
+		if (cfg != NULL) {
+			tsms_config_free(cfg);
+			print_error("caFile %s (%s) accepted\n", ca, tag);
+			fail();
+		}
+		err_check(&g);
+		assert_contains(g.err, "caFile");
+		assert_contains(g.err, ca);
+	}
+	tsms_config_free(cfg);
+}
+
+static void test_load_ca_file_checked_like_config(void **state)
+{
+	const struct load_dir *d = *state;
+	char target[256], link[256], missing[256];
+
+	require_root();
+	check_ca(d, "0644", PEM, 0644, 0, NULL, true);
+	check_ca(d, "0600", PEM, 0600, 0, NULL, true);
+	check_ca(d, "0444", PEM, 0444, 0, NULL, true);
+	/* writable by group or others: whoever can write it can add a CA */
+	check_ca(d, "0664", PEM, 0664, 0, NULL, false);
+	check_ca(d, "0646", PEM, 0646, 0, NULL, false);
+	check_ca(d, "0666", PEM, 0666, 0, NULL, false);
+	check_ca(d, "nobody", PEM, 0644, 65534, NULL, false);
+	check_ca(d, "empty", "", 0644, 0, NULL, false);
+	snprintf(target, sizeof(target), "%s/ca-0644.pem", d->path);
+	snprintf(link, sizeof(link), "%s/ca-link.pem", d->path);
+	unlink(link);
+	assert_int_equal(symlink(target, link), 0);
+	check_ca(d, "link", NULL, 0, 0, link, false);
+	snprintf(missing, sizeof(missing), "%s/no-such-ca.pem", d->path);
+	check_ca(d, "missing", NULL, 0, 0, missing, false);
+	check_ca(d, "dir", NULL, 0, 0, d->path, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1479,6 +1603,8 @@ int main(void)
 		cmocka_unit_test(test_load_fifo_refused_without_hanging),
 		cmocka_unit_test(test_load_too_big_refused),
 		cmocka_unit_test(test_load_parse_error_names_path_and_key),
+		cmocka_unit_test(test_proxy_key),
+		cmocka_unit_test(test_load_ca_file_checked_like_config),
 	};
 
 	/* the group setup makes the temporary directory of the load tests */
