@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs every test suite and ends with one line: "N passed, N failed".
-# Unit tests (cmocka, TAP output), the sandbox self-test and the end-to-end
-# tests through real libpam. Called by `make test` after the build.
+# Unit tests (cmocka, TAP output), the sandbox and test harness self-tests and the
+# end-to-end tests through real libpam. Called by `make test` after the build.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -50,6 +50,7 @@ style() {
 }
 run_suite "style" style
 run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
+run_suite "test harness (syslog captures side by side)" python3 tests/harness/selftest.py
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "integration (sshd, sudo)" python3 tests/integration/run_integration.py

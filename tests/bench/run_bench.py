@@ -57,9 +57,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from run_e2e import (ACCOUNT_SID, AUTH_TOKEN, DEFAULT_TEMPLATE, MESSAGING_SID,  # noqa: E402
-                     PROMPT_RE, SANDBOX, Sandbox, SyslogCapture, extract_code)
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+sys.path.insert(0, str(REPO / "tests"))
+from harness.pam import DEFAULT_TEMPLATE, PROMPT_RE  # noqa: E402
+from harness.sandbox import (ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID, SANDBOX,  # noqa: E402
+                             Sandbox, extract_code)
+from harness.syslog import SyslogCapture  # noqa: E402
 
 MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
 PAM_DIR = Path("/etc/pam.d")

@@ -13,7 +13,6 @@ TSMS_TOOL=PATH tests another build of the command; TSMS_CLI_PREFIX runs it under
 command prefix (e.g. valgrind).
 """
 
-import argparse
 import json
 import os
 import pwd
@@ -21,23 +20,22 @@ import re
 import select
 import shlex
 import shutil
-import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
+from harness.sandbox import (AUTH_TOKEN, MESSAGING_SID, SANDBOX, extract_code,  # noqa: E402
+                             start_in_workdir)
+from harness.system import kill_and_reap, write_file  # noqa: E402
+
 TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
 TOOL_PREFIX = shlex.split(os.environ.get("TSMS_CLI_PREFIX", ""))
-SANDBOX = REPO / "tests" / "sandbox" / "twilio_sandbox.py"
-
-ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
-AUTH_TOKEN = "sandbox-auth-token-0123456789"
-MESSAGING_SID = "MGfedcba9876543210fedcba9876543210"
 TEMPLATES = {
     "Register": "Welcome, your code is {{code}}.",
     "SignIn": "Your sign-in code is {{code}}.",
@@ -51,13 +49,6 @@ SUITE_LIMIT = 600    # seconds for the whole suite (SIGALRM)
 PROMPT_RE = re.compile(r"(Wrong code\. )?Code sent to \*{6}(\d{4}): ")
 SID_RE = re.compile(r"\bsid (SM[0-9a-f]{32}), status (\w+)")
 COMMANDS = ("check", "test", "enroll", "unenroll", "list")
-
-
-# The sandbox and the case plumbing (failures, tally, signals) of the end-to-end tests.
-sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from run_e2e import (CaseFailure, Interrupted, Sandbox, Tally, check,  # noqa: E402
-                     on_signal, read_jsonl)
 
 
 # --------------------------------------------------------------------------- runs
@@ -83,11 +74,6 @@ class Result:
         return f"exit {self.status}, stdout {self.out!r}, stderr {self.err!r}"
 
 
-def extract_code(body, length=6):
-    found = re.findall(rf"(?<!\d)(\d{{{length}}})(?!\d)", body or "")
-    return found[0] if found else None
-
-
 class Harness:
     def __init__(self, workdir, sandbox, verbose):
         self.workdir = Path(workdir)
@@ -95,6 +81,13 @@ class Harness:
         self.verbose = verbose
         self.case = "case"
         self.procs = []
+
+    def begin_case(self, name):
+        self.case = name
+        self.sandbox.set_scenario("ok")
+
+    def end_case(self):
+        self.kill_all()
 
     # ---- files
 
@@ -111,25 +104,13 @@ class Harness:
 
     def config(self, **over):
         """The base config with keys replaced (a value of None removes the key)."""
-        cfg = {
-            "accountSID": ACCOUNT_SID,
-            "authToken": AUTH_TOKEN,
-            "fromMessagingServiceSID": MESSAGING_SID,
+        return self.sandbox.module_config(**{
             "templates": [{"usageType": u, "content": c} for u, c in TEMPLATES.items()
                           if u != "Generic"],
             "users": dict(INLINE_USERS),
             "usersFile": str(self.users_path),
-            "apiBaseUrl": f"https://127.0.0.1:{self.sandbox.port}",
-            "caFile": str(self.sandbox.dir / "ca.pem"),
-            "timeoutSeconds": 5,
             "stateDir": str(self.dir / "state"),
-        }
-        for key, value in over.items():
-            if value is None:
-                cfg.pop(key, None)
-            else:
-                cfg[key] = value
-        return cfg
+            **over})
 
     def write_config(self, cfg=None, name="config.json", mode=0o600, uid=0):
         """Writes cfg (dict -> JSON, str as is; default the base config), returns its path."""
@@ -211,7 +192,7 @@ class Harness:
                     res.prompts.append(m.group(0))
                     if not answers:
                         continue
-                    code = self.wait_for_code(m.group(2), outbox_before, deadline)
+                    code = self.sandbox.wait_for_code(m.group(2), outbox_before, deadline)
                     res.codes.append(code)
                     try:
                         proc.stdin.write((answers.pop(0)(code) + "\n").encode())
@@ -224,14 +205,7 @@ class Harness:
         except subprocess.TimeoutExpired:
             raise CaseFailure("enroll closed its output but did not exit") from None
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            for f in (proc.stdin, proc.stdout, proc.stderr):
-                try:
-                    f.close()
-                except OSError:
-                    pass
+            kill_and_reap(proc)
         res.elapsed = time.monotonic() - start
         res.status = proc.returncode
         res.out = out.decode("utf-8", errors="replace")
@@ -240,18 +214,6 @@ class Harness:
         res.requests = self.sandbox.requests()[requests_before:]
         self.after(res)
         return res
-
-    def wait_for_code(self, last4, outbox_before, deadline):
-        while time.monotonic() < deadline:
-            sent = [m for m in self.sandbox.outbox()[outbox_before:]
-                    if str(m.get("to", "")).endswith(last4)]
-            if sent:
-                body = sent[-1].get("body")
-                code = extract_code(body)
-                check(code is not None, f"no 6-digit code in the SMS body {body!r}")
-                return code
-            time.sleep(0.02)
-        raise CaseFailure(f"prompt for ******{last4} but no SMS to that number")
 
     def after(self, res):
         if self.verbose:
@@ -266,25 +228,8 @@ class Harness:
 
     def kill_all(self):
         for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+            kill_and_reap(proc)
         self.procs = []
-
-
-def write_file(path, text, mode=0o600, uid=0):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp-test")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chown(tmp, uid, 0)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    return str(path)
 
 
 def expect(res, status, *, out=(), err=(), sms=None, requests=None):
@@ -327,14 +272,6 @@ def leftovers(h):
 
 
 # --------------------------------------------------------------------------- cases
-
-CASES = []
-
-
-def case(fn):
-    CASES.append((fn.__name__, fn))
-    return fn
-
 
 # ---- usage
 
@@ -1128,74 +1065,14 @@ def prerequisite_problem():
     return None
 
 
-def run_one(h, name, fn, tally):
-    h.case = name
-    h.sandbox.set_scenario("ok")
-    try:
-        fn(h)
-    except CaseFailure as e:
-        tally.fail(name, e)
-    except (Interrupted, KeyboardInterrupt):
-        raise
-    except Exception as e:  # a harness or environment problem still fails the case
-        tally.fail(name, f"{type(e).__name__}: {e}")
-    else:
-        tally.ok(name)
-    finally:
-        h.kill_all()
-
-
-def run_cases(selected, verbose, tally):
-    workdir = tempfile.mkdtemp(prefix="tsms-cli-")
-    os.chmod(workdir, 0o700)
-    sandbox = Sandbox(Path(workdir) / "sandbox")
-    h = None
-    todo = list(selected)
-    try:
-        sandbox.start()
-        h = Harness(workdir, sandbox, verbose)
-        while todo:
-            name, fn = todo[0]
-            run_one(h, name, fn, tally)
-            todo.pop(0)
-    except (Interrupted, KeyboardInterrupt) as e:
-        for name, _ in todo:
-            tally.fail(name, f"interrupted ({e or 'SIGINT'})")
-    except Exception as e:
-        for name, _ in todo:
-            tally.fail(name, f"{type(e).__name__}: {e}")
-    finally:
-        signal.alarm(0)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # let cleanup finish
-        if h:
-            h.kill_all()
-        sandbox.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-k", metavar="PATTERN", help="run only cases whose name matches (regex)")
-    parser.add_argument("-v", action="store_true", help="print every command run and its output")
-    args = parser.parse_args()
-
-    tally = Tally()
-    selected = [(n, f) for n, f in CASES if not args.k or re.search(args.k, n)]
-    problem = prerequisite_problem()
-    if not selected:
-        tally.fail("selection", f"no case matches {args.k!r}")
-    elif problem:
-        for name, _ in selected:
-            tally.fail(name, problem)
-    else:
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
-            signal.signal(sig, on_signal)
-        signal.alarm(SUITE_LIMIT)
-        run_cases(selected, args.v, tally)
-    print(f"cli: {tally.passed} passed, {tally.failed} failed")
-    return 1 if tally.failed else 0
+def setup(cleanups, verbose):
+    workdir, sandbox = start_in_workdir(cleanups, "tsms-cli-")
+    h = Harness(workdir, sandbox, verbose)
+    cleanups.add(h.kill_all)
+    return h
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("cli", __doc__.splitlines()[0], setup=setup, prepare=prerequisite_problem,
+                  time_limit=SUITE_LIMIT,
+                  verbose_help="print every command run and its output"))

@@ -21,6 +21,11 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.sandbox import extract_code, read_jsonl, wrong_code  # noqa: E402
 
 # PAM's "Password: ", or sudo's "[sudo] password for USER: "
 PASSWORD_RE = re.compile(r"[Pp]assword(?: for \S+)?: ?$")
@@ -29,34 +34,17 @@ CODE_LENGTH = 6
 WAIT_SECONDS = 10.0
 
 
-def read_outbox(path):
-    """The complete JSON lines of the sandbox's outbox ([] while it does not exist)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.splitlines(keepends=True)
-            if line.endswith("\n") and line.strip()]
-
-
 def wait_for_code(outbox, skip, last4, timeout=WAIT_SECONDS):
     """The code in the newest SMS after the first `skip` outbox lines to a number ending in
     last4, waiting up to timeout seconds for one; None when none came or it holds no code."""
     deadline = time.monotonic() + timeout
     while True:
-        sent = [m for m in read_outbox(outbox)[skip:] if str(m.get("to", "")).endswith(last4)]
+        sent = [m for m in read_jsonl(outbox)[skip:] if str(m.get("to", "")).endswith(last4)]
         if sent:
-            found = re.findall(rf"(?<!\d)\d{{{CODE_LENGTH}}}(?!\d)", sent[-1].get("body") or "")
-            return found[0] if found else None
+            return extract_code(sent[-1].get("body"), CODE_LENGTH)
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
-
-
-def wrong_code(code):
-    """A code of the same length that differs from code in every digit."""
-    return "".join(str((int(d) + 1) % 10) for d in code)
 
 
 def answer(prompt, env):

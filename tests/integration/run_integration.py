@@ -18,9 +18,9 @@ ssh, tsmsuser2 for sudo). Then:
          `runuser -u tsmsuser2 -- sudo -S -k /usr/bin/id -un` gets the password and the code
          on stdin, each written when its prompt appears.
 
-The module's syslog lines are captured as in tests/e2e/run_e2e.py (whose Sandbox and
-SyslogCapture this reuses): sshd and sudo run with the capture socket bind-mounted over
-/dev/log in their mount namespace (or bound at /dev/log when it is free).
+The module's syslog lines are captured by the harness's SyslogCapture (tests/harness): sshd
+and sudo run with the capture socket bind-mounted over /dev/log in their mount namespace (or
+bound at /dev/log when it is free).
 
 Everything is removed at the end, on failures and on SIGINT/SIGTERM/SIGHUP too: sshd, the
 users and their homes, /etc/pam.d/tsms-test-sshd, the sudoers drop-in, the temp dir; the last
@@ -32,9 +32,7 @@ Run as root:  python3 tests/integration/run_integration.py [-k PATTERN] [-v]
 Prints `PASS: name` or `FAIL: name: why` per case, then `integration: N passed, N failed`.
 """
 
-import argparse
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -42,7 +40,6 @@ import json
 import os
 import pwd
 import re
-import secrets
 import select
 import shutil
 import signal
@@ -56,17 +53,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 import askpass  # noqa: E402  (beside this file)
-from run_e2e import (ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID, SYSLOG_RE,  # noqa: E402
-                     Sandbox, SyslogCapture)
+from harness.core import CaseFailure, case, check, main, run_all  # noqa: E402
+from harness.pam import MODULE, PAM_DIR  # noqa: E402
+from harness.sandbox import AUTH_TOKEN, Sandbox, wrong_code  # noqa: E402
+from harness.syslog import SyslogCapture  # noqa: E402
+from harness.system import (add_test_user, become_subreaper, cmdlines,  # noqa: E402
+                            descendants, end_orphans, free_port, remove_test_user, running,
+                            sh, signals_held, stop_process, write_file)
 
-MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
 CONF = REPO / "conf"
 DEBS = ["openssh-server", "openssh-client", "sudo"]
 SSHD = Path("/usr/sbin/sshd")
-PAM_DIR = Path("/etc/pam.d")
 SSHD_SERVICE = "tsms-test-sshd"  # the symlink's name, so sshd's PAM service name
 SUDO_PAM = PAM_DIR / "sudo"
 SUDOERS_DROP_IN = Path("/etc/sudoers.d/tsms-test-integration")  # no '.': sudo skips such names
@@ -82,32 +82,6 @@ INSTALL_LIMIT = 600.0  # apt-get on a fresh machine
 LOCK_WAIT = 120.0  # another run holding the lock
 RUN_LIMIT = 30.0  # one ssh or sudo run
 TOTAL_LIMIT = 100  # seconds for everything after the install (then SIGALRM: cleanup, exit)
-
-
-class CaseFailure(Exception):
-    """An expectation did not hold; the message says why."""
-
-
-class Interrupted(Exception):
-    pass
-
-
-def check(cond, why):
-    if not cond:
-        raise CaseFailure(why)
-
-
-def sh(cmd, *, timeout=30, input_text=None, ok=(0,)):
-    """Runs cmd, returns its CompletedProcess; a status outside ok is a CaseFailure."""
-    try:
-        p = subprocess.run(cmd, input=input_text, capture_output=True, text=True,
-                           timeout=timeout, cwd="/")
-    except subprocess.TimeoutExpired:
-        raise CaseFailure(f"{' '.join(map(str, cmd))}: still running after {timeout}s") from None
-    if p.returncode not in ok:
-        raise CaseFailure(f"{' '.join(map(str, cmd))}: exit {p.returncode}: "
-                          f"{(p.stderr or p.stdout).strip()[-300:]}")
-    return p
 
 
 def snippet_lines(name):
@@ -136,31 +110,11 @@ def service_file(debian_file, snippet, module_args):
     return "\n".join(lines[:i] + ours + lines[i + 1:]) + "\n"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def file_digest(path):
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
-
-
-def pids_of_uid(uid):
-    """Running (not zombie) processes with uid as real or effective user id."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        m = re.search(r"^Uid:\s+(\d+)\s+(\d+)", status, re.M)
-        if m and uid in (int(m.group(1)), int(m.group(2))) and "\nState:\tZ" not in status:
-            found.append(int(pid))
-    return found
 
 
 # --------------------------------------------------------------------------- one login
@@ -201,9 +155,9 @@ class Login:
 # --------------------------------------------------------------------------- harness
 
 class Harness:
-    def __init__(self, tmp, verbose):
+    def __init__(self, tmp, verbose, cleanups):
         self.tmp = Path(tmp)
-        self.cleanups = []  # callables run last-in first-out at the end, each whatever happens
+        self.cleanups = cleanups  # a core.Cleanups: run newest first at the end, whatever happens
         self.verbose = verbose
         self.sandbox = None
         self.syslog = None
@@ -214,30 +168,15 @@ class Harness:
         self.config_private_ca = None
         self.logins = 0
 
-    def cleanup(self, fn, *args):
-        """Registers fn(*args) to run at the end, whatever happens."""
-        self.cleanups.append((fn, args))
-
-    def run_cleanups(self):
-        """Runs every registered cleanup, newest first; returns the errors."""
-        errors = []
-        while self.cleanups:
-            fn, args = self.cleanups.pop()
-            try:
-                fn(*args)
-            except Exception as e:
-                errors.append(f"{type(e).__name__}: {e}")
-        return errors
-
     # ---- set-up shared by all cases
 
     def setup(self):
         self.remove_leftovers()
         self.sandbox = Sandbox(self.tmp / "sandbox")
-        self.cleanup(self.sandbox.stop)
+        self.cleanups.add(self.sandbox.stop)
         self.sandbox.start(timeout=20)
         self.syslog = SyslogCapture(self.tmp)
-        self.cleanup(self.syslog.close)
+        self.cleanups.add(self.syslog.close)
         self.config = self.write_config("pam_twilio_sms", self.public_ca_file())
         # the sandbox's own ca.pem sits in the root-only temp dir
         self.config_private_ca = self.write_config("private-ca", self.sandbox.ca_file)
@@ -254,32 +193,20 @@ class Harness:
 
     def write_config(self, name, ca_file):
         """Writes the module config TMP/NAME.json (root 0600) and returns its path."""
-        cfg = {
-            "accountSID": ACCOUNT_SID,
-            "authToken": AUTH_TOKEN,
-            "fromMessagingServiceSID": MESSAGING_SID,
-            "templates": [{"usageType": "SignIn",
-                           "content": "Your login code is {{code}}. Do not share it with anyone."}],
-            "users": {SSH_USER: SSH_PHONE, SUDO_USER: SUDO_PHONE},
-            "apiBaseUrl": self.sandbox.base_url,
-            "caFile": str(ca_file),
-            "stateDir": str(self.tmp / "state"),
-            "resendCooldownSeconds": 0,
-            "maxAttempts": 3,  # the wrong-code cases expect three SMS prompts
-            "timeoutSeconds": 5,
-        }
-        path = self.tmp / f"{name}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(cfg, f, indent=1)
-        os.chown(path, 0, 0)
-        os.chmod(path, 0o600)
-        return path
+        cfg = self.sandbox.module_config(
+            templates=[{"usageType": "SignIn",
+                        "content": "Your login code is {{code}}. Do not share it with anyone."}],
+            users={SSH_USER: SSH_PHONE, SUDO_USER: SUDO_PHONE},
+            caFile=str(ca_file),
+            stateDir=str(self.tmp / "state"),
+            resendCooldownSeconds=0,
+            maxAttempts=3)  # the wrong-code cases expect three SMS prompts
+        return Path(write_file(self.tmp / f"{name}.json", json.dumps(cfg, indent=1)))
 
     def public_ca_file(self):
         """A copy of the sandbox CA that any user can read, like /etc/ssl/certs/*.pem."""
         d = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}ca-"))
-        self.cleanup(shutil.rmtree, d, True)
+        self.cleanups.add(shutil.rmtree, d, True)
         os.chmod(d, 0o755)
         shutil.copyfile(self.sandbox.ca_file, d / "ca.pem")
         os.chmod(d / "ca.pem", 0o644)
@@ -291,14 +218,11 @@ class Harness:
         their GECOS), the service file and the sudoers drop-in."""
         stale = [d for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*")
                  if d.is_dir() and d != self.tmp]
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if any(f"{d}/" in cmdline for d in stale) and running(int(pid)):
+        for pid, argv in cmdlines():
+            cmdline = b"\0".join(argv).decode(errors="replace")
+            if any(f"{d}/" in cmdline for d in stale) and running(pid):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
         for d in stale:
             shutil.rmtree(d, ignore_errors=True)
         for user in (SSH_USER, SUDO_USER):
@@ -308,39 +232,14 @@ class Harness:
                 continue
             check(pw.pw_gecos == GECOS, f"user {user} exists and is not one of ours "
                                         f"(GECOS {pw.pw_gecos!r}); not touching it")
-            self.remove_user(user)
+            remove_test_user(user, GECOS)
         for path in (PAM_DIR / SSHD_SERVICE, SUDOERS_DROP_IN):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
     def add_user(self, user):
-        self.cleanup(self.remove_user, user)
-        sh(["useradd", "--create-home", "--shell", "/bin/sh", "--comment", GECOS, user])
-        password = "Tsms-" + secrets.token_urlsafe(12)
-        sh(["chpasswd"], input_text=f"{user}:{password}\n")
-        self.passwords[user] = password
-
-    def remove_user(self, user):
-        try:
-            pw = pwd.getpwnam(user)
-        except KeyError:
-            return
-        if pw.pw_gecos != GECOS:
-            return
-        # sessions of our sshd or sudo that outlived their client (only ever ours: the
-        # account was created by this run)
-        for pid in pids_of_uid(pw.pw_uid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while pids_of_uid(pw.pw_uid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        p = subprocess.run(["userdel", "--remove", user], capture_output=True, text=True,
-                           timeout=30)
-        if p.returncode not in (0, 12):  # 12: home or mail spool already gone
-            raise RuntimeError(f"userdel --remove {user}: exit {p.returncode}: {p.stderr.strip()}")
-        with contextlib.suppress(FileNotFoundError):
-            (Path("/run/sudo/ts") / user).unlink()
+        self.cleanups.add(remove_test_user, user, GECOS)
+        self.passwords[user] = add_test_user(user, GECOS)
 
     def authorize_key(self, user, pub):
         pw = pwd.getpwnam(user)
@@ -355,7 +254,7 @@ class Harness:
     def write_sshd_service(self):
         text = service_file(PAM_DIR / "sshd", "pam.d-sshd.snippet", [f"config={self.config}"])
         path = PAM_DIR / SSHD_SERVICE
-        self.cleanup(lambda: path.unlink(missing_ok=True))
+        self.cleanups.add(lambda: path.unlink(missing_ok=True))
         path.write_text(text)
         os.chmod(path, 0o644)
         self.sshd_link.symlink_to(SSHD)
@@ -377,30 +276,10 @@ class Harness:
         staged.write_text(text)
         os.chmod(staged, 0o440)
         sh(["visudo", "-c", "-q", "-f", str(staged)])
-        self.cleanup(lambda: SUDOERS_DROP_IN.unlink(missing_ok=True))
+        self.cleanups.add(lambda: SUDOERS_DROP_IN.unlink(missing_ok=True))
         shutil.copyfile(staged, SUDOERS_DROP_IN)
         os.chmod(SUDOERS_DROP_IN, 0o440)
         sh(["visudo", "-c", "-q"])  # the whole sudoers, drop-in included, still parses
-
-    # ---- private mount namespaces
-
-    def in_namespace(self, cmd, binds=()):
-        """cmd in a private mount namespace with the syslog capture over /dev/log (unless it
-        is bound at /dev/log itself) and each (source, target) of binds bind-mounted."""
-        binds = list(binds)
-        if not self.syslog.owns_dev_log:
-            binds.insert(0, (self.syslog.path, "/dev/log"))
-        if not binds:
-            return cmd
-        # a /dev/log removed by another capture since is made again as an empty mount point
-        # (SyslogCapture.close removes it)
-        script = ('while [ "$1" != -- ]; do [ -e "$2" ] || : >>"$2"; '
-                  'mount --bind "$1" "$2" || exit 97; shift 2; done; shift; exec "$@"')
-        flat = [str(x) for pair in binds for x in pair]
-        return ["unshare", "--mount", "--", "sh", "-c", script, "sh", *flat, "--", *cmd]
-
-    def logs_since(self, mark):
-        return [m.group(1) if (m := SYSLOG_RE.match(l)) else l for l in self.syslog.collect(mark)]
 
     # ---- sshd
 
@@ -456,19 +335,19 @@ class Harness:
     def _start_sshd(self, variant):
         if not PRIVSEP_DIR.exists():  # systemd's ssh.service makes it (RuntimeDirectory)
             PRIVSEP_DIR.mkdir(mode=0o755)
-            self.cleanup(lambda: PRIVSEP_DIR.rmdir() if not any(PRIVSEP_DIR.iterdir()) else None)
+            self.cleanups.add(lambda: PRIVSEP_DIR.rmdir() if not any(PRIVSEP_DIR.iterdir()) else None)
         for attempt in range(3):  # the free port may be taken before sshd binds it
             port = free_port()
             config = self.sshd_config(variant, port)
             sh([str(SSHD), "-t", "-f", str(config)])
             errlog = config.parent / "sshd.stderr"
             # an absolute path (sshd re-executes itself); argv[0]'s name is the PAM service
-            cmd = self.in_namespace([str(self.sshd_link), "-D", "-e", "-f", str(config)])
+            cmd = self.syslog.wrap([str(self.sshd_link), "-D", "-e", "-f", str(config)])
             # (a signal between Popen and cleanup() leaves sshd to end_orphans())
             with open(errlog, "wb") as err:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                         cwd="/", start_new_session=True)
-            self.cleanup(stop_sshd, proc)
+            self.cleanups.add(stop_sshd, proc)
             if self._wait_for_banner(proc, port, errlog):
                 return port, config
         raise CaseFailure(f"port {port} taken three times: {tail(errlog)}")
@@ -555,7 +434,7 @@ class Harness:
         login.prompts = [(r["prompt"], r["answered"]) for r in map(json.loads, rows)]
         login.sms = self.sandbox.outbox()[skip:]
         login.requests = self.sandbox.requests()[requests_before:]
-        login.logs = self.logs_since(mark)
+        login.logs = self.syslog.messages(mark)
         with open(server_log, "rb") as f:
             f.seek(server_log_at)
             login.server_log = f.read().decode(errors="replace")
@@ -573,7 +452,7 @@ class Harness:
         self.logins += 1
         login = Login(f"sudo run {self.logins}")
         password = password if password is not None else self.passwords[SUDO_USER]
-        cmd = self.in_namespace(["runuser", "-u", SUDO_USER, "--", "sudo", "-S", "-k", "--",
+        cmd = self.syslog.wrap(["runuser", "-u", SUDO_USER, "--", "sudo", "-S", "-k", "--",
                                  "/usr/bin/id", "-un"],
                                 [(self.sudo_service(config or self.config), SUDO_PAM)])
         skip = len(self.sandbox.outbox())
@@ -625,7 +504,7 @@ class Harness:
         login.stderr = out[err_fd].decode(errors="replace")
         login.sms = self.sandbox.outbox()[skip:]
         login.requests = self.sandbox.requests()[requests_before:]
-        login.logs = self.logs_since(mark)
+        login.logs = self.syslog.messages(mark)
         if self.verbose:
             print(f"  {login}")
         return login
@@ -644,47 +523,7 @@ class Harness:
                                          timeout=min(askpass.WAIT_SECONDS,
                                                      max(0.1, deadline - time.monotonic())))
             check(sent is not None, f"SMS prompt {new.strip()!r} but no SMS with a code arrived")
-            return askpass.wrong_code(sent) if code == "wrong" else sent
-        return False
-
-
-def stop_process(proc, timeout=5):
-    """Ends proc (SIGTERM, then SIGKILL to its process group) and reaps it."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=timeout)
-
-
-def descendants(pid):
-    """The processes below pid, parents before their children."""
-    parent = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat_line = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...", where comm may hold spaces and parentheses
-        parent[int(entry)] = int(stat_line.rsplit(")", 1)[1].split()[1])
-    found, todo = [], [pid]
-    while todo:
-        kids = [p for p, pp in parent.items() if pp == todo[0]]
-        found += kids
-        todo = todo[1:] + kids
-    return found
-
-
-def running(pid):
-    """Whether pid exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+            return wrong_code(sent) if code == "wrong" else sent
         return False
 
 
@@ -700,45 +539,6 @@ def stop_sshd(proc, timeout=5):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     stop_process(proc, timeout)
-
-
-def become_subreaper():
-    """Makes processes orphaned below this one (sshd's session processes when their parent
-    is gone) our children instead of PID 1's, so that end_orphans() can end and reap them,
-    also where PID 1 reaps nothing (some containers)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def end_orphans():
-    """Kills what is left below this process (only orphans that came to us) and reaps it;
-    call when every child was stopped. Returns the pids that were still running."""
-    left = [pid for pid in descendants(os.getpid()) if running(pid)]
-    for pid in reversed(left):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            time.sleep(0.05)
-    return left
-
-
-@contextlib.contextmanager
-def signals_held():
-    """Holds SIGINT/SIGTERM/SIGHUP/SIGALRM back, e.g. between making a directory and
-    registering its removal. Never around starting a process: it would inherit the mask."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def tail(path, n=600):
@@ -807,14 +607,6 @@ def expect_prompts(login, want, last4):
 
 
 # --------------------------------------------------------------------------- cases
-
-CASES = []
-
-
-def case(fn):
-    CASES.append((fn.__name__, fn))
-    return fn
-
 
 @case
 def sshd_config_snippet_in_effect(h):
@@ -927,27 +719,6 @@ def sudo_ca_file_readable_by_root_only(h):
 
 # --------------------------------------------------------------------------- main
 
-class Tally:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def ok(self, name):
-        print(f"PASS: {name}", flush=True)
-        self.passed += 1
-
-    def fail(self, name, why):
-        why = " ".join(str(why).split())
-        print(f"FAIL: {name}: {why}", flush=True)
-        self.failed += 1
-
-
-def on_signal(signum, _frame):
-    if signum == signal.SIGALRM:
-        raise Interrupted(f"time limit of {TOTAL_LIMIT}s")
-    raise Interrupted(signal.Signals(signum).name)
-
-
 def prerequisite_problem():
     """Installs the Debian packages; returns what is missing, or None."""
     if not MODULE.is_file():
@@ -1011,84 +782,42 @@ def left_behind(h, tmp, before):
     return problems
 
 
-def run_cases(selected, verbose, tally):
-    """Runs the cases (holding the lock) with one set-up; cleans up on every path."""
+def run(selected, verbose, tally):
+    """Runs the cases (holding the lock) with one set-up, then checks that cleanup left
+    nothing behind (the last verdict, "cleanup")."""
     before = {p: file_digest(p) for p in (SUDO_PAM, PAM_DIR / "sshd", Path("/etc/sudoers"))}
-    tmp = None
-    h = None
-    todo = list(selected)
-    try:
+    made = {"h": None, "tmp": None}
+
+    def setup(cleanups):
         with signals_held():
-            tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
-            h = Harness(tmp, verbose)
-            h.cleanup(shutil.rmtree, tmp, True)
-        h.setup()
-        while todo:
-            name, fn = todo[0]
-            try:
-                fn(h)
-            except CaseFailure as e:
-                tally.fail(name, e)
-            except (Interrupted, KeyboardInterrupt):
-                raise
-            except Exception as e:  # a harness or environment problem fails the case
-                tally.fail(name, f"{type(e).__name__}: {e}")
-            else:
-                tally.ok(name)
-            todo.pop(0)
-    except (Interrupted, KeyboardInterrupt) as e:
-        for name, _ in todo:
-            tally.fail(name, f"interrupted ({str(e) or 'SIGINT'})")
-    except Exception as e:
-        for name, _ in todo:
-            tally.fail(name, f"set-up failed: {e}")
-    finally:
-        signal.alarm(0)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # let cleanup finish
-        problems = h.run_cleanups() if h else []
-        orphans = end_orphans()
-        if orphans:
-            problems.append(f"processes left after cleanup (killed): {orphans}")
-    problems += left_behind(h, tmp, before)
+            made["tmp"] = tempfile.mkdtemp(prefix=TMP_PREFIX)
+            cleanups.add(shutil.rmtree, made["tmp"], True)
+        made["h"] = Harness(made["tmp"], verbose, cleanups)
+        made["h"].setup()
+        return made["h"]
+
+    become_subreaper()
+    problems = run_all(selected, tally, setup, setup_failed=lambda e: f"set-up failed: {e}")
+    orphans = end_orphans()
+    if orphans:
+        problems.append(f"processes left after cleanup (killed): {orphans}")
+    problems += left_behind(made["h"], made["tmp"], before)
     if problems:
         tally.fail("cleanup", "; ".join(problems))
     else:
         tally.ok("cleanup")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-k", metavar="PATTERN", help="run only cases whose name matches (regex)")
-    parser.add_argument("-v", action="store_true", help="print each login's details")
-    args = parser.parse_args()
-
-    tally = Tally()
-    start = time.monotonic()
-    selected = [(n, f) for n, f in CASES if not args.k or re.search(args.k, n)]
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
-        signal.signal(sig, on_signal)
-    try:
-        if not selected:
-            raise CaseFailure(f"no case matches {args.k!r}")
-        if os.geteuid() != 0:
-            raise CaseFailure("not root (needs useradd, /etc/pam.d, sshd, mount namespaces)")
-        take_lock()  # held until exit; also serialises the apt-get of concurrent runs
-        problem = prerequisite_problem()
-        if problem:
-            raise CaseFailure(problem)
-        signal.alarm(TOTAL_LIMIT)
-        become_subreaper()
-        run_cases(selected, args.v, tally)
-    except (CaseFailure, Interrupted, KeyboardInterrupt) as e:
-        # before anything was set up (prerequisites, the lock): every case fails
-        why = e if isinstance(e, CaseFailure) else f"interrupted ({str(e) or 'SIGINT'})"
-        for name, _ in selected or [("selection", None)]:
-            tally.fail(name, why)
-    print(f"integration: {tally.passed} passed, {tally.failed} failed "
-          f"({time.monotonic() - start:.1f}s)")
-    return 1 if tally.failed else 0
+def prepare():
+    """Root, the lock (held until exit; it also serialises the apt-get of concurrent runs),
+    the Debian packages; returns what is missing, or None."""
+    if os.geteuid() != 0:
+        return "not root (needs useradd, /etc/pam.d, sshd, mount namespaces)"
+    take_lock()
+    return prerequisite_problem()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("integration", __doc__.splitlines()[0], run=run, prepare=prepare,
+                  time_limit=TOTAL_LIMIT, one_line=True, timed=True,
+                  verbose_help="print each login's details"))

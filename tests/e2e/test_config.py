@@ -1,0 +1,133 @@
+"""End-to-end cases: config files the module refuses (PAM_SERVICE_ERR, nothing sent, a
+`config PATH: ` log line naming the problem) and the template fallbacks it accepts."""
+
+import json
+import pwd
+
+from harness.core import CaseFailure, case, check
+from harness.pam import (check_clean_logs, config_error_case, expect_config_error, right,
+                         simple_service)
+
+
+@case
+def config_group_readable(h):
+    config_error_case(h, h.config(), ("640", "0640"), mode=0o640)
+
+
+@case
+def config_world_readable(h):
+    config_error_case(h, h.config(), ("604", "0604"), mode=0o604)
+
+
+@case
+def config_not_root_owned(h):
+    nobody = pwd.getpwnam("nobody").pw_uid
+    config_error_case(h, h.config(), ("nobody", str(nobody)), uid=nobody)
+
+
+@case
+def config_symlink(h):
+    target = h.write_config(h.config(), name="symlink-target")
+    link = h.confdir / "symlink.json"
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+    config_error_case(h, None, path=str(link))
+
+
+@case
+def config_missing(h):
+    config_error_case(h, None, path=str(h.confdir / "does-not-exist.json"))
+
+
+@case
+def config_malformed_json(h):
+    text = json.dumps(h.config())[:-1] + ',,}'
+    config_error_case(h, text)
+
+
+@case
+def config_unknown_key(h):
+    config_error_case(h, h.config(codeLenght=6), "codeLenght")
+
+
+@case
+def config_duplicate_key(h):
+    text = json.dumps(h.config())[:-1] + ', "maxAttempts": 3, "maxAttempts": 10}'
+    config_error_case(h, text, "maxAttempts")
+
+
+@case
+def config_bad_account_sid(h):
+    config_error_case(h, h.config(accountSID="AC0123"), "accountSID")
+
+
+@case
+def config_bad_messaging_service_sid(h):
+    config_error_case(h, h.config(fromMessagingServiceSID="MGnot-hex-at-all-0123456789abcdef01"),
+                      "fromMessagingServiceSID")
+
+
+@case
+def config_http_api_base_url(h):
+    config_error_case(h, h.config(apiBaseUrl=f"http://127.0.0.1:{h.sandbox.port}"), "apiBaseUrl")
+
+
+@case
+def config_template_without_placeholder(h):
+    config_error_case(h, h.config(templates=[{"usageType": "SignIn", "content": "no code here"}]))
+
+
+@case
+def config_body_too_long(h):
+    content = "x" * 1600 + " {{code}}"
+    config_error_case(h, h.config(templates=[{"usageType": "SignIn", "content": content}]))
+
+
+@case
+def config_invalid_phone_names_user(h):
+    config_error_case(h, h.config(users={"alice": "+15555550006", "eve": "+0123"}), "eve")
+
+
+@case
+def config_missing_signin_uses_generic(h):
+    templates = [{"usageType": "Register", "content": "Register {{code}}"},
+                 {"usageType": "Generic", "content": "Generic code {{code}} here"}]
+    svc = simple_service(h, templates=templates)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["body"] == f"Generic code {run.codes[0]} here", f"body {run.outbox[0]['body']!r}")
+
+
+@case
+def config_missing_signin_and_generic(h):
+    templates = [{"usageType": "Register", "content": "Register {{code}}"},
+                 {"usageType": "Test", "content": "Test {{code}}"}]
+    config_error_case(h, h.config(templates=templates), "SignIn")
+
+
+@case
+def config_new_keys_validated(h):
+    bad = {
+        "sendLimit": 0, "sendWindowSeconds": 86401, "resendCooldownSeconds": -1,
+        "globalSendLimit": 1000001, "maxResends": 6, "lockoutThreshold": 0,
+        "lockoutSeconds": 0, "maxRetries": 6,
+    }
+    for key, value in bad.items():
+        path = h.write_config(h.config(**{key: value}), name=f"{h.case}-{key}")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        expect_config_error(h, run, path, key)
+    for value in (["1"], ["+0"], ["+12345"], [], "+1", [1], ["+1\n"]):
+        path = h.write_config(h.config(allowedCountryCodes=value), name=f"{h.case}-country")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        try:
+            expect_config_error(h, run, path, "allowedCountryCodes")
+        except CaseFailure as e:
+            raise CaseFailure(f"allowedCountryCodes={value!r}: {e}") from None
+        check_clean_logs(run)
+    for value in ("relative/dir", ""):  # "/" and other shared directories: see below
+        path = h.write_config(h.config(stateDir=value), name=f"{h.case}-statedir")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        try:
+            expect_config_error(h, run, path, "stateDir")
+        except CaseFailure as e:
+            raise CaseFailure(f"stateDir={value!r}: {e}") from None

@@ -1,0 +1,218 @@
+"""End-to-end cases: the sign-in flow through pamtester: codes and prompts, the SMS as
+Twilio receives it, wrong and expired codes, unmapped users (nullok, the decoy challenge),
+a resend on an empty answer, the module twice in one stack."""
+
+import re
+
+from harness.core import CaseFailure, case, check
+from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, answer_with, keep, right, simple_service,
+                         typed, without_leading_zeros, wrong)
+from harness.sandbox import ACCOUNT_SID, MESSAGING_SID
+
+
+@case
+def success(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=1)
+    check(run.prompts[0] == "SMS code sent to ******0006: ", f"prompt {run.prompts[0]!r}")
+    msg, req = run.outbox[0], run.requests[0]
+    check(msg["to"] == "+15555550006", f"sent to {msg['to']!r}")
+    check(msg["messaging_service_sid"] == MESSAGING_SID, f"sid {msg['messaging_service_sid']!r}")
+    check(msg["body"] == DEFAULT_TEMPLATE.replace("{{code}}", run.codes[0]), f"body {msg['body']!r}")
+    check(re.fullmatch(r"\d{6}", run.codes[0]), f"code {run.codes[0]!r} is not 6 digits")
+    check(req["method"] == "POST" and req["status"] == 201, f"request {req['method']} -> {req['status']}")
+    check(req["path"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", f"path {req['path']}")
+    check(req["auth_ok"] is True, "HTTP Basic credentials not accepted")
+    check(str(req["content_type"]).startswith("application/x-www-form-urlencoded"),
+          f"content type {req['content_type']!r}")
+    check(set(req["form"]) == {"To", "MessagingServiceSid", "Body"}, f"form fields {sorted(req['form'])}")
+    check(msg.get("risk_check") in (None, ""),
+          f"RiskCheck sent without disableRiskCheck: {msg.get('risk_check')!r}")
+    line = run.outcomes[0]
+    for part in ("user=alice", "phone=******0006", f"sid={msg['sid']}", "attempts=1"):
+        check(part in line, f"outcome line lacks {part!r}: {line!r}")
+    check("+15555550006" not in " ".join(run.logs), "full phone number in syslog")
+
+
+@case
+def answer_with_whitespace(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "alice", [right(fmt="  {code}\t ")])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+
+
+@case
+def wrong_then_right(h):
+    svc = simple_service(h, maxAttempts=3)
+    run = h.authenticate(svc, "alice", [wrong(), right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=2)
+    check(run.prompts[1] == "Wrong code. SMS code sent to ******0006: ", f"second prompt {run.prompts[1]!r}")
+    check("attempts=2" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+
+
+@case
+def all_attempts_wrong(h):
+    svc = simple_service(h, maxAttempts=3)
+    run = h.authenticate(svc, "alice", [wrong(), wrong(), wrong(), right()])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=3)
+    check("attempts=3" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+
+
+@case
+def code_expired(h):
+    svc = simple_service(h, codeTtlSeconds=2)
+    run = h.authenticate(svc, "alice", [right(delay=3.0), right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=1, prompts=1)
+
+
+@case
+def leading_zero_code(h):
+    """Until a code starting with 0 arrives (each try has a 1 in 10 chance): the code
+    without its leading zeros is refused, the exact code is accepted."""
+    svc = simple_service(h, codeLength=4, maxAttempts=2)
+    for _ in range(100):
+        run = h.authenticate(svc, "carol", [without_leading_zeros(), right()], code_length=4)
+        check(run.codes and re.fullmatch(r"\d{4}", run.codes[0]), f"no 4-digit code: {run.codes!r}")
+        if run.codes[0].startswith("0"):
+            h.expect(run, "PAM_SUCCESS", sms=1, prompts=2)
+            check("attempts=2" in run.outcomes[0], f"outcome line {run.outcomes[0]!r}")
+            return
+        h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    raise CaseFailure("100 codes of length 4, none started with 0 (chance 3e-5): not uniform?")
+
+
+@case
+def every_placeholder_replaced(h):
+    template = "A {{code}} B {{code}} C {{ code }} D"
+    svc = simple_service(h, templates=[{"usageType": "SignIn", "content": template}])
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    c = run.codes[0]
+    check(run.outbox[0]["body"] == f"A {c} B {c} C {c} D", f"body {run.outbox[0]['body']!r}")
+
+
+@case
+def url_encoding_plus_and_non_ascii(h):
+    template = "Grüße ✓ 你好 — code {{code}} & a+b=c %20 100% ?x=1;"
+    svc = simple_service(h, templates=[{"usageType": "SignIn", "content": template}])
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    want = template.replace("{{code}}", run.codes[0])
+    got = run.outbox[0]["body"]
+    check(got.encode("utf-8") == want.encode("utf-8"), f"body {got!r}, want {want!r}")
+    check(run.outbox[0]["to"] == "+15555550006", f"To arrived as {run.outbox[0]['to']!r}")
+    form_to = run.requests[0]["form"].get("To")
+    check(form_to == ["+15555550006"], f"form field To {form_to!r}")
+
+
+@case
+def number_without_plus_sent_as_e164(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "bob", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["to"] == "+15555550007", f"To {run.outbox[0]['to']!r}")
+    check(run.prompts[0] == "SMS code sent to ******0007: ", f"prompt {run.prompts[0]!r}")
+
+
+@case
+def number_with_spaces_and_dashes(h):
+    svc = simple_service(h)
+    run = h.authenticate(svc, "carol", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["to"] == "+15555551234", f"To {run.outbox[0]['to']!r}")
+
+
+@case
+def unmapped_user_denied(h):
+    """Without nullok an unmapped user sees the same prompts as a mapped one (a stable
+    made-up number), is never accepted, and no SMS is sent."""
+    svc = simple_service(h, then_permit=True, maxAttempts=3)
+    run = h.authenticate(svc, "mallory", [typed("123456")] * 3)
+    h.expect(run, "PAM_MAXTRIES", sms=0, requests=0, prompts=3)
+    check(re.fullmatch(r"SMS code sent to \*{6}\d{4}: ", run.prompts[0]), f"prompt {run.prompts[0]!r}")
+    check(run.prompts[1:] == ["Wrong code. " + run.prompts[0]] * 2, f"prompts {run.prompts!r}")
+    check("no phone number mapped" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    again = h.authenticate(svc, "mallory", [typed("654321")])
+    check(again.prompts[0] == run.prompts[0], f"the made-up number changed: {again.prompts[0]!r}")
+
+
+@case
+def unmapped_user_nullok(h):
+    svc = simple_service(h, then_permit=True, args=("nullok", "debug"))
+    run = h.authenticate(svc, "mallory", [right()])
+    h.expect(run, "PAM_IGNORE", sms=0, requests=0, prompts=0)
+
+
+@case
+def mapped_user_nullok_still_asked(h):
+    svc = simple_service(h, then_permit=True, args=("nullok",), maxAttempts=1)
+    run = h.authenticate(svc, "alice", [wrong()])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=1)
+
+
+def shape(prompts):
+    return [re.sub(r"\d", "N", p) for p in prompts]
+
+
+@case
+def unmapped_user_same_prompts_as_mapped(h):
+    svc = simple_service(h, maxAttempts=3, maxResends=1)
+    mapped = h.authenticate(svc, "alice", [wrong(), wrong(), wrong()])
+    h.expect(mapped, "PAM_MAXTRIES", sms=1, prompts=3)
+    ghost = h.authenticate(svc, "mallory", [typed("123456")] * 3)
+    h.expect(ghost, "PAM_MAXTRIES", sms=0, requests=0, prompts=3)
+    check(shape(ghost.prompts) == shape(mapped.prompts), f"{ghost.prompts!r} vs {mapped.prompts!r}")
+    again = h.authenticate(svc, "mallory", [typed("000000")] * 3)
+    check(again.prompts == ghost.prompts, f"made-up number not stable: {again.prompts!r}")
+    # an empty answer: both see a new code announced, and get maxAttempts for it
+    mapped = h.authenticate(svc, "alice", [keep([], ""), wrong(), wrong(), wrong()])
+    h.expect(mapped, "PAM_MAXTRIES", sms=2, prompts=4)
+    ghost = h.authenticate(svc, "mallory", [typed("")] + [typed("123456")] * 3)
+    h.expect(ghost, "PAM_MAXTRIES", sms=0, requests=0, prompts=4)
+    check(shape(ghost.prompts) == shape(mapped.prompts), f"{ghost.prompts!r} vs {mapped.prompts!r}")
+    check(all(CONTROL_RE.sub("", l) == l for l in ghost.logs), "control characters in logs")
+
+
+@case
+def code_single_use(h):
+    svc = simple_service(h, maxAttempts=1)
+    first = h.authenticate(svc, "alice", [right()])
+    h.expect(first, "PAM_SUCCESS", sms=1, prompts=1)
+    run = h.authenticate(svc, "alice", [typed(first.codes[0])])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=1)
+
+
+@case
+def disable_risk_check(h):
+    svc = simple_service(h, disableRiskCheck=True)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1)
+    check(run.outbox[0].get("risk_check") == "disable", f"risk_check {run.outbox[0].get('risk_check')!r}")
+    check(run.requests[0]["form"].get("RiskCheck") == ["disable"], f"form {run.requests[0]['form']!r}")
+
+
+@case
+def module_twice_in_one_stack(h):
+    path = h.write_config(h.config())
+    svc = h.service(path, twice=True)
+    run = h.authenticate(svc, "alice", [right(), right()])
+    h.expect(run, "PAM_SUCCESS", sms=2, requests=2, prompts=2, outcomes=2)
+    check(run.prompts == ["SMS code sent to ******0006: "] * 2, f"prompts {run.prompts!r}")
+    sids = [m["sid"] for m in run.outbox]
+    for sid, line in zip(sids, run.outcomes):
+        check(f"sid={sid}" in line, f"outcome {line!r} lacks sid={sid}")
+
+
+@case
+def resend_on_empty_answer(h):
+    """An empty answer sends a new code; the old one is then refused, the new one accepted."""
+    svc = simple_service(h, maxResends=1, maxAttempts=3)
+    seen = []
+    run = h.authenticate(svc, "alice", [keep(seen, ""), answer_with(lambda c: seen[0]), right()])
+    h.expect(run, "PAM_SUCCESS", sms=2, requests=2, prompts=3)
+    check(run.prompts[1:] == ["New SMS code sent to ******0006: ",
+                              "Wrong code. SMS code sent to ******0006: "],
+          f"prompts {run.prompts!r}")
+    check(seen[0] != run.codes[1], "the two codes happen to be equal (chance 1e-6)")
+    check(run.codes[2] == run.codes[1], f"codes {run.codes!r}")

@@ -1,0 +1,192 @@
+"""Case plumbing shared by every suite: failures, the registry, the tally, signals, cleanups
+and the runner.
+
+A suite registers cases with @case (functions of one argument, the suite's harness object)
+and calls main(); main() parses -k/-v, selects the cases, runs prepare() (what is missing,
+or None) and then the cases: run_all() with the suite's setup(cleanups, verbose), or the
+suite's own run(selected, verbose, tally) where it has more to do around run_all().
+"""
+
+import argparse
+import re
+import signal
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class CaseFailure(Exception):
+    """A case's expectation did not hold; the message says why."""
+
+
+def check(cond, why):
+    if not cond:
+        raise CaseFailure(why)
+
+
+# --------------------------------------------------------------------------- registry
+
+CASES = []  # (name, function), in registration order
+
+
+def case(fn):
+    """Registers fn as a case named fn.__name__ (unique across the suite's files)."""
+    if any(name == fn.__name__ for name, _ in CASES):
+        raise ValueError(f"a second case named {fn.__name__}")
+    CASES.append((fn.__name__, fn))
+    return fn
+
+
+# --------------------------------------------------------------------------- tally
+
+class Tally:
+    """Prints one verdict line a case and counts them. one_line: a reason's white space
+    (newlines from a command's output) is folded so that the verdict stays on its line."""
+
+    def __init__(self, one_line=False):
+        self.passed = 0
+        self.failed = 0
+        self.one_line = one_line
+
+    def ok(self, name):
+        print(f"PASS: {name}", flush=True)
+        self.passed += 1
+
+    def fail(self, name, why):
+        if self.one_line:
+            why = " ".join(str(why).split())
+        print(f"FAIL: {name}: {why}", flush=True)
+        self.failed += 1
+
+
+# --------------------------------------------------------------------------- signals
+
+class Interrupted(Exception):
+    """SIGTERM, SIGHUP or the suite's time limit (SIGALRM) arrived; the message names it."""
+
+
+def interrupted(e):
+    return f"interrupted ({str(e) or 'SIGINT'})"
+
+
+def catch_signals(time_limit=None):
+    """SIGTERM, SIGHUP and SIGALRM raise Interrupted from then on (SIGINT raises
+    KeyboardInterrupt as always)."""
+
+    def on_signal(signum, _frame):
+        if signum == signal.SIGALRM:
+            raise Interrupted(f"time limit of {time_limit}s")
+        raise Interrupted(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(sig, on_signal)
+
+
+class Cleanups:
+    """Callables run newest first at the end of a suite, each whatever happens."""
+
+    def __init__(self):
+        self.todo = []
+
+    def add(self, fn, *args):
+        self.todo.append((fn, args))
+
+    def run(self):
+        """Runs every registered cleanup; returns the errors."""
+        errors = []
+        while self.todo:
+            fn, args = self.todo.pop()
+            try:
+                fn(*args)
+            except Exception as e:
+                errors.append(f"{type(e).__name__}: {e}")
+        return errors
+
+
+# --------------------------------------------------------------------------- runner
+
+def run_case(h, name, fn, tally):
+    """Runs one case; any exception but an interruption fails only this case. h may define
+    begin_case(name) (before, outside the case: its failure ends the run) and end_case()."""
+    if hasattr(h, "begin_case"):
+        h.begin_case(name)
+    try:
+        fn(h)
+    except CaseFailure as e:
+        tally.fail(name, e)
+    except (Interrupted, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a harness or environment problem still fails the case
+        tally.fail(name, f"{type(e).__name__}: {e}")
+    else:
+        tally.ok(name)
+    finally:
+        if hasattr(h, "end_case"):
+            h.end_case()
+
+
+def run_all(selected, tally, setup, setup_failed=lambda e: f"{type(e).__name__}: {e}"):
+    """Runs setup(cleanups) -> h, then each selected case with h; a case not reached (an
+    interruption, a failed set-up) fails with the reason. Returns the errors of the
+    cleanups, which run last with SIGINT, SIGTERM and SIGHUP ignored."""
+    cleanups = Cleanups()
+    todo = list(selected)
+    try:
+        h = setup(cleanups)
+        while todo:
+            name, fn = todo[0]
+            run_case(h, name, fn, tally)
+            todo.pop(0)
+    except (Interrupted, KeyboardInterrupt) as e:
+        for name, _ in todo:
+            tally.fail(name, interrupted(e))
+    except Exception as e:
+        for name, _ in todo:
+            tally.fail(name, setup_failed(e))
+    finally:
+        signal.alarm(0)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let cleanup finish
+        errors = cleanups.run()
+    return errors
+
+
+def main(suite, description, *, verbose_help, setup=None, run=None, prepare=None,
+         time_limit=None, one_line=False, timed=False):
+    """The command line of a suite: runs the registered cases that -k selects, with
+    setup(cleanups, verbose) -> harness object or through run(selected, verbose, tally),
+    and prints `SUITE: N passed, N failed` (with the seconds taken when timed). prepare()
+    returns what is missing (every selected case fails with it) or None, and may raise
+    CaseFailure; time_limit: seconds from then on before SIGALRM interrupts the run.
+    Returns the exit status."""
+    if run is None:
+        def run(selected, verbose, tally):
+            run_all(selected, tally, lambda cleanups: setup(cleanups, verbose))
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-k", metavar="PATTERN", help="run only cases whose name matches (regex)")
+    parser.add_argument("-v", action="store_true", help=verbose_help)
+    args = parser.parse_args()
+
+    tally = Tally(one_line)
+    start = time.monotonic()
+    selected = [(n, f) for n, f in CASES if not args.k or re.search(args.k, n)]
+    catch_signals(time_limit)
+    try:
+        if not selected:
+            raise CaseFailure(f"no case matches {args.k!r}")
+        problem = prepare() if prepare else None
+        if problem:
+            raise CaseFailure(problem)
+        if time_limit:
+            signal.alarm(time_limit)
+        run(selected, args.v, tally)
+    except (CaseFailure, Interrupted, KeyboardInterrupt) as e:
+        # before any case ran (selection, prerequisites): every selected case fails
+        why = e if isinstance(e, CaseFailure) else interrupted(e)
+        for name, _ in selected or [("selection", None)]:
+            tally.fail(name, why)
+    took = f" ({time.monotonic() - start:.1f}s)" if timed else ""
+    print(f"{suite}: {tally.passed} passed, {tally.failed} failed{took}")
+    return 1 if tally.failed else 0
