@@ -216,19 +216,20 @@ class Harness:
     # ---- running PAM clients
 
     def authenticate(self, service, user, answers=(), code_length=6, limit=RUN_LIMIT,
-                     client=None):
+                     client=None, env=None):
         """Runs pamtester, answering prompt i with answers[i] (stdin is closed when
         they run out), and returns the Run with the sandbox and syslog records.
-        client: another command line than pamtester's, e.g. pam_client's stdin mode."""
+        client: another command line than pamtester's, e.g. pam_client's stdin mode;
+        env: variables added to the client's environment."""
         def converse(proc, run, since, deadline):
             self._converse(proc, run, list(answers), code_length, since, deadline, limit)
 
         cmd = client or ["pamtester", service, user, "authenticate"]
         return self.run_client(service, cmd, converse, what=f"pamtester {service} {user}",
-                               code_length=code_length, limit=limit)
+                               code_length=code_length, limit=limit, env=env)
 
     def run_client(self, service, cmd, drive, *, what, code_length=6, stdin=subprocess.PIPE,
-                   limit=RUN_LIMIT):
+                   limit=RUN_LIMIT, env=None):
         """Runs the PAM client cmd (logging to the capture, under PAM_CLIENT_PREFIX), calls
         drive(proc, run, outbox lines before, deadline) to talk to it, kills what is left
         and returns the Run with the sandbox and syslog records of the run."""
@@ -239,7 +240,8 @@ class Harness:
         start = time.monotonic()
         proc = subprocess.Popen(self.syslog.wrap(PAM_CLIENT_PREFIX + cmd), stdin=stdin,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True,
+                                env={**os.environ, **env} if env else None)
         try:
             drive(proc, run, outbox_before, start + limit)
         finally:

@@ -13,7 +13,8 @@ request must go through it, TLS to the sandbox end to end inside the tunnel).
     DIR/requests.jsonl      one line per request head: client, method, target, whether
                             credentials came and matched (never the credentials), status
     DIR/mode                written by tests, read at every request: missing, empty or
-                            "tunnel" tunnels; "refuse" answers 403 to every CONNECT
+                            "tunnel" tunnels; "refuse" answers 403 to every CONNECT;
+                            "hang" reads the request and never answers
 
 Tunnels lead only to loopback addresses (the tests' own servers); anything else gets 403.
 Python 3 standard library only.
@@ -117,9 +118,15 @@ class Handler(socketserver.BaseRequestHandler):
                  "credentials": auth is not None, "credentials_ok": auth_ok,
                  "time": time.time()}
         host, _, port = target.rpartition(":")
+        mode = self.server.mode()
+        if mode == "hang":
+            entry["status"] = 0
+            self.server.record(entry)
+            wait_for_client_to_leave(conn)
+            return
         if method != "CONNECT":
             status = 405
-        elif self.server.mode() == "refuse":
+        elif mode == "refuse":
             status = 403
         elif expected is not None and not auth_ok:
             status = 407
@@ -147,6 +154,18 @@ class Handler(socketserver.BaseRequestHandler):
             if rest:
                 upstream.sendall(rest)
             pipe(conn, upstream)
+
+
+def wait_for_client_to_leave(conn):
+    deadline = time.monotonic() + TUNNEL_LIMIT
+    while time.monotonic() < deadline:
+        try:
+            if not conn.recv(4096):
+                return
+        except socket.timeout:
+            continue
+        except OSError:
+            return
 
 
 def pipe(a, b):
