@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from harness.core import REPO, CaseFailure, check
-from harness.system import stop_process
+from harness.system import stop_process, wait_for_port_file
 
 SANDBOX = REPO / "tests" / "sandbox" / "twilio_sandbox.py"
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
@@ -78,17 +78,8 @@ class Sandbox:
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                          start_new_session=True)
-        port_file = self.dir / "port"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sandbox exited with {self.proc.returncode}: {self.stderr_tail()}")
-            text = port_file.read_text().strip() if port_file.exists() else ""
-            if text.isdigit():
-                self.port = int(text)
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"sandbox wrote no {port_file} within {timeout:.0f}s: {self.stderr_tail()}")
+        self.port = wait_for_port_file(self.proc, self.dir / "port", timeout, "sandbox",
+                                       self.stderr_tail)
 
     def stderr_tail(self, n=400):
         try:

@@ -63,6 +63,22 @@ def in_mount_namespace(cmd, binds):
 
 # --------------------------------------------------------------------------- processes
 
+def wait_for_port_file(proc, port_file, timeout, what, tail):
+    """The port that the server proc (the sandbox, a proxy) writes to port_file once it
+    listens; a CaseFailure naming what, with tail() (its stderr's end), when it exits first
+    or writes none within timeout seconds."""
+    port_file = Path(port_file)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CaseFailure(f"{what} exited with {proc.returncode}: {tail()}")
+        text = port_file.read_text().strip() if port_file.exists() else ""
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.05)
+    raise CaseFailure(f"{what} wrote no {port_file} within {timeout:.0f}s: {tail()}")
+
+
 def cmdlines():
     """(pid, argv as a list of bytes) of every process that can be read."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
