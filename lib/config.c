@@ -416,7 +416,7 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 /* The proxy may carry a password: checked by libcurl's parser, never quoted. */
 static bool parse_proxy(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 {
-	char problem[TSMS_HTTP_PROXY_MSG];
+	char problem[TSMS_HTTP_PROXY_MSG] = "";
 	const char *proxy;
 
 	if (!get_string(root, "proxy", &proxy, err))

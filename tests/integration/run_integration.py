@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Integration tests: the built module in a real OpenSSH server and in real sudo.
+"""Integration tests: the built module in a real OpenSSH server, real sudo, and setuid su and chfn.
 
 As root on Debian: installs openssh-server, openssh-client and sudo when missing, starts the
 Twilio sandbox, writes a module config (root 0600) and creates its own users (tsmsuser1 for
@@ -17,6 +17,15 @@ ssh, tsmsuser2 for sudo). Then:
          (/etc/sudoers.d/tsms-test-integration) lets tsmsuser2 run /usr/bin/id as root;
          `runuser -u tsmsuser2 -- sudo -S -k /usr/bin/id -un` gets the password and the code
          on stdin, each written when its prompt appears.
+  su, chfn  the attack of a hostile caller: setuid-root programs whose environment belongs
+         to the unprivileged user who runs them. tsmsuser3 (no number) runs
+         `su -c '/usr/bin/id -un' tsmsuser4` (tsmsuser4 has a number; tsmsuser3 knows its
+         password) and `chfn -r ROOM` as itself, through runuser in a private mount namespace
+         where Debian's su / chfn service with the lines of conf/pam.d-sudo.snippet is
+         bind-mounted over /etc/pam.d/su / chfn, with https_proxy and friends naming a logging
+         CONNECT proxy on loopback (tests/sandbox/connect_proxy.py) and SSLKEYLOGFILE naming
+         a file in a directory of the caller's or in one only root can write. The proxy must
+         see nothing, no key log file may appear, and the login must still work.
 
 The module's syslog lines are captured by the harness's SyslogCapture (tests/harness): sshd
 and sudo run with the capture socket bind-mounted over /dev/log in their mount namespace (or
@@ -58,6 +67,7 @@ sys.path.insert(0, str(HERE))
 import askpass  # noqa: E402  (beside this file)
 from harness.core import CaseFailure, case, check, main, run_all  # noqa: E402
 from harness.pam import MODULE, PAM_DIR  # noqa: E402
+from harness.proxy import ConnectProxy  # noqa: E402
 from harness.sandbox import AUTH_TOKEN, Sandbox, wrong_code  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
 from harness.system import (add_test_user, become_subreaper, cmdlines,  # noqa: E402
@@ -69,6 +79,8 @@ DEBS = ["openssh-server", "openssh-client", "sudo"]
 SSHD = Path("/usr/sbin/sshd")
 SSHD_SERVICE = "tsms-test-sshd"  # the symlink's name, so sshd's PAM service name
 SUDO_PAM = PAM_DIR / "sudo"
+SU_PAM = PAM_DIR / "su"
+CHFN_PAM = PAM_DIR / "chfn"
 SUDOERS_DROP_IN = Path("/etc/sudoers.d/tsms-test-integration")  # no '.': sudo skips such names
 LOCK_FILE = Path("/run/lock/tsms-integration.lock")
 PRIVSEP_DIR = Path("/run/sshd")
@@ -77,11 +89,15 @@ TMP_PREFIX = "tsms-integration-"  # temp dirs: TMP_PREFIX + random, and TMP_PREF
 
 SSH_USER, SSH_PHONE = "tsmsuser1", "+15555550161"
 SUDO_USER, SUDO_PHONE = "tsmsuser2", "+15555550162"
+CALLER = "tsmsuser3"  # the unprivileged caller of su and chfn: no number
+SU_TARGET, SU_TARGET_PHONE = "tsmsuser4", "+15555550164"
+TEST_USERS = (SSH_USER, SUDO_USER, CALLER, SU_TARGET)
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 INSTALL_LIMIT = 600.0  # apt-get on a fresh machine
 LOCK_WAIT = 120.0  # another run holding the lock
 RUN_LIMIT = 30.0  # one ssh or sudo run
-TOTAL_LIMIT = 100  # seconds for everything after the install (then SIGALRM: cleanup, exit)
+TOTAL_LIMIT = 160  # seconds for everything after the install (then SIGALRM: cleanup, exit)
 
 
 def snippet_lines(name):
@@ -130,6 +146,7 @@ class Login:
         self.prompts = []
         self.sms = []
         self.requests = []
+        self.proxied = []  # what the caller's proxy saw (setuid runs)
         self.logs = []  # syslog messages (ident stripped)
         self.server_log = ""  # what sshd -e wrote meanwhile
         self.elapsed = 0.0
@@ -167,6 +184,9 @@ class Harness:
         self.sshd_link = self.tmp / SSHD_SERVICE
         self.config_private_ca = None
         self.logins = 0
+        self.proxy = None
+        self.caller_dir = None
+        self.root_dir = None
 
     # ---- set-up shared by all cases
 
@@ -180,8 +200,17 @@ class Harness:
         self.config = self.write_config("pam_twilio_sms", self.public_ca_file())
         # the sandbox's own ca.pem sits in the root-only temp dir
         self.config_private_ca = self.write_config("private-ca", self.sandbox.ca_file)
-        for user in (SSH_USER, SUDO_USER):
+        for user in TEST_USERS:
             self.add_user(user)
+        self.proxy = ConnectProxy(self.tmp / "proxy")
+        self.cleanups.add(self.proxy.stop)
+        self.proxy.start()
+        # where a hostile SSLKEYLOGFILE points: a directory of the caller's, one of root's
+        self.caller_dir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}caller-"))
+        self.cleanups.add(shutil.rmtree, self.caller_dir, True)
+        os.chown(self.caller_dir, pwd.getpwnam(CALLER).pw_uid, pwd.getpwnam(CALLER).pw_gid)
+        self.root_dir = self.tmp / "root-only"
+        self.root_dir.mkdir(mode=0o700)
         self.write_sshd_service()
         self.write_sudoers()
         sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tsms-test-host",
@@ -196,7 +225,7 @@ class Harness:
         cfg = self.sandbox.module_config(
             templates=[{"usageType": "SignIn",
                         "content": "Your login code is {{code}}. Do not share it with anyone."}],
-            users={SSH_USER: SSH_PHONE, SUDO_USER: SUDO_PHONE},
+            users={SSH_USER: SSH_PHONE, SUDO_USER: SUDO_PHONE, SU_TARGET: SU_TARGET_PHONE},
             caFile=str(ca_file),
             stateDir=str(self.tmp / "state"),
             resendCooldownSeconds=0,
@@ -225,7 +254,7 @@ class Harness:
                     os.kill(pid, signal.SIGKILL)
         for d in stale:
             shutil.rmtree(d, ignore_errors=True)
-        for user in (SSH_USER, SUDO_USER):
+        for user in TEST_USERS:
             try:
                 pw = pwd.getpwnam(user)
             except KeyError:
@@ -261,10 +290,15 @@ class Harness:
 
     def sudo_service(self, config):
         """TMP/pam.d-sudo-NAME: Debian's sudo service with the snippet, using config."""
-        path = self.tmp / f"pam.d-sudo-{Path(config).stem}"
+        return self.debian_service(SUDO_PAM, config)
+
+    def debian_service(self, debian_file, config):
+        """TMP/pam.d-SERVICE-NAME: Debian's service file with the lines of
+        conf/pam.d-sudo.snippet in place of common-auth, using config."""
+        path = self.tmp / f"pam.d-{debian_file.name}-{Path(config).stem}"
         if not path.exists():
-            check(SUDO_PAM.is_file(), f"{SUDO_PAM} missing (is sudo installed?)")
-            path.write_text(service_file(SUDO_PAM, "pam.d-sudo.snippet", [f"config={config}"]))
+            check(debian_file.is_file(), f"{debian_file} missing")
+            path.write_text(service_file(debian_file, "pam.d-sudo.snippet", [f"config={config}"]))
             os.chmod(path, 0o644)
         return path
 
@@ -449,28 +483,45 @@ class Harness:
         """runuser -u SUDO_USER -- sudo -S -k /usr/bin/id -un, in a namespace where the test
         service is /etc/pam.d/sudo; the password is written at the first password prompt (a
         second one gets end of file), the code at each SMS prompt. Returns the Login."""
+        return self.run_as(SUDO_USER, ["sudo", "-S", "-k", "--", "/usr/bin/id", "-un"],
+                           (self.sudo_service(config or self.config), SUDO_PAM),
+                           password=self.passwords[SUDO_USER] if password is None else password,
+                           code=code)
+
+    def hostile_environment(self, key_log):
+        """What an attacker puts in the environment of a setuid program: the logging proxy
+        in every proxy variable, and SSLKEYLOGFILE=key_log."""
+        env = {name: f"http://127.0.0.1:{self.proxy.port}" for name in PROXY_VARIABLES}
+        env["SSLKEYLOGFILE"] = str(key_log)
+        return env
+
+    def run_as(self, user, argv, bind, *, password, code="right", env=None):
+        """runuser -u USER -- ARGV in a private mount namespace where bind = (service file,
+        /etc/pam.d/NAME) is bind-mounted, with PATH, LANG and env as the environment; the
+        password is written at the first password prompt (a second one gets end of file),
+        the code ("right", "wrong"; "unsent": a code for a decoy prompt, no SMS awaited) at
+        each SMS prompt. Returns the Login."""
         self.logins += 1
-        login = Login(f"sudo run {self.logins}")
-        password = password if password is not None else self.passwords[SUDO_USER]
-        cmd = self.syslog.wrap(["runuser", "-u", SUDO_USER, "--", "sudo", "-S", "-k", "--",
-                                 "/usr/bin/id", "-un"],
-                                [(self.sudo_service(config or self.config), SUDO_PAM)])
+        login = Login(f"{argv[0]} run {self.logins}")
+        cmd = self.syslog.wrap(["runuser", "-u", user, "--", *argv], [bind])
         skip = len(self.sandbox.outbox())
         requests_before = len(self.sandbox.requests())
+        proxied_before = len(self.proxy.requests())
         mark = self.syslog.mark()
         start = time.monotonic()
         deadline = start + RUN_LIMIT
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd="/", start_new_session=True,
-                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C",
+                                     **(env or {})})
         out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
         out = {out_fd: b"", err_fd: b""}
-        seen = 0  # stderr characters already searched for prompts
+        seen = {out_fd: 0, err_fd: 0}  # characters already searched for prompts
         try:
             open_fds = {out_fd, err_fd}
             while open_fds:
                 left = deadline - time.monotonic()
-                check(left > 0, f"sudo still running after {RUN_LIMIT:.0f}s: "
+                check(left > 0, f"{argv[0]} still running after {RUN_LIMIT:.0f}s: "
                                 f"{out[err_fd].decode(errors='replace')!r}")
                 ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.5))
                 for fd in ready:
@@ -478,21 +529,23 @@ class Harness:
                     if not chunk:
                         open_fds.discard(fd)
                     out[fd] += chunk
-                text = out[err_fd].decode(errors="replace")
-                reply = self._sudo_reply(text[seen:], login, password, code, skip, deadline)
-                if reply is False:
-                    continue
-                seen = len(text)
-                with contextlib.suppress(BrokenPipeError, ValueError):
-                    if reply is None:
-                        proc.stdin.close()
-                    else:
-                        proc.stdin.write((reply + "\n").encode())
-                        proc.stdin.flush()
+                # sudo prompts on stderr, su and chfn (misc_conv) on stdout or stderr
+                for fd in (err_fd, out_fd):
+                    text = out[fd].decode(errors="replace")
+                    reply = self._reply(text[seen[fd]:], login, password, code, skip, deadline)
+                    if reply is False:
+                        continue
+                    seen[fd] = len(text)
+                    with contextlib.suppress(BrokenPipeError, ValueError):
+                        if reply is None:
+                            proc.stdin.close()
+                        else:
+                            proc.stdin.write((reply + "\n").encode())
+                            proc.stdin.flush()
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            raise CaseFailure(f"sudo closed its output but did not exit within {RUN_LIMIT:.0f}s") \
-                from None
+            raise CaseFailure(f"{argv[0]} closed its output but did not exit within "
+                              f"{RUN_LIMIT:.0f}s") from None
         finally:
             stop_process(proc)
             for f in (proc.stdin, proc.stdout, proc.stderr):
@@ -504,14 +557,15 @@ class Harness:
         login.stderr = out[err_fd].decode(errors="replace")
         login.sms = self.sandbox.outbox()[skip:]
         login.requests = self.sandbox.requests()[requests_before:]
+        login.proxied = self.proxy.requests()[proxied_before:]
         login.logs = self.syslog.messages(mark)
         if self.verbose:
             print(f"  {login}")
         return login
 
-    def _sudo_reply(self, new, login, password, code, skip, deadline):
+    def _reply(self, new, login, password, code, skip, deadline):
         """The answer to a prompt at the end of new (None: close stdin), False when no prompt."""
-        if re.search(r"password for \S+: $", new):
+        if re.search(r"(password for \S+|Password): $", new):
             login.prompts.append((new.strip().splitlines()[-1], "password"))
             if sum(1 for _, a in login.prompts if a == "password") > 1:
                 return None
@@ -519,6 +573,8 @@ class Harness:
         m = askpass.SMS_PROMPT_RE.search(new)
         if m and new.endswith(": "):
             login.prompts.append((new.strip().splitlines()[-1], f"{code} code"))
+            if code == "unsent":  # a decoy challenge: no SMS to wait for
+                return "123456"
             sent = askpass.wait_for_code(str(self.sandbox.dir / "outbox.jsonl"), skip, m.group(1),
                                          timeout=min(askpass.WAIT_SECONDS,
                                                      max(0.1, deadline - time.monotonic())))
@@ -717,6 +773,71 @@ def sudo_ca_file_readable_by_root_only(h):
     expect_success(login, "sudo", SUDO_USER, "root")
 
 
+def expect_untouched(h, login, key_logs):
+    """The hostile environment steered nothing: no request reached the caller's proxy, no
+    key log file appeared, nothing was created in the root-only directory."""
+    check(login.proxied == [], f"the caller's proxy saw {login.proxied!r}: {login}")
+    for path in key_logs:
+        check(not os.path.lexists(path), f"the key log file {path} was created: {login}")
+    made = sorted(os.listdir(h.root_dir))
+    check(not made, f"created in the root-only directory {h.root_dir}: {made}: {login}")
+
+
+@case
+def su_hostile_environment_ignored(h):
+    """An unprivileged caller who knows the target's password (not the phone) runs setuid su
+    with its proxy and key log variables: the SMS goes straight to Twilio, nothing of the
+    TLS session is written anywhere, and the login works."""
+    key_log = h.caller_dir / "keys.log"
+    login = h.run_as(CALLER, ["su", "-c", "/usr/bin/id -un", SU_TARGET],
+                     (h.debian_service(SU_PAM, h.config), SU_PAM),
+                     password=h.passwords[SU_TARGET], env=h.hostile_environment(key_log))
+    expect_success(login, "su", SU_TARGET, SU_TARGET)
+    check(login.sms[0]["to"] == SU_TARGET_PHONE, f"SMS to {login.sms[0]['to']}")
+    expect_untouched(h, login, [key_log])
+
+
+@case
+def su_wrong_code_refused_in_hostile_environment(h):
+    key_log = h.caller_dir / "keys-wrong.log"
+    login = h.run_as(CALLER, ["su", "-c", "/usr/bin/id -un", SU_TARGET],
+                     (h.debian_service(SU_PAM, h.config), SU_PAM),
+                     password=h.passwords[SU_TARGET], code="wrong",
+                     env=h.hostile_environment(key_log))
+    expect_refused(login, "su", SU_TARGET, ["PAM_MAXTRIES"], 1)
+    expect_untouched(h, login, [key_log])
+
+
+@case
+def chfn_key_log_in_root_only_directory_not_created(h):
+    """chfn, as the caller itself (no number: the decoy challenge), with SSLKEYLOGFILE naming
+    a file in a directory only root can write: libcurl would create it as root when it
+    starts, even for a user without a number. Nothing is created; chfn changes nothing."""
+    key_log = h.root_dir / "nologin"
+    before = pwd.getpwnam(CALLER).pw_gecos
+    login = h.run_as(CALLER, ["chfn", "-r", "42"], (h.debian_service(CHFN_PAM, h.config), CHFN_PAM),
+                     password=h.passwords[CALLER], code="unsent",
+                     env=h.hostile_environment(key_log))
+    expect_refused(login, "chfn", "Room", ["PAM_MAXTRIES"], 0)
+    check(len([p for p in login.prompts if p[1].endswith("code")]) == 3,
+          f"the decoy challenge did not ask three times: {login.prompts!r}")
+    expect_untouched(h, login, [key_log])
+    check(pwd.getpwnam(CALLER).pw_gecos == before, "chfn changed the GECOS field")
+
+
+@case
+def su_openssl_cpu_mask_refused(h):
+    """OPENSSL_ia32cap is read as the module is loaded, before it can hide the environment:
+    the module refuses, says why, and sends nothing."""
+    login = h.run_as(CALLER, ["su", "-c", "/usr/bin/id -un", SU_TARGET],
+                     (h.debian_service(SU_PAM, h.config), SU_PAM),
+                     password=h.passwords[SU_TARGET],
+                     env={"OPENSSL_ia32cap": "~0x200000200000000"})
+    expect_refused(login, "su", SU_TARGET, ["PAM_SERVICE_ERR"], 0)
+    check(any("refusing to run: the environment sets OPENSSL_ia32cap" in l
+              for l in login.module_logs("su")), f"no refusal line: {login.logs!r}")
+
+
 # --------------------------------------------------------------------------- main
 
 def prerequisite_problem():
@@ -733,7 +854,8 @@ def prerequisite_problem():
                 f"{p.stderr.strip()[-300:]}")
     if p.stdout.strip():
         print(p.stdout.strip(), flush=True)  # "installing Debian packages: ..."
-    for tool in ("ssh", "ssh-keygen", "sudo", "visudo", "runuser", "unshare", "useradd"):
+    for tool in ("ssh", "ssh-keygen", "sudo", "visudo", "runuser", "unshare", "useradd", "su",
+                 "chfn"):
         if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
             return f"{tool} not found"
     if not SSHD.is_file():
@@ -763,7 +885,7 @@ def take_lock():
 def left_behind(h, tmp, before):
     """What cleanup failed to remove or restore (empty when all is well)."""
     problems = []
-    for user in (SSH_USER, SUDO_USER):
+    for user in TEST_USERS:
         with contextlib.suppress(KeyError):
             pwd.getpwnam(user)
             problems.append(f"user {user}")
@@ -785,7 +907,8 @@ def left_behind(h, tmp, before):
 def run(selected, verbose, tally):
     """Runs the cases (holding the lock) with one set-up, then checks that cleanup left
     nothing behind (the last verdict, "cleanup")."""
-    before = {p: file_digest(p) for p in (SUDO_PAM, PAM_DIR / "sshd", Path("/etc/sudoers"))}
+    before = {p: file_digest(p) for p in (SUDO_PAM, SU_PAM, CHFN_PAM, PAM_DIR / "sshd",
+                                          Path("/etc/sudoers"))}
     made = {"h": None, "tmp": None}
 
     def setup(cleanups):
