@@ -6,12 +6,11 @@ import contextlib
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from harness.core import REPO, CaseFailure
+from harness.core import REPO
 from harness.sandbox import read_jsonl
-from harness.system import stop_process
+from harness.system import stop_process, wait_for_port_file
 
 PROXY = REPO / "tests" / "sandbox" / "connect_proxy.py"
 
@@ -37,18 +36,10 @@ class ConnectProxy:
         with open(self.dir / "stderr", "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                          start_new_session=True)
-        port_file = self.dir / "port"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise CaseFailure(f"proxy exited with {self.proc.returncode}: "
-                                  f"{(self.dir / 'stderr').read_text(errors='replace')[-300:]}")
-            text = port_file.read_text().strip() if port_file.exists() else ""
-            if text.isdigit():
-                self.port = int(text)
-                return self
-            time.sleep(0.05)
-        raise CaseFailure(f"proxy wrote no {port_file} within {timeout:.0f}s")
+        self.port = wait_for_port_file(
+            self.proc, self.dir / "port", timeout, "proxy",
+            lambda: (self.dir / "stderr").read_text(errors="replace")[-300:].strip())
+        return self
 
     def stop(self):
         stop_process(self.proc)
