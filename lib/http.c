@@ -256,6 +256,13 @@ static CURLcode no_key_log(CURL *curl, void *ssl_ctx, void *userp)
 	return CURLE_OK;
 }
 
+/* Sets one option of the handle `curl` unless an earlier one failed (CURLcode rc). */
+#define SET(opt, val)                                          \
+	do {                                                   \
+		if (rc == CURLE_OK)                            \
+			rc = curl_easy_setopt(curl, opt, val); \
+	} while (0)
+
 /* Where the request may go and what it trusts: only what req says. Every
  * option here also keeps libcurl from consulting the environment for it. */
 static CURLcode set_route(CURL *curl, const struct tsms_http_request *req)
@@ -267,11 +274,6 @@ static CURLcode set_route(CURL *curl, const struct tsms_http_request *req)
 	};
 	CURLcode rc = CURLE_OK;
 
-#define SET(opt, val)                                          \
-	do {                                                   \
-		if (rc == CURLE_OK)                            \
-			rc = curl_easy_setopt(curl, opt, val); \
-	} while (0)
 	/* "" is no proxy at all: the *_proxy variables are then never read */
 	SET(CURLOPT_PROXY, req->proxy != NULL ? req->proxy : "");
 	/* "" is no exception: no_proxy / NO_PROXY are then never read */
@@ -302,7 +304,6 @@ static CURLcode set_route(CURL *curl, const struct tsms_http_request *req)
 			SET(CURLOPT_PROXY_CAINFO_BLOB, &ca);
 		}
 	}
-#undef SET
 	return rc;
 }
 
@@ -312,11 +313,6 @@ static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, con
 	long budget_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
 	CURLcode rc = set_route(curl, req);
 
-#define SET(opt, val)                                          \
-	do {                                                   \
-		if (rc == CURLE_OK)                            \
-			rc = curl_easy_setopt(curl, opt, val); \
-	} while (0)
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_URL, req->url);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
@@ -337,9 +333,10 @@ static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, con
 	SET(CURLOPT_WRITEFUNCTION, on_data);
 	SET(CURLOPT_WRITEDATA, sink);
 	SET(CURLOPT_MAXFILESIZE, (long)TSMS_HTTP_MAX_RESPONSE);
-#undef SET
 	return rc;
 }
+
+#undef SET
 
 /* A failed transfer through the proxy: a refused CONNECT becomes
  * TSMS_HTTP_PROXY, and every message names the proxy (never its password). */
