@@ -55,7 +55,7 @@ static double now_monotonic(void)
 }
 
 /* The masked number shown in prompts. An unmapped user gets four digits derived
- * from the name and the auth token: stable, unpredictable, like a real number. */
+ * from the name and the Twilio secret: stable, unpredictable, like a real number. */
 static void masked_number(const struct session *s, char out[TSMS_PHONE_MASKED_MAX])
 {
 	char hex[TSMS_DIGEST_HEX], digits[5];
@@ -64,7 +64,7 @@ static void masked_number(const struct session *s, char out[TSMS_PHONE_MASKED_MA
 		tsms_phone_mask(s->phone, out);
 		return;
 	}
-	tsms_digest_hex(s->cfg->auth_token, s->user, hex);
+	tsms_digest_hex(tsms_config_secret(s->cfg), s->user, hex);
 	hex[8] = '\0'; /* 32 bits: mod 10000 is uniform to within 1e-5 */
 	snprintf(digits, sizeof(digits), "%04lu", strtoul(hex, NULL, 16) % 10000);
 	tsms_phone_mask(digits, out);

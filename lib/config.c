@@ -2,8 +2,10 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +155,9 @@ static bool known_key(const char *key)
 		"allowedCountryCodes",
 		"usersFile",
 		"proxy",
+		"host",
+		"apiKeySID",
+		"apiKeySecret",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -202,14 +207,24 @@ static bool check_unique_keys(const cJSON *obj, const char *what, char err[TSMS_
 	return ok;
 }
 
+/* A secret string: present, not empty, no control characters. */
+static bool usable_secret(const char *s)
+{
+	return s != NULL && s[0] != '\0' && !has_control(s);
+}
+
+/* Exactly one credential: the auth token, or an API key (SID and secret).
+ * HTTP Basic then carries accountSID:authToken or apiKeySID:apiKeySecret. */
 static bool parse_credentials(struct tsms_config *cfg, const cJSON *root,
                               char err[TSMS_CONFIG_ERR_MAX])
 {
-	const char *account, *token, *service;
+	const char *account, *token, *service, *key_sid, *key_secret;
 
 	if (!get_string(root, "accountSID", &account, err) ||
 	    !get_string(root, "authToken", &token, err) ||
-	    !get_string(root, "fromMessagingServiceSID", &service, err))
+	    !get_string(root, "fromMessagingServiceSID", &service, err) ||
+	    !get_string(root, "apiKeySID", &key_sid, err) ||
+	    !get_string(root, "apiKeySecret", &key_secret, err))
 		return false;
 	if (account == NULL || !is_sid(account, "AC")) {
 		fail(err,
@@ -218,9 +233,39 @@ static bool parse_credentials(struct tsms_config *cfg, const cJSON *root,
 		     account == NULL ? "is missing" : "is not \"AC\" and 32 hex digits");
 		return false;
 	}
-	if (token == NULL || token[0] == '\0' || has_control(token)) {
-		fail(err, "authToken is %s; fix: copy the Auth token from the Twilio console",
-		     token == NULL ? "missing" : "empty or malformed");
+	if (token != NULL && (key_sid != NULL || key_secret != NULL)) {
+		fail(err,
+		     "authToken and %s are both set: use one credential; fix: keep authToken, "
+		     "or apiKeySID and apiKeySecret (an API key is recommended)",
+		     key_sid != NULL ? "apiKeySID" : "apiKeySecret");
+		return false;
+	}
+	if (token == NULL && key_sid == NULL && key_secret == NULL) {
+		fail(err,
+		     "no credential: authToken, or apiKeySID and apiKeySecret, is missing; fix: "
+		     "create an API key in the Twilio console (or copy the Auth token)");
+		return false;
+	}
+	if (token != NULL && !usable_secret(token)) {
+		fail(err,
+		     "authToken is empty or malformed; fix: copy the Auth token from the Twilio "
+		     "console");
+		return false;
+	}
+	if (token == NULL && (key_sid == NULL || key_secret == NULL)) {
+		fail(err, "%s is set without %s; fix: give both apiKeySID and apiKeySecret",
+		     key_sid != NULL ? "apiKeySID" : "apiKeySecret",
+		     key_sid != NULL ? "apiKeySecret" : "apiKeySID");
+		return false;
+	}
+	if (key_sid != NULL && !is_sid(key_sid, "SK")) {
+		fail(err, "apiKeySID is not \"SK\" and 32 hex digits; fix: copy the API key's SID "
+		          "from the Twilio console (apiKeySecret is its secret)");
+		return false;
+	}
+	if (key_secret != NULL && !usable_secret(key_secret)) {
+		fail(err, "apiKeySecret is empty or malformed; fix: copy the secret shown when the "
+		          "API key (apiKeySID) was created");
 		return false;
 	}
 	if (service == NULL || !is_sid(service, "MG")) {
@@ -230,9 +275,13 @@ static bool parse_credentials(struct tsms_config *cfg, const cJSON *root,
 		     service == NULL ? "is missing" : "is not \"MG\" and 32 hex digits");
 		return false;
 	}
-	return copy_string(&cfg->account_sid, account, err) &&
-	       copy_string(&cfg->auth_token, token, err) &&
-	       copy_string(&cfg->messaging_service_sid, service, err);
+	if (!copy_string(&cfg->account_sid, account, err) ||
+	    !copy_string(&cfg->messaging_service_sid, service, err))
+		return false;
+	if (token != NULL)
+		return copy_string(&cfg->auth_token, token, err);
+	return copy_string(&cfg->api_key_sid, key_sid, err) &&
+	       copy_string(&cfg->api_key_secret, key_secret, err);
 }
 
 static bool known_usage(const char *usage)
@@ -433,36 +482,92 @@ static bool parse_proxy(struct tsms_config *cfg, const cJSON *root, char err[TSM
 	return copy_string(&cfg->proxy, proxy, err);
 }
 
-static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+static bool parse_ca_and_proxy(struct tsms_config *cfg, const cJSON *root,
+                               char err[TSMS_CONFIG_ERR_MAX])
 {
-	const cJSON *risk = cJSON_GetObjectItemCaseSensitive(root, "disableRiskCheck");
-	const char *base, *ca, *mode;
-	size_t len;
+	const char *ca;
 
-	for (size_t i = 0; i < sizeof(number_options) / sizeof(number_options[0]); i++) {
-		const struct number_option *opt = &number_options[i];
-		if (!set_number(cfg, opt, cJSON_GetObjectItemCaseSensitive(root, opt->key), err))
-			return false;
-	}
-	if (risk != NULL && !cJSON_IsBool(risk)) {
-		fail(err, "disableRiskCheck must be true or false; fix: write it without quotes");
+	if (!get_string(root, "caFile", &ca, err))
 		return false;
-	}
-	cfg->disable_risk_check = cJSON_IsTrue(risk);
-	if (!get_string(root, "apiBaseUrl", &base, err) || !get_string(root, "caFile", &ca, err) ||
-	    !get_string(root, "failMode", &mode, err))
-		return false;
-	if (mode == NULL || strcmp(mode, "closed") == 0) {
-		cfg->fail_mode = TSMS_FAIL_CLOSED;
-	} else if (strcmp(mode, "open") == 0) {
-		cfg->fail_mode = TSMS_FAIL_OPEN;
-	} else {
+	if (ca != NULL && ca[0] != '/') {
 		char q[64];
 		fail(err,
-		     "failMode \"%s\" is unknown; fix: use \"closed\" (the default) or \"open\"",
-		     quote(q, mode));
+		     "caFile \"%s\" is not an absolute path; fix: write the full path of the PEM "
+		     "bundle",
+		     quote(q, ca));
 		return false;
 	}
+	return (ca == NULL || copy_string(&cfg->ca_file, ca, err)) && parse_proxy(cfg, root, err);
+}
+
+/* Logto's rule for its connector's host (a Twilio API hostname), case-insensitive. */
+#define HOST_RULE "^api(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\\.twilio\\.com$"
+#define HOST_MAX 253
+
+static bool host_matches(const char *host)
+{
+	regex_t re;
+	bool ok;
+
+	if (strlen(host) > HOST_MAX ||
+	    regcomp(&re, HOST_RULE, REG_EXTENDED | REG_ICASE | REG_NOSUB))
+		return false;
+	ok = regexec(&re, host, 0, NULL, 0) == 0;
+	regfree(&re);
+	return ok;
+}
+
+/* Logto's optional host: requests go to https://HOST (lower-cased), as Logto
+ * sends them. With apiBaseUrl as well it is ambiguous. */
+static bool parse_host(struct tsms_config *cfg, const cJSON *root, bool has_base,
+                       char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *host;
+	char q[64];
+
+	if (!get_string(root, "host", &host, err))
+		return false;
+	if (host == NULL)
+		return true;
+	if (has_base) {
+		fail(err, "host and apiBaseUrl are both set, which is ambiguous; fix: keep host (a "
+		          "Twilio API hostname) or apiBaseUrl (a full https:// URL), not both");
+		return false;
+	}
+	if (!host_matches(host)) {
+		fail(err,
+		     "host \"%s\" is not a Twilio API hostname: it must match %s "
+		     "(case-insensitive, "
+		     "at most %d characters); fix: write a hostname such as "
+		     "api.dublin.ie1.twilio.com, "
+		     "without scheme, port or path, or remove host",
+		     quote(q, host), HOST_RULE, HOST_MAX);
+		return false;
+	}
+	cfg->api_base_url = malloc(strlen("https://") + strlen(host) + 1);
+	if (cfg->api_base_url == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	strcpy(cfg->api_base_url, "https://");
+	for (size_t i = 0; host[i] != '\0'; i++)
+		cfg->api_base_url[8 + i] = (char)tolower((unsigned char)host[i]);
+	cfg->api_base_url[8 + strlen(host)] = '\0';
+	return true;
+}
+
+/* Where requests go: https://HOST from host, or apiBaseUrl, or Twilio's default. */
+static bool parse_endpoint(struct tsms_config *cfg, const cJSON *root,
+                           char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *base;
+	size_t len;
+
+	if (!get_string(root, "apiBaseUrl", &base, err) ||
+	    !parse_host(cfg, root, base != NULL, err))
+		return false;
+	if (cfg->api_base_url != NULL)
+		return true;
 	if (base == NULL)
 		base = TSMS_DEFAULT_API_BASE;
 	len = strlen(base);
@@ -480,15 +585,38 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 		return false;
 	while (len > 8 && cfg->api_base_url[len - 1] == '/')
 		cfg->api_base_url[--len] = '\0';
-	if (ca != NULL && ca[0] != '/') {
-		char q[64];
-		fail(err,
-		     "caFile \"%s\" is not an absolute path; fix: write the full path of the PEM "
-		     "bundle",
-		     quote(q, ca));
+	return true;
+}
+
+static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *risk = cJSON_GetObjectItemCaseSensitive(root, "disableRiskCheck");
+	const char *mode;
+
+	for (size_t i = 0; i < sizeof(number_options) / sizeof(number_options[0]); i++) {
+		const struct number_option *opt = &number_options[i];
+		if (!set_number(cfg, opt, cJSON_GetObjectItemCaseSensitive(root, opt->key), err))
+			return false;
+	}
+	if (risk != NULL && !cJSON_IsBool(risk)) {
+		fail(err, "disableRiskCheck must be true or false; fix: write it without quotes");
 		return false;
 	}
-	return (ca == NULL || copy_string(&cfg->ca_file, ca, err)) && parse_proxy(cfg, root, err);
+	cfg->disable_risk_check = cJSON_IsTrue(risk);
+	if (!get_string(root, "failMode", &mode, err))
+		return false;
+	if (mode == NULL || strcmp(mode, "closed") == 0) {
+		cfg->fail_mode = TSMS_FAIL_CLOSED;
+	} else if (strcmp(mode, "open") == 0) {
+		cfg->fail_mode = TSMS_FAIL_OPEN;
+	} else {
+		char q[64];
+		fail(err,
+		     "failMode \"%s\" is unknown; fix: use \"closed\" (the default) or \"open\"",
+		     quote(q, mode));
+		return false;
+	}
+	return parse_endpoint(cfg, root, err) && parse_ca_and_proxy(cfg, root, err);
 }
 
 static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
@@ -613,7 +741,7 @@ static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 /* The parsed tree holds secrets: wipe them before freeing. */
 static void wipe_tree(cJSON *root)
 {
-	static const char *const secrets[] = { "authToken", "proxy" };
+	static const char *const secrets[] = { "authToken", "apiKeySecret", "proxy" };
 
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		cJSON *item = cJSON_GetObjectItemCaseSensitive(root, secrets[i]);
@@ -810,6 +938,8 @@ void tsms_config_free(struct tsms_config *cfg)
 		return;
 	free(cfg->account_sid);
 	tsms_free_secret(cfg->auth_token);
+	free(cfg->api_key_sid);
+	tsms_free_secret(cfg->api_key_secret);
 	free(cfg->messaging_service_sid);
 	for (size_t i = 0; i < cfg->n_templates; i++) {
 		free(cfg->templates[i].usage);
@@ -844,6 +974,16 @@ const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, 
 			generic = &cfg->templates[i];
 	}
 	return generic;
+}
+
+const char *tsms_config_basic_user(const struct tsms_config *cfg)
+{
+	return cfg->api_key_sid != NULL ? cfg->api_key_sid : cfg->account_sid;
+}
+
+const char *tsms_config_secret(const struct tsms_config *cfg)
+{
+	return cfg->api_key_secret != NULL ? cfg->api_key_secret : cfg->auth_token;
 }
 
 const char *tsms_config_phone(const struct tsms_config *cfg, const char *user)

@@ -34,14 +34,16 @@ struct tsms_user {
 
 struct tsms_config {
 	char *account_sid;
-	char *auth_token; /* wiped by tsms_config_free */
+	char *auth_token;     /* NULL with an API key; wiped by tsms_config_free */
+	char *api_key_sid;    /* "SK..."; NULL with the auth token */
+	char *api_key_secret; /* with api_key_sid; wiped by tsms_config_free */
 	char *messaging_service_sid;
 	struct tsms_template *templates;
 	size_t n_templates;
 	struct tsms_user *users;
 	size_t n_users;
 	bool disable_risk_check;
-	char *api_base_url; /* https://..., no trailing slash */
+	char *api_base_url; /* https://..., no trailing slash (apiBaseUrl, or https://host) */
 	char *ca_file;      /* NULL: the system trust store */
 	char *ca_pem;       /* caFile's contents, read by tsms_config_load; NULL before */
 	size_t ca_pem_len;
@@ -92,7 +94,8 @@ int tsms_open_private(const char *path, const char *what, long long max_size, st
 int tsms_open_trusted(const char *path, const char *what, long long max_size, struct stat *st,
                       char err[TSMS_CONFIG_ERR_MAX]);
 
-/* Wipes the secrets (auth token, proxy) and frees everything. cfg may be NULL. */
+/* Wipes the secrets (auth token, API key secret, proxy) and frees everything.
+ * cfg may be NULL. */
 void tsms_config_free(struct tsms_config *cfg);
 
 /* The template used for usage: the one of that usageType, else "Generic",
@@ -101,6 +104,11 @@ const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, 
 
 /* True when cfg allows texting the E.164 number (allowedCountryCodes). */
 bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164);
+
+/* The HTTP Basic user and password of the credential in use: apiKeySID and
+ * apiKeySecret, else accountSID and authToken. */
+const char *tsms_config_basic_user(const struct tsms_config *cfg);
+const char *tsms_config_secret(const struct tsms_config *cfg);
 
 /* The E.164 number mapped to user, or NULL. */
 const char *tsms_config_phone(const struct tsms_config *cfg, const char *user);

@@ -170,8 +170,8 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 		{ "RiskCheck", "disable" },
 	};
 	struct tsms_http_request req = {
-		.username = cfg->account_sid,
-		.password = cfg->auth_token,
+		.username = tsms_config_basic_user(cfg),
+		.password = tsms_config_secret(cfg),
 		.fields = fields,
 		.n_fields = cfg->disable_risk_check ? 4 : 3,
 		.ca_pem = cfg->ca_pem,

@@ -1422,6 +1422,137 @@ static void test_load_parse_error_names_path_and_key(void **state)
 	assert_load_refused(make_config_file(*state, "empty.json", "", 0, 0600, 0, 0));
 }
 
+static void test_host_key(void **state)
+{
+	static const char *const good[][2] = {
+		{ "api.twilio.com", "https://api.twilio.com" },
+		{ "api.dublin.ie1.twilio.com", "https://api.dublin.ie1.twilio.com" },
+		{ "API.Sydney.AU1.Twilio.COM", "https://api.sydney.au1.twilio.com" },
+		{ "api.a-b.twilio.com", "https://api.a-b.twilio.com" },
+	};
+	static const char *const bad[] = {
+		"https://api.twilio.com",
+		"api.twilio.com:443",
+		"api.twilio.com/2010-04-01",
+		"evil.com",
+		"api.twilio.com.evil.com",
+		"apix.twilio.com",
+		"api.-dublin.twilio.com",
+		"api.dublin-.twilio.com",
+		"api..twilio.com",
+		"api.twilio.co",
+		"",
+		" api.twilio.com",
+	};
+	char extra[600];
+	struct tsms_config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(extra, sizeof(extra), ",\"host\":\"%s\"", good[i][0]);
+		cfg = parse_extra(extra);
+		assert_string_equal(cfg->api_base_url, good[i][1]);
+		tsms_config_free(cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(extra, sizeof(extra), ",\"host\":\"%s\"", bad[i]);
+		assert_extra_refused(extra, "host");
+		assert_extra_refused(extra, "must match ^api(");
+	}
+	/* a label of 63 characters is a hostname, 64 is not */
+	snprintf(extra, sizeof(extra), ",\"host\":\"api.%063d.twilio.com\"", 0);
+	tsms_config_free(parse_extra(extra));
+	snprintf(extra, sizeof(extra), ",\"host\":\"api.%064d.twilio.com\"", 0);
+	assert_extra_refused(extra, "host");
+	/* at most 253 characters: 4 labels of 63 make 266 */
+	snprintf(extra, sizeof(extra), ",\"host\":\"api.");
+	for (int i = 0; i < 4; i++)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%063d.", i);
+	snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "twilio.com\"");
+	assert_extra_refused(extra, "253");
+	assert_extra_refused(",\"host\":\"api.dublin.ie1.twilio.com\",\"apiBaseUrl\":"
+	                     "\"https://api.twilio.com\"",
+	                     "host and apiBaseUrl");
+	assert_extra_refused(",\"host\":443", "host must be a string");
+}
+
+#define SK "SK0123456789abcdef0123456789abcdef"
+#define NO_TOKEN \
+	"\"accountSID\":\"" AC "\",\"fromMessagingServiceSID\":\"" MG "\"," SIGNIN_TEMPLATES
+
+/* {accountSID, fromMessagingServiceSID, templates} + members */
+static char *without_token(const char *members)
+{
+	size_t n = strlen(NO_TOKEN) + strlen(members) + 4;
+	char *s = malloc(n);
+
+	assert_non_null(s);
+	snprintf(s, n, "{" NO_TOKEN "%s}", members);
+	return s;
+}
+
+static void assert_credentials_refused(const char *members, const char *name, const char *name2)
+{
+	char *json = without_token(members);
+	struct guarded_err g;
+	struct tsms_config *cfg = parse_str(json, &g);
+
+	free(json);
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("accepted credentials %s\n", members);
+		fail();
+	}
+	assert_contains(g.err, name);
+	if (name2 != NULL)
+		assert_contains(g.err, name2);
+	assert_not_contains(g.err, "key-secret-value");
+}
+
+static void test_api_key_credentials(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	char *json;
+
+	(void)state;
+	json = without_token(",\"apiKeySID\":\"" SK "\",\"apiKeySecret\":\"key-secret-value\"");
+	cfg = parse_str(json, &g);
+	free(json);
+	assert_non_null(cfg);
+	assert_null(cfg->auth_token);
+	assert_string_equal(tsms_config_basic_user(cfg), SK);
+	assert_string_equal(tsms_config_secret(cfg), "key-secret-value");
+	assert_string_equal(cfg->account_sid, AC);
+	tsms_config_free(cfg);
+	/* the auth token as before */
+	cfg = parse_extra("");
+	assert_string_equal(tsms_config_basic_user(cfg), AC);
+	assert_string_equal(tsms_config_secret(cfg), TOKEN);
+	tsms_config_free(cfg);
+
+	assert_credentials_refused(",\"authToken\":\"" TOKEN "\",\"apiKeySID\":\"" SK
+	                           "\",\"apiKeySecret\":\"key-secret-value\"",
+	                           "authToken", "apiKeySID");
+	assert_credentials_refused(",\"authToken\":\"" TOKEN
+	                           "\",\"apiKeySecret\":\"key-secret-value\"",
+	                           "authToken", "apiKeySecret");
+	assert_credentials_refused("", "authToken", "apiKeySID");
+	assert_credentials_refused(",\"apiKeySID\":\"" SK "\"", "apiKeySID", "apiKeySecret");
+	assert_credentials_refused(",\"apiKeySecret\":\"key-secret-value\"", "apiKeySecret",
+	                           "apiKeySID");
+	assert_credentials_refused(",\"apiKeySID\":\"AC0123456789abcdef0123456789abcdef\","
+	                           "\"apiKeySecret\":\"key-secret-value\"",
+	                           "apiKeySID", "\"SK\" and 32 hex digits");
+	assert_credentials_refused(
+		",\"apiKeySID\":\"SK0123\",\"apiKeySecret\":\"key-secret-value\"", "apiKeySID",
+		NULL);
+	assert_credentials_refused(",\"apiKeySID\":\"" SK "\",\"apiKeySecret\":\"\"",
+	                           "apiKeySecret", NULL);
+	assert_credentials_refused(",\"apiKeySID\":\"" SK "\",\"apiKeySecret\":\"a\\nb\"",
+	                           "apiKeySecret", NULL);
+}
+
 static void test_proxy_key(void **state)
 {
 	static const char *const bad[] = {
@@ -1604,6 +1735,8 @@ int main(void)
 		cmocka_unit_test(test_load_too_big_refused),
 		cmocka_unit_test(test_load_parse_error_names_path_and_key),
 		cmocka_unit_test(test_proxy_key),
+		cmocka_unit_test(test_host_key),
+		cmocka_unit_test(test_api_key_credentials),
 		cmocka_unit_test(test_load_ca_file_checked_like_config),
 	};
 
