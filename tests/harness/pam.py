@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from harness.core import REPO, CaseFailure, check
-from harness.sandbox import AUTH_TOKEN, wrong_code
+from harness.sandbox import API_KEY_SECRET, AUTH_TOKEN, wrong_code
 from harness.syslog import message
 from harness.system import kill_and_reap, write_file
 
@@ -216,20 +216,21 @@ class Harness:
     # ---- running PAM clients
 
     def authenticate(self, service, user, answers=(), code_length=6, limit=RUN_LIMIT,
-                     client=None, env=None):
+                     client=None, env=None, binds=()):
         """Runs pamtester, answering prompt i with answers[i] (stdin is closed when
         they run out), and returns the Run with the sandbox and syslog records.
         client: another command line than pamtester's, e.g. pam_client's stdin mode;
-        env: variables added to the client's environment."""
+        env: variables added to the client's environment; binds: (source, target) pairs
+        bind-mounted in the client's mount namespace (e.g. a hosts file)."""
         def converse(proc, run, since, deadline):
             self._converse(proc, run, list(answers), code_length, since, deadline, limit)
 
         cmd = client or ["pamtester", service, user, "authenticate"]
         return self.run_client(service, cmd, converse, what=f"pamtester {service} {user}",
-                               code_length=code_length, limit=limit, env=env)
+                               code_length=code_length, limit=limit, env=env, binds=binds)
 
     def run_client(self, service, cmd, drive, *, what, code_length=6, stdin=subprocess.PIPE,
-                   limit=RUN_LIMIT, env=None):
+                   limit=RUN_LIMIT, env=None, binds=()):
         """Runs the PAM client cmd (logging to the capture, under PAM_CLIENT_PREFIX), calls
         drive(proc, run, outbox lines before, deadline) to talk to it, kills what is left
         and returns the Run with the sandbox and syslog records of the run."""
@@ -238,7 +239,7 @@ class Harness:
         requests_before = len(self.sandbox.requests())
         log_mark = self.syslog.mark()
         start = time.monotonic()
-        proc = subprocess.Popen(self.syslog.wrap(PAM_CLIENT_PREFIX + cmd), stdin=stdin,
+        proc = subprocess.Popen(self.syslog.wrap(PAM_CLIENT_PREFIX + cmd, binds), stdin=stdin,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True,
                                 env={**os.environ, **env} if env else None)
@@ -314,7 +315,9 @@ class Harness:
             codes.update(re.findall(rf"(?<!\d)\d{{{code_length}}}(?!\d)", msg.get("body") or ""))
         for line in run.raw_logs:
             check(AUTH_TOKEN not in line, f"auth token in a syslog line: {line!r}")
+            check(API_KEY_SECRET not in line, f"API key secret in a syslog line: {line!r}")
         check(AUTH_TOKEN not in run.output, "auth token in pamtester output")
+        check(API_KEY_SECRET not in run.output, "API key secret in pamtester output")
         # phone numbers appear masked only, also inside Twilio's error messages
         numbers = {to.lstrip("+") for r in run.requests for to in r.get("form", {}).get("To", [])}
         for number in filter(None, numbers):

@@ -17,6 +17,9 @@ SANDBOX = REPO / "tests" / "sandbox" / "twilio_sandbox.py"
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "sandbox-auth-token-0123456789"
 MESSAGING_SID = "MGfedcba9876543210fedcba9876543210"
+# an API key every sandbox accepts besides the auth token (apiKeySID / apiKeySecret)
+API_KEY_SID = "SK00112233445566778899aabbccddeeff"
+API_KEY_SECRET = "sandbox-api-key-secret-9876543210"
 
 
 def read_jsonl(path):
@@ -57,10 +60,16 @@ def wrong_code(code):
 class Sandbox:
     """The Twilio sandbox process, its directory and its records."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, *, port=0, server_names=(),
+                 api_keys=((API_KEY_SID, API_KEY_SECRET),)):
+        """port 0: any free one; server_names: more DNS names in its certificate;
+        api_keys: (SID, secret) pairs it accepts besides the auth token."""
         self.dir = Path(workdir)
         self.proc = None
         self.port = None
+        self.listen_port = port
+        self.server_names = tuple(server_names)
+        self.api_keys = tuple(api_keys)
         self.stderr_path = self.dir / "sandbox.stderr"
 
     @property
@@ -74,7 +83,10 @@ class Sandbox:
     def start(self, timeout=30.0):
         self.dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, str(SANDBOX), "--dir", str(self.dir), "--host", "127.0.0.1",
-               "--port", "0", "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN]
+               "--port", str(self.listen_port), "--account-sid", ACCOUNT_SID,
+               "--auth-token", AUTH_TOKEN]
+        cmd += [arg for name in self.server_names for arg in ("--server-name", name)]
+        cmd += [arg for sid, secret in self.api_keys for arg in ("--api-key", f"{sid}:{secret}")]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                          start_new_session=True)

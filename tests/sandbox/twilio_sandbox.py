@@ -6,7 +6,7 @@ every normal request against Twilio's own OpenAPI description of that operation,
 what it saw in DIR so tests can assert on it:
 
     DIR/ca.pem, ca.key             test CA (point the module's caFile at ca.pem)
-    DIR/server.pem, server.key     cert for localhost, 127.0.0.1 and ::1
+    DIR/server.pem, server.key     cert for localhost, 127.0.0.1, ::1 and each --server-name
     DIR/wronghost.pem, .key        cert for wrong.invalid, same CA
     DIR/selfsigned.pem, .key       self-signed cert for localhost, 127.0.0.1 and ::1 (not the CA's)
     DIR/expired.pem, .key          cert for localhost, 127.0.0.1 and ::1 from the CA, expired
@@ -337,7 +337,9 @@ class Sandbox:
         self.api = api
         self.directory = directory
         self.account_sid = args.account_sid
-        self.credentials = f"{args.account_sid}:{args.auth_token}".encode()
+        # HTTP Basic pairs accepted: the account and its auth token, and each API key
+        self.credentials = [f"{args.account_sid}:{args.auth_token}".encode()]
+        self.credentials += [key.encode() for key in args.api_key]
         self.echo = args.echo
         server = (directory / "server.pem", directory / "server.key")
         self.contexts = {
@@ -387,7 +389,8 @@ class Sandbox:
             given = base64.b64decode(header[len("Basic "):].strip(), validate=True)
         except binascii.Error:
             return False
-        return hmac.compare_digest(given, self.credentials)
+        # every pair compared: no early exit that times which one was close
+        return sum(hmac.compare_digest(given, pair) for pair in self.credentials) > 0
 
     def answer(self, scenario, method, path, content_type, auth_ok, form, form_error):
         """The Reply for one request under a scenario (slow: has already waited)."""
@@ -532,6 +535,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "path": path,
             "content_type": content_type,
             "auth_ok": auth_ok,
+            "auth_user": self.auth_user(),
+            "host_header": self.headers.get("Host"),
             "form": form,
             "status": reply.status,
             "scenario": self.scenario,
@@ -550,6 +555,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def auth_user(self):
+        """The user name of the request's HTTP Basic header (never its password), or None."""
+        header = self.headers.get("Authorization") or ""
+        if not header.startswith("Basic "):
+            return None
+        try:
+            return base64.b64decode(header[len("Basic "):].strip(), validate=True) \
+                .decode(errors="replace").split(":", 1)[0]
+        except binascii.Error:
+            return None
 
     def wait_for_client_to_leave(self):
         self.connection.settimeout(0.5)
@@ -714,11 +730,16 @@ subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
 NEW_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
 
-def make_certificates(directory):
+def make_certificates(directory, server_names=()):
     """Create a fresh CA, the server, wrong-host and expired certificates it signs, and a
-    self-signed certificate for the right host."""
+    self-signed certificate for the right host; server_names are added to server.pem."""
     config = directory / "openssl.cnf"
-    config.write_text(OPENSSL_CONFIG)
+    extra = "".join(f", DNS:{name}" for name in server_names)
+    server_san = "subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1"
+    head, _, tail = OPENSSL_CONFIG.partition("[server]\n")
+    section, sep, rest = tail.partition("\n[")
+    config.write_text(head + "[server]\n" + section.replace(server_san, server_san + extra, 1)
+                      + sep + rest)
 
     def openssl(*args):
         done = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True)
@@ -780,10 +801,20 @@ def parse_args(argv):
     p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
     p.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
     p.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    p.add_argument("--api-key", action="append", default=[], metavar="SID:SECRET",
+                   help="also accept this API key (SK...) and its secret; repeatable")
+    p.add_argument("--server-name", action="append", default=[], metavar="DNS_NAME",
+                   help="also name this host in server.pem; repeatable")
     p.add_argument("--echo", action="store_true", help="print each accepted SMS to stderr")
     p.add_argument("--spec", help="Twilio's OpenAPI description (default: the bundled excerpt of "
                    "twilio_api_v2010.json)")
     args = p.parse_args(argv)
+    for key in args.api_key:
+        if not re.fullmatch(r"SK[0-9a-fA-F]{32}:.+", key):
+            p.error(f"--api-key wants SK + 32 hex digits, ':' and the secret, not {key!r}")
+    for name in args.server_name:
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name):
+            p.error(f"--server-name {name!r} is not a DNS name")
     try:
         if not ipaddress.ip_address(args.host).is_loopback:
             p.error(f"--host {args.host} is not a loopback address")
@@ -818,7 +849,7 @@ def main(argv):
     for stale in ("port", "pid"):
         (directory / stale).unlink(missing_ok=True)
     try:
-        make_certificates(directory)
+        make_certificates(directory, args.server_name)
     except (OSError, RuntimeError) as err:
         log(f"cannot create certificates: {err}")
         return 2
