@@ -80,10 +80,12 @@ demo: deps
 	tests/demo.sh
 
 install: $(MODULE) $(TOOL)
-	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SYSCONFDIR)/security $(DESTDIR)$(MANDIR)/man5 \
-		$(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/security \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/$(MODULE)
+	install -m 0755 $(TOOL) $(DESTDIR)$(SBINDIR)/$(TOOL)
 	install -m 0644 conf/pam_twilio_sms.8 $(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8
+	install -m 0644 conf/twilio-sms-otp.8 $(DESTDIR)$(MANDIR)/man8/twilio-sms-otp.8
 	install -m 0644 conf/pam_twilio_sms.json.5 $(DESTDIR)$(MANDIR)/man5/pam_twilio_sms.json.5
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json ]; then \
 		echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json"; \
@@ -92,11 +94,16 @@ install: $(MODULE) $(TOOL)
 			$(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json; \
 	fi
 
-# The config holds the auth token: uninstall leaves it for the administrator.
+# Removes what install installs but the config, which holds the auth token: that one is the
+# administrator's to delete. Directories stay: they are shared (/usr/sbin, man8, ...).
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/$(MODULE) $(DESTDIR)$(SBINDIR)/$(TOOL) \
-		$(DESTDIR)$(MANDIR)/man8/twilio-sms-otp.8 $(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8 \
+		$(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8 $(DESTDIR)$(MANDIR)/man8/twilio-sms-otp.8 \
 		$(DESTDIR)$(MANDIR)/man5/pam_twilio_sms.json.5
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json (it holds the" \
+			"auth token): delete it yourself if you no longer need it"; \
+	fi
 
 format:
 	clang-format -i $(FORMATTED)
