@@ -1,6 +1,7 @@
 /*
  * twilio-sms-otp.c - the administrator's command: check the config, send a test
- * SMS, enroll and unenroll users, list them. Shares lib/ with the PAM module:
+ * SMS, enroll and unenroll users, list them, show and lift lockouts. Shares lib/
+ * with the PAM module:
  * the same config file, checks, HTTP client and codes.
  */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "lib/http.h"
 #include "lib/otp.h"
 #include "lib/phone.h"
+#include "lib/state.h"
 #include "lib/template.h"
 #include "lib/twilio.h"
 #include "lib/users.h"
@@ -35,6 +37,8 @@ static const char usage_main[] =
 	"                             typed back, map USER to NUMBER in the usersFile\n"
 	"  unenroll USER              remove USER from the usersFile\n"
 	"  list [--show]              list users and their numbers (masked unless --show)\n"
+	"  status USER                USER's sends, cooldown, wrong codes and lockout\n"
+	"  unlock USER                clear USER's wrong-code count and lockout\n"
 	"\n"
 	"Options:\n"
 	"  --config PATH              config file (default " TSMS_DEFAULT_CONFIG ")\n"
@@ -546,6 +550,113 @@ static int cmd_list(const char *config_path, int argc, char **argv)
 	return rc;
 }
 
+/* ---- status, unlock: faillock's view of the limits, through the module's own
+ * state code (same lock, same name mapping: no path is built from USER) */
+
+static void print_status(const struct tsms_config *cfg, const char *user,
+                         const struct tsms_state_status *st)
+{
+	char phone[TSMS_PHONE_MAX], masked[TSMS_PHONE_MASKED_MAX], err[TSMS_CONFIG_ERR_MAX];
+	char until[64] = "";
+	struct tm tm;
+	time_t t;
+
+	printf("user:          %s\nphone:         ", user);
+	if (tsms_users_lookup(cfg, user, phone, err) != TSMS_OK) {
+		printf("unknown: %s\n", err);
+	} else if (phone[0] == '\0') {
+		printf("none (a decoy challenge: no SMS is sent)\n");
+	} else {
+		tsms_phone_mask(phone, masked);
+		printf("%s\n", masked);
+	}
+	printf("state file:    %s\n", st->file);
+	printf("sends:         %u of %u in the window", st->sends, cfg->send_limit);
+	if (st->window_left > 0)
+		printf(", which ends in %lld s", st->window_left);
+	printf("\ncooldown:      ");
+	if (st->cooldown_left > 0)
+		printf("%lld s left\n", st->cooldown_left);
+	else
+		printf("none\n");
+	printf("wrong codes:   %u in a row (lockout at %u)\nlocked:        ", st->failures,
+	       cfg->lockout_threshold);
+	if (st->locked_until == 0) {
+		printf("no\n");
+		return;
+	}
+	t = (time_t)st->locked_until;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("until %s (%lld s)\n", until, st->locked_left);
+}
+
+/* The user argument of status and unlock, and the config; NULL after a usage
+ * error or an unusable config (rc says which). */
+static struct tsms_config *user_command(const char *config_path, int argc, char **argv,
+                                        const char *name, int *rc)
+{
+	struct tsms_config *cfg;
+
+	if (argc != 2 || argv[1][0] == '-' || argv[1][0] == '\0') {
+		fprintf(stderr, "usage: twilio-sms-otp %s USER\n", name);
+		*rc = EXIT_USAGE;
+		return NULL;
+	}
+	cfg = load(config_path);
+	*rc = 1;
+	return cfg;
+}
+
+static int cmd_status(const char *config_path, int argc, char **argv)
+{
+	struct tsms_state_status st;
+	char err[TSMS_STATE_ERR_MAX];
+	struct tsms_config *cfg;
+	int rc;
+
+	cfg = user_command(config_path, argc, argv, "status", &rc);
+	if (cfg == NULL)
+		return rc;
+	if (tsms_state_status(cfg, argv[1], time(NULL), &st, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+	} else if (!st.exists) {
+		printf("%s has no state in %s: no SMS sent and no wrong code since it was last "
+		       "cleared\n",
+		       argv[1], cfg->state_dir);
+	} else {
+		print_status(cfg, argv[1], &st);
+		rc = 0;
+	}
+	tsms_config_free(cfg);
+	return rc;
+}
+
+static int cmd_unlock(const char *config_path, int argc, char **argv)
+{
+	struct tsms_state_status before;
+	char err[TSMS_STATE_ERR_MAX];
+	struct tsms_config *cfg;
+	int rc;
+
+	cfg = user_command(config_path, argc, argv, "unlock", &rc);
+	if (cfg == NULL)
+		return rc;
+	if (tsms_state_unlock(cfg, argv[1], time(NULL), &before, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+	} else if (!before.exists) {
+		printf("%s has no state in %s: nothing to unlock\n", argv[1], cfg->state_dir);
+	} else {
+		printf("unlocked %s: %u wrong code%s cleared, %s; sends kept (%u in the window)\n",
+		       argv[1], before.failures, before.failures == 1 ? "" : "s",
+		       before.locked_until != 0 ? "lockout lifted" : "was not locked",
+		       before.sends);
+		rc = 0;
+	}
+	tsms_config_free(cfg);
+	return rc;
+}
+
 static const struct command commands[] = {
 	{ "check",
 	  "usage: twilio-sms-otp [--config PATH] check\n"
@@ -571,6 +682,17 @@ static const struct command commands[] = {
 	  "usage: twilio-sms-otp [--config PATH] list [--show]\n"
 	  "Lists users with their numbers, masked unless --show, and where each is set.\n",
 	  cmd_list },
+	{ "status",
+	  "usage: twilio-sms-otp [--config PATH] status USER\n"
+	  "Shows USER's SMS sent in the current window, the cooldown left, consecutive\n"
+	  "wrong codes and the lockout, and the masked number. Exit 0, or 1 when USER\n"
+	  "has no state.\n",
+	  cmd_status },
+	{ "unlock",
+	  "usage: twilio-sms-otp [--config PATH] unlock USER\n"
+	  "Clears USER's wrong-code count and lockout under the module's lock; the send\n"
+	  "counts stay. Exit 0 when done, 1 when USER has no state.\n",
+	  cmd_unlock },
 };
 
 int main(int argc, char **argv)

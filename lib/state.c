@@ -329,12 +329,40 @@ static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd, stru
 	return TSMS_OK;
 }
 
+/* What the record says at now, for an administrator. */
+static void describe(const struct tsms_config *cfg, const struct record *stored, time_t now,
+                     struct tsms_state_status *out)
+{
+	struct record rec = *stored;
+
+	expire_lockout(&rec, now);
+	out->failures = rec.failures;
+	out->locked_until = rec.locked_until;
+	out->locked_left = rec.locked_until != 0 ? rec.locked_until - now : 0;
+	if (rec.window_start != 0 && now < rec.window_start + (long long)cfg->send_window_seconds) {
+		out->sends = rec.sends;
+		out->window_left = rec.window_start + cfg->send_window_seconds - now;
+	}
+	if (rec.last_send != 0 && now >= rec.last_send &&
+	    now - rec.last_send < (long long)cfg->resend_cooldown_seconds)
+		out->cooldown_left = rec.last_send + cfg->resend_cooldown_seconds - now;
+}
+
 /* Runs one read-modify-write of user's record under its lock. */
-enum op { OP_RESERVE, OP_RESERVE_LOCAL, OP_FAILURE, OP_SUCCESS };
+enum op { OP_RESERVE, OP_RESERVE_LOCAL, OP_FAILURE, OP_SUCCESS, OP_STATUS, OP_UNLOCK };
+
+/* For the administrator's operations: false when user has no state file (then
+ * nothing is created for them, not even a lock file). */
+static bool has_state(int dir_fd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
 
 static enum tsms_err update(const struct tsms_config *cfg, const char *user, time_t now, enum op op,
                             enum tsms_verdict *verdict, long long *wait, bool *locked,
-                            char err[TSMS_STATE_ERR_MAX])
+                            struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX])
 {
 	struct slot slot = { .lock_fd = -1 };
 	char name[TSMS_STATE_NAME_MAX];
@@ -347,6 +375,15 @@ static enum tsms_err update(const struct tsms_config *cfg, const char *user, tim
 	if (dir_fd < 0)
 		return TSMS_ERR_STATE;
 	tsms_state_file_name(user, name);
+	if (status != NULL) {
+		memset(status, 0, sizeof(*status));
+		snprintf(status->file, sizeof(status->file), "%s/%s", cfg->state_dir, name);
+		status->exists = has_state(dir_fd, name);
+		if (!status->exists) {
+			close(dir_fd);
+			return TSMS_OK;
+		}
+	}
 	e = slot_lock(&slot, dir_fd, name, cfg->state_dir, err);
 	if (e == TSMS_OK)
 		e = slot_read(&slot, &rec, cfg->state_dir, err);
@@ -376,6 +413,14 @@ static enum tsms_err update(const struct tsms_config *cfg, const char *user, tim
 		rec.failures = 0;
 		rec.locked_until = 0;
 		break;
+	case OP_STATUS:
+		describe(cfg, &rec, now, status);
+		goto out;
+	case OP_UNLOCK:
+		describe(cfg, &rec, now, status); /* as it was */
+		rec.failures = 0;
+		rec.locked_until = 0;
+		break;
 	}
 	e = slot_write(&slot, &rec, cfg->state_dir, err);
 out:
@@ -389,18 +434,30 @@ enum tsms_err tsms_state_reserve_send(const struct tsms_config *cfg, const char 
                                       long long *wait_seconds, char err[TSMS_STATE_ERR_MAX])
 {
 	return update(cfg, user, now, count_global ? OP_RESERVE : OP_RESERVE_LOCAL, verdict,
-	              wait_seconds, NULL, err);
+	              wait_seconds, NULL, NULL, err);
 }
 
 enum tsms_err tsms_state_record_failure(const struct tsms_config *cfg, const char *user, time_t now,
                                         bool *locked, char err[TSMS_STATE_ERR_MAX])
 {
 	*locked = false;
-	return update(cfg, user, now, OP_FAILURE, NULL, NULL, locked, err);
+	return update(cfg, user, now, OP_FAILURE, NULL, NULL, locked, NULL, err);
 }
 
 enum tsms_err tsms_state_record_success(const struct tsms_config *cfg, const char *user, time_t now,
                                         char err[TSMS_STATE_ERR_MAX])
 {
-	return update(cfg, user, now, OP_SUCCESS, NULL, NULL, NULL, err);
+	return update(cfg, user, now, OP_SUCCESS, NULL, NULL, NULL, NULL, err);
+}
+
+enum tsms_err tsms_state_status(const struct tsms_config *cfg, const char *user, time_t now,
+                                struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX])
+{
+	return update(cfg, user, now, OP_STATUS, NULL, NULL, NULL, status, err);
+}
+
+enum tsms_err tsms_state_unlock(const struct tsms_config *cfg, const char *user, time_t now,
+                                struct tsms_state_status *before, char err[TSMS_STATE_ERR_MAX])
+{
+	return update(cfg, user, now, OP_UNLOCK, NULL, NULL, NULL, before, err);
 }

@@ -40,6 +40,29 @@ enum tsms_err tsms_state_record_failure(const struct tsms_config *cfg, const cha
 enum tsms_err tsms_state_record_success(const struct tsms_config *cfg, const char *user, time_t now,
                                         char err[TSMS_STATE_ERR_MAX]);
 
+/* A user's limits and lockout as an administrator sees them (faillock's view). */
+struct tsms_state_status {
+	bool exists;             /* false: no state file, the rest is zero */
+	char file[320];          /* stateDir/NAME */
+	unsigned sends;          /* SMS in the current sendWindowSeconds window */
+	long long window_left;   /* seconds until that window ends, 0: no window */
+	long long cooldown_left; /* seconds of resendCooldownSeconds left, 0: none */
+	unsigned failures;       /* consecutive wrong codes */
+	long long locked_until;  /* Unix time the lockout ends, 0: not locked */
+	long long locked_left;   /* seconds until then */
+};
+
+/* Reads user's state under the same lock as the module. Returns TSMS_OK (with
+ * status->exists false when the user has none) or TSMS_ERR_STATE. */
+enum tsms_err tsms_state_status(const struct tsms_config *cfg, const char *user, time_t now,
+                                struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX]);
+
+/* Clears user's wrong-code count and lockout, keeping the send counts, under
+ * the module's lock; before gets the state as it was (exists false: nothing
+ * to clear, nothing written). */
+enum tsms_err tsms_state_unlock(const struct tsms_config *cfg, const char *user, time_t now,
+                                struct tsms_state_status *before, char err[TSMS_STATE_ERR_MAX]);
+
 /* Writes the name of user's state file inside stateDir: the user name itself
  * when it matches ^[a-z_][a-z0-9_.-]{0,31}$, else "=" and 32 hex digits of a
  * digest, so that no name can leave the directory. */

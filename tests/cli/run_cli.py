@@ -13,6 +13,7 @@ TSMS_TOOL=PATH tests another build of the command; TSMS_CLI_PREFIX runs it under
 command prefix (e.g. valgrind).
 """
 
+import fcntl
 import json
 import os
 import pwd
@@ -1049,6 +1050,121 @@ def reads_during_updates_see_whole_files(h):
     check(rows.get("base00000") == "+15555580029", f"base00000 -> {rows.get('base00000')}")
     check(len(rows) == base + 1, f"{len(rows)} users at the end")
     check(leftovers(h) == [], f"left behind: {leftovers(h)}")
+
+
+# ---- status and unlock
+
+def write_state(h, name, window_start, sends, last_send, failures, locked_until):
+    """A state file as the module writes it (root 0600), in the case's stateDir."""
+    d = h.dir / "state"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return write_file(d / name, f"v1 window_start={window_start} sends={sends} "
+                      f"last_send={last_send} failures={failures} "
+                      f"locked_until={locked_until}\n")
+
+
+def state_fields(path):
+    return dict(re.findall(r"(\w+)=(\d+)", Path(path).read_text()))
+
+
+@case
+def status_of_a_locked_user(h):
+    now = int(time.time())
+    write_state(h, "alice", now - 100, 2, now - 5, 10, now + 300)
+    h.write_users("dave +15555550100\n")
+    res = h.run("status", "alice", config=h.write_config(h.config(resendCooldownSeconds=30)))
+    expect(res, 0, out=("user:          alice", "phone:         ******0006",
+                        "sends:         2 of 5 in the window, which ends in",
+                        "wrong codes:   10 in a row (lockout at 10)", "locked:        until ",
+                        " UTC ("))
+    check(re.search(r"cooldown:      2[0-9] s left", res.out), f"no cooldown: {res.out!r}")
+    check("5555550006" not in res.out, f"the full number is shown: {res.out!r}")
+
+
+@case
+def status_after_the_window_and_lockout_ended(h):
+    now = int(time.time())
+    write_state(h, "alice", now - 5000, 4, now - 4000, 10, now - 10)
+    res = h.run("status", "alice", config=h.write_config())
+    expect(res, 0, out=("sends:         0 of 5 in the window\n", "cooldown:      none",
+                        "wrong codes:   0 in a row", "locked:        no"))
+
+
+@case
+def status_and_unlock_without_state(h):
+    config = h.write_config()
+    for cmd in ("status", "unlock"):
+        res = h.run(cmd, "carol", config=config)
+        expect(res, 1, out=("carol has no state in",))
+    state = h.dir / "state"
+    made = sorted(os.listdir(state)) if state.exists() else []
+    check(made == [], f"status or unlock created {made} for a user without state")
+
+
+@case
+def unlock_clears_failures_keeps_sends(h):
+    now = int(time.time())
+    path = write_state(h, "alice", now - 100, 3, now - 50, 12, now + 600)
+    config = h.write_config()
+    res = h.run("unlock", "alice", config=config)
+    expect(res, 0, out=("unlocked alice: 12 wrong codes cleared, lockout lifted; sends kept "
+                        "(3 in the window)",))
+    got = state_fields(path)
+    check(got["failures"] == "0" and got["locked_until"] == "0", f"state after unlock: {got}")
+    check(got["sends"] == "3" and got["window_start"] == str(now - 100) and
+          got["last_send"] == str(now - 50), f"send counts changed: {got}")
+    res = h.run("unlock", "alice", config=config)
+    expect(res, 0, out=("0 wrong codes cleared, was not locked",))
+    res = h.run("status", "alice", config=config)
+    expect(res, 0, out=("locked:        no", "sends:         3 of 5"))
+
+
+@case
+def unlock_waits_for_the_modules_lock(h):
+    """unlock takes the lock the module holds while it updates the user's state."""
+    now = int(time.time())
+    path = write_state(h, "alice", now - 100, 1, now - 50, 10, now + 600)
+    config = h.write_config()
+    lock = os.open(Path(path).parent / ".alice.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.Popen(h.command(["unlock", "alice"], config), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        time.sleep(1.0)
+        check(proc.poll() is None, "unlock finished while the lock was held")
+        check(state_fields(path)["failures"] == "10", "the state changed under the lock")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        out, err = proc.communicate(timeout=RUN_LIMIT)
+    finally:
+        os.close(lock)
+    check(proc.returncode == 0, f"unlock exit {proc.returncode}: {out!r} {err!r}")
+    check(state_fields(path)["failures"] == "0", "unlock did not clear the failures")
+
+
+@case
+def status_and_unlock_map_names_like_the_module(h):
+    """A name that is not a plain user name is never a path: the module's hashed name is
+    used, nothing outside stateDir is read or written."""
+    config = h.write_config()
+    outside = h.dir / "outside"
+    write_file(outside, "v1 window_start=1 sends=1 last_send=1 failures=9 locked_until=9\n")
+    for user in ("../outside", "a/b", "Alice", "..", "x" * 300):
+        res = h.run("status", user, config=config)
+        expect(res, 1, out=("has no state",))
+        res = h.run("unlock", user, config=config)
+        expect(res, 1, out=("nothing to unlock",))
+    check("failures=9" in outside.read_text(), "a file outside stateDir was changed")
+    state = h.dir / "state"
+    made = sorted(os.listdir(state)) if state.exists() else []
+    check(made == [], f"files created in stateDir: {made}")
+
+
+@case
+def status_of_a_corrupt_state_file(h):
+    write_state(h, "alice", 1, 1, 1, 1, 1)
+    (h.dir / "state" / "alice").write_text("garbage\n")
+    res = h.run("status", "alice", config=h.write_config())
+    expect(res, 1, err=("is corrupt; fix: remove it",))
 
 
 # --------------------------------------------------------------------------- main

@@ -3,16 +3,18 @@ codes, and many logins at once keeping the limits exactly."""
 
 import os
 import re
+import subprocess
 import threading
 import time
 
-from harness.core import CaseFailure, case, check
+from harness.core import REPO, CaseFailure, case, check
 from harness.pam import (RUN_LIMIT, TIME_SLACK, USERS, client_run, expect_client, keep, right,
                          simple_service, typed, wrong)
 from harness.state import GLOBAL_STATE, check_state_files, new_state_dir, read_state
 from harness.system import cmdlines
 
 
+TOOL = REPO / "twilio-sms-otp"
 TOO_MANY_SMS_RE = re.compile(r"Too many SMS codes requested\b.*?(\d+) seconds")
 
 
@@ -134,7 +136,8 @@ def resend_respects_limits(h):
 @case
 def lockout(h):
     sd = new_state_dir(h)
-    svc = simple_service(h, stateDir=str(sd), lockoutThreshold=3, maxAttempts=2)
+    config = h.write_config(h.config(stateDir=str(sd), lockoutThreshold=3, maxAttempts=2))
+    svc = h.service(config)
     run = h.authenticate(svc, "alice", [wrong(), wrong()])
     h.expect(run, "PAM_MAXTRIES", sms=1, prompts=2)
     run = h.authenticate(svc, "alice", [right()])  # success resets the count
@@ -154,10 +157,25 @@ def lockout(h):
     check("lockoutThreshold" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
     run = h.authenticate(svc, "bob", [right()])  # other users are not locked
     h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
-    (sd / "alice").unlink()  # what an admin does to clear a lockout (README)
+    # what an admin does to see and lift it: the command reads the module's own state
+    status = admin(config, "status", "alice")
+    check(status.returncode == 0 and "wrong codes:   3 in a row" in status.stdout and
+          "locked:        until" in status.stdout, f"status: {status.stdout!r} {status.stderr!r}")
+    unlock = admin(config, "unlock", "alice")
+    check(unlock.returncode == 0 and "lockout lifted" in unlock.stdout,
+          f"unlock: {unlock.stdout!r} {unlock.stderr!r}")
+    state = read_state(sd / "alice")
+    check(state["locked_until"] == 0 and state["failures"] == 0 and state["sends"] == 4,
+          f"state after unlock {state}")
     run = h.authenticate(svc, "alice", [right()])
     h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
     check_state_files(sd)
+
+
+def admin(config, *args):
+    """twilio-sms-otp --config CONFIG ARGS..., as an administrator runs it."""
+    return subprocess.run([str(TOOL), "--config", config, *args], capture_output=True,
+                          text=True, timeout=RUN_LIMIT, stdin=subprocess.DEVNULL)
 
 
 @case
