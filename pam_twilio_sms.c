@@ -19,6 +19,7 @@
 #include "lib/users.h"
 
 #define TSMS_EXPORT __attribute__((visibility("default")))
+#define RHOST_SHOWN_MAX 253 /* the longest DNS name */
 
 struct module_args {
 	const char *config;
@@ -134,8 +135,31 @@ static const char *pam_result_name(int rc)
 	}
 }
 
-static void log_outcome(const struct tsms_log *log, const char *user, int rc, enum tsms_err err,
-                        const struct tsms_outcome *outcome)
+/* The remote host as the outcome line shows it: one word of printable ASCII (anything
+ * else becomes '?'), at most a DNS name long, "-" when the application set none. It
+ * comes first in the line, before the caller's user name: fail2ban takes the address
+ * only from there (conf/fail2ban/), so no user name can put another address in its place. */
+static void shown_rhost(pam_handle_t *pamh, char out[RHOST_SHOWN_MAX + 4])
+{
+	const void *item = NULL;
+	const char *rhost;
+	size_t n;
+
+	if (pam_get_item(pamh, PAM_RHOST, &item) != PAM_SUCCESS || item == NULL ||
+	    ((const char *)item)[0] == '\0')
+		rhost = "-";
+	else
+		rhost = item;
+	n = tsms_sanitize(out, RHOST_SHOWN_MAX + 1, rhost);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)out[i] <= ' ' || (unsigned char)out[i] >= 0x7f)
+			out[i] = '?';
+	if (n < strlen(rhost))
+		strcat(out, "...");
+}
+
+static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const char *user, int rc,
+                        enum tsms_err err, const struct tsms_outcome *outcome)
 {
 	const char *name = user != NULL ? user : "-";
 	bool phone_shown = outcome->masked_phone[0] != '\0';
@@ -144,12 +168,14 @@ static void log_outcome(const struct tsms_log *log, const char *user, int rc, en
 	                       ? LOG_ERR
 	               : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE ? LOG_WARNING
 	                                                              : LOG_NOTICE;
-	char shown[68];
+	char shown[68], rhost[RHOST_SHOWN_MAX + 4];
 
+	shown_rhost(pamh, rhost);
 	/* a long user name must not push the result out of the line */
 	if (tsms_sanitize(shown, sizeof(shown) - 3, name) < strlen(name))
 		strcat(shown, "...");
-	tsms_log(log, priority, "user=%s phone=%s sid=%s attempts=%u result=%s reason=%s%s", shown,
+	tsms_log(log, priority,
+	         "rhost=%s user=%s phone=%s sid=%s attempts=%u result=%s reason=%s%s", rhost, shown,
 	         phone_shown ? outcome->masked_phone : "-",
 	         outcome->sid[0] != '\0' ? outcome->sid : "-", outcome->attempts,
 	         pam_result_name(rc),
@@ -255,7 +281,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	tsms_http_global_cleanup();
 out:
 	rc = pam_result(err, cfg, args.nullok);
-	log_outcome(&log, user, rc, err, &outcome);
+	log_outcome(pamh, &log, user, rc, err, &outcome);
 	tsms_config_free(cfg);
 	return rc;
 }
