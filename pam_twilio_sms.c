@@ -7,6 +7,7 @@
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -212,12 +213,13 @@ static void log_settings(const struct tsms_log *log, const char *path,
 /* The caller's environment is hidden from the libraries (lib/environ.h), except
  * what they read when the module was loaded: while such a variable is set the
  * module refuses, whoever the caller is. */
-static enum tsms_err check_environment(const struct tsms_log *log)
+static enum tsms_err check_environment(const struct tsms_log *log, struct tsms_outcome *outcome)
 {
 	const char *name = tsms_http_unsafe_environment();
 
 	if (name == NULL)
 		return TSMS_OK;
+	snprintf(outcome->reason, sizeof(outcome->reason), "unsafe environment: %s is set", name);
 	tsms_log(log, LOG_ERR,
 	         "refusing to run: the environment sets %s, which OpenSSL read when the module "
 	         "was loaded and which cannot be undone; fix: remove it from the environment of "
@@ -243,7 +245,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	if (err != TSMS_OK)
 		goto out;
 	log.debug = args.debug;
-	err = check_environment(&log);
+	err = check_environment(&log, &outcome);
 	if (err != TSMS_OK)
 		goto out;
 	cfg = tsms_config_load(args.config, problem);

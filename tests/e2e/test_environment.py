@@ -71,6 +71,8 @@ def environment_openssl_cpu_mask_refused(h):
     h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
     check(any("refusing to run: the environment sets OPENSSL_ia32cap" in l
               for l in run.module_logs), f"no refusal line: {run.module_logs!r}")
+    check("reason=unsafe environment: OPENSSL_ia32cap is set" in run.outcomes[0],
+          f"outcome {run.outcomes[0]!r}")
 
 
 @case
