@@ -5,7 +5,7 @@
 #   make demo       a real pamtester login against a loopback Twilio sandbox (as root)
 #   make install    DESTDIR=, PREFIX=/usr, PAMDIR= (the system's PAM module directory)
 
-VERSION   := 0.1.0
+VERSION   := $(shell sed -n '1s/^[^ ]* .\([^ ]*\). .*/\1/p' $(dir $(lastword $(MAKEFILE_LIST)))debian/changelog)
 CC        ?= cc
 PREFIX    ?= /usr
 SYSCONFDIR ?= /etc

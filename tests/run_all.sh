@@ -54,6 +54,7 @@ run_suite "test harness (syslog captures side by side)" python3 tests/harness/se
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "install (make install, DESTDIR)" python3 tests/package/run_install.py
+run_suite "Debian package (make deb, lintian, dpkg, pam-auth-update)" python3 tests/package/run_deb.py
 run_suite "integration (sshd, sudo, su, chfn)" python3 tests/integration/run_integration.py
 run_suite "fuzz (libFuzzer, corpus-seeded, 60 s)" tests/fuzz/smoke.sh
 run_suite "exports" tests/analysis/exports.sh
