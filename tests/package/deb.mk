@@ -6,7 +6,7 @@
 #                   private /etc/pam.d, purges (tests/package/run_deb.py; part of `make test`)
 
 # debian/control's Build-Depends, with what dpkg-buildpackage itself needs
-DEB_BUILD_DEBS := build-essential dpkg-dev debhelper pkgconf libpam0g-dev libcurl4-openssl-dev \
+DEB_BUILD_DEBS := build-essential dpkg-dev debhelper fakeroot pkgconf libpam0g-dev libcurl4-openssl-dev \
                   libssl-dev libcjson-dev libsodium-dev libcmocka-dev git
 
 .PHONY: deb test-deb
