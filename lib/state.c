@@ -414,10 +414,12 @@ static enum tsms_err update(const struct tsms_config *cfg, const char *user, tim
 		rec.locked_until = 0;
 		break;
 	case OP_STATUS:
-		describe(cfg, &rec, now, status);
+		if (status != NULL)
+			describe(cfg, &rec, now, status);
 		goto out;
 	case OP_UNLOCK:
-		describe(cfg, &rec, now, status); /* as it was */
+		if (status != NULL)
+			describe(cfg, &rec, now, status); /* as it was */
 		rec.failures = 0;
 		rec.locked_until = 0;
 		break;

@@ -14,6 +14,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing Debian packages:$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086 # one word per package
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# another apt-get or dpkg (unattended-upgrades, a second suite) may hold the lock: wait for it
+lock_wait="-o DPkg::Lock::Timeout=300"
+# shellcheck disable=SC2086 # one word per option and package
+apt-get $lock_wait update -qq
+# shellcheck disable=SC2086
+apt-get $lock_wait install -y -qq --no-install-recommends $missing >/dev/null

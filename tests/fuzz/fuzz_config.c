@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "fuzz.h"
+#include "http.h"
 #include "otp.h"
 #include "template.h"
 
@@ -21,8 +22,18 @@ static void check_config(const struct tsms_config *cfg)
 	FUZZ_CHECK(strncmp(cfg->account_sid, "AC", 2) == 0);
 	FUZZ_CHECK(cfg->messaging_service_sid != NULL && strlen(cfg->messaging_service_sid) == 34);
 	FUZZ_CHECK(strncmp(cfg->messaging_service_sid, "MG", 2) == 0);
-	FUZZ_CHECK(cfg->auth_token != NULL && cfg->auth_token[0] != '\0');
-	FUZZ_CHECK(!fuzz_has_control(cfg->auth_token));
+	/* exactly one credential: the auth token, or an API key's SID and secret */
+	FUZZ_CHECK((cfg->auth_token != NULL) != (cfg->api_key_sid != NULL));
+	FUZZ_CHECK((cfg->api_key_sid != NULL) == (cfg->api_key_secret != NULL));
+	FUZZ_CHECK(cfg->api_key_sid == NULL ||
+	           (strlen(cfg->api_key_sid) == 34 && strncmp(cfg->api_key_sid, "SK", 2) == 0));
+	FUZZ_CHECK(tsms_config_secret(cfg) != NULL && tsms_config_secret(cfg)[0] != '\0');
+	FUZZ_CHECK(!fuzz_has_control(tsms_config_secret(cfg)));
+	FUZZ_CHECK(tsms_config_basic_user(cfg) != NULL);
+	{
+		char problem[TSMS_HTTP_PROXY_MSG];
+		FUZZ_CHECK(cfg->proxy == NULL || tsms_http_check_proxy(cfg->proxy, problem));
+	}
 
 	FUZZ_CHECK(cfg->api_base_url != NULL && strncmp(cfg->api_base_url, "https://", 8) == 0);
 	FUZZ_CHECK(strlen(cfg->api_base_url) > 8 && !fuzz_has_control(cfg->api_base_url));
