@@ -17,7 +17,7 @@
 #include "lib/error.h"
 #include "lib/http.h"
 #include "lib/log.h"
-#include "lib/users.h"
+#include "lib/lookup.h"
 
 #define TSMS_EXPORT __attribute__((visibility("default")))
 #define RHOST_SHOWN_MAX 253 /* the longest DNS name */
@@ -159,8 +159,9 @@ static void shown_rhost(pam_handle_t *pamh, char out[RHOST_SHOWN_MAX + 4])
 		strcat(out, "...");
 }
 
-static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const char *user, int rc,
-                        enum tsms_err err, const struct tsms_outcome *outcome)
+static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const char *user,
+                        enum tsms_source source, int rc, enum tsms_err err,
+                        const struct tsms_outcome *outcome)
 {
 	const char *name = user != NULL ? user : "-";
 	bool phone_shown = outcome->masked_phone[0] != '\0';
@@ -176,8 +177,8 @@ static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const ch
 	if (tsms_sanitize(shown, sizeof(shown) - 3, name) < strlen(name))
 		strcat(shown, "...");
 	tsms_log(log, priority,
-	         "rhost=%s user=%s phone=%s sid=%s attempts=%u result=%s reason=%s%s", rhost, shown,
-	         phone_shown ? outcome->masked_phone : "-",
+	         "rhost=%s user=%s phone=%s source=%s sid=%s attempts=%u result=%s reason=%s%s",
+	         rhost, shown, phone_shown ? outcome->masked_phone : "-", tsms_source_name(source),
 	         outcome->sid[0] != '\0' ? outcome->sid : "-", outcome->attempts,
 	         pam_result_name(rc),
 	         outcome->reason[0] != '\0' ? outcome->reason : tsms_strerror(err),
@@ -235,7 +236,8 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	struct tsms_outcome outcome = { .reason = "" };
 	struct tsms_config *cfg = NULL;
 	struct module_args args;
-	char problem[TSMS_CONFIG_ERR_MAX], phone_buf[TSMS_PHONE_MAX];
+	struct tsms_number number = { .source = TSMS_SOURCE_NONE };
+	char problem[TSMS_CONFIG_ERR_MAX];
 	const char *user = NULL, *phone;
 	enum tsms_err err;
 	int rc;
@@ -263,12 +265,12 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	}
 	/* without nullok an unmapped user gets a decoy challenge (phone NULL): the same
 	 * prompts, no SMS, no success */
-	err = tsms_users_lookup(cfg, user, phone_buf, problem);
+	err = tsms_lookup(cfg, user, &number, problem);
 	if (err != TSMS_OK) {
 		tsms_log(&log, LOG_ERR, "%s", problem);
 		goto out;
 	}
-	phone = phone_buf[0] != '\0' ? phone_buf : NULL;
+	phone = number.source != TSMS_SOURCE_NONE ? number.phone : NULL;
 	if (phone == NULL && args.nullok) {
 		err = TSMS_ERR_NO_PHONE;
 		goto out;
@@ -283,7 +285,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	tsms_http_global_cleanup();
 out:
 	rc = pam_result(err, cfg, args.nullok);
-	log_outcome(pamh, &log, user, rc, err, &outcome);
+	log_outcome(pamh, &log, user, number.source, rc, err, &outcome);
 	tsms_config_free(cfg);
 	return rc;
 }

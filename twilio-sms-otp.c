@@ -18,6 +18,7 @@
 
 #include "lib/config.h"
 #include "lib/http.h"
+#include "lib/lookup.h"
 #include "lib/otp.h"
 #include "lib/phone.h"
 #include "lib/state.h"
@@ -556,19 +557,20 @@ static int cmd_list(const char *config_path, int argc, char **argv)
 static void print_status(const struct tsms_config *cfg, const char *user,
                          const struct tsms_state_status *st)
 {
-	char phone[TSMS_PHONE_MAX], masked[TSMS_PHONE_MASKED_MAX], err[TSMS_CONFIG_ERR_MAX];
+	char masked[TSMS_PHONE_MASKED_MAX], err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_number number;
 	char until[64] = "";
 	struct tm tm;
 	time_t t;
 
 	printf("user:          %s\nphone:         ", user);
-	if (tsms_users_lookup(cfg, user, phone, err) != TSMS_OK) {
+	if (tsms_lookup(cfg, user, &number, err) != TSMS_OK) {
 		printf("unknown: %s\n", err);
-	} else if (phone[0] == '\0') {
+	} else if (number.source == TSMS_SOURCE_NONE) {
 		printf("none (a decoy challenge: no SMS is sent)\n");
 	} else {
-		tsms_phone_mask(phone, masked);
-		printf("%s\n", masked);
+		tsms_phone_mask(number.phone, masked);
+		printf("%s (%s)\n", masked, tsms_source_name(number.source));
 	}
 	printf("state file:    %s\n", st->file);
 	printf("sends:         %u of %u in the window", st->sends, cfg->send_limit);

@@ -371,26 +371,33 @@ enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char ph
 	return result;
 }
 
-enum tsms_err tsms_users_lookup(const struct tsms_config *cfg, const char *user,
-                                char phone[TSMS_PHONE_MAX], char err[TSMS_CONFIG_ERR_MAX])
+enum tsms_err tsms_users_find(const struct tsms_config *cfg, const char *user,
+                              struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
 {
 	const char *inline_phone = tsms_config_phone(cfg, user);
 	enum tsms_err e;
 
-	phone[0] = '\0';
+	num->phone[0] = '\0';
+	num->source = TSMS_SOURCE_NONE;
 	if (cfg->users_file != NULL) {
-		e = tsms_users_file_lookup(cfg->users_file, user, phone, err);
+		e = tsms_users_file_lookup(cfg->users_file, user, num->phone, err);
 		if (e != TSMS_OK)
 			return e;
-		if (phone[0] != '\0' && inline_phone != NULL) {
+		if (num->phone[0] != '\0' && inline_phone != NULL) {
 			fail(err, "user \"%s\" is both in users and in usersFile %s; fix: keep one",
 			     user, cfg->users_file);
-			phone[0] = '\0';
+			num->phone[0] = '\0';
 			return TSMS_ERR_CONFIG;
 		}
+		if (num->phone[0] != '\0') {
+			num->source = TSMS_SOURCE_USERS_FILE;
+			snprintf(num->where, sizeof(num->where), "%s", cfg->users_file);
+		}
 	}
-	if (inline_phone != NULL)
-		snprintf(phone, TSMS_PHONE_MAX, "%s", inline_phone);
+	if (inline_phone != NULL) {
+		snprintf(num->phone, TSMS_PHONE_MAX, "%s", inline_phone);
+		num->source = TSMS_SOURCE_USERS;
+	}
 	return TSMS_OK;
 }
 

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "lookup.h"
 #include "phone.h"
 
 /* A users file larger than this is refused (a million users take about 30 MB). */
@@ -21,11 +22,12 @@
 enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char phone[TSMS_PHONE_MAX],
                                      char err[TSMS_CONFIG_ERR_MAX]);
 
-/* The number of user from the config's users object or its usersFile: TSMS_OK
- * with phone set, or phone "" when user has none; TSMS_ERR_CONFIG with err when
- * the users file is unusable or user is in both places. */
-enum tsms_err tsms_users_lookup(const struct tsms_config *cfg, const char *user,
-                                char phone[TSMS_PHONE_MAX], char err[TSMS_CONFIG_ERR_MAX]);
+/* The source of lib/lookup.h for the local files: user's number from the
+ * config's users object or its usersFile, with num->source telling which
+ * (TSMS_SOURCE_NONE when neither has user); TSMS_ERR_CONFIG with err when the
+ * users file is unusable or user is in both places. */
+enum tsms_err tsms_users_find(const struct tsms_config *cfg, const char *user,
+                              struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX]);
 
 /* Called for each line that is not blank or a comment: user and the normalised
  * phone, or problem (then phone is "") for a malformed line. */

@@ -243,8 +243,8 @@ def fail2ban_bans_failed_challenges(h):
 # user names that try to hand the filter another address or result; each ends in a failure
 FORGED_USERS = [
     f"x rhost={INNOCENT} user=alice",
-    "x phone=- sid=- attempts=1 result=PAM_SUCCESS reason=",
-    f"x rhost={INNOCENT} user=x phone=- sid=- attempts=1 result=PAM_AUTH_ERR reason=",  # cut
+    "x phone=- source=- sid=- attempts=1 result=PAM_SUCCESS reason=",
+    f"x rhost={INNOCENT} user=x phone=- source=- sid=- attempts=1 result=PAM_AUTH_ERR reason=",  # cut
     f"x\nrhost={INNOCENT} user=x",
     f"{INNOCENT}",
 ]

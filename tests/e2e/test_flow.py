@@ -30,7 +30,8 @@ def success(h):
     check(msg.get("risk_check") in (None, ""),
           f"RiskCheck sent without disableRiskCheck: {msg.get('risk_check')!r}")
     line = run.outcomes[0]
-    for part in ("user=alice", "phone=******0006", f"sid={msg['sid']}", "attempts=1"):
+    for part in ("user=alice", "phone=******0006 source=users", f"sid={msg['sid']}",
+                 "attempts=1"):
         check(part in line, f"outcome line lacks {part!r}: {line!r}")
     check("+15555550006" not in " ".join(run.logs), "full phone number in syslog")
 

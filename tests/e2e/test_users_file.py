@@ -39,9 +39,12 @@ def expect_users_file_error(h, run, *needles):
     check(lines, f"no log line with {needles!r} and a fix: {run.module_logs!r}")
 
 
-def expect_texted(h, run, number):
+def expect_texted(h, run, number, source=None):
+    """One SMS to number, and the outcome line names the source when given."""
     h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
     check(run.outbox[0]["to"] == number, f"SMS to {run.outbox[0]['to']!r}, want {number}")
+    if source:
+        check(f" source={source} " in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
     check(run.prompts[0] == f"SMS code sent to ******{number[-4:]}: ", f"prompt {run.prompts[0]!r}")
 
 
@@ -50,8 +53,10 @@ def users_file_lookup(h):
     svc, _ = users_file_service(h, USERS_FILE)
     for user, number in (("dave", "+15555550100"), ("erin", "+15555550101"),
                          ("frank", "+15555550102"), ("alice", "+15555550006")):
+        # alice is in the config's users object, the others in the users file
         try:
-            expect_texted(h, h.authenticate(svc, user, [right()]), number)
+            expect_texted(h, h.authenticate(svc, user, [right()]), number,
+                          "users" if user == "alice" else "usersFile")
         except CaseFailure as e:
             raise CaseFailure(f"{user}: {e}") from None
 

@@ -1,0 +1,62 @@
+/* lookup.c - where a user's number comes from: its sources, asked in order
+ *
+ * Each source is one entry of a table: adding one (the directory) is a new
+ * file and a row here; callers never learn the details. */
+#include "lookup.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "users.h"
+
+struct source {
+	bool (*configured)(const struct tsms_config *cfg);
+	enum tsms_err (*find)(const struct tsms_config *cfg, const char *user,
+	                      struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX]);
+};
+
+static bool always(const struct tsms_config *cfg)
+{
+	(void)cfg;
+	return true;
+}
+
+static const struct source sources[] = {
+	{ always, tsms_users_find }, /* users, then usersFile */
+};
+
+enum tsms_err tsms_lookup(const struct tsms_config *cfg, const char *user, struct tsms_number *num,
+                          char err[TSMS_CONFIG_ERR_MAX])
+{
+	memset(num, 0, sizeof(*num));
+	err[0] = '\0';
+	for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
+		enum tsms_err e;
+
+		if (!sources[i].configured(cfg))
+			continue;
+		e = sources[i].find(cfg, user, num, err);
+		if (e != TSMS_OK || num->source != TSMS_SOURCE_NONE) {
+			if (e != TSMS_OK)
+				memset(num, 0, sizeof(*num));
+			return e;
+		}
+	}
+	return TSMS_OK;
+}
+
+const char *tsms_source_name(enum tsms_source source)
+{
+	switch (source) {
+	case TSMS_SOURCE_USERS:
+		return "users";
+	case TSMS_SOURCE_USERS_FILE:
+		return "usersFile";
+	case TSMS_SOURCE_LDAP:
+		return "ldap";
+	case TSMS_SOURCE_NONE:
+		break;
+	}
+	return "-";
+}

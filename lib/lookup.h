@@ -1,0 +1,35 @@
+/* lookup.h - where a user's number comes from: its sources, asked in order */
+#ifndef TSMS_LOOKUP_H
+#define TSMS_LOOKUP_H
+
+#include "config.h"
+#include "error.h"
+#include "phone.h"
+
+enum tsms_source {
+	TSMS_SOURCE_NONE = 0,   /* no source knows the user */
+	TSMS_SOURCE_USERS,      /* the config's users object */
+	TSMS_SOURCE_USERS_FILE, /* the usersFile */
+	TSMS_SOURCE_LDAP,       /* the directory (config "ldap") */
+};
+
+/* A user's number and where it was found. */
+struct tsms_number {
+	char phone[TSMS_PHONE_MAX]; /* E.164; "" with TSMS_SOURCE_NONE */
+	enum tsms_source source;
+	char where[320]; /* the usersFile's path or the entry's DN; "" otherwise */
+};
+
+/* Asks the sources in order: the config's users and its usersFile (a user in
+ * both is a config error), then the directory when one is configured, so a
+ * local entry overrides the directory. Returns TSMS_OK (num->source NONE when
+ * no source knows user); TSMS_ERR_CONFIG for an unusable users file;
+ * TSMS_ERR_UNAVAILABLE when the directory cannot be asked (failMode decides);
+ * TSMS_ERR_DIRECTORY when its answer cannot be used. err says why. */
+enum tsms_err tsms_lookup(const struct tsms_config *cfg, const char *user, struct tsms_number *num,
+                          char err[TSMS_CONFIG_ERR_MAX]);
+
+/* "users", "usersFile", "ldap", or "-" for none. */
+const char *tsms_source_name(enum tsms_source source);
+
+#endif
