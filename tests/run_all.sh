@@ -51,6 +51,7 @@ style() {
 run_suite "style" style
 run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
 run_suite "test harness (syslog captures side by side)" python3 tests/harness/selftest.py
+run_suite "test harness (OpenLDAP slapd, ldap-utils)" python3 tests/harness/selftest_slapd.py
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "install (make install, DESTDIR)" python3 tests/package/run_install.py
