@@ -91,6 +91,7 @@ static int pam_result(enum tsms_err err, const struct tsms_config *cfg, bool nul
 		return cfg != NULL && cfg->fail_mode == TSMS_FAIL_OPEN ? PAM_IGNORE
 		                                                       : PAM_AUTHINFO_UNAVAIL;
 	case TSMS_ERR_REJECTED:
+	case TSMS_ERR_DIRECTORY:
 		return PAM_AUTHINFO_UNAVAIL;
 	case TSMS_ERR_NO_USER:
 		return PAM_USER_UNKNOWN;
@@ -166,7 +167,8 @@ static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const ch
 	const char *name = user != NULL ? user : "-";
 	bool phone_shown = outcome->masked_phone[0] != '\0';
 	int priority = rc == PAM_SUCCESS ? LOG_INFO
-	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM || err == TSMS_ERR_STATE
+	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM ||
+	                               err == TSMS_ERR_STATE || err == TSMS_ERR_DIRECTORY
 	                       ? LOG_ERR
 	               : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE ? LOG_WARNING
 	                                                              : LOG_NOTICE;
@@ -267,7 +269,8 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	 * prompts, no SMS, no success */
 	err = tsms_lookup(cfg, user, &number, problem);
 	if (err != TSMS_OK) {
-		tsms_log(&log, LOG_ERR, "%s", problem);
+		tsms_log(&log, err == TSMS_ERR_UNAVAILABLE ? LOG_WARNING : LOG_ERR, "%s", problem);
+		tsms_format_clean(outcome.reason, sizeof(outcome.reason), "%s", problem);
 		goto out;
 	}
 	phone = number.source != TSMS_SOURCE_NONE ? number.phone : NULL;

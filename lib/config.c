@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "directory.h"
 #include "http.h"
 #include "otp.h"
 #include "template.h"
@@ -158,6 +159,7 @@ static bool known_key(const char *key)
 		"host",
 		"apiKeySID",
 		"apiKeySecret",
+		"ldap",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -720,6 +722,201 @@ bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164
 	return false;
 }
 
+/* An optional string member of ldap, copied; false after a problem. */
+static bool ldap_string(const cJSON *obj, const char *key, char **dst,
+                        char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	*dst = NULL;
+	if (item == NULL)
+		return true;
+	if (!cJSON_IsString(item) || item->valuestring == NULL || item->valuestring[0] == '\0' ||
+	    has_control(item->valuestring) || strlen(item->valuestring) > 1024) {
+		fail(err,
+		     "ldap.%s must be a non-empty string of at most 1024 printable characters; "
+		     "fix: "
+		     "correct it (" MAN_REF ")",
+		     key);
+		return false;
+	}
+	return copy_string(dst, item->valuestring, err);
+}
+
+/* A filter with %u (and no other '%'), in parentheses. */
+static bool good_filter(const char *f)
+{
+	size_t n = strlen(f);
+	bool has_user = false;
+
+	if (n < 2 || f[0] != '(' || f[n - 1] != ')')
+		return false;
+	for (const char *p = f; (p = strchr(p, '%')) != NULL; p += 2) {
+		if (p[1] != 'u')
+			return false;
+		has_user = true;
+	}
+	return has_user;
+}
+
+/* An attribute description: a name of letters, digits and '-' (options after ';'). */
+static bool good_attribute(const char *a)
+{
+	if (!isalpha((unsigned char)a[0]))
+		return false;
+	for (; *a != '\0'; a++) {
+		if (!isalnum((unsigned char)*a) && *a != '-' && *a != ';')
+			return false;
+	}
+	return true;
+}
+
+static bool parse_ldap_keys(const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
+{
+	static const char *const keys[] = { "uri",    "startTLS",     "caFile",
+		                            "bindDN", "bindPassword", "baseDN",
+		                            "filter", "attribute",    "timeoutSeconds" };
+	const cJSON *item;
+	char q[64];
+
+	cJSON_ArrayForEach(item, obj)
+	{
+		bool known = false;
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			known = known || strcmp(item->string, keys[i]) == 0;
+		if (!known) {
+			fail(err,
+			     "ldap has the unknown key \"%s\"; fix: correct its spelling or remove "
+			     "it "
+			     "(the keys are listed in " MAN_REF ")",
+			     quote(q, item->string));
+			return false;
+		}
+	}
+	return check_unique_keys(obj, "ldap", err);
+}
+
+/* The directory's TLS: ldaps:// has it, ldap:// needs StartTLS (its default),
+ * ldapi:// is a local socket and needs none. Plain text is never allowed. */
+static bool parse_ldap_transport(struct tsms_ldap *l, const cJSON *obj,
+                                 char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *tls = cJSON_GetObjectItemCaseSensitive(obj, "startTLS");
+	char problem[TSMS_DIRECTORY_MSG] = "";
+	const char *scheme;
+
+	if (l->uri == NULL) {
+		fail(err, "ldap.uri is missing; fix: add \"uri\": \"ldaps://ldap.example.com\"");
+		return false;
+	}
+	if (!tsms_directory_check_uri(l->uri, problem)) {
+		fail(err,
+		     "ldap.uri %s; fix: write one or more space-separated ldaps://HOST[:PORT] (or "
+		     "ldap:// with startTLS, or ldapi://) URIs of one scheme",
+		     problem);
+		return false;
+	}
+	if (tls != NULL && !cJSON_IsBool(tls)) {
+		fail(err, "ldap.startTLS must be true or false; fix: write it without quotes");
+		return false;
+	}
+	scheme = tsms_directory_scheme(l->uri);
+	l->start_tls = strcmp(scheme, "ldap") == 0 && (tls == NULL || cJSON_IsTrue(tls));
+	if (strcmp(scheme, "ldap") == 0 && !l->start_tls) {
+		fail(err,
+		     "ldap.uri is ldap:// with startTLS false: the bind password and the numbers "
+		     "would cross the network in plain text; fix: remove startTLS (it defaults to "
+		     "true for ldap://) or use ldaps://");
+		return false;
+	}
+	if (strcmp(scheme, "ldap") != 0 && cJSON_IsTrue(tls)) {
+		fail(err,
+		     "ldap.startTLS is only for ldap:// URIs (%s:// needs none); fix: remove it",
+		     scheme);
+		return false;
+	}
+	if (l->ca_file != NULL && l->ca_file[0] != '/') {
+		fail(err,
+		     "ldap.caFile is not an absolute path; fix: write the full path of the PEM "
+		     "bundle, or remove it for the system trust store");
+		return false;
+	}
+	return true;
+}
+
+static bool parse_ldap(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	static const struct number_option timeout = { "ldap.timeoutSeconds", 0, 5, 1, 30 };
+	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "ldap");
+	struct tsms_ldap *l;
+	double v;
+
+	if (obj == NULL)
+		return true;
+	if (!cJSON_IsObject(obj)) {
+		fail(err, "ldap must be an object; fix: write \"ldap\": {\"uri\": ..., \"baseDN\": "
+		          "...} (" MAN_REF ")");
+		return false;
+	}
+	l = cfg->ldap = calloc(1, sizeof(*cfg->ldap));
+	if (l == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	l->ca_fd = -1;
+	if (!parse_ldap_keys(obj, err) || !ldap_string(obj, "uri", &l->uri, err) ||
+	    !ldap_string(obj, "caFile", &l->ca_file, err) ||
+	    !ldap_string(obj, "bindDN", &l->bind_dn, err) ||
+	    !ldap_string(obj, "bindPassword", &l->bind_password, err) ||
+	    !ldap_string(obj, "baseDN", &l->base_dn, err) ||
+	    !ldap_string(obj, "filter", &l->filter, err) ||
+	    !ldap_string(obj, "attribute", &l->attribute, err) ||
+	    !parse_ldap_transport(l, obj, err))
+		return false;
+	if ((l->bind_dn == NULL) != (l->bind_password == NULL)) {
+		fail(err,
+		     "ldap.%s is set without ldap.%s; fix: give both for a simple bind as a "
+		     "service account, or neither for an anonymous bind",
+		     l->bind_dn != NULL ? "bindDN" : "bindPassword",
+		     l->bind_dn != NULL ? "bindPassword" : "bindDN");
+		return false;
+	}
+	if (l->base_dn == NULL) {
+		fail(err, "ldap.baseDN is missing; fix: add \"baseDN\": "
+		          "\"ou=people,dc=example,dc=com\"");
+		return false;
+	}
+	if (l->filter == NULL && !copy_string(&l->filter, "(uid=%u)", err))
+		return false;
+	if (!good_filter(l->filter)) {
+		fail(err,
+		     "ldap.filter must be in parentheses and contain %%u (the user name, escaped) "
+		     "and no other %%; fix: write e.g. \"(uid=%%u)\" or \"(sAMAccountName=%%u)\"");
+		return false;
+	}
+	if (l->attribute == NULL && !copy_string(&l->attribute, "mobile", err))
+		return false;
+	if (!good_attribute(l->attribute)) {
+		fail(err, "ldap.attribute is not an attribute name; fix: write e.g. \"mobile\"");
+		return false;
+	}
+	obj = cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds");
+	v = cJSON_IsNumber(obj) ? obj->valuedouble : -1;
+	if (obj == NULL) {
+		l->timeout_seconds = timeout.def;
+	} else if (!(v >= timeout.min && v <= timeout.max) || v != (double)(unsigned)v) {
+		fail(err,
+		     "%s must be a whole number from %u to %u; fix: set it in range or remove it "
+		     "for the default %u",
+		     timeout.key, timeout.min, timeout.max, timeout.def);
+		return false;
+	} else {
+		l->timeout_seconds = (unsigned)v;
+	}
+	return true;
+}
+
 static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *item;
@@ -745,6 +942,13 @@ static void wipe_tree(cJSON *root)
 
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		cJSON *item = cJSON_GetObjectItemCaseSensitive(root, secrets[i]);
+
+		if (cJSON_IsString(item) && item->valuestring != NULL)
+			tsms_wipe(item->valuestring, strlen(item->valuestring));
+	}
+	{
+		const cJSON *ldap = cJSON_GetObjectItemCaseSensitive(root, "ldap");
+		cJSON *item = cJSON_GetObjectItemCaseSensitive(ldap, "bindPassword");
 
 		if (cJSON_IsString(item) && item->valuestring != NULL)
 			tsms_wipe(item->valuestring, strlen(item->valuestring));
@@ -781,7 +985,7 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
 	     parse_options(cfg, root, err) && parse_state_dir(cfg, root, err) &&
 	     parse_users_file(cfg, root, err) && parse_country_codes(cfg, root, err) &&
 	     parse_templates(cfg, root, err) && check_signin_template(cfg, err) &&
-	     parse_users(cfg, root, err);
+	     parse_users(cfg, root, err) && parse_ldap(cfg, root, err);
 	if (!ok) {
 		tsms_config_free(cfg);
 		cfg = NULL;
@@ -896,6 +1100,25 @@ static bool load_ca_file(struct tsms_config *cfg, const char *path, char err[TSM
 	return true;
 }
 
+/* The directory's caFile, checked like the config's and kept open: libldap
+ * reads it through /proc/self/fd, so the file read is the file checked. */
+static bool open_ldap_ca_file(struct tsms_config *cfg, const char *path,
+                              char err[TSMS_CONFIG_ERR_MAX])
+{
+	char perr[TSMS_CONFIG_ERR_MAX];
+	struct stat st;
+
+	if (cfg->ldap == NULL || cfg->ldap->ca_file == NULL)
+		return true;
+	cfg->ldap->ca_fd =
+		tsms_open_trusted(cfg->ldap->ca_file, "ldap.caFile", TSMS_CA_MAX_BYTES, &st, perr);
+	if (cfg->ldap->ca_fd < 0) {
+		fail(err, "config %s: %s", path, perr);
+		return false;
+	}
+	return true;
+}
+
 struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX])
 {
 	struct tsms_config *cfg = NULL;
@@ -919,7 +1142,7 @@ struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_
 		fail(err, "config %s: %s", path, perr);
 		goto out;
 	}
-	if (!load_ca_file(cfg, path, err)) {
+	if (!load_ca_file(cfg, path, err) || !open_ldap_ca_file(cfg, path, err)) {
 		tsms_config_free(cfg);
 		cfg = NULL;
 	}
@@ -956,6 +1179,18 @@ void tsms_config_free(struct tsms_config *cfg)
 	free(cfg->state_dir);
 	free(cfg->users_file);
 	free(cfg->country_codes);
+	if (cfg->ldap != NULL) {
+		free(cfg->ldap->uri);
+		free(cfg->ldap->ca_file);
+		if (cfg->ldap->ca_fd >= 0)
+			close(cfg->ldap->ca_fd);
+		free(cfg->ldap->bind_dn);
+		tsms_free_secret(cfg->ldap->bind_password);
+		free(cfg->ldap->base_dn);
+		free(cfg->ldap->filter);
+		free(cfg->ldap->attribute);
+		free(cfg->ldap);
+	}
 	free(cfg);
 }
 

@@ -32,6 +32,20 @@ struct tsms_user {
 	char phone[TSMS_PHONE_MAX]; /* E.164 */
 };
 
+/* The directory of phone numbers ("ldap"); see lib/directory.h. */
+struct tsms_ldap {
+	char *uri;           /* space-separated URIs of one scheme */
+	bool start_tls;      /* ldap:// only (the default there) */
+	char *ca_file;       /* NULL: the system trust store */
+	int ca_fd;           /* caFile opened and checked by tsms_config_load, else -1 */
+	char *bind_dn;       /* NULL: anonymous */
+	char *bind_password; /* with bind_dn; a secret, wiped by tsms_config_free */
+	char *base_dn;
+	char *filter; /* with %u */
+	char *attribute;
+	unsigned timeout_seconds;
+};
+
 struct tsms_config {
 	char *account_sid;
 	char *auth_token;     /* NULL with an API key; wiped by tsms_config_free */
@@ -66,6 +80,7 @@ struct tsms_config {
 	unsigned lockout_seconds;
 	char (*country_codes)[TSMS_COUNTRY_CODE_MAX]; /* NULL: every country allowed */
 	size_t n_country_codes;
+	struct tsms_ldap *ldap; /* NULL: no directory */
 };
 
 /* Size of the buffer that receives a config problem: what is wrong and the fix. */

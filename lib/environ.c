@@ -15,9 +15,15 @@ static char **adopted;
 
 void tsms_environ_hide(struct tsms_environ *saved)
 {
+	tsms_environ_use(saved, empty_environ);
+}
+
+void tsms_environ_use(struct tsms_environ *saved, char **list)
+{
 	size_t n = 0;
 
 	saved->list = environ;
+	saved->shown = list;
 	saved->copy = NULL;
 	if (environ != NULL) {
 		while (environ[n] != NULL)
@@ -28,12 +34,12 @@ void tsms_environ_hide(struct tsms_environ *saved)
 		if (saved->copy != NULL)
 			memcpy(saved->copy, environ, (n + 1) * sizeof(*saved->copy));
 	}
-	environ = empty_environ;
+	environ = list;
 }
 
 void tsms_environ_restore(struct tsms_environ *saved)
 {
-	if (environ == empty_environ || saved->copy == NULL) {
+	if (environ == saved->shown || saved->copy == NULL) {
 		environ = saved->list;
 		free(saved->copy);
 	} else {
@@ -47,5 +53,5 @@ void tsms_environ_restore(struct tsms_environ *saved)
 		adopted = saved->copy;
 		environ = saved->copy;
 	}
-	saved->list = saved->copy = NULL;
+	saved->list = saved->copy = saved->shown = NULL;
 }

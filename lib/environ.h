@@ -25,14 +25,21 @@
  */
 
 struct tsms_environ {
-	char **list; /* the caller's environ */
-	char **copy; /* its pointers, in case setenv() reallocated the list; may be NULL */
+	char **list;  /* the caller's environ */
+	char **copy;  /* its pointers, in case setenv() reallocated the list; may be NULL */
+	char **shown; /* what environ pointed at meanwhile */
 };
 
 /* Hides the process environment until tsms_environ_restore(saved). */
 void tsms_environ_hide(struct tsms_environ *saved);
 
-/* Puts back the environment that tsms_environ_hide saved. */
+/* The same, with list (NULL-terminated "NAME=value" strings that outlive the
+ * call) as the only environment meanwhile: for a library whose own variable
+ * turns its reading of the environment and its config files off
+ * (LDAPNOINIT=1 for libldap). */
+void tsms_environ_use(struct tsms_environ *saved, char **list);
+
+/* Puts back the environment that tsms_environ_hide or tsms_environ_use saved. */
 void tsms_environ_restore(struct tsms_environ *saved);
 
 #endif

@@ -17,7 +17,7 @@ const char *tsms_strerror(enum tsms_err err)
 	case TSMS_ERR_NO_PHONE:
 		return "no phone number mapped to the user";
 	case TSMS_ERR_UNAVAILABLE:
-		return "Twilio unavailable";
+		return "Twilio or the directory unavailable";
 	case TSMS_ERR_REJECTED:
 		return "Twilio rejected the message";
 	case TSMS_ERR_CONV:
@@ -32,6 +32,8 @@ const char *tsms_strerror(enum tsms_err err)
 		return "SMS limit reached";
 	case TSMS_ERR_STATE:
 		return "state file unusable";
+	case TSMS_ERR_DIRECTORY:
+		return "directory entry unusable";
 	}
 	return "unknown error";
 }

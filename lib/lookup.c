@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "directory.h"
 #include "users.h"
 
 struct source {
@@ -22,8 +23,15 @@ static bool always(const struct tsms_config *cfg)
 	return true;
 }
 
+static bool has_directory(const struct tsms_config *cfg)
+{
+	return cfg->ldap != NULL;
+}
+
+/* In order: a local entry overrides the directory (break glass). */
 static const struct source sources[] = {
-	{ always, tsms_users_find }, /* users, then usersFile */
+	{ always, tsms_users_find },            /* users, then usersFile */
+	{ has_directory, tsms_directory_find }, /* ldap */
 };
 
 enum tsms_err tsms_lookup(const struct tsms_config *cfg, const char *user, struct tsms_number *num,

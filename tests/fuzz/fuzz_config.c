@@ -4,6 +4,7 @@
  * the module relies on (checked here, so that validation bugs show up as
  * crashes rather than as odd behaviour at login). */
 #include <stdint.h>
+#include <strings.h>
 
 #include "config.h"
 #include "fuzz.h"
@@ -42,6 +43,19 @@ static void check_config(const struct tsms_config *cfg)
 	FUZZ_CHECK(cfg->state_dir != NULL && cfg->state_dir[0] == '/');
 	FUZZ_CHECK(!fuzz_has_control(cfg->state_dir));
 	FUZZ_CHECK(cfg->fail_mode == TSMS_FAIL_CLOSED || cfg->fail_mode == TSMS_FAIL_OPEN);
+
+	/* the directory, when configured: what lib/directory.c uses unchecked */
+	if (cfg->ldap != NULL) {
+		const struct tsms_ldap *l = cfg->ldap;
+
+		FUZZ_CHECK(l->uri != NULL && l->base_dn != NULL && l->attribute != NULL);
+		FUZZ_CHECK(l->filter != NULL && strstr(l->filter, "%u") != NULL);
+		FUZZ_CHECK((l->bind_dn == NULL) == (l->bind_password == NULL));
+		FUZZ_CHECK(l->timeout_seconds >= 1 && l->timeout_seconds <= 30);
+		FUZZ_CHECK(l->ca_fd == -1); /* only tsms_config_load opens it */
+		FUZZ_CHECK(!l->start_tls || strncasecmp(l->uri, "ldap://", 7) == 0);
+		FUZZ_CHECK(strncasecmp(l->uri, "ldap://", 7) != 0 || l->start_tls);
+	}
 
 	/* the ranges of README's config table */
 	FUZZ_CHECK(cfg->code_length >= TSMS_CODE_MIN && cfg->code_length <= TSMS_CODE_MAX);

@@ -7,7 +7,7 @@
 
 # debian/control's Build-Depends, with what dpkg-buildpackage itself needs
 DEB_BUILD_DEBS := build-essential dpkg-dev debhelper fakeroot pkgconf libpam0g-dev libcurl4-openssl-dev \
-                  libssl-dev libcjson-dev libsodium-dev libcmocka-dev git
+                  libssl-dev libcjson-dev libsodium-dev libldap-dev libcmocka-dev git
 
 .PHONY: deb test-deb
 

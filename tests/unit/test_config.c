@@ -46,6 +46,7 @@ static void err_check(const struct guarded_err *g)
 	assert_not_contains(g->err, "\n");
 	assert_not_contains(g->err, TOKEN);
 	assert_not_contains(g->err, "second-token-value");
+	assert_not_contains(g->err, "pw-secret");
 }
 
 /* Parses len bytes of json from an exactly sized, unterminated buffer. */
@@ -1553,6 +1554,77 @@ static void test_api_key_credentials(void **state)
 	                           "apiKeySecret", NULL);
 }
 
+static void test_ldap_section(void **state)
+{
+	static const char *const refused[][2] = {
+		{ "[]", "ldap must be an object" },
+		{ "{\"baseDN\":\"dc=x\"}", "ldap.uri is missing" },
+		{ "{\"uri\":\"ldaps://h\"}", "ldap.baseDN is missing" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"port\":1}",
+		  "unknown key \"port\"" },
+		{ "{\"uri\":\"http://h\",\"baseDN\":\"dc=x\"}", "cannot parse" },
+		{ "{\"uri\":\"ldaps://a ldap://b\",\"baseDN\":\"dc=x\"}", "mixes" },
+		{ "{\"uri\":\"ldaps://h/dc=x??sub\",\"baseDN\":\"dc=x\"}", "with a DN" },
+		{ "{\"uri\":\"ldap://h\",\"startTLS\":false,\"baseDN\":\"dc=x\"}", "plain text" },
+		{ "{\"uri\":\"ldaps://h\",\"startTLS\":true,\"baseDN\":\"dc=x\"}",
+		  "only for ldap://" },
+		{ "{\"uri\":\"ldaps://h\",\"startTLS\":\"yes\",\"baseDN\":\"dc=x\"}",
+		  "true or false" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"bindDN\":\"cn=r\"}",
+		  "without ldap.bindPassword" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"bindPassword\":\"pw-secret\"}",
+		  "without ldap.bindDN" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"uid=%u\"}",
+		  "ldap.filter" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"(uid=alice)\"}",
+		  "ldap.filter" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"(uid=%s)\"}",
+		  "ldap.filter" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"attribute\":\"mo bile\"}",
+		  "ldap.attribute" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"timeoutSeconds\":31}", "1 to 30" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"caFile\":\"ca.pem\"}",
+		  "absolute path" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"\"}", "non-empty string" },
+	};
+	struct tsms_config *cfg;
+	char extra[512];
+
+	(void)state;
+	cfg = parse_extra(",\"ldap\":{\"uri\":\"ldaps://ldap1.example.com ldaps://ldap2:636\","
+	                  "\"baseDN\":\"ou=people,dc=example,dc=com\",\"bindDN\":\"cn=r,dc=x\","
+	                  "\"bindPassword\":\"pw-secret\"}");
+	assert_non_null(cfg->ldap);
+	assert_false(cfg->ldap->start_tls);
+	assert_string_equal(cfg->ldap->filter, "(uid=%u)");
+	assert_string_equal(cfg->ldap->attribute, "mobile");
+	assert_int_equal(cfg->ldap->timeout_seconds, 5);
+	assert_string_equal(cfg->ldap->bind_password, "pw-secret");
+	assert_int_equal(cfg->ldap->ca_fd, -1);
+	tsms_config_free(cfg);
+	cfg = parse_extra(",\"ldap\":{\"uri\":\"ldap://h\",\"baseDN\":\"dc=x\","
+	                  "\"filter\":\"(&(objectClass=user)(sAMAccountName=%u))\","
+	                  "\"attribute\":\"telephoneNumber\",\"timeoutSeconds\":30}");
+	assert_true(cfg->ldap->start_tls);
+	assert_int_equal(cfg->ldap->timeout_seconds, 30);
+	tsms_config_free(cfg);
+	cfg = parse_extra(
+		",\"ldap\":{\"uri\":\"ldapi://%2Frun%2Fslapd%2Fldapi\",\"baseDN\":\"dc=x\"}");
+	assert_false(cfg->ldap->start_tls);
+	tsms_config_free(cfg);
+	cfg = parse_extra("");
+	assert_null(cfg->ldap);
+	tsms_config_free(cfg);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(extra, sizeof(extra), ",\"ldap\":%s", refused[i][0]);
+		assert_extra_refused(extra, refused[i][1]);
+		assert_extra_refused(extra, "ldap");
+	}
+	assert_extra_refused(",\"ldap\":{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"bindDN\":"
+	                     "\"cn=r\",\"bindPassword\":\"pw-secret\",\"x\":1}",
+	                     "unknown key");
+}
+
 static void test_proxy_key(void **state)
 {
 	static const char *const bad[] = {
@@ -1736,6 +1808,7 @@ int main(void)
 		cmocka_unit_test(test_load_parse_error_names_path_and_key),
 		cmocka_unit_test(test_proxy_key),
 		cmocka_unit_test(test_host_key),
+		cmocka_unit_test(test_ldap_section),
 		cmocka_unit_test(test_api_key_credentials),
 		cmocka_unit_test(test_load_ca_file_checked_like_config),
 	};

@@ -1,0 +1,215 @@
+"""End-to-end cases: phone numbers from a real OpenLDAP server (tests/harness/slapd.py),
+started once for this family on loopback with a throw-away config, database and the test CA:
+ldaps and StartTLS, numbers in the directory's formats, plain text refused, filter injection,
+several entries, no attribute, invalid values, a wrong bind password, certificates that must
+fail, a server that is down or never answers, local entries winning, and failMode for
+directory outages. What the server received comes from its own log."""
+
+import atexit
+
+from harness.core import check, case
+from harness.pam import TIME_SLACK, expect_config_error, right, simple_service, typed
+from harness.slapd import BlackHole, Slapd, install_problem
+from harness.system import free_port
+
+BIND_CN, BIND_PASSWORD = "pam-reader", "ldap-bind-Secret-4321"
+PEOPLE = {  # uid -> the mobile as written in the directory, and the number texted
+    "dave": ("+1 (555) 555-0170", "+15555550170"),
+    "erin": ("+1.555.555.0171", "+15555550171"),
+    "frank": ("+15555550172", "+15555550172"),
+}
+_server = {}
+
+
+def slapd(h):
+    """The family's slapd, started at the first case and stopped when the run ends."""
+    if "s" not in _server:
+        problem = install_problem()
+        check(problem is None, f"slapd: {problem}")
+        s = Slapd(h.workdir)
+        atexit.register(s.stop)
+        s.start()
+        s.bind_dn = s.add_service_account(BIND_CN, BIND_PASSWORD)
+        for uid, (mobile, _) in PEOPLE.items():
+            s.add_person(uid, mobile)
+        s.add_person("nomobile")
+        s.add_person("local", "+15555550179")   # also in the config's users: that one wins
+        s.add_person("nocountry", "555-555-0173")
+        s.add_person("zero", "+0 555 555 0174")
+        s.add_person("letters", "+1 555 CALL NOW")
+        s.add_person("twin", "+15555550175", attrs={"description": ["twin"]})
+        s.add_person("twin2", "+15555550176", attrs={"description": ["twin"]})
+        _server["s"] = s
+    return _server["s"]
+
+
+def directory(s, **over):
+    """The config's ldap object for s (over: keys replaced; None removes one)."""
+    cfg = {"uri": s.ldaps_url, "caFile": s.ca_file, "bindDN": s.bind_dn,
+           "bindPassword": BIND_PASSWORD, "baseDN": s.people_dn, "filter": "(uid=%u)",
+           "timeoutSeconds": 5}
+    for key, value in over.items():
+        if value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def no_secret(run):
+    for line in run.raw_logs + [run.output]:
+        check(BIND_PASSWORD not in line, f"the bind password reached a log line: {line!r}")
+
+
+def expect_from_directory(h, run, number):
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    check(run.outbox[0]["to"] == number, f"SMS to {run.outbox[0]['to']}, want {number}")
+    check(" source=ldap " in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    no_secret(run)
+
+
+@case
+def directory_ldaps(h):
+    s = slapd(h)
+    svc = simple_service(h, ldap=directory(s))
+    for uid, (_, number) in PEOPLE.items():
+        mark = s.mark()
+        run = h.authenticate(svc, uid, [right()])
+        expect_from_directory(h, run, number)
+        searches = s.searches(mark)
+        check(len(searches) == 1 and searches[0].filter == f"(uid={uid})" and
+              searches[0].listener == "ldaps" and searches[0].tls,
+              f"the server saw {searches!r}")
+        binds = s.binds(mark)
+        check(binds and binds[0].dn == s.bind_dn, f"binds {binds!r}")
+
+
+@case
+def directory_starttls(h):
+    s = slapd(h)
+    mark = s.mark()
+    run = h.authenticate(simple_service(h, ldap=directory(s, uri=s.ldap_url)), "dave", [right()])
+    expect_from_directory(h, run, "+15555550170")
+    binds = s.binds(mark)
+    check(binds and all(b.tls for b in binds), f"a bind without TLS: {binds!r}")
+
+
+@case
+def directory_plain_ldap_refused(h):
+    s = slapd(h)
+    mark = s.mark()
+    path = h.write_config(h.config(ldap=directory(s, uri=s.ldap_url, startTLS=False)))
+    run = h.authenticate(h.service(path), "dave", [right()])
+    expect_config_error(h, run, path, "plain text")
+    check(s.connections(mark) == 0, "the module connected to the directory anyway")
+
+
+@case
+def directory_filter_injection(h):
+    """User names that try to widen the search match nothing, and the server receives them
+    escaped (RFC 4515): never a filter with a wildcard or an extra clause."""
+    s = slapd(h)
+    svc = simple_service(h, then_permit=False, ldap=directory(s))
+    for user in ("*", "a)(uid=*", "\\", "(", "d*", "x" * 200 + "*"):
+        mark = s.mark()
+        run = h.authenticate(svc, user, [typed("000000")] * 3)
+        h.expect(run, "PAM_MAXTRIES", sms=0)  # the decoy of an unmapped user
+        for search in s.searches(mark):
+            check(search.filter.count("(") == 1 and "*" not in search.filter and
+                  search.entries == 0, f"user {user!r}: the server searched {search!r}")
+
+
+@case
+def directory_several_entries_denied(h):
+    s = slapd(h)
+    svc = simple_service(h, then_permit=True, failMode="open",
+                         ldap=directory(s, filter="(|(uid=%u)(description=%u))"))
+    run = h.authenticate(svc, "twin", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+    line = run.outcomes[0]
+    check("several entries" in line and "uid=twin," in line and "uid=twin2," in line,
+          f"outcome {line!r}")
+
+
+@case
+def directory_no_attribute_is_unmapped(h):
+    s = slapd(h)
+    run = h.authenticate(simple_service(h, ldap=directory(s)), "nomobile", [typed("1")] * 3)
+    h.expect(run, "PAM_MAXTRIES", sms=0)
+    svc = simple_service(h, args=("nullok", "debug"), then_permit=True, ldap=directory(s))
+    for user in ("nomobile", "nobody-there"):
+        run = h.authenticate(svc, user, [right()])
+        h.expect(run, "PAM_IGNORE", sms=0, prompts=0)
+
+
+@case
+def directory_invalid_values_denied(h):
+    s = slapd(h)
+    svc = simple_service(h, then_permit=True, failMode="open", ldap=directory(s))
+    for user in ("nocountry", "zero", "letters"):
+        run = h.authenticate(svc, user, [right()])
+        h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+        check(f'user "{user}"' in run.outcomes[0] and f"uid={user}," in run.outcomes[0],
+              f"outcome {run.outcomes[0]!r}")
+
+
+@case
+def directory_local_entries_win(h):
+    s = slapd(h)
+    mark = s.mark()
+    run = h.authenticate(simple_service(h, users={"local": "+15555550178"}, ldap=directory(s)),
+                         "local", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["to"] == "+15555550178" and " source=users " in run.outcomes[0],
+          f"{run.outbox[0]['to']}: {run.outcomes[0]!r}")
+    check(s.searches(mark, wait=0.3) == [], "the directory was asked for a local user")
+
+
+def outage_case(h, ldap, want_reason, limit=None):
+    """An outage: denied with failMode closed, skipped with open; within the budget."""
+    svc = simple_service(h, then_permit=True, ldap=ldap)
+    run = h.authenticate(svc, "dave", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+    check(want_reason in run.outcomes[0], f"outcome {run.outcomes[0]!r}, want {want_reason!r}")
+    if limit is not None:
+        check(run.elapsed < limit + TIME_SLACK, f"took {run.elapsed:.2f}s (limit {limit}s)")
+    no_secret(run)
+    run = h.authenticate(simple_service(h, then_permit=True, failMode="open", ldap=ldap),
+                         "dave", [right()])
+    h.expect(run, "PAM_IGNORE", sms=0, requests=0, prompts=0)
+    check("failMode=open" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+
+
+@case
+def directory_wrong_bind_password(h):
+    s = slapd(h)
+    outage_case(h, directory(s, bindPassword="not-" + BIND_PASSWORD), "Invalid credentials")
+
+
+@case
+def directory_untrusted_certificates(h):
+    s = slapd(h)
+    outage_case(h, directory(s, caFile=h.sandbox.ca_file), "directory unavailable")
+    s.use_certificate("wronghost")
+    try:
+        outage_case(h, directory(s), "directory unavailable")
+    finally:
+        s.use_certificate("server")
+
+
+@case
+def directory_down_within_budget(h):
+    outage_case(h, directory(slapd(h), uri=f"ldaps://127.0.0.1:{free_port()}", timeoutSeconds=3),
+                "directory unavailable", limit=3 + 1)
+
+
+@case
+def directory_silent_server_within_budget(h):
+    """A server that accepts the connection and never says a word."""
+    hole = BlackHole().start()
+    try:
+        for uri in (hole.ldaps_url, hole.url):
+            outage_case(h, directory(slapd(h), uri=uri, timeoutSeconds=2), "directory unavailable",
+                        limit=2 + 1)
+    finally:
+        hole.stop()
