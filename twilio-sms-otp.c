@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/config.h"
+#include "lib/directory.h"
 #include "lib/http.h"
 #include "lib/lookup.h"
 #include "lib/otp.h"
@@ -38,6 +39,7 @@ static const char usage_main[] =
 	"                             typed back, map USER to NUMBER in the usersFile\n"
 	"  unenroll USER              remove USER from the usersFile\n"
 	"  list [--show]              list users and their numbers (masked unless --show)\n"
+	"  lookup USER                where USER's number comes from, masked\n"
 	"  status USER                USER's sends, cooldown, wrong codes and lockout\n"
 	"  unlock USER                clear USER's wrong-code count and lockout\n"
 	"\n"
@@ -186,6 +188,30 @@ static void check_state_dir(struct check_ctx *c, const char *dir)
 		        dir, dir, dir);
 }
 
+/* The directory as the module will use it: connect, TLS, bind and one search
+ * (for a name no entry has), within ldap.timeoutSeconds. */
+static void check_directory(struct check_ctx *c)
+{
+	struct tsms_number number;
+	char err[TSMS_CONFIG_ERR_MAX];
+	enum tsms_err e;
+
+	if (c->cfg->ldap == NULL)
+		return;
+	e = tsms_directory_find(c->cfg, "twilio-sms-otp-check", &number, err);
+	if (e == TSMS_OK)
+		printf("ldap: connected to %s, bound %s and searched %s: OK\n", c->cfg->ldap->uri,
+		       c->cfg->ldap->bind_dn != NULL ? "as ldap.bindDN" : "anonymously",
+		       c->cfg->ldap->base_dn);
+	else if (e == TSMS_ERR_UNAVAILABLE)
+		problem(c,
+		        "%s; fix: check ldap.uri, the server's certificate against ldap.caFile "
+		        "(and its host name), ldap.bindDN and ldap.bindPassword",
+		        err);
+	else
+		problem(c, "%s", err);
+}
+
 static int cmd_check(const char *config_path, int argc, char **argv)
 {
 	struct check_ctx c = { 0 };
@@ -212,6 +238,7 @@ static int cmd_check(const char *config_path, int argc, char **argv)
 		check_duplicates(&c);
 	}
 	check_state_dir(&c, cfg->state_dir);
+	check_directory(&c);
 	for (size_t i = 0; i < c.n_seen; i++)
 		free(c.seen[i].name);
 	free(c.seen);
@@ -610,6 +637,34 @@ static struct tsms_config *user_command(const char *config_path, int argc, char 
 	return cfg;
 }
 
+static int cmd_lookup(const char *config_path, int argc, char **argv)
+{
+	char masked[TSMS_PHONE_MASKED_MAX], err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_number number;
+	struct tsms_config *cfg;
+	enum tsms_err e;
+	int rc;
+
+	cfg = user_command(config_path, argc, argv, "lookup", &rc);
+	if (cfg == NULL)
+		return rc;
+	e = tsms_lookup(cfg, argv[1], &number, err);
+	if (e != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+	} else if (number.source == TSMS_SOURCE_NONE) {
+		printf("%s has no number (users, usersFile%s): the module runs a decoy challenge, "
+		       "or skips the user with nullok\n",
+		       argv[1], cfg->ldap != NULL ? ", ldap" : "");
+	} else {
+		tsms_phone_mask(number.phone, masked);
+		printf("%s: %s from %s%s%s\n", argv[1], masked, tsms_source_name(number.source),
+		       number.where[0] != '\0' ? " " : "", number.where);
+		rc = 0;
+	}
+	tsms_config_free(cfg);
+	return rc;
+}
+
 static int cmd_status(const char *config_path, int argc, char **argv)
 {
 	struct tsms_state_status st;
@@ -684,6 +739,12 @@ static const struct command commands[] = {
 	  "usage: twilio-sms-otp [--config PATH] list [--show]\n"
 	  "Lists users with their numbers, masked unless --show, and where each is set.\n",
 	  cmd_list },
+	{ "lookup",
+	  "usage: twilio-sms-otp [--config PATH] lookup USER\n"
+	  "Finds USER's number as the module does (users, usersFile, then ldap) and prints\n"
+	  "it masked, with where it came from (the entry's DN for ldap). Exit 0 when found,\n"
+	  "1 when USER has none.\n",
+	  cmd_lookup },
 	{ "status",
 	  "usage: twilio-sms-otp [--config PATH] status USER\n"
 	  "Shows USER's SMS sent in the current window, the cooldown left, consecutive\n"

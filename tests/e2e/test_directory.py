@@ -6,12 +6,14 @@ fail, a server that is down or never answers, local entries winning, and failMod
 directory outages. What the server received comes from its own log."""
 
 import atexit
+import subprocess
 
-from harness.core import check, case
+from harness.core import REPO, case, check
 from harness.pam import TIME_SLACK, expect_config_error, right, simple_service, typed
 from harness.slapd import BlackHole, Slapd, install_problem
 from harness.system import free_port
 
+TOOL = REPO / "twilio-sms-otp"
 BIND_CN, BIND_PASSWORD = "pam-reader", "ldap-bind-Secret-4321"
 PEOPLE = {  # uid -> the mobile as written in the directory, and the number texted
     "dave": ("+1 (555) 555-0170", "+15555550170"),
@@ -213,3 +215,37 @@ def directory_silent_server_within_budget(h):
                         limit=2 + 1)
     finally:
         hole.stop()
+
+
+def admin(config, *args):
+    """twilio-sms-otp --config CONFIG ARGS..., as an administrator runs it."""
+    r = subprocess.run([str(TOOL), "--config", config, *args], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    check(BIND_PASSWORD not in r.stdout + r.stderr, "the bind password in the command's output")
+    return r
+
+
+@case
+def directory_admin_lookup_and_check(h):
+    """twilio-sms-otp lookup says where a number comes from (the DN for ldap); check
+    connects, binds and searches, and says what failed."""
+    s = slapd(h)
+    config = h.write_config(h.config(users={"local": "+15555550178"}, ldap=directory(s)))
+    r = admin(config, "lookup", "dave")
+    check(r.returncode == 0 and r.stdout.strip() ==
+          f"dave: ******0170 from ldap uid=dave,{s.people_dn}", f"lookup: {r.stdout!r} {r.stderr!r}")
+    r = admin(config, "lookup", "local")
+    check(r.returncode == 0 and "******0178 from users" in r.stdout, f"lookup: {r.stdout!r}")
+    r = admin(config, "lookup", "nobody-there")
+    check(r.returncode == 1 and "has no number" in r.stdout, f"lookup: {r.stdout!r}")
+    r = admin(config, "lookup", "twin")
+    check(r.returncode == 0, f"lookup twin: {r.stdout!r} {r.stderr!r}")  # (uid=twin): one entry
+    mark = s.mark()
+    r = admin(config, "check")
+    check(r.returncode == 0 and f"ldap: connected to {s.ldaps_url}, bound as ldap.bindDN" in
+          r.stdout, f"check: {r.stdout!r} {r.stderr!r}")
+    check(len(s.searches(mark)) == 1, f"check searched {s.searches(mark)!r}")
+    bad = h.write_config(h.config(ldap=directory(s, bindPassword="wrong-password")), name="bad")
+    r = admin(bad, "check")
+    check(r.returncode == 1 and "Invalid credentials" in r.stdout and "fix: check ldap.uri" in
+          r.stdout, f"check: {r.stdout!r} {r.stderr!r}")
