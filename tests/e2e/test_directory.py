@@ -11,7 +11,7 @@ import subprocess
 from harness.core import REPO, case, check
 from harness.pam import TIME_SLACK, expect_config_error, right, simple_service, typed
 from harness.slapd import BlackHole, Slapd, install_problem
-from harness.system import free_port
+from harness.system import free_port, write_file
 
 TOOL = REPO / "twilio-sms-otp"
 BIND_CN, BIND_PASSWORD = "pam-reader", "ldap-bind-Secret-4321"
@@ -165,6 +165,14 @@ def directory_local_entries_win(h):
     check(run.outbox[0]["to"] == "+15555550178" and " source=users " in run.outcomes[0],
           f"{run.outbox[0]['to']}: {run.outcomes[0]!r}")
     check(s.searches(mark, wait=0.3) == [], "the directory was asked for a local user")
+    users_file = write_file(h.workdir / "directory-users", "frank +15555550177\n")
+    mark = s.mark()
+    run = h.authenticate(simple_service(h, usersFile=users_file, ldap=directory(s)), "frank",
+                         [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["to"] == "+15555550177" and " source=usersFile " in run.outcomes[0],
+          f"{run.outbox[0]['to']}: {run.outcomes[0]!r}")
+    check(s.searches(mark, wait=0.3) == [], "the directory was asked for a users-file user")
 
 
 def outage_case(h, ldap, want_reason, limit=None):
