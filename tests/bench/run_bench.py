@@ -24,10 +24,22 @@ side by side in one run; every figure is a median over --runs runs (default 30) 
                   lost or duplicated SMS (counted in the sandbox's outbox), sandbox CPU.
   5. callgrind    instructions of one authentication under valgrind --tool=callgrind, by
                   object file (self cost) and by phase (inclusive), and of the curl floor.
+  6. directory    the number from ldap: the bench starts its own slapd (tests/harness/slapd.py,
+                  the one the e2e directory family uses) on loopback and one config with an
+                  ldap object (ldaps, bindDN, the slapd CA, timeoutSeconds 10): one
+                  authentication of a user in its users object (local) against one whose
+                  number the module reads from the directory, next to ldapsearch -x doing
+                  the same bind and search over ldaps and over plain ldap (the floor), with
+                  the phases of each connection from slapd's log; then batches of 128
+                  simultaneous authentications of distinct directory users against 128 of
+                  distinct local users. Target: ldap at most 3 ms slower than local (median),
+                  and the 128-client batches without errors or lost SMS.
 
 Prints a table; a full default run also writes tests/bench/results.md, results.json and
 results.svg (the plot the README embeds). Needs root (service files in /etc/pam.d, root-owned
-config), pamtester, curl, /usr/bin/time and valgrind; `make bench` installs them.
+config), pamtester, curl, /usr/bin/time and valgrind; `make bench` installs them, and the
+directory section installs slapd and ldap-utils as the e2e family does (no system slapd
+starts).
 
     python3 tests/bench/run_bench.py [--runs N] [--warmup N] [--quick] [--only SECTIONS]
                                      [--levels 1,8,32,128] [--callgrind-runs N]
@@ -59,9 +71,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(REPO / "tests"))
+from harness.core import CaseFailure  # noqa: E402
 from harness.pam import DEFAULT_TEMPLATE, PROMPT_RE  # noqa: E402
 from harness.sandbox import (ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID, SANDBOX,  # noqa: E402
                              Sandbox, extract_code)
+from harness.slapd import (ACCEPT_RE, OP_RE, RESULT_RE, TLS_RE, Slapd,  # noqa: E402
+                           install_problem, ldif_entry)
 from harness.syslog import SyslogCapture  # noqa: E402
 
 MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
@@ -71,17 +86,21 @@ NS_MARK = "TSMS_BENCH_IN_NS"
 VERSION = (re.search(r"^VERSION\s*:?=\s*(\S+)", (REPO / "Makefile").read_text(), re.M)
            or ["", "0"])[1]
 USER_AGENT = f"pam_twilio_sms/{VERSION}"  # the module's (lib/http.c), so curl's request is the same
-SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind")
+SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind", "directory")
 LEVELS = (1, 8, 32, 128)
 SCALE_FILE = (10, 10_000, 100_000, 1_000_000)
 SCALE_INLINE = (10, 10_000, 100_000)
 BENCH_USER, BENCH_PHONE = "bench", "+15555550100"
 SCALE_USER, SCALE_PHONE = "scaleuser", "+15555550199"
+LDAP_USER, LDAP_PHONE = "ldapbench", "+15555550198"  # in the directory only
+LDAP_CLIENTS = 128  # the directory's batch (32 with --quick)
+BIND_CN, BIND_PASSWORD = "pam-reader", "bench-bind-" + secrets.token_hex(8)
 MIB = 1024 * 1024
 
 TARGET_RATIO = 1.10
 TARGET_RSS_KIB = 3 * 1024
 TARGET_SCALE = 1.05
+TARGET_LDAP_MS = 3.0
 
 
 class BenchError(Exception):
@@ -148,6 +167,7 @@ class Job:
         self.request_time = None  # when the sandbox had the request (its clock, time.time())
         self.request_status = None
         self.form = None
+        self.env = None           # the client's environment (None: the bench's)
         self.sms = 0
         self.rss_file = None      # /usr/bin/time -o FILE: the client's peak RSS in KiB
         self.snapshot = None      # {} to fill with the client's memory at its prompt
@@ -181,6 +201,7 @@ class Bench:
         self.pending = collections.defaultdict(collections.deque)  # phone -> SMS bodies
         self.sms_count = collections.Counter()
         self.scale_cases = []  # (name, service) of the scale section, for callgrind
+        self.slapd = None      # the directory section's server (start_directory)
 
     # ---- setup
 
@@ -204,6 +225,8 @@ class Bench:
         for name in self.services:
             (PAM_DIR / name).unlink(missing_ok=True)
         self.services = []
+        if self.slapd:
+            self.slapd.stop()
         if self.syslog:
             self.syslog.close()
         self.sandbox.stop()
@@ -249,6 +272,35 @@ class Bench:
     def module_service(self, name, config):
         return self.service(name, f"auth required {MODULE} config={config}")
 
+    def start_directory(self, people):
+        """Starts the bench's own slapd under the workdir (tests/harness/slapd.py: its own
+        config, database and the sandbox's test CA, on free loopback ports), with the
+        service account and people (uid -> mobile); stop() ends it. Returns what is
+        missing to run one, or None."""
+        problem = install_problem()
+        if problem:
+            return problem
+        self.slapd = Slapd(self.workdir)  # before start(): stop() removes a failed one too
+        try:
+            self.slapd.start()
+            self.slapd.bind_dn = self.slapd.add_service_account(BIND_CN, BIND_PASSWORD)
+            self.slapd.add_entries("".join(
+                ldif_entry(f"uid={uid},{self.slapd.people_dn}",
+                           {"objectClass": "inetOrgPerson", "uid": uid, "cn": uid, "sn": uid,
+                            "mobile": mobile})
+                for uid, mobile in people.items()))
+        except CaseFailure as e:
+            raise BenchError(f"slapd: {e}") from None
+        return None
+
+    def ldap_object(self):
+        """The config's ldap object for the bench's slapd, as an administrator writes it:
+        ldaps, a service account, the server's CA."""
+        s = self.slapd
+        return {"uri": s.ldaps_url, "caFile": s.ca_file, "bindDN": s.bind_dn,
+                "bindPassword": BIND_PASSWORD, "baseDN": s.people_dn, "filter": "(uid=%u)",
+                "attribute": "mobile", "timeoutSeconds": 10}
+
     # ---- clients
 
     def pam_job(self, service, user, phone, prefix=()):
@@ -269,6 +321,17 @@ class Bench:
                 "--data-urlencode", f"Body={body}",
                 "-o", "/dev/null", "-w", "%{http_code}", url]
         return Job("plain", argv, phone)
+
+    def ldapsearch_job(self, url, user):
+        """The module's directory work done by ldapsearch: a simple bind as the service
+        account, then the same subtree search for the same attribute, over url, trusting
+        the slapd CA only (no config files: LDAPCONF=/dev/null, no HOME)."""
+        s = self.slapd
+        job = Job("plain", ["ldapsearch", "-H", url, "-x", "-D", s.bind_dn, "-w", BIND_PASSWORD,
+                            "-b", s.people_dn, "-s", "sub", "-LLL", f"(uid={user})", "mobile"])
+        job.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LDAPCONF": "/dev/null",
+                   "LDAPTLS_CACERT": s.ca_file, "LDAPTLS_REQCERT": "demand"}
+        return job
 
     # ---- running a batch of clients at once
 
@@ -293,7 +356,7 @@ class Bench:
         job.start_wall = time.time()
         job.start = time.monotonic()
         job.proc = subprocess.Popen(job.argv, stdin=stdin, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
+                                    stderr=subprocess.STDOUT, env=job.env)
         sel.register(job.proc.stdout.fileno(), selectors.EVENT_READ, job)
 
     def _service(self, sel, timeout, deadline):
@@ -638,6 +701,79 @@ def listen_overflows():
         return 0
 
 
+def threads_cpu_seconds(pid):
+    """CPU seconds of a running process's threads, to the nanosecond (their schedstat);
+    a multi-threaded server such as slapd uses less than a clock tick per request."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+class Batches:
+    """Batches of simultaneous clients of one side: throughput, p50/p99 latency, errors,
+    lost and duplicated SMS, client CPU, the CPU each server used while the batches ran (a
+    share of one core) and the SYNs the kernel dropped at a full listen queue."""
+
+    def __init__(self, b, want, servers):
+        self.b, self.want, self.servers = b, want, servers  # servers: name -> CPU seconds
+        self.lat, self.tput, self.cpu = [], [], []
+        self.n = self.errors = self.lost = self.dup = self.overflows = self.batches = 0
+        self.span_sum = 0.0
+        self.busy = collections.Counter()
+
+    def run(self, jobs, measured):
+        t0, o0 = time.monotonic(), listen_overflows()
+        c0 = {name: f() for name, f in self.servers.items()}
+        self.b.run(jobs, timeout=120)
+        span = max(j.end for j in jobs) - t0
+        if not measured:
+            return
+        for name, f in self.servers.items():
+            self.busy[name] += f() - c0[name]
+        self.overflows += listen_overflows() - o0
+        self.span_sum += span
+        self.batches += 1
+        self.cpu += [j.cpu for j in jobs if j.cpu is not None]
+        self.tput.append(len(jobs) / span)
+        for j in jobs:
+            self.n += 1
+            self.lost += j.sms == 0
+            self.dup += j.sms > 1
+            if j.ok(self.want):
+                self.lat.append(j.wall)
+            else:
+                self.errors += 1
+
+    def summary(self):
+        out = {
+            "batches": self.batches, "auths": self.n, "errors": self.errors,
+            "lost_sms": self.lost, "duplicate_sms": self.dup,
+            "throughput": round(median(self.tput), 2),
+            "p50_ms": ms(pct(self.lat, 50)), "p99_ms": ms(pct(self.lat, 99)),
+            "client_cpu_ms": ms(median(self.cpu)),
+        }
+        for name in self.servers:
+            out[f"{name}_cpu_pct"] = (round(100 * self.busy[name] / self.span_sum, 1)
+                                      if self.span_sum else None)
+        out["listen_overflows"] = self.overflows
+        return out
+
+
+def say_batches(label, x):
+    servers = ", ".join(f"{k[:-8]} CPU {v} %" for k, v in x.items() if k.endswith("_cpu_pct"))
+    say(f"  {label}: {x['throughput']:7.1f}/s p50 {x['p50_ms']:.1f} ms p99 {x['p99_ms']:.1f} ms "
+        f"errors {x['errors']} lost {x['lost_sms']} dup {x['duplicate_sms']}, {servers}, "
+        f"{x['listen_overflows']} SYNs dropped")
+
+
 def section_concurrency(b, runs, warmup, levels):
     top = max(levels)
     users = {f"c{i:03d}": phone_of(i, 2_000_000) for i in range(top)}
@@ -646,51 +782,154 @@ def section_concurrency(b, runs, warmup, levels):
     if b.tmpfs:
         sides["module_tmpfs"] = b.module_service(
             "concurrency-tmpfs", b.config("concurrency-tmpfs", users, state=b.tmpfs / "cstate"))
+    sandbox = {"sandbox": lambda: cpu_seconds(b.sandbox.proc.pid)}
     out = {}
     for c in levels:
         res = {}
         for side, side_svc in sides.items():
-            lat, tput, errors, lost, dup, n = [], [], 0, 0, 0, 0
-            cpu, busy, span_sum, overflows = [], 0.0, 0.0, 0
+            batches = Batches(b, PAM_OK if side_svc else CURL_OK, sandbox)
             for r in range(warmup + runs):
                 if side_svc:
                     jobs = [b.pam_job(side_svc, f"c{i:03d}", phone_of(i, 2_000_000))
                             for i in range(c)]
                 else:
                     jobs = [b.curl_job(phone_of(i, 2_000_000)) for i in range(c)]
-                t0, s0, o0 = time.monotonic(), cpu_seconds(b.sandbox.proc.pid), listen_overflows()
-                b.run(jobs, timeout=120)
-                span = max(j.end for j in jobs) - t0
-                if r < warmup:
-                    continue
-                busy += cpu_seconds(b.sandbox.proc.pid) - s0
-                overflows += listen_overflows() - o0
-                span_sum += span
-                cpu += [j.cpu for j in jobs if j.cpu is not None]
-                want = PAM_OK if side_svc else CURL_OK
-                tput.append(c / span)
-                for j in jobs:
-                    n += 1
-                    lost += j.sms == 0
-                    dup += j.sms > 1
-                    if j.ok(want):
-                        lat.append(j.wall)
-                    else:
-                        errors += 1
-            res[side] = {
-                "batches": runs, "auths": n, "errors": errors, "lost_sms": lost,
-                "duplicate_sms": dup, "throughput": round(median(tput), 2),
-                "p50_ms": ms(pct(lat, 50)), "p99_ms": ms(pct(lat, 99)),
-                "client_cpu_ms": ms(median(cpu)),
-                "sandbox_cpu_pct": round(100 * busy / span_sum, 1) if span_sum else None,
-                "listen_overflows": overflows,
-            }
-            say(f"  concurrency {c:>3} {side:<12}: {res[side]['throughput']:7.1f}/s "
-                f"p50 {res[side]['p50_ms']:.1f} ms p99 {res[side]['p99_ms']:.1f} ms "
-                f"errors {errors} lost {lost} dup {dup}, "
-                f"sandbox CPU {res[side]['sandbox_cpu_pct']} %, "
-                f"{overflows} SYNs dropped")
+                batches.run(jobs, measured=r >= warmup)
+            res[side] = batches.summary()
+            say_batches(f"concurrency {c:>3} {side:<12}", res[side])
         out[str(c)] = res
+    return out
+
+
+# ---- directory
+
+CLOSED_RE = re.compile(r"^conn=(\d+) fd=\d+ closed")
+BIND_RESULT, SEARCH_RESULT = "97", "101"  # LDAP result tags
+
+
+def slapd_connections(server):
+    """conn -> when (seconds since the epoch, slapd's clock) slapd accepted it, finished the
+    TLS handshake (tls), answered the bind (bound) and the search (found), and closed it."""
+    conns = {}
+    for at, msg in server.lines():
+        t = at / 1e9
+        if m := ACCEPT_RE.match(msg):
+            conns[m.group(1)] = {"accept": t}
+        elif (m := TLS_RE.match(msg)) and m.group(1) in conns:
+            conns[m.group(1)].setdefault("tls", t)
+        elif (m := CLOSED_RE.match(msg)) and m.group(1) in conns:
+            conns[m.group(1)].setdefault("closed", t)
+        elif (m := OP_RE.match(msg)) and m.group(1) in conns:
+            r = RESULT_RE.match(m.group(3))
+            if r and r.group(2) == BIND_RESULT:
+                conns[m.group(1)].setdefault("bound", t)
+            elif r and r.group(2) == SEARCH_RESULT:
+                conns[m.group(1)].setdefault("found", t)
+    return conns
+
+
+# (key, from, to): the phases of one client's directory work; "start" is when the bench
+# spawned the client, "done" the request at the sandbox (module) or the client's exit
+LDAP_PHASES = (
+    ("connect", "start", "accept"),
+    ("handshake", "accept", "tls"),
+    ("bind", "tls", "bound"),
+    ("search", "bound", "found"),
+    ("close", "found", "closed"),
+    ("after", "closed", "done"),
+    ("connection", "accept", "closed"),
+)
+
+
+def connection_phases(jobs, conns):
+    """Median ms of each phase over the jobs that made exactly one connection (the one slapd
+    accepted while the job ran: the jobs ran one at a time), and how many made one, none or
+    more."""
+    spans, count = collections.defaultdict(list), collections.Counter()
+    for job in jobs:
+        end = job.start_wall + job.wall
+        mine = [c for c in conns.values() if job.start_wall <= c["accept"] <= end]
+        count[min(len(mine), 2)] += 1
+        if len(mine) != 1:
+            continue
+        at = dict(mine[0], start=job.start_wall,
+                  done=job.request_time if job.phone else end)
+        at.setdefault("tls", at["accept"])  # plain ldap: no handshake, the bind follows
+        for key, a, z in LDAP_PHASES:
+            if at.get(a) is not None and at.get(z) is not None:
+                spans[key].append(at[z] - at[a])
+    out = {key: ms(median(v)) for key, v in spans.items()}
+    out["connections"] = {"none": count[0], "one": count[1], "several": count[2]}
+    return out
+
+
+def section_directory(b, runs, warmup, clients):
+    """The number from the directory against the number from the users object, and
+    ldapsearch doing the module's bind and search (the floor), one of each per round in
+    a random order; then batches of clients simultaneous authentications, local and
+    directory users in turn."""
+    people = {f"d{i:03d}": phone_of(i, 3_000_000) for i in range(clients)}
+    problem = b.start_directory({LDAP_USER: LDAP_PHONE, **people})
+    if problem:
+        say(f"  directory: skipped: {problem}")
+        return {"skipped": problem}
+    s, ldap = b.slapd, b.ldap_object()
+    # one config for both users: the local one is in its users object (a local entry wins:
+    # the directory is not asked), LDAP_USER only in the directory
+    svc = b.module_service("ldap", b.config("ldap", latency_users(), ldap=ldap))
+    found = f"mobile: {LDAP_PHONE}".encode()
+    kinds = {
+        "local": lambda: (b.pam_job(svc, BENCH_USER, BENCH_PHONE), PAM_OK),
+        "ldap": lambda: (b.pam_job(svc, LDAP_USER, LDAP_PHONE), PAM_OK),
+        "ldapsearch_ldaps": lambda: (b.ldapsearch_job(s.ldaps_url, LDAP_USER), found),
+        "ldapsearch_ldap": lambda: (b.ldapsearch_job(s.ldap_url, LDAP_USER), found),
+    }
+    series = {k: Series(k) for k in kinds}
+    done = collections.defaultdict(list)
+    slapd_cpu = collections.defaultdict(list)
+    rng = random.Random(5)
+    for i in range(warmup + runs):
+        order = list(kinds)
+        rng.shuffle(order)
+        for k in order:
+            job, want = kinds[k]()
+            c0 = threads_cpu_seconds(s.proc.pid)
+            b.run([job])
+            if i < warmup:
+                continue
+            slapd_cpu[k].append(threads_cpu_seconds(s.proc.pid) - c0)
+            series[k].add(job, want)
+            if job.ok(want):
+                done[k].append(job)
+    time.sleep(0.2)  # slapd logs a connection's close after the client has gone
+    conns = slapd_connections(s)
+    out = {}
+    for k in kinds:
+        out[k] = series[k].summary()
+        out[k]["slapd_cpu_ms"] = ms(statistics.fmean(slapd_cpu[k])) if slapd_cpu[k] else None
+        out[k]["phases_ms"] = connection_phases(done[k], conns)
+        say(f"  directory {k:<17}: dispatch {fmt(out[k]['dispatch_ms'])} ms, wall "
+            f"{fmt(out[k]['wall_ms'])} ms, client CPU {fmt(out[k]['cpu_ms'])} ms, slapd CPU "
+            f"{fmt(out[k]['slapd_cpu_ms'])} ms, errors {out[k]['errors']}")
+
+    local = b.module_service("ldap-batch-local", b.config("ldap-batch-local", people, ldap=ldap))
+    remote = b.module_service("ldap-batch", b.config("ldap-batch", latency_users(), ldap=ldap))
+    servers = {"sandbox": lambda: cpu_seconds(b.sandbox.proc.pid),
+               "slapd": lambda: threads_cpu_seconds(s.proc.pid)}
+    sides = {"local": (local, Batches(b, PAM_OK, servers)),
+             "ldap": (remote, Batches(b, PAM_OK, servers))}
+    for r in range(warmup + runs):
+        order = list(sides)
+        rng.shuffle(order)
+        for side in order:
+            side_svc, batches = sides[side]
+            batches.run([b.pam_job(side_svc, uid, phone) for uid, phone in people.items()],
+                        measured=r >= warmup)
+    out["batch"] = {"clients": clients}
+    for side, (_, batches) in sides.items():
+        out["batch"][side] = batches.summary()
+        say_batches(f"directory {clients} clients, {side:<5}", out["batch"][side])
+    out["config"] = {k: v for k, v in ldap.items() if k != "bindPassword"}
     return out
 
 
@@ -765,7 +1004,7 @@ OBJECT_GROUPS = (
 PHASES = (
     ("pam_sm_authenticate (all)", ("pam_sm_authenticate",)),
     ("config load", ("tsms_config_load",)),
-    ("user lookup", ("tsms_users_lookup",)),
+    ("user lookup", ("tsms_lookup",)),
     ("state files (limits, lockout)", ("tsms_state_reserve_send", "tsms_state_record_success")),
     ("curl/OpenSSL global init+cleanup", ("curl_global_init", "curl_global_cleanup")),
     ("HTTPS request (curl_easy_perform)", ("curl_easy_perform",)),
@@ -834,7 +1073,7 @@ def section_callgrind(b, runs):
         keep(b, out)
         pick["scale"][name] = {"total": cg.total,
                                "config_load": cg.inclusive("tsms_config_load"),
-                               "user_lookup": cg.inclusive("tsms_users_lookup")}
+                               "user_lookup": cg.inclusive("tsms_lookup")}
     return pick
 
 
@@ -1054,19 +1293,107 @@ def report(res, args):
               f"**{mo['objects'].get('pam_twilio_sms.so', 0):,}**; process totals of the "
               f"{cg['runs']} module runs: {', '.join(f'{t:,}' for t in cg['module_totals'])}.",
               ""]
+    L += report_directory(res)
     if res["targets"]:
         L += ["### Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
         for name, (value, ok) in res["targets"].items():
-            shown = f"{value / 1024:+.2f} MiB" if "RSS" in name else f"{value:.3f}"
+            shown = (f"{value / 1024:+.2f} MiB" if "RSS" in name else
+                     f"{value:+.2f} ms" if "+ 3 ms" in name else
+                     f"{value}" if isinstance(value, int) else f"{value:.3f}")
             L.append(f"| {name} | {shown} | {verdict(ok)} |")
         L.append("")
     return "\n".join(L)
 
 
+LDAP_ROWS = (
+    ("local", "pamtester + module, number from the users object (local)"),
+    ("ldap", "pamtester + module, number from ldap (ldaps)"),
+    ("ldapsearch_ldaps", "ldapsearch -x, the same bind and search over ldaps (floor)"),
+    ("ldapsearch_ldap", "ldapsearch -x, the same over plain ldap (no TLS)"),
+)
+LDAP_PHASE_ROWS = (
+    ("connect", "client start → slapd accepts the connection"),
+    ("handshake", "TLS handshake (accepted → TLS established)"),
+    ("bind", "simple bind (→ its result)"),
+    ("search", "search (bind result → search result)"),
+    ("close", "unbind and close (→ slapd sees the close)"),
+    ("after", "close → request at the sandbox (module) or client exit (ldapsearch)"),
+    ("connection", "the whole connection (accepted → closed)"),
+)
+
+
+def report_directory(res):
+    """Section 6 of the report: the number from the directory."""
+    d = res.get("directory")
+    if not d:
+        return []
+    if "skipped" in d:
+        return ["### 6. Numbers from the directory", "", f"Skipped: {d['skipped']}.", ""]
+    loc, rem = d["local"], d["ldap"]
+    dd, dw = rem["dispatch_ms"] - loc["dispatch_ms"], rem["wall_ms"] - loc["wall_ms"]
+    batch = d["batch"]
+    bad = sum(batch["ldap"][k] for k in ("errors", "lost_sms", "duplicate_sms"))
+    res["targets"]["number from ldap: full authentication <= local + 3 ms"] = (
+        round(dw, 3), dw <= TARGET_LDAP_MS)
+    res["targets"][f"{batch['clients']} clients, number from ldap: errors + lost + "
+                   f"duplicated SMS = 0"] = (bad, bad == 0)
+    L = ["### 6. Numbers from the directory: ldaps to a slapd on loopback (ms)", "",
+         f"One config with an ldap object ({d['config']['uri'].split('://')[0]}, bindDN, caFile "
+         f"the slapd CA, timeoutSeconds {d['config']['timeoutSeconds']}) for both users: the "
+         f"local one is in its users object, the other only in the directory. slapd CPU: "
+         f"what slapd's threads used per client (mean).", "",
+         "| client | time to dispatch | p10–p90 | full wall time | p10–p90 | client CPU "
+         "| slapd CPU | errors |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, name in LDAP_ROWS:
+        x = d[key]
+        spread = ("-" if x["dispatch_ms"] is None else
+                  f"{fmt(x['dispatch_p10_ms'])}–{fmt(x['dispatch_p90_ms'])}")
+        L.append(f"| {name} | {fmt(x['dispatch_ms'])} | {spread} | {fmt(x['wall_ms'])} | "
+                 f"{fmt(x['wall_p10_ms'])}–{fmt(x['wall_p90_ms'])} | {fmt(x['cpu_ms'])} | "
+                 f"{fmt(x['slapd_cpu_ms'])} | {x['errors']} |")
+    L += ["", f"The number from ldap costs **{dd:+.1f} ms** at dispatch and **{dw:+.1f} ms** "
+          f"for the full authentication against the local number (target ≤ "
+          f"+{TARGET_LDAP_MS:.0f} ms: {verdict(dw <= TARGET_LDAP_MS)}); client CPU "
+          f"{rem['cpu_ms'] - loc['cpu_ms']:+.1f} ms (the lookup's child included), slapd "
+          f"{fmt(rem['slapd_cpu_ms'])} ms.", "",
+          "Where the time goes, from slapd's log (its clock; median ms of the runs):", "",
+          "| phase | module, ldaps | ldapsearch, ldaps | ldapsearch, ldap |",
+          "| --- | ---: | ---: | ---: |"]
+    for key, name in LDAP_PHASE_ROWS:
+        L.append(f"| {name} | " + " | ".join(
+            fmt(d[k]["phases_ms"].get(key)) for k in ("ldap", "ldapsearch_ldaps",
+                                                      "ldapsearch_ldap")) + " |")
+    conn = rem["phases_ms"].get("connection")
+    if conn is not None:
+        L += ["", f"Of the {dd:+.1f} ms at dispatch, {conn:.1f} ms is the connection as slapd "
+              f"saw it and {dd - conn:.1f} ms lies outside it: the fork; libldap's first use "
+              f"in the new child, which resolves the host's name and loads every Cyrus SASL "
+              f"plugin once per process, so on every lookup; the TLS context with the CA file; "
+              f"and the child's exit and reaping. Connections per client (none / one / several): "
+              + ", ".join(f"{k} {c['none']}/{c['one']}/{c['several']}" for k, c in (
+                  (k, d[k]["phases_ms"]["connections"]) for k, _ in LDAP_ROWS)) + "."]
+    L += ["", f"| {batch['clients']} simultaneous clients | per second | p50 | p99 | client CPU "
+          "each | slapd CPU | sandbox CPU | errors | lost SMS | duplicate SMS | SYNs dropped |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for side, label in (("local", "number from the users object"),
+                        ("ldap", "number from ldap (ldaps)")):
+        x = batch[side]
+        L.append(f"| {label} | {x['throughput']:.1f} | {x['p50_ms']:.1f} ms | "
+                 f"{x['p99_ms']:.1f} ms | {x['client_cpu_ms']:.1f} ms | {x['slapd_cpu_pct']} % | "
+                 f"{x['sandbox_cpu_pct']} % | {x['errors']} | {x['lost_sms']} | "
+                 f"{x['duplicate_sms']} | {x['listen_overflows']} |")
+    L += ["", f"{batch['ldap']['batches']} batches of each, in turn; distinct users in every "
+          f"batch, the same numbers on both sides. slapd and sandbox CPU: share of one core "
+          f"while the batches ran.", ""]
+    return L
+
+
 # --------------------------------------------------------------------------- plot
 
 PALETTE = {"curl": "#7f8c8d", "module": "#c0392b", "tmpfs": "#e67e22", "permit": "#2980b9",
-           "inline": "#8e44ad", "file": "#c0392b", "target": "#27ae60", "lookup": "#16a085"}
+           "inline": "#8e44ad", "file": "#c0392b", "target": "#27ae60", "lookup": "#16a085",
+           "ldap": "#2c3e50", "ldapsearch": "#5d8aa8", "plain": "#b0bec5"}
 
 
 def esc(s):
@@ -1206,7 +1533,9 @@ def lines(svg, x, y, w, h, title, series, xlabel, ylabel):
 
 def plot(res):
     m = res["machine"]
-    svg = Svg(1000, 930)
+    d = res.get("directory")
+    d = d if d and "skipped" not in d else None
+    svg = Svg(1000, 1240 if d else 930)
     svg.text(500, 22, f"pam_twilio_sms benchmark, {m['date']}: {m['nproc']} × {m['cpu']}, "
              f"Linux {m['kernel']}; medians of {res['runs']} runs", 13, "middle", "bold")
     mod_key = [("curl (floor)", PALETTE["curl"], None),
@@ -1278,6 +1607,26 @@ def plot(res):
                                             PALETTE["module"])]))
         hbars(svg, 10, 625, 480, 290, "5. Instructions per process (callgrind, millions)",
               rows, "", legend=mod_key)
+    if d:
+        loc, rem = PALETTE["module"], PALETTE["ldap"]
+        rows = [("time to dispatch", [(d["local"]["dispatch_ms"], loc),
+                                      (d["ldap"]["dispatch_ms"], rem)]),
+                ("full authentication", [(d["local"]["wall_ms"], loc),
+                                         (d["ldap"]["wall_ms"], rem)]),
+                ("ldapsearch (floor)", [(d["ldapsearch_ldaps"]["wall_ms"], PALETTE["ldapsearch"]),
+                                        (d["ldapsearch_ldap"]["wall_ms"], PALETTE["plain"])])]
+        hbars(svg, 10, 930, 480, 300, "6a. Number from the directory, one authentication (ms)",
+              rows, "ms",
+              [(d["local"]["dispatch_ms"] + TARGET_LDAP_MS, "target local + 3 ms", 0, 0),
+               (d["local"]["wall_ms"] + TARGET_LDAP_MS, "target local + 3 ms", 1, 1)],
+              [("users object (local)", loc, None), ("ldap (ldaps)", rem, None),
+               ("ldapsearch ldaps", PALETTE["ldapsearch"], None),
+               ("ldapsearch plain", PALETTE["plain"], None)])
+        bt = d["batch"]
+        rows = [(f"{q} latency", [(bt["local"][f"{q}_ms"], loc), (bt["ldap"][f"{q}_ms"], rem)])
+                for q in ("p50", "p99")]
+        hbars(svg, 510, 930, 480, 300, f"6b. {bt['clients']} simultaneous clients (ms)", rows,
+              "ms", legend=[("users object (local)", loc, None), ("ldap (ldaps)", rem, None)])
     return svg.render()
 
 
@@ -1313,7 +1662,8 @@ def parse_args():
     p.add_argument("--runs", type=int, default=30, help="measured runs per figure (30)")
     p.add_argument("--warmup", type=int, default=3, help="runs thrown away first (3)")
     p.add_argument("--quick", action="store_true",
-                   help="5 runs, 1 warm-up, up to 100 000 users and 32 clients, 1 callgrind run")
+                   help="5 runs, 1 warm-up, up to 100 000 users and 32 clients (also for the "
+                   "directory), 1 callgrind run")
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections ({','.join(SECTIONS)})")
     p.add_argument("--levels", default=",".join(map(str, LEVELS)),
@@ -1330,10 +1680,12 @@ def parse_args():
             p.error(f"unknown section {s!r}")
     a.level_list = [int(x) for x in a.levels.split(",")]
     a.file_sizes, a.inline_sizes = SCALE_FILE, SCALE_INLINE
+    a.ldap_clients = LDAP_CLIENTS
     if a.quick:
         a.runs, a.warmup, a.callgrind_runs = 5, 1, 1
         a.level_list = [c for c in a.level_list if c <= 32]
         a.file_sizes = tuple(n for n in SCALE_FILE if n <= 100_000)
+        a.ldap_clients = 32
     full = not a.quick and a.runs >= 30 and set(a.sections) == set(SECTIONS)
     a.out_dir = Path(a.out) if a.out else (HERE if full else None)
     return a
@@ -1371,10 +1723,16 @@ def main():
         if "callgrind" in args.sections:
             say(f"callgrind: {args.callgrind_runs} runs of module and curl")
             res["callgrind"] = section_callgrind(b, args.callgrind_runs)
+        if "directory" in args.sections:
+            say(f"directory: {args.runs} rounds of local, ldap and ldapsearch; "
+                f"{args.runs} batches of {args.ldap_clients} local and ldap")
+            res["directory"] = section_directory(b, args.runs, args.warmup, args.ldap_clients)
         outcomes = [l for l in b.syslog.collect(0, timeout=5)
                     if "pam_twilio_sms(" in l and "result=" in l]
         res["logged_outcomes"] = collections.Counter(
             re.search(r"result=(\S+)", l).group(1) for l in outcomes)
+        res["logged_sources"] = collections.Counter(
+            m.group(1) for l in outcomes if (m := re.search(r" source=(\S+)", l)))
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
@@ -1389,7 +1747,8 @@ def main():
     res["seconds"] = round(time.monotonic() - t0, 1)
     text = report(res, args)
     print(text)
-    print(f"logged outcomes: {dict(res['logged_outcomes'])}; {res['seconds']} s in all")
+    print(f"logged outcomes: {dict(res['logged_outcomes'])}, sources: "
+          f"{dict(res['logged_sources'])}; {res['seconds']} s in all")
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         header = ("# pam_twilio_sms benchmark: latest figures\n\n"
