@@ -34,7 +34,7 @@ import urllib.parse
 from pathlib import Path
 
 from harness.core import REPO, CaseFailure
-from harness.system import free_port, sh, stop_process, write_file
+from harness.system import free_port, install_debs, sh, stop_process, write_file
 
 DEBS = ("slapd", "ldap-utils")
 SLAPD = "/usr/sbin/slapd"
@@ -133,19 +133,15 @@ def install_problem(timeout=600):
     except FileExistsError:
         pass
     try:
-        p = subprocess.run([str(REPO / "tests" / "install-deps.sh"), *DEBS],
-                           capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"tests/install-deps.sh {' '.join(DEBS)} still running after {timeout}s"
+        problem = install_debs(DEBS, timeout)
     finally:
         with contextlib.suppress(OSError):
             if ours and POLICY_RC_D.read_text() == DENY_STARTS:
                 POLICY_RC_D.unlink()
     if system_slapds() - before:
         subprocess.run(["service", "slapd", "stop"], capture_output=True, timeout=60)
-    if p.returncode != 0:
-        return (f"tests/install-deps.sh {' '.join(DEBS)}: exit {p.returncode}: "
-                f"{p.stderr.strip()[-300:]}")
+    if problem:
+        return problem
     for tool in (SLAPD, "slapadd", "ldapsearch", "ldapadd", "ldapmodify"):
         if shutil.which(tool) is None:
             return f"{tool} not found after installing {' '.join(DEBS)}"

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness.core import CaseFailure
+from harness.core import REPO, CaseFailure
 
 
 def sh(cmd, *, timeout=30, input_text=None, ok=(0,)):
@@ -27,6 +27,27 @@ def sh(cmd, *, timeout=30, input_text=None, ok=(0,)):
         raise CaseFailure(f"{' '.join(map(str, cmd))}: exit {p.returncode}: "
                           f"{(p.stderr or p.stdout).strip()[-300:]}")
     return p
+
+
+INSTALL_LIMIT = 600.0  # seconds for apt-get on a fresh machine
+
+
+def install_debs(debs, timeout=INSTALL_LIMIT):
+    """Installs the Debian packages debs that are missing (tests/install-deps.sh, which waits
+    for a dpkg lock held by another apt-get); returns what went wrong, or None. What it
+    installed is printed ("installing Debian packages: ...")."""
+    script = REPO / "tests" / "install-deps.sh"
+    try:
+        p = subprocess.run([str(script), *debs], capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"tests/install-deps.sh {' '.join(debs)} still running after {timeout:.0f}s"
+    if p.returncode != 0:
+        return (f"tests/install-deps.sh {' '.join(debs)}: exit {p.returncode}: "
+                f"{p.stderr.strip()[-300:]}")
+    if p.stdout.strip():
+        print(p.stdout.strip(), flush=True)
+    return None
 
 
 def free_port():

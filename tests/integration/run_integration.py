@@ -71,8 +71,9 @@ from harness.proxy import ConnectProxy  # noqa: E402
 from harness.sandbox import AUTH_TOKEN, Sandbox, wrong_code  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
 from harness.system import (add_test_user, become_subreaper, cmdlines,  # noqa: E402
-                            descendants, end_orphans, free_port, remove_test_user, running,
-                            sh, signals_held, stop_process, write_file)
+                            descendants, end_orphans, free_port, install_debs,
+                            remove_test_user, running, sh, signals_held, stop_process,
+                            write_file)
 
 CONF = REPO / "conf"
 DEBS = ["openssh-server", "openssh-client", "sudo"]
@@ -94,7 +95,6 @@ SU_TARGET, SU_TARGET_PHONE = "tsmsuser4", "+15555550164"
 TEST_USERS = (SSH_USER, SUDO_USER, CALLER, SU_TARGET)
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
-INSTALL_LIMIT = 600.0  # apt-get on a fresh machine
 LOCK_WAIT = 120.0  # another run holding the lock
 RUN_LIMIT = 30.0  # one ssh or sudo run
 TOTAL_LIMIT = 160  # seconds for everything after the install (then SIGALRM: cleanup, exit)
@@ -844,16 +844,9 @@ def prerequisite_problem():
     """Installs the Debian packages; returns what is missing, or None."""
     if not MODULE.is_file():
         return f"module not built: {MODULE} missing (run make)"
-    try:
-        p = subprocess.run([str(REPO / "tests" / "install-deps.sh"), *DEBS], capture_output=True,
-                           text=True, timeout=INSTALL_LIMIT)
-    except subprocess.TimeoutExpired:
-        return f"tests/install-deps.sh {' '.join(DEBS)} still running after {INSTALL_LIMIT:.0f}s"
-    if p.returncode != 0:
-        return (f"tests/install-deps.sh {' '.join(DEBS)}: exit {p.returncode}: "
-                f"{p.stderr.strip()[-300:]}")
-    if p.stdout.strip():
-        print(p.stdout.strip(), flush=True)  # "installing Debian packages: ..."
+    problem = install_debs(DEBS)
+    if problem:
+        return problem
     for tool in ("ssh", "ssh-keygen", "sudo", "visudo", "runuser", "unshare", "useradd", "su",
                  "chfn"):
         if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:

@@ -39,8 +39,8 @@ from harness.core import REPO, CaseFailure, Tally, case, check, main, run_all  #
 from harness.pam import PROMPT_RE, Harness, right, wrong  # noqa: E402
 from harness.sandbox import start_in_workdir  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
-from harness.system import (add_test_user, in_mount_namespace, remove_test_user,  # noqa: E402
-                            signals_held, write_file)
+from harness.system import (add_test_user, in_mount_namespace, install_debs,  # noqa: E402
+                            remove_test_user, signals_held, write_file)
 
 PACKAGE = "libpam-twilio-sms"
 PROFILE = "twilio-sms"
@@ -514,13 +514,7 @@ def prepare():
         return "not root (dpkg -i, useradd, mount namespaces)"
     if installed() or package_status() not in ("", "unknown ok not-installed"):
         return f"{PACKAGE} is on this machine already ({package_status()}); not touching it"
-    p = subprocess.run([str(REPO / "tests" / "install-deps.sh"), *DEBS], capture_output=True,
-                       text=True, timeout=BUILD_LIMIT)
-    if p.returncode != 0:
-        return f"tests/install-deps.sh: exit {p.returncode}: {p.stderr.strip()[-300:]}"
-    if p.stdout.strip():
-        print(p.stdout.strip(), flush=True)
-    return None
+    return install_debs(DEBS, BUILD_LIMIT)
 
 
 def restore(saved):

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.core import REPO, CaseFailure, Tally, case, check, main, run_all  # noqa: E402
+from harness.system import install_debs  # noqa: E402
 
 README = REPO / "README.md"
 CONFIG = "/etc/security/pam_twilio_sms.json"
@@ -40,7 +41,6 @@ TMP_PREFIX = "tsms-install."
 MAKE_LIMIT = 300.0    # seconds for one make (it may rebuild the module and the command first)
 RUN_LIMIT = 30.0      # seconds for one run of the installed command or of man
 SUITE_LIMIT = 600
-INSTALL_LIMIT = 600.0  # apt-get on a fresh machine
 # What the issue asks make install for, whatever the README says: path -> mode (all root:root)
 REQUIRED = {
     "/lib/<triplet>/security/pam_twilio_sms.so": 0o644,
@@ -439,16 +439,9 @@ def prepare():
     for tool in ("make", os.environ.get("CC") or "cc"):
         if shutil.which(tool) is None:
             return f"{tool} not found"
-    try:
-        p = subprocess.run([str(REPO / "tests" / "install-deps.sh"), *DEBS], capture_output=True,
-                           text=True, timeout=INSTALL_LIMIT)
-    except subprocess.TimeoutExpired:
-        return f"tests/install-deps.sh {' '.join(DEBS)} still running after {INSTALL_LIMIT:.0f}s"
-    if p.returncode != 0:
-        return (f"tests/install-deps.sh {' '.join(DEBS)}: exit {p.returncode}: "
-                f"{p.stderr.strip()[-300:]}")
-    if p.stdout.strip():
-        print(p.stdout.strip(), flush=True)  # "installing Debian packages: ..."
+    problem = install_debs(DEBS)
+    if problem:
+        return problem
     if shutil.which("man") is None:
         return "man not found after installing man-db"
     return None
