@@ -116,10 +116,10 @@ static const struct number_option number_options[] = {
 	{ "lockoutSeconds", offsetof(struct tsms_config, lockout_seconds), 900, 1, 86400 },
 };
 
-static bool set_number(struct tsms_config *cfg, const struct number_option *opt, const cJSON *item,
-                       char err[TSMS_CONFIG_ERR_MAX])
+/* Sets *field from item (absent: the default), range checked. */
+static bool set_unsigned(unsigned *field, const struct number_option *opt, const cJSON *item,
+                         char err[TSMS_CONFIG_ERR_MAX])
 {
-	unsigned *field = (unsigned *)((char *)cfg + opt->offset);
 	double v;
 
 	if (item == NULL) {
@@ -138,6 +138,12 @@ static bool set_number(struct tsms_config *cfg, const struct number_option *opt,
 	}
 	*field = (unsigned)v;
 	return true;
+}
+
+static bool set_number(struct tsms_config *cfg, const struct number_option *opt, const cJSON *item,
+                       char err[TSMS_CONFIG_ERR_MAX])
+{
+	return set_unsigned((unsigned *)((char *)cfg + opt->offset), opt, item, err);
 }
 
 static bool known_key(const char *key)
@@ -850,7 +856,6 @@ static bool parse_ldap(struct tsms_config *cfg, const cJSON *root, char err[TSMS
 	static const struct number_option timeout = { "ldap.timeoutSeconds", 0, 5, 1, 30 };
 	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "ldap");
 	struct tsms_ldap *l;
-	double v;
 
 	if (obj == NULL)
 		return true;
@@ -901,20 +906,8 @@ static bool parse_ldap(struct tsms_config *cfg, const cJSON *root, char err[TSMS
 		fail(err, "ldap.attribute is not an attribute name; fix: write e.g. \"mobile\"");
 		return false;
 	}
-	obj = cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds");
-	v = cJSON_IsNumber(obj) ? obj->valuedouble : -1;
-	if (obj == NULL) {
-		l->timeout_seconds = timeout.def;
-	} else if (!(v >= timeout.min && v <= timeout.max) || v != (double)(unsigned)v) {
-		fail(err,
-		     "%s must be a whole number from %u to %u; fix: set it in range or remove it "
-		     "for the default %u",
-		     timeout.key, timeout.min, timeout.max, timeout.def);
-		return false;
-	} else {
-		l->timeout_seconds = (unsigned)v;
-	}
-	return true;
+	return set_unsigned(&l->timeout_seconds, &timeout,
+	                    cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds"), err);
 }
 
 static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])

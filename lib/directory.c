@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -105,11 +104,9 @@ const char *tsms_directory_scheme(const char *uri)
 
 /* One lookup: the handle, the deadline, what went wrong. */
 struct query {
-	const struct tsms_config *cfg;
 	const struct tsms_ldap *l;
 	LDAP *ld;
 	struct timespec deadline;
-	struct ldap_conncb conncb;
 	char *err;
 };
 
@@ -130,34 +127,6 @@ static struct timeval tv_left(const struct query *q)
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
 	return tv;
-}
-
-/* LDAP_OPT_CONNECT_CB: every socket libldap opens gets read and write timeouts
- * of what is left of the budget, so that a server that accepts the connection
- * and then stays silent (in the TLS handshake, the bind or the search) cannot
- * hold the login past it. */
-static int on_connect(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
-                      struct ldap_conncb *ctx)
-{
-	const struct query *q = ctx->lc_arg;
-	struct timeval tv = tv_left(q);
-	ber_socket_t fd;
-
-	(void)ld;
-	(void)srv;
-	(void)addr;
-	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) == 1) {
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	return 0;
-}
-
-static void on_disconnect(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
-{
-	(void)ld;
-	(void)sb;
-	(void)ctx;
 }
 
 /* What libldap said went wrong, with its diagnostic message when it has one. */
@@ -192,15 +161,11 @@ static enum tsms_err set_options(struct query *q)
 		snprintf(ca_path, sizeof(ca_path), "/proc/self/fd/%d", q->l->ca_fd);
 	else
 		snprintf(ca_path, sizeof(ca_path), "%s", SYSTEM_CA_FILE);
-	q->conncb.lc_add = on_connect;
-	q->conncb.lc_del = on_disconnect;
-	q->conncb.lc_arg = q;
 	SET(LDAP_OPT_PROTOCOL_VERSION, &version);
 	SET(LDAP_OPT_REFERRALS, LDAP_OPT_OFF); /* a referral could lead anywhere */
 	SET(LDAP_OPT_NETWORK_TIMEOUT, &budget);
 	SET(LDAP_OPT_TIMEOUT, &budget);
 	SET(LDAP_OPT_TIMELIMIT, &limit);
-	SET(LDAP_OPT_CONNECT_CB, &q->conncb);
 	SET(LDAP_OPT_X_TLS_REQUIRE_CERT, &require);
 	SET(LDAP_OPT_X_TLS_PROTOCOL_MIN, &min_tls);
 	SET(LDAP_OPT_X_TLS_CACERTFILE, ca_path);
@@ -378,7 +343,7 @@ static enum tsms_err lookup(const struct tsms_config *cfg, const char *user,
 {
 	static char ldap_noinit[] = "LDAPNOINIT=1";
 	char *only_noinit[] = { ldap_noinit, NULL };
-	struct query q = { .cfg = cfg, .l = cfg->ldap, .err = err };
+	struct query q = { .l = cfg->ldap, .err = err };
 	struct tsms_environ env;
 	enum tsms_err ret;
 
