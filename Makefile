@@ -14,7 +14,7 @@ PAMDIR    ?= $(or $(shell pkg-config --variable=libdir pam 2>/dev/null),/lib/$(s
 DESTDIR   ?=
 WERROR    ?= -Werror
 
-PKGS      := libcurl libcjson libsodium libssl ldap
+PKGS      := libcurl libcjson libsodium libssl ldap hiredis
 WARNINGS  := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes \
              -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wvla -Wundef -Wwrite-strings
 HARDENING := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
@@ -23,7 +23,7 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -DTSMS_VERSION='"$(VERSION)"' $(WARNINGS) $(HARDENING) \
              -fvisibility=hidden $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS   += -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--no-undefined -Wl,--as-needed
-LIBS      := $(or $(shell pkg-config --libs $(PKGS) 2>/dev/null),-lcurl -lcjson -lsodium -lssl -lldap -llber)
+LIBS      := $(or $(shell pkg-config --libs $(PKGS) 2>/dev/null),-lcurl -lcjson -lsodium -lssl -lldap -llber -lhiredis)
 
 LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:.c=.o)
@@ -37,7 +37,7 @@ FORMATTED := pam_twilio_sms.c twilio-sms-otp.c $(LIB_SRC) $(LIB_HDR) $(UNIT_SRC)
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 BUILD_DEBS := gcc make pkg-config libpam0g-dev libcurl4-openssl-dev libssl-dev libcjson-dev \
-              libsodium-dev libldap-dev
+              libsodium-dev libldap-dev libhiredis-dev
 TEST_DEBS  := $(BUILD_DEBS) pamtester libcmocka-dev openssl python3 ca-certificates curl \
               util-linux procps clang-format openssh-server openssh-client sudo \
               clang libclang-rt-dev llvm
@@ -61,7 +61,7 @@ $(TOOL): twilio-sms-otp.c lib/libtsms.a
 	$(CC) $(CFLAGS) -fPIE -o $@ twilio-sms-otp.c lib/libtsms.a -pie $(LDFLAGS) $(LIBS)
 
 tests/unit/test_%: tests/unit/test_%.c lib/libtsms.a
-	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libtsms.a $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libtsms.a $(LIBS) -lcmocka -lcrypto
 
 deps-build:
 	@tests/install-deps.sh $(BUILD_DEBS)

@@ -202,7 +202,7 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         "codeTtlSeconds=%u maxAttempts=%u maxResends=%u timeoutSeconds=%u maxRetries=%u "
 	         "failMode=%s sendLimit=%u/%us resendCooldownSeconds=%u globalSendLimit=%u "
 	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s caFile=%s "
-	         "proxy=%s",
+	         "proxy=%s redis=%s",
 	         path, cfg->n_templates, cfg->n_users,
 	         cfg->users_file != NULL ? cfg->users_file : "-", cfg->code_length,
 	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->max_resends, cfg->timeout_seconds,
@@ -210,7 +210,7 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         cfg->send_limit, cfg->send_window_seconds, cfg->resend_cooldown_seconds,
 	         cfg->global_send_limit, cfg->lockout_threshold, cfg->lockout_seconds,
 	         cfg->state_dir, cfg->api_base_url, cfg->ca_file != NULL ? cfg->ca_file : "-",
-	         proxy);
+	         proxy, cfg->redis != NULL ? cfg->redis->url : "-");
 }
 
 /* The caller's environment is hidden from the libraries (lib/environ.h), except
@@ -237,6 +237,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	struct tsms_prompter prompter = { .ask = ask_echo_off, .tell = tell_error, .ctx = pamh };
 	struct tsms_outcome outcome = { .reason = "" };
 	struct tsms_config *cfg = NULL;
+	struct tsms_state *state;
 	struct module_args args;
 	struct tsms_number number = { .source = TSMS_SOURCE_NONE };
 	char problem[TSMS_CONFIG_ERR_MAX];
@@ -284,7 +285,9 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		err = TSMS_ERR_SYSTEM;
 		goto out;
 	}
-	err = tsms_challenge_run(cfg, "SignIn", user, phone, &prompter, &outcome);
+	state = tsms_state_open(cfg, &log); /* the files, or Redis with the files behind */
+	err = tsms_challenge_run(cfg, state, "SignIn", user, phone, &prompter, &outcome);
+	tsms_state_close(state);
 	tsms_http_global_cleanup();
 out:
 	rc = pam_result(err, cfg, args.nullok);

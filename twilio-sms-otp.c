@@ -212,6 +212,26 @@ static void check_directory(struct check_ctx *c)
 		problem(c, "%s", err);
 }
 
+/* Redis as the module will use it: connect, AUTH, SELECT, load and run the script. */
+static void check_redis(struct check_ctx *c)
+{
+	char msg[TSMS_STATE_ERR_MAX];
+	struct tsms_state *st;
+
+	if (c->cfg->redis == NULL)
+		return;
+	st = tsms_state_open(c->cfg, NULL);
+	if (tsms_state_check(st, msg) == TSMS_OK)
+		printf("%s\n", msg);
+	else
+		problem(c,
+		        "%s; fix: check redis.url, redis.username and redis.password, and that the "
+		        "ACL user may run EVALSHA on keys under redis.keyPrefix (logins would "
+		        "fall back to this host's stateDir)",
+		        msg);
+	tsms_state_close(st);
+}
+
 static int cmd_check(const char *config_path, int argc, char **argv)
 {
 	struct check_ctx c = { 0 };
@@ -239,6 +259,7 @@ static int cmd_check(const char *config_path, int argc, char **argv)
 	}
 	check_state_dir(&c, cfg->state_dir);
 	check_directory(&c);
+	check_redis(&c);
 	for (size_t i = 0; i < c.n_seen; i++)
 		free(c.seen[i].name);
 	free(c.seen);
@@ -599,7 +620,7 @@ static void print_status(const struct tsms_config *cfg, const char *user,
 		tsms_phone_mask(number.phone, masked);
 		printf("%s (%s)\n", masked, tsms_source_name(number.source));
 	}
-	printf("state file:    %s\n", st->file);
+	printf("%s%s\n", st->shared ? "state:         redis key " : "state file:    ", st->where);
 	printf("sends:         %u of %u in the window", st->sends, cfg->send_limit);
 	if (st->window_left > 0)
 		printf(", which ends in %lld s", st->window_left);
@@ -665,8 +686,19 @@ static int cmd_lookup(const char *config_path, int argc, char **argv)
 	return rc;
 }
 
+/* Where status and unlock looked, for "has no state in ...". */
+static const char *store_name(const struct tsms_config *cfg, char *buf, size_t len)
+{
+	if (cfg->redis == NULL)
+		return cfg->state_dir;
+	snprintf(buf, len, "redis %s", cfg->redis->url);
+	return buf;
+}
+
 static int cmd_status(const char *config_path, int argc, char **argv)
 {
+	char store[TSMS_STATE_ERR_MAX];
+	struct tsms_state *state;
 	struct tsms_state_status st;
 	char err[TSMS_STATE_ERR_MAX];
 	struct tsms_config *cfg;
@@ -675,22 +707,26 @@ static int cmd_status(const char *config_path, int argc, char **argv)
 	cfg = user_command(config_path, argc, argv, "status", &rc);
 	if (cfg == NULL)
 		return rc;
-	if (tsms_state_status(cfg, argv[1], time(NULL), &st, err) != TSMS_OK) {
+	state = tsms_state_open(cfg, NULL);
+	if (tsms_state_status(state, argv[1], time(NULL), &st, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
 	} else if (!st.exists) {
 		printf("%s has no state in %s: no SMS sent and no wrong code since it was last "
 		       "cleared\n",
-		       argv[1], cfg->state_dir);
+		       argv[1], store_name(cfg, store, sizeof(store)));
 	} else {
 		print_status(cfg, argv[1], &st);
 		rc = 0;
 	}
+	tsms_state_close(state);
 	tsms_config_free(cfg);
 	return rc;
 }
 
 static int cmd_unlock(const char *config_path, int argc, char **argv)
 {
+	char store[TSMS_STATE_ERR_MAX];
+	struct tsms_state *state;
 	struct tsms_state_status before;
 	char err[TSMS_STATE_ERR_MAX];
 	struct tsms_config *cfg;
@@ -699,17 +735,25 @@ static int cmd_unlock(const char *config_path, int argc, char **argv)
 	cfg = user_command(config_path, argc, argv, "unlock", &rc);
 	if (cfg == NULL)
 		return rc;
-	if (tsms_state_unlock(cfg, argv[1], time(NULL), &before, err) != TSMS_OK) {
+	state = tsms_state_open(cfg, NULL);
+	if (tsms_state_unlock(state, argv[1], time(NULL), &before, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
-	} else if (!before.exists) {
-		printf("%s has no state in %s: nothing to unlock\n", argv[1], cfg->state_dir);
 	} else {
-		printf("unlocked %s: %u wrong code%s cleared, %s; sends kept (%u in the window)\n",
-		       argv[1], before.failures, before.failures == 1 ? "" : "s",
-		       before.locked_until != 0 ? "lockout lifted" : "was not locked",
-		       before.sends);
-		rc = 0;
+		if (!before.exists)
+			printf("%s has no state in %s: nothing to unlock\n", argv[1],
+			       store_name(cfg, store, sizeof(store)));
+		else
+			printf("unlocked %s: %u wrong code%s cleared, %s; sends kept (%u in the "
+			       "window)\n",
+			       argv[1], before.failures, before.failures == 1 ? "" : "s",
+			       before.locked_until != 0 ? "lockout lifted" : "was not locked",
+			       before.sends);
+		if (before.fallback[0] != '\0')
+			printf("also cleared this host's fallback state file %s\n",
+			       before.fallback);
+		rc = before.exists || before.fallback[0] != '\0' ? 0 : 1;
 	}
+	tsms_state_close(state);
 	tsms_config_free(cfg);
 	return rc;
 }

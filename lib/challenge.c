@@ -14,6 +14,7 @@
 /* One authentication's challenge; phone NULL makes it a decoy. */
 struct session {
 	const struct tsms_config *cfg;
+	struct tsms_state *state;
 	const struct tsms_template *tpl;
 	const char *user;
 	const char *phone;
@@ -112,7 +113,7 @@ static enum tsms_err reserve(struct session *s)
 	char problem[TSMS_STATE_ERR_MAX];
 	enum tsms_err err;
 
-	err = tsms_state_reserve_send(s->cfg, s->user, time(NULL), s->phone != NULL, &s->verdict,
+	err = tsms_state_reserve_send(s->state, s->user, time(NULL), s->phone != NULL, &s->verdict,
 	                              &s->wait, problem);
 	if (err != TSMS_OK) {
 		say(s->outcome, "%s", problem);
@@ -163,7 +164,7 @@ static enum tsms_err wrong_answer(struct session *s)
 	enum tsms_err err;
 	bool locked;
 
-	err = tsms_state_record_failure(s->cfg, s->user, time(NULL), &locked, problem);
+	err = tsms_state_record_failure(s->state, s->user, time(NULL), &locked, problem);
 	if (err != TSMS_OK) {
 		say(s->outcome, "%s", problem);
 		return err;
@@ -182,7 +183,7 @@ static enum tsms_err right_answer(struct session *s)
 {
 	char problem[TSMS_STATE_ERR_MAX];
 
-	if (tsms_state_record_success(s->cfg, s->user, time(NULL), problem) != TSMS_OK) {
+	if (tsms_state_record_success(s->state, s->user, time(NULL), problem) != TSMS_OK) {
 		say(s->outcome, "%s", problem);
 		return TSMS_ERR_STATE;
 	}
@@ -275,12 +276,13 @@ static enum tsms_err verify(struct session *s)
 	return TSMS_ERR_MAXTRIES;
 }
 
-enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage, const char *user,
-                                 const char *phone, const struct tsms_prompter *prompter,
-                                 struct tsms_outcome *outcome)
+enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_state *state,
+                                 const char *usage, const char *user, const char *phone,
+                                 const struct tsms_prompter *prompter, struct tsms_outcome *outcome)
 {
 	struct session s = {
 		.cfg = cfg,
+		.state = state,
 		.tpl = tsms_config_template(cfg, usage),
 		.user = user,
 		.phone = phone,

@@ -6,6 +6,7 @@
 #include "error.h"
 #include "log.h"
 #include "phone.h"
+#include "state.h"
 #include "twilio.h"
 
 /* How the front end talks to the person. ask shows prompt with echo off and
@@ -33,12 +34,13 @@ struct tsms_outcome {
  * per code within cfg->code_ttl_seconds; an empty answer sends a new code
  * while cfg->max_resends allow; wrong answers count towards the lockout. With
  * phone NULL (an unmapped user) it runs a decoy: the same prompts, limits,
- * cooldown and lockout, kept in the same state files, but no SMS (and no
+ * cooldown and lockout, kept in the same store (state, lib/state.h), but no SMS (and no
  * global count) and no answer accepted, so that callers cannot tell mapped
  * users from unmapped ones. Codes are wiped before returning. Returns TSMS_OK
  * for the right code, else the error; outcome always says why. */
-enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, const char *usage, const char *user,
-                                 const char *phone, const struct tsms_prompter *prompter,
+enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_state *state,
+                                 const char *usage, const char *user, const char *phone,
+                                 const struct tsms_prompter *prompter,
                                  struct tsms_outcome *outcome);
 
 #endif

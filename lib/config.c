@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,6 +167,7 @@ static bool known_key(const char *key)
 		"apiKeySID",
 		"apiKeySecret",
 		"ldap",
+		"redis",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -728,9 +730,9 @@ bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164
 	return false;
 }
 
-/* An optional string member of ldap, copied; false after a problem. */
-static bool ldap_string(const cJSON *obj, const char *key, char **dst,
-                        char err[TSMS_CONFIG_ERR_MAX])
+/* An optional string member key of the object what, copied; false after a problem. */
+static bool member_string(const cJSON *obj, const char *what, const char *key, char **dst,
+                          char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -740,10 +742,9 @@ static bool ldap_string(const cJSON *obj, const char *key, char **dst,
 	if (!cJSON_IsString(item) || item->valuestring == NULL || item->valuestring[0] == '\0' ||
 	    has_control(item->valuestring) || strlen(item->valuestring) > 1024) {
 		fail(err,
-		     "ldap.%s must be a non-empty string of at most 1024 printable characters; "
-		     "fix: "
-		     "correct it (" MAN_REF ")",
-		     key);
+		     "%s.%s must be a non-empty string of at most 1024 printable characters; "
+		     "fix: correct it (" MAN_REF ")",
+		     what, key);
 		return false;
 	}
 	return copy_string(dst, item->valuestring, err);
@@ -777,11 +778,11 @@ static bool good_attribute(const char *a)
 	return true;
 }
 
-static bool parse_ldap_keys(const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
+/* Refuses a key of the object what (a member of the config) that is not one of
+ * keys[n], or a key written twice. */
+static bool check_object_keys(const cJSON *obj, const char *what, const char *const *keys, size_t n,
+                              char err[TSMS_CONFIG_ERR_MAX])
 {
-	static const char *const keys[] = { "uri",    "startTLS",     "caFile",
-		                            "bindDN", "bindPassword", "baseDN",
-		                            "filter", "attribute",    "timeoutSeconds" };
 	const cJSON *item;
 	char q[64];
 
@@ -789,18 +790,26 @@ static bool parse_ldap_keys(const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
 	{
 		bool known = false;
 
-		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (size_t i = 0; i < n; i++)
 			known = known || strcmp(item->string, keys[i]) == 0;
 		if (!known) {
 			fail(err,
-			     "ldap has the unknown key \"%s\"; fix: correct its spelling or remove "
-			     "it "
-			     "(the keys are listed in " MAN_REF ")",
-			     quote(q, item->string));
+			     "%s has the unknown key \"%s\"; fix: correct its spelling or remove "
+			     "it (the keys are listed in " MAN_REF ")",
+			     what, quote(q, item->string));
 			return false;
 		}
 	}
-	return check_unique_keys(obj, "ldap", err);
+	return check_unique_keys(obj, what, err);
+}
+
+static bool parse_ldap_keys(const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
+{
+	static const char *const keys[] = { "uri",    "startTLS",     "caFile",
+		                            "bindDN", "bindPassword", "baseDN",
+		                            "filter", "attribute",    "timeoutSeconds" };
+
+	return check_object_keys(obj, "ldap", keys, sizeof(keys) / sizeof(keys[0]), err);
 }
 
 /* The directory's TLS: ldaps:// has it, ldap:// needs StartTLS (its default),
@@ -870,13 +879,13 @@ static bool parse_ldap(struct tsms_config *cfg, const cJSON *root, char err[TSMS
 		return false;
 	}
 	l->ca_fd = -1;
-	if (!parse_ldap_keys(obj, err) || !ldap_string(obj, "uri", &l->uri, err) ||
-	    !ldap_string(obj, "caFile", &l->ca_file, err) ||
-	    !ldap_string(obj, "bindDN", &l->bind_dn, err) ||
-	    !ldap_string(obj, "bindPassword", &l->bind_password, err) ||
-	    !ldap_string(obj, "baseDN", &l->base_dn, err) ||
-	    !ldap_string(obj, "filter", &l->filter, err) ||
-	    !ldap_string(obj, "attribute", &l->attribute, err) ||
+	if (!parse_ldap_keys(obj, err) || !member_string(obj, "ldap", "uri", &l->uri, err) ||
+	    !member_string(obj, "ldap", "caFile", &l->ca_file, err) ||
+	    !member_string(obj, "ldap", "bindDN", &l->bind_dn, err) ||
+	    !member_string(obj, "ldap", "bindPassword", &l->bind_password, err) ||
+	    !member_string(obj, "ldap", "baseDN", &l->base_dn, err) ||
+	    !member_string(obj, "ldap", "filter", &l->filter, err) ||
+	    !member_string(obj, "ldap", "attribute", &l->attribute, err) ||
 	    !parse_ldap_transport(l, obj, err))
 		return false;
 	if ((l->bind_dn == NULL) != (l->bind_password == NULL)) {
@@ -910,6 +919,188 @@ static bool parse_ldap(struct tsms_config *cfg, const cJSON *root, char err[TSMS
 	                    cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds"), err);
 }
 
+/* ---- redis: the shared limits (lib/state.h) */
+
+#define REDIS_URL_FORMS "redis://HOST[:PORT][/DB] or unix:///PATH/TO/redis.sock[?db=DB]"
+#define REDIS_DB_MAX 999
+#define REDIS_PREFIX_MAX 64
+#define SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 */
+
+/* Digits only, at most max; false for anything else. */
+static bool parse_small(const char *s, size_t n, unsigned max, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (n == 0 || n > 5)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool host_char(char c, bool bracketed)
+{
+	return isalnum((unsigned char)c) || c == '.' || c == '-' || (bracketed && c == ':');
+}
+
+/* redis://HOST[:PORT][/DB]: HOST a name, an IPv4 address or [IPv6]. */
+static bool parse_redis_tcp(struct tsms_redis *r, const char *rest, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *p = rest, *host, *host_end, *slash;
+	bool bracketed = *p == '[';
+
+	if (strchr(rest, '@') != NULL) {
+		fail(err, "redis.url holds a user or password; fix: remove \"USER:PASSWORD@\" and "
+		          "put them in redis.username and redis.password (the url is logged, the "
+		          "password never is)");
+		return false;
+	}
+	host = p + bracketed;
+	for (p = host; *p != '\0' && host_char(*p, bracketed); p++)
+		;
+	host_end = p;
+	if (bracketed && *p++ != ']')
+		host_end = host; /* no closing bracket: no host */
+	if (host_end == host)
+		goto bad;
+	r->port = 6379;
+	slash = strchr(p, '/');
+	if (*p == ':' &&
+	    !parse_small(p + 1, (size_t)((slash != NULL ? slash : p + strlen(p)) - p - 1), 65535,
+	                 &r->port))
+		goto bad;
+	if (*p != ':' && *p != '/' && *p != '\0')
+		goto bad;
+	if (r->port == 0)
+		goto bad;
+	r->db = 0;
+	if (slash != NULL && slash[1] != '\0' &&
+	    !parse_small(slash + 1, strlen(slash + 1), REDIS_DB_MAX, &r->db))
+		goto bad;
+	r->host = strndup(host, (size_t)(host_end - host));
+	if (r->host == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	return true;
+bad:
+	fail(err,
+	     "redis.url is not " REDIS_URL_FORMS " (PORT 1-65535, DB 0-%d); fix: correct it, e.g. "
+	     "\"redis://10.0.0.5:6379/0\"",
+	     REDIS_DB_MAX);
+	return false;
+}
+
+/* unix:///PATH[?db=DB] */
+static bool parse_redis_unix(struct tsms_redis *r, const char *rest, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *q = strchr(rest, '?');
+	size_t n = q != NULL ? (size_t)(q - rest) : strlen(rest);
+
+	r->db = 0;
+	if (rest[0] != '/' || n > SUN_PATH_MAX || (q != NULL && strncmp(q, "?db=", 4) != 0) ||
+	    (q != NULL && !parse_small(q + 4, strlen(q + 4), REDIS_DB_MAX, &r->db))) {
+		fail(err,
+		     "redis.url unix:// needs an absolute socket path of at most %d bytes, then "
+		     "optionally ?db=DB (0-%d); fix: write e.g. "
+		     "\"unix:///run/redis/redis-server.sock\"",
+		     SUN_PATH_MAX, REDIS_DB_MAX);
+		return false;
+	}
+	r->socket_path = strndup(rest, n);
+	if (r->socket_path == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static bool parse_redis_url(struct tsms_redis *r, char err[TSMS_CONFIG_ERR_MAX])
+{
+	if (r->url == NULL) {
+		fail(err, "redis.url is missing; fix: add \"url\": \"redis://HOST:6379/0\"");
+		return false;
+	}
+	if (strncasecmp(r->url, "rediss://", 9) == 0) {
+		fail(err,
+		     "redis.url is rediss://, but Debian's hiredis is built without TLS, so "
+		     "the module cannot speak TLS to Redis; fix: reach Redis over a unix socket "
+		     "(unix:///PATH) to a local TLS tunnel such as stunnel, or over a private "
+		     "network with redis:// (see \"Many hosts\" in the README)");
+		return false;
+	}
+	if (strncmp(r->url, "redis://", 8) == 0)
+		return parse_redis_tcp(r, r->url + 8, err);
+	if (strncmp(r->url, "unix://", 7) == 0)
+		return parse_redis_unix(r, r->url + 7, err);
+	fail(err, "redis.url must be " REDIS_URL_FORMS "; fix: correct it");
+	return false;
+}
+
+static bool good_key_prefix(const char *p)
+{
+	size_t n = strlen(p);
+
+	if (n == 0 || n > REDIS_PREFIX_MAX)
+		return false;
+	for (; *p != '\0'; p++) {
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static bool parse_redis(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	static const char *const keys[] = { "url", "username", "password", "keyPrefix",
+		                            "timeoutSeconds" };
+	static const struct number_option timeout = { "redis.timeoutSeconds", 0, 2, 1, 10 };
+	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "redis");
+	struct tsms_redis *r;
+
+	if (obj == NULL)
+		return true;
+	if (!cJSON_IsObject(obj)) {
+		fail(err, "redis must be an object; fix: write \"redis\": {\"url\": "
+		          "\"redis://HOST:6379/0\", ...} (" MAN_REF ")");
+		return false;
+	}
+	r = cfg->redis = calloc(1, sizeof(*cfg->redis));
+	if (r == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	if (!check_object_keys(obj, "redis", keys, sizeof(keys) / sizeof(keys[0]), err) ||
+	    !member_string(obj, "redis", "url", &r->url, err) ||
+	    !member_string(obj, "redis", "username", &r->username, err) ||
+	    !member_string(obj, "redis", "password", &r->password, err) ||
+	    !member_string(obj, "redis", "keyPrefix", &r->key_prefix, err) ||
+	    !parse_redis_url(r, err))
+		return false;
+	if (r->username != NULL && r->password == NULL) {
+		fail(err, "redis.username is set without redis.password; fix: give the ACL user's "
+		          "password too, or remove username");
+		return false;
+	}
+	if (r->key_prefix == NULL && !copy_string(&r->key_prefix, "pam_twilio_sms:", err))
+		return false;
+	if (!good_key_prefix(r->key_prefix)) {
+		fail(err,
+		     "redis.keyPrefix must be 1-%d printable characters without spaces; fix: "
+		     "write e.g. \"pam_twilio_sms:\"",
+		     REDIS_PREFIX_MAX);
+		return false;
+	}
+	return set_unsigned(&r->timeout_seconds, &timeout,
+	                    cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds"), err);
+}
+
 static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *item;
@@ -932,6 +1123,8 @@ static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 static void wipe_tree(cJSON *root)
 {
 	static const char *const secrets[] = { "authToken", "apiKeySecret", "proxy" };
+	static const char *const nested[][2] = { { "ldap", "bindPassword" },
+		                                 { "redis", "password" } };
 
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		cJSON *item = cJSON_GetObjectItemCaseSensitive(root, secrets[i]);
@@ -939,9 +1132,9 @@ static void wipe_tree(cJSON *root)
 		if (cJSON_IsString(item) && item->valuestring != NULL)
 			tsms_wipe(item->valuestring, strlen(item->valuestring));
 	}
-	{
-		const cJSON *ldap = cJSON_GetObjectItemCaseSensitive(root, "ldap");
-		cJSON *item = cJSON_GetObjectItemCaseSensitive(ldap, "bindPassword");
+	for (size_t i = 0; i < sizeof(nested) / sizeof(nested[0]); i++) {
+		const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, nested[i][0]);
+		cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, nested[i][1]);
 
 		if (cJSON_IsString(item) && item->valuestring != NULL)
 			tsms_wipe(item->valuestring, strlen(item->valuestring));
@@ -978,7 +1171,8 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
 	     parse_options(cfg, root, err) && parse_state_dir(cfg, root, err) &&
 	     parse_users_file(cfg, root, err) && parse_country_codes(cfg, root, err) &&
 	     parse_templates(cfg, root, err) && check_signin_template(cfg, err) &&
-	     parse_users(cfg, root, err) && parse_ldap(cfg, root, err);
+	     parse_users(cfg, root, err) && parse_ldap(cfg, root, err) &&
+	     parse_redis(cfg, root, err);
 	if (!ok) {
 		tsms_config_free(cfg);
 		cfg = NULL;
@@ -1183,6 +1377,15 @@ void tsms_config_free(struct tsms_config *cfg)
 		free(cfg->ldap->filter);
 		free(cfg->ldap->attribute);
 		free(cfg->ldap);
+	}
+	if (cfg->redis != NULL) {
+		free(cfg->redis->url);
+		free(cfg->redis->host);
+		free(cfg->redis->socket_path);
+		free(cfg->redis->username);
+		tsms_free_secret(cfg->redis->password);
+		free(cfg->redis->key_prefix);
+		free(cfg->redis);
 	}
 	free(cfg);
 }

@@ -46,6 +46,19 @@ struct tsms_ldap {
 	unsigned timeout_seconds;
 };
 
+/* Limits and lockout shared by every host ("redis"); see lib/state.h. */
+struct tsms_redis {
+	char *url;         /* as written: holds no password, so it is what logs show */
+	char *host;        /* redis://: a name or address (IPv6 without brackets) */
+	unsigned port;     /* redis://: 6379 unless given */
+	char *socket_path; /* unix:///PATH; NULL with host */
+	unsigned db;       /* SELECT when not 0 */
+	char *username;    /* NULL: AUTH with the password alone (or no AUTH) */
+	char *password;    /* NULL: no AUTH; a secret, wiped by tsms_config_free */
+	char *key_prefix;  /* every key starts with it; "pam_twilio_sms:" */
+	unsigned timeout_seconds;
+};
+
 struct tsms_config {
 	char *account_sid;
 	char *auth_token;     /* NULL with an API key; wiped by tsms_config_free */
@@ -80,7 +93,8 @@ struct tsms_config {
 	unsigned lockout_seconds;
 	char (*country_codes)[TSMS_COUNTRY_CODE_MAX]; /* NULL: every country allowed */
 	size_t n_country_codes;
-	struct tsms_ldap *ldap; /* NULL: no directory */
+	struct tsms_ldap *ldap;   /* NULL: no directory */
+	struct tsms_redis *redis; /* NULL: limits in stateDir only */
 };
 
 /* Size of the buffer that receives a config problem: what is wrong and the fix. */
@@ -109,7 +123,8 @@ int tsms_open_private(const char *path, const char *what, long long max_size, st
 int tsms_open_trusted(const char *path, const char *what, long long max_size, struct stat *st,
                       char err[TSMS_CONFIG_ERR_MAX]);
 
-/* Wipes the secrets (auth token, API key secret, proxy) and frees everything.
+/* Wipes the secrets (auth token, API key secret, proxy, bind and Redis
+ * passwords) and frees everything.
  * cfg may be NULL. */
 void tsms_config_free(struct tsms_config *cfg);
 

@@ -1,48 +1,143 @@
-/* state.c - per-user send limits and lockout, kept in small files under stateDir
- *
- * One file per user, "v1 window_start=... sends=... last_send=... failures=...
- * locked_until=...", and "@global" for the cap across users. Each update
- * happens under flock on a lock file beside it (".NAME.lock", never replaced)
- * and replaces the state file atomically (temp file, fsync, rename), so that
- * concurrent logins neither lose counts nor see half-written files. Names that
- * start with '.' cannot be user state files: user names must start [a-z_],
- * hashed names start with '=' and the global counter is "@global".
- */
+/* state.c - the state interface: the store chosen once from the config, and
+ * the fall back from Redis to this host's files when Redis fails */
 #include "state.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "log.h"
 #include "otp.h"
 
-#define GLOBAL_NAME "@global"
-#define STATE_FILE_MAX 256
-/* flock is retried for this long before failing closed, so nothing can hang */
-#define LOCK_WAIT_MS 5000
-
-struct record {
-	long long window_start;
-	unsigned sends;
-	long long last_send;
-	unsigned failures;
-	long long locked_until;
+struct tsms_state {
+	const struct tsms_config *cfg;
+	const struct tsms_log *log;
+	const struct tsms_state_store *store; /* files, or Redis */
+	void *conn;                           /* the store's own, e.g. the Redis connection */
+	bool fell_back;                       /* Redis failed: the files from now on */
 };
 
-/* One locked state file: the directory, the lock and the name. */
-struct slot {
-	int dir_fd;
-	int lock_fd;
-	char name[TSMS_STATE_NAME_MAX];
-};
+struct tsms_state *tsms_state_open(const struct tsms_config *cfg, const struct tsms_log *log)
+{
+	struct tsms_state *st = calloc(1, sizeof(*st));
 
-#define problem(err, ...) tsms_format_clean((err), TSMS_STATE_ERR_MAX, __VA_ARGS__)
+	if (st == NULL)
+		return NULL;
+	st->cfg = cfg;
+	st->log = log;
+	st->store = cfg->redis != NULL ? &tsms_state_redis : &tsms_state_files;
+	return st;
+}
+
+void tsms_state_close(struct tsms_state *st)
+{
+	if (st == NULL)
+		return;
+	st->store->close(st->conn);
+	free(st);
+}
+
+/* Runs op in the chosen store; a Redis failure is logged once and the files
+ * decide instead, unless the caller is an administrator (fallback false). */
+static enum tsms_err apply(struct tsms_state *st, const char *user, time_t now,
+                           enum tsms_state_op op, bool fallback, struct tsms_state_answer *a,
+                           char err[TSMS_STATE_ERR_MAX])
+{
+	enum tsms_err e;
+
+	err[0] = '\0';
+	if (st == NULL) {
+		tsms_format_clean(err, TSMS_STATE_ERR_MAX, "out of memory");
+		return TSMS_ERR_STATE;
+	}
+	if (!st->fell_back) {
+		e = st->store->apply(&st->conn, st->cfg, user, now, op, a, err);
+		if (e != TSMS_ERR_UNAVAILABLE)
+			return e;
+		if (!fallback)
+			return TSMS_ERR_STATE;
+		tsms_log(st->log, LOG_WARNING,
+		         "%s; this login keeps its limits in this host's stateDir %s", err,
+		         st->cfg->state_dir);
+		st->fell_back = true;
+		*a = (struct tsms_state_answer){ .status = a->status };
+	}
+	return tsms_state_files.apply(NULL, st->cfg, user, now, op, a, err);
+}
+
+enum tsms_err tsms_state_reserve_send(struct tsms_state *st, const char *user, time_t now,
+                                      bool count_global, enum tsms_verdict *verdict,
+                                      long long *wait_seconds, char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .verdict = TSMS_VERDICT_OK };
+	enum tsms_err e;
+
+	e = apply(st, user, now, count_global ? TSMS_OP_RESERVE : TSMS_OP_RESERVE_LOCAL, true, &a,
+	          err);
+	*verdict = a.verdict;
+	*wait_seconds = a.wait;
+	return e;
+}
+
+enum tsms_err tsms_state_record_failure(struct tsms_state *st, const char *user, time_t now,
+                                        bool *locked, char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .locked = false };
+	enum tsms_err e;
+
+	e = apply(st, user, now, TSMS_OP_FAILURE, true, &a, err);
+	*locked = a.locked;
+	return e;
+}
+
+enum tsms_err tsms_state_record_success(struct tsms_state *st, const char *user, time_t now,
+                                        char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .locked = false };
+
+	return apply(st, user, now, TSMS_OP_SUCCESS, true, &a, err);
+}
+
+enum tsms_err tsms_state_status(struct tsms_state *st, const char *user, time_t now,
+                                struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .status = status };
+
+	memset(status, 0, sizeof(*status));
+	return apply(st, user, now, TSMS_OP_STATUS, false, &a, err);
+}
+
+enum tsms_err tsms_state_unlock(struct tsms_state *st, const char *user, time_t now,
+                                struct tsms_state_status *before, char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .status = before };
+	struct tsms_state_status local;
+	enum tsms_err e;
+
+	memset(before, 0, sizeof(*before));
+	e = apply(st, user, now, TSMS_OP_UNLOCK, false, &a, err);
+	if (e != TSMS_OK || st->store == &tsms_state_files)
+		return e;
+	/* a login that fell back may have locked the user on this host too */
+	memset(&local, 0, sizeof(local));
+	a = (struct tsms_state_answer){ .status = &local };
+	e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_UNLOCK, &a, err);
+	if (e == TSMS_OK && local.exists)
+		memcpy(before->fallback, local.where, sizeof(before->fallback));
+	return e;
+}
+
+enum tsms_err tsms_state_check(struct tsms_state *st, char msg[TSMS_STATE_ERR_MAX])
+{
+	enum tsms_err e;
+
+	msg[0] = '\0';
+	if (st == NULL) {
+		tsms_format_clean(msg, TSMS_STATE_ERR_MAX, "out of memory");
+		return TSMS_ERR_STATE;
+	}
+	e = st->store->check(&st->conn, st->cfg, msg);
+	return e == TSMS_OK ? TSMS_OK : TSMS_ERR_STATE;
+}
 
 const char *tsms_verdict_name(enum tsms_verdict v)
 {
@@ -88,254 +183,15 @@ void tsms_state_file_name(const char *user, char out[TSMS_STATE_NAME_MAX])
 	snprintf(out, TSMS_STATE_NAME_MAX, "=%s", hex);
 }
 
-/* Opens stateDir, creating it 0700 if missing; refuses one that others can write. */
-static int open_dir(const char *path, char err[TSMS_STATE_ERR_MAX])
+void tsms_state_describe(const struct tsms_config *cfg, const struct tsms_state_record *stored,
+                         time_t now, struct tsms_state_status *out)
 {
-	struct stat st;
-	int fd;
+	struct tsms_state_record rec = *stored;
 
-	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		problem(err, "stateDir %s: cannot create: %s; fix: create it (mkdir -m 700 %s)",
-		        path, strerror(errno), path);
-		return -1;
+	if (rec.locked_until != 0 && now >= rec.locked_until) {
+		rec.locked_until = 0; /* an expired lockout is forgotten with its failures */
+		rec.failures = 0;
 	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		problem(err, "stateDir %s: cannot open: %s; fix: make it a directory owned by root",
-		        path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 077) != 0) {
-		problem(err,
-		        "stateDir %s: must be owned by root and open to root only (its files show "
-		        "who logged in when); fix: chown root:root %s && chmod 700 %s",
-		        path, path, path);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static void slot_close(struct slot *slot)
-{
-	if (slot->lock_fd >= 0)
-		close(slot->lock_fd); /* releases the flock */
-	slot->lock_fd = -1;
-}
-
-/* Takes the exclusive lock of name inside dir_fd, waiting at most LOCK_WAIT_MS. */
-static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
-                               const char *dir_path, char err[TSMS_STATE_ERR_MAX])
-{
-	char lock_name[TSMS_STATE_NAME_MAX + 8];
-
-	slot->dir_fd = dir_fd;
-	snprintf(slot->name, sizeof(slot->name), "%s", name);
-	snprintf(lock_name, sizeof(lock_name), ".%s.lock", name);
-	slot->lock_fd = openat(dir_fd, lock_name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (slot->lock_fd < 0) {
-		problem(err, "state %s/%s: cannot open: %s", dir_path, lock_name, strerror(errno));
-		return TSMS_ERR_STATE;
-	}
-	for (int waited = 0; flock(slot->lock_fd, LOCK_EX | LOCK_NB) != 0; waited += 10) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= LOCK_WAIT_MS) {
-			problem(err, "state %s/%s: cannot lock: %s", dir_path, lock_name,
-			        errno == EWOULDBLOCK ? "still locked after 5 s" : strerror(errno));
-			slot_close(slot);
-			return TSMS_ERR_STATE;
-		}
-		usleep(10 * 1000);
-	}
-	return TSMS_OK;
-}
-
-/* Reads "<label><digits> " at *p into *out, at most max; advances *p. */
-static bool field(const char **p, const char *label, long long max, char end, long long *out)
-{
-	size_t n = strlen(label);
-	long long v = 0;
-	const char *q;
-
-	if (strncmp(*p, label, n) != 0)
-		return false;
-	q = *p + n;
-	if (*q < '0' || *q > '9')
-		return false;
-	for (; *q >= '0' && *q <= '9'; q++) {
-		v = v * 10 + (*q - '0');
-		if (v > max)
-			return false;
-	}
-	if (*q != end)
-		return false;
-	*out = v;
-	*p = q + 1;
-	return true;
-}
-
-/* Parses exactly what slot_write writes; anything else is corrupt. Bounds keep
- * all arithmetic on the values far from overflow. */
-static bool parse_record(const char *buf, struct record *rec)
-{
-	const long long max_time = 1LL << 40, max_count = 100000000;
-	long long sends, failures;
-	const char *p = buf;
-
-	if (strncmp(p, "v1 ", 3) != 0)
-		return false;
-	p += 3;
-	if (!field(&p, "window_start=", max_time, ' ', &rec->window_start) ||
-	    !field(&p, "sends=", max_count, ' ', &sends) ||
-	    !field(&p, "last_send=", max_time, ' ', &rec->last_send) ||
-	    !field(&p, "failures=", max_count, ' ', &failures) ||
-	    !field(&p, "locked_until=", max_time, '\n', &rec->locked_until) || *p != '\0')
-		return false;
-	rec->sends = (unsigned)sends;
-	rec->failures = (unsigned)failures;
-	return true;
-}
-
-static enum tsms_err slot_read(const struct slot *slot, struct record *rec, const char *dir_path,
-                               char err[TSMS_STATE_ERR_MAX])
-{
-	char buf[STATE_FILE_MAX + 1];
-	struct stat st;
-	ssize_t n;
-	int fd;
-
-	memset(rec, 0, sizeof(*rec));
-	fd = openat(slot->dir_fd, slot->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno == ENOENT)
-		return TSMS_OK;
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
-	    st.st_size > STATE_FILE_MAX) {
-		problem(err,
-		        "state file %s/%s is unreadable, not a regular root-owned file, or too "
-		        "large; fix: remove it (this also clears the user's limits and lockout)",
-		        dir_path, slot->name);
-		if (fd >= 0)
-			close(fd);
-		return TSMS_ERR_STATE;
-	}
-	n = read(fd, buf, STATE_FILE_MAX);
-	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
-	if (n < 0 || !parse_record(buf, rec)) {
-		problem(err,
-		        "state file %s/%s is corrupt; fix: remove it (this also clears the "
-		        "user's limits and lockout)",
-		        dir_path, slot->name);
-		return TSMS_ERR_STATE;
-	}
-	return TSMS_OK;
-}
-
-static enum tsms_err slot_write(const struct slot *slot, const struct record *rec,
-                                const char *dir_path, char err[TSMS_STATE_ERR_MAX])
-{
-	char tmp[TSMS_STATE_NAME_MAX + 8], buf[STATE_FILE_MAX];
-	int fd, len, ok;
-
-	len = snprintf(buf, sizeof(buf),
-	               "v1 window_start=%lld sends=%u last_send=%lld "
-	               "failures=%u locked_until=%lld\n",
-	               rec->window_start, rec->sends, rec->last_send, rec->failures,
-	               rec->locked_until);
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", slot->name); /* one writer: we hold the lock */
-	fd = openat(slot->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		problem(err, "state %s/%s: cannot write: %s", dir_path, tmp, strerror(errno));
-		return TSMS_ERR_STATE;
-	}
-	ok = write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (!ok || renameat(slot->dir_fd, tmp, slot->dir_fd, slot->name) != 0) {
-		problem(err, "state %s/%s: cannot replace: %s", dir_path, slot->name,
-		        strerror(errno));
-		unlinkat(slot->dir_fd, tmp, 0);
-		return TSMS_ERR_STATE;
-	}
-	return TSMS_OK;
-}
-
-/* Starts a new window when the old one has ended. */
-static void roll_window(struct record *rec, time_t now, unsigned window)
-{
-	/* a clock that went back keeps the window: it must not lift the limit */
-	if (rec->window_start == 0 || now >= rec->window_start + (long long)window) {
-		rec->window_start = now;
-		rec->sends = 0;
-	}
-}
-
-/* An expired lockout is forgotten together with the failures that caused it. */
-static void expire_lockout(struct record *rec, time_t now)
-{
-	if (rec->locked_until != 0 && now >= rec->locked_until) {
-		rec->locked_until = 0;
-		rec->failures = 0;
-	}
-}
-
-static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, time_t now,
-                                    enum tsms_verdict *verdict, long long *wait,
-                                    char err[TSMS_STATE_ERR_MAX])
-{
-	struct slot slot = { .lock_fd = -1 };
-	struct record rec;
-	enum tsms_err e;
-
-	e = slot_lock(&slot, dir_fd, GLOBAL_NAME, cfg->state_dir, err);
-	if (e == TSMS_OK)
-		e = slot_read(&slot, &rec, cfg->state_dir, err);
-	if (e == TSMS_OK) {
-		roll_window(&rec, now, cfg->send_window_seconds);
-		if (rec.sends >= cfg->global_send_limit) {
-			*verdict = TSMS_VERDICT_GLOBAL_LIMIT;
-			*wait = rec.window_start + cfg->send_window_seconds - now;
-		} else {
-			rec.sends++;
-			rec.last_send = now;
-			e = slot_write(&slot, &rec, cfg->state_dir, err);
-		}
-	}
-	slot_close(&slot);
-	return e;
-}
-
-/* Decides on one SMS for rec (the user's record, locked); counts it when allowed.
- * dir_fd -1 leaves the global cap out. */
-static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd, struct record *rec,
-                                 time_t now, enum tsms_verdict *verdict, long long *wait,
-                                 char err[TSMS_STATE_ERR_MAX])
-{
-	expire_lockout(rec, now);
-	roll_window(rec, now, cfg->send_window_seconds);
-	if (rec->locked_until != 0) {
-		*verdict = TSMS_VERDICT_LOCKED;
-		*wait = rec->locked_until - now;
-	} else if (rec->sends >= cfg->send_limit) {
-		*verdict = TSMS_VERDICT_USER_LIMIT;
-		*wait = rec->window_start + cfg->send_window_seconds - now;
-	} else if (rec->last_send != 0 && now >= rec->last_send &&
-	           now - rec->last_send < (long long)cfg->resend_cooldown_seconds) {
-		*verdict = TSMS_VERDICT_COOLDOWN;
-		*wait = rec->last_send + cfg->resend_cooldown_seconds - now;
-	} else if (cfg->global_send_limit > 0 && dir_fd >= 0) {
-		/* lock order: user, then global; never the other way round */
-		return reserve_global(cfg, dir_fd, now, verdict, wait, err);
-	}
-	return TSMS_OK;
-}
-
-/* What the record says at now, for an administrator. */
-static void describe(const struct tsms_config *cfg, const struct record *stored, time_t now,
-                     struct tsms_state_status *out)
-{
-	struct record rec = *stored;
-
-	expire_lockout(&rec, now);
 	out->failures = rec.failures;
 	out->locked_until = rec.locked_until;
 	out->locked_left = rec.locked_until != 0 ? rec.locked_until - now : 0;
@@ -346,120 +202,4 @@ static void describe(const struct tsms_config *cfg, const struct record *stored,
 	if (rec.last_send != 0 && now >= rec.last_send &&
 	    now - rec.last_send < (long long)cfg->resend_cooldown_seconds)
 		out->cooldown_left = rec.last_send + cfg->resend_cooldown_seconds - now;
-}
-
-/* Runs one read-modify-write of user's record under its lock. */
-enum op { OP_RESERVE, OP_RESERVE_LOCAL, OP_FAILURE, OP_SUCCESS, OP_STATUS, OP_UNLOCK };
-
-/* For the administrator's operations: false when user has no state file (then
- * nothing is created for them, not even a lock file). */
-static bool has_state(int dir_fd, const char *name)
-{
-	struct stat st;
-
-	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
-}
-
-static enum tsms_err update(const struct tsms_config *cfg, const char *user, time_t now, enum op op,
-                            enum tsms_verdict *verdict, long long *wait, bool *locked,
-                            struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX])
-{
-	struct slot slot = { .lock_fd = -1 };
-	char name[TSMS_STATE_NAME_MAX];
-	struct record rec;
-	enum tsms_err e;
-	int dir_fd;
-
-	err[0] = '\0';
-	dir_fd = open_dir(cfg->state_dir, err);
-	if (dir_fd < 0)
-		return TSMS_ERR_STATE;
-	tsms_state_file_name(user, name);
-	if (status != NULL) {
-		memset(status, 0, sizeof(*status));
-		snprintf(status->file, sizeof(status->file), "%s/%s", cfg->state_dir, name);
-		status->exists = has_state(dir_fd, name);
-		if (!status->exists) {
-			close(dir_fd);
-			return TSMS_OK;
-		}
-	}
-	e = slot_lock(&slot, dir_fd, name, cfg->state_dir, err);
-	if (e == TSMS_OK)
-		e = slot_read(&slot, &rec, cfg->state_dir, err);
-	if (e != TSMS_OK)
-		goto out;
-	switch (op) {
-	case OP_RESERVE:
-	case OP_RESERVE_LOCAL:
-		*verdict = TSMS_VERDICT_OK;
-		*wait = 0;
-		e = decide_send(cfg, op == OP_RESERVE ? dir_fd : -1, &rec, now, verdict, wait, err);
-		if (e != TSMS_OK || *verdict != TSMS_VERDICT_OK)
-			goto out;
-		rec.sends++;
-		rec.last_send = now;
-		break;
-	case OP_FAILURE:
-		expire_lockout(&rec, now);
-		rec.failures++;
-		if (rec.failures >= cfg->lockout_threshold && rec.locked_until == 0)
-			rec.locked_until = now + cfg->lockout_seconds;
-		*locked = rec.locked_until != 0;
-		break;
-	case OP_SUCCESS:
-		if (rec.failures == 0 && rec.locked_until == 0)
-			goto out; /* nothing to write: keep logins cheap */
-		rec.failures = 0;
-		rec.locked_until = 0;
-		break;
-	case OP_STATUS:
-		if (status != NULL)
-			describe(cfg, &rec, now, status);
-		goto out;
-	case OP_UNLOCK:
-		if (status != NULL)
-			describe(cfg, &rec, now, status); /* as it was */
-		rec.failures = 0;
-		rec.locked_until = 0;
-		break;
-	}
-	e = slot_write(&slot, &rec, cfg->state_dir, err);
-out:
-	slot_close(&slot);
-	close(dir_fd);
-	return e;
-}
-
-enum tsms_err tsms_state_reserve_send(const struct tsms_config *cfg, const char *user, time_t now,
-                                      bool count_global, enum tsms_verdict *verdict,
-                                      long long *wait_seconds, char err[TSMS_STATE_ERR_MAX])
-{
-	return update(cfg, user, now, count_global ? OP_RESERVE : OP_RESERVE_LOCAL, verdict,
-	              wait_seconds, NULL, NULL, err);
-}
-
-enum tsms_err tsms_state_record_failure(const struct tsms_config *cfg, const char *user, time_t now,
-                                        bool *locked, char err[TSMS_STATE_ERR_MAX])
-{
-	*locked = false;
-	return update(cfg, user, now, OP_FAILURE, NULL, NULL, locked, NULL, err);
-}
-
-enum tsms_err tsms_state_record_success(const struct tsms_config *cfg, const char *user, time_t now,
-                                        char err[TSMS_STATE_ERR_MAX])
-{
-	return update(cfg, user, now, OP_SUCCESS, NULL, NULL, NULL, NULL, err);
-}
-
-enum tsms_err tsms_state_status(const struct tsms_config *cfg, const char *user, time_t now,
-                                struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX])
-{
-	return update(cfg, user, now, OP_STATUS, NULL, NULL, NULL, status, err);
-}
-
-enum tsms_err tsms_state_unlock(const struct tsms_config *cfg, const char *user, time_t now,
-                                struct tsms_state_status *before, char err[TSMS_STATE_ERR_MAX])
-{
-	return update(cfg, user, now, OP_UNLOCK, NULL, NULL, NULL, before, err);
 }

@@ -1,4 +1,13 @@
-/* state.h - per-user send limits and lockout, kept in small files under stateDir */
+/* state.h - per-user send limits and lockout, in this host's stateDir or in Redis
+ *
+ * One interface, two stores, chosen once from the config by tsms_state_open:
+ * the files under stateDir (lib/state_files.c) or, with a "redis" object, a
+ * Redis shared by every host (lib/state_redis.c, the only hiredis user). When
+ * Redis fails (down, timed out, refusing the credentials, answering garbage)
+ * a login makes that decision and the rest of its decisions in the files, so
+ * the host's own limits still hold, and logs one warning; the next login
+ * tries Redis again.
+ */
 #ifndef TSMS_STATE_H
 #define TSMS_STATE_H
 
@@ -8,6 +17,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "log.h"
 
 enum tsms_verdict {
 	TSMS_VERDICT_OK = 0,
@@ -20,56 +30,129 @@ enum tsms_verdict {
 /* Size of the buffer for a state problem. */
 #define TSMS_STATE_ERR_MAX 320
 
+/* One login's (or one admin command's) view of the state. */
+struct tsms_state;
+
+/* Opens the store cfg names; cfg and log (may be NULL) must outlive it. Redis
+ * is connected at the first decision. NULL only when out of memory. */
+struct tsms_state *tsms_state_open(const struct tsms_config *cfg, const struct tsms_log *log);
+
+/* Disconnects and frees; st may be NULL. */
+void tsms_state_close(struct tsms_state *st);
+
 /* Reserves one SMS for user, counting it before it is sent (a failed send still
- * counts: Twilio may have billed it). Under the user's lock, and the global lock
- * when globalSendLimit is set and count_global, it refuses while the user is
- * locked out, over sendLimit, within the cooldown or over the global cap. A
- * decoy challenge (no phone) reserves with count_global false: it keeps the same
- * per-user limits as a real one but costs nothing. Returns TSMS_OK with *verdict
- * and *wait_seconds (until the refusal ends), or TSMS_ERR_STATE with the problem
- * and its fix in err. */
-enum tsms_err tsms_state_reserve_send(const struct tsms_config *cfg, const char *user, time_t now,
+ * counts: Twilio may have billed it). Atomically (the user's lock, and the
+ * global lock when globalSendLimit is set and count_global; one server-side
+ * script in Redis) it refuses while the user is locked out, over sendLimit,
+ * within the cooldown or over the global cap. A decoy challenge (no phone)
+ * reserves with count_global false: it keeps the same per-user limits as a
+ * real one but costs nothing. Returns TSMS_OK with *verdict and *wait_seconds
+ * (until the refusal ends), or TSMS_ERR_STATE with the problem and its fix in
+ * err (the files failed: the caller fails closed). now is this host's clock;
+ * Redis decides by its own, the one clock of the fleet. */
+enum tsms_err tsms_state_reserve_send(struct tsms_state *st, const char *user, time_t now,
                                       bool count_global, enum tsms_verdict *verdict,
                                       long long *wait_seconds, char err[TSMS_STATE_ERR_MAX]);
 
 /* Records a wrong answer; *locked is set when it locks the user out. */
-enum tsms_err tsms_state_record_failure(const struct tsms_config *cfg, const char *user, time_t now,
+enum tsms_err tsms_state_record_failure(struct tsms_state *st, const char *user, time_t now,
                                         bool *locked, char err[TSMS_STATE_ERR_MAX]);
 
 /* Records a right answer: clears the failure count. */
-enum tsms_err tsms_state_record_success(const struct tsms_config *cfg, const char *user, time_t now,
+enum tsms_err tsms_state_record_success(struct tsms_state *st, const char *user, time_t now,
                                         char err[TSMS_STATE_ERR_MAX]);
 
 /* A user's limits and lockout as an administrator sees them (faillock's view). */
 struct tsms_state_status {
-	bool exists;             /* false: no state file, the rest is zero */
-	char file[320];          /* stateDir/NAME */
+	bool exists;             /* false: no state, the rest is zero but where */
+	bool shared;             /* where is a Redis key, not a file */
+	char where[320];         /* stateDir/NAME, or "KEY at URL" */
 	unsigned sends;          /* SMS in the current sendWindowSeconds window */
 	long long window_left;   /* seconds until that window ends, 0: no window */
 	long long cooldown_left; /* seconds of resendCooldownSeconds left, 0: none */
 	unsigned failures;       /* consecutive wrong codes */
 	long long locked_until;  /* Unix time the lockout ends, 0: not locked */
 	long long locked_left;   /* seconds until then */
+	char fallback[320];      /* unlock: this host's fallback file it also cleared, or "" */
 };
 
-/* Reads user's state under the same lock as the module. Returns TSMS_OK (with
- * status->exists false when the user has none) or TSMS_ERR_STATE. */
-enum tsms_err tsms_state_status(const struct tsms_config *cfg, const char *user, time_t now,
+/* Reads user's state (the same lock or script as logins). Returns TSMS_OK
+ * (status->exists false when the user has none) or TSMS_ERR_STATE. With Redis
+ * there is no fallback: an unreachable Redis is the error. */
+enum tsms_err tsms_state_status(struct tsms_state *st, const char *user, time_t now,
                                 struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX]);
 
-/* Clears user's wrong-code count and lockout, keeping the send counts, under
- * the module's lock; before gets the state as it was (exists false: nothing
- * to clear, nothing written). */
-enum tsms_err tsms_state_unlock(const struct tsms_config *cfg, const char *user, time_t now,
+/* Clears user's wrong-code count and lockout, keeping the send counts; before
+ * gets the state as it was (exists false: nothing to clear, nothing written).
+ * With Redis, also clears this host's fallback file when it has one. */
+enum tsms_err tsms_state_unlock(struct tsms_state *st, const char *user, time_t now,
                                 struct tsms_state_status *before, char err[TSMS_STATE_ERR_MAX]);
 
-/* Writes the name of user's state file inside stateDir: the user name itself
- * when it matches ^[a-z_][a-z0-9_.-]{0,31}$, else "=" and 32 hex digits of a
- * digest, so that no name can leave the directory. */
+/* For `twilio-sms-otp check`: the files open stateDir; Redis connects,
+ * authenticates and runs the script once. msg says what was checked, or the
+ * problem (TSMS_ERR_STATE). */
+enum tsms_err tsms_state_check(struct tsms_state *st, char msg[TSMS_STATE_ERR_MAX]);
+
+/* Where user's state lives by this name: the user name itself when it matches
+ * ^[a-z_][a-z0-9_.-]{0,31}$, else "=" and 32 hex digits of a digest, so that no
+ * name can leave stateDir or keyPrefix. */
 #define TSMS_STATE_NAME_MAX 40
 void tsms_state_file_name(const char *user, char out[TSMS_STATE_NAME_MAX]);
 
 /* Static, human readable description of a verdict. */
 const char *tsms_verdict_name(enum tsms_verdict v);
+
+/* ---- for the two stores only (lib/state_files.c, lib/state_redis.c) */
+
+enum tsms_state_op {
+	TSMS_OP_RESERVE,       /* reserve, and count globally */
+	TSMS_OP_RESERVE_LOCAL, /* reserve for a decoy */
+	TSMS_OP_FAILURE,
+	TSMS_OP_SUCCESS,
+	TSMS_OP_STATUS,
+	TSMS_OP_UNLOCK,
+};
+
+/* What an operation answers; status is set for STATUS and UNLOCK. */
+struct tsms_state_answer {
+	enum tsms_verdict verdict;
+	long long wait;
+	bool locked;
+	struct tsms_state_status *status;
+};
+
+/* A user's record, as both stores keep it. */
+struct tsms_state_record {
+	long long window_start;
+	unsigned sends;
+	long long last_send;
+	unsigned failures;
+	long long locked_until;
+};
+
+struct tsms_state_store {
+	const char *name;
+	/* Runs op for user. *conn is the store's own per-open state (NULL at
+	 * first). TSMS_ERR_UNAVAILABLE (Redis only) makes the caller fall back to
+	 * the files; TSMS_ERR_STATE fails closed. */
+	enum tsms_err (*apply)(void **conn, const struct tsms_config *cfg, const char *user,
+	                       time_t now, enum tsms_state_op op, struct tsms_state_answer *a,
+	                       char err[TSMS_STATE_ERR_MAX]);
+	enum tsms_err (*check)(void **conn, const struct tsms_config *cfg,
+	                       char msg[TSMS_STATE_ERR_MAX]);
+	void (*close)(void *conn);
+};
+
+extern const struct tsms_state_store tsms_state_files;
+extern const struct tsms_state_store tsms_state_redis;
+
+/* The Redis store's one Lua script and its SHA-1, the name EVALSHA uses. */
+extern const char tsms_state_redis_script[];
+extern const char tsms_state_redis_sha1[];
+
+/* Fills status from rec as it stands at now (an expired lockout is shown as
+ * none); status->exists, where and shared are the caller's. */
+void tsms_state_describe(const struct tsms_config *cfg, const struct tsms_state_record *rec,
+                         time_t now, struct tsms_state_status *status);
 
 #endif

@@ -1625,6 +1625,98 @@ static void test_ldap_section(void **state)
 	                     "unknown key");
 }
 
+static void test_redis_section(void **state)
+{
+	static const char *const refused[][2] = {
+		{ "[]", "redis must be an object" },
+		{ "{}", "redis.url is missing" },
+		{ "{\"url\":\"rediss://r:6380\"}", "rediss://" },
+		{ "{\"url\":\"rediss://r:6380\"}", "stunnel" },
+		{ "{\"url\":\"REDISS://r\"}", "without TLS" },
+		{ "{\"url\":\"redis://pam:pw-secret@r:6379\"}", "redis.password" },
+		{ "{\"url\":\"redis://:pw-secret@r\"}", "redis.username" },
+		{ "{\"url\":\"http://r:6379\"}", "redis.url must be" },
+		{ "{\"url\":\"redis://\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r:0\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r:65536\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r:\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r:63x9\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r/1000\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r/0/x\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r?db=1\"}", "is not redis://" },
+		{ "{\"url\":\"redis://[::1\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r_x\"}", "is not redis://" },
+		{ "{\"url\":\"unix://run/redis.sock\"}", "absolute socket path" },
+		{ "{\"url\":\"unix:///run/redis.sock?database=1\"}", "absolute socket path" },
+		{ "{\"url\":\"unix:///run/redis.sock?db=x\"}", "absolute socket path" },
+		{ "{\"url\":\"redis://r\",\"port\":6379}", "unknown key \"port\"" },
+		{ "{\"url\":\"redis://r\",\"username\":\"pam\"}", "without redis.password" },
+		{ "{\"url\":\"redis://r\",\"timeoutSeconds\":0}", "redis.timeoutSeconds" },
+		{ "{\"url\":\"redis://r\",\"timeoutSeconds\":11}", "redis.timeoutSeconds" },
+		{ "{\"url\":\"redis://r\",\"timeoutSeconds\":1.5}", "redis.timeoutSeconds" },
+		{ "{\"url\":\"redis://r\",\"keyPrefix\":\"a b\"}", "redis.keyPrefix" },
+		{ "{\"url\":\"redis://r\",\"keyPrefix\":\"\"}", "non-empty string" },
+		{ "{\"url\":\"redis://r\",\"password\":7}", "redis.password" },
+	};
+	struct tsms_config *cfg;
+	char extra[512], path[120];
+
+	(void)state;
+	cfg = parse_extra(",\"redis\":{\"url\":\"redis://10.0.0.5:6380/3\",\"username\":\"pam\","
+	                  "\"password\":\"pw-secret\",\"keyPrefix\":\"fleet-a:\","
+	                  "\"timeoutSeconds\":10}");
+	assert_non_null(cfg->redis);
+	assert_string_equal(cfg->redis->url, "redis://10.0.0.5:6380/3");
+	assert_string_equal(cfg->redis->host, "10.0.0.5");
+	assert_int_equal(cfg->redis->port, 6380);
+	assert_int_equal(cfg->redis->db, 3);
+	assert_null(cfg->redis->socket_path);
+	assert_string_equal(cfg->redis->username, "pam");
+	assert_string_equal(cfg->redis->password, "pw-secret");
+	assert_string_equal(cfg->redis->key_prefix, "fleet-a:");
+	assert_int_equal(cfg->redis->timeout_seconds, 10);
+	tsms_config_free(cfg);
+	cfg = parse_extra(",\"redis\":{\"url\":\"redis://redis.example.com\"}");
+	assert_string_equal(cfg->redis->host, "redis.example.com");
+	assert_int_equal(cfg->redis->port, 6379);
+	assert_int_equal(cfg->redis->db, 0);
+	assert_null(cfg->redis->username);
+	assert_null(cfg->redis->password);
+	assert_string_equal(cfg->redis->key_prefix, "pam_twilio_sms:");
+	assert_int_equal(cfg->redis->timeout_seconds, 2);
+	tsms_config_free(cfg);
+	cfg = parse_extra(",\"redis\":{\"url\":\"redis://[::1]:7000/\",\"password\":\"pw\"}");
+	assert_string_equal(cfg->redis->host, "::1");
+	assert_int_equal(cfg->redis->port, 7000);
+	assert_int_equal(cfg->redis->db, 0);
+	tsms_config_free(cfg);
+	cfg = parse_extra(",\"redis\":{\"url\":\"unix:///run/redis/redis-server.sock?db=2\"}");
+	assert_null(cfg->redis->host);
+	assert_string_equal(cfg->redis->socket_path, "/run/redis/redis-server.sock");
+	assert_int_equal(cfg->redis->db, 2);
+	tsms_config_free(cfg);
+	/* the longest path a unix socket address holds, and one byte more */
+	memset(path, 'p', sizeof(path));
+	path[0] = '/';
+	path[107] = '\0';
+	snprintf(extra, sizeof(extra), ",\"redis\":{\"url\":\"unix://%s\"}", path);
+	cfg = parse_extra(extra);
+	assert_int_equal(strlen(cfg->redis->socket_path), 107);
+	tsms_config_free(cfg);
+	path[107] = 'p';
+	path[108] = '\0';
+	snprintf(extra, sizeof(extra), ",\"redis\":{\"url\":\"unix://%s\"}", path);
+	assert_extra_refused(extra, "at most 107 bytes");
+	cfg = parse_extra("");
+	assert_null(cfg->redis);
+	tsms_config_free(cfg);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(extra, sizeof(extra), ",\"redis\":%s", refused[i][0]);
+		assert_extra_refused(extra, refused[i][1]);
+		assert_extra_refused(extra, "redis");
+	}
+}
+
 static void test_proxy_key(void **state)
 {
 	static const char *const bad[] = {
@@ -1809,6 +1901,7 @@ int main(void)
 		cmocka_unit_test(test_proxy_key),
 		cmocka_unit_test(test_host_key),
 		cmocka_unit_test(test_ldap_section),
+		cmocka_unit_test(test_redis_section),
 		cmocka_unit_test(test_api_key_credentials),
 		cmocka_unit_test(test_load_ca_file_checked_like_config),
 	};

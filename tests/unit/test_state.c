@@ -4,9 +4,13 @@
  * damaged state, and exact counts under concurrent processes. */
 #include "unit.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +29,7 @@ struct world {
 	char root[64];
 	char dir[96];
 	struct tsms_config cfg;
+	struct tsms_state *st; /* the files: the config has no redis */
 };
 
 struct guarded_err {
@@ -72,6 +77,11 @@ static int world_setup(void **state)
 	w->cfg.lockout_threshold = 10;
 	w->cfg.lockout_seconds = 900;
 	w->cfg.max_retries = 2;
+	w->st = tsms_state_open(&w->cfg, NULL);
+	if (w->st == NULL) {
+		free(w);
+		return -1;
+	}
 	*state = w;
 	return 0;
 }
@@ -92,6 +102,7 @@ static int world_teardown(void **state)
 		/* a test may leave the directory unreadable or odd-moded */
 		chmod(w->dir, 0700);
 		nftw(w->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		tsms_state_close(w->st);
 		free(w);
 	}
 	return 0;
@@ -129,7 +140,7 @@ static enum tsms_verdict reserve(const struct world *w, const char *user, long l
 	enum tsms_err e;
 
 	err_init(&g);
-	e = tsms_state_reserve_send(&w->cfg, user, (time_t)now, true, &v, &wait_seconds, g.err);
+	e = tsms_state_reserve_send(w->st, user, (time_t)now, true, &v, &wait_seconds, g.err);
 	err_check(&g);
 	if (e != TSMS_OK) {
 		print_error("reserve_send(%s, T0%+lld) returned %d: %s\n", user, now - T0, (int)e,
@@ -168,7 +179,7 @@ static bool wrong_answer(const struct world *w, const char *user, long long now)
 	enum tsms_err e;
 
 	err_init(&g);
-	e = tsms_state_record_failure(&w->cfg, user, (time_t)now, &locked, g.err);
+	e = tsms_state_record_failure(w->st, user, (time_t)now, &locked, g.err);
 	err_check(&g);
 	if (e != TSMS_OK) {
 		print_error("record_failure(%s) returned %d: %s\n", user, (int)e, g.err);
@@ -183,7 +194,7 @@ static void right_answer(const struct world *w, const char *user, long long now)
 	enum tsms_err e;
 
 	err_init(&g);
-	e = tsms_state_record_success(&w->cfg, user, (time_t)now, g.err);
+	e = tsms_state_record_success(w->st, user, (time_t)now, g.err);
 	err_check(&g);
 	if (e != TSMS_OK) {
 		print_error("record_success(%s) returned %d: %s\n", user, (int)e, g.err);
@@ -709,7 +720,7 @@ static void expect_dir_refused(const struct world *w, const char *why)
 	bool locked = false;
 
 	err_init(&g);
-	assert_int_equal(tsms_state_reserve_send(&w->cfg, "alice", T0, true, &v, &wait, g.err),
+	assert_int_equal(tsms_state_reserve_send(w->st, "alice", T0, true, &v, &wait, g.err),
 	                 TSMS_ERR_STATE);
 	err_check(&g);
 	if (strstr(g.err, w->dir) == NULL || strstr(g.err, "fix") == NULL) {
@@ -717,12 +728,12 @@ static void expect_dir_refused(const struct world *w, const char *why)
 		fail();
 	}
 	err_init(&g);
-	assert_int_equal(tsms_state_record_failure(&w->cfg, "alice", T0, &locked, g.err),
+	assert_int_equal(tsms_state_record_failure(w->st, "alice", T0, &locked, g.err),
 	                 TSMS_ERR_STATE);
 	err_check(&g);
 	assert_contains(g.err, w->dir);
 	err_init(&g);
-	assert_int_equal(tsms_state_record_success(&w->cfg, "alice", T0, g.err), TSMS_ERR_STATE);
+	assert_int_equal(tsms_state_record_success(w->st, "alice", T0, g.err), TSMS_ERR_STATE);
 	err_check(&g);
 	assert_contains(g.err, w->dir);
 }
@@ -862,7 +873,7 @@ static void expect_corrupt_at(const struct world *w, const char *user, const cha
 	tsms_state_file_name(user, name);
 	snprintf(path, sizeof(path), "%s/%s", w->dir, name);
 	err_init(&g);
-	e[0] = tsms_state_reserve_send(&w->cfg, user, T0, true, &v, &wait, g.err);
+	e[0] = tsms_state_reserve_send(w->st, user, T0, true, &v, &wait, g.err);
 	err_check(&g);
 	if (e[0] != TSMS_ERR_STATE) {
 		print_error("%s:%d: %s: reserve_send returned %d (verdict \"%s\"), expected "
@@ -876,10 +887,10 @@ static void expect_corrupt_at(const struct world *w, const char *user, const cha
 		_fail(file, line);
 	}
 	err_init(&g);
-	e[1] = tsms_state_record_failure(&w->cfg, user, T0, &locked, g.err);
+	e[1] = tsms_state_record_failure(w->st, user, T0, &locked, g.err);
 	err_check(&g);
 	err_init(&g);
-	e[2] = tsms_state_record_success(&w->cfg, user, T0, g.err);
+	e[2] = tsms_state_record_success(w->st, user, T0, g.err);
 	err_check(&g);
 	if (e[1] != TSMS_ERR_STATE || e[2] != TSMS_ERR_STATE) {
 		print_error("%s:%d: %s: record_failure returned %d, record_success %d, expected "
@@ -936,13 +947,13 @@ static void probe_child(const struct world *w, const char *name, const char *con
 	snprintf(path, sizeof(path), "%s/%s", w->dir, name);
 	for (int i = 0; i < 3; i++)
 		err_init(&g[i]);
-	ok = tsms_state_reserve_send(&w->cfg, "alice", T0, true, &v, &wait, g[0].err) ==
+	ok = tsms_state_reserve_send(w->st, "alice", T0, true, &v, &wait, g[0].err) ==
 	     TSMS_ERR_STATE;
 	ok = ok && err_ok(&g[0]) && strstr(g[0].err, path) != NULL &&
 	     strstr(g[0].err, "fix:") != NULL;
-	ok = tsms_state_record_failure(&w->cfg, "alice", T0, &locked, g[1].err) == TSMS_ERR_STATE &&
+	ok = tsms_state_record_failure(w->st, "alice", T0, &locked, g[1].err) == TSMS_ERR_STATE &&
 	     err_ok(&g[1]) && ok;
-	ok = tsms_state_record_success(&w->cfg, "alice", T0, g[2].err) == TSMS_ERR_STATE &&
+	ok = tsms_state_record_success(w->st, "alice", T0, g[2].err) == TSMS_ERR_STATE &&
 	     err_ok(&g[2]) && ok;
 	/* fail closed also means: the evidence is not overwritten */
 	ok = ok && read_state(w->dir, name, after, sizeof(after)) == (ssize_t)len &&
@@ -1190,7 +1201,7 @@ static void test_corrupt_global_file(void **state)
 	w->cfg.global_send_limit = 5;
 	write_state(w->dir, "@global", "garbage\n", 8);
 	err_init(&g);
-	assert_int_equal(tsms_state_reserve_send(&w->cfg, "alice", T0, true, &v, &wait, g.err),
+	assert_int_equal(tsms_state_reserve_send(w->st, "alice", T0, true, &v, &wait, g.err),
 	                 TSMS_ERR_STATE);
 	err_check(&g);
 	assert_contains(g.err, "@global");
@@ -1235,7 +1246,7 @@ static void race(const struct world *w, int n, const char *user, bool distinct, 
 				snprintf(name, sizeof(name), "%s%02d", user, i);
 			else
 				snprintf(name, sizeof(name), "%s", user);
-			if (tsms_state_reserve_send(&w->cfg, name, T0, true, &v, &wait, err) !=
+			if (tsms_state_reserve_send(w->st, name, T0, true, &v, &wait, err) !=
 			    TSMS_OK) {
 				fprintf(stderr, "child %d: %s\n", i, err);
 				_exit(EXIT_ERR);
@@ -1333,6 +1344,111 @@ static void test_concurrent_distinct_users_global_cap(void **state)
 
 #define world_test(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
+/* ---- the Redis store, where no Redis answers (the e2e suite runs a real one) */
+
+static void test_redis_script_sha1(void **state)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char hex[41];
+
+	(void)state;
+	assert_int_equal(EVP_Digest(tsms_state_redis_script, strlen(tsms_state_redis_script), md,
+	                            &n, EVP_sha1(), NULL),
+	                 1);
+	assert_int_equal(n, 20);
+	for (unsigned i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	assert_string_equal(hex, tsms_state_redis_sha1); /* else EVALSHA always misses */
+}
+
+struct log_lines {
+	unsigned n;
+	int priority;
+	char last[512];
+};
+
+static void keep_line(void *ctx, int priority, const char *line)
+{
+	struct log_lines *l = ctx;
+
+	l->n++;
+	l->priority = priority;
+	snprintf(l->last, sizeof(l->last), "%s", line);
+}
+
+/* A loopback port nothing listens on: connecting is refused at once. */
+static unsigned closed_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void test_redis_down_falls_back_to_files(void **state)
+{
+	struct world *w = world_of(state);
+	char host[] = "127.0.0.1", user[] = "pam", password[] = "pw-Secret-unit",
+	     prefix[] = "pam_twilio_sms:";
+	struct tsms_redis redis = { .host = host,
+		                    .username = user,
+		                    .password = password,
+		                    .key_prefix = prefix,
+		                    .timeout_seconds = 2 };
+	struct log_lines lines = { 0 };
+	struct tsms_log log = { .fn = keep_line, .ctx = &lines };
+	struct tsms_state_status status;
+	char url[64], err[TSMS_STATE_ERR_MAX];
+	struct tsms_state *st;
+	long long wait;
+	enum tsms_verdict v;
+	bool locked;
+
+	redis.port = closed_port();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%u/0", redis.port);
+	redis.url = url;
+	w->cfg.redis = &redis;
+	w->cfg.send_limit = 1;
+	w->cfg.resend_cooldown_seconds = 0;
+	st = tsms_state_open(&w->cfg, &log);
+	assert_non_null(st);
+	assert_int_equal(tsms_state_reserve_send(st, "alice", T0, true, &v, &wait, err), TSMS_OK);
+	assert_int_equal(v, TSMS_VERDICT_OK);
+	assert_int_equal(lines.n, 1); /* one warning, naming the problem and the fallback */
+	assert_int_equal(lines.priority, LOG_WARNING);
+	assert_contains(lines.last, url);
+	assert_contains(lines.last, "unavailable: connect: Connection refused");
+	assert_contains(lines.last, w->dir);
+	assert_null(strstr(lines.last, "pw-Secret-unit"));
+	/* the files decided, and keep deciding for the rest of the login */
+	expect_file(w->dir, "alice", T0, 1, T0, 0, 0);
+	assert_int_equal(tsms_state_reserve_send(st, "alice", T0 + 1, true, &v, &wait, err),
+	                 TSMS_OK);
+	assert_int_equal(v, TSMS_VERDICT_USER_LIMIT);
+	assert_int_equal(tsms_state_record_failure(st, "alice", T0 + 1, &locked, err), TSMS_OK);
+	expect_file(w->dir, "alice", T0, 1, T0, 1, 0);
+	assert_int_equal(lines.n, 1);
+	tsms_state_close(st);
+	/* an administrator gets the truth, not the fallback */
+	st = tsms_state_open(&w->cfg, &log);
+	assert_int_equal(tsms_state_status(st, "alice", T0, &status, err), TSMS_ERR_STATE);
+	assert_contains(err, "unavailable");
+	assert_int_equal(tsms_state_unlock(st, "alice", T0, &status, err), TSMS_ERR_STATE);
+	expect_file(w->dir, "alice", T0, 1, T0, 1, 0); /* nothing cleared */
+	assert_int_equal(tsms_state_check(st, err), TSMS_ERR_STATE);
+	assert_contains(err, "Connection refused");
+	assert_null(strstr(err, "pw-Secret-unit"));
+	assert_int_equal(lines.n, 1);
+	tsms_state_close(st);
+	w->cfg.redis = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1367,6 +1483,8 @@ int main(void)
 		world_test(test_corrupt_global_file),
 		world_test(test_concurrent_same_user),
 		world_test(test_concurrent_distinct_users_global_cap),
+		cmocka_unit_test(test_redis_script_sha1),
+		world_test(test_redis_down_falls_back_to_files),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,387 @@
+/* state_files.c - the state store of one host: small files under stateDir
+ *
+ * One file per user, "v1 window_start=... sends=... last_send=... failures=...
+ * locked_until=...", and "@global" for the cap across users. Each update
+ * happens under flock on a lock file beside it (".NAME.lock", never replaced)
+ * and replaces the state file atomically (temp file, fsync, rename), so that
+ * concurrent logins neither lose counts nor see half-written files. Names that
+ * start with '.' cannot be user state files: user names must start [a-z_],
+ * hashed names start with '=' and the global counter is "@global".
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "otp.h"
+
+#define GLOBAL_NAME "@global"
+#define STATE_FILE_MAX 256
+/* flock is retried for this long before failing closed, so nothing can hang */
+#define LOCK_WAIT_MS 5000
+
+/* One locked state file: the directory, the lock and the name. */
+struct slot {
+	int dir_fd;
+	int lock_fd;
+	char name[TSMS_STATE_NAME_MAX];
+};
+
+#define problem(err, ...) tsms_format_clean((err), TSMS_STATE_ERR_MAX, __VA_ARGS__)
+
+/* Opens stateDir, creating it 0700 if missing; refuses one that others can write. */
+static int open_dir(const char *path, char err[TSMS_STATE_ERR_MAX])
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		problem(err, "stateDir %s: cannot create: %s; fix: create it (mkdir -m 700 %s)",
+		        path, strerror(errno), path);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		problem(err, "stateDir %s: cannot open: %s; fix: make it a directory owned by root",
+		        path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 077) != 0) {
+		problem(err,
+		        "stateDir %s: must be owned by root and open to root only (its files show "
+		        "who logged in when); fix: chown root:root %s && chmod 700 %s",
+		        path, path, path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void slot_close(struct slot *slot)
+{
+	if (slot->lock_fd >= 0)
+		close(slot->lock_fd); /* releases the flock */
+	slot->lock_fd = -1;
+}
+
+/* Takes the exclusive lock of name inside dir_fd, waiting at most LOCK_WAIT_MS. */
+static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
+                               const char *dir_path, char err[TSMS_STATE_ERR_MAX])
+{
+	char lock_name[TSMS_STATE_NAME_MAX + 8];
+
+	slot->dir_fd = dir_fd;
+	snprintf(slot->name, sizeof(slot->name), "%s", name);
+	snprintf(lock_name, sizeof(lock_name), ".%s.lock", name);
+	slot->lock_fd = openat(dir_fd, lock_name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (slot->lock_fd < 0) {
+		problem(err, "state %s/%s: cannot open: %s", dir_path, lock_name, strerror(errno));
+		return TSMS_ERR_STATE;
+	}
+	for (int waited = 0; flock(slot->lock_fd, LOCK_EX | LOCK_NB) != 0; waited += 10) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= LOCK_WAIT_MS) {
+			problem(err, "state %s/%s: cannot lock: %s", dir_path, lock_name,
+			        errno == EWOULDBLOCK ? "still locked after 5 s" : strerror(errno));
+			slot_close(slot);
+			return TSMS_ERR_STATE;
+		}
+		usleep(10 * 1000);
+	}
+	return TSMS_OK;
+}
+
+/* Reads "<label><digits> " at *p into *out, at most max; advances *p. */
+static bool field(const char **p, const char *label, long long max, char end, long long *out)
+{
+	size_t n = strlen(label);
+	long long v = 0;
+	const char *q;
+
+	if (strncmp(*p, label, n) != 0)
+		return false;
+	q = *p + n;
+	if (*q < '0' || *q > '9')
+		return false;
+	for (; *q >= '0' && *q <= '9'; q++) {
+		v = v * 10 + (*q - '0');
+		if (v > max)
+			return false;
+	}
+	if (*q != end)
+		return false;
+	*out = v;
+	*p = q + 1;
+	return true;
+}
+
+/* Parses exactly what slot_write writes; anything else is corrupt. Bounds keep
+ * all arithmetic on the values far from overflow. */
+static bool parse_record(const char *buf, struct tsms_state_record *rec)
+{
+	const long long max_time = 1LL << 40, max_count = 100000000;
+	long long sends, failures;
+	const char *p = buf;
+
+	if (strncmp(p, "v1 ", 3) != 0)
+		return false;
+	p += 3;
+	if (!field(&p, "window_start=", max_time, ' ', &rec->window_start) ||
+	    !field(&p, "sends=", max_count, ' ', &sends) ||
+	    !field(&p, "last_send=", max_time, ' ', &rec->last_send) ||
+	    !field(&p, "failures=", max_count, ' ', &failures) ||
+	    !field(&p, "locked_until=", max_time, '\n', &rec->locked_until) || *p != '\0')
+		return false;
+	rec->sends = (unsigned)sends;
+	rec->failures = (unsigned)failures;
+	return true;
+}
+
+static enum tsms_err slot_read(const struct slot *slot, struct tsms_state_record *rec,
+                               const char *dir_path, char err[TSMS_STATE_ERR_MAX])
+{
+	char buf[STATE_FILE_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	memset(rec, 0, sizeof(*rec));
+	fd = openat(slot->dir_fd, slot->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT)
+		return TSMS_OK;
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    st.st_size > STATE_FILE_MAX) {
+		problem(err,
+		        "state file %s/%s is unreadable, not a regular root-owned file, or too "
+		        "large; fix: remove it (this also clears the user's limits and lockout)",
+		        dir_path, slot->name);
+		if (fd >= 0)
+			close(fd);
+		return TSMS_ERR_STATE;
+	}
+	n = read(fd, buf, STATE_FILE_MAX);
+	close(fd);
+	if (n >= 0)
+		buf[n] = '\0';
+	if (n < 0 || !parse_record(buf, rec)) {
+		problem(err,
+		        "state file %s/%s is corrupt; fix: remove it (this also clears the "
+		        "user's limits and lockout)",
+		        dir_path, slot->name);
+		return TSMS_ERR_STATE;
+	}
+	return TSMS_OK;
+}
+
+static enum tsms_err slot_write(const struct slot *slot, const struct tsms_state_record *rec,
+                                const char *dir_path, char err[TSMS_STATE_ERR_MAX])
+{
+	char tmp[TSMS_STATE_NAME_MAX + 8], buf[STATE_FILE_MAX];
+	int fd, len, ok;
+
+	len = snprintf(buf, sizeof(buf),
+	               "v1 window_start=%lld sends=%u last_send=%lld "
+	               "failures=%u locked_until=%lld\n",
+	               rec->window_start, rec->sends, rec->last_send, rec->failures,
+	               rec->locked_until);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", slot->name); /* one writer: we hold the lock */
+	fd = openat(slot->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		problem(err, "state %s/%s: cannot write: %s", dir_path, tmp, strerror(errno));
+		return TSMS_ERR_STATE;
+	}
+	ok = write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || renameat(slot->dir_fd, tmp, slot->dir_fd, slot->name) != 0) {
+		problem(err, "state %s/%s: cannot replace: %s", dir_path, slot->name,
+		        strerror(errno));
+		unlinkat(slot->dir_fd, tmp, 0);
+		return TSMS_ERR_STATE;
+	}
+	return TSMS_OK;
+}
+
+/* Starts a new window when the old one has ended. */
+static void roll_window(struct tsms_state_record *rec, time_t now, unsigned window)
+{
+	/* a clock that went back keeps the window: it must not lift the limit */
+	if (rec->window_start == 0 || now >= rec->window_start + (long long)window) {
+		rec->window_start = now;
+		rec->sends = 0;
+	}
+}
+
+/* An expired lockout is forgotten together with the failures that caused it. */
+static void expire_lockout(struct tsms_state_record *rec, time_t now)
+{
+	if (rec->locked_until != 0 && now >= rec->locked_until) {
+		rec->locked_until = 0;
+		rec->failures = 0;
+	}
+}
+
+static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, time_t now,
+                                    enum tsms_verdict *verdict, long long *wait,
+                                    char err[TSMS_STATE_ERR_MAX])
+{
+	struct slot slot = { .lock_fd = -1 };
+	struct tsms_state_record rec;
+	enum tsms_err e;
+
+	e = slot_lock(&slot, dir_fd, GLOBAL_NAME, cfg->state_dir, err);
+	if (e == TSMS_OK)
+		e = slot_read(&slot, &rec, cfg->state_dir, err);
+	if (e == TSMS_OK) {
+		roll_window(&rec, now, cfg->send_window_seconds);
+		if (rec.sends >= cfg->global_send_limit) {
+			*verdict = TSMS_VERDICT_GLOBAL_LIMIT;
+			*wait = rec.window_start + cfg->send_window_seconds - now;
+		} else {
+			rec.sends++;
+			rec.last_send = now;
+			e = slot_write(&slot, &rec, cfg->state_dir, err);
+		}
+	}
+	slot_close(&slot);
+	return e;
+}
+
+/* Decides on one SMS for rec (the user's record, locked); counts it when allowed.
+ * dir_fd -1 leaves the global cap out. */
+static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd,
+                                 struct tsms_state_record *rec, time_t now,
+                                 enum tsms_verdict *verdict, long long *wait,
+                                 char err[TSMS_STATE_ERR_MAX])
+{
+	expire_lockout(rec, now);
+	roll_window(rec, now, cfg->send_window_seconds);
+	if (rec->locked_until != 0) {
+		*verdict = TSMS_VERDICT_LOCKED;
+		*wait = rec->locked_until - now;
+	} else if (rec->sends >= cfg->send_limit) {
+		*verdict = TSMS_VERDICT_USER_LIMIT;
+		*wait = rec->window_start + cfg->send_window_seconds - now;
+	} else if (rec->last_send != 0 && now >= rec->last_send &&
+	           now - rec->last_send < (long long)cfg->resend_cooldown_seconds) {
+		*verdict = TSMS_VERDICT_COOLDOWN;
+		*wait = rec->last_send + cfg->resend_cooldown_seconds - now;
+	} else if (cfg->global_send_limit > 0 && dir_fd >= 0) {
+		/* lock order: user, then global; never the other way round */
+		return reserve_global(cfg, dir_fd, now, verdict, wait, err);
+	}
+	return TSMS_OK;
+}
+
+/* For the administrator's operations: false when user has no state file (then
+ * nothing is created for them, not even a lock file). */
+static bool has_state(int dir_fd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+/* Runs one read-modify-write of user's record under its lock. */
+static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, const char *user,
+                                 time_t now, enum tsms_state_op op, struct tsms_state_answer *a,
+                                 char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_status *status = a->status;
+	struct slot slot = { .lock_fd = -1 };
+	char name[TSMS_STATE_NAME_MAX];
+	struct tsms_state_record rec;
+	enum tsms_err e;
+	int dir_fd;
+
+	(void)conn; /* nothing is kept between operations */
+	err[0] = '\0';
+	dir_fd = open_dir(cfg->state_dir, err);
+	if (dir_fd < 0)
+		return TSMS_ERR_STATE;
+	tsms_state_file_name(user, name);
+	if (status != NULL) {
+		snprintf(status->where, sizeof(status->where), "%s/%s", cfg->state_dir, name);
+		status->exists = has_state(dir_fd, name);
+		if (!status->exists) {
+			close(dir_fd);
+			return TSMS_OK;
+		}
+	}
+	e = slot_lock(&slot, dir_fd, name, cfg->state_dir, err);
+	if (e == TSMS_OK)
+		e = slot_read(&slot, &rec, cfg->state_dir, err);
+	if (e != TSMS_OK)
+		goto out;
+	switch (op) {
+	case TSMS_OP_RESERVE:
+	case TSMS_OP_RESERVE_LOCAL:
+		e = decide_send(cfg, op == TSMS_OP_RESERVE ? dir_fd : -1, &rec, now, &a->verdict,
+		                &a->wait, err);
+		if (e != TSMS_OK || a->verdict != TSMS_VERDICT_OK)
+			goto out;
+		rec.sends++;
+		rec.last_send = now;
+		break;
+	case TSMS_OP_FAILURE:
+		expire_lockout(&rec, now);
+		rec.failures++;
+		if (rec.failures >= cfg->lockout_threshold && rec.locked_until == 0)
+			rec.locked_until = now + cfg->lockout_seconds;
+		a->locked = rec.locked_until != 0;
+		break;
+	case TSMS_OP_SUCCESS:
+		if (rec.failures == 0 && rec.locked_until == 0)
+			goto out; /* nothing to write: keep logins cheap */
+		rec.failures = 0;
+		rec.locked_until = 0;
+		break;
+	case TSMS_OP_STATUS:
+		if (status != NULL)
+			tsms_state_describe(cfg, &rec, now, status);
+		goto out;
+	case TSMS_OP_UNLOCK:
+		if (status != NULL)
+			tsms_state_describe(cfg, &rec, now, status); /* as it was */
+		rec.failures = 0;
+		rec.locked_until = 0;
+		break;
+	}
+	e = slot_write(&slot, &rec, cfg->state_dir, err);
+out:
+	slot_close(&slot);
+	close(dir_fd);
+	return e;
+}
+
+static enum tsms_err files_check(void **conn, const struct tsms_config *cfg,
+                                 char msg[TSMS_STATE_ERR_MAX])
+{
+	int dir_fd;
+
+	(void)conn;
+	dir_fd = open_dir(cfg->state_dir, msg);
+	if (dir_fd < 0)
+		return TSMS_ERR_STATE;
+	close(dir_fd);
+	tsms_format_clean(msg, TSMS_STATE_ERR_MAX, "stateDir %s: a root-only directory",
+	                  cfg->state_dir);
+	return TSMS_OK;
+}
+
+static void files_close(void *conn)
+{
+	(void)conn;
+}
+
+const struct tsms_state_store tsms_state_files = {
+	.name = "files",
+	.apply = files_apply,
+	.check = files_check,
+	.close = files_close,
+};

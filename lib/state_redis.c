@@ -1,0 +1,471 @@
+/* state_redis.c - the state store of a fleet: Redis, through hiredis (its only user)
+ *
+ * Every decision is one Lua script run by the server (EVALSHA, loaded with
+ * SCRIPT LOAD on NOSCRIPT), so two logins on two hosts can never both take the
+ * last slot. Keys, all under keyPrefix and all with a TTL:
+ *
+ *   PREFIX user:NAME  hash window_start sends last_send failures locked_until
+ *                     (NAME: tsms_state_file_name, never the raw user name)
+ *   PREFIX global     hash window_start sends last_send (globalSendLimit)
+ *
+ * Times are the Redis server's clock (TIME in the script): one clock for the
+ * fleet. A user's key lives until the latest of its window, cooldown and
+ * lockout, and lockoutSeconds after a wrong code; so with Redis, wrong codes
+ * are forgotten lockoutSeconds after the last one.
+ *
+ * hiredis reads no environment variable; name resolution (getaddrinfo) runs
+ * with the caller's environment hidden all the same. Writes to a closed
+ * socket raise SIGPIPE, which would kill the host program: it is blocked
+ * around every call and a SIGPIPE raised meanwhile is consumed. One
+ * connection per open state (one login), with SO_RCVTIMEO/SO_SNDTIMEO of
+ * timeoutSeconds, close-on-exec.
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "environ.h"
+#include "otp.h"
+
+/* Arguments: ARGV[1] the operation, then sendLimit, sendWindowSeconds,
+ * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds.
+ * Answers: reserve {verdict, wait}; failure {locked}; success {0};
+ * status and unlock {now, exists, window_start, sends, last_send, failures,
+ * locked_until} as the record was before. Verdicts are enum tsms_verdict. */
+const char tsms_state_redis_script[] =
+	"local op = ARGV[1]\n"
+	"local limit, window, cooldown = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"local glimit, threshold = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+	"local lockout = tonumber(ARGV[7])\n"
+	"local now = tonumber(redis.call('TIME')[1])\n"
+	"local f = redis.call('HMGET', KEYS[1], 'window_start', 'sends', 'last_send', 'failures',\n"
+	"  'locked_until')\n"
+	"local exists = f[1] ~= false\n"
+	"local ws, sends, last = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0\n"
+	"local fails, untl = tonumber(f[4]) or 0, tonumber(f[5]) or 0\n"
+	"local before = {now, exists and 1 or 0, ws, sends, last, fails, untl}\n"
+	"if op == 'status' then return before end\n"
+	"local function save()\n"
+	"  local ttl = 0\n"
+	"  if sends > 0 then ttl = math.max(ttl, ws + window - now) end\n"
+	"  if last > 0 then ttl = math.max(ttl, last + cooldown - now) end\n"
+	"  if untl > 0 then ttl = math.max(ttl, untl - now) end\n"
+	"  if fails > 0 then ttl = math.max(ttl, lockout) end\n"
+	"  if ttl <= 0 then redis.call('DEL', KEYS[1]) return end\n"
+	"  redis.call('HSET', KEYS[1], 'window_start', ws, 'sends', sends, 'last_send', last,\n"
+	"    'failures', fails, 'locked_until', untl)\n"
+	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
+	"end\n"
+	"if untl ~= 0 and now >= untl then untl = 0 fails = 0 end\n"
+	"if op == 'unlock' then\n"
+	"  if exists then fails = 0 untl = 0 save() end\n"
+	"  return before\n"
+	"end\n"
+	"if op == 'failure' then\n"
+	"  fails = fails + 1\n"
+	"  if fails >= threshold and untl == 0 then untl = now + lockout end\n"
+	"  save()\n"
+	"  return {untl ~= 0 and 1 or 0}\n"
+	"end\n"
+	"if op == 'success' then\n"
+	"  if before[6] ~= 0 or before[7] ~= 0 then fails = 0 untl = 0 save() end\n"
+	"  return {0}\n"
+	"end\n"
+	"if op ~= 'reserve' and op ~= 'local' then\n"
+	"  return redis.error_reply('unknown operation')\n"
+	"end\n"
+	"if ws == 0 or now >= ws + window then ws = now sends = 0 end\n"
+	"if untl ~= 0 then return {1, untl - now} end\n"
+	"if sends >= limit then return {2, ws + window - now} end\n"
+	"if last ~= 0 and now >= last and now - last < cooldown then\n"
+	"  return {3, last + cooldown - now}\n"
+	"end\n"
+	"if op == 'reserve' and glimit > 0 then\n"
+	"  local g = redis.call('HMGET', KEYS[2], 'window_start', 'sends')\n"
+	"  local gws, gsends = tonumber(g[1]) or 0, tonumber(g[2]) or 0\n"
+	"  if gws == 0 or now >= gws + window then gws = now gsends = 0 end\n"
+	"  if gsends >= glimit then return {4, gws + window - now} end\n"
+	"  redis.call('HSET', KEYS[2], 'window_start', gws, 'sends', gsends + 1,\n"
+	"    'last_send', now)\n"
+	"  redis.call('EXPIRE', KEYS[2], math.max(1, gws + window - now))\n"
+	"end\n"
+	"sends = sends + 1\n"
+	"last = now\n"
+	"save()\n"
+	"return {0, 0}\n";
+
+/* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
+const char tsms_state_redis_sha1[] = "4e287110893c5a456e7d3575e755cec5ed9de7f7";
+
+/* Redis's words quoted in a problem: enough to name it, never a flood. */
+#define QUOTE_MAX 120
+
+struct conn {
+	redisContext *c;
+	char sha[41];
+	bool ready; /* connected and authenticated */
+};
+
+#define problem(err, ...) tsms_format_clean((err), TSMS_STATE_ERR_MAX, __VA_ARGS__)
+
+/* Blocks SIGPIPE in this thread; unblock_pipe consumes one raised meanwhile. */
+struct pipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void block_pipe(struct pipe_guard *g)
+{
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void unblock_pipe(struct pipe_guard *g)
+{
+	static const struct timespec zero = { 0, 0 };
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigpending(&pending);
+	if (!g->was_pending && sigismember(&pending, SIGPIPE) == 1)
+		while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* "redis URL unavailable: WHAT: why" from the context's error. */
+static void io_problem(const struct tsms_config *cfg, const redisContext *c, const char *what,
+                       char err[TSMS_STATE_ERR_MAX])
+{
+	const struct tsms_redis *r = cfg->redis;
+
+	if (c == NULL)
+		problem(err, "redis %s unavailable: %s: out of memory", r->url, what);
+	else if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+		problem(err, "redis %s unavailable: %s: timed out after %u s", r->url, what,
+		        r->timeout_seconds);
+	else if (c->err == REDIS_ERR_EOF)
+		problem(err, "redis %s unavailable: %s: the server closed the connection", r->url,
+		        what);
+	else if (c->err == REDIS_ERR_PROTOCOL)
+		problem(err, "redis %s unavailable: %s: unexpected reply (not the Redis protocol)",
+		        r->url, what);
+	else
+		problem(err, "redis %s unavailable: %s: %.*s", r->url, what, QUOTE_MAX, c->errstr);
+}
+
+/* Runs one command; NULL (with err) unless a reply came that is not an error. */
+static redisReply *command(struct conn *k, const struct tsms_config *cfg, const char *what,
+                           int argc, const char **argv, char err[TSMS_STATE_ERR_MAX])
+{
+	struct pipe_guard g;
+	redisReply *reply;
+
+	block_pipe(&g);
+	reply = redisCommandArgv(k->c, argc, argv, NULL);
+	unblock_pipe(&g);
+	if (reply == NULL) {
+		io_problem(cfg, k->c, what, err);
+		return NULL;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		problem(err, "redis %s unavailable: %s: %.*s", cfg->redis->url, what, QUOTE_MAX,
+		        reply->str != NULL ? reply->str : "error");
+		freeReplyObject(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+/* Runs a command whose answer must be the status OK (AUTH, SELECT). */
+static bool command_ok(struct conn *k, const struct tsms_config *cfg, const char *what, int argc,
+                       const char **argv, char err[TSMS_STATE_ERR_MAX])
+{
+	redisReply *reply = command(k, cfg, what, argc, argv, err);
+	bool ok;
+
+	if (reply == NULL)
+		return false;
+	ok = reply->type == REDIS_REPLY_STATUS && reply->str != NULL &&
+	     strcmp(reply->str, "OK") == 0;
+	freeReplyObject(reply);
+	if (!ok)
+		problem(err, "redis %s unavailable: %s: unexpected reply", cfg->redis->url, what);
+	return ok;
+}
+
+static void disconnect(struct conn *k)
+{
+	if (k->c != NULL) {
+		struct pipe_guard g;
+
+		block_pipe(&g);
+		redisFree(k->c);
+		unblock_pipe(&g);
+	}
+	k->c = NULL;
+	k->ready = false;
+}
+
+static bool connect_redis(struct conn *k, const struct tsms_config *cfg,
+                          char err[TSMS_STATE_ERR_MAX])
+{
+	const struct tsms_redis *r = cfg->redis;
+	struct timeval tv = { .tv_sec = (time_t)r->timeout_seconds };
+	struct tsms_environ env;
+	struct pipe_guard g;
+	char db[12];
+
+	block_pipe(&g);
+	tsms_environ_hide(&env);
+	if (r->socket_path != NULL)
+		k->c = redisConnectUnixWithTimeout(r->socket_path, tv);
+	else
+		k->c = redisConnectWithTimeout(r->host, (int)r->port, tv);
+	tsms_environ_restore(&env);
+	unblock_pipe(&g);
+	if (k->c == NULL || k->c->err != 0) {
+		io_problem(cfg, k->c, "connect", err);
+		disconnect(k);
+		return false;
+	}
+	(void)fcntl(k->c->fd, F_SETFD, FD_CLOEXEC);
+	if (redisSetTimeout(k->c, tv) != REDIS_OK) {
+		io_problem(cfg, k->c, "connect", err);
+		disconnect(k);
+		return false;
+	}
+	if (r->password != NULL) {
+		const char *auth[] = { "AUTH", r->username != NULL ? r->username : r->password,
+			               r->password };
+		if (!command_ok(k, cfg, "AUTH", r->username != NULL ? 3 : 2, auth, err)) {
+			disconnect(k);
+			return false;
+		}
+	}
+	if (r->db != 0) {
+		const char *sel[] = { "SELECT", db };
+
+		snprintf(db, sizeof(db), "%u", r->db);
+		if (!command_ok(k, cfg, "SELECT", 2, sel, err)) {
+			disconnect(k);
+			return false;
+		}
+	}
+	k->ready = true;
+	return true;
+}
+
+static bool load_script(struct conn *k, const struct tsms_config *cfg, char err[TSMS_STATE_ERR_MAX])
+{
+	const char *argv[] = { "SCRIPT", "LOAD", tsms_state_redis_script };
+	redisReply *reply = command(k, cfg, "SCRIPT LOAD", 3, argv, err);
+	bool ok;
+
+	if (reply == NULL)
+		return false;
+	ok = reply->type == REDIS_REPLY_STRING && reply->len == 40;
+	if (ok)
+		memcpy(k->sha, reply->str, 41);
+	freeReplyObject(reply);
+	if (!ok)
+		problem(err, "redis %s unavailable: SCRIPT LOAD: unexpected reply",
+		        cfg->redis->url);
+	return ok;
+}
+
+static const char *op_word(enum tsms_state_op op)
+{
+	switch (op) {
+	case TSMS_OP_RESERVE:
+		return "reserve";
+	case TSMS_OP_RESERVE_LOCAL:
+		return "local";
+	case TSMS_OP_FAILURE:
+		return "failure";
+	case TSMS_OP_SUCCESS:
+		return "success";
+	case TSMS_OP_STATUS:
+		return "status";
+	case TSMS_OP_UNLOCK:
+		return "unlock";
+	}
+	return "?";
+}
+
+/* Runs the script for op on user's key; the reply is an array of n integers. */
+static redisReply *run_script(struct conn *k, const struct tsms_config *cfg, const char *user_key,
+                              const char *global_key, enum tsms_state_op op, size_t n,
+                              char err[TSMS_STATE_ERR_MAX])
+{
+	char nums[6][12];
+	const unsigned values[6] = {
+		cfg->send_limit,        cfg->send_window_seconds, cfg->resend_cooldown_seconds,
+		cfg->global_send_limit, cfg->lockout_threshold,   cfg->lockout_seconds
+	};
+	const char *argv[] = { "EVALSHA", k->sha,  "2",     user_key, global_key, op_word(op),
+		               nums[0],   nums[1], nums[2], nums[3],  nums[4],    nums[5] };
+	redisReply *reply;
+	bool ok;
+
+	for (size_t i = 0; i < 6; i++)
+		snprintf(nums[i], sizeof(nums[i]), "%u", values[i]);
+	reply = command(k, cfg, "EVALSHA", (int)(sizeof(argv) / sizeof(argv[0])), argv, err);
+	if (reply == NULL && k->c != NULL && k->c->err == 0 && strstr(err, "NOSCRIPT") != NULL) {
+		if (!load_script(k, cfg, err))
+			return NULL;
+		reply = command(k, cfg, "EVALSHA", (int)(sizeof(argv) / sizeof(argv[0])), argv,
+		                err);
+	}
+	if (reply == NULL)
+		return NULL;
+	ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == n;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = reply->element[i]->type == REDIS_REPLY_INTEGER &&
+		     reply->element[i]->integer >= 0 && reply->element[i]->integer < (1LL << 40);
+	if (!ok) {
+		problem(err,
+		        "redis %s unavailable: EVALSHA: unexpected reply (not the module's "
+		        "script answering)",
+		        cfg->redis->url);
+		freeReplyObject(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+static struct conn *conn_of(void **conn)
+{
+	if (*conn == NULL) {
+		struct conn *k = calloc(1, sizeof(*k));
+
+		if (k != NULL)
+			memcpy(k->sha, tsms_state_redis_sha1, 41);
+		*conn = k;
+	}
+	return *conn;
+}
+
+static long long at(const redisReply *reply, size_t i)
+{
+	return reply->element[i]->integer;
+}
+
+static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, const char *user,
+                                 time_t now, enum tsms_state_op op, struct tsms_state_answer *a,
+                                 char err[TSMS_STATE_ERR_MAX])
+{
+	const struct tsms_redis *r = cfg->redis;
+	char name[TSMS_STATE_NAME_MAX], user_key[160], global_key[160];
+	struct conn *k = conn_of(conn);
+	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK     ? 7
+	           : op == TSMS_OP_FAILURE || op == TSMS_OP_SUCCESS ? 1
+	                                                            : 2;
+	redisReply *reply;
+
+	(void)now; /* the server's clock decides */
+	if (k == NULL) {
+		problem(err, "redis %s unavailable: out of memory", r->url);
+		return TSMS_ERR_UNAVAILABLE;
+	}
+	tsms_state_file_name(user, name);
+	snprintf(user_key, sizeof(user_key), "%suser:%s", r->key_prefix, name);
+	snprintf(global_key, sizeof(global_key), "%sglobal", r->key_prefix);
+	if (!k->ready && !connect_redis(k, cfg, err))
+		return TSMS_ERR_UNAVAILABLE;
+	reply = run_script(k, cfg, user_key, global_key, op, n, err);
+	if (reply == NULL) {
+		disconnect(k); /* whatever it says next cannot be trusted */
+		return TSMS_ERR_UNAVAILABLE;
+	}
+	if (op == TSMS_OP_RESERVE || op == TSMS_OP_RESERVE_LOCAL) {
+		a->verdict = at(reply, 0) <= TSMS_VERDICT_GLOBAL_LIMIT
+		                     ? (enum tsms_verdict)at(reply, 0)
+		                     : TSMS_VERDICT_LOCKED;
+		a->wait = at(reply, 1);
+	} else if (op == TSMS_OP_FAILURE) {
+		a->locked = at(reply, 0) != 0;
+	} else if (a->status != NULL) {
+		const struct tsms_state_record rec = {
+			.window_start = at(reply, 2),
+			.sends = (unsigned)at(reply, 3),
+			.last_send = at(reply, 4),
+			.failures = (unsigned)at(reply, 5),
+			.locked_until = at(reply, 6),
+		};
+		a->status->shared = true;
+		tsms_format_clean(a->status->where, sizeof(a->status->where), "%s at %s", user_key,
+		                  r->url);
+		a->status->exists = at(reply, 1) != 0;
+		if (a->status->exists)
+			tsms_state_describe(cfg, &rec, (time_t)at(reply, 0), a->status);
+	}
+	freeReplyObject(reply);
+	return TSMS_OK;
+}
+
+static enum tsms_err redis_check(void **conn, const struct tsms_config *cfg,
+                                 char msg[TSMS_STATE_ERR_MAX])
+{
+	const struct tsms_redis *r = cfg->redis;
+	struct conn *k = conn_of(conn);
+	redisReply *reply;
+	char key[100];
+
+	if (k == NULL) {
+		problem(msg, "redis %s unavailable: out of memory", r->url);
+		return TSMS_ERR_UNAVAILABLE;
+	}
+	if ((!k->ready && !connect_redis(k, cfg, msg)) || !load_script(k, cfg, msg)) {
+		disconnect(k);
+		return TSMS_ERR_UNAVAILABLE;
+	}
+	if (strcmp(k->sha, tsms_state_redis_sha1) != 0) {
+		problem(msg, "redis %s: the server names the script %s, not %s", r->url, k->sha,
+		        tsms_state_redis_sha1);
+		return TSMS_ERR_UNAVAILABLE;
+	}
+	snprintf(key, sizeof(key), "%scheck", r->key_prefix); /* read only: nothing written */
+	reply = run_script(k, cfg, key, key, TSMS_OP_STATUS, 7, msg);
+	if (reply == NULL) {
+		disconnect(k);
+		return TSMS_ERR_UNAVAILABLE;
+	}
+	freeReplyObject(reply);
+	problem(msg, "redis %s: connected (%s%s), script loaded", r->url,
+	        r->username != NULL ? "as " : "",
+	        r->username != NULL   ? r->username
+	        : r->password != NULL ? "with a password"
+	                              : "without a password");
+	return TSMS_OK;
+}
+
+static void redis_close(void *conn)
+{
+	struct conn *k = conn;
+
+	if (k == NULL)
+		return;
+	disconnect(k);
+	free(k);
+}
+
+const struct tsms_state_store tsms_state_redis = {
+	.name = "redis",
+	.apply = redis_apply,
+	.check = redis_check,
+	.close = redis_close,
+};
