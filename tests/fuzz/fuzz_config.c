@@ -57,6 +57,24 @@ static void check_config(const struct tsms_config *cfg)
 		FUZZ_CHECK(strncasecmp(l->uri, "ldap://", 7) != 0 || l->start_tls);
 	}
 
+	/* Redis, when configured: what lib/state_redis.c hands hiredis unchecked */
+	if (cfg->redis != NULL) {
+		const struct tsms_redis *r = cfg->redis;
+
+		FUZZ_CHECK(r->url != NULL && !fuzz_has_control(r->url));
+		FUZZ_CHECK(strchr(r->url, '@') == NULL); /* the url is logged: no password */
+		FUZZ_CHECK((r->host == NULL) != (r->socket_path == NULL));
+		FUZZ_CHECK(r->host == NULL || (r->host[0] != '\0' && r->port >= 1 && r->port <= 65535));
+		FUZZ_CHECK(r->host == NULL || strncmp(r->url, "redis://", 8) == 0);
+		FUZZ_CHECK(r->socket_path == NULL ||
+		           (r->socket_path[0] == '/' && strlen(r->socket_path) <= 107));
+		FUZZ_CHECK(r->db <= 999);
+		FUZZ_CHECK(r->username == NULL || r->password != NULL);
+		FUZZ_CHECK(r->key_prefix != NULL && r->key_prefix[0] != '\0');
+		FUZZ_CHECK(strlen(r->key_prefix) <= 64 && strpbrk(r->key_prefix, " ") == NULL);
+		FUZZ_CHECK(r->timeout_seconds >= 1 && r->timeout_seconds <= 10);
+	}
+
 	/* the ranges of README's config table */
 	FUZZ_CHECK(cfg->code_length >= TSMS_CODE_MIN && cfg->code_length <= TSMS_CODE_MAX);
 	FUZZ_CHECK(cfg->code_ttl_seconds >= 1 && cfg->code_ttl_seconds <= 3600);

@@ -48,6 +48,10 @@ printf '{"templates": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]
 	>"$out/config/seed-nesting.json"
 printf '{"accountSID": "AC\\u0000", "authToken": "\\ud83d\\ude00", "users": {"": 1}}' \
 	>"$out/config/seed-escapes.json"
+printf '{%s, "redis": {"url": "redis://[::1]:6380/2", "username": "pam", "password": "pw", "keyPrefix": "fleet:", "timeoutSeconds": 10}}\n' \
+	"$valid_head" >"$out/config/seed-redis-tcp.json"
+printf '{%s, "redis": {"url": "unix:///run/redis/redis-server.sock?db=1"}}\n' "$valid_head" \
+	>"$out/config/seed-redis-unix.json"
 
 # twilio: "<status>\n" then the body; the status is in the fixture's name
 for f in "$fix"/twilio-*; do
