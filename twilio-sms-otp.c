@@ -718,6 +718,12 @@ static int cmd_status(const char *config_path, int argc, char **argv)
 		print_status(cfg, argv[1], &st);
 		rc = 0;
 	}
+	if (st.fallback[0] != '\0') {
+		printf("this host:     %s (logins while Redis was unavailable; unlock clears it "
+		       "too)\n",
+		       st.fallback);
+		rc = 0;
+	}
 	tsms_state_close(state);
 	tsms_config_free(cfg);
 	return rc;
@@ -792,13 +798,15 @@ static const struct command commands[] = {
 	{ "status",
 	  "usage: twilio-sms-otp [--config PATH] status USER\n"
 	  "Shows USER's SMS sent in the current window, the cooldown left, consecutive\n"
-	  "wrong codes and the lockout, and the masked number. Exit 0, or 1 when USER\n"
-	  "has no state.\n",
+	  "wrong codes and the lockout, and the masked number; with redis, from Redis,\n"
+	  "and this host's fallback file when it has one. Exit 0, or 1 when USER has no\n"
+	  "state.\n",
 	  cmd_status },
 	{ "unlock",
 	  "usage: twilio-sms-otp [--config PATH] unlock USER\n"
-	  "Clears USER's wrong-code count and lockout under the module's lock; the send\n"
-	  "counts stay. Exit 0 when done, 1 when USER has no state.\n",
+	  "Clears USER's wrong-code count and lockout under the module's lock (in Redis\n"
+	  "and this host's fallback file, with redis); the send counts stay. Exit 0 when\n"
+	  "done, 1 when USER has no state.\n",
 	  cmd_unlock },
 };
 

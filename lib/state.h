@@ -73,12 +73,15 @@ struct tsms_state_status {
 	unsigned failures;       /* consecutive wrong codes */
 	long long locked_until;  /* Unix time the lockout ends, 0: not locked */
 	long long locked_left;   /* seconds until then */
-	char fallback[320];      /* unlock: this host's fallback file it also cleared, or "" */
+	/* With Redis, this host's fallback file, or "": status sums it up in a line,
+	 * unlock names it when it cleared it too */
+	char fallback[400];
 };
 
 /* Reads user's state (the same lock or script as logins). Returns TSMS_OK
  * (status->exists false when the user has none) or TSMS_ERR_STATE. With Redis
- * there is no fallback: an unreachable Redis is the error. */
+ * there is no fallback: an unreachable Redis is the error; status->fallback
+ * sums up this host's fallback file when it has one. */
 enum tsms_err tsms_state_status(struct tsms_state *st, const char *user, time_t now,
                                 struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX]);
 

@@ -360,7 +360,8 @@ def package_contents(h):
     check(not [p for p in c if p.startswith("/etc")], f"files under /etc: "
           f"{[p for p in c if p.startswith('/etc')]}")
     depends = h.field("Depends")
-    for lib in ("libc6", "libpam0g", "libcurl4", "libsodium23", "libcjson1", "libssl3"):
+    for lib in ("libc6", "libpam0g", "libcurl4", "libsodium23", "libcjson1", "libssl3",
+                "libldap-2.5-0", "libhiredis0.14"):
         check(re.search(rf"(^|, ){lib}\b", depends), f"Depends lacks {lib}: {depends}")
     profile = (REPO / "conf" / "pam-configs" / PROFILE).read_text()
     check(re.search(r"^Default: no$", profile, re.M), "the profile is not Default: no")
