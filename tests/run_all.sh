@@ -52,8 +52,10 @@ run_suite "style" style
 run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
 run_suite "test harness (syslog captures side by side)" python3 tests/harness/selftest.py
 run_suite "test harness (OpenLDAP slapd, ldap-utils)" python3 tests/harness/selftest_slapd.py
+run_suite "test harness (Redis server)" python3 tests/harness/selftest_redis.py
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
+run_suite "admin command with Redis (status, unlock, check)" python3 tests/cli/run_cli_redis.py
 run_suite "install (make install, DESTDIR)" python3 tests/package/run_install.py
 run_suite "Debian package (make deb, lintian, dpkg, pam-auth-update)" python3 tests/package/run_deb.py
 run_suite "integration (sshd, sudo, su, chfn)" python3 tests/integration/run_integration.py

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Tests of twilio-sms-otp status, unlock and check with the limits in Redis.
+
+A real redis-server (tests/harness/redis.py) and the Twilio sandbox; two hosts (two configs
+with their own stateDir on the same Redis) log in through real libpam (pamtester, as the
+end-to-end cases do), then the command reads and clears what they left: status shows the
+Redis key and the counts of both hosts, unlock lifts a lockout made over both and clears
+this host's fallback state file, a user without a key and a Redis that is down exit 1,
+check connects, authenticates, loads and runs the script, or says what failed. No output of
+any run may contain a Redis password or the auth token.
+
+Run as root:  python3 tests/cli/run_cli_redis.py [-k PATTERN] [-v]
+Installs redis-server and redis-tools when missing (no system redis-server is started).
+Prints `PASS: name` or `FAIL: name: why` per case, then `cli redis: N passed, N failed`.
+TSMS_TOOL=PATH tests another build of the command, TSMS_MODULE another module.
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
+from harness.pam import MODULE, Harness, right, wrong  # noqa: E402
+from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Redis,  # noqa: E402
+                           host, install_problem)
+from harness.sandbox import AUTH_TOKEN, SANDBOX, start_in_workdir  # noqa: E402
+from harness.state import read_state  # noqa: E402
+from harness.syslog import DEV_LOG, SyslogCapture  # noqa: E402
+
+TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
+RUN_LIMIT = 30.0
+SUITE_LIMIT = 300
+DEFAULT_PASSWORD = "redis-default-Secret-1357"
+SECRETS = (PAM_PASSWORD, ADMIN_PASSWORD, AUTH_TOKEN, DEFAULT_PASSWORD)
+
+
+class CliHarness(Harness):
+    """The end-to-end harness (logins through libpam) with a Redis and the command."""
+
+    def __init__(self, workdir, sandbox, syslog, verbose, server):
+        super().__init__(workdir, sandbox, syslog, verbose)
+        self.redis = server
+
+    def begin_case(self, name):
+        super().begin_case(name)
+        if self.redis.proc is None or self.redis.proc.poll() is not None:
+            self.redis.restart()
+        self.redis.flush()
+
+    def hosts(self, **over):
+        """Hosts a and b on the Redis, with the same config (over)."""
+        cfg = over.pop("redis", None) or self.redis.module_config()
+        return host(self, "a", redis=cfg, **over), host(self, "b", redis=cfg, **over)
+
+    def login(self, hst, user, answers, result, **kw):
+        run = self.authenticate(hst.service, user, answers)
+        self.expect(run, result, **kw)
+        for secret in SECRETS:
+            check(not any(secret in line for line in run.raw_logs + [run.output]),
+                  "a password in a log line or pamtester's output")
+        return run
+
+    def tool(self, config, *args):
+        """twilio-sms-otp --config CONFIG ARGS...: the CompletedProcess, checked for
+        secrets in its output."""
+        cmd = [str(TOOL), "--config", str(config), *map(str, args)]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_LIMIT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure(f"still running after {RUN_LIMIT:.0f}s: {cmd!r}") from None
+        if self.verbose:
+            print(f"[{self.case}] $ {' '.join(map(shlex.quote, cmd))}\n  exit {p.returncode}\n"
+                  f"  stdout: {p.stdout!r}\n  stderr: {p.stderr!r}")
+        for secret in SECRETS:
+            check(secret not in p.stdout + p.stderr, f"a password in the output of {args}")
+        return p
+
+
+def expect(p, status, out=(), err=()):
+    brief = f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}"
+    check(p.returncode == status, f"want exit {status}, got {brief}")
+    for needle in out:
+        check(needle in p.stdout, f"stdout lacks {needle!r}: {brief}")
+    for needle in err:
+        check(needle in p.stderr, f"stderr lacks {needle!r}: {brief}")
+
+
+def key_line(h, user="alice"):
+    return f"state:         redis key {KEY_PREFIX}user:{user} at {h.redis.url}\n"
+
+
+# --------------------------------------------------------------------------- cases
+
+@case
+def redis_status_shows_the_key_and_both_hosts_counts(h):
+    a, b = h.hosts(sendLimit=5, lockoutThreshold=4, maxAttempts=2)
+    h.login(a, "alice", [right()], "PAM_SUCCESS", sms=1)
+    h.login(b, "alice", [wrong(), right()], "PAM_SUCCESS", sms=1)
+    h.login(b, "alice", [wrong(), wrong()], "PAM_MAXTRIES", sms=1)
+    for hst in (a, b):
+        p = h.tool(hst.config, "status", "alice")
+        expect(p, 0, out=("user:          alice\n", "phone:         ******0006",
+                          key_line(h), "sends:         3 of 5 in the window, which ends in ",
+                          "wrong codes:   2 in a row (lockout at 4)", "locked:        no"))
+        check("state file:" not in p.stdout, f"a state file line: {p.stdout!r}")
+    check(not (a.state_dir / "alice").exists() and not (b.state_dir / "alice").exists(),
+          "status or the logins wrote a fallback state file")
+
+
+@case
+def redis_unlock_lifts_a_lockout_made_over_both_hosts(h):
+    a, b = h.hosts(lockoutThreshold=2, maxAttempts=1)
+    h.login(a, "alice", [wrong()], "PAM_MAXTRIES", sms=1)
+    h.login(b, "alice", [wrong()], "PAM_AUTH_ERR", sms=1)  # the second wrong code locks
+    h.login(a, "alice", [right()], "PAM_AUTH_ERR", sms=0, prompts=0)
+    p = h.tool(a.config, "status", "alice")
+    expect(p, 0, out=(key_line(h), "wrong codes:   2 in a row (lockout at 2)",
+                      "locked:        until "))
+    p = h.tool(b.config, "unlock", "alice")
+    expect(p, 0, out=("unlocked alice: 2 wrong codes cleared, lockout lifted; sends kept "
+                      "(2 in the window)\n",))
+    check("fallback" not in p.stdout, f"a fallback file cleared that did not exist: {p.stdout!r}")
+    state = h.redis.user_hash("alice")
+    check(state.get("failures", 0) == 0 and state.get("locked_until", 0) == 0 and
+          state["sends"] == 2, f"alice in Redis after unlock: {state}")
+    check(h.redis.keys()[KEY_PREFIX + "user:alice"] > 0, "no TTL after unlock")
+    h.login(a, "alice", [right()], "PAM_SUCCESS", sms=1)
+    p = h.tool(a.config, "unlock", "alice")
+    expect(p, 0, out=("unlocked alice: 0 wrong codes cleared, was not locked",))
+
+
+@case
+def redis_unlock_clears_this_hosts_fallback_file(h):
+    """A lockout a kept in its own stateDir while Redis was down is lifted by unlock on a
+    (with the Redis key); b's fallback file is b's own and stays."""
+    a, b = h.hosts(lockoutThreshold=2, maxAttempts=2)
+    h.redis.halt()
+    try:
+        h.login(a, "alice", [wrong(), wrong()], "PAM_AUTH_ERR", sms=1)  # locked on a only
+        h.login(b, "alice", [wrong(), right()], "PAM_SUCCESS", sms=1)
+        check(read_state(a.state_dir / "alice")["locked_until"] > 0, "a's fallback not locked")
+    finally:
+        h.redis.restart()
+    h.login(b, "alice", [right()], "PAM_SUCCESS", sms=1)  # the Redis key
+    p = h.tool(a.config, "unlock", "alice")
+    expect(p, 0, out=("unlocked alice: 0 wrong codes cleared, was not locked; sends kept "
+                      "(1 in the window)\n",
+                      f"also cleared this host's fallback state file {a.state_dir}/alice\n"))
+    path = a.state_dir / "alice"
+    if path.exists():
+        state = read_state(path)
+        check(state["failures"] == 0 and state["locked_until"] == 0,
+              f"a's fallback file after unlock: {state}")
+    check((b.state_dir / "alice").exists(), "unlock on a touched b's stateDir")
+    h.redis.halt()
+    try:  # Redis down again: a's own limits no longer lock alice out
+        h.login(a, "alice", [right()], "PAM_SUCCESS", sms=1)
+    finally:
+        h.redis.restart()
+
+
+@case
+def redis_status_and_unlock_without_a_key_exit_1(h):
+    a, _ = h.hosts()
+    for cmd, tail in (("status", ": no SMS sent"), ("unlock", ": nothing to unlock")):
+        p = h.tool(a.config, cmd, "carol")
+        expect(p, 1, out=(f"carol has no state in redis {h.redis.url}{tail}",))
+    check(h.redis.all_keys() == {}, f"status or unlock wrote {h.redis.all_keys()}")
+    check(not a.state_dir.exists() or not any(a.state_dir.iterdir()),
+          f"files in {a.state_dir}: {sorted(os.listdir(a.state_dir))}")
+
+
+@case
+def redis_status_with_redis_down_exits_1(h):
+    a, _ = h.hosts()
+    h.login(a, "alice", [right()], "PAM_SUCCESS", sms=1)
+    h.redis.halt()
+    try:
+        for cmd in ("status", "unlock"):
+            p = h.tool(a.config, cmd, "alice")
+            expect(p, 1, err=(f"twilio-sms-otp: redis {h.redis.url} unavailable: ",
+                              "Connection refused"))
+            check("unlocked" not in p.stdout and "state:" not in p.stdout,
+                  f"{cmd} with Redis down said {p.stdout!r}")
+    finally:
+        h.redis.restart()
+
+
+@case
+def redis_check_connects_and_runs_the_script(h):
+    s = h.redis
+    a, _ = h.hosts()
+    p = h.tool(a.config, "check")
+    expect(p, 0, out=(f"redis {s.url}: connected (as pam), script loaded\n",))
+    unix = host(h, "unix", redis=s.module_config(url=s.unix_url))
+    p = h.tool(unix.config, "check")
+    expect(p, 0, out=(f"redis {s.unix_url}: connected (as pam), script loaded\n",))
+    check(all(k.startswith(KEY_PREFIX) and t > 0 for (_, k), t in s.all_keys().items()),
+          f"check left {s.all_keys()}")
+
+
+@case
+def redis_check_without_an_acl_user(h):
+    """password alone (AUTH PASSWORD, the default user): "connected (without ACL user)"."""
+    other = Redis(h.workdir, default_password=DEFAULT_PASSWORD)
+    try:
+        other.start()
+        hst = host(h, "default", redis={"url": other.url, "password": DEFAULT_PASSWORD})
+        p = h.tool(hst.config, "check")
+        expect(p, 0, out=(f"redis {other.url}: connected (without ACL user), script loaded\n",))
+    finally:
+        other.stop()
+
+
+@case
+def redis_check_fails_and_names_the_problem(h):
+    s = h.redis
+    bad = {
+        "wrong-password": (s.module_config(password="not-" + PAM_PASSWORD), ("WRONGPASS",)),
+        "prefix-outside-acl": (s.module_config(keyPrefix="other:"), ("NOPERM", "permission")),
+        "down": (s.module_config(), ("Connection refused",)),
+    }
+    for tag, (cfg, needles) in bad.items():
+        if tag == "down":
+            s.halt()
+        try:
+            hst = host(h, tag, redis=cfg)
+            p = h.tool(hst.config, "check")
+        finally:
+            if tag == "down":
+                s.restart()
+        text = p.stdout + p.stderr
+        check(p.returncode == 1, f"{tag}: check exit {p.returncode}: {text!r}")
+        check(f"redis {cfg['url']}" in text and any(n in text for n in needles),
+              f"{tag}: check does not say {needles} for {cfg['url']}: {text!r}")
+        check("script loaded" not in text, f"{tag}: {text!r}")
+    check(not any(k.startswith("other:") for (_, k) in s.all_keys()), "check wrote other:")
+
+
+# --------------------------------------------------------------------------- main
+
+def prerequisite_problem():
+    if os.geteuid() != 0:
+        return "not root (needs /etc/pam.d, /dev/log and redis-server)"
+    for path, what in ((TOOL, "command"), (MODULE, "module")):
+        if not path.is_file():
+            return f"{what} not built: {path} missing (run make)"
+    if shutil.which("pamtester") is None:
+        return "pamtester not installed (apt-get install pamtester)"
+    if not SANDBOX.is_file():
+        return f"sandbox missing: {SANDBOX}"
+    if os.path.lexists(DEV_LOG) and shutil.which("unshare") is None:
+        return "/dev/log exists and unshare is missing: cannot capture syslog"
+    try:
+        return install_problem()
+    except CaseFailure as e:
+        return str(e)
+
+
+def setup(cleanups, verbose):
+    workdir, sandbox = start_in_workdir(cleanups, "tsms-cli-redis-")
+    syslog = SyslogCapture(workdir)
+    cleanups.add(syslog.close)
+    server = Redis(workdir)
+    cleanups.add(server.stop)
+    server.start()
+    h = CliHarness(workdir, sandbox, syslog, verbose, server)
+    cleanups.add(h.remove_services)
+    return h
+
+
+if __name__ == "__main__":
+    sys.exit(main("cli redis", __doc__.splitlines()[0], setup=setup,
+                  prepare=prerequisite_problem, time_limit=SUITE_LIMIT, timed=True,
+                  verbose_help="print every command run and its output"))
