@@ -744,6 +744,9 @@ static int cmd_unlock(const char *config_path, int argc, char **argv)
 	state = tsms_state_open(cfg, NULL);
 	if (tsms_state_unlock(state, argv[1], time(NULL), &before, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+		if (before.fallback[0] != '\0')
+			printf("cleared this host's fallback state file %s only\n",
+			       before.fallback);
 	} else {
 		if (!before.exists)
 			printf("%s has no state in %s: nothing to unlock\n", argv[1],

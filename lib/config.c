@@ -922,7 +922,7 @@ static bool parse_ldap(struct tsms_config *cfg, const cJSON *root, char err[TSMS
 /* ---- redis: the shared limits (lib/state.h) */
 
 #define REDIS_URL_FORMS "redis://HOST[:PORT][/DB] or unix:///PATH/TO/redis.sock[?db=DB]"
-#define REDIS_DB_MAX 999
+#define REDIS_DB_MAX 15 /* Redis's 16 databases */
 #define REDIS_PREFIX_MAX 64
 #define SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 */
 

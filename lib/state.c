@@ -127,17 +127,25 @@ enum tsms_err tsms_state_unlock(struct tsms_state *st, const char *user, time_t 
 	struct tsms_state_status local;
 	enum tsms_err e;
 
+	char local_err[TSMS_STATE_ERR_MAX];
+	enum tsms_err local_e;
+
 	memset(before, 0, sizeof(*before));
 	e = apply(st, user, now, TSMS_OP_UNLOCK, false, &a, err);
-	if (e != TSMS_OK || st->store == &tsms_state_files)
+	if (st == NULL || st->store == &tsms_state_files)
 		return e;
-	/* a login that fell back may have locked the user on this host too */
+	/* a login that fell back may have locked the user on this host too: cleared
+	 * even while Redis is down, so that an outage cannot keep anyone locked out */
 	memset(&local, 0, sizeof(local));
 	a = (struct tsms_state_answer){ .status = &local };
-	e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_UNLOCK, &a, err);
-	if (e == TSMS_OK && local.exists)
-		memcpy(before->fallback, local.where, sizeof(before->fallback));
-	return e;
+	local_e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_UNLOCK, &a, local_err);
+	if (local_e == TSMS_OK && local.exists)
+		memcpy(before->fallback, local.where, sizeof(local.where));
+	if (e != TSMS_OK)
+		return e;
+	if (local_e != TSMS_OK)
+		memcpy(err, local_err, TSMS_STATE_ERR_MAX);
+	return local_e;
 }
 
 enum tsms_err tsms_state_check(struct tsms_state *st, char msg[TSMS_STATE_ERR_MAX])

@@ -87,7 +87,8 @@ enum tsms_err tsms_state_status(struct tsms_state *st, const char *user, time_t 
 
 /* Clears user's wrong-code count and lockout, keeping the send counts; before
  * gets the state as it was (exists false: nothing to clear, nothing written).
- * With Redis, also clears this host's fallback file when it has one. */
+ * With Redis, also clears this host's fallback file when it has one, even
+ * when Redis is unavailable (then the error, with before->fallback set). */
 enum tsms_err tsms_state_unlock(struct tsms_state *st, const char *user, time_t now,
                                 struct tsms_state_status *before, char err[TSMS_STATE_ERR_MAX]);
 

@@ -446,10 +446,8 @@ static enum tsms_err redis_check(void **conn, const struct tsms_config *cfg,
 	}
 	freeReplyObject(reply);
 	problem(msg, "redis %s: connected (%s%s), script loaded", r->url,
-	        r->username != NULL ? "as " : "",
-	        r->username != NULL   ? r->username
-	        : r->password != NULL ? "with a password"
-	                              : "without a password");
+	        r->username != NULL ? "as " : "without ACL user",
+	        r->username != NULL ? r->username : "");
 	return TSMS_OK;
 }
 

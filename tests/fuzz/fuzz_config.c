@@ -68,7 +68,7 @@ static void check_config(const struct tsms_config *cfg)
 		FUZZ_CHECK(r->host == NULL || strncmp(r->url, "redis://", 8) == 0);
 		FUZZ_CHECK(r->socket_path == NULL ||
 		           (r->socket_path[0] == '/' && strlen(r->socket_path) <= 107));
-		FUZZ_CHECK(r->db <= 999);
+		FUZZ_CHECK(r->db <= 15);
 		FUZZ_CHECK(r->username == NULL || r->password != NULL);
 		FUZZ_CHECK(r->key_prefix != NULL && r->key_prefix[0] != '\0');
 		FUZZ_CHECK(strlen(r->key_prefix) <= 64 && strpbrk(r->key_prefix, " ") == NULL);

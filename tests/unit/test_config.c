@@ -1642,6 +1642,8 @@ static void test_redis_section(void **state)
 		{ "{\"url\":\"redis://r:\"}", "is not redis://" },
 		{ "{\"url\":\"redis://r:63x9\"}", "is not redis://" },
 		{ "{\"url\":\"redis://r/1000\"}", "is not redis://" },
+		{ "{\"url\":\"redis://r/16\"}", "DB 0-15" },
+		{ "{\"url\":\"unix:///r.sock?db=16\"}", "absolute socket path" },
 		{ "{\"url\":\"redis://r/0/x\"}", "is not redis://" },
 		{ "{\"url\":\"redis://r?db=1\"}", "is not redis://" },
 		{ "{\"url\":\"redis://[::1\"}", "is not redis://" },

@@ -1439,8 +1439,12 @@ static void test_redis_down_falls_back_to_files(void **state)
 	st = tsms_state_open(&w->cfg, &log);
 	assert_int_equal(tsms_state_status(st, "alice", T0, &status, err), TSMS_ERR_STATE);
 	assert_contains(err, "unavailable");
+	assert_int_equal(tsms_state_status(st, "bob", T0, &status, err), TSMS_ERR_STATE);
+	/* unlock still clears this host's fallback file: an outage locks no one out */
 	assert_int_equal(tsms_state_unlock(st, "alice", T0, &status, err), TSMS_ERR_STATE);
-	expect_file(w->dir, "alice", T0, 1, T0, 1, 0); /* nothing cleared */
+	assert_contains(err, "unavailable");
+	assert_contains(status.fallback, "/alice");
+	expect_file(w->dir, "alice", T0, 1, T0, 0, 0);
 	assert_int_equal(tsms_state_check(st, err), TSMS_ERR_STATE);
 	assert_contains(err, "Connection refused");
 	assert_null(strstr(err, "pw-Secret-unit"));
