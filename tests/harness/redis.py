@@ -42,9 +42,9 @@ from pathlib import Path
 
 from harness.core import CaseFailure
 from harness.pam import MODULE, PAM_DIR, SERVICE_PREFIX
-from harness.slapd import BlackHole, installed
+from harness.slapd import BlackHole
 from harness.state import new_state_dir
-from harness.system import free_port, install_debs, stop_process, write_file
+from harness.system import free_port, install_quietly, installed, stop_process, write_file
 
 DEBS = ("redis-server", "redis-tools")
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -57,9 +57,6 @@ KEY_PREFIX = "pam_twilio_sms:"
 # the module's commands, as the README and the spec of issue 12 give them
 PAM_ACL = ("resetchannels -@all +evalsha +eval +script|load +ping +select +hmget +hset +hdel "
            "+del +expire +pexpire +exists +time +hgetall")
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
-DENY_STARTS = ("#!/bin/sh\n# tests/harness/redis.py: no service starts while it installs "
-               "redis-server; removed afterwards\nexit 101\n")
 OURS = set()  # pids of the harness's redis-servers (Redis rewrites its process title)
 
 
@@ -88,30 +85,11 @@ def system_redises():
 
 
 def install_problem(timeout=600):
-    """Installs DEBS when missing (tests/install-deps.sh) so that no system redis-server
-    runs afterwards: while it installs, a policy-rc.d that refuses every service start is
-    put in place when the machine has none (and removed after); a system redis-server that
-    started anyway (the machine's own policy-rc.d allows it) is stopped with `service
-    redis-server stop`. Returns what is missing, or None."""
+    """Installs DEBS when missing, with no system redis-server left running
+    (harness.system.install_quietly). Returns what is missing, or None."""
     if all(installed(pkg) for pkg in DEBS) and shutil.which("redis-cli"):
         return None
-    before = system_redises()
-    ours = False
-    try:
-        fd = os.open(POLICY_RC_D, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
-        with os.fdopen(fd, "w") as f:
-            f.write(DENY_STARTS)
-        ours = True
-    except FileExistsError:
-        pass
-    try:
-        problem = install_debs(DEBS, timeout)
-    finally:
-        with contextlib.suppress(OSError):
-            if ours and POLICY_RC_D.read_text() == DENY_STARTS:
-                POLICY_RC_D.unlink()
-    if system_redises() - before:
-        subprocess.run(["service", "redis-server", "stop"], capture_output=True, timeout=60)
+    problem = install_quietly(DEBS, "redis-server", system_redises, timeout)
     if problem:
         return problem
     for tool in (REDIS_SERVER, REDIS_CLI):

@@ -34,7 +34,8 @@ import urllib.parse
 from pathlib import Path
 
 from harness.core import REPO, CaseFailure
-from harness.system import free_port, install_debs, sh, stop_process, write_file
+from harness.system import (free_port, install_quietly, installed, sh, stop_process,
+                            write_file)
 
 DEBS = ("slapd", "ldap-utils")
 SLAPD = "/usr/sbin/slapd"
@@ -46,9 +47,6 @@ PEOPLE_DN = f"ou=people,{BASE_DN}"
 SERVICES_DN = f"ou=services,{BASE_DN}"
 CERTIFICATES = ("server", "wronghost", "selfsigned", "expired")
 SCOPES = {"0": "base", "1": "one", "2": "sub", "3": "children"}
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
-DENY_STARTS = ("#!/bin/sh\n# tests/harness/slapd.py: no service starts while it installs "
-               "slapd; removed afterwards\nexit 101\n")
 
 # slapd's stats lines: "<sec hex>.<nsec hex> <thread> <message>"
 LINE_RE = re.compile(r"^([0-9a-f]{8})\.([0-9a-f]{8}) \S+ (.*)$")
@@ -95,12 +93,6 @@ class Bind:
 
 # --------------------------------------------------------------------------- install
 
-def installed(pkg):
-    p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
-                       text=True)
-    return p.returncode == 0 and "install ok installed" in p.stdout
-
-
 def system_slapds():
     """The pids of slapd processes that are not a harness's (no -f slapd.conf of ours)."""
     found = set()
@@ -115,31 +107,11 @@ def system_slapds():
 
 
 def install_problem(timeout=600):
-    """Installs DEBS when missing (tests/install-deps.sh) so that no system slapd runs
-    afterwards: while it installs, a policy-rc.d that refuses every service start is put in
-    place when the machine has none (and removed after); a system slapd that started anyway
-    (the machine's own policy-rc.d allows it) is stopped with `service slapd stop`. The
-    package's configuration (/etc/default/slapd, /etc/ldap/slapd.d, /var/lib/ldap) stays
-    as it made it. Returns what is missing, or None."""
+    """Installs DEBS when missing, with no system slapd left running
+    (harness.system.install_quietly). Returns what is missing, or None."""
     if all(installed(pkg) for pkg in DEBS) and shutil.which("ldapsearch"):
         return None
-    before = system_slapds()
-    ours = False
-    try:
-        fd = os.open(POLICY_RC_D, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
-        with os.fdopen(fd, "w") as f:
-            f.write(DENY_STARTS)
-        ours = True
-    except FileExistsError:
-        pass
-    try:
-        problem = install_debs(DEBS, timeout)
-    finally:
-        with contextlib.suppress(OSError):
-            if ours and POLICY_RC_D.read_text() == DENY_STARTS:
-                POLICY_RC_D.unlink()
-    if system_slapds() - before:
-        subprocess.run(["service", "slapd", "stop"], capture_output=True, timeout=60)
+    problem = install_quietly(DEBS, "slapd", system_slapds, timeout)
     if problem:
         return problem
     for tool in (SLAPD, "slapadd", "ldapsearch", "ldapadd", "ldapmodify"):

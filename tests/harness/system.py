@@ -50,6 +50,45 @@ def install_debs(debs, timeout=INSTALL_LIMIT):
     return None
 
 
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+DENY_STARTS = ("#!/bin/sh\n# tests/harness/system.py: no service starts while the tests install "
+               "one; removed afterwards\nexit 101\n")
+
+
+def installed(pkg):
+    """True when the Debian package pkg is installed."""
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
+                       text=True)
+    return p.returncode == 0 and "install ok installed" in p.stdout
+
+
+def install_quietly(debs, service, running, timeout=INSTALL_LIMIT):
+    """Installs debs (install_debs) so that no system `service` (a server the tests start
+    themselves, with their own config) runs afterwards: while it installs, a policy-rc.d
+    that refuses every service start is put in place when the machine has none (and removed
+    after); one that started anyway (the machine's own policy-rc.d allows it) is stopped
+    with `service SERVICE stop`. running() gives the pids of system servers. Returns what
+    went wrong, or None."""
+    before = running()
+    ours = False
+    try:
+        fd = os.open(POLICY_RC_D, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+        with os.fdopen(fd, "w") as f:
+            f.write(DENY_STARTS)
+        ours = True
+    except FileExistsError:
+        pass
+    try:
+        problem = install_debs(debs, timeout)
+    finally:
+        with contextlib.suppress(OSError):
+            if ours and POLICY_RC_D.read_text() == DENY_STARTS:
+                POLICY_RC_D.unlink()
+    if running() - before:
+        subprocess.run(["service", service, "stop"], capture_output=True, timeout=60)
+    return problem
+
+
 def free_port():
     """A loopback TCP port nothing listens on (at the time of the call)."""
     with socket.socket() as s:
