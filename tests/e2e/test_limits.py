@@ -4,14 +4,12 @@ codes, and many logins at once keeping the limits exactly."""
 import os
 import re
 import subprocess
-import threading
 import time
 
 from harness.core import REPO, CaseFailure, case, check
-from harness.pam import (RUN_LIMIT, TIME_SLACK, USERS, client_run, expect_client, keep, right,
-                         simple_service, typed, wrong)
+from harness.pam import (RUN_LIMIT, TIME_SLACK, USERS, authenticate_at_once, client_run,
+                         expect_client, keep, right, simple_service, typed, wrong)
 from harness.state import GLOBAL_STATE, check_state_files, new_state_dir, read_state
-from harness.system import cmdlines
 
 
 TOOL = REPO / "twilio-sms-otp"
@@ -228,38 +226,6 @@ def conv_fails_while_told_to_wait(h):
 CONCURRENT_RUNS = 50
 
 
-def concurrent_authentications(h, jobs, limit=RUN_LIMIT + 60):
-    """Runs h.authenticate(service, user, []) for every (service, user) in jobs, all
-    released at once; stdin closes at a prompt. Returns the runs and all the syslog lines."""
-    barrier = threading.Barrier(len(jobs))
-    runs, errors = [None] * len(jobs), [None] * len(jobs)
-
-    def work(i, service, user):
-        try:
-            barrier.wait(timeout=30)
-            runs[i] = h.authenticate(service, user, [])
-        except Exception as e:  # reported below
-            errors[i] = e
-
-    mark = h.syslog.mark()
-    threads = [threading.Thread(target=work, args=(i, svc, user), daemon=True)
-               for i, (svc, user) in enumerate(jobs)]
-    deadline = time.monotonic() + limit
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=max(0.1, deadline - time.monotonic()))
-    stuck = sum(t.is_alive() for t in threads)
-    check(stuck == 0, f"{stuck} of {len(jobs)} authentications still running after {limit:.0f}s")
-    failed = [f"{jobs[i][1]}: {e}" for i, e in enumerate(errors) if e is not None]
-    check(not failed, f"{len(failed)} runs failed: {failed[:3]}")
-    services = {svc for svc, _ in jobs}
-    left = [pid for pid, argv in cmdlines() if any(s.encode() in argv for s in services)]
-    check(not left, f"processes left behind: {left}")
-    logs = h.syslog.messages(mark)
-    return runs, logs
-
-
 def outcome_lines(logs, service):
     prefix = f"pam_twilio_sms({service}:auth): "
     return [l[len(prefix):] for l in logs
@@ -271,7 +237,7 @@ def concurrent_same_user_send_limit(h):
     sd = new_state_dir(h)
     svc = simple_service(h, stateDir=str(sd), sendLimit=5, resendCooldownSeconds=0)
     before = len(h.sandbox.outbox())
-    runs, logs = concurrent_authentications(h, [(svc, "alice")] * CONCURRENT_RUNS)
+    runs, logs = authenticate_at_once(h, [(svc, "alice")] * CONCURRENT_RUNS)
     sent = h.sandbox.outbox()[before:]
     check(len(sent) == 5, f"{len(sent)} SMS sent by {CONCURRENT_RUNS} logins with sendLimit 5")
     prompted = [r for r in runs if r.prompts]
@@ -296,7 +262,7 @@ def concurrent_distinct_users_global_limit(h):
     users = {f"user{i:02d}": f"+1555556{i:04d}" for i in range(CONCURRENT_RUNS)}
     svc = simple_service(h, stateDir=str(sd), users=users, globalSendLimit=20)
     before = len(h.sandbox.outbox())
-    runs, logs = concurrent_authentications(h, [(svc, u) for u in users])
+    runs, logs = authenticate_at_once(h, [(svc, u) for u in users])
     sent = h.sandbox.outbox()[before:]
     check(len(sent) == 20, f"{len(sent)} SMS sent with globalSendLimit 20")
     check(len({m["to"] for m in sent}) == 20, "a user got two SMS")
@@ -317,7 +283,7 @@ def concurrent_same_user_cooldown(h):
     sd = new_state_dir(h)
     svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=30)
     before = len(h.sandbox.outbox())
-    runs, logs = concurrent_authentications(h, [(svc, "bob")] * CONCURRENT_RUNS)
+    runs, logs = authenticate_at_once(h, [(svc, "bob")] * CONCURRENT_RUNS)
     sent = h.sandbox.outbox()[before:]
     check(len(sent) == 1, f"{len(sent)} SMS sent by {CONCURRENT_RUNS} logins within the cooldown")
     outcomes = outcome_lines(logs, svc)

@@ -11,16 +11,15 @@ What Redis holds is read over the harness's own admin connection (SCAN, HGETALL,
 import atexit
 import hashlib
 import re
-import threading
 import time
 
 from harness.core import CaseFailure, case, check
-from harness.pam import (RUN_LIMIT, TIME_SLACK, expect_config_error, right, typed,
+from harness.pam import (TIME_SLACK, authenticate_at_once, expect_config_error, right, typed,
                          wrong)
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Garbage, Hang, Redis,
                            host, install_problem)
 from harness.state import read_state
-from harness.system import cmdlines, free_port
+from harness.system import free_port
 
 FLEET_B = "fleet_b:"
 FLEET_B_USER = "fleetb"
@@ -195,36 +194,6 @@ CONCURRENT_USERS = 20
 CONCURRENT_GLOBAL = 15
 
 
-def at_once(h, jobs, limit=RUN_LIMIT + 60):
-    """h.authenticate(service, user, []) for every (service, user) of jobs, released
-    together (stdin closes at a prompt). Returns the runs and every syslog line."""
-    barrier = threading.Barrier(len(jobs))
-    runs, errors = [None] * len(jobs), [None] * len(jobs)
-
-    def work(i, service, user):
-        try:
-            barrier.wait(timeout=30)
-            runs[i] = h.authenticate(service, user, [])
-        except Exception as e:  # reported below
-            errors[i] = e
-
-    mark = h.syslog.mark()
-    threads = [threading.Thread(target=work, args=(i, *job), daemon=True)
-               for i, job in enumerate(jobs)]
-    deadline = time.monotonic() + limit
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=max(0.1, deadline - time.monotonic()))
-    check(not any(t.is_alive() for t in threads), f"logins still running after {limit:.0f}s")
-    failed = [f"{jobs[i][1]}: {e}" for i, e in enumerate(errors) if e is not None]
-    check(not failed, f"{len(failed)} runs failed: {failed[:3]}")
-    services = {svc for svc, _ in jobs}
-    left = [pid for pid, argv in cmdlines() if any(v.encode() in argv for v in services)]
-    check(not left, f"processes left behind: {left}")
-    return runs, h.syslog.messages(mark)
-
-
 @case
 def redis_concurrent_logins_over_both_hosts_count_exactly(h):
     """40 logins at once, 20 users each on both hosts, sendLimit 1 and globalSendLimit 15:
@@ -235,7 +204,7 @@ def redis_concurrent_logins_over_both_hosts_count_exactly(h):
                      globalSendLimit=CONCURRENT_GLOBAL)
     jobs = [(hst.service, u) for u in users for hst in (a, b)]
     before = len(h.sandbox.outbox())
-    runs, logs = at_once(h, jobs)
+    runs, logs = authenticate_at_once(h, jobs)
     sent = h.sandbox.outbox()[before:]
     check(len(sent) == CONCURRENT_GLOBAL, f"{len(sent)} SMS sent by {CONCURRENT} logins, want "
           f"{CONCURRENT_GLOBAL}")

@@ -13,13 +13,14 @@ import re
 import select
 import shlex
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from harness.core import REPO, CaseFailure, check
 from harness.sandbox import API_KEY_SECRET, AUTH_TOKEN, wrong_code
 from harness.syslog import message
-from harness.system import kill_and_reap, write_file
+from harness.system import cmdlines, kill_and_reap, write_file
 
 # TSMS_MODULE tests another build of the module, e.g. the sanitizer one (tests/analysis)
 MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
@@ -439,3 +440,34 @@ def expect_client(run, result, *, sms=None, requests=None, prompts=None, outcome
     check(run.status == code and f"code={code}\n" in run.output,
           f"pam_client exit {run.status}, want {code} ({result}); output {run.output[-300:]!r}")
     expect_records(run, result, sms, requests, prompts, outcomes)
+
+
+def authenticate_at_once(h, jobs, limit=RUN_LIMIT + 60):
+    """Runs h.authenticate(service, user, []) for every (service, user) in jobs, all
+    released at once; stdin closes at a prompt. Returns the runs and all the syslog lines."""
+    barrier = threading.Barrier(len(jobs))
+    runs, errors = [None] * len(jobs), [None] * len(jobs)
+
+    def work(i, service, user):
+        try:
+            barrier.wait(timeout=30)
+            runs[i] = h.authenticate(service, user, [])
+        except Exception as e:  # reported below
+            errors[i] = e
+
+    mark = h.syslog.mark()
+    threads = [threading.Thread(target=work, args=(i, svc, user), daemon=True)
+               for i, (svc, user) in enumerate(jobs)]
+    deadline = time.monotonic() + limit
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0.1, deadline - time.monotonic()))
+    stuck = sum(t.is_alive() for t in threads)
+    check(stuck == 0, f"{stuck} of {len(jobs)} authentications still running after {limit:.0f}s")
+    failed = [f"{jobs[i][1]}: {e}" for i, e in enumerate(errors) if e is not None]
+    check(not failed, f"{len(failed)} runs failed: {failed[:3]}")
+    services = {svc for svc, _ in jobs}
+    left = [pid for pid, argv in cmdlines() if any(s.encode() in argv for s in services)]
+    check(not left, f"processes left behind: {left}")
+    return runs, h.syslog.messages(mark)
