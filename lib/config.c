@@ -795,7 +795,7 @@ static bool check_object_keys(const cJSON *obj, const char *what, const char *co
 		if (!known) {
 			fail(err,
 			     "%s has the unknown key \"%s\"; fix: correct its spelling or remove "
-			     "it (the keys are listed in " MAN_REF ")",
+			     "it (the keys are listed in pam_twilio_sms.json(5))",
 			     what, quote(q, item->string));
 			return false;
 		}

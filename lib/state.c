@@ -101,6 +101,7 @@ enum tsms_err tsms_state_status(struct tsms_state *st, const char *user, time_t 
                                 struct tsms_state_status *status, char err[TSMS_STATE_ERR_MAX])
 {
 	struct tsms_state_answer a = { .status = status };
+	char local_err[TSMS_STATE_ERR_MAX] = "";
 	struct tsms_state_status local;
 	enum tsms_err e;
 
@@ -111,13 +112,16 @@ enum tsms_err tsms_state_status(struct tsms_state *st, const char *user, time_t 
 	/* what logins made on this host while Redis was unavailable */
 	memset(&local, 0, sizeof(local));
 	a = (struct tsms_state_answer){ .status = &local };
-	e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_STATUS, &a, err);
-	if (e == TSMS_OK && local.exists)
+	if (tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_STATUS, &a, local_err) ==
+	            TSMS_OK &&
+	    local.exists)
 		tsms_format_clean(status->fallback, sizeof(status->fallback),
 		                  "%s: %u SMS in the window, %u wrong code%s, %s", local.where,
 		                  local.sends, local.failures, local.failures == 1 ? "" : "s",
 		                  local.locked_until != 0 ? "locked" : "not locked");
-	return e;
+	else if (local_err[0] != '\0')
+		tsms_format_clean(status->fallback, sizeof(status->fallback), "%s", local_err);
+	return TSMS_OK;
 }
 
 enum tsms_err tsms_state_unlock(struct tsms_state *st, const char *user, time_t now,

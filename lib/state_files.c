@@ -37,12 +37,12 @@ struct slot {
 #define problem(err, ...) tsms_format_clean((err), TSMS_STATE_ERR_MAX, __VA_ARGS__)
 
 /* Opens stateDir, creating it 0700 if missing; refuses one that others can write. */
-static int open_dir(const char *path, char err[TSMS_STATE_ERR_MAX])
+static int open_dir(const char *path, bool create, char err[TSMS_STATE_ERR_MAX])
 {
 	struct stat st;
 	int fd;
 
-	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+	if (create && mkdir(path, 0700) != 0 && errno != EEXIST) {
 		problem(err, "stateDir %s: cannot create: %s; fix: create it (mkdir -m 700 %s)",
 		        path, strerror(errno), path);
 		return -1;
@@ -301,12 +301,16 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 
 	(void)conn; /* nothing is kept between operations */
 	err[0] = '\0';
-	dir_fd = open_dir(cfg->state_dir, err);
+	tsms_state_file_name(user, name);
+	if (status != NULL) { /* an administrator's look creates nothing */
+		snprintf(status->where, sizeof(status->where), "%s/%s", cfg->state_dir, name);
+		if (access(cfg->state_dir, F_OK) != 0 && errno == ENOENT)
+			return TSMS_OK;
+	}
+	dir_fd = open_dir(cfg->state_dir, status == NULL, err);
 	if (dir_fd < 0)
 		return TSMS_ERR_STATE;
-	tsms_state_file_name(user, name);
 	if (status != NULL) {
-		snprintf(status->where, sizeof(status->where), "%s/%s", cfg->state_dir, name);
 		status->exists = has_state(dir_fd, name);
 		if (!status->exists) {
 			close(dir_fd);
@@ -365,7 +369,7 @@ static enum tsms_err files_check(void **conn, const struct tsms_config *cfg,
 	int dir_fd;
 
 	(void)conn;
-	dir_fd = open_dir(cfg->state_dir, msg);
+	dir_fd = open_dir(cfg->state_dir, true, msg);
 	if (dir_fd < 0)
 		return TSMS_ERR_STATE;
 	close(dir_fd);
