@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.core import CaseFailure
+from harness.core import REPO, CaseFailure
 from harness.pam import MODULE, PAM_DIR, SERVICE_PREFIX
 from harness.slapd import BlackHole
 from harness.state import new_state_dir
@@ -54,9 +54,22 @@ PAM_PASSWORD = "redis-pam-Secret-0123456789"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "redis-admin-Secret-9876543210"
 KEY_PREFIX = "pam_twilio_sms:"
-# the module's commands, as the README and the spec of issue 12 give them
-PAM_ACL = ("resetchannels -@all +evalsha +eval +script|load +ping +select +hmget +hset +hdel "
-           "+del +expire +pexpire +exists +time +hgetall")
+# the module's commands: the shipped example's user pam (conf/redis/pam_twilio_sms.conf, the
+# README's) after its key pattern, so that every test proves that ACL is enough
+SHIPPED_ACL = REPO / "conf" / "redis" / "pam_twilio_sms.conf"
+
+
+def shipped_acl():
+    """The commands of the example ACL's user line (everything after its key pattern)."""
+    for line in SHIPPED_ACL.read_text().splitlines():
+        m = re.fullmatch(r"user pam on >PASSWORD resetkeys ~pam_twilio_sms:\* (.+)", line)
+        if m:
+            return m.group(1)
+    raise CaseFailure(f"{SHIPPED_ACL} has no 'user pam on >PASSWORD resetkeys "
+                      "~pam_twilio_sms:* ...' line")
+
+
+PAM_ACL = shipped_acl()
 OURS = set()  # pids of the harness's redis-servers (Redis rewrites its process title)
 
 

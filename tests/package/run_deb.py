@@ -310,8 +310,8 @@ def one_version_everywhere(h):
     check(h.deb().name == f"{PACKAGE}_{deb_version}_{h.field('Architecture')}.deb",
           f"the .deb's name {h.deb().name}")
     entry = run(["dpkg-parsechangelog", "-l", changelog, "-S", "Changes"]).stdout
-    for word in ("twilio-sms-otp", "proxy", "caFile", "API key", "host", "status", "unlock",
-                 "fail2ban", "Debian package"):
+    for word in ("ldap", "lookup", "redis", "Redis", "keyPrefix", "stateDir", "status",
+                 "unlock", "ACL"):
         check(word in entry, f"the changelog entry does not mention {word!r}")
 
 
