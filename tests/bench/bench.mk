@@ -5,6 +5,11 @@
 #                                       results.json and results.svg (as root, ~10 minutes)
 #   make bench BENCH_ARGS=--quick       5 runs, smaller cases; prints, writes nothing
 #   make bench BENCH_ARGS="--only latency,scale --runs 50 --out /tmp/b"
+#   make bench BENCH_ARGS="--only redis --runs 10"
+#                                       limits in Redis (TCP, Unix socket) against the files,
+#                                       1/32/128 simultaneous logins; installs redis-server
+#                                       itself (tests/harness/redis.py), as the directory
+#                                       section installs slapd
 #
 # Not part of `make test`: it measures, it does not pass or fail.
 

@@ -34,16 +34,29 @@ side by side in one run; every figure is a median over --runs runs (default 30) 
                   simultaneous authentications of distinct directory users against 128 of
                   distinct local users. Target: ldap at most 3 ms slower than local (median),
                   and the 128-client batches without errors or lost SMS.
+  7. redis        the send limits and lockout in Redis against the files: the bench starts its
+                  own redis-server (tests/harness/redis.py, the one the e2e Redis cases use:
+                  nothing saved, the default user off, the module's ACL user) and batches of
+                  1, 32 and 128 simultaneous authentications of distinct users, with the
+                  state in the files (stateDir on the normal disk), in Redis over TCP on
+                  loopback and over its Unix socket, the three in a new random order every
+                  round so that drift hits all alike. globalSendLimit never refuses, so every
+                  login takes the global lock (files) or the global key (Redis). Per side:
+                  p50/p99, throughput, SMS per batch (lost, duplicated), the EVALSHA calls
+                  Redis counted per login and its time per call, Redis and sandbox CPU, and
+                  the logins that fell back to the files (their own stateDir stays empty).
+                  Targets: Redis (TCP) no slower than the files at the median at every
+                  level, and a shorter p99 at 128 (the files' lock is polled every 10 ms).
 
 Prints a table; a full default run also writes tests/bench/results.md, results.json and
 results.svg (the plot the README embeds). Needs root (service files in /etc/pam.d, root-owned
 config), pamtester, curl, /usr/bin/time and valgrind; `make bench` installs them, and the
-directory section installs slapd and ldap-utils as the e2e family does (no system slapd
-starts).
+directory section installs slapd and ldap-utils, the redis section redis-server and
+redis-tools, as the e2e families do (no system slapd or redis-server starts).
 
     python3 tests/bench/run_bench.py [--runs N] [--warmup N] [--quick] [--only SECTIONS]
-                                     [--levels 1,8,32,128] [--callgrind-runs N]
-                                     [--keep-callgrind DIR] [--out DIR]
+                                     [--levels 1,8,32,128] [--redis-levels 1,32,128]
+                                     [--callgrind-runs N] [--keep-callgrind DIR] [--out DIR]
 """
 
 import argparse
@@ -86,7 +99,7 @@ NS_MARK = "TSMS_BENCH_IN_NS"
 VERSION = (re.search(r"^VERSION\s*:?=\s*(\S+)", (REPO / "Makefile").read_text(), re.M)
            or ["", "0"])[1]
 USER_AGENT = f"pam_twilio_sms/{VERSION}"  # the module's (lib/http.c), so curl's request is the same
-SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind", "directory")
+SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind", "directory", "redis")
 LEVELS = (1, 8, 32, 128)
 SCALE_FILE = (10, 10_000, 100_000, 1_000_000)
 SCALE_INLINE = (10, 10_000, 100_000)
@@ -94,6 +107,10 @@ BENCH_USER, BENCH_PHONE = "bench", "+15555550100"
 SCALE_USER, SCALE_PHONE = "scaleuser", "+15555550199"
 LDAP_USER, LDAP_PHONE = "ldapbench", "+15555550198"  # in the directory only
 LDAP_CLIENTS = 128  # the directory's batch (32 with --quick)
+REDIS_LEVELS = (1, 32, 128)  # the redis section's batches (up to 32 with --quick)
+REDIS_SIDES = (("files", "files, stateDir on the normal disk"),
+               ("redis", "Redis over TCP on loopback"),
+               ("redis_unix", "Redis over its Unix socket"))
 BIND_CN, BIND_PASSWORD = "pam-reader", "bench-bind-" + secrets.token_hex(8)
 MIB = 1024 * 1024
 
@@ -202,6 +219,7 @@ class Bench:
         self.sms_count = collections.Counter()
         self.scale_cases = []  # (name, service) of the scale section, for callgrind
         self.slapd = None      # the directory section's server (start_directory)
+        self.redis = None      # the redis section's server (start_redis)
 
     # ---- setup
 
@@ -227,6 +245,8 @@ class Bench:
         self.services = []
         if self.slapd:
             self.slapd.stop()
+        if self.redis:
+            self.redis.stop()
         if self.syslog:
             self.syslog.close()
         self.sandbox.stop()
@@ -291,6 +311,25 @@ class Bench:
                 for uid, mobile in people.items()))
         except CaseFailure as e:
             raise BenchError(f"slapd: {e}") from None
+        return None
+
+    def start_redis(self):
+        """Starts the bench's own redis-server under the workdir (tests/harness/redis.py:
+        its own config, nothing saved, a free loopback port and a Unix socket, the default
+        user off, the module's ACL user); stop() ends it. Returns what is missing to run
+        one, or None."""
+        try:
+            from harness.redis import Redis, install_problem as redis_install_problem
+        except ImportError as e:
+            return f"tests/harness/redis.py not usable: {e}"
+        problem = redis_install_problem()
+        if problem:
+            return problem
+        self.redis = Redis(self.workdir)  # before start(): stop() removes a failed one too
+        try:
+            self.redis.start()
+        except CaseFailure as e:
+            raise BenchError(f"redis-server: {e}") from None
         return None
 
     def ldap_object(self):
@@ -719,15 +758,17 @@ def threads_cpu_seconds(pid):
 
 class Batches:
     """Batches of simultaneous clients of one side: throughput, p50/p99 latency, errors,
-    lost and duplicated SMS, client CPU, the CPU each server used while the batches ran (a
-    share of one core) and the SYNs the kernel dropped at a full listen queue."""
+    lost and duplicated SMS (and the SMS each batch produced), client CPU, the CPU each
+    server used while the batches ran (a share of one core) and the SYNs the kernel
+    dropped at a full listen queue."""
 
     def __init__(self, b, want, servers):
         self.b, self.want, self.servers = b, want, servers  # servers: name -> CPU seconds
-        self.lat, self.tput, self.cpu = [], [], []
+        self.lat, self.tput, self.cpu, self.sms = [], [], [], []
         self.n = self.errors = self.lost = self.dup = self.overflows = self.batches = 0
         self.span_sum = 0.0
         self.busy = collections.Counter()
+        self.failed = []  # the first few failures: what the client said
 
     def run(self, jobs, measured):
         t0, o0 = time.monotonic(), listen_overflows()
@@ -743,6 +784,7 @@ class Batches:
         self.batches += 1
         self.cpu += [j.cpu for j in jobs if j.cpu is not None]
         self.tput.append(len(jobs) / span)
+        self.sms.append(sum(j.sms for j in jobs))
         for j in jobs:
             self.n += 1
             self.lost += j.sms == 0
@@ -751,11 +793,17 @@ class Batches:
                 self.lat.append(j.wall)
             else:
                 self.errors += 1
+                if len(self.failed) < 3:
+                    self.failed.append({"status": j.status, "sms": j.sms,
+                                        "request_status": j.request_status,
+                                        "wall_ms": ms(j.wall),
+                                        "output": j.out[-300:].decode("utf-8", "replace")})
 
     def summary(self):
         out = {
             "batches": self.batches, "auths": self.n, "errors": self.errors,
             "lost_sms": self.lost, "duplicate_sms": self.dup,
+            "sms_per_batch": [min(self.sms), max(self.sms)] if self.sms else None,
             "throughput": round(median(self.tput), 2),
             "p50_ms": ms(pct(self.lat, 50)), "p99_ms": ms(pct(self.lat, 99)),
             "client_cpu_ms": ms(median(self.cpu)),
@@ -764,6 +812,8 @@ class Batches:
             out[f"{name}_cpu_pct"] = (round(100 * self.busy[name] / self.span_sum, 1)
                                       if self.span_sum else None)
         out["listen_overflows"] = self.overflows
+        if self.failed:
+            out["failed"] = self.failed
         return out
 
 
@@ -930,6 +980,83 @@ def section_directory(b, runs, warmup, clients):
         out["batch"][side] = batches.summary()
         say_batches(f"directory {clients} clients, {side:<5}", out["batch"][side])
     out["config"] = {k: v for k, v in ldap.items() if k != "bindPassword"}
+    return out
+
+
+# ---- redis
+
+def redis_calls(server):
+    """EVALSHA calls Redis has run so far, and the microseconds they took (its INFO
+    commandstats; the admin's own connection, outside any timed batch)."""
+    row = server.info("commandstats").get("cmdstat_evalsha", "")
+    stats = dict(kv.split("=", 1) for kv in row.split(",") if "=" in kv)
+    return int(stats.get("calls", 0)), float(stats.get("usec", 0))
+
+
+def section_redis(b, runs, warmup, levels):
+    """Batches of simultaneous authentications of distinct users with the state in the
+    files (stateDir on the normal disk), in Redis over TCP and over its Unix socket: one
+    batch of each per round, in a new random order every round, so that the machine's
+    drift hits the three alike. The same users, numbers and limits on every side; the
+    limits count (a per-user record and the global one for every SMS) but never refuse.
+    A Redis side has its own stateDir, the fallback: a login that could not use Redis
+    leaves files there and a warning in the log."""
+    problem = b.start_redis()
+    if problem:
+        say(f"  redis: skipped: {problem}")
+        return {"skipped": problem}
+    r = b.redis
+    top = max(levels)
+    users = {f"r{i:03d}": phone_of(i, 4_000_000) for i in range(top)}
+    fallback = {"redis": b.conf / "fallback-redis", "redis_unix": b.conf / "fallback-redis-unix"}
+    configs = {
+        "files": b.config("redis-files", users, state=b.conf / "state-redis-files"),
+        "redis": b.config("redis-tcp", users, state=fallback["redis"],
+                          redis=r.module_config()),
+        "redis_unix": b.config("redis-unix", users, state=fallback["redis_unix"],
+                               redis=r.module_config(url=r.unix_url)),
+    }
+    services = {side: b.module_service(f"redis-{side}", cfg) for side, cfg in configs.items()}
+    servers = {"sandbox": lambda: cpu_seconds(b.sandbox.proc.pid),
+               "redis": lambda: threads_cpu_seconds(r.pid)}
+    mark = b.syslog.mark()
+    rng = random.Random(12)
+    out = {}
+    for c in levels:
+        batches = {side: Batches(b, PAM_OK, servers) for side in services}
+        calls = collections.Counter()
+        usec = collections.Counter()
+        for i in range(warmup + runs):
+            order = list(services)
+            rng.shuffle(order)
+            for side in order:
+                n0, u0 = redis_calls(r)
+                batches[side].run([b.pam_job(services[side], f"r{k:03d}", phone_of(k, 4_000_000))
+                                   for k in range(c)], measured=i >= warmup)
+                if i >= warmup:
+                    n1, u1 = redis_calls(r)
+                    calls[side] += n1 - n0
+                    usec[side] += u1 - u0
+        res = {}
+        for side, x in batches.items():
+            res[side] = x.summary()
+            res[side]["evalsha_per_login"] = round(calls[side] / x.n, 2) if x.n else None
+            res[side]["evalsha_us"] = (round(usec[side] / calls[side], 1) if calls[side]
+                                       else None)
+            say_batches(f"redis {c:>3} {side:<10}", res[side])
+        out[str(c)] = res
+    warnings = [l for l in b.syslog.collect(mark, timeout=5)
+                if "pam_twilio_sms(" in l and "this login keeps its limits" in l]
+    out["fallback"] = {
+        "warnings": len(warnings),
+        "files": {side: sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+                  for side, d in fallback.items()},
+    }
+    out["global_files"] = sorted(p.name for p in (b.conf / "state-redis-files").iterdir()
+                                 if p.name.startswith((".@global", "@global")))
+    out["server"] = r.info("server").get("redis_version")
+    out["url"] = {"redis": r.url, "redis_unix": r.unix_url}
+    out["state_fs"] = fs_type(b.conf)
     return out
 
 
@@ -1111,6 +1238,7 @@ def machine():
         "curl": version(["curl", "--version"]),
         "python": platform.python_version(),
         "state_fs": fs_type(Path(tempfile.gettempdir())),
+        "loadavg": round(os.getloadavg()[0], 2),  # other work on the machine at the start
         "module": module_identity(),
     }
 
@@ -1149,8 +1277,9 @@ def report(res, args):
     L = [f"Measured {m['date']} on {m['nproc']} × {m['cpu']}, Linux {m['kernel']}, "
          f"{m['curl'].split(' (')[0]}, Python {m['python']} (sandbox); stateDir in "
          f"{tempfile.gettempdir()} ({m['state_fs']}); {args.runs} runs after {args.warmup} "
-         f"warm-up runs, medians. Module: {m['module']['path'].rsplit('/', 1)[-1]} built "
-         f"{m['module']['built']}, sha256 {m['module']['sha256']}….", ""]
+         f"warm-up runs, medians; load average {m.get('loadavg', '-')} at the start. Module: "
+         f"{m['module']['path'].rsplit('/', 1)[-1]} built {m['module']['built']}, sha256 "
+         f"{m['module']['sha256']}….", ""]
     lat = res.get("latency")
     if lat:
         mod, curl = lat["module"], lat["curl"]
@@ -1294,6 +1423,7 @@ def report(res, args):
               f"{cg['runs']} module runs: {', '.join(f'{t:,}' for t in cg['module_totals'])}.",
               ""]
     L += report_directory(res)
+    L += report_redis(res)
     if res["targets"]:
         L += ["### Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
         for name, (value, ok) in res["targets"].items():
@@ -1389,11 +1519,89 @@ def report_directory(res):
     return L
 
 
+def report_redis(res):
+    """Section 7 of the report: the limits in Redis against the files."""
+    d = res.get("redis")
+    if not d:
+        return []
+    if "skipped" in d:
+        return ["### 7. Limits in Redis against the files", "", f"Skipped: {d['skipped']}.", ""]
+    levels = [k for k in d if k.isdigit()]
+    L = ["### 7. Limits in Redis against the files (batches of simultaneous logins, distinct "
+         "users)", "",
+         f"The bench's own Redis {d['server']} on this machine (the pam ACL user; over TCP on "
+         f"127.0.0.1 and over its Unix socket) against the files in a stateDir on "
+         f"{d['state_fs']}. globalSendLimit never refuses, so every login takes the global "
+         f"lock (files: {', '.join(d['global_files']) or 'NO @global file'} in their "
+         f"stateDir) or updates the global key (Redis). The three sides in a new random order "
+         f"every round.", "",
+         "| clients | state | per second | p50 | p99 | client CPU each | Redis CPU | "
+         "sandbox CPU | errors | SMS per batch | lost SMS | duplicate SMS | EVALSHA per login "
+         "| µs per EVALSHA | SYNs dropped |",
+         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+         "| ---: | ---: | ---: |"]
+    for c in levels:
+        for side, label in REDIS_SIDES:
+            x = d[c][side]
+            lo, hi = x["sms_per_batch"] or (0, 0)
+            L.append(f"| {c} | {label} | {x['throughput']:.1f} | {x['p50_ms']:.1f} ms | "
+                     f"{x['p99_ms']:.1f} ms | {x['client_cpu_ms']:.1f} ms | "
+                     f"{x['redis_cpu_pct']} % | {x['sandbox_cpu_pct']} % | {x['errors']} | "
+                     f"{lo}" + (f"–{hi}" if hi != lo else "") + f" of {c} | {x['lost_sms']} | "
+                     f"{x['duplicate_sms']} | {fmt(x['evalsha_per_login'])} | "
+                     f"{fmt(x['evalsha_us'])} | {x['listen_overflows']} |")
+    L.append("")
+    for c in levels:
+        f, t, u = (d[c][k] for k in ("files", "redis", "redis_unix"))
+        p50, p99 = t["p50_ms"] / f["p50_ms"], t["p99_ms"] / f["p99_ms"]
+        res["targets"][f"{clients(c)}: p50 with Redis (TCP) / files <= 1"] = (
+            round(p50, 3), p50 <= 1)
+        L.append(f"- {clients(c)}: Redis over TCP / files: p50 **{p50:.3f}** "
+                 f"({t['p50_ms'] - f['p50_ms']:+.3f} ms), p99 **{p99:.3f}** "
+                 f"({t['p99_ms'] - f['p99_ms']:+.1f} ms); over the Unix socket: p50 "
+                 f"{u['p50_ms'] / f['p50_ms']:.3f}, p99 {u['p99_ms'] / f['p99_ms']:.3f}.")
+    top = max(levels, key=int)
+    f, t = d[top]["files"], d[top]["redis"]
+    p99 = t["p99_ms"] / f["p99_ms"]
+    res["targets"][f"{clients(top)}: p99 with Redis (TCP) / files < 1"] = (round(p99, 3),
+                                                                           p99 < 1)
+    bad = sum(d[c][side][k] for c in levels for side, _ in REDIS_SIDES
+              for k in ("errors", "lost_sms", "duplicate_sms"))
+    fb = d["fallback"]
+    fell = fb["warnings"] + sum(len(v) for v in fb["files"].values())
+    L += ["", f"Targets: Redis over TCP no slower than the files at the median ("
+          + ", ".join(f"{c}: {verdict(d[c]['redis']['p50_ms'] <= d[c]['files']['p50_ms'])}"
+                      for c in levels)
+          + f"), and a shorter p99 at {clients(top)}: {verdict(p99 < 1)}. Errors, lost and "
+          f"duplicated SMS over every batch: {bad}. Logins that fell back from Redis to the "
+          f"files: {fb['warnings']} warnings logged, "
+          f"{sum(len(v) for v in fb['files'].values())} files in the Redis sides' own "
+          f"stateDirs ({'every decision was made by Redis' if not fell else 'SOME WERE NOT'}). "
+          f"EVALSHA per login: the reservation and the right answer, one script each; µs per "
+          f"EVALSHA is Redis's own time for the script. Redis and sandbox CPU: share of one "
+          f"core while the batches ran.", ""]
+    for c in levels:
+        for side, label in REDIS_SIDES:
+            for x in d[c][side].get("failed", [])[:1]:
+                last = (x["output"].strip().splitlines() or [""])[-1]
+                L.append(f"- A failed login ({clients(c)}, {label}): exit {x['status']}, "
+                         f"{x['sms']} SMS, request status {x['request_status']}, after "
+                         f"{x['wall_ms']:.0f} ms: `{last[:160]}`")
+    if L[-1] != "":
+        L.append("")
+    return L
+
+
+def clients(c):
+    return f"{c} client" if str(c) == "1" else f"{c} clients"
+
+
 # --------------------------------------------------------------------------- plot
 
 PALETTE = {"curl": "#7f8c8d", "module": "#c0392b", "tmpfs": "#e67e22", "permit": "#2980b9",
            "inline": "#8e44ad", "file": "#c0392b", "target": "#27ae60", "lookup": "#16a085",
-           "ldap": "#2c3e50", "ldapsearch": "#5d8aa8", "plain": "#b0bec5"}
+           "ldap": "#2c3e50", "ldapsearch": "#5d8aa8", "plain": "#b0bec5",
+           "files": "#c0392b", "redis": "#1f618d", "redis_unix": "#76b7e0"}
 
 
 def esc(s):
@@ -1535,7 +1743,10 @@ def plot(res):
     m = res["machine"]
     d = res.get("directory")
     d = d if d and "skipped" not in d else None
-    svg = Svg(1000, 1240 if d else 930)
+    rd = res.get("redis")
+    rd = rd if rd and "skipped" not in rd else None
+    height = 930 + (310 if d else 0)
+    svg = Svg(1000, height + (310 if rd else 0))
     svg.text(500, 22, f"pam_twilio_sms benchmark, {m['date']}: {m['nproc']} × {m['cpu']}, "
              f"Linux {m['kernel']}; medians of {res['runs']} runs", 13, "middle", "bold")
     mod_key = [("curl (floor)", PALETTE["curl"], None),
@@ -1627,6 +1838,16 @@ def plot(res):
                 for q in ("p50", "p99")]
         hbars(svg, 510, 930, 480, 300, f"6b. {bt['clients']} simultaneous clients (ms)", rows,
               "ms", legend=[("users object (local)", loc, None), ("ldap (ldaps)", rem, None)])
+    if rd:
+        levels = [k for k in rd if k.isdigit()]
+        key = [("files (stateDir on disk)", PALETTE["files"], None),
+               ("Redis, TCP", PALETTE["redis"], None),
+               ("Redis, Unix socket", PALETTE["redis_unix"], None)]
+        for x, q, title in ((10, "p50", "7a. Limits in Redis vs files: median (ms)"),
+                            (510, "p99", "7b. Limits in Redis vs files: p99 (ms)")):
+            rows = [(clients(c), [(rd[c][side][f"{q}_ms"], PALETTE[side])
+                                  for side, _ in REDIS_SIDES]) for c in levels]
+            hbars(svg, x, height, 480, 300, title, rows, "ms", legend=key)
     return svg.render()
 
 
@@ -1663,11 +1884,13 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=3, help="runs thrown away first (3)")
     p.add_argument("--quick", action="store_true",
                    help="5 runs, 1 warm-up, up to 100 000 users and 32 clients (also for the "
-                   "directory), 1 callgrind run")
+                   "directory and redis), 1 callgrind run")
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections ({','.join(SECTIONS)})")
     p.add_argument("--levels", default=",".join(map(str, LEVELS)),
                    help="concurrency levels (1,8,32,128)")
+    p.add_argument("--redis-levels", default=",".join(map(str, REDIS_LEVELS)),
+                   help="simultaneous logins of the redis section (1,32,128)")
     p.add_argument("--callgrind-runs", type=int, default=3)
     p.add_argument("--keep-callgrind", metavar="DIR",
                    help="keep the callgrind.out files there (callgrind_annotate --inclusive=no)")
@@ -1681,11 +1904,13 @@ def parse_args():
     a.level_list = [int(x) for x in a.levels.split(",")]
     a.file_sizes, a.inline_sizes = SCALE_FILE, SCALE_INLINE
     a.ldap_clients = LDAP_CLIENTS
+    a.redis_level_list = [int(x) for x in a.redis_levels.split(",")]
     if a.quick:
         a.runs, a.warmup, a.callgrind_runs = 5, 1, 1
         a.level_list = [c for c in a.level_list if c <= 32]
         a.file_sizes = tuple(n for n in SCALE_FILE if n <= 100_000)
         a.ldap_clients = 32
+        a.redis_level_list = [c for c in a.redis_level_list if c <= 32]
     full = not a.quick and a.runs >= 30 and set(a.sections) == set(SECTIONS)
     a.out_dir = Path(a.out) if a.out else (HERE if full else None)
     return a
@@ -1727,6 +1952,10 @@ def main():
             say(f"directory: {args.runs} rounds of local, ldap and ldapsearch; "
                 f"{args.runs} batches of {args.ldap_clients} local and ldap")
             res["directory"] = section_directory(b, args.runs, args.warmup, args.ldap_clients)
+        if "redis" in args.sections:
+            say(f"redis: {args.redis_level_list}, {args.runs} batches each of files, Redis "
+                f"over TCP and over its Unix socket, in turn")
+            res["redis"] = section_redis(b, args.runs, args.warmup, args.redis_level_list)
         outcomes = [l for l in b.syslog.collect(0, timeout=5)
                     if "pam_twilio_sms(" in l and "result=" in l]
         res["logged_outcomes"] = collections.Counter(
