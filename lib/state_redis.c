@@ -173,11 +173,14 @@ static redisReply *command(struct conn *k, const struct tsms_config *cfg, const 
 {
 	struct pipe_guard g;
 	redisReply *reply;
+	int saved_errno;
 
 	block_pipe(&g);
 	reply = redisCommandArgv(k->c, argc, argv, NULL);
+	saved_errno = errno; /* what the failed read or write left, for io_problem */
 	unblock_pipe(&g);
 	if (reply == NULL) {
+		errno = saved_errno;
 		io_problem(cfg, k->c, what, err);
 		return NULL;
 	}
@@ -227,6 +230,7 @@ static bool connect_redis(struct conn *k, const struct tsms_config *cfg,
 	struct timeval tv = { .tv_sec = (time_t)r->timeout_seconds };
 	struct tsms_environ env;
 	struct pipe_guard g;
+	int saved_errno;
 	char db[12];
 
 	block_pipe(&g);
@@ -235,9 +239,11 @@ static bool connect_redis(struct conn *k, const struct tsms_config *cfg,
 		k->c = redisConnectUnixWithTimeout(r->socket_path, tv);
 	else
 		k->c = redisConnectWithTimeout(r->host, (int)r->port, tv);
+	saved_errno = errno;
 	tsms_environ_restore(&env);
 	unblock_pipe(&g);
 	if (k->c == NULL || k->c->err != 0) {
+		errno = saved_errno;
 		io_problem(cfg, k->c, "connect", err);
 		disconnect(k);
 		return false;
