@@ -9,9 +9,11 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -1453,6 +1455,74 @@ static void test_redis_down_falls_back_to_files(void **state)
 	w->cfg.redis = NULL;
 }
 
+/* A Redis that answers AUTH and hangs up: the module's next write hits a closed
+ * socket, which raises SIGPIPE; unguarded, that kills the host program. */
+struct hang_up {
+	int listen_fd;
+};
+
+static void *hang_up_serve(void *arg)
+{
+	struct hang_up *hu = arg;
+	char buf[512];
+	int fd = accept(hu->listen_fd, NULL, NULL);
+
+	if (fd >= 0) {
+		if (read(fd, buf, sizeof(buf)) > 0) /* the AUTH command */
+			(void)!write(fd, "+OK\r\n", 5);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void test_redis_hang_up_raises_no_sigpipe(void **state)
+{
+	struct world *w = world_of(state);
+	char path[] = "/tmp/tsms-unit-redis-XXXXXX/redis.sock";
+	char password[] = "pw-Secret-unit", prefix[] = "pam_twilio_sms:", url[128];
+	struct tsms_redis redis = { .socket_path = path,
+		                    .password = password,
+		                    .key_prefix = prefix,
+		                    .timeout_seconds = 2 };
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct log_lines lines = { 0 };
+	struct tsms_log log = { .fn = keep_line, .ctx = &lines };
+	char err[TSMS_STATE_ERR_MAX];
+	struct hang_up hu;
+	struct tsms_state *st;
+	sigset_t pending;
+	enum tsms_verdict v;
+	pthread_t server;
+	long long wait;
+
+	path[strlen(path) - strlen("/redis.sock")] = '\0';
+	assert_non_null(mkdtemp(path));
+	strcat(path, "/redis.sock");
+	snprintf(url, sizeof(url), "unix://%s", path);
+	redis.url = url;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	hu.listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(hu.listen_fd >= 0);
+	assert_int_equal(bind(hu.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(hu.listen_fd, 1), 0);
+	assert_int_equal(pthread_create(&server, NULL, hang_up_serve, &hu), 0);
+	w->cfg.redis = &redis;
+	st = tsms_state_open(&w->cfg, &log);
+	assert_int_equal(tsms_state_reserve_send(st, "alice", T0, true, &v, &wait, err), TSMS_OK);
+	assert_int_equal(v, TSMS_VERDICT_OK); /* the files decided */
+	assert_int_equal(lines.n, 1);
+	assert_contains(lines.last, "unavailable");
+	tsms_state_close(st);
+	pthread_join(server, NULL);
+	assert_int_equal(sigpending(&pending), 0);
+	assert_false(sigismember(&pending, SIGPIPE)); /* consumed, not left for the host */
+	close(hu.listen_fd);
+	unlink(path);
+	path[strlen(path) - strlen("/redis.sock")] = '\0';
+	rmdir(path);
+	w->cfg.redis = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1489,6 +1559,7 @@ int main(void)
 		world_test(test_concurrent_distinct_users_global_cap),
 		cmocka_unit_test(test_redis_script_sha1),
 		world_test(test_redis_down_falls_back_to_files),
+		world_test(test_redis_hang_up_raises_no_sigpipe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
