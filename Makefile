@@ -25,6 +25,8 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -DTSMS_VERSION='"$(VERSION)"' $(WARNINGS) $(
 LDFLAGS   += -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--no-undefined -Wl,--as-needed
 LIBS      := $(or $(shell pkg-config --libs $(PKGS) 2>/dev/null),-lcurl -lcjson -lsodium -lssl -lldap -llber -lhiredis)
 
+# the unit tests also check the Redis script's SHA-1 with libcrypto
+UNIT_LIBS  = $(LIBS) -lcmocka -lcrypto
 LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:.c=.o)
 LIB_HDR   := $(wildcard lib/*.h)
@@ -61,7 +63,7 @@ $(TOOL): twilio-sms-otp.c lib/libtsms.a
 	$(CC) $(CFLAGS) -fPIE -o $@ twilio-sms-otp.c lib/libtsms.a -pie $(LDFLAGS) $(LIBS)
 
 tests/unit/test_%: tests/unit/test_%.c lib/libtsms.a
-	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libtsms.a $(LIBS) -lcmocka -lcrypto
+	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libtsms.a $(UNIT_LIBS)
 
 deps-build:
 	@tests/install-deps.sh $(BUILD_DEBS)

@@ -36,7 +36,7 @@ $(1)/$$(TOOL): twilio-sms-otp.c $(1)/lib/libtsms.a
 
 $(1)/tests/unit/test_%: tests/unit/test_%.c tests/unit/unit.h $(1)/lib/libtsms.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS) $(2) -Ilib -o $$@ $$< $(1)/lib/libtsms.a $$(LIBS) -lcmocka
+	$$(CC) $$(CFLAGS) $(2) -Ilib -o $$@ $$< $(1)/lib/libtsms.a $$(UNIT_LIBS)
 endef
 
 # -O1 and frame pointers keep ASan's stack traces readable at a small cost
