@@ -10,6 +10,13 @@
 #                                       1/32/128 simultaneous logins; installs redis-server
 #                                       itself (tests/harness/redis.py), as the directory
 #                                       section installs slapd
+#   make bench BENCH_ARGS="--only peer --runs 20 --merge"
+#                                       the peer: Debian's pam_duo against a loopback Duo
+#                                       stand-in (tests/sandbox/duo_sandbox.py) next to the
+#                                       module, through pamtester and real ssh logins to a
+#                                       throw-away sshd; installs libpam-duo and OpenSSH
+#                                       itself; --merge puts the figures into the results
+#                                       files there are, the other sections' unchanged
 #
 # Not part of `make test`: it measures, it does not pass or fail.
 

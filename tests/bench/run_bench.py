@@ -47,21 +47,40 @@ side by side in one run; every figure is a median over --runs runs (default 30) 
                   the logins that fell back to the files (their own stateDir stays empty).
                   Targets: Redis (TCP) no slower than the files at the median at every
                   level, and a shorter p99 at 128 (the files' lock is polled every 10 ms).
+  8. peer         the module users would pick instead: Debian's pam_duo (libpam-duo) against
+                  a loopback Duo Auth API stand-in (tests/sandbox/duo_sandbox.py: its own
+                  throw-away CA, checks each request's HMAC signature, answers preauth with
+                  "allow", so that a pam_duo login makes one HTTPS request, as the module's
+                  does), failmode secure (a failed request refuses, it does not let through).
+                  Per round, in a new random order: pamtester with pam_duo, pamtester with
+                  the module, and real ssh logins (the ssh client on a pseudo-terminal, to
+                  throw-away sshds on loopback, keyboard-interactive: the password, then the
+                  factor; Debian's sshd service with pam_duo, with the module, or with
+                  nothing after common-auth) as a test user it creates and removes. Time to
+                  the first request (spawn -> the request at the stand-in or the sandbox),
+                  full wall time, module / pam_duo; what each loads (ldd, pamtester's
+                  mappings, RSS, PSS while the server holds its answer, peak RSS).
+                  No target: it tells where the two stand.
 
 Prints a table; a full default run also writes tests/bench/results.md, results.json and
-results.svg (the plot the README embeds). Needs root (service files in /etc/pam.d, root-owned
-config), pamtester, curl, /usr/bin/time and valgrind; `make bench` installs them, and the
-directory section installs slapd and ldap-utils, the redis section redis-server and
-redis-tools, as the e2e families do (no system slapd or redis-server starts).
+results.svg (the plot the README embeds); --only SECTIONS --merge measures only those and
+puts their figures into the results files there are, the others' unchanged. Needs root
+(service files in /etc/pam.d, root-owned config), pamtester, curl, /usr/bin/time and
+valgrind; `make bench` installs them, and the directory section installs slapd and
+ldap-utils, the redis section redis-server and redis-tools, as the e2e families do (no
+system slapd or redis-server starts), the peer section libpam-duo, openssh-server and
+openssh-client (no system sshd starts; the system's PAM config and sshd are not touched).
 
     python3 tests/bench/run_bench.py [--runs N] [--warmup N] [--quick] [--only SECTIONS]
                                      [--levels 1,8,32,128] [--redis-levels 1,32,128]
                                      [--callgrind-runs N] [--keep-callgrind DIR] [--out DIR]
+                                     [--merge]
 """
 
 import argparse
 import collections
 import datetime
+import fcntl
 import hashlib
 import json
 import math
@@ -70,13 +89,17 @@ import platform
 import random
 import re
 import secrets
+import select
 import selectors
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -91,6 +114,9 @@ from harness.sandbox import (ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID, SANDBOX,  #
 from harness.slapd import (ACCEPT_RE, OP_RE, RESULT_RE, TLS_RE, Slapd,  # noqa: E402
                            install_problem, ldif_entry)
 from harness.syslog import SyslogCapture  # noqa: E402
+from harness.system import (add_test_user, cmdlines, descendants, free_port,  # noqa: E402
+                            install_quietly, remove_test_user, running, stop_process,
+                            wait_for_port_file)
 
 MODULE = Path(os.environ.get("TSMS_MODULE") or REPO / "pam_twilio_sms.so").resolve()
 PAM_DIR = Path("/etc/pam.d")
@@ -99,7 +125,8 @@ NS_MARK = "TSMS_BENCH_IN_NS"
 VERSION = (re.search(r"^VERSION\s*:?=\s*(\S+)", (REPO / "Makefile").read_text(), re.M)
            or ["", "0"])[1]
 USER_AGENT = f"pam_twilio_sms/{VERSION}"  # the module's (lib/http.c), so curl's request is the same
-SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind", "directory", "redis")
+SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind", "directory", "redis",
+            "peer")
 LEVELS = (1, 8, 32, 128)
 SCALE_FILE = (10, 10_000, 100_000, 1_000_000)
 SCALE_INLINE = (10, 10_000, 100_000)
@@ -111,6 +138,13 @@ REDIS_LEVELS = (1, 32, 128)  # the redis section's batches (up to 32 with --quic
 REDIS_SIDES = (("files", "files, stateDir on the normal disk"),
                ("redis", "Redis over TCP on loopback"),
                ("redis_unix", "Redis over its Unix socket"))
+DUO_SANDBOX = REPO / "tests" / "sandbox" / "duo_sandbox.py"
+PEER_DEBS = ("libpam-duo", "openssh-server", "openssh-client")
+PEER_USER, PEER_PHONE = "tsmsbench", "+15555550197"  # a system user: pam_duo and sshd want one
+PEER_GECOS = "pam_twilio_sms bench peer user"  # what marks it as the bench's, for removal
+PEER_OK = b"peer-login-ok"  # what the ssh logins' remote command prints
+SSHD = Path("/usr/sbin/sshd")
+PRIVSEP_DIR = Path("/run/sshd")
 BIND_CN, BIND_PASSWORD = "pam-reader", "bench-bind-" + secrets.token_hex(8)
 MIB = 1024 * 1024
 
@@ -453,6 +487,11 @@ class Bench:
                     job.proc.kill()
                     job.proc.wait()
             sel.close()
+        return self.match(jobs)
+
+    def match(self, jobs):
+        """Matches each job that expects an SMS to its SMS and its request in the sandbox
+        (the records since the last match); returns jobs."""
         self._read_records()
         rows = {}
         for row in self.requests.read():
@@ -471,6 +510,65 @@ class Bench:
                 job.request_status = -len(reqs)  # none or several: an error either way
         self.pending.clear()
         return jobs
+
+    def run_tty(self, job, answers, timeout=60.0):
+        """Runs job.argv on a new pseudo-terminal, its controlling terminal (ssh reads its
+        keyboard-interactive answers from /dev/tty), answering each prompt as it shows:
+        answers is a list of (regex, reply), reply None for the SMS code. Returns the job,
+        matched like run()'s."""
+        master, slave = os.openpty()
+        self.sms_count.clear()
+        deadline = time.monotonic() + timeout
+        seen = 0  # job.out before this position was answered already
+        try:
+            job.start_wall = time.time()
+            job.start = time.monotonic()
+            job.proc = subprocess.Popen(
+                job.argv, stdin=slave, stdout=slave, stderr=slave, env=job.env, cwd="/",
+                start_new_session=True, preexec_fn=take_terminal)
+            os.close(slave)
+            slave = -1
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(f"{job.argv[0]} still running after {timeout:.0f}s: "
+                                     f"{job.out[-300:]!r}")
+                ready, _, _ = select.select([master], [], [], min(left, 1.0))
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the terminal's other side has gone
+                    chunk = b""
+                if not chunk:
+                    job.end = time.monotonic()
+                    break
+                job.out += chunk
+                text = job.out[seen:].decode("utf-8", "replace")
+                for pattern, reply in answers:
+                    if pattern.search(text):
+                        if reply is None:
+                            reply = self._code_for(job, deadline) or "no-sms"
+                        os.write(master, (reply + "\n").encode())
+                        seen = len(job.out)
+                        break
+            _, status, usage = os.wait4(job.proc.pid, 0)
+            job.proc.returncode = job.status = os.waitstatus_to_exitcode(status)
+            job.cpu = usage.ru_utime + usage.ru_stime
+        finally:
+            if job.proc and job.proc.returncode is None:
+                job.proc.kill()
+                job.proc.wait()
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+        return self.match([job])[0]
+
+
+def take_terminal():
+    """In the child of run_tty, after setsid: its standard input becomes its controlling
+    terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def read_time_rss(path):
@@ -1060,6 +1158,402 @@ def section_redis(b, runs, warmup, levels):
     return out
 
 
+# ---- peer
+
+class DuoStandIn:
+    """The loopback Duo Auth API stand-in (tests/sandbox/duo_sandbox.py): its process, its
+    throw-away CA, its requests and the pam_duo config that points at it."""
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir) / "duo"
+        self.ikey = "DI" + secrets.token_hex(9).upper()
+        self.skey = secrets.token_hex(20)
+        self.proc = self.port = None
+        self.requests = Tail(self.dir / "requests.jsonl")
+
+    @property
+    def ca_file(self):
+        return str(self.dir / "ca.pem")
+
+    def start(self, timeout=30.0):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        err = open(self.dir / "stderr", "wb")
+        with err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(DUO_SANDBOX), "--dir", str(self.dir), "--host",
+                 "127.0.0.1", "--ikey", self.ikey, "--skey", self.skey],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+        try:
+            self.port = wait_for_port_file(self.proc, self.dir / "port", timeout,
+                                           "duo_sandbox.py", self.stderr_tail)
+        except CaseFailure as e:
+            raise BenchError(str(e)) from None
+
+    def stderr_tail(self, n=400):
+        try:
+            return (self.dir / "stderr").read_text(errors="replace")[-n:].strip() or "-"
+        except OSError:
+            return "-"
+
+    def stop(self):
+        stop_process(self.proc)
+        self.requests.close()
+
+    def hold(self, seconds):
+        """Every answer waits this long from now on (0: none)."""
+        tmp = self.dir / "delay.tmp"
+        tmp.write_text(f"{seconds}\n")
+        tmp.replace(self.dir / "delay")
+
+    def config(self, path):
+        """pam_duo's config, as an administrator writes /etc/duo/pam_duo.conf, root 0600:
+        the stand-in's keys, host by name (pam_duo 1.x matches DNS names in the certificate,
+        not IP addresses), its CA, and failmode secure, so that a request that fails refuses
+        the login instead of letting it through unchecked."""
+        write_private(path, f"[duo]\nikey = {self.ikey}\nskey = {self.skey}\n"
+                      f"host = localhost:{self.port}\ncafile = {self.ca_file}\n"
+                      "failmode = secure\n")
+        return path
+
+
+def find_pam_duo():
+    for d in ("/lib/x86_64-linux-gnu/security", "/usr/lib/x86_64-linux-gnu/security",
+              "/lib/security", "/usr/lib/security"):
+        if (Path(d) / "pam_duo.so").is_file():
+            return Path(d) / "pam_duo.so"
+    found = sorted(Path("/usr/lib").glob("*/security/pam_duo.so")) + \
+        sorted(Path("/lib").glob("*/security/pam_duo.so"))
+    return found[0] if found else None
+
+
+def peer_install_problem():
+    """Installs libpam-duo and OpenSSH when missing (no system sshd started); returns what
+    is still missing, or None."""
+    if find_pam_duo() is None or not SSHD.is_file() or shutil.which("ssh") is None:
+        problem = install_quietly(list(PEER_DEBS), "ssh", system_sshds)
+        if problem:
+            return problem
+    if find_pam_duo() is None:
+        return "pam_duo.so not found after installing libpam-duo"
+    if not SSHD.is_file() or shutil.which("ssh") is None:
+        return "sshd or ssh not found after installing openssh-server, openssh-client"
+    return None
+
+
+def system_sshds():
+    """The pids of sshd processes that are not the bench's (theirs run from its workdir)."""
+    return {pid for pid, cmd in cmdlines()
+            if cmd and os.path.basename(cmd[0].split(b" ")[0]).startswith(b"sshd")}
+
+
+def deb_version(pkg):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                       text=True)
+    return r.stdout.strip() if r.returncode == 0 else "unknown"
+
+
+def sshd_service_text(module_line):
+    """Debian's /etc/pam.d/sshd, with module_line (if any) right after its
+    `@include common-auth`: the password first, then the factor (conf/pam.d-sshd.snippet's
+    shape)."""
+    lines = (PAM_DIR / "sshd").read_text().splitlines()
+    at = [i for i, l in enumerate(lines) if l.split() == ["@include", "common-auth"]]
+    if len(at) != 1:
+        raise BenchError(f"{PAM_DIR / 'sshd'} has {len(at)} '@include common-auth' lines")
+    extra = [module_line] if module_line else []
+    return "\n".join(lines[:at[0] + 1] + extra + lines[at[0] + 1:]) + "\n"
+
+
+class PeerSshd:
+    """A throw-away sshd on loopback whose PAM service is `service` (OpenSSH takes the PAM
+    service name from its program name: a symlink to /usr/sbin/sshd named so), keyboard-
+    interactive only, as conf/sshd_config.snippet has it."""
+
+    def __init__(self, workdir, service, user, host_key):
+        self.dir = Path(workdir) / service
+        self.service = service
+        self.user = user
+        self.host_key = host_key
+        self.proc = self.port = None
+
+    def start(self):
+        self.dir.mkdir(mode=0o700)
+        link = self.dir / self.service
+        link.symlink_to(SSHD)
+        for _ in range(3):  # the free port may be taken before sshd binds it
+            self.port = free_port()
+            config = self.dir / "sshd_config"
+            config.write_text(
+                "# private sshd of tests/bench/run_bench.py (section peer)\n"
+                f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+                f"PidFile {self.dir / 'sshd.pid'}\nAllowUsers {self.user}\n"
+                "PermitRootLogin no\nUseDNS no\nLogLevel INFO\nUsePAM yes\n"
+                "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n"
+                "PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n"
+                "PrintMotd no\nPrintLastLog no\n")
+            errlog = self.dir / "sshd.stderr"
+            with open(errlog, "wb") as err:
+                # an absolute path: sshd re-executes itself for every connection
+                self.proc = subprocess.Popen([str(link), "-D", "-e", "-f", str(config)],
+                                             stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                             cwd="/", start_new_session=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                        s.settimeout(2)
+                        if s.recv(64).startswith(b"SSH-2.0-"):
+                            return
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            tail = errlog.read_text(errors="replace")[-300:]
+            stop_process(self.proc)
+            if "Address already in use" not in tail:
+                raise BenchError(f"sshd ({self.service}) did not start: {tail.strip()}")
+        raise BenchError(f"sshd ({self.service}): port taken three times")
+
+    def stop(self, timeout=5):
+        """Its connection processes (each in its own session) end once their client has
+        gone: they get that long, then they are killed; then the listener."""
+        if self.proc and self.proc.poll() is None:
+            deadline = time.monotonic() + timeout
+            while any(map(running, descendants(self.proc.pid))) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for pid in reversed(descendants(self.proc.pid)):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        stop_process(self.proc)
+
+
+def ssh_job(port, user, phone, home):
+    """The real ssh client logging in as user to 127.0.0.1:port, keyboard-interactive only
+    (the password, then what the PAM stack asks), then running a trivial command."""
+    argv = ["ssh", "-F", "/dev/null", "-T", "-p", str(port), "-l", user,
+            "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={home / 'known_hosts'}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "PreferredAuthentications=keyboard-interactive",
+            "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10",
+            "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "ControlMaster=no",
+            "-o", "LogLevel=ERROR", "127.0.0.1", "--", "echo", PEER_OK.decode()]
+    job = Job("tty", argv, phone)
+    job.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home), "LANG": "C",
+               "TERM": "dumb"}
+    return job
+
+
+def mapped_libraries(pid):
+    """The shared objects mapped into the process now (/proc/PID/maps), by path."""
+    try:
+        text = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return []
+    return sorted({line.split(None, 5)[5].strip() for line in text.splitlines()
+                   if len(line.split(None, 5)) == 6 and ".so" in line.split(None, 5)[5]})
+
+
+def ldd_closure(path):
+    """Every library the object needs, directly or not (ldd), as {soname: path}."""
+    r = subprocess.run(["ldd", str(path)], capture_output=True, text=True, timeout=30)
+    libs = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(", line) or \
+            re.match(r"^\s*(/\S+)\s+\(", line)
+        if m and "vdso" not in m.group(1):
+            libs[Path(m.group(1)).name] = m.group(m.lastindex)
+    return libs
+
+
+def library_facts(path):
+    """ldd's closure of a module: count, names, size on disk; and which of the module's
+    own direct dependencies bring how many of them."""
+    libs = ldd_closure(path)
+    size = sum(os.path.getsize(p) for p in libs.values() if os.path.exists(p))
+    return {"count": len(libs), "names": sorted(libs), "disk_mib": round(size / MIB, 2),
+            "paths": libs}
+
+
+def peer_memory(b, job, hold, release):
+    """Runs job with the server holding its answer; 0.3 s in (long after the request went
+    out, before the answer comes) looks at the client's mappings and memory."""
+    seen = {}
+
+    def look():
+        time.sleep(0.3)
+        if job.proc and job.proc.poll() is None:
+            seen.update(memory_map(job.proc.pid))
+            seen["libraries"] = mapped_libraries(job.proc.pid)
+
+    hold()
+    try:
+        t = threading.Thread(target=look)
+        t.start()
+        b.run([job])
+        t.join()
+    finally:
+        release()
+    return seen
+
+
+def section_peer(b, runs, warmup):
+    """Debian's pam_duo against a loopback Duo stand-in that answers preauth with "allow"
+    (one HTTPS request per login, as this module makes one) next to this module against
+    the Twilio sandbox: through pamtester and through a real ssh login to a real sshd
+    (password, then the factor), every kind once per round in a new random order; then
+    what each loads."""
+    problem = peer_install_problem()
+    if problem:
+        say(f"  peer: skipped: {problem}")
+        return {"skipped": problem}
+    pam_duo = find_pam_duo()
+    duo = DuoStandIn(b.workdir)
+    servers, made = [], []
+    remove_test_user(PEER_USER, PEER_GECOS)  # what a killed run left
+    try:
+        duo.start()
+        password = add_test_user(PEER_USER, PEER_GECOS)
+        duo_conf = duo.config(b.conf / "pam_duo.conf")
+        mod_conf = b.config("peer", {PEER_USER: PEER_PHONE})
+        duo_line = f"auth required {pam_duo} conf={duo_conf}"
+        mod_line = f"auth required {MODULE} config={mod_conf}"
+        svc = {"duo": b.service("peer-duo", duo_line),
+               "module": b.service("peer-module", mod_line)}
+        host_key = b.workdir / "ssh_host_ed25519_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tsms-bench",
+                        "-f", str(host_key)], check=True, capture_output=True, timeout=30)
+        if not PRIVSEP_DIR.exists():  # systemd's ssh.service makes it (RuntimeDirectory)
+            PRIVSEP_DIR.mkdir(mode=0o755)
+            made.append(PRIVSEP_DIR)
+        sshd = {}
+        for side, line in (("duo", duo_line), ("module", mod_line), ("password", None)):
+            name = b.service(f"peer-sshd-{side}", "")
+            (PAM_DIR / name).write_text(sshd_service_text(line))
+            sshd[side] = PeerSshd(b.workdir, name, PEER_USER, host_key)
+            servers.append(sshd[side])
+            sshd[side].start()
+        home = b.workdir / "ssh-home"
+        home.mkdir(mode=0o700)
+        rss = b.workdir / "rss-peer"
+        tty = [(re.compile(r"[Pp]assword: ?$"), password), (PROMPT_RE, None)]
+        kinds = {
+            "duo": lambda: b.run([b.pam_job(svc["duo"], PEER_USER, None)])[0],
+            "module": lambda: b.run([b.pam_job(svc["module"], PEER_USER, PEER_PHONE)])[0],
+            "ssh_duo": lambda: b.run_tty(ssh_job(sshd["duo"].port, PEER_USER, None, home), tty),
+            "ssh_module": lambda: b.run_tty(ssh_job(sshd["module"].port, PEER_USER,
+                                                    PEER_PHONE, home), tty),
+            "ssh_password": lambda: b.run_tty(ssh_job(sshd["password"].port, PEER_USER, None,
+                                                      home), tty),
+            "rss_duo": lambda: b.run([with_rss(b.pam_job(svc["duo"], PEER_USER, None),
+                                               rss)])[0],
+            "rss_module": lambda: b.run([with_rss(b.pam_job(svc["module"], PEER_USER,
+                                                            PEER_PHONE), rss)])[0],
+        }
+        if b.tmpfs:  # the part of the gap that is the module's state files (fsync)
+            tsvc = b.module_service("peer-tmpfs", b.config("peer-tmpfs", {PEER_USER: PEER_PHONE},
+                                                           state=b.tmpfs / "state-peer"))
+            kinds["module_tmpfs"] = lambda: b.run([b.pam_job(tsvc, PEER_USER, PEER_PHONE)])[0]
+        want = {k: PEER_OK if k.startswith("ssh") else PAM_OK for k in kinds}
+        series = {k: Series(k) for k in kinds}
+        duo_rows, failed = [], []
+        mark = b.syslog.mark()
+        rng = random.Random(8)
+        for i in range(warmup + runs):
+            order = list(kinds)
+            rng.shuffle(order)
+            for k in order:
+                try:
+                    job = kinds[k]()
+                except BenchError as e:  # a client that hung: counted, and the bench goes on
+                    b.match([])
+                    rows = duo.requests.read()
+                    if i >= warmup:
+                        series[k].errors += 1
+                        if len(failed) < 3:
+                            failed.append({"kind": k, "status": "hung", "duo_requests": rows,
+                                           "output": str(e)[-400:]})
+                    continue
+                rows = duo.requests.read()
+                if "duo" in k:
+                    # one signed preauth, answered allow: else the login did not go through
+                    # the peer as meant (failmode secure makes a failed one a refusal)
+                    good = (len(rows) == 1 and rows[0]["status"] == 200 and
+                            rows[0]["signature_ok"] and rows[0]["form"].get("user") == [PEER_USER])
+                    if rows:
+                        job.request_time = rows[0]["time"]
+                    if not good:
+                        job.status = job.status or -1
+                    if i >= warmup:
+                        duo_rows.extend(rows)
+                elif rows:
+                    job.status = -1  # a request to Duo from a login that has no pam_duo
+                if i >= warmup:
+                    series[k].add(job, want[k])
+                    if not job.ok(want[k]) and len(failed) < 3:
+                        failed.append({"kind": k, "status": job.status, "duo_requests": rows,
+                                       "output": job.out.decode("utf-8", "replace")[-400:]})
+        logged = collections.Counter()
+        for line in b.syslog.collect(mark, timeout=5):
+            m = re.search(r"(Successful|Skipped|Failed|Aborted|Failsafe|Failsecure|Error in) "
+                          r"Duo login", line)
+            if m:
+                logged[m.group(1)] += 1
+        out = {}
+        for k in ("duo", "module", "module_tmpfs", "ssh_duo", "ssh_module", "ssh_password"):
+            if k not in series:
+                continue
+            out[k] = series[k].summary()
+            say(f"  peer {k:<13}: first request {fmt(out[k]['dispatch_ms'])} ms, wall "
+                f"{fmt(out[k]['wall_ms'])} ms, client CPU {fmt(out[k]['cpu_ms'])} ms, "
+                f"errors {out[k]['errors']}")
+        for k in ("duo", "module"):
+            r = series["rss_" + k].summary()
+            out[k].update({f: r[f] for f in ("rss_kib", "rss_min_kib", "rss_max_kib")})
+            out[k]["rss_errors"] = r["errors"]
+        # what each has loaded while its request is out (the server holds its answer)
+        out["duo_memory"] = peer_memory(
+            b, b.pam_job(svc["duo"], PEER_USER, None), lambda: duo.hold(0.6),
+            lambda: duo.hold(0))
+        duo.requests.read()
+        out["module_memory"] = peer_memory(
+            b, b.pam_job(svc["module"], PEER_USER, PEER_PHONE),
+            lambda: b.sandbox.set_scenario("slow:0.6"), lambda: b.sandbox.set_scenario("ok"))
+        out["duo_libraries"] = library_facts(pam_duo)
+        out["module_libraries"] = library_facts(MODULE)
+        for name in ("libcurl.so.4", "libldap-2.5.so.0", "libhiredis.so.0.14"):
+            path = out["module_libraries"]["paths"].get(name)
+            if path:
+                out["module_libraries"].setdefault("via", {})[name] = sorted(ldd_closure(path))
+        out["duo_requests"] = {
+            "n": len(duo_rows), "paths": sorted({r["path"] for r in duo_rows}),
+            "user_agents": sorted({r["user_agent"] or "-" for r in duo_rows}),
+            "fields": sorted({f for r in duo_rows for f in r["form"]}),
+            "signed": sum(1 for r in duo_rows if r["signature_ok"]),
+        }
+        out["duo_requests"]["logins"] = sum(series[k].errors + len(series[k].wall) +
+                                            len(series[k].rss) for k in kinds if "duo" in k)
+        out["duo_logged"] = dict(logged)
+        out["duo_logged_logins"] = (warmup + runs) * sum(1 for k in kinds if "duo" in k)
+        out["failed"] = failed
+        out["pam_duo"] = {"path": str(pam_duo), "package": f"libpam-duo {deb_version('libpam-duo')}",
+                          "sha256": hashlib.sha256(pam_duo.read_bytes()).hexdigest()[:16]}
+        out["openssh"] = deb_version("openssh-server")
+        out["runs"], out["warmup"] = runs, warmup
+        out["machine"] = {k: v for k, v in machine().items() if k in ("date", "loadavg")}
+        return out
+    finally:
+        for s in servers:
+            s.stop()
+        duo.stop()
+        remove_test_user(PEER_USER, PEER_GECOS)
+        for d in made:
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+
+
 # ---- callgrind
 
 class Callgrind:
@@ -1424,6 +1918,7 @@ def report(res, args):
               ""]
     L += report_directory(res)
     L += report_redis(res)
+    L += report_peer(res)
     if res["targets"]:
         L += ["### Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
         for name, (value, ok) in res["targets"].items():
@@ -1587,6 +2082,122 @@ def report_redis(res):
                 L.append(f"- A failed login ({clients(c)}, {label}): exit {x['status']}, "
                          f"{x['sms']} SMS, request status {x['request_status']}, after "
                          f"{x['wall_ms']:.0f} ms: `{last[:160]}`")
+    if L[-1] != "":
+        L.append("")
+    return L
+
+
+PEER_ROWS = (
+    ("duo", "pamtester + pam_duo (preauth says allow: no prompt)"),
+    ("module", "pamtester + pam_twilio_sms (prompt, code typed back)"),
+    ("module_tmpfs", "pamtester + pam_twilio_sms, stateDir on tmpfs (no fsync cost)"),
+    ("ssh_duo", "ssh login: password, then pam_duo"),
+    ("ssh_module", "ssh login: password, then pam_twilio_sms"),
+    ("ssh_password", "ssh login: password only (no second factor, for reference)"),
+)
+
+
+def report_peer(res):
+    """Section 8 of the report: the peer, pam_duo."""
+    d = res.get("peer")
+    if not d:
+        return []
+    if "skipped" in d:
+        return ["### 8. The peer: pam_duo", "", f"Skipped: {d['skipped']}.", ""]
+    q = d["duo_requests"]
+    m = d.get("machine", {})
+    L = ["### 8. The peer: Debian's pam_duo against a loopback Duo stand-in (ms)", "",
+         f"Measured {m.get('date', '-')}, {d['runs']} rounds after {d['warmup']} warm-up "
+         f"rounds (every kind once per round, in a new random order), medians; load average "
+         f"{m.get('loadavg', '-')} at the start. {d['pam_duo']['package']} "
+         f"({d['pam_duo']['path']}, sha256 {d['pam_duo']['sha256']}…) with failmode secure "
+         f"against tests/sandbox/duo_sandbox.py, which checks each request's HMAC signature "
+         f"and answers its preauth with allow: {q['n']} requests for the "
+         f"{q.get('logins', '-')} measured pam_duo logins (pamtester, ssh, pamtester under "
+         f"/usr/bin/time), {q['signed']} correctly signed, to "
+         f"{', '.join(q['paths']) or '-'} (fields {', '.join(q['fields']) or '-'}; "
+         f"{', '.join(q['user_agents'])}); pam_duo logged "
+         + (", ".join(f"{v} × {k} Duo login" for k, v in sorted(d["duo_logged"].items()))
+            or "nothing") +
+         f" for its {d.get('duo_logged_logins', '-')} logins with the warm-up ones (Skipped: "
+         f"what pam_duo logs for a preauth that allows). This module sends one SMS request per login to the Twilio sandbox. Time to "
+         f"first request: client spawn → the request is at the stand-in or the sandbox (their "
+         f"records' time). ssh: the real client on a pseudo-terminal against a throw-away "
+         f"sshd (OpenSSH {d['openssh']}) on loopback, keyboard-interactive, the PAM service "
+         f"Debian's sshd with the module after `@include common-auth`, `echo` as the remote "
+         f"command; wall time from spawn to exit.", "",
+         "| client | time to first request | p10–p90 | full wall time | p10–p90 | client CPU "
+         "| errors |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, name in PEER_ROWS:
+        if key not in d:
+            continue
+        x = d[key]
+        spread = ("-" if x["dispatch_ms"] is None else
+                  f"{fmt(x['dispatch_p10_ms'])}–{fmt(x['dispatch_p90_ms'])}")
+        L.append(f"| {name} | {fmt(x['dispatch_ms'])} | {spread} | {fmt(x['wall_ms'])} | "
+                 f"{fmt(x['wall_p10_ms'])}–{fmt(x['wall_p90_ms'])} | {fmt(x['cpu_ms'])} | "
+                 f"{x['errors']} |")
+    L.append("")
+    for label, a, b in (("pamtester", "module", "duo"), ("ssh login", "ssh_module", "ssh_duo")):
+        x, y = d[a], d[b]
+        if None in (x["dispatch_ms"], y["dispatch_ms"]) or not (x["n"] and y["n"]):
+            L.append(f"- {label}: no ratio (a side has no successful login)")
+            continue
+        L.append(f"- {label}: pam_twilio_sms / pam_duo: time to first request "
+                 f"**{x['dispatch_ms'] / y['dispatch_ms']:.2f}** "
+                 f"({x['dispatch_ms'] - y['dispatch_ms']:+.1f} ms), full wall time "
+                 f"**{x['wall_ms'] / y['wall_ms']:.2f}** ({x['wall_ms'] - y['wall_ms']:+.1f} ms).")
+    p = d["ssh_password"]["wall_ms"]
+    L += [f"- ssh login, the second factor over the password alone: pam_duo "
+          f"{d['ssh_duo']['wall_ms'] - p:+.1f} ms, pam_twilio_sms "
+          f"{d['ssh_module']['wall_ms'] - p:+.1f} ms.", ""]
+    dl, ml = d["duo_libraries"], d["module_libraries"]
+    dm, mm = d.get("duo_memory") or {}, d.get("module_memory") or {}
+
+    def mib(v):
+        return "-" if v is None else f"{v / 1024:.2f} MiB"
+
+    L += ["What each loads (ldd of the module; pamtester's mappings 0.3 s into a login whose "
+          "server holds its answer, so every library the login uses is in):", "",
+          "| | pam_duo | pam_twilio_sms |", "| --- | ---: | ---: |",
+          f"| libraries the module needs (ldd, transitive) | {dl['count']} | {ml['count']} |",
+          f"| their size on disk | {dl['disk_mib']:.2f} MiB | {ml['disk_mib']:.2f} MiB |",
+          f"| shared objects mapped in pamtester during the request | "
+          f"{len(dm.get('libraries', [])) or '-'} | {len(mm.get('libraries', [])) or '-'} |",
+          f"| pamtester's RSS then | {mib(dm.get('rss_kib'))} | {mib(mm.get('rss_kib'))} |",
+          f"| of it proportional (PSS) | {mib(dm.get('pss_kib'))} | {mib(mm.get('pss_kib'))} |",
+          f"| private dirty | {mib(dm.get('private_dirty_kib'))} | "
+          f"{mib(mm.get('private_dirty_kib'))} |",
+          f"| peak RSS (/usr/bin/time %M, median) | {mib(d['duo'].get('rss_kib'))} | "
+          f"{mib(d['module'].get('rss_kib'))} |", ""]
+    dlibs = {Path(p).name for p in dm.get("libraries", [])}
+    mlibs = {Path(p).name for p in mm.get("libraries", [])}
+    if dlibs and mlibs:
+        L += [f"Mapped in both pamtesters ({len(dlibs & mlibs)}): "
+              + ", ".join(n.split(".so")[0] for n in sorted(dlibs & mlibs))
+              + f". Only with pam_duo ({len(dlibs - mlibs)}): "
+              + (", ".join(n.split(".so")[0] for n in sorted(dlibs - mlibs)) or "-")
+              + f". Only with pam_twilio_sms ({len(mlibs - dlibs)}): "
+              + (", ".join(n.split(".so")[0] for n in sorted(mlibs - dlibs)) or "-") + ".", ""]
+    names = set(ml["names"])
+    via = ml.get("via", {})
+    curl = (set(via.get("libcurl.so.4", [])) | {"libcurl.so.4"}) & names
+    ldap = ((set(via.get("libldap-2.5.so.0", [])) | {"libldap-2.5.so.0"}) & names) - curl
+    hiredis = ((set(via.get("libhiredis.so.0.14", [])) | {"libhiredis.so.0.14"}) & names) \
+        - curl - ldap
+    rest = names - curl - ldap - hiredis
+    L += [f"pam_duo needs {dl['count']}: {', '.join(n.split('.so')[0] for n in dl['names'])} "
+          f"(its HTTP, BSON or JSON and INI code is compiled in). pam_twilio_sms needs "
+          f"{ml['count']}: {len(curl)} come with libcurl ("
+          + ", ".join(n.split(".so")[0] for n in sorted(curl)) + f"), {len(ldap)} more with "
+          f"libldap (" + (", ".join(n.split(".so")[0] for n in sorted(ldap)) or "-") +
+          f"), {len(hiredis)} with hiredis, and " +
+          ", ".join(n.split(".so")[0] for n in sorted(rest)) + ".", ""]
+    for x in d.get("failed", [])[:2]:
+        last = (x["output"].strip().splitlines() or [""])[-1]
+        L.append(f"- A failed login ({x['kind']}): status {x['status']}, "
+                 f"{len(x['duo_requests'])} Duo requests: `{last[:160]}`")
     if L[-1] != "":
         L.append("")
     return L
@@ -1896,6 +2507,10 @@ def parse_args():
                    help="keep the callgrind.out files there (callgrind_annotate --inclusive=no)")
     p.add_argument("--out", help="write results.md/json/svg here (default: tests/bench/ for a "
                    "full default run, nowhere otherwise)")
+    p.add_argument("--merge", action="store_true",
+                   help="with --only: put these sections' new figures into the results.json "
+                   "already in --out (default tests/bench/) and write results.md/json/svg again "
+                   "from it, the other sections' figures unchanged")
     a = p.parse_args()
     a.sections = [s.strip() for s in a.only.split(",") if s.strip()]
     for s in a.sections:
@@ -1912,8 +2527,23 @@ def parse_args():
         a.ldap_clients = 32
         a.redis_level_list = [c for c in a.redis_level_list if c <= 32]
     full = not a.quick and a.runs >= 30 and set(a.sections) == set(SECTIONS)
-    a.out_dir = Path(a.out) if a.out else (HERE if full else None)
+    a.out_dir = Path(a.out) if a.out else (HERE if full or a.merge else None)
+    if a.merge and not (a.out_dir / "results.json").is_file():
+        p.error(f"--merge: no {a.out_dir / 'results.json'} to merge into")
     return a
+
+
+def merge_results(res, args):
+    """The figures in OUT/results.json with the sections just measured in place of theirs;
+    args.runs and args.warmup become those of the file's run, which its report header
+    names (a merged section names its own)."""
+    old = json.loads((args.out_dir / "results.json").read_text())
+    for name in args.sections:
+        key = "latency" if name == "rss" else name
+        if key in res:
+            old[key] = res[key]
+    args.runs, args.warmup = old["runs"], old["warmup"]
+    return old
 
 
 def on_signal(signum, _frame):
@@ -1956,6 +2586,10 @@ def main():
             say(f"redis: {args.redis_level_list}, {args.runs} batches each of files, Redis "
                 f"over TCP and over its Unix socket, in turn")
             res["redis"] = section_redis(b, args.runs, args.warmup, args.redis_level_list)
+        if "peer" in args.sections:
+            say(f"peer: {args.runs} rounds of pam_duo and the module, through pamtester and "
+                f"through ssh logins to sshd")
+            res["peer"] = section_peer(b, args.runs, args.warmup)
         outcomes = [l for l in b.syslog.collect(0, timeout=5)
                     if "pam_twilio_sms(" in l and "result=" in l]
         res["logged_outcomes"] = collections.Counter(
@@ -1974,10 +2608,23 @@ def main():
         b.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     res["seconds"] = round(time.monotonic() - t0, 1)
-    text = report(res, args)
-    print(text)
-    print(f"logged outcomes: {dict(res['logged_outcomes'])}, sources: "
-          f"{dict(res['logged_sources'])}; {res['seconds']} s in all")
+    if args.merge:
+        seconds = res["seconds"]
+        skipped = [n for n in args.sections if (res.get(n) or {}).get("skipped")]
+        if skipped:
+            print("\n".join(report_peer(res)) if "peer" in skipped else "")
+            print(f"bench: {', '.join(skipped)} skipped: nothing merged", file=sys.stderr)
+            return 1
+        res = merge_results(res, args)
+        text = report(res, args)
+        print("\n".join(report_peer(res)) if args.sections == ["peer"] else text)
+        print(f"merged {', '.join(args.sections)} ({seconds} s) into "
+              f"{args.out_dir / 'results.json'}")
+    else:
+        text = report(res, args)
+        print(text)
+        print(f"logged outcomes: {dict(res['logged_outcomes'])}, sources: "
+              f"{dict(res['logged_sources'])}; {res['seconds']} s in all")
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         header = ("# pam_twilio_sms benchmark: latest figures\n\n"
