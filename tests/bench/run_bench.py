@@ -1538,7 +1538,8 @@ def section_peer(b, runs, warmup):
         out["duo_logged"] = dict(logged)
         out["duo_logged_logins"] = (warmup + runs) * sum(1 for k in kinds if "duo" in k)
         out["failed"] = failed
-        out["pam_duo"] = {"path": str(pam_duo), "package": f"libpam-duo {deb_version('libpam-duo')}",
+        out["pam_duo"] = {"path": str(pam_duo),
+                          "package": f"libpam-duo {deb_version('libpam-duo')}",
                           "sha256": hashlib.sha256(pam_duo.read_bytes()).hexdigest()[:16]}
         out["openssh"] = deb_version("openssh-server")
         out["runs"], out["warmup"] = runs, warmup
@@ -2120,7 +2121,8 @@ def report_peer(res):
          + (", ".join(f"{v} × {k} Duo login" for k, v in sorted(d["duo_logged"].items()))
             or "nothing") +
          f" for its {d.get('duo_logged_logins', '-')} logins with the warm-up ones (Skipped: "
-         f"what pam_duo logs for a preauth that allows). This module sends one SMS request per login to the Twilio sandbox. Time to "
+         f"what pam_duo logs for a preauth that allows). This module sends one SMS request "
+         f"per login to the Twilio sandbox. Time to "
          f"first request: client spawn → the request is at the stand-in or the sandbox (their "
          f"records' time). ssh: the real client on a pseudo-terminal against a throw-away "
          f"sshd (OpenSSH {d['openssh']}) on loopback, keyboard-interactive, the PAM service "
