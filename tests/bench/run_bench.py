@@ -2190,7 +2190,10 @@ def report_peer(res):
         - curl - ldap
     rest = names - curl - ldap - hiredis
     L += [f"pam_duo needs {dl['count']}: {', '.join(n.split('.so')[0] for n in dl['names'])} "
-          f"(its HTTP, BSON or JSON and INI code is compiled in). pam_twilio_sms needs "
+          + ("(libduo: duo_unix's own HTTP client, BSON parser and INI reader, on OpenSSL)"
+             if any(n.startswith("libduo") for n in dl["names"]) else
+             "(duo_unix's own HTTP client, parser and INI reader are compiled in)")
+          + f". pam_twilio_sms needs "
           f"{ml['count']}: {len(curl)} come with libcurl ("
           + ", ".join(n.split(".so")[0] for n in sorted(curl)) + f"), {len(ldap)} more with "
           f"libldap (" + (", ".join(n.split(".so")[0] for n in sorted(ldap)) or "-") +
