@@ -54,6 +54,7 @@ run_suite "test harness (syslog captures side by side)" python3 tests/harness/se
 run_suite "test harness (OpenLDAP slapd, ldap-utils)" python3 tests/harness/selftest_slapd.py
 run_suite "test harness (Redis server)" python3 tests/harness/selftest_redis.py
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
+run_suite "fault injection (strace --inject, failing allocations)" python3 tests/faults/run_faults.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "admin command with Redis (status, unlock, check)" python3 tests/cli/run_cli_redis.py
 run_suite "install (make install, DESTDIR)" python3 tests/package/run_install.py
