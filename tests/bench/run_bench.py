@@ -1543,7 +1543,8 @@ def section_peer(b, runs, warmup):
                           "sha256": hashlib.sha256(pam_duo.read_bytes()).hexdigest()[:16]}
         out["openssh"] = deb_version("openssh-server")
         out["runs"], out["warmup"] = runs, warmup
-        out["machine"] = {k: v for k, v in machine().items() if k in ("date", "loadavg")}
+        out["machine"] = {k: v for k, v in machine().items()
+                          if k in ("date", "loadavg", "module")}
         return out
     finally:
         for s in servers:
@@ -2110,7 +2111,8 @@ def report_peer(res):
     L = ["### 8. The peer: Debian's pam_duo against a loopback Duo stand-in (ms)", "",
          f"Measured {m.get('date', '-')}, {d['runs']} rounds after {d['warmup']} warm-up "
          f"rounds (every kind once per round, in a new random order), medians; load average "
-         f"{m.get('loadavg', '-')} at the start. {d['pam_duo']['package']} "
+         f"{m.get('loadavg', '-')} at the start; pam_twilio_sms.so sha256 "
+         f"{m.get('module', {}).get('sha256', '-')}…. {d['pam_duo']['package']} "
          f"({d['pam_duo']['path']}, sha256 {d['pam_duo']['sha256']}…) with failmode secure "
          f"against tests/sandbox/duo_sandbox.py, which checks each request's HMAC signature "
          f"and answers its preauth with allow: {q['n']} requests for the "
