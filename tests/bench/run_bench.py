@@ -1405,6 +1405,7 @@ def section_peer(b, runs, warmup):
     the Twilio sandbox: through pamtester and through a real ssh login to a real sshd
     (password, then the factor), every kind once per round in a new random order; then
     what each loads."""
+    at_start = machine()
     problem = peer_install_problem()
     if problem:
         say(f"  peer: skipped: {problem}")
@@ -1543,7 +1544,7 @@ def section_peer(b, runs, warmup):
                           "sha256": hashlib.sha256(pam_duo.read_bytes()).hexdigest()[:16]}
         out["openssh"] = deb_version("openssh-server")
         out["runs"], out["warmup"] = runs, warmup
-        out["machine"] = {k: v for k, v in machine().items()
+        out["machine"] = {k: v for k, v in at_start.items()
                           if k in ("date", "loadavg", "module")}
         return out
     finally:
