@@ -1205,14 +1205,14 @@ class DuoStandIn:
         tmp.write_text(f"{seconds}\n")
         tmp.replace(self.dir / "delay")
 
-    def config(self, path):
+    def config(self, path, **more):
         """pam_duo's config, as an administrator writes /etc/duo/pam_duo.conf, root 0600:
         the stand-in's keys, host by name (pam_duo 1.x matches DNS names in the certificate,
         not IP addresses), its CA, and failmode secure, so that a request that fails refuses
         the login instead of letting it through unchecked."""
         write_private(path, f"[duo]\nikey = {self.ikey}\nskey = {self.skey}\n"
                       f"host = localhost:{self.port}\ncafile = {self.ca_file}\n"
-                      "failmode = secure\n")
+                      "failmode = secure\n" + "".join(f"{k} = {v}\n" for k, v in more.items()))
         return path
 
 
@@ -1453,6 +1453,17 @@ def section_peer(b, runs, warmup):
             "rss_module": lambda: b.run([with_rss(b.pam_job(svc["module"], PEER_USER,
                                                             PEER_PHONE), rss)])[0],
         }
+        # each module loaded and its config read, but no request: pam_duo for a user outside
+        # its `groups` (it lets the user by before it opens the API handle), the module for
+        # an unmapped user with nullok (PAM_IGNORE), then pam_permit
+        nodup = duo.config(b.conf / "pam_duo-bypass.conf", groups="root")
+        nsvc = {"duo": b.service("peer-duo-norequest", f"auth required {pam_duo} conf={nodup}"),
+                "module": b.service("peer-module-norequest",
+                                    f"auth required {MODULE} config={mod_conf} nullok\n"
+                                    "auth required pam_permit.so")}
+        kinds["duo_norequest"] = lambda: b.run([b.pam_job(nsvc["duo"], PEER_USER, None)])[0]
+        kinds["module_norequest"] = lambda: b.run([b.pam_job(nsvc["module"], "unmapped",
+                                                             None)])[0]
         if b.tmpfs:  # the part of the gap that is the module's state files (fsync)
             tsvc = b.module_service("peer-tmpfs", b.config("peer-tmpfs", {PEER_USER: PEER_PHONE},
                                                            state=b.tmpfs / "state-peer"))
@@ -1478,7 +1489,10 @@ def section_peer(b, runs, warmup):
                                            "output": str(e)[-400:]})
                     continue
                 rows = duo.requests.read()
-                if "duo" in k:
+                if k == "duo_norequest":
+                    if rows:
+                        job.status = -1  # it should have let the user by without asking
+                elif "duo" in k:
                     # one signed preauth, answered allow: else the login did not go through
                     # the peer as meant (failmode secure makes a failed one a refusal)
                     good = (len(rows) == 1 and rows[0]["status"] == 200 and
@@ -1503,7 +1517,8 @@ def section_peer(b, runs, warmup):
             if m:
                 logged[m.group(1)] += 1
         out = {}
-        for k in ("duo", "module", "module_tmpfs", "ssh_duo", "ssh_module", "ssh_password"):
+        for k in ("duo", "module", "module_tmpfs", "duo_norequest", "module_norequest",
+                  "ssh_duo", "ssh_module", "ssh_password"):
             if k not in series:
                 continue
             out[k] = series[k].summary()
@@ -1534,10 +1549,11 @@ def section_peer(b, runs, warmup):
             "fields": sorted({f for r in duo_rows for f in r["form"]}),
             "signed": sum(1 for r in duo_rows if r["signature_ok"]),
         }
+        asking = [k for k in kinds if "duo" in k and k != "duo_norequest"]
         out["duo_requests"]["logins"] = sum(series[k].errors + len(series[k].wall) +
-                                            len(series[k].rss) for k in kinds if "duo" in k)
+                                            len(series[k].rss) for k in asking)
         out["duo_logged"] = dict(logged)
-        out["duo_logged_logins"] = (warmup + runs) * sum(1 for k in kinds if "duo" in k)
+        out["duo_logged_logins"] = (warmup + runs) * len(asking)
         out["failed"] = failed
         out["pam_duo"] = {"path": str(pam_duo),
                           "package": f"libpam-duo {deb_version('libpam-duo')}",
@@ -2094,6 +2110,10 @@ PEER_ROWS = (
     ("duo", "pamtester + pam_duo (preauth says allow: no prompt)"),
     ("module", "pamtester + pam_twilio_sms (prompt, code typed back)"),
     ("module_tmpfs", "pamtester + pam_twilio_sms, stateDir on tmpfs (no fsync cost)"),
+    ("duo_norequest", "pamtester + pam_duo, user outside its groups (loads, reads its config; "
+     "no request)"),
+    ("module_norequest", "pamtester + pam_twilio_sms, unmapped user with nullok (loads, reads "
+     "its config; no request)"),
     ("ssh_duo", "ssh login: password, then pam_duo"),
     ("ssh_module", "ssh login: password, then pam_twilio_sms"),
     ("ssh_password", "ssh login: password only (no second factor, for reference)"),
@@ -2153,6 +2173,11 @@ def report_peer(res):
                  f"**{x['dispatch_ms'] / y['dispatch_ms']:.2f}** "
                  f"({x['dispatch_ms'] - y['dispatch_ms']:+.1f} ms), full wall time "
                  f"**{x['wall_ms'] / y['wall_ms']:.2f}** ({x['wall_ms'] - y['wall_ms']:+.1f} ms).")
+    if "duo_norequest" in d and "module_norequest" in d:
+        a, c = d["module_norequest"]["wall_ms"], d["duo_norequest"]["wall_ms"]
+        L.append(f"- pamtester, each module loaded and its config read, no request: "
+                 f"pam_twilio_sms {a - c:+.1f} ms against pam_duo (client CPU "
+                 f"{d['module_norequest']['cpu_ms'] - d['duo_norequest']['cpu_ms']:+.1f} ms).")
     p = d["ssh_password"]["wall_ms"]
     L += [f"- ssh login, the second factor over the password alone: pam_duo "
           f"{d['ssh_duo']['wall_ms'] - p:+.1f} ms, pam_twilio_sms "
