@@ -1236,18 +1236,28 @@ int tsms_open_trusted(const char *path, const char *what, long long max_size, st
 }
 
 /* Reads the whole file into a new NUL-terminated buffer; *len gets its length. */
-static char *read_all(int fd, size_t size, size_t *len)
+/* Reads up to size bytes of fd into a new NUL-terminated buffer. NULL when out
+ * of memory (*read_errno 0) or when a read fails (*read_errno its errno: an I/O
+ * error is not an empty or truncated file); what was read is wiped first. */
+static char *read_all(int fd, size_t size, size_t *len, int *read_errno)
 {
 	char *buf = malloc(size + 1);
 	size_t got = 0;
 
+	*read_errno = 0;
 	if (buf == NULL)
 		return NULL;
 	while (got < size) {
 		ssize_t n = read(fd, buf + got, size - got);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n < 0) {
+			*read_errno = errno;
+			tsms_wipe(buf, got);
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
 			break;
 		got += (size_t)n;
 	}
@@ -1262,7 +1272,7 @@ static bool load_ca_file(struct tsms_config *cfg, const char *path, char err[TSM
 {
 	char perr[TSMS_CONFIG_ERR_MAX];
 	struct stat st;
-	int fd;
+	int fd, read_errno;
 
 	if (cfg->ca_file == NULL)
 		return true;
@@ -1271,10 +1281,11 @@ static bool load_ca_file(struct tsms_config *cfg, const char *path, char err[TSM
 		fail(err, "config %s: %s", path, perr);
 		return false;
 	}
-	cfg->ca_pem = read_all(fd, (size_t)st.st_size, &cfg->ca_pem_len);
+	cfg->ca_pem = read_all(fd, (size_t)st.st_size, &cfg->ca_pem_len, &read_errno);
 	close(fd);
 	if (cfg->ca_pem == NULL) {
-		fail(err, "config %s: caFile %s: out of memory", path, cfg->ca_file);
+		fail(err, "config %s: caFile %s: %s", path, cfg->ca_file,
+		     read_errno != 0 ? strerror(read_errno) : "out of memory");
 		return false;
 	}
 	if (cfg->ca_pem_len == 0) {
@@ -1313,15 +1324,16 @@ struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_
 	char *buf = NULL;
 	struct stat st;
 	size_t len = 0;
-	int fd;
+	int fd, read_errno;
 
 	err[0] = '\0';
 	fd = tsms_open_private(path, "config", TSMS_CONFIG_MAX_BYTES, &st, err);
 	if (fd < 0)
 		return NULL;
-	buf = read_all(fd, (size_t)st.st_size, &len);
+	buf = read_all(fd, (size_t)st.st_size, &len, &read_errno);
 	if (buf == NULL) {
-		fail(err, "config %s: out of memory", path);
+		fail(err, "config %s: %s", path,
+		     read_errno != 0 ? strerror(read_errno) : "out of memory");
 		goto out;
 	}
 	cfg = tsms_config_parse(buf, len, perr);
