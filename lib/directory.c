@@ -94,6 +94,7 @@ bool tsms_directory_check_uri(const char *uri, char problem[TSMS_DIRECTORY_MSG])
 
 const char *tsms_directory_scheme(const char *uri)
 {
+	uri += strspn(uri, " \t,"); /* libldap skips list separators before the first URI */
 	/* libldap takes the scheme in any case */
 	if (strncasecmp(uri, "ldaps://", 8) == 0)
 		return "ldaps";

@@ -47,14 +47,16 @@ static void check_config(const struct tsms_config *cfg)
 	/* the directory, when configured: what lib/directory.c uses unchecked */
 	if (cfg->ldap != NULL) {
 		const struct tsms_ldap *l = cfg->ldap;
+		/* the first URI, after the separators libldap skips */
+		const char *first = l->uri != NULL ? l->uri + strspn(l->uri, " \t,") : "";
 
 		FUZZ_CHECK(l->uri != NULL && l->base_dn != NULL && l->attribute != NULL);
 		FUZZ_CHECK(l->filter != NULL && strstr(l->filter, "%u") != NULL);
 		FUZZ_CHECK((l->bind_dn == NULL) == (l->bind_password == NULL));
 		FUZZ_CHECK(l->timeout_seconds >= 1 && l->timeout_seconds <= 30);
 		FUZZ_CHECK(l->ca_fd == -1); /* only tsms_config_load opens it */
-		FUZZ_CHECK(!l->start_tls || strncasecmp(l->uri, "ldap://", 7) == 0);
-		FUZZ_CHECK(strncasecmp(l->uri, "ldap://", 7) != 0 || l->start_tls);
+		FUZZ_CHECK(!l->start_tls || strncasecmp(first, "ldap://", 7) == 0);
+		FUZZ_CHECK(strncasecmp(first, "ldap://", 7) != 0 || l->start_tls);
 	}
 
 	/* Redis, when configured: what lib/state_redis.c hands hiredis unchecked */

@@ -1612,6 +1612,13 @@ static void test_ldap_section(void **state)
 		",\"ldap\":{\"uri\":\"ldapi://%2Frun%2Fslapd%2Fldapi\",\"baseDN\":\"dc=x\"}");
 	assert_false(cfg->ldap->start_tls);
 	tsms_config_free(cfg);
+	/* the scheme is the first URI's, after the separators libldap skips */
+	cfg = parse_extra(",\"ldap\":{\"uri\":\" ldaps://h\",\"baseDN\":\"dc=x\"}");
+	assert_false(cfg->ldap->start_tls);
+	tsms_config_free(cfg);
+	cfg = parse_extra(",\"ldap\":{\"uri\":\" ldap://h\",\"baseDN\":\"dc=x\"}");
+	assert_true(cfg->ldap->start_tls);
+	tsms_config_free(cfg);
 	cfg = parse_extra("");
 	assert_null(cfg->ldap);
 	tsms_config_free(cfg);
