@@ -155,10 +155,15 @@ class Outbox:
         self.path = sandbox.dir / "outbox.jsonl"
 
     def size(self):
+        """Where the next run's lines begin: after the last whole line. Another worker's
+        line may be half written (a write that crosses a page grows the file in steps),
+        and an offset inside it would make the run read its tail as a line."""
         try:
-            return self.path.stat().st_size
+            with open(self.path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return 0
+        return data.rfind(b"\n") + 1
 
     def since(self, offset):
         try:
