@@ -12,6 +12,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "lib/backup.h"
 #include "lib/challenge.h"
 #include "lib/config.h"
 #include "lib/error.h"
@@ -179,14 +180,19 @@ static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const ch
 	if (tsms_sanitize(shown, sizeof(shown) - 3, name) < strlen(name))
 		strcat(shown, "...");
 	tsms_log(log, priority,
-	         "rhost=%s user=%s phone=%s source=%s sid=%s attempts=%u result=%s reason=%s%s",
+	         "rhost=%s user=%s phone=%s source=%s sid=%s attempts=%u method=%s result=%s "
+	         "reason=%s%s",
 	         rhost, shown, phone_shown ? outcome->masked_phone : "-", tsms_source_name(source),
 	         outcome->sid[0] != '\0' ? outcome->sid : "-", outcome->attempts,
-	         pam_result_name(rc),
+	         outcome->method != NULL ? outcome->method : "-", pam_result_name(rc),
 	         outcome->reason[0] != '\0' ? outcome->reason : tsms_strerror(err),
 	         rc == PAM_IGNORE && err == TSMS_ERR_UNAVAILABLE
 	                 ? " (failMode=open: the SMS factor was skipped)"
 	                 : "");
+	if (rc == PAM_SUCCESS && outcome->backup_used && outcome->backup_left <= TSMS_BACKUP_FEW)
+		tsms_log(log, LOG_WARNING,
+		         "user %s has %u backup code%s left; fix: twilio-sms-otp backup-codes %s",
+		         shown, outcome->backup_left, outcome->backup_left == 1 ? "" : "s", shown);
 }
 
 /* With debug: the settings in force, so an admin can see what the module read. */
@@ -202,7 +208,7 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         "codeTtlSeconds=%u maxAttempts=%u maxResends=%u timeoutSeconds=%u maxRetries=%u "
 	         "failMode=%s sendLimit=%u/%us resendCooldownSeconds=%u globalSendLimit=%u "
 	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s caFile=%s "
-	         "proxy=%s redis=%s",
+	         "proxy=%s redis=%s backupCodesFile=%s",
 	         path, cfg->n_templates, cfg->n_users,
 	         cfg->users_file != NULL ? cfg->users_file : "-", cfg->code_length,
 	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->max_resends, cfg->timeout_seconds,
@@ -210,7 +216,8 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         cfg->send_limit, cfg->send_window_seconds, cfg->resend_cooldown_seconds,
 	         cfg->global_send_limit, cfg->lockout_threshold, cfg->lockout_seconds,
 	         cfg->state_dir, cfg->api_base_url, cfg->ca_file != NULL ? cfg->ca_file : "-",
-	         proxy, cfg->redis != NULL ? cfg->redis->url : "-");
+	         proxy, cfg->redis != NULL ? cfg->redis->url : "-",
+	         cfg->backup_codes_file != NULL ? cfg->backup_codes_file : "-");
 }
 
 /* The caller's environment is hidden from the libraries (lib/environ.h), except

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/backup.h"
 #include "lib/config.h"
 #include "lib/directory.h"
 #include "lib/http.h"
@@ -232,6 +233,33 @@ static void check_redis(struct check_ctx *c)
 	tsms_state_close(st);
 }
 
+static void count_user(void *ctx, const char *user, unsigned left)
+{
+	(void)user;
+	if (left > 0)
+		++*(unsigned *)ctx;
+}
+
+/* The backup codes file as the module reads it: root's, 0600, well formed. */
+static void check_backup_codes(struct check_ctx *c)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	const char *path = c->cfg->backup_codes_file;
+	unsigned users = 0;
+
+	if (path == NULL)
+		return;
+	if (tsms_backup_each(c->cfg, count_user, &users, err) != TSMS_OK)
+		problem(c, "%s", err);
+	else if (access(path, F_OK) != 0)
+		printf("backupCodesFile %s: none yet (twilio-sms-otp backup-codes USER makes a "
+		       "set)\n",
+		       path);
+	else
+		printf("backupCodesFile %s: %u user%s with codes\n", path, users,
+		       users == 1 ? "" : "s");
+}
+
 static int cmd_check(const char *config_path, int argc, char **argv)
 {
 	struct check_ctx c = { 0 };
@@ -260,6 +288,7 @@ static int cmd_check(const char *config_path, int argc, char **argv)
 	check_state_dir(&c, cfg->state_dir);
 	check_directory(&c);
 	check_redis(&c);
+	check_backup_codes(&c);
 	for (size_t i = 0; i < c.n_seen; i++)
 		free(c.seen[i].name);
 	free(c.seen);
@@ -695,6 +724,20 @@ static const char *store_name(const struct tsms_config *cfg, char *buf, size_t l
 	return buf;
 }
 
+/* status's line on USER's backup codes, when the config has a file for them. */
+static void print_backup_left(const struct tsms_config *cfg, const char *user)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	unsigned left;
+
+	if (cfg->backup_codes_file == NULL)
+		return;
+	if (tsms_backup_count(cfg, user, &left, err) != TSMS_OK)
+		printf("backup codes:  unknown: %s\n", err);
+	else
+		printf("backup codes:  %u left\n", left);
+}
+
 static int cmd_status(const char *config_path, int argc, char **argv)
 {
 	char store[TSMS_STATE_ERR_MAX];
@@ -724,6 +767,7 @@ static int cmd_status(const char *config_path, int argc, char **argv)
 		       st.fallback);
 		rc = 0;
 	}
+	print_backup_left(cfg, argv[1]);
 	tsms_state_close(state);
 	tsms_config_free(cfg);
 	return rc;
@@ -763,6 +807,145 @@ static int cmd_unlock(const char *config_path, int argc, char **argv)
 		rc = before.exists || before.fallback[0] != '\0' ? 0 : 1;
 	}
 	tsms_state_close(state);
+	tsms_config_free(cfg);
+	return rc;
+}
+
+/* ---- backup codes */
+
+static void list_backup(void *ctx, const char *user, unsigned left)
+{
+	++*(unsigned *)ctx;
+	printf("%s: %u backup code%s left\n", user, left, left == 1 ? "" : "s");
+}
+
+static int backup_list(const struct tsms_config *cfg, const char *user)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	unsigned n = 0;
+
+	if (user == NULL) {
+		if (tsms_backup_each(cfg, list_backup, &n, err) != TSMS_OK) {
+			fprintf(stderr, "twilio-sms-otp: %s\n", err);
+			return 1;
+		}
+		if (n == 0)
+			printf("no user has backup codes\n");
+		return 0;
+	}
+	if (tsms_backup_count(cfg, user, &n, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+		return 1;
+	}
+	if (n == 0) {
+		printf("%s: no backup codes\n", user);
+		return 1;
+	}
+	list_backup(&(unsigned){ 0 }, user, n);
+	return 0;
+}
+
+static int backup_revoke(const struct tsms_config *cfg, const char *user)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	unsigned removed;
+
+	if (tsms_backup_revoke(cfg, user, &removed, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+		return 1;
+	}
+	if (removed == 0) {
+		printf("%s: no backup codes to revoke\n", user);
+		return 1;
+	}
+	printf("%s: %u backup code%s revoked\n", user, removed, removed == 1 ? "" : "s");
+	return 0;
+}
+
+static int backup_generate(const struct tsms_config *cfg, const char *user, unsigned count)
+{
+	char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN], err[TSMS_CONFIG_ERR_MAX];
+	unsigned replaced;
+
+	if (tsms_backup_generate(cfg, user, count, codes, &replaced, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+		return 1;
+	}
+	for (unsigned i = 0; i < count; i++)
+		printf("%s\n", codes[i]);
+	fflush(stdout);
+	tsms_wipe(codes, sizeof(codes));
+	fprintf(stderr,
+	        "%u backup code%s for %s, each works once; only their hashes are kept in %s", count,
+	        count == 1 ? "" : "s", user, cfg->backup_codes_file);
+	if (replaced > 0)
+		fprintf(stderr, "; the previous %u no longer work", replaced);
+	fputc('\n', stderr);
+	return 0;
+}
+
+static int cmd_backup_codes(const char *config_path, int argc, char **argv)
+{
+	static const struct option opts[] = { { "count", required_argument, NULL, 'c' },
+		                              { "list", no_argument, NULL, 'l' },
+		                              { "revoke", no_argument, NULL, 'r' },
+		                              { NULL, 0, NULL, 0 } };
+	static const char usage[] =
+		"usage: twilio-sms-otp backup-codes USER [--count N] | --list [USER] | "
+		"--revoke USER\n";
+	unsigned count = TSMS_BACKUP_COUNT_DEFAULT;
+	bool list = false, revoke = false, counted = false;
+	const char *user = NULL;
+	struct tsms_config *cfg;
+	int opt, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end;
+		unsigned long n;
+
+		if (opt == 'l') {
+			list = true;
+		} else if (opt == 'r') {
+			revoke = true;
+		} else if (opt == 'c') {
+			n = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || n < 1 ||
+			    n > TSMS_BACKUP_COUNT_MAX) {
+				fprintf(stderr, "twilio-sms-otp: --count must be 1 to %d\n%s",
+				        TSMS_BACKUP_COUNT_MAX, usage);
+				return EXIT_USAGE;
+			}
+			count = (unsigned)n;
+			counted = true;
+		} else {
+			fprintf(stderr, "twilio-sms-otp: unknown option\n%s", usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		user = argv[optind++];
+	if (optind != argc || (list && (revoke || counted)) || (revoke && counted) ||
+	    (!list && user == NULL) || (user != NULL && !tsms_users_valid_name(user))) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	cfg = load(config_path);
+	if (cfg == NULL)
+		return 1;
+	if (cfg->backup_codes_file == NULL) {
+		fprintf(stderr,
+		        "twilio-sms-otp: the config has no backupCodesFile; fix: add "
+		        "\"backupCodesFile\": \"/etc/security/pam_twilio_sms.backup-codes\"\n");
+		rc = 1;
+	} else if (list) {
+		rc = backup_list(cfg, user);
+	} else if (revoke) {
+		rc = backup_revoke(cfg, user);
+	} else {
+		rc = backup_generate(cfg, user, count);
+	}
 	tsms_config_free(cfg);
 	return rc;
 }
@@ -811,6 +994,16 @@ static const struct command commands[] = {
 	  "and this host's fallback file, with redis); the send counts stay. Exit 0 when\n"
 	  "done, 1 when USER has no state.\n",
 	  cmd_unlock },
+	{ "backup-codes",
+	  "usage: twilio-sms-otp [--config PATH] backup-codes USER [--count N]\n"
+	  "       twilio-sms-otp [--config PATH] backup-codes --list [USER]\n"
+	  "       twilio-sms-otp [--config PATH] backup-codes --revoke USER\n"
+	  "Prints N (1 to 20, default 10) new single-use backup codes for USER, one a\n"
+	  "line, and replaces USER's previous set; only their hashes are kept, in the\n"
+	  "config's backupCodesFile. The module accepts one at the SMS prompt, and asks\n"
+	  "for one when no SMS can be sent. --list shows how many are left (exit 1 when\n"
+	  "USER has none), --revoke removes USER's codes (exit 1 when there were none).\n",
+	  cmd_backup_codes },
 };
 
 int main(int argc, char **argv)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backup.h"
 #include "otp.h"
 #include "state.h"
 #include "template.h"
@@ -26,6 +27,15 @@ struct session {
 	char mask[TSMS_PHONE_MASKED_MAX]; /* the number as prompts show it */
 	enum tsms_verdict verdict;        /* why the last send was refused */
 	long long wait;                   /* and for how long */
+	bool reused;                      /* a backup code another host had used */
+	char sms_down[200];               /* why no SMS could go out: backup codes only */
+};
+
+/* What a backup-code-shaped answer turned out to be. */
+enum backup_answer {
+	BACKUP_NONE, /* not one, or no backupCodesFile */
+	BACKUP_WRONG,
+	BACKUP_ACCEPTED,
 };
 
 #define say(outcome, ...) \
@@ -191,6 +201,61 @@ static enum tsms_err right_answer(struct session *s)
 	return TSMS_OK;
 }
 
+/* A backup code in place of the code: checked and, when right, removed from
+ * backupCodesFile under its lock, then recorded as used by the state (with
+ * Redis, once in the fleet). Only a mapped user's; only a code's shape. */
+static enum tsms_err try_backup(struct session *s, const char *answer, enum backup_answer *out)
+{
+	char problem[TSMS_CONFIG_ERR_MAX], id[TSMS_DIGEST_HEX], shape[TSMS_BACKUP_SYMBOLS + 1];
+	unsigned left;
+	enum tsms_err err;
+	bool used, first;
+
+	*out = BACKUP_NONE;
+	if (s->phone == NULL || s->cfg->backup_codes_file == NULL ||
+	    !tsms_backup_normalize(answer, shape))
+		return TSMS_OK;
+	tsms_wipe(shape, sizeof(shape));
+	*out = BACKUP_WRONG;
+	err = tsms_backup_use(s->cfg, s->user, answer, &used, id, &left, problem);
+	if (err != TSMS_OK) {
+		say(s->outcome, "%s", problem);
+		return err;
+	}
+	if (!used)
+		return TSMS_OK;
+	err = tsms_state_use_once(s->state, s->user, id, time(NULL), &first, problem);
+	if (err != TSMS_OK) {
+		say(s->outcome, "%s", problem);
+		return err;
+	}
+	if (!first) {
+		s->reused = true;
+		return TSMS_OK;
+	}
+	*out = BACKUP_ACCEPTED;
+	s->outcome->method = "backup-code";
+	s->outcome->backup_used = true;
+	s->outcome->backup_left = left;
+	return TSMS_OK;
+}
+
+static enum tsms_err backup_accepted(struct session *s)
+{
+	char problem[TSMS_STATE_ERR_MAX];
+
+	if (tsms_state_record_success(s->state, s->user, time(NULL), problem) != TSMS_OK) {
+		say(s->outcome, "%s", problem);
+		return TSMS_ERR_STATE;
+	}
+	if (s->sms_down[0] != '\0')
+		say(s->outcome, "SMS unavailable (%s); backup code accepted, %u left", s->sms_down,
+		    s->outcome->backup_left);
+	else
+		say(s->outcome, "backup code accepted, %u left", s->outcome->backup_left);
+	return TSMS_OK;
+}
+
 static bool is_blank(const char *answer)
 {
 	return answer[strspn(answer, " \t\r\n")] == '\0';
@@ -232,9 +297,11 @@ static enum tsms_err verify(struct session *s)
 	unsigned wrong = 0;
 	char prompt[128];
 
+	outcome->method = "sms";
 	while (wrong < s->cfg->max_attempts) {
+		enum backup_answer backup = BACKUP_NONE;
+		bool right, blank, expired, counted = true;
 		char *answer = NULL;
-		bool right, blank, counted = true;
 		enum tsms_err err;
 
 		snprintf(prompt, sizeof(prompt), "%sSMS code sent to %s: ", prefix, s->mask);
@@ -244,15 +311,21 @@ static enum tsms_err verify(struct session *s)
 			return TSMS_ERR_CONV;
 		}
 		outcome->attempts++;
-		right = tsms_otp_matches(&s->code, answer);
+		expired = now_monotonic() > s->deadline;
+		right = !expired && tsms_otp_matches(&s->code, answer);
 		blank = is_blank(answer);
+		err = !expired && !right && !blank ? try_backup(s, answer, &backup) : TSMS_OK;
 		tsms_free_secret(answer);
-		if (now_monotonic() > s->deadline) {
+		if (expired) {
 			say(outcome, "code expired (codeTtlSeconds=%u)", s->cfg->code_ttl_seconds);
 			return TSMS_ERR_EXPIRED;
 		}
+		if (err != TSMS_OK)
+			return err;
 		if (right)
 			return right_answer(s);
+		if (backup == BACKUP_ACCEPTED)
+			return backup_accepted(s);
 		if (blank) {
 			err = resend(s, &prefix, &counted);
 			if (err != TSMS_OK)
@@ -272,6 +345,64 @@ static enum tsms_err verify(struct session *s)
 	say(outcome,
 	    s->phone != NULL ? "wrong code (%u of %u attempts)"
 	                     : "no phone number mapped to the user (%u of %u attempts)",
+	    wrong, s->cfg->max_attempts);
+	return TSMS_ERR_MAXTRIES;
+}
+
+/* No SMS could be sent (Twilio unavailable): a user with backup codes is asked
+ * for one instead; one without keeps the error, for failMode to decide. */
+static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
+{
+	struct tsms_outcome *outcome = s->outcome;
+	char problem[TSMS_CONFIG_ERR_MAX];
+	const char *prefix = "";
+	unsigned left, wrong = 0;
+	char prompt[128];
+
+	if (s->phone == NULL || s->cfg->backup_codes_file == NULL)
+		return sms_err;
+	if (tsms_backup_count(s->cfg, s->user, &left, problem) != TSMS_OK) {
+		say(outcome, "%s (and SMS unavailable: %s)", problem, outcome->reason);
+		return TSMS_ERR_CONFIG;
+	}
+	if (left == 0)
+		return sms_err;
+	tsms_format_clean(s->sms_down, sizeof(s->sms_down), "%s", outcome->reason);
+	outcome->method = "backup-code";
+	s->deadline = now_monotonic() + s->cfg->code_ttl_seconds;
+	while (wrong < s->cfg->max_attempts) {
+		enum backup_answer backup = BACKUP_NONE;
+		char *answer = NULL;
+		enum tsms_err err;
+		bool expired;
+
+		snprintf(prompt, sizeof(prompt), "%sSMS unavailable; backup code: ", prefix);
+		if (s->prompter->ask(s->prompter->ctx, prompt, &answer) != 0 || answer == NULL) {
+			tsms_free_secret(answer);
+			say(outcome, "SMS unavailable (%s); conversation failed", s->sms_down);
+			return TSMS_ERR_CONV;
+		}
+		outcome->attempts++;
+		expired = now_monotonic() > s->deadline;
+		err = expired ? TSMS_OK : try_backup(s, answer, &backup);
+		tsms_free_secret(answer);
+		if (expired) {
+			say(outcome,
+			    "SMS unavailable (%s); no backup code within codeTtlSeconds=%u",
+			    s->sms_down, s->cfg->code_ttl_seconds);
+			return TSMS_ERR_EXPIRED;
+		}
+		if (err != TSMS_OK)
+			return err;
+		if (backup == BACKUP_ACCEPTED)
+			return backup_accepted(s);
+		prefix = "Wrong code. ";
+		wrong++;
+		err = wrong_answer(s);
+		if (err != TSMS_OK)
+			return err;
+	}
+	say(outcome, "SMS unavailable (%s); wrong backup code (%u of %u attempts)", s->sms_down,
 	    wrong, s->cfg->max_attempts);
 	return TSMS_ERR_MAXTRIES;
 }
@@ -313,6 +444,14 @@ enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_stat
 		tell_refusal(&s);
 	if (err == TSMS_OK)
 		err = verify(&s);
+	else if (err == TSMS_ERR_UNAVAILABLE)
+		err = backup_instead(&s, err);
+	if (s.reused && strstr(outcome->reason, "another host") == NULL) {
+		size_t n = strlen(outcome->reason);
+
+		tsms_format_clean(outcome->reason + n, sizeof(outcome->reason) - n,
+		                  "; a backup code already used on another host (redis)");
+	}
 	tsms_otp_wipe(&s.code);
 	return err;
 }

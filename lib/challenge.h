@@ -2,6 +2,8 @@
 #ifndef TSMS_CHALLENGE_H
 #define TSMS_CHALLENGE_H
 
+#include <stdbool.h>
+
 #include "config.h"
 #include "error.h"
 #include "log.h"
@@ -26,6 +28,11 @@ struct tsms_outcome {
 	unsigned attempts; /* answers given */
 	unsigned sent;     /* SMS sent */
 	char reason[320];  /* sanitised */
+	/* "sms", "backup-code" (one was accepted, or asked for because no SMS could
+	 * be sent), NULL when no challenge ran */
+	const char *method;
+	bool backup_used;     /* a backup code was accepted */
+	unsigned backup_left; /* and this many are left */
 };
 
 /* Runs one challenge for user. With a phone (E.164) it checks the country list
@@ -36,8 +43,12 @@ struct tsms_outcome {
  * phone NULL (an unmapped user) it runs a decoy: the same prompts, limits,
  * cooldown and lockout, kept in the same store (state, lib/state.h), but no SMS (and no
  * global count) and no answer accepted, so that callers cannot tell mapped
- * users from unmapped ones. Codes are wiped before returning. Returns TSMS_OK
- * for the right code, else the error; outcome always says why. */
+ * users from unmapped ones. With cfg->backup_codes_file, a mapped user's
+ * backup code (lib/backup.h) is accepted in place of the SMS code, and when the
+ * first SMS cannot be sent (TSMS_ERR_UNAVAILABLE) a user who has codes is
+ * asked for one instead; wrong ones count like wrong SMS codes. Codes are
+ * wiped before returning. Returns TSMS_OK for the right code, else the error;
+ * outcome always says why. */
 enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_state *state,
                                  const char *usage, const char *user, const char *phone,
                                  const struct tsms_prompter *prompter,

@@ -162,6 +162,7 @@ static bool known_key(const char *key)
 		"stateDir",
 		"allowedCountryCodes",
 		"usersFile",
+		"backupCodesFile",
 		"proxy",
 		"host",
 		"apiKeySID",
@@ -649,24 +650,43 @@ static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
 	return copy_string(&cfg->state_dir, dir, err);
 }
 
-static bool parse_users_file(struct tsms_config *cfg, const cJSON *root,
-                             char err[TSMS_CONFIG_ERR_MAX])
+/* An optional absolute path under key (usersFile, backupCodesFile). */
+static bool parse_path(const cJSON *root, const char *key, const char *example, char **out,
+                       char err[TSMS_CONFIG_ERR_MAX])
 {
 	const char *path;
 	char q[64];
 
-	if (!get_string(root, "usersFile", &path, err))
+	if (!get_string(root, key, &path, err))
 		return false;
 	if (path == NULL)
 		return true;
 	if (path[0] != '/' || strlen(path) > 1024 || has_control(path)) {
-		fail(err,
-		     "usersFile \"%s\" is not an absolute path; fix: give the full path, e.g. "
-		     "/etc/security/pam_twilio_sms.users",
-		     quote(q, path));
+		fail(err, "%s \"%s\" is not an absolute path; fix: give the full path, e.g. %s",
+		     key, quote(q, path), example);
 		return false;
 	}
-	return copy_string(&cfg->users_file, path, err);
+	return copy_string(out, path, err);
+}
+
+static bool parse_files(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+{
+	char q[64];
+
+	if (!parse_path(root, "usersFile", "/etc/security/pam_twilio_sms.users", &cfg->users_file,
+	                err) ||
+	    !parse_path(root, "backupCodesFile", "/etc/security/pam_twilio_sms.backup-codes",
+	                &cfg->backup_codes_file, err))
+		return false;
+	if (cfg->users_file != NULL && cfg->backup_codes_file != NULL &&
+	    strcmp(cfg->users_file, cfg->backup_codes_file) == 0) {
+		fail(err,
+		     "backupCodesFile and usersFile are the same file \"%s\"; fix: give each "
+		     "its own",
+		     quote(q, cfg->users_file));
+		return false;
+	}
+	return true;
 }
 
 static bool is_country_code(const char *s)
@@ -1169,7 +1189,7 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
 	}
 	ok = check_keys(root, err) && parse_credentials(cfg, root, err) &&
 	     parse_options(cfg, root, err) && parse_state_dir(cfg, root, err) &&
-	     parse_users_file(cfg, root, err) && parse_country_codes(cfg, root, err) &&
+	     parse_files(cfg, root, err) && parse_country_codes(cfg, root, err) &&
 	     parse_templates(cfg, root, err) && check_signin_template(cfg, err) &&
 	     parse_users(cfg, root, err) && parse_ldap(cfg, root, err) &&
 	     parse_redis(cfg, root, err);
@@ -1377,6 +1397,7 @@ void tsms_config_free(struct tsms_config *cfg)
 	tsms_free_secret(cfg->proxy);
 	free(cfg->state_dir);
 	free(cfg->users_file);
+	free(cfg->backup_codes_file);
 	free(cfg->country_codes);
 	if (cfg->ldap != NULL) {
 		free(cfg->ldap->uri);

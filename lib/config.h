@@ -74,8 +74,9 @@ struct tsms_config {
 	char *ca_file;      /* NULL: the system trust store */
 	char *ca_pem;       /* caFile's contents, read by tsms_config_load; NULL before */
 	size_t ca_pem_len;
-	char *proxy;      /* NULL: direct; may hold a password: wiped by tsms_config_free */
-	char *users_file; /* NULL: only the users object (lib/users.h) */
+	char *proxy;             /* NULL: direct; may hold a password: wiped by tsms_config_free */
+	char *users_file;        /* NULL: only the users object (lib/users.h) */
+	char *backup_codes_file; /* NULL: no backup codes (lib/backup.h) */
 	unsigned code_length;
 	unsigned code_ttl_seconds;
 	unsigned max_attempts;

@@ -67,6 +67,30 @@ void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_
 	sodium_memzero(&st, sizeof(st));
 }
 
+/* Argon2id at 4 MiB and 2 passes: about 3 ms a check on a current core. Backup
+ * codes carry 40 random bits; the hash only has to make each guess cost. */
+#define SECRET_OPSLIMIT 2ULL
+#define SECRET_MEMLIMIT ((size_t)4 << 20)
+
+int tsms_secret_hash(const char *secret, char out[TSMS_HASH_MAX])
+{
+	_Static_assert(TSMS_HASH_MAX == crypto_pwhash_STRBYTES, "TSMS_HASH_MAX");
+	return crypto_pwhash_str_alg(out, secret, strlen(secret), SECRET_OPSLIMIT, SECRET_MEMLIMIT,
+	                             crypto_pwhash_ALG_ARGON2ID13) == 0
+	               ? 0
+	               : -1;
+}
+
+bool tsms_secret_verify(const char *hash, const char *secret)
+{
+	/* a hash with other limits is not ours: a damaged file must not make a
+	 * login allocate gigabytes */
+	if (strlen(hash) >= TSMS_HASH_MAX ||
+	    crypto_pwhash_str_needs_rehash(hash, SECRET_OPSLIMIT, SECRET_MEMLIMIT) != 0)
+		return false;
+	return crypto_pwhash_str_verify(hash, secret, strlen(secret)) == 0;
+}
+
 void tsms_otp_wipe(struct tsms_code *code)
 {
 	sodium_memzero(code, sizeof(*code));

@@ -35,6 +35,17 @@ unsigned tsms_random_below(unsigned n);
  * text: a stable name for text that reveals nothing of it. */
 void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_HEX]);
 
+/* Size of a secret's stored hash (crypto_pwhash_STRBYTES). */
+#define TSMS_HASH_MAX 128
+
+/* Writes to out the Argon2id hash of secret (crypto_pwhash_str, with limits small
+ * enough that checking one costs a few milliseconds: for secrets with enough
+ * entropy of their own, such as backup codes). Returns 0, or -1. */
+int tsms_secret_hash(const char *secret, char out[TSMS_HASH_MAX]);
+
+/* True when secret matches hash (an Argon2 string of tsms_secret_hash). */
+bool tsms_secret_verify(const char *hash, const char *secret);
+
 /* Wipes the code. */
 void tsms_otp_wipe(struct tsms_code *code);
 

@@ -59,7 +59,7 @@ static enum tsms_err apply(struct tsms_state *st, const char *user, time_t now,
 		         "%s; this login keeps its limits in this host's stateDir %s", err,
 		         st->cfg->state_dir);
 		st->fell_back = true;
-		*a = (struct tsms_state_answer){ .status = a->status };
+		*a = (struct tsms_state_answer){ .status = a->status, .id = a->id };
 	}
 	return tsms_state_files.apply(NULL, st->cfg, user, now, op, a, err);
 }
@@ -95,6 +95,17 @@ enum tsms_err tsms_state_record_success(struct tsms_state *st, const char *user,
 	struct tsms_state_answer a = { .locked = false };
 
 	return apply(st, user, now, TSMS_OP_SUCCESS, true, &a, err);
+}
+
+enum tsms_err tsms_state_use_once(struct tsms_state *st, const char *user, const char *id,
+                                  time_t now, bool *first, char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .id = id };
+	enum tsms_err e;
+
+	e = apply(st, user, now, TSMS_OP_USE_ONCE, true, &a, err);
+	*first = a.first;
+	return e;
 }
 
 enum tsms_err tsms_state_status(struct tsms_state *st, const char *user, time_t now,

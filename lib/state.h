@@ -62,6 +62,15 @@ enum tsms_err tsms_state_record_failure(struct tsms_state *st, const char *user,
 enum tsms_err tsms_state_record_success(struct tsms_state *st, const char *user, time_t now,
                                         char err[TSMS_STATE_ERR_MAX]);
 
+/* Records that user used the backup code named id (lib/backup.h). With Redis,
+ * *first is false when a host recorded id before: a code copied to several
+ * hosts works once in the fleet (the set of used ids lives 400 days). The
+ * files keep no record of their own, the used code has left this host's
+ * backupCodesFile: *first is true. A Redis failure falls back like every
+ * decision. */
+enum tsms_err tsms_state_use_once(struct tsms_state *st, const char *user, const char *id,
+                                  time_t now, bool *first, char err[TSMS_STATE_ERR_MAX]);
+
 /* A user's limits and lockout as an administrator sees them (faillock's view). */
 struct tsms_state_status {
 	bool exists;             /* false: no state, the rest is zero but where */
@@ -115,6 +124,7 @@ enum tsms_state_op {
 	TSMS_OP_SUCCESS,
 	TSMS_OP_STATUS,
 	TSMS_OP_UNLOCK,
+	TSMS_OP_USE_ONCE, /* a backup code: a->id in, a->first out */
 };
 
 /* What an operation answers; status is set for STATUS and UNLOCK. */
@@ -123,6 +133,8 @@ struct tsms_state_answer {
 	long long wait;
 	bool locked;
 	struct tsms_state_status *status;
+	const char *id; /* USE_ONCE */
+	bool first;     /* USE_ONCE */
 };
 
 /* A user's record, as both stores keep it. */

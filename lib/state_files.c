@@ -301,6 +301,10 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 
 	(void)conn; /* nothing is kept between operations */
 	err[0] = '\0';
+	if (op == TSMS_OP_USE_ONCE) { /* the used code left this host's backupCodesFile */
+		a->first = true;
+		return TSMS_OK;
+	}
 	tsms_state_file_name(user, name);
 	if (status != NULL) { /* an administrator's look creates nothing */
 		snprintf(status->where, sizeof(status->where), "%s/%s", cfg->state_dir, name);
@@ -355,6 +359,8 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 		rec.failures = 0;
 		rec.locked_until = 0;
 		break;
+	case TSMS_OP_USE_ONCE:
+		goto out;
 	}
 	e = slot_write(&slot, &rec, cfg->state_dir, err);
 out:

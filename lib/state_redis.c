@@ -7,6 +7,8 @@
  *   PREFIX user:NAME  hash window_start sends last_send failures locked_until
  *                     (NAME: tsms_state_file_name, never the raw user name)
  *   PREFIX global     hash window_start sends last_send (globalSendLimit)
+ *   PREFIX used:NAME  set of the backup codes NAME used (digests of their
+ *                     hashes, lib/backup.h): 400 days after the last use
  *
  * Times are the Redis server's clock (TIME in the script): one clock for the
  * fleet. A user's key lives until the latest of its window, cooldown and
@@ -35,12 +37,19 @@
 #include "otp.h"
 
 /* Arguments: ARGV[1] the operation, then sendLimit, sendWindowSeconds,
- * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds.
- * Answers: reserve {verdict, wait}; failure {locked}; success {0};
+ * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds,
+ * and for used the backup code's id (KEYS[2] is then the user's used set).
+ * Answers: reserve {verdict, wait}; failure {locked}; success {0}; used {1
+ * when the id is new, 0 when a host recorded it before};
  * status and unlock {now, exists, window_start, sends, last_send, failures,
  * locked_until} as the record was before. Verdicts are enum tsms_verdict. */
 const char tsms_state_redis_script[] =
 	"local op = ARGV[1]\n"
+	"if op == 'used' then\n"
+	"  local first = redis.call('SADD', KEYS[2], ARGV[8])\n"
+	"  redis.call('EXPIRE', KEYS[2], 34560000)\n"
+	"  return {first}\n"
+	"end\n"
 	"local limit, window, cooldown = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"local glimit, threshold = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
 	"local lockout = tonumber(ARGV[7])\n"
@@ -102,7 +111,7 @@ const char tsms_state_redis_script[] =
 	"return {0, 0}\n";
 
 /* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
-const char tsms_state_redis_sha1[] = "4e287110893c5a456e7d3575e755cec5ed9de7f7";
+const char tsms_state_redis_sha1[] = "17e9126ef36cd714a6a6b40b7e91f80a2c66d5af";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120
@@ -308,22 +317,26 @@ static const char *op_word(enum tsms_state_op op)
 		return "status";
 	case TSMS_OP_UNLOCK:
 		return "unlock";
+	case TSMS_OP_USE_ONCE:
+		return "used";
 	}
 	return "?";
 }
 
 /* Runs the script for op on user's key; the reply is an array of n integers. */
 static redisReply *run_script(struct conn *k, const struct tsms_config *cfg, const char *user_key,
-                              const char *global_key, enum tsms_state_op op, size_t n,
-                              char err[TSMS_STATE_ERR_MAX])
+                              const char *global_key, enum tsms_state_op op, const char *id,
+                              size_t n, char err[TSMS_STATE_ERR_MAX])
 {
 	char nums[6][12];
 	const unsigned values[6] = {
 		cfg->send_limit,        cfg->send_window_seconds, cfg->resend_cooldown_seconds,
 		cfg->global_send_limit, cfg->lockout_threshold,   cfg->lockout_seconds
 	};
-	const char *argv[] = { "EVALSHA", k->sha,  "2",     user_key, global_key, op_word(op),
-		               nums[0],   nums[1], nums[2], nums[3],  nums[4],    nums[5] };
+	const char *argv[] = {
+		"EVALSHA", k->sha,  "2",     user_key, global_key, op_word(op),         nums[0],
+		nums[1],   nums[2], nums[3], nums[4],  nums[5],    id != NULL ? id : ""
+	};
 	redisReply *reply;
 	bool ok;
 
@@ -377,9 +390,9 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 	const struct tsms_redis *r = cfg->redis;
 	char name[TSMS_STATE_NAME_MAX], user_key[160], global_key[160];
 	struct conn *k = conn_of(conn);
-	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK     ? 7
-	           : op == TSMS_OP_FAILURE || op == TSMS_OP_SUCCESS ? 1
-	                                                            : 2;
+	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK                               ? 7
+	           : op == TSMS_OP_FAILURE || op == TSMS_OP_SUCCESS || op == TSMS_OP_USE_ONCE ? 1
+	                                                                                      : 2;
 	redisReply *reply;
 
 	(void)now; /* the server's clock decides */
@@ -389,10 +402,13 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 	}
 	tsms_state_file_name(user, name);
 	snprintf(user_key, sizeof(user_key), "%suser:%s", r->key_prefix, name);
-	snprintf(global_key, sizeof(global_key), "%sglobal", r->key_prefix);
+	if (op == TSMS_OP_USE_ONCE)
+		snprintf(global_key, sizeof(global_key), "%sused:%s", r->key_prefix, name);
+	else
+		snprintf(global_key, sizeof(global_key), "%sglobal", r->key_prefix);
 	if (!k->ready && !connect_redis(k, cfg, err))
 		return TSMS_ERR_UNAVAILABLE;
-	reply = run_script(k, cfg, user_key, global_key, op, n, err);
+	reply = run_script(k, cfg, user_key, global_key, op, a->id, n, err);
 	if (reply == NULL) {
 		disconnect(k); /* whatever it says next cannot be trusted */
 		return TSMS_ERR_UNAVAILABLE;
@@ -404,6 +420,8 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 		a->wait = at(reply, 1);
 	} else if (op == TSMS_OP_FAILURE) {
 		a->locked = at(reply, 0) != 0;
+	} else if (op == TSMS_OP_USE_ONCE) {
+		a->first = at(reply, 0) != 0;
 	} else if (a->status != NULL) {
 		const struct tsms_state_record rec = {
 			.window_start = at(reply, 2),
@@ -445,7 +463,7 @@ static enum tsms_err redis_check(void **conn, const struct tsms_config *cfg,
 		return TSMS_ERR_UNAVAILABLE;
 	}
 	snprintf(key, sizeof(key), "%scheck", r->key_prefix); /* read only: nothing written */
-	reply = run_script(k, cfg, key, key, TSMS_OP_STATUS, 7, msg);
+	reply = run_script(k, cfg, key, key, TSMS_OP_STATUS, NULL, 7, msg);
 	if (reply == NULL) {
 		disconnect(k);
 		return TSMS_ERR_UNAVAILABLE;

@@ -2,19 +2,18 @@
 #include "users.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keyfile.h"
 #include "log.h"
 
-#define NAME_MAX_BYTES 256
+#define NAME_MAX_BYTES TSMS_KEYFILE_KEY_MAX
 
 #define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
@@ -30,15 +29,7 @@ static bool is_name_byte(unsigned char c)
 
 bool tsms_users_valid_name(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (n == 0 || n > NAME_MAX_BYTES || name[0] == '#')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!is_name_byte((unsigned char)name[i]))
-			return false;
-	}
-	return true;
+	return tsms_keyfile_valid_key(name);
 }
 
 /* One line, split in place: [user, user_end) and [number, number_end). */
@@ -431,184 +422,28 @@ enum tsms_err tsms_users_file_each(const char *path, bool missing_ok, tsms_users
 	return close_reader(&r, path, err) ? TSMS_OK : TSMS_ERR_CONFIG;
 }
 
-/* Appends n bytes to the growing buffer *buf of length *len. */
-static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+static enum tsms_err set_phone(void *ctx, const char *value, char **value_out,
+                               char err[TSMS_CONFIG_ERR_MAX])
 {
-	if (*len + n + 1 > *cap) {
-		size_t grown = (*cap + n + 1) * 2;
-		char *b = realloc(*buf, grown);
-		if (b == NULL)
-			return false;
-		*buf = b;
-		*cap = grown;
-	}
-	memcpy(*buf + *len, s, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-	return true;
-}
+	const char *phone = *(const char **)ctx;
 
-/* The new content: the old lines, with user's line replaced (or dropped). */
-static char *rewrite(const char *data, size_t size, const char *user, const char *phone,
-                     size_t *out_len, bool *changed)
-{
-	size_t user_len = strlen(user), len = 0, cap = size + 512;
-	char *out = malloc(cap);
-	bool placed = false;
-
-	if (out == NULL)
-		return NULL;
-	out[0] = '\0';
-	*changed = false;
-	for (const char *p = data, *end = data + size; p != NULL && p < end;) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *line_end = nl != NULL ? nl : end;
-		struct line l;
-		bool ok;
-
-		split(p, line_end, &l);
-		if (!l.blank && (size_t)(l.user_end - l.user) == user_len &&
-		    memcmp(l.user, user, user_len) == 0) {
-			char line[NAME_MAX_BYTES + TSMS_PHONE_MAX + 4];
-			int n = 0;
-
-			if (phone != NULL && !placed)
-				n = snprintf(line, sizeof(line), "%s %s\n", user, phone);
-			ok = append(&out, &len, &cap, line, (size_t)n);
-			*changed = *changed || n == 0 || (size_t)(line_end - p) != (size_t)n - 1 ||
-			           memcmp(p, line, (size_t)n - 1) != 0;
-			placed = placed || n > 0;
-		} else {
-			ok = append(&out, &len, &cap, p, (size_t)(line_end - p)) &&
-			     append(&out, &len, &cap, "\n", 1);
-		}
-		if (!ok) {
-			free(out);
-			return NULL;
-		}
-		p = nl != NULL ? nl + 1 : NULL;
-	}
-	if (phone != NULL && !placed) {
-		char line[NAME_MAX_BYTES + TSMS_PHONE_MAX + 4];
-		int n = snprintf(line, sizeof(line), "%s %s\n", user, phone);
-
-		if (!append(&out, &len, &cap, line, (size_t)n)) {
-			free(out);
-			return NULL;
-		}
-		*changed = true;
-	}
-	*out_len = len;
-	return out;
-}
-
-static void sync_dir(const char *path)
-{
-	char dir[4096];
-	char *slash;
-	int fd;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash == NULL)
-		return;
-	*(slash == dir ? slash + 1 : slash) = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-/* Writes content to a temp file beside path and renames it over path. */
-static enum tsms_err replace_file(const char *path, const char *content, size_t len,
-                                  char err[TSMS_CONFIG_ERR_MAX])
-{
-	char tmp[4096];
-	int fd, ok;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
-		fail(err, "usersFile %s: path too long", path);
-		return TSMS_ERR_CONFIG;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		fail(err, "usersFile %s: cannot create a temp file: %s", path, strerror(errno));
-		return TSMS_ERR_CONFIG;
-	}
-	ok = fchown(fd, 0, 0) == 0 && fchmod(fd, 0600) == 0 &&
-	     write(fd, content, len) == (ssize_t)len && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		fail(err, "usersFile %s: cannot write: %s", path, strerror(errno));
-		unlink(tmp);
-		return TSMS_ERR_CONFIG;
-	}
-	sync_dir(path); /* the rename itself survives a crash */
-	return TSMS_OK;
-}
-
-/* Reads the whole file (the admin command only) into a new buffer. */
-static char *read_whole(const char *path, size_t *size, char err[TSMS_CONFIG_ERR_MAX])
-{
-	struct stat st;
-	size_t got = 0;
-	char *data;
-	int fd = tsms_open_private(path, "usersFile", TSMS_USERS_FILE_MAX_BYTES, &st, err);
-
-	if (fd < 0)
-		return NULL;
-	data = malloc((size_t)st.st_size + 1);
-	while (data != NULL && got < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (data == NULL)
+	(void)value;
+	*value_out = NULL;
+	if (phone != NULL && (*value_out = strdup(phone)) == NULL) {
 		fail(err, "out of memory");
-	*size = got;
-	return data;
+		return TSMS_ERR_CONFIG;
+	}
+	return TSMS_OK;
 }
 
 enum tsms_err tsms_users_file_update(const char *path, const char *user, const char *phone,
                                      bool *changed, char err[TSMS_CONFIG_ERR_MAX])
 {
-	enum tsms_err result = TSMS_ERR_CONFIG;
-	char *data = NULL, *content = NULL;
-	char lock_path[4096];
-	size_t size = 0, len = 0;
-	int lock_fd;
-
 	*changed = false;
 	if (!tsms_users_valid_name(user)) {
 		fail(err, "\"%s\" cannot be a user name in the users file", user);
 		return TSMS_ERR_CONFIG;
 	}
-	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
-	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
-		fail(err, "usersFile %s: cannot lock %s: %s", path, lock_path, strerror(errno));
-		goto out;
-	}
-	if (access(path, F_OK) == 0 || errno != ENOENT) {
-		data = read_whole(path, &size, err);
-		if (data == NULL)
-			goto out;
-	}
-	content = rewrite(data != NULL ? data : "", size, user, phone, &len, changed);
-	if (content == NULL) {
-		fail(err, "out of memory");
-		goto out;
-	}
-	result = *changed ? replace_file(path, content, len, err) : TSMS_OK;
-out:
-	free(content);
-	free(data);
-	if (lock_fd >= 0)
-		close(lock_fd);
-	return result;
+	return tsms_keyfile_edit(path, "usersFile", TSMS_USERS_FILE_MAX_BYTES, user, set_phone,
+	                         &phone, changed, err);
 }

@@ -1,0 +1,379 @@
+/* keyfile.c - root-only files of "KEY VALUE" lines, '#' comments: the users
+ * file and the backup codes file share their reading and their rewrites */
+#include "keyfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "otp.h"
+
+#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+bool tsms_keyfile_valid_key(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > TSMS_KEYFILE_KEY_MAX || key[0] == '#')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (c <= 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* One line [p, end), split in place: its key and its value, blanks trimmed. */
+struct kv {
+	const char *key, *key_end;
+	const char *value, *value_end;
+	bool blank; /* empty or a comment */
+};
+
+static void split(const char *p, const char *end, struct kv *l)
+{
+	memset(l, 0, sizeof(*l));
+	while (p < end && is_blank(*p))
+		p++;
+	if (p == end || *p == '#') {
+		l->blank = true;
+		return;
+	}
+	l->key = p;
+	while (p < end && !is_blank(*p))
+		p++;
+	l->key_end = p;
+	while (p < end && is_blank(*p))
+		p++;
+	l->value = p;
+	l->value_end = end;
+	while (l->value_end > l->value && is_blank(l->value_end[-1]))
+		l->value_end--;
+}
+
+static bool has_key(const struct kv *l, const char *key, size_t key_len)
+{
+	return !l->blank && (size_t)(l->key_end - l->key) == key_len &&
+	       memcmp(l->key, key, key_len) == 0;
+}
+
+/* Calls fn for each line of data[0, size) that is not blank or a comment. */
+static void each_line(const char *data, size_t size,
+                      void (*fn)(void *ctx, unsigned line, const char *p, const char *end,
+                                 const struct kv *l),
+                      void *ctx)
+{
+	unsigned line = 0;
+
+	for (const char *p = data, *end = data + size; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl != NULL ? nl : end;
+		struct kv l;
+
+		line++;
+		split(p, line_end, &l);
+		if (!l.blank)
+			fn(ctx, line, p, line_end, &l);
+		p = nl != NULL ? nl + 1 : end;
+	}
+}
+
+/* Reads the whole file into a new buffer (NUL-terminated); *size its length. */
+static char *read_whole(const char *path, const char *what, long long max_size, size_t *size,
+                        char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct stat st;
+	size_t got = 0;
+	char *data;
+	int fd = tsms_open_private(path, what, max_size, &st, err);
+
+	if (fd < 0)
+		return NULL;
+	data = malloc((size_t)st.st_size + 1);
+	while (data != NULL && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fail(err, "%s %s: cannot read: %s", what, path, strerror(errno));
+			tsms_wipe(data, got);
+			free(data);
+			close(fd);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (data == NULL) {
+		fail(err, "out of memory");
+		return NULL;
+	}
+	data[got] = '\0';
+	*size = got;
+	return data;
+}
+
+static void free_whole(char *data, size_t size)
+{
+	if (data != NULL)
+		tsms_wipe(data, size);
+	free(data);
+}
+
+/* Appends n bytes to the growing buffer *buf of length *len. */
+static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t grown = (*cap + n + 1) * 2;
+		char *b = malloc(grown);
+
+		if (b == NULL)
+			return false;
+		memcpy(b, *buf, *len);
+		free_whole(*buf, *len);
+		*buf = b;
+		*cap = grown;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return true;
+}
+
+/* The new content: the old lines, with key's line [at, at_end) replaced by
+ * "key value" (or dropped, value NULL), or that line appended when at is NULL. */
+static char *rewrite(const char *data, size_t size, const char *at, const char *at_end,
+                     const char *key, const char *value, size_t *out_len)
+{
+	size_t len = 0, cap = size + strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
+	char *out = malloc(cap);
+	bool ok;
+
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	if (at == NULL) {
+		ok = append(&out, &len, &cap, data, size) &&
+		     (size == 0 || data[size - 1] == '\n' || append(&out, &len, &cap, "\n", 1));
+	} else {
+		const char *rest = at_end < data + size ? at_end + 1 : at_end;
+
+		ok = append(&out, &len, &cap, data, (size_t)(at - data));
+		if (ok && value == NULL)
+			ok = append(&out, &len, &cap, rest, (size_t)(data + size - rest));
+		at = rest; /* what follows the new line */
+	}
+	if (ok && value != NULL)
+		ok = append(&out, &len, &cap, key, strlen(key)) &&
+		     append(&out, &len, &cap, " ", 1) &&
+		     append(&out, &len, &cap, value, strlen(value)) &&
+		     append(&out, &len, &cap, "\n", 1) &&
+		     (at == NULL || append(&out, &len, &cap, at, (size_t)(data + size - at)));
+	if (!ok) {
+		free_whole(out, len);
+		return NULL;
+	}
+	*out_len = len;
+	return out;
+}
+
+static void sync_dir(const char *path)
+{
+	char dir[4096];
+	char *slash;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return;
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/* Writes content to a temp file beside path and renames it over path. */
+static enum tsms_err replace_file(const char *path, const char *what, const char *content,
+                                  size_t len, char err[TSMS_CONFIG_ERR_MAX])
+{
+	char tmp[4096];
+	int fd, ok;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+		fail(err, "%s %s: path too long", what, path);
+		return TSMS_ERR_CONFIG;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		fail(err, "%s %s: cannot create a temp file: %s", what, path, strerror(errno));
+		return TSMS_ERR_CONFIG;
+	}
+	ok = fchown(fd, 0, 0) == 0 && fchmod(fd, 0600) == 0 &&
+	     write(fd, content, len) == (ssize_t)len && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		fail(err, "%s %s: cannot write: %s", what, path, strerror(errno));
+		unlink(tmp);
+		return TSMS_ERR_CONFIG;
+	}
+	sync_dir(path); /* the rename itself survives a crash */
+	return TSMS_OK;
+}
+
+/* Where key's line is, for an edit. */
+struct found {
+	const char *key;
+	size_t key_len;
+	const char *at, *at_end; /* the line, NULL when none has key */
+	const char *value, *value_end;
+	unsigned line, second; /* its number, and that of a second line with key */
+};
+
+static void find_line(void *ctx, unsigned line, const char *p, const char *end, const struct kv *l)
+{
+	struct found *f = ctx;
+
+	if (!has_key(l, f->key, f->key_len))
+		return;
+	if (f->at != NULL) {
+		if (f->second == 0)
+			f->second = line;
+		return;
+	}
+	f->at = p;
+	f->at_end = end;
+	f->value = l->value;
+	f->value_end = l->value_end;
+	f->line = line;
+}
+
+enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long max_size,
+                                const char *key, tsms_keyfile_edit_fn fn, void *ctx, bool *changed,
+                                char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct found f = { .key = key, .key_len = strlen(key) };
+	char *data = NULL, *content = NULL, *old = NULL, *value = NULL;
+	enum tsms_err result = TSMS_ERR_CONFIG;
+	size_t size = 0, len = 0;
+	char lock_path[4096];
+	int lock_fd = -1;
+
+	*changed = false;
+	if (!tsms_keyfile_valid_key(key)) {
+		fail(err, "\"%s\" cannot be a user name in %s %s", key, what, path);
+		return TSMS_ERR_CONFIG;
+	}
+	if (snprintf(lock_path, sizeof(lock_path), "%s.lock", path) >= (int)sizeof(lock_path)) {
+		fail(err, "%s %s: path too long", what, path);
+		return TSMS_ERR_CONFIG;
+	}
+	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
+		fail(err, "%s %s: cannot lock %s: %s", what, path, lock_path, strerror(errno));
+		goto out;
+	}
+	if (access(path, F_OK) == 0 || errno != ENOENT) {
+		data = read_whole(path, what, max_size, &size, err);
+		if (data == NULL)
+			goto out;
+	}
+	if (data != NULL)
+		each_line(data, size, find_line, &f);
+	if (f.second != 0) {
+		fail(err, "%s %s: user \"%s\" is on lines %u and %u; fix: keep one", what, path,
+		     key, f.line, f.second);
+		goto out;
+	}
+	if (f.at != NULL) {
+		old = strndup(f.value, (size_t)(f.value_end - f.value));
+		if (old == NULL) {
+			fail(err, "out of memory");
+			goto out;
+		}
+	}
+	result = fn(ctx, old, &value, err);
+	if (result != TSMS_OK)
+		goto out;
+	if (f.at == NULL && value == NULL)
+		goto out; /* nothing to remove */
+	if (old != NULL && value != NULL && strcmp(old, value) == 0)
+		goto out; /* nothing changes */
+	content = rewrite(data != NULL ? data : "", size, f.at, f.at_end, key, value, &len);
+	if (content == NULL) {
+		fail(err, "out of memory");
+		result = TSMS_ERR_CONFIG;
+		goto out;
+	}
+	result = replace_file(path, what, content, len, err);
+	*changed = result == TSMS_OK;
+out:
+	free_whole(content, len);
+	free_whole(data, size);
+	tsms_free_secret(old);
+	tsms_free_secret(value);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return result;
+}
+
+/* tsms_keyfile_each's walk: each line's key and value as strings. */
+struct each {
+	tsms_keyfile_fn fn;
+	void *ctx;
+	bool nomem;
+};
+
+static void each_kv(void *ctx, unsigned line, const char *p, const char *end, const struct kv *l)
+{
+	struct each *e = ctx;
+	char *key = strndup(l->key, (size_t)(l->key_end - l->key));
+	char *value = strndup(l->value, (size_t)(l->value_end - l->value));
+
+	(void)p;
+	(void)end;
+	if (key != NULL && value != NULL)
+		e->fn(e->ctx, line, key, value);
+	else
+		e->nomem = true;
+	free(key);
+	tsms_free_secret(value);
+}
+
+enum tsms_err tsms_keyfile_each(const char *path, const char *what, long long max_size,
+                                bool missing_ok, tsms_keyfile_fn fn, void *ctx,
+                                char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct each e = { .fn = fn, .ctx = ctx };
+	size_t size = 0;
+	char *data;
+
+	if (missing_ok && access(path, F_OK) != 0 && errno == ENOENT)
+		return TSMS_OK;
+	data = read_whole(path, what, max_size, &size, err);
+	if (data == NULL)
+		return TSMS_ERR_CONFIG;
+	each_line(data, size, each_kv, &e);
+	free_whole(data, size);
+	if (e.nomem) {
+		fail(err, "out of memory");
+		return TSMS_ERR_CONFIG;
+	}
+	return TSMS_OK;
+}
