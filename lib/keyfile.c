@@ -154,35 +154,41 @@ static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
 	return true;
 }
 
-/* The new content: the old lines, with key's line [at, at_end) replaced by
- * "key value" (or dropped, value NULL), or that line appended when at is NULL. */
-static char *rewrite(const char *data, size_t size, const char *at, const char *at_end,
-                     const char *key, const char *value, size_t *out_len)
+/* The new content: the old lines, with key's first line replaced by "key
+ * value" (or dropped, value NULL) and any later line of key dropped; that line
+ * appended when no line has key. */
+static char *rewrite(const char *data, size_t size, const char *key, const char *value,
+                     size_t *out_len)
 {
-	size_t len = 0, cap = size + strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
+	size_t key_len = strlen(key), len = 0;
+	size_t cap = size + key_len + (value != NULL ? strlen(value) : 0) + 4;
 	char *out = malloc(cap);
-	bool ok;
+	bool placed = false, ok = true;
 
 	if (out == NULL)
 		return NULL;
 	out[0] = '\0';
-	if (at == NULL) {
-		ok = append(&out, &len, &cap, data, size) &&
-		     (size == 0 || data[size - 1] == '\n' || append(&out, &len, &cap, "\n", 1));
-	} else {
-		const char *rest = at_end < data + size ? at_end + 1 : at_end;
+	for (const char *p = data, *end = data + size; ok && p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl != NULL ? nl : end;
+		struct kv l;
 
-		ok = append(&out, &len, &cap, data, (size_t)(at - data));
-		if (ok && value == NULL)
-			ok = append(&out, &len, &cap, rest, (size_t)(data + size - rest));
-		at = rest; /* what follows the new line */
+		split(p, line_end, &l);
+		if (!has_key(&l, key, key_len))
+			ok = append(&out, &len, &cap, p, (size_t)(line_end - p)) &&
+			     append(&out, &len, &cap, "\n", 1);
+		else if (!placed && value != NULL)
+			ok = append(&out, &len, &cap, key, key_len) &&
+			     append(&out, &len, &cap, " ", 1) &&
+			     append(&out, &len, &cap, value, strlen(value)) &&
+			     append(&out, &len, &cap, "\n", 1);
+		placed = placed || has_key(&l, key, key_len);
+		p = nl != NULL ? nl + 1 : end;
 	}
-	if (ok && value != NULL)
-		ok = append(&out, &len, &cap, key, strlen(key)) &&
-		     append(&out, &len, &cap, " ", 1) &&
+	if (ok && !placed && value != NULL)
+		ok = append(&out, &len, &cap, key, key_len) && append(&out, &len, &cap, " ", 1) &&
 		     append(&out, &len, &cap, value, strlen(value)) &&
-		     append(&out, &len, &cap, "\n", 1) &&
-		     (at == NULL || append(&out, &len, &cap, at, (size_t)(data + size - at)));
+		     append(&out, &len, &cap, "\n", 1);
 	if (!ok) {
 		free_whole(out, len);
 		return NULL;
@@ -237,31 +243,29 @@ static enum tsms_err replace_file(const char *path, const char *what, const char
 	return TSMS_OK;
 }
 
-/* Where key's line is, for an edit. */
+/* Key's first line, for an edit. */
 struct found {
 	const char *key;
 	size_t key_len;
-	const char *at, *at_end; /* the line, NULL when none has key */
-	const char *value, *value_end;
-	unsigned line, second; /* its number, and that of a second line with key */
+	const char *value, *value_end; /* NULL when no line has key */
+	bool twice;                    /* a later line has key too */
 };
 
 static void find_line(void *ctx, unsigned line, const char *p, const char *end, const struct kv *l)
 {
 	struct found *f = ctx;
 
+	(void)line;
+	(void)p;
+	(void)end;
 	if (!has_key(l, f->key, f->key_len))
 		return;
-	if (f->at != NULL) {
-		if (f->second == 0)
-			f->second = line;
+	if (f->value != NULL) {
+		f->twice = true;
 		return;
 	}
-	f->at = p;
-	f->at_end = end;
 	f->value = l->value;
 	f->value_end = l->value_end;
-	f->line = line;
 }
 
 enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long max_size,
@@ -296,12 +300,7 @@ enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long ma
 	}
 	if (data != NULL)
 		each_line(data, size, find_line, &f);
-	if (f.second != 0) {
-		fail(err, "%s %s: user \"%s\" is on lines %u and %u; fix: keep one", what, path,
-		     key, f.line, f.second);
-		goto out;
-	}
-	if (f.at != NULL) {
+	if (f.value != NULL) {
 		old = strndup(f.value, (size_t)(f.value_end - f.value));
 		if (old == NULL) {
 			fail(err, "out of memory");
@@ -311,11 +310,11 @@ enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long ma
 	result = fn(ctx, old, &value, err);
 	if (result != TSMS_OK)
 		goto out;
-	if (f.at == NULL && value == NULL)
+	if (old == NULL && value == NULL)
 		goto out; /* nothing to remove */
-	if (old != NULL && value != NULL && strcmp(old, value) == 0)
+	if (!f.twice && old != NULL && value != NULL && strcmp(old, value) == 0)
 		goto out; /* nothing changes */
-	content = rewrite(data != NULL ? data : "", size, f.at, f.at_end, key, value, &len);
+	content = rewrite(data != NULL ? data : "", size, key, value, &len);
 	if (content == NULL) {
 		fail(err, "out of memory");
 		result = TSMS_ERR_CONFIG;

@@ -28,8 +28,9 @@ typedef enum tsms_err (*tsms_keyfile_edit_fn)(void *ctx, const char *value, char
  * symlink; a missing file is an empty one); serialised by flock on PATH.lock
  * against every other edit; written to a temp file (root, 0600), fsynced,
  * renamed over path and the directory fsynced, so that a reader sees the old or
- * the new file, whole. Other lines, comments included, are kept; a key on two
- * lines is refused. *changed tells whether the file was rewritten. */
+ * the new file, whole. Other lines, comments included, are kept; fn sees the
+ * first line of key, and later lines of key (which the module refuses) are
+ * dropped. *changed tells whether the file was rewritten. */
 enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long max_size,
                                 const char *key, tsms_keyfile_edit_fn fn, void *ctx, bool *changed,
                                 char err[TSMS_CONFIG_ERR_MAX]);
