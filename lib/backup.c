@@ -16,11 +16,6 @@
 /* 32 symbols, 5 bits each: digits and lower-case letters without 0, 1, l, o */
 static const char alphabet[] = "23456789abcdefghijkmnpqrstuvwxyz";
 
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
 bool tsms_backup_normalize(const char *answer, char out[TSMS_BACKUP_SYMBOLS + 1])
 {
 	const char *end;
@@ -29,11 +24,7 @@ bool tsms_backup_normalize(const char *answer, char out[TSMS_BACKUP_SYMBOLS + 1]
 
 	if (answer == NULL)
 		return false;
-	while (is_space(*answer))
-		answer++;
-	end = answer + strlen(answer);
-	while (end > answer && is_space(end[-1]))
-		end--;
+	end = answer + tsms_answer_trim(answer, &answer);
 	for (const char *p = answer; p < end; p++) {
 		char c = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
 
@@ -132,7 +123,7 @@ static enum tsms_err new_set(void *ctx, const char *value, char **value_out,
                              char err[TSMS_CONFIG_ERR_MAX])
 {
 	struct generate *g = ctx;
-	size_t cap = (size_t)g->count * TSMS_HASH_MAX + 1, len = 0;
+	size_t cap = (size_t)g->count * (TSMS_HASH_MAX + 1) + 1, len = 0;
 	char *out = malloc(cap);
 
 	*value_out = NULL;
@@ -273,7 +264,7 @@ static enum tsms_err use_code(void *ctx, const char *value, char **value_out,
 	struct use *u = ctx;
 	const char *p = value, *h;
 	char *out, hash[TSMS_HASH_MAX];
-	size_t len, at = 0;
+	size_t len, cap, at = 0;
 	unsigned n;
 
 	*value_out = NULL;
@@ -283,7 +274,8 @@ static enum tsms_err use_code(void *ctx, const char *value, char **value_out,
 		malformed(u->path, u->user, err);
 		return TSMS_ERR_CONFIG;
 	}
-	out = malloc(strlen(value) + 1);
+	cap = strlen(value) + 1;
+	out = malloc(cap);
 	if (out == NULL) {
 		fail(err, "out of memory");
 		return TSMS_ERR_CONFIG;
@@ -297,7 +289,7 @@ static enum tsms_err use_code(void *ctx, const char *value, char **value_out,
 			tsms_digest_hex(NULL, hash, u->id);
 			continue;
 		}
-		at += (size_t)sprintf(out + at, "%s%s", at > 0 ? " " : "", hash);
+		at += (size_t)snprintf(out + at, cap - at, "%s%s", at > 0 ? " " : "", hash);
 		u->left++;
 	}
 	tsms_wipe(hash, sizeof(hash));

@@ -349,8 +349,9 @@ static enum tsms_err verify(struct session *s)
 	return TSMS_ERR_MAXTRIES;
 }
 
-/* No SMS could be sent (Twilio unavailable): a user with backup codes is asked
- * for one instead; one without keeps the error, for failMode to decide. */
+/* No SMS could be sent (Twilio unavailable or refusing, or a send limit): a
+ * user with backup codes is asked for one instead; one without keeps the error
+ * (failMode decides on Twilio unavailable, as without backup codes). */
 static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 {
 	struct tsms_outcome *outcome = s->outcome;
@@ -361,13 +362,17 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 
 	if (s->phone == NULL || s->cfg->backup_codes_file == NULL)
 		return sms_err;
+	tsms_format_clean(s->sms_down, sizeof(s->sms_down), "%s", outcome->reason);
 	if (tsms_backup_count(s->cfg, s->user, &left, problem) != TSMS_OK) {
-		say(outcome, "%s (and SMS unavailable: %s)", problem, outcome->reason);
+		say(outcome, "%s (and SMS unavailable: %s)", problem, s->sms_down);
 		return TSMS_ERR_CONFIG;
 	}
-	if (left == 0)
+	if (left == 0) {
+		s->sms_down[0] = '\0';
 		return sms_err;
-	tsms_format_clean(s->sms_down, sizeof(s->sms_down), "%s", outcome->reason);
+	}
+	if (sms_err == TSMS_ERR_LIMITED)
+		tell_refusal(s); /* the person may rather wait than spend a code */
 	outcome->method = "backup-code";
 	s->deadline = now_monotonic() + s->cfg->code_ttl_seconds;
 	while (wrong < s->cfg->max_attempts) {
@@ -407,6 +412,16 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 	return TSMS_ERR_MAXTRIES;
 }
 
+/* The first SMS could not go out for a reason a backup code can stand in for:
+ * Twilio unavailable or refusing, a send limit or the cooldown; never a
+ * lockout, which holds for backup codes too. */
+static bool no_sms(const struct session *s, enum tsms_err err)
+{
+	return err == TSMS_ERR_UNAVAILABLE || err == TSMS_ERR_REJECTED ||
+	       (err == TSMS_ERR_LIMITED && s->verdict != TSMS_VERDICT_OK &&
+	        s->verdict != TSMS_VERDICT_LOCKED);
+}
+
 enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_state *state,
                                  const char *usage, const char *user, const char *phone,
                                  const struct tsms_prompter *prompter, struct tsms_outcome *outcome)
@@ -440,12 +455,12 @@ enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_stat
 		return TSMS_ERR_LIMITED;
 	}
 	err = new_code(&s);
-	if (err == TSMS_ERR_LIMITED)
-		tell_refusal(&s);
 	if (err == TSMS_OK)
 		err = verify(&s);
-	else if (err == TSMS_ERR_UNAVAILABLE)
+	else if (no_sms(&s, err))
 		err = backup_instead(&s, err);
+	if (err == TSMS_ERR_LIMITED && outcome->method == NULL)
+		tell_refusal(&s); /* the first SMS was refused, and no backup code asked for */
 	if (s.reused && strstr(outcome->reason, "another host") == NULL) {
 		size_t n = strlen(outcome->reason);
 

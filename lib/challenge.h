@@ -45,8 +45,9 @@ struct tsms_outcome {
  * global count) and no answer accepted, so that callers cannot tell mapped
  * users from unmapped ones. With cfg->backup_codes_file, a mapped user's
  * backup code (lib/backup.h) is accepted in place of the SMS code, and when the
- * first SMS cannot be sent (TSMS_ERR_UNAVAILABLE) a user who has codes is
- * asked for one instead; wrong ones count like wrong SMS codes. Codes are
+ * first SMS cannot be sent (Twilio unavailable or refusing, a send limit or the
+ * cooldown; not a lockout) a user who has codes is asked for one instead;
+ * wrong ones count like wrong SMS codes. Codes are
  * wiped before returning. Returns TSMS_OK for the right code, else the error;
  * outcome always says why. */
 enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_state *state,

@@ -35,14 +35,7 @@ bool tsms_keyfile_valid_key(const char *key)
 	return true;
 }
 
-/* One line [p, end), split in place: its key and its value, blanks trimmed. */
-struct kv {
-	const char *key, *key_end;
-	const char *value, *value_end;
-	bool blank; /* empty or a comment */
-};
-
-static void split(const char *p, const char *end, struct kv *l)
+void tsms_keyfile_split(const char *p, const char *end, struct tsms_keyfile_line *l)
 {
 	memset(l, 0, sizeof(*l));
 	while (p < end && is_blank(*p))
@@ -63,7 +56,7 @@ static void split(const char *p, const char *end, struct kv *l)
 		l->value_end--;
 }
 
-static bool has_key(const struct kv *l, const char *key, size_t key_len)
+static bool has_key(const struct tsms_keyfile_line *l, const char *key, size_t key_len)
 {
 	return !l->blank && (size_t)(l->key_end - l->key) == key_len &&
 	       memcmp(l->key, key, key_len) == 0;
@@ -72,7 +65,7 @@ static bool has_key(const struct kv *l, const char *key, size_t key_len)
 /* Calls fn for each line of data[0, size) that is not blank or a comment. */
 static void each_line(const char *data, size_t size,
                       void (*fn)(void *ctx, unsigned line, const char *p, const char *end,
-                                 const struct kv *l),
+                                 const struct tsms_keyfile_line *l),
                       void *ctx)
 {
 	unsigned line = 0;
@@ -80,10 +73,10 @@ static void each_line(const char *data, size_t size,
 	for (const char *p = data, *end = data + size; p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *line_end = nl != NULL ? nl : end;
-		struct kv l;
+		struct tsms_keyfile_line l;
 
 		line++;
-		split(p, line_end, &l);
+		tsms_keyfile_split(p, line_end, &l);
 		if (!l.blank)
 			fn(ctx, line, p, line_end, &l);
 		p = nl != NULL ? nl + 1 : end;
@@ -171,9 +164,9 @@ static char *rewrite(const char *data, size_t size, const char *key, const char 
 	for (const char *p = data, *end = data + size; ok && p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *line_end = nl != NULL ? nl : end;
-		struct kv l;
+		struct tsms_keyfile_line l;
 
-		split(p, line_end, &l);
+		tsms_keyfile_split(p, line_end, &l);
 		if (!has_key(&l, key, key_len))
 			ok = append(&out, &len, &cap, p, (size_t)(line_end - p)) &&
 			     append(&out, &len, &cap, "\n", 1);
@@ -251,7 +244,8 @@ struct found {
 	bool twice;                    /* a later line has key too */
 };
 
-static void find_line(void *ctx, unsigned line, const char *p, const char *end, const struct kv *l)
+static void find_line(void *ctx, unsigned line, const char *p, const char *end,
+                      const struct tsms_keyfile_line *l)
 {
 	struct found *f = ctx;
 
@@ -339,7 +333,8 @@ struct each {
 	bool nomem;
 };
 
-static void each_kv(void *ctx, unsigned line, const char *p, const char *end, const struct kv *l)
+static void each_kv(void *ctx, unsigned line, const char *p, const char *end,
+                    const struct tsms_keyfile_line *l)
 {
 	struct each *e = ctx;
 	char *key = strndup(l->key, (size_t)(l->key_end - l->key));

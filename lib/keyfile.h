@@ -16,6 +16,16 @@
  * space or control characters, not starting with '#'. */
 bool tsms_keyfile_valid_key(const char *key);
 
+/* One line [p, end) split in place: its key and the rest, its value, blanks
+ * around each trimmed. blank: empty or a '#' comment (key and value NULL). */
+struct tsms_keyfile_line {
+	const char *key, *key_end;
+	const char *value, *value_end;
+	bool blank;
+};
+
+void tsms_keyfile_split(const char *p, const char *end, struct tsms_keyfile_line *l);
+
 /* Called under the file's lock with key's value (the rest of its line, blanks
  * around it trimmed; NULL when no line has key). Sets *value_out to the new
  * value, a string the caller wipes and frees, or to NULL to remove key's line.

@@ -28,20 +28,26 @@ static int is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-bool tsms_otp_matches(const struct tsms_code *code, const char *answer)
+size_t tsms_answer_trim(const char *answer, const char **start)
 {
 	const char *end;
 
-	if (answer == NULL || code->len == 0)
-		return false;
 	while (is_space(*answer))
 		answer++;
 	end = answer + strlen(answer);
 	while (end > answer && is_space(end[-1]))
 		end--;
+	*start = answer;
+	return (size_t)(end - answer);
+}
+
+bool tsms_otp_matches(const struct tsms_code *code, const char *answer)
+{
+	if (answer == NULL || code->len == 0)
+		return false;
 	/* the length of the code is public (codeLength); only its digits are compared in
 	 * constant time */
-	if ((size_t)(end - answer) != code->len)
+	if (tsms_answer_trim(answer, &answer) != code->len)
 		return false;
 	return sodium_memcmp(answer, code->digits, code->len) == 0;
 }

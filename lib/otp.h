@@ -21,6 +21,10 @@ int tsms_crypto_init(void);
  * digits, leading zeros kept. Returns 0, or -1 for a bad length. */
 int tsms_otp_generate(struct tsms_code *code, size_t len);
 
+/* Where answer starts without the white space around it (*start), and its
+ * length then: the rule for every code typed at a prompt. */
+size_t tsms_answer_trim(const char *answer, const char **start);
+
 /* Compares answer, with surrounding white space ignored, to code in time that
  * does not depend on where they differ. NULL answer never matches. */
 bool tsms_otp_matches(const struct tsms_code *code, const char *answer);

@@ -42,26 +42,19 @@ struct line {
 
 static void split(const char *p, const char *end, struct line *l)
 {
+	struct tsms_keyfile_line kv;
+
 	memset(l, 0, sizeof(*l));
-	while (p < end && is_blank(*p))
-		p++;
-	if (p == end || *p == '#') {
-		l->blank = true;
+	tsms_keyfile_split(p, end, &kv);
+	l->blank = kv.blank;
+	if (kv.blank)
 		return;
-	}
-	l->user = p;
-	while (p < end && !is_blank(*p))
-		p++;
-	l->user_end = p;
-	while (p < end && is_blank(*p))
-		p++;
-	l->number = p;
-	while (p < end && !is_blank(*p))
-		p++;
-	l->number_end = p;
-	while (p < end && is_blank(*p))
-		p++;
-	l->garbage = p != end;
+	l->user = kv.key;
+	l->user_end = kv.key_end;
+	l->number = kv.value;
+	for (l->number_end = kv.value; l->number_end < kv.value_end && !is_blank(*l->number_end);)
+		l->number_end++;
+	l->garbage = l->number_end != kv.value_end;
 }
 
 /* Checks a split line; writes the E.164 number or the problem. */
