@@ -227,8 +227,9 @@ static void check_redis(struct check_ctx *c)
 	else
 		problem(c,
 		        "%s; fix: check redis.url, redis.username and redis.password, and that the "
-		        "ACL user may run EVALSHA on keys under redis.keyPrefix (logins would "
-		        "fall back to this host's stateDir)",
+		        "ACL user may run EVALSHA and the script's commands (the user line of the "
+		        "shipped Redis snippet; +sadd since 0.4.0) on keys under redis.keyPrefix "
+		        "(logins would fall back to this host's stateDir)",
 		        msg);
 	tsms_state_close(st);
 }

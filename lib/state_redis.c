@@ -40,11 +40,19 @@
  * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds,
  * and for used the backup code's id (KEYS[2] is then the user's used set).
  * Answers: reserve {verdict, wait}; failure {locked}; success {0}; used {1
- * when the id is new, 0 when a host recorded it before};
+ * when the id is new, 0 when a host recorded it before}; probe (check: may
+ * this ACL user run every command of the script? it leaves nothing) {0};
  * status and unlock {now, exists, window_start, sends, last_send, failures,
  * locked_until} as the record was before. Verdicts are enum tsms_verdict. */
 const char tsms_state_redis_script[] =
 	"local op = ARGV[1]\n"
+	"if op == 'probe' then\n"
+	"  redis.call('HSET', KEYS[1], 'probe', 1)\n"
+	"  redis.call('EXPIRE', KEYS[1], 10)\n"
+	"  redis.call('SADD', KEYS[2], 'probe')\n"
+	"  redis.call('DEL', KEYS[1], KEYS[2])\n"
+	"  return {0}\n"
+	"end\n"
 	"if op == 'used' then\n"
 	"  local first = redis.call('SADD', KEYS[2], ARGV[8])\n"
 	"  redis.call('EXPIRE', KEYS[2], 34560000)\n"
@@ -111,7 +119,7 @@ const char tsms_state_redis_script[] =
 	"return {0, 0}\n";
 
 /* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
-const char tsms_state_redis_sha1[] = "17e9126ef36cd714a6a6b40b7e91f80a2c66d5af";
+const char tsms_state_redis_sha1[] = "8aed43d44265964985271564accfd3e75689f6a5";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120
@@ -323,10 +331,11 @@ static const char *op_word(enum tsms_state_op op)
 	return "?";
 }
 
-/* Runs the script for op on user's key; the reply is an array of n integers. */
+/* Runs the script's operation op (op_word) on user's key; the reply is an
+ * array of n integers. */
 static redisReply *run_script(struct conn *k, const struct tsms_config *cfg, const char *user_key,
-                              const char *global_key, enum tsms_state_op op, const char *id,
-                              size_t n, char err[TSMS_STATE_ERR_MAX])
+                              const char *global_key, const char *op, const char *id, size_t n,
+                              char err[TSMS_STATE_ERR_MAX])
 {
 	char nums[6][12];
 	const unsigned values[6] = {
@@ -334,8 +343,8 @@ static redisReply *run_script(struct conn *k, const struct tsms_config *cfg, con
 		cfg->global_send_limit, cfg->lockout_threshold,   cfg->lockout_seconds
 	};
 	const char *argv[] = {
-		"EVALSHA", k->sha,  "2",     user_key, global_key, op_word(op),         nums[0],
-		nums[1],   nums[2], nums[3], nums[4],  nums[5],    id != NULL ? id : ""
+		"EVALSHA", k->sha,  "2",     user_key, global_key,          op, nums[0], nums[1],
+		nums[2],   nums[3], nums[4], nums[5],  id != NULL ? id : ""
 	};
 	redisReply *reply;
 	bool ok;
@@ -408,7 +417,7 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 		snprintf(global_key, sizeof(global_key), "%sglobal", r->key_prefix);
 	if (!k->ready && !connect_redis(k, cfg, err))
 		return TSMS_ERR_UNAVAILABLE;
-	reply = run_script(k, cfg, user_key, global_key, op, a->id, n, err);
+	reply = run_script(k, cfg, user_key, global_key, op_word(op), a->id, n, err);
 	if (reply == NULL) {
 		disconnect(k); /* whatever it says next cannot be trusted */
 		return TSMS_ERR_UNAVAILABLE;
@@ -446,8 +455,8 @@ static enum tsms_err redis_check(void **conn, const struct tsms_config *cfg,
 {
 	const struct tsms_redis *r = cfg->redis;
 	struct conn *k = conn_of(conn);
+	char key[100], used_key[100];
 	redisReply *reply;
-	char key[100];
 
 	if (k == NULL) {
 		problem(msg, "redis %s unavailable: out of memory", r->url);
@@ -462,8 +471,14 @@ static enum tsms_err redis_check(void **conn, const struct tsms_config *cfg,
 		        tsms_state_redis_sha1);
 		return TSMS_ERR_UNAVAILABLE;
 	}
-	snprintf(key, sizeof(key), "%scheck", r->key_prefix); /* read only: nothing written */
-	reply = run_script(k, cfg, key, key, TSMS_OP_STATUS, NULL, 7, msg);
+	/* a read, then every command that writes, on a key that is gone afterwards */
+	snprintf(key, sizeof(key), "%scheck", r->key_prefix);
+	snprintf(used_key, sizeof(used_key), "%scheck-used", r->key_prefix);
+	reply = run_script(k, cfg, key, key, op_word(TSMS_OP_STATUS), NULL, 7, msg);
+	if (reply != NULL) {
+		freeReplyObject(reply);
+		reply = run_script(k, cfg, key, used_key, "probe", NULL, 1, msg);
+	}
 	if (reply == NULL) {
 		disconnect(k);
 		return TSMS_ERR_UNAVAILABLE;

@@ -26,7 +26,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
 from harness.pam import MODULE, Harness, right, wrong  # noqa: E402
-from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Redis,  # noqa: E402
+from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_ACL, PAM_PASSWORD, Redis,  # noqa: E402
                            host, install_problem)
 from harness.sandbox import AUTH_TOKEN, SANDBOX, start_in_workdir  # noqa: E402
 from harness.state import read_state  # noqa: E402
@@ -240,6 +240,34 @@ def redis_check_fails_and_names_the_problem(h):
               f"{tag}: check does not say {needles} for {cfg['url']}: {text!r}")
         check("script loaded" not in text, f"{tag}: {text!r}")
     check(not any(k.startswith("other:") for (_, k) in s.all_keys()), "check wrote other:")
+
+
+@case
+def redis_check_names_a_missing_command_of_the_acl(h):
+    """The ACL of 0.3.0 (no +sadd, which backup codes need): check runs every write of the
+    script on a throw-away key, so it fails with Redis's refusal and a fix naming +sadd; it
+    leaves no key behind."""
+    s = h.redis
+    old_acl = PAM_ACL.replace(" +sadd", "")
+    check(old_acl != PAM_ACL, f"the shipped ACL has no +sadd: {PAM_ACL!r}")
+    s.command("ACL", "SETUSER", "pam-030", "on", ">pam-030-Secret", "resetkeys",
+              f"~{KEY_PREFIX}*", *old_acl.split())
+    try:
+        hst = host(h, "acl-030", redis=s.module_config(username="pam-030",
+                                                       password="pam-030-Secret"))
+        p = h.tool(hst.config, "check")
+        text = p.stdout + p.stderr
+        check(p.returncode == 1, f"check exit {p.returncode}: {text!r}")
+        # Redis 7.0 says "ERR The user executing the script can't run this command", later
+        # versions NOPERM
+        check(("can't run this command" in text or "NOPERM" in text) and "+sadd" in text,
+              f"check does not give Redis's refusal and the fix: {text!r}")
+        a, _ = h.hosts()
+        expect(h.tool(a.config, "check"), 0,
+               out=(f"redis {s.url}: connected (as pam), script loaded\n",))
+        check(not s.all_keys(), f"check left {s.all_keys()}")
+    finally:
+        s.command("ACL", "DELUSER", "pam-030")
 
 
 # --------------------------------------------------------------------------- main
