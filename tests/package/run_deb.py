@@ -47,8 +47,11 @@ PROFILE = "twilio-sms"
 CONFIG = Path("/etc/security/pam_twilio_sms.json")
 USERS_FILE = Path("/etc/security/pam_twilio_sms.users")
 USERS_LOCK = Path("/etc/security/pam_twilio_sms.users.lock")
+BACKUP_FILE = Path("/etc/security/pam_twilio_sms.backup-codes")
+BACKUP_LOCK = Path("/etc/security/pam_twilio_sms.backup-codes.lock")
 STATE_DIR = Path("/var/lib/pam_twilio_sms")
-LEFT_BY_ADMIN = (CONFIG, USERS_FILE, USERS_LOCK, STATE_DIR)  # made after install, purged
+# made after install, purged
+LEFT_BY_ADMIN = (CONFIG, USERS_FILE, USERS_LOCK, BACKUP_FILE, BACKUP_LOCK, STATE_DIR)
 COMMAND = "/usr/sbin/twilio-sms-otp"
 DOC = Path("/usr/share/doc/libpam-twilio-sms")
 EXAMPLE = DOC / "examples" / "pam_twilio_sms.json"
@@ -184,10 +187,13 @@ class DebHarness:
         self.ensure_installed()
         if not CONFIG.exists():
             run(["install", "-m", "600", "-o", "root", "-g", "root", EXAMPLE, "/etc/security/"])
-            cfg = self.pam.config(users={}, usersFile=str(USERS_FILE), stateDir=None)
+            cfg = self.pam.config(users={}, usersFile=str(USERS_FILE),
+                                  backupCodesFile=str(BACKUP_FILE), stateDir=None)
             write_file(CONFIG, json.dumps(cfg, indent=1))
         if not USERS_FILE.exists() or ENROLLED not in USERS_FILE.read_text():
             run([COMMAND, "enroll", "--no-verify", ENROLLED, NUMBER])
+        if not BACKUP_FILE.exists():
+            run([COMMAND, "backup-codes", ENROLLED, "--count", "2"])
         self.user(ENROLLED)
         self.user(UNMAPPED)
 
@@ -310,8 +316,8 @@ def one_version_everywhere(h):
     check(h.deb().name == f"{PACKAGE}_{deb_version}_{h.field('Architecture')}.deb",
           f"the .deb's name {h.deb().name}")
     entry = run(["dpkg-parsechangelog", "-l", changelog, "-S", "Changes"]).stdout
-    for word in ("ldap", "lookup", "redis", "Redis", "keyPrefix", "stateDir", "status",
-                 "unlock", "ACL"):
+    for word in ("backupCodesFile", "backup-codes", "--list", "--revoke", "Argon2id",
+                 "lockout", "+sadd", "method=", "tests/faults", "pam_duo", "make bench"):
         check(word in entry, f"the changelog entry does not mention {word!r}")
 
 
