@@ -43,6 +43,8 @@ static const char usage_main[] =
 	"  lookup USER                where USER's number comes from, masked\n"
 	"  status USER                USER's sends, cooldown, wrong codes and lockout\n"
 	"  unlock USER                clear USER's wrong-code count and lockout\n"
+	"  backup-codes USER          print a new set of single-use backup codes for USER\n"
+	"                             (--count N; --list [USER]; --revoke USER)\n"
 	"\n"
 	"Options:\n"
 	"  --config PATH              config file (default " TSMS_DEFAULT_CONFIG ")\n"
@@ -874,8 +876,18 @@ static int backup_generate(const struct tsms_config *cfg, const char *user, unsi
 	}
 	for (unsigned i = 0; i < count; i++)
 		printf("%s\n", codes[i]);
-	fflush(stdout);
 	tsms_wipe(codes, sizeof(codes));
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		/* codes nobody has read must not stay valid */
+		int saved = errno;
+		bool revoked = tsms_backup_revoke(cfg, user, &replaced, err) == TSMS_OK;
+
+		fprintf(stderr,
+		        "twilio-sms-otp: cannot print the backup codes: %s; %s (the previous set "
+		        "was replaced): run the command again\n",
+		        strerror(saved), revoked ? "the new set is revoked" : err);
+		return 1;
+	}
 	fprintf(stderr,
 	        "%u backup code%s for %s, each works once; only their hashes are kept in %s", count,
 	        count == 1 ? "" : "s", user, cfg->backup_codes_file);

@@ -20,11 +20,12 @@ bool tsms_backup_normalize(const char *answer, char out[TSMS_BACKUP_SYMBOLS + 1]
 {
 	const char *end;
 	bool hyphen = false;
-	size_t n = 0;
+	size_t n = 0, len;
 
 	if (answer == NULL)
 		return false;
-	end = answer + tsms_answer_trim(answer, &answer);
+	len = tsms_answer_trim(answer, &answer);
+	end = answer + len;
 	for (const char *p = answer; p < end; p++) {
 		char c = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
 
@@ -183,8 +184,8 @@ enum tsms_err tsms_backup_generate(const struct tsms_config *cfg, const char *us
 
 struct one {
 	const char *user;
-	unsigned line, left;
-	bool bad, twice;
+	unsigned line, second, left;
+	bool bad;
 };
 
 static void find_user(void *ctx, unsigned line, const char *key, const char *value)
@@ -193,10 +194,22 @@ static void find_user(void *ctx, unsigned line, const char *key, const char *val
 
 	if (strcmp(key, o->user) != 0)
 		return;
-	if (o->line != 0)
-		o->twice = true;
+	if (o->line != 0) {
+		if (o->second == 0)
+			o->second = line;
+		return;
+	}
 	o->line = line;
 	o->bad = !count_hashes(value, &o->left);
+}
+
+static void on_two_lines(const char *path, const char *user, unsigned a, unsigned b,
+                         char err[TSMS_CONFIG_ERR_MAX])
+{
+	fail(err,
+	     "%s %s: user \"%s\" is on lines %u and %u; fix: keep one (twilio-sms-otp "
+	     "backup-codes %s makes a new set on one line)",
+	     WHAT, path, user, a, b, user);
 }
 
 enum tsms_err tsms_backup_count(const struct tsms_config *cfg, const char *user, unsigned *left,
@@ -210,9 +223,8 @@ enum tsms_err tsms_backup_count(const struct tsms_config *cfg, const char *user,
 	if (tsms_keyfile_each(cfg->backup_codes_file, WHAT, TSMS_BACKUP_FILE_MAX_BYTES, true,
 	                      find_user, &o, err) != TSMS_OK)
 		return TSMS_ERR_CONFIG;
-	if (o.twice) {
-		fail(err, "%s %s: user \"%s\" is on two lines; fix: keep one", WHAT,
-		     cfg->backup_codes_file, user);
+	if (o.second != 0) {
+		on_two_lines(cfg->backup_codes_file, user, o.line, o.second, err);
 		return TSMS_ERR_CONFIG;
 	}
 	if (o.bad) {
@@ -347,10 +359,16 @@ enum tsms_err tsms_backup_use(const struct tsms_config *cfg, const char *user, c
 
 /* ---- the whole file */
 
+struct entry {
+	char *user;
+	unsigned line, left;
+};
+
 struct each {
-	tsms_backup_fn fn;
-	void *ctx;
+	struct entry *entries;
+	size_t n, cap;
 	unsigned bad_line;
+	bool nomem;
 };
 
 static void each_user(void *ctx, unsigned line, const char *key, const char *value)
@@ -363,25 +381,88 @@ static void each_user(void *ctx, unsigned line, const char *key, const char *val
 			e->bad_line = line;
 		return;
 	}
-	e->fn(e->ctx, key, n);
+	if (e->n == e->cap) {
+		size_t cap = e->cap != 0 ? e->cap * 2 : 64;
+		struct entry *grown = realloc(e->entries, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			e->nomem = true;
+			return;
+		}
+		e->entries = grown;
+		e->cap = cap;
+	}
+	e->entries[e->n] = (struct entry){ .user = strdup(key), .line = line, .left = n };
+	if (e->entries[e->n].user == NULL)
+		e->nomem = true;
+	else
+		e->n++;
+}
+
+static int by_user(const void *a, const void *b)
+{
+	const struct entry *x = *(const struct entry *const *)a,
+			   *y = *(const struct entry *const *)b;
+	int d = strcmp(x->user, y->user);
+
+	return d != 0 ? d : (x->line > y->line) - (x->line < y->line);
+}
+
+/* A user on two lines, which every login refuses; NULL when none. */
+static const struct entry *twice(const struct each *e, const struct entry **first, bool *nomem)
+{
+	const struct entry **sorted = e->n > 0 ? calloc(e->n, sizeof(*sorted)) : NULL;
+	const struct entry *found = NULL;
+
+	*nomem = e->n > 0 && sorted == NULL;
+	if (sorted == NULL)
+		return NULL;
+	for (size_t i = 0; i < e->n; i++)
+		sorted[i] = &e->entries[i];
+	qsort(sorted, e->n, sizeof(*sorted), by_user);
+	for (size_t i = 1; i < e->n && found == NULL; i++) {
+		if (strcmp(sorted[i - 1]->user, sorted[i]->user) == 0) {
+			*first = sorted[i - 1];
+			found = sorted[i];
+		}
+	}
+	free(sorted);
+	return found;
 }
 
 enum tsms_err tsms_backup_each(const struct tsms_config *cfg, tsms_backup_fn fn, void *ctx,
                                char err[TSMS_CONFIG_ERR_MAX])
 {
-	struct each e = { .fn = fn, .ctx = ctx };
+	const struct entry *dup = NULL, *first = NULL;
+	enum tsms_err result = TSMS_ERR_CONFIG;
+	struct each e = { .entries = NULL };
+	bool nomem = false;
 
 	if (!configured(cfg, err))
 		return TSMS_ERR_CONFIG;
 	if (tsms_keyfile_each(cfg->backup_codes_file, WHAT, TSMS_BACKUP_FILE_MAX_BYTES, true,
 	                      each_user, &e, err) != TSMS_OK)
-		return TSMS_ERR_CONFIG;
-	if (e.bad_line != 0) {
+		goto out;
+	if (!e.nomem && e.bad_line == 0)
+		dup = twice(&e, &first, &nomem);
+	if (e.nomem || nomem) {
+		fail(err, "out of memory");
+	} else if (e.bad_line != 0) {
 		fail(err,
 		     "%s %s:%u: not \"USER HASH ...\" of backup code hashes; fix: twilio-sms-otp "
 		     "backup-codes USER (a new set)",
 		     WHAT, cfg->backup_codes_file, e.bad_line);
-		return TSMS_ERR_CONFIG;
+	} else if (dup != NULL) {
+		on_two_lines(cfg->backup_codes_file, dup->user, first->line, dup->line, err);
+	} else {
+		for (size_t i = 0; i < e.n; i++)
+			if (e.entries[i].left > 0)
+				fn(ctx, e.entries[i].user, e.entries[i].left);
+		result = TSMS_OK;
 	}
-	return TSMS_OK;
+out:
+	for (size_t i = 0; i < e.n; i++)
+		free(e.entries[i].user);
+	free(e.entries);
+	return result;
 }

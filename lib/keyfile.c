@@ -83,6 +83,14 @@ static void each_line(const char *data, size_t size,
 	}
 }
 
+bool tsms_keyfile_missing(const char *path)
+{
+	struct stat st;
+
+	/* lstat: a dangling symlink is no missing file, and the open refuses it */
+	return lstat(path, &st) != 0 && errno == ENOENT;
+}
+
 /* Reads the whole file into a new buffer (NUL-terminated); *size its length. */
 static char *read_whole(const char *path, const char *what, long long max_size, size_t *size,
                         char err[TSMS_CONFIG_ERR_MAX])
@@ -287,7 +295,7 @@ enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long ma
 		fail(err, "%s %s: cannot lock %s: %s", what, path, lock_path, strerror(errno));
 		goto out;
 	}
-	if (access(path, F_OK) == 0 || errno != ENOENT) {
+	if (!tsms_keyfile_missing(path)) {
 		data = read_whole(path, what, max_size, &size, err);
 		if (data == NULL)
 			goto out;
@@ -358,7 +366,7 @@ enum tsms_err tsms_keyfile_each(const char *path, const char *what, long long ma
 	size_t size = 0;
 	char *data;
 
-	if (missing_ok && access(path, F_OK) != 0 && errno == ENOENT)
+	if (missing_ok && tsms_keyfile_missing(path))
 		return TSMS_OK;
 	data = read_whole(path, what, max_size, &size, err);
 	if (data == NULL)

@@ -45,6 +45,10 @@ enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long ma
                                 const char *key, tsms_keyfile_edit_fn fn, void *ctx, bool *changed,
                                 char err[TSMS_CONFIG_ERR_MAX]);
 
+/* True when nothing is at path (a dangling symlink is something: opening it
+ * is refused). */
+bool tsms_keyfile_missing(const char *path);
+
 /* Called for each line that is not blank or a comment, in file order. */
 typedef void (*tsms_keyfile_fn)(void *ctx, unsigned line, const char *key, const char *value);
 

@@ -394,7 +394,7 @@ enum tsms_err tsms_users_file_each(const char *path, bool missing_ok, tsms_users
 	size_t len;
 	bool cut;
 
-	if (missing_ok && access(path, F_OK) != 0 && errno == ENOENT)
+	if (missing_ok && tsms_keyfile_missing(path))
 		return TSMS_OK;
 	if (!open_reader(&r, path, err))
 		return TSMS_ERR_CONFIG;
