@@ -57,6 +57,7 @@ run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py
 run_suite "fault injection (strace --inject, failing allocations)" python3 tests/faults/run_faults.py
 run_suite "admin command (twilio-sms-otp)" python3 tests/cli/run_cli.py
 run_suite "admin command with Redis (status, unlock, check)" python3 tests/cli/run_cli_redis.py
+run_suite "admin command: backup codes" python3 tests/cli/run_cli_backup.py
 run_suite "install (make install, DESTDIR)" python3 tests/package/run_install.py
 run_suite "Debian package (make deb, lintian, dpkg, pam-auth-update)" python3 tests/package/run_deb.py
 run_suite "integration (sshd, sudo, su, chfn)" python3 tests/integration/run_integration.py
