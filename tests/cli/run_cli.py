@@ -19,8 +19,6 @@ import os
 import pwd
 import re
 import select
-import shlex
-import shutil
 import stat
 import subprocess
 import sys
@@ -30,22 +28,12 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
-from harness.sandbox import (AUTH_TOKEN, MESSAGING_SID, SANDBOX, extract_code,  # noqa: E402
-                             start_in_workdir)
+from harness.cli import (RUN_LIMIT, TEMPLATES, CommandHarness, expect,  # noqa: E402
+                         expect_private, prerequisite_problem)
+from harness.core import CaseFailure, case, check, main  # noqa: E402
+from harness.sandbox import AUTH_TOKEN, MESSAGING_SID, extract_code  # noqa: E402
 from harness.system import kill_and_reap, write_file  # noqa: E402
 
-TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
-TOOL_PREFIX = shlex.split(os.environ.get("TSMS_CLI_PREFIX", ""))
-TEMPLATES = {
-    "Register": "Welcome, your code is {{code}}.",
-    "SignIn": "Your sign-in code is {{code}}.",
-    "Test": "Test code {{code}}.",
-    "Generic": "Generic code {{code}}.",
-}
-INLINE_USERS = {"alice": "+15555550006", "bob": "15555550007"}
-
-RUN_LIMIT = 30.0     # seconds any single run of the command may take
 SUITE_LIMIT = 600    # seconds for the whole suite (SIGALRM)
 PROMPT_RE = re.compile(r"(Wrong code\. )?Code sent to \*{6}(\d{4}): ")
 SID_RE = re.compile(r"\bsid (SM[0-9a-f]{32}), status (\w+)")
@@ -54,73 +42,9 @@ COMMANDS = ("check", "test", "enroll", "unenroll", "list")
 
 # --------------------------------------------------------------------------- runs
 
-class Result:
-    def __init__(self, cmd):
-        self.cmd = cmd
-        self.status = None
-        self.out = ""
-        self.err = ""
-        self.elapsed = 0.0
-        self.prompts = []
-        self.codes = []
-        self.outbox = []
-        self.requests = []
-
-    def describe(self):
-        return (f"  $ {' '.join(shlex.quote(str(a)) for a in self.cmd)}\n"
-                f"  status={self.status} elapsed={self.elapsed:.2f}s\n"
-                f"  stdout: {self.out!r}\n  stderr: {self.err!r}")
-
-    def brief(self):
-        return f"exit {self.status}, stdout {self.out!r}, stderr {self.err!r}"
-
-
-class Harness:
-    def __init__(self, workdir, sandbox, verbose):
-        self.workdir = Path(workdir)
-        self.sandbox = sandbox
-        self.verbose = verbose
-        self.case = "case"
-        self.procs = []
-
-    def begin_case(self, name):
-        self.case = name
-        self.sandbox.set_scenario("ok")
-
-    def end_case(self):
-        self.kill_all()
-
-    # ---- files
-
-    @property
-    def dir(self):
-        """The case's own directory (root, 0700)."""
-        d = self.workdir / "cases" / self.case
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return d
-
-    @property
-    def users_path(self):
-        return self.dir / "users"
-
-    def config(self, **over):
-        """The base config with keys replaced (a value of None removes the key)."""
-        return self.sandbox.module_config(**{
-            "templates": [{"usageType": u, "content": c} for u, c in TEMPLATES.items()
-                          if u != "Generic"],
-            "users": dict(INLINE_USERS),
-            "usersFile": str(self.users_path),
-            "stateDir": str(self.dir / "state"),
-            **over})
-
-    def write_config(self, cfg=None, name="config.json", mode=0o600, uid=0):
-        """Writes cfg (dict -> JSON, str as is; default the base config), returns its path."""
-        cfg = self.config() if cfg is None else cfg
-        text = cfg if isinstance(cfg, str) else json.dumps(cfg, indent=1)
-        return write_file(self.dir / name, text, mode, uid)
-
-    def write_users(self, text, mode=0o600, uid=0):
-        return write_file(self.users_path, text, mode, uid)
+class Harness(CommandHarness):
+    """The admin command's harness with the users file as the cases read it, enroll's
+    prompts answered, and no code of a run in its output."""
 
     def users_text(self):
         """The users file's text, or None when it does not exist."""
@@ -129,42 +53,12 @@ class Harness:
         except FileNotFoundError:
             return None
 
-    # ---- running the command
-
-    def command(self, args, config):
-        return TOOL_PREFIX + [str(TOOL)] + (["--config", str(config)] if config else []) + \
-            [str(a) for a in args]
-
-    def run(self, *args, config=None, stdin="", limit=RUN_LIMIT):
-        """Runs the command with stdin's text (closed at once when empty) and returns
-        the Result with the sandbox records of the run."""
-        res = Result(self.command(args, config))
-        outbox_before = len(self.sandbox.outbox())
-        requests_before = len(self.sandbox.requests())
-        start = time.monotonic()
-        try:
-            proc = subprocess.run(res.cmd, input=stdin.encode(), capture_output=True,
-                                  timeout=limit, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            raise CaseFailure(f"still running after {limit:.0f}s: {res.cmd!r}") from None
-        res.elapsed = time.monotonic() - start
-        res.status = proc.returncode
-        res.out = proc.stdout.decode("utf-8", errors="replace")
-        res.err = proc.stderr.decode("utf-8", errors="replace")
-        res.outbox = self.sandbox.outbox()[outbox_before:]
-        res.requests = self.sandbox.requests()[requests_before:]
-        self.after(res)
-        return res
-
     def enroll(self, config, user, number, answers, *options, limit=RUN_LIMIT):
         """Runs `enroll [OPTIONS] USER NUMBER` and answers prompt i with answers[i](code),
         where code is the one in the SMS just sent (standard input is closed when the
         answers run out)."""
-        res = Result(self.command(["enroll", *options, user, number], config))
-        outbox_before = len(self.sandbox.outbox())
-        requests_before = len(self.sandbox.requests())
-        start = time.monotonic()
-        deadline = start + limit
+        res = self.started(["enroll", *options, user, number], config)
+        deadline = res.start + limit
         proc = subprocess.Popen(res.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         self.procs.append(proc)
@@ -193,7 +87,7 @@ class Harness:
                     res.prompts.append(m.group(0))
                     if not answers:
                         continue
-                    code = self.sandbox.wait_for_code(m.group(2), outbox_before, deadline)
+                    code = self.sandbox.wait_for_code(m.group(2), res.outbox_from, deadline)
                     res.codes.append(code)
                     try:
                         proc.stdin.write((answers.pop(0)(code) + "\n").encode())
@@ -207,52 +101,16 @@ class Harness:
             raise CaseFailure("enroll closed its output but did not exit") from None
         finally:
             kill_and_reap(proc)
-        res.elapsed = time.monotonic() - start
-        res.status = proc.returncode
-        res.out = out.decode("utf-8", errors="replace")
-        res.err = err.decode("utf-8", errors="replace")
-        res.outbox = self.sandbox.outbox()[outbox_before:]
-        res.requests = self.sandbox.requests()[requests_before:]
-        self.after(res)
-        return res
+        return self.finished(res, proc.returncode, out, err)
 
     def after(self, res):
-        if self.verbose:
-            print(f"[{self.case}]\n{res.describe()}")
-        for name, text in (("stdout", res.out), ("stderr", res.err)):
-            check(AUTH_TOKEN not in text, f"the auth token in {name}: {text!r}")
+        """Every run: the base's checks, and no code it was sent or typed in its output."""
+        super().after(res)
         codes = set(res.codes) | {extract_code(m.get("body")) for m in res.outbox} - {None}
         for code in codes:
             for name, text in (("stdout", res.out), ("stderr", res.err)):
                 check(not re.search(rf"(?<![\d*]){code}(?!\d)", text),
                       f"the code {code} in {name}: {text!r}")
-
-    def kill_all(self):
-        for proc in self.procs:
-            kill_and_reap(proc)
-        self.procs = []
-
-
-def expect(res, status, *, out=(), err=(), sms=None, requests=None):
-    """Checks the exit status, texts in stdout/stderr, and the SMS and requests counts."""
-    ok = res.status == status if status != "nonzero" else res.status not in (0, None)
-    check(ok, f"want exit {status}, got {res.brief()}")
-    for needle in out:
-        check(needle in res.out, f"stdout lacks {needle!r}: {res.out!r}")
-    for needle in err:
-        check(needle in res.err, f"stderr lacks {needle!r}: {res.err!r}")
-    if sms is not None:
-        check(len(res.outbox) == sms, f"{len(res.outbox)} SMS sent, want {sms}")
-    if requests is not None:
-        check(len(res.requests) == requests, f"{len(res.requests)} requests, want {requests}")
-
-
-def expect_private(path):
-    """path is a regular file of root's, mode 0600."""
-    st = os.lstat(path)
-    check(stat.S_ISREG(st.st_mode), f"{path} is not a regular file")
-    check(st.st_uid == 0 and st.st_gid == 0, f"{path} owned by {st.st_uid}:{st.st_gid}")
-    check(stat.S_IMODE(st.st_mode) == 0o600, f"{path} has mode {stat.S_IMODE(st.st_mode):04o}")
 
 
 def user_lines(text):
@@ -1169,26 +1027,11 @@ def status_of_a_corrupt_state_file(h):
 
 # --------------------------------------------------------------------------- main
 
-def prerequisite_problem():
-    if os.geteuid() != 0:
-        return "not root (writes root-owned configs and users files)"
-    if not TOOL.is_file():
-        return f"command not built: {TOOL} missing (run make)"
-    if not SANDBOX.is_file():
-        return f"sandbox missing: {SANDBOX}"
-    if shutil.which("openssl") is None:
-        return "openssl missing (the sandbox makes its certificates with it)"
-    return None
-
-
 def setup(cleanups, verbose):
-    workdir, sandbox = start_in_workdir(cleanups, "tsms-cli-")
-    h = Harness(workdir, sandbox, verbose)
-    cleanups.add(h.kill_all)
-    return h
+    return Harness.start(cleanups, verbose, "tsms-cli-")
 
 
 if __name__ == "__main__":
-    sys.exit(main("cli", __doc__.splitlines()[0], setup=setup, prepare=prerequisite_problem,
-                  time_limit=SUITE_LIMIT,
+    sys.exit(main("cli", __doc__.splitlines()[0], setup=setup,
+                  prepare=lambda: prerequisite_problem("users files"), time_limit=SUITE_LIMIT,
                   verbose_help="print every command run and its output"))

@@ -18,7 +18,6 @@ command prefix (e.g. valgrind).
 import os
 import pwd
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -26,9 +25,9 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.cli import RUN_LIMIT, TOOL, CommandHarness, expect, expect_private  # noqa: E402
+from harness.cli import (RUN_LIMIT, CommandHarness, expect, expect_private,  # noqa: E402
+                         prerequisite_problem)
 from harness.core import CaseFailure, case, check, main  # noqa: E402
-from harness.sandbox import SANDBOX, start_in_workdir  # noqa: E402
 from harness.system import write_file  # noqa: E402
 
 SUITE_LIMIT = 300  # seconds for the whole suite (SIGALRM)
@@ -532,26 +531,11 @@ def backup_check_mentions_the_file(h):
 
 # --------------------------------------------------------------------------- main
 
-def prerequisite_problem():
-    if os.geteuid() != 0:
-        return "not root (writes root-owned configs and backup codes files)"
-    if not TOOL.is_file():
-        return f"command not built: {TOOL} missing (run make)"
-    if not SANDBOX.is_file():
-        return f"sandbox missing: {SANDBOX}"
-    if shutil.which("openssl") is None:
-        return "openssl missing (the sandbox makes its certificates with it)"
-    return None
-
-
 def setup(cleanups, verbose):
-    workdir, sandbox = start_in_workdir(cleanups, "tsms-cli-backup-")
-    h = BackupHarness(workdir, sandbox, verbose)
-    cleanups.add(h.kill_all)
-    return h
+    return BackupHarness.start(cleanups, verbose, "tsms-cli-backup-")
 
 
 if __name__ == "__main__":
     sys.exit(main("cli backup", __doc__.splitlines()[0], setup=setup,
-                  prepare=prerequisite_problem, time_limit=SUITE_LIMIT, timed=True,
+                  prepare=lambda: prerequisite_problem("backup codes files"), time_limit=SUITE_LIMIT, timed=True,
                   verbose_help="print every command run and its output"))

@@ -12,6 +12,9 @@ Modules, one concern each:
   system   processes, mount namespaces, test Unix users, sh(), free_port(), private files
   pam      the pamtester / pam_client harness of the end-to-end cases: PAM service files,
            the conversation, Answer helpers, Run and its expectations
+  cli      the admin command (./twilio-sms-otp) as its suites run it: CommandHarness (a case's
+           directory and base config, runs in a new session with what reached the sandbox,
+           after(res) on every run), Result, expect(), expect_private(), prerequisite_problem()
   state    the module's stateDir files (send limits, lockout) as the cases read them
   redis    a throw-away redis-server (Debian's) on loopback and a Unix socket, with the
            module's ACL user and an admin one; its keys, TTLs and hashes as the cases read

@@ -3,7 +3,10 @@
 sandbox during each, and the checks the suites share (exit status and texts, root-only files).
 
 A suite subclasses CommandHarness for its own files and checks (after(res) sees every run;
-the base refuses any output with the auth token), e.g. tests/cli/run_cli_backup.py.
+the base refuses any output with the auth token), e.g. tests/cli/run_cli_backup.py; a run
+of its own making (enroll's prompts in tests/cli/run_cli.py) goes from started() to
+finished(). Its setup() is CommandHarness.start() of its subclass, its prepare
+prerequisite_problem().
 TSMS_TOOL=PATH runs another build of the command, TSMS_CLI_PREFIX runs it under a command
 prefix (e.g. valgrind).
 """
@@ -11,13 +14,14 @@ prefix (e.g. valgrind).
 import json
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import time
 from pathlib import Path
 
 from harness.core import REPO, CaseFailure, check
-from harness.sandbox import AUTH_TOKEN
+from harness.sandbox import AUTH_TOKEN, SANDBOX, start_in_workdir
 from harness.system import kill_and_reap, write_file
 
 TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
@@ -45,6 +49,9 @@ class Result:
         self.codes = []
         self.outbox = []
         self.requests = []
+        self.start = 0.0  # time.monotonic() and the sandbox's counts when it started
+        self.outbox_from = 0
+        self.requests_from = 0
 
     def describe(self):
         return (f"  $ {' '.join(shlex.quote(str(a)) for a in self.cmd)}\n"
@@ -64,6 +71,15 @@ class CommandHarness:
         self.verbose = verbose
         self.case = "case"
         self.procs = []
+
+    @classmethod
+    def start(cls, cleanups, verbose, prefix):
+        """A harness in a new work directory (named prefix...) with the sandbox running,
+        both undone by cleanups: what a suite's setup() returns."""
+        workdir, sandbox = start_in_workdir(cleanups, prefix)
+        h = cls(workdir, sandbox, verbose)
+        cleanups.add(h.kill_all)
+        return h
 
     def begin_case(self, name):
         self.case = name
@@ -114,22 +130,36 @@ class CommandHarness:
         """Runs the command with stdin's text (closed at once when empty) and returns the
         Result with the sandbox records of the run. stdout: a file object to write standard
         output to instead of capturing it (res.out is then empty)."""
-        res = Result(self.command(args, config))
-        outbox_before = len(self.sandbox.outbox())
-        requests_before = len(self.sandbox.requests())
-        start = time.monotonic()
+        res = self.started(args, config)
         try:
             proc = subprocess.run(res.cmd, input=stdin.encode(), timeout=limit,
                                   stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE,
                                   start_new_session=True)
         except subprocess.TimeoutExpired:
             raise CaseFailure(f"still running after {limit:.0f}s: {res.cmd!r}") from None
-        res.elapsed = time.monotonic() - start
-        res.status = proc.returncode
-        res.out = (proc.stdout or b"").decode("utf-8", errors="replace")
-        res.err = proc.stderr.decode("utf-8", errors="replace")
-        res.outbox = self.sandbox.outbox()[outbox_before:]
-        res.requests = self.sandbox.requests()[requests_before:]
+        return self.finished(res, proc.returncode, proc.stdout, proc.stderr)
+
+    def started(self, args, config):
+        """The Result of a run about to start, with its start time and how many SMS and
+        requests the sandbox holds before it (res.start, res.outbox_from, res.requests_from):
+        a suite that runs the command its own way (e.g. answering prompts) starts here and
+        ends with finished()."""
+        res = Result(self.command(args, config))
+        res.outbox_from = len(self.sandbox.outbox())
+        res.requests_from = len(self.sandbox.requests())
+        res.start = time.monotonic()
+        return res
+
+    def finished(self, res, status, out, err):
+        """Fills in res from started(): the exit status, the output (bytes; out None when
+        not captured) and what reached the sandbox since; checks it with after(res) and
+        returns it."""
+        res.elapsed = time.monotonic() - res.start
+        res.status = status
+        res.out = (out or b"").decode("utf-8", errors="replace")
+        res.err = err.decode("utf-8", errors="replace")
+        res.outbox = self.sandbox.outbox()[res.outbox_from:]
+        res.requests = self.sandbox.requests()[res.requests_from:]
         self.after(res)
         return res
 
@@ -166,3 +196,17 @@ def expect_private(path):
     check(stat.S_ISREG(st.st_mode), f"{path} is not a regular file")
     check(st.st_uid == 0 and st.st_gid == 0, f"{path} owned by {st.st_uid}:{st.st_gid}")
     check(stat.S_IMODE(st.st_mode) == 0o600, f"{path} has mode {stat.S_IMODE(st.st_mode):04o}")
+
+
+def prerequisite_problem(files):
+    """Why a suite of the command cannot run here, or None; files: the root-owned files
+    besides configs that it writes (e.g. "users files")."""
+    if os.geteuid() != 0:
+        return f"not root (writes root-owned configs and {files})"
+    if not TOOL.is_file():
+        return f"command not built: {TOOL} missing (run make)"
+    if not SANDBOX.is_file():
+        return f"sandbox missing: {SANDBOX}"
+    if shutil.which("openssl") is None:
+        return "openssl missing (the sandbox makes its certificates with it)"
+    return None
