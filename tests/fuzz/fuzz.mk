@@ -1,6 +1,6 @@
 # tests/fuzz/fuzz.mk - libFuzzer targets for the parsers (included by the top-level Makefile).
 #
-#   make fuzz-build   tests/fuzz/build/fuzz_{config,twilio,template,phone,users}: clang,
+#   make fuzz-build   tests/fuzz/build/fuzz_{config,twilio,template,phone,users,backup}: clang,
 #                     libFuzzer, ASan and UBSan, against lib/*.c compiled with the same flags
 #   make fuzz-smoke   about FUZZ_SMOKE_SECONDS (12) per target, seeded from a temporary copy of
 #                     tests/fuzz/corpus, after replaying tests/fuzz/crashes; fails on a crash
@@ -16,7 +16,7 @@
 
 FUZZ_DIR      := tests/fuzz
 FUZZ_BUILD    := $(FUZZ_DIR)/build
-FUZZ_TARGETS  ?= config twilio template phone users
+FUZZ_TARGETS  ?= config twilio template phone users backup
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 600
 FUZZ_SMOKE_SECONDS ?= 12
@@ -83,7 +83,8 @@ fuzz-coverage:
 	@llvm-cov report $(FUZZ_COV)/fuzz_$(firstword $(FUZZ_TARGETS)) \
 		$(foreach t,$(wordlist 2,99,$(FUZZ_TARGETS)),-object $(FUZZ_COV)/fuzz_$(t)) \
 		-instr-profile=$(FUZZ_COV)/all.profdata \
-		lib/config.c lib/twilio.c lib/template.c lib/phone.c lib/users.c lib/log.c
+		lib/config.c lib/twilio.c lib/template.c lib/phone.c lib/users.c lib/keyfile.c \
+		lib/backup.c lib/log.c
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 fix=tests/fixtures
 out=tests/fuzz/corpus
-mkdir -p "$out/config" "$out/twilio" "$out/template" "$out/phone" "$out/users"
+mkdir -p "$out/config" "$out/twilio" "$out/template" "$out/phone" "$out/users" "$out/backup"
 rm -f "$out"/*/fixture-* "$out"/*/seed-*
 
 # config: every config fixture as it is
@@ -137,4 +137,31 @@ seed_users absent eve 'alice +15555550006
 	head -c 20000 /dev/zero | tr '\0' ' '
 	printf '\nbob +15555550007\n'
 } >"$out/users/seed-line-cut"
+# backup: the user, a newline, the typed answer, a newline, then the backup codes
+# file (printf %b escapes). Real codes and hashes, made once by `twilio-sms-otp
+# backup-codes` on a scratch config (also in fuzz_backup.c and backup.dict):
+# 3h3a-j4xn and kefu-52ka for alice, fzrj-95gx for bob.
+h1='$argon2id$v=19$m=4096,t=2,p=1$wDlzHQkQloarz38wOxrCHg$+qz6JaGa9/YV24Bb2Jibq1V5eXRoqjW1xb1UjzZQtpM'
+h2='$argon2id$v=19$m=4096,t=2,p=1$r830KKJ6CKWxIM8fHcdZ5Q$veMAHzGOu6k1A1Mw225W+8tl7Sve22w43xv4Yeeh05Q'
+h3='$argon2id$v=19$m=4096,t=2,p=1$VvHPIvgXdgwzg+7ic3h7RA$B7QIzh6pWxoEnd4FIgzrtq6Zjp+B9gd6dsYJeMLTSyg'
+seed_backup() {
+	printf '%s\n%b\n%b' "$2" "$3" "$4" >"$out/backup/seed-$1"
+}
+seed_backup empty alice 3h3a-j4xn ''
+seed_backup comments alice 3h3a-j4xn '# USER HASH HASH ...\n\n   # alice '"$h1"'\n\t\r\n'
+seed_backup two-real alice 'kefu-52ka' "# backup codes\\nalice $h1 $h2\\nbob $h3\\n"
+seed_backup last-code bob ' FZRJ95GX\r' "alice $h1 $h2\\nbob $h3"
+seed_backup wrong-code alice 2345-6789 "alice $h1 $h2\\n"
+seed_backup wrong-user carol 3h3a-j4xn "alice $h1 $h2\\nbob $h3\\n"
+seed_backup blanks alice '\t3H3A-J4XN ' " \\t alice\\t $h1 \\t $h2 \\r\\n\\n"
+seed_backup duplicates alice 3h3a-j4xn "alice $h1\\nbob $h3\\nalice $h2\\n"
+seed_backup same-hash-twice alice 3h3a-j4xn "alice $h1 $h1\\n"
+seed_backup no-hashes alice k7mq-3xfa 'alice\nbob   \n'
+seed_backup garbage alice k7mq3xfa- 'alice $argon2id$v=19$m=999999,t=99,p=1$AAAA$BBBB\nbob not-a-hash\n\0\377\r\n#\n'
+seed_backup bad-name 'al ice' 3h3a-j4xn "al ice $h1\\nal $h3\\n"
+{
+	printf 'alice\nkefu-52ka\nalice $argon2id$'
+	head -c 200 /dev/zero | tr '\0' 'A'
+	printf ' %s\n' "$h2"
+} >"$out/backup/seed-long-hash"
 echo "seeds written to $out/"

@@ -6,8 +6,8 @@
 # and ends with "fuzz: N passed, N failed"; exits non-zero on any failure.
 #
 # Environment:
-#   FUZZ_SECONDS     seconds per target (default 12: about 60 s for all five)
-#   FUZZ_TARGETS     targets to run (default: config twilio template phone users)
+#   FUZZ_SECONDS     seconds per target (default 12: about 72 s for all six)
+#   FUZZ_TARGETS     targets to run (default: config twilio template phone users backup)
 #   FUZZ_CORPUS_OUT  keep new inputs in FUZZ_CORPUS_OUT/<target>; unset, the run uses a
 #                    temporary copy of the seed corpus and the repository stays untouched
 #   FUZZ_NO_BUILD    set: do not run `make fuzz-build` first
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.." || exit 1
 dir=tests/fuzz
 build=$dir/build
 seconds=${FUZZ_SECONDS:-12}
-targets=${FUZZ_TARGETS:-config twilio template phone users}
+targets=${FUZZ_TARGETS:-config twilio template phone users backup}
 passed=0
 failed=0
 tmp=$(mktemp -d /tmp/tsms-fuzz.XXXXXX)
