@@ -9,7 +9,9 @@ run_integration.py sets the environment:
     TSMS_ASKPASS_PASSWORD   the answer to a password prompt
     TSMS_ASKPASS_OUTBOX     the Twilio sandbox's outbox.jsonl
     TSMS_ASKPASS_SKIP       outbox lines written before this login (older codes are stale)
-    TSMS_ASKPASS_CODE       "right": the code just sent; "wrong": one that differs in every digit
+    TSMS_ASKPASS_CODE       "right": the code just sent; "wrong": one that differs in every digit;
+                            "backup:CODE": CODE, at the SMS prompt or at the backup-code prompt
+                            of a Twilio outage, without waiting for an SMS
     TSMS_ASKPASS_LOG        every prompt is appended to this file as a JSON line
 
 An unknown prompt, or no SMS to the masked number within WAIT_SECONDS, exits 1 (ssh then gives
@@ -30,6 +32,7 @@ from harness.sandbox import extract_code, read_jsonl, wrong_code  # noqa: E402
 # PAM's "Password: ", or sudo's "[sudo] password for USER: "
 PASSWORD_RE = re.compile(r"[Pp]assword(?: for \S+)?: ?$")
 SMS_PROMPT_RE = re.compile(r"(?:Wrong code\. )?(?:New )?SMS code sent to \*{6}(\d{4}): ?$")
+BACKUP_PROMPT_RE = re.compile(r"(?:Wrong code\. )?SMS unavailable; backup code: ?$")
 CODE_LENGTH = 6
 WAIT_SECONDS = 10.0
 
@@ -51,6 +54,10 @@ def answer(prompt, env):
     """Returns (answer or None, note for the log)."""
     if PASSWORD_RE.search(prompt):
         return env["TSMS_ASKPASS_PASSWORD"], "password"
+    code = env.get("TSMS_ASKPASS_CODE", "")
+    if code.startswith("backup:") and (SMS_PROMPT_RE.search(prompt) or
+                                       BACKUP_PROMPT_RE.search(prompt)):
+        return code[len("backup:"):], "backup code"
     m = SMS_PROMPT_RE.search(prompt)
     if not m:
         return None, "unknown prompt"

@@ -187,6 +187,7 @@ class Harness:
         self.proxy = None
         self.caller_dir = None
         self.root_dir = None
+        self.backup_codes_file = self.tmp / "backup-codes"
 
     # ---- set-up shared by all cases
 
@@ -220,17 +221,29 @@ class Harness:
                 "-f", str(self.tmp / key)])
         self.authorize_key(SSH_USER, self.tmp / "client_key.pub")
 
-    def write_config(self, name, ca_file):
-        """Writes the module config TMP/NAME.json (root 0600) and returns its path."""
+    def write_config(self, name, ca_file, **over):
+        """Writes the module config TMP/NAME.json (root 0600), keys in over replaced (None:
+        left out), and returns its path."""
         cfg = self.sandbox.module_config(
             templates=[{"usageType": "SignIn",
                         "content": "Your login code is {{code}}. Do not share it with anyone."}],
             users={SSH_USER: SSH_PHONE, SUDO_USER: SUDO_PHONE, SU_TARGET: SU_TARGET_PHONE},
             caFile=str(ca_file),
             stateDir=str(self.tmp / "state"),
+            backupCodesFile=str(self.backup_codes_file),
             resendCooldownSeconds=0,
             maxAttempts=3)  # the wrong-code cases expect three SMS prompts
+        cfg = {**cfg, **over}
+        cfg = {k: v for k, v in cfg.items() if v is not None}
         return Path(write_file(self.tmp / f"{name}.json", json.dumps(cfg, indent=1)))
+
+    def backup_codes(self, user, count=2):
+        """A fresh set of count backup codes for user, made with the admin command."""
+        p = sh([str(REPO / "twilio-sms-otp"), "--config", str(self.config), "backup-codes", user,
+                "--count", str(count)])
+        codes = p.stdout.split()
+        check(len(codes) == count, f"backup-codes printed {p.stdout!r}")
+        return codes
 
     def public_ca_file(self):
         """A copy of the sandbox CA that any user can read, like /etc/ssl/certs/*.pem."""
@@ -570,6 +583,10 @@ class Harness:
             if sum(1 for _, a in login.prompts if a == "password") > 1:
                 return None
             return password
+        if code.startswith("backup:") and new.endswith(": ") and (
+                askpass.SMS_PROMPT_RE.search(new) or askpass.BACKUP_PROMPT_RE.search(new)):
+            login.prompts.append((new.strip().splitlines()[-1], "backup code"))
+            return code[len("backup:"):]
         m = askpass.SMS_PROMPT_RE.search(new)
         if m and new.endswith(": "):
             login.prompts.append((new.strip().splitlines()[-1], f"{code} code"))
@@ -648,6 +665,8 @@ def prompt_kinds(login):
             kinds.append("password")
         elif askpass.SMS_PROMPT_RE.search(prompt):
             kinds.append("wrong-sms" if "Wrong code." in prompt else "sms")
+        elif askpass.BACKUP_PROMPT_RE.search(prompt):
+            kinds.append("backup")
         else:
             kinds.append("other")
     return kinds
@@ -732,6 +751,56 @@ def ssh_publickey_required_before_sms(h):
         check(not login.prompts, f"with {what}: prompted {login.prompts!r}")
         check(not login.sms and not login.any_module_log(),
               f"with {what}: {len(login.sms)} SMS, module logs {login.any_module_log()!r}")
+
+
+def outcome_line(login, service):
+    return next(l for l in login.module_logs(service) if "result=" in l)
+
+
+@case
+def ssh_backup_code_at_the_sms_prompt(h):
+    """A real ssh login (password, then the factor) typing a backup code, in capitals and
+    without the hyphen, at the SMS prompt: in, the code gone, a second try with it refused."""
+    code, _ = h.backup_codes(SSH_USER)
+    login = h.ssh("kbd", code="backup:" + code.replace("-", "").upper())
+    check(login.status == 0 and login.stdout.strip() == SSH_USER, f"not in: {login}")
+    expect_prompts(login, ["password", "sms"], SSH_PHONE[-4:])
+    line = outcome_line(login, SSHD_SERVICE)
+    check("method=backup-code" in line and "result=PAM_SUCCESS" in line and
+          "backup code accepted, 1 left" in line, f"outcome line {line!r}")
+    for text in [line, *login.logs]:
+        check(code not in text and code.replace("-", "") not in text.lower(),
+              f"the backup code in syslog: {text!r}")
+    again = h.ssh("kbd", code="backup:" + code)
+    check(again.status not in (0, "timeout") and SSH_USER not in again.stdout,
+          f"a used code got in again: {again}")
+    check(again.results(SSHD_SERVICE) == ["PAM_MAXTRIES"],
+          f"outcome lines {again.results(SSHD_SERVICE)}")
+
+
+@case
+def sudo_backup_code_while_twilio_is_down(h):
+    """sudo while Twilio answers 503: the module asks `SMS unavailable; backup code: `, a
+    backup code lets the user in; without codes the same outage denies (failMode closed)."""
+    code, _ = h.backup_codes(SUDO_USER)
+    h.sandbox.set_scenario("503")
+    try:
+        login = h.sudo(code="backup:" + code)
+        plain_config = h.write_config("no-backup-codes", h.public_ca_file(),
+                                      backupCodesFile=None)
+        denied = h.sudo(config=plain_config)
+    finally:
+        h.sandbox.set_scenario("ok")
+    check(login.status == 0 and login.stdout.strip() == "root", f"not in: {login}")
+    check([a for _, a in login.prompts] == ["password", "backup code"],
+          f"prompts {login.prompts!r}")
+    check(login.prompts[1][0].endswith("SMS unavailable; backup code:"),
+          f"prompt {login.prompts[1][0]!r}")
+    line = outcome_line(login, "sudo")
+    check("method=backup-code" in line and "SMS unavailable (" in line and
+          "result=PAM_SUCCESS" in line, f"outcome line {line!r}")
+    check(denied.status not in (0, "timeout") and denied.results("sudo") ==
+          ["PAM_AUTHINFO_UNAVAIL"], f"without backup codes: {denied} {denied.logs!r}")
 
 
 @case
