@@ -17,6 +17,12 @@
 #                                       throw-away sshd; installs libpam-duo and OpenSSH
 #                                       itself; --merge puts the figures into the results
 #                                       files there are, the other sections' unchanged
+#   make bench BENCH_ARGS="--only backup --merge"
+#                                       backup codes: logins by the SMS code against backup
+#                                       codes checked 1st of 10, 10th of 10, 20th of 20, a
+#                                       wrong one against 20 and one at the Twilio-503 backup
+#                                       prompt, a fresh set (twilio-sms-otp backup-codes)
+#                                       before each; wall time, ratio, peak RSS (~1 minute)
 #
 # Not part of `make test`: it measures, it does not pass or fail.
 

@@ -61,6 +61,17 @@ side by side in one run; every figure is a median over --runs runs (default 30) 
                   full wall time, module / pam_duo; what each loads (ldd, pamtester's
                   mappings, RSS, PSS while the server holds its answer, peak RSS).
                   No target: it tells where the two stand.
+  9. backup       logins of one user with backupCodesFile, every kind once per round in a new
+                  random order: (a) the SMS code typed, a backup code whose hash the module
+                  checks (b) 1st of 10, (c) 10th of 10, (d) 20th of 20 (the largest set), (e) a
+                  wrong one against 20 (every hash checked), (f) the sandbox answering 503 and
+                  the 1st of 10 at the `SMS unavailable; backup code:` prompt. A code works
+                  once, so `twilio-sms-otp backup-codes USER --count N` makes a fresh set
+                  before each backup login, outside the timed run. Full wall time to the
+                  PAM_SUCCESS or the denial, the ratio to (a), client CPU, peak RSS of (a), (b)
+                  and (d) (Argon2id's 4 MiB, one check against twenty), the time the command
+                  takes to make a set.
+                  No target: it tells what a backup code costs.
 
 Prints a table; a full default run also writes tests/bench/results.md, results.json and
 results.svg (the plot the README embeds); --only SECTIONS --merge measures only those and
@@ -108,7 +119,7 @@ REPO = HERE.parents[1]
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(REPO / "tests"))
 from harness.core import CaseFailure  # noqa: E402
-from harness.pam import DEFAULT_TEMPLATE, PROMPT_RE  # noqa: E402
+from harness.pam import BACKUP_PROMPT_RE, DEFAULT_TEMPLATE, PROMPT_RE  # noqa: E402
 from harness.sandbox import (ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID, SANDBOX,  # noqa: E402
                              Sandbox, extract_code)
 from harness.slapd import (ACCEPT_RE, OP_RE, RESULT_RE, TLS_RE, Slapd,  # noqa: E402
@@ -126,7 +137,7 @@ VERSION = (re.search(r"^VERSION\s*:?=\s*(\S+)", (REPO / "Makefile").read_text(),
            or ["", "0"])[1]
 USER_AGENT = f"pam_twilio_sms/{VERSION}"  # the module's (lib/http.c), so curl's request is the same
 SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind", "directory", "redis",
-            "peer")
+            "peer", "backup")
 LEVELS = (1, 8, 32, 128)
 SCALE_FILE = (10, 10_000, 100_000, 1_000_000)
 SCALE_INLINE = (10, 10_000, 100_000)
@@ -145,6 +156,25 @@ PEER_GECOS = "pam_twilio_sms bench peer user"  # what marks it as the bench's, f
 PEER_OK = b"peer-login-ok"  # what the ssh logins' remote command prints
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
+# the admin command that makes backup code sets (TSMS_TOOL: another build, as tests/e2e)
+TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
+BACKUP_USER, BACKUP_PHONE = "backupbench", "+15555550196"
+BACKUP_SYMBOLS = "23456789abcdefghijkmnpqrstuvwxyz"  # lib/backup.c's alphabet
+# the backup section's logins: key, label, codes in the user's set (None: the SMS code is
+# typed), which code is typed (0-based, in the file's order, the order the hashes are
+# checked in; "wrong": one the set does not hold), Twilio answering 503
+BACKUP_KINDS = (
+    ("sms", "(a) SMS code typed (baseline)", None, None, False),
+    ("first_of_10", "(b) backup code, the 1st of a set of 10", 10, 0, False),
+    ("tenth_of_10", "(c) backup code, the 10th of 10", 10, 9, False),
+    ("twentieth_of_20", "(d) backup code, the 20th of 20 (the largest set)", 20, 19, False),
+    ("wrong_of_20", "(e) wrong backup code, set of 20 (every hash checked)", 20, "wrong", False),
+    ("unavailable_first_of_10", "(f) Twilio 503, `SMS unavailable; backup code:`, the 1st "
+     "of 10", 10, 0, True),
+)
+# also run under /usr/bin/time for their peak RSS: one check's memory against twenty's
+BACKUP_RSS = ("sms", "first_of_10", "twentieth_of_20")
+OUTCOME_RE = re.compile(r" method=(\S+) result=(PAM_[A-Z_]+) reason=(.*)$")
 BIND_CN, BIND_PASSWORD = "pam-reader", "bench-bind-" + secrets.token_hex(8)
 MIB = 1024 * 1024
 
@@ -222,6 +252,7 @@ class Job:
         self.sms = 0
         self.rss_file = None      # /usr/bin/time -o FILE: the client's peak RSS in KiB
         self.snapshot = None      # {} to fill with the client's memory at its prompt
+        self.answer = None        # typed at the prompt instead of the SMS code (a backup code)
 
     @property
     def wall(self):
@@ -453,14 +484,19 @@ class Bench:
                             pass
                 continue
             job.out += chunk
-            if job.kind == "pam" and not job.answered and \
-                    PROMPT_RE.search(job.out.decode("utf-8", "replace")):
+            prompt = None
+            if job.kind == "pam" and not job.answered:
+                text = job.out.decode("utf-8", "replace")
+                prompt = PROMPT_RE.search(text) or BACKUP_PROMPT_RE.search(text)
+            if prompt:
                 job.answered = True
                 if job.snapshot is not None:
                     job.snapshot.update(memory_map(job.proc.pid))
-                code = self._code_for(job, deadline)
+                # read the SMS also when a backup code is typed, so that the harness does
+                # the same work; the backup prompt comes with no SMS
+                code = self._code_for(job, deadline) if prompt.re is PROMPT_RE else None
                 try:
-                    job.proc.stdin.write(((code or "no-sms") + "\n").encode())
+                    job.proc.stdin.write(((job.answer or code or "no-sms") + "\n").encode())
                     job.proc.stdin.close()
                 except BrokenPipeError:
                     pass
@@ -664,8 +700,9 @@ class Series:
         self.name = name
         self.wall, self.dispatch, self.rss, self.cpu, self.errors = [], [], [], [], 0
 
-    def add(self, job, want):
-        if not job.ok(want):
+    def add(self, job, want, ok=None):
+        """One sample of the job, if job.ok(want) (or ok, when given: the caller checked)."""
+        if not (job.ok(want) if ok is None else ok):
             self.errors += 1
             return
         if job.rss_file:
@@ -1573,6 +1610,139 @@ def section_peer(b, runs, warmup):
                 d.rmdir()
 
 
+def backup_hashes_checked(size, which):
+    """How many hashes the module checks for a login of BACKUP_KINDS: in file order up to
+    the first match, every one for a wrong code, none for the SMS code."""
+    if size is None:
+        return 0
+    return size if which == "wrong" else which + 1
+
+
+def section_backup(b, runs, warmup):
+    """Logins of one user with backupCodesFile: the SMS code typed, backup codes whose hash
+    the module checks 1st, 10th and 20th, a wrong one against 20 hashes and, with the
+    sandbox answering 503, one at the `SMS unavailable; backup code:` prompt; every kind
+    once per round in a new random order, each backup login with a fresh set made by the
+    admin command just before it (outside the timed run); (a), (b) and (d) also under
+    /usr/bin/time for their peak RSS."""
+    at_start = machine()
+    if not TOOL.is_file():
+        return {"skipped": f"{TOOL} not built (make)"}
+    codes_file = b.conf / "backup-codes"
+    users = {BACKUP_USER: BACKUP_PHONE}
+    state = b.conf / "state-backup"
+    # one wrong answer ends the login (a second prompt would read EOF); never a lockout
+    common = {"backupCodesFile": str(codes_file), "maxAttempts": 1, "lockoutThreshold": 1000}
+    cfg = b.config("backup", users, state=state, **common)
+    # Twilio down: one request, no retry backoff in the figure (the default maxRetries 2
+    # waits 200-399 and 400-799 ms before the backup prompt)
+    down_cfg = b.config("backup-down", users, state=state, maxRetries=0, **common)
+    svc = {False: b.module_service("backup", cfg), True: b.module_service("backup-down",
+                                                                           down_cfg)}
+    kinds = {k: (size, which, down) for k, _, size, which, down in BACKUP_KINDS}
+    made = collections.defaultdict(list)  # codes per set -> seconds the command took
+
+    def new_set(n):
+        t = time.monotonic()
+        p = subprocess.run([str(TOOL), "--config", str(cfg), "backup-codes", BACKUP_USER,
+                            "--count", str(n)], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        made[n].append(time.monotonic() - t)
+        codes = p.stdout.split()
+        if p.returncode != 0 or len(codes) != n:
+            raise BenchError(f"twilio-sms-otp backup-codes {BACKUP_USER} --count {n}: exit "
+                             f"{p.returncode}, {len(codes)} codes: {p.stderr.strip()[:300]}")
+        return codes
+
+    def not_in(codes):
+        while True:
+            c = "".join(secrets.choice(BACKUP_SYMBOLS) for _ in range(8))
+            c = f"{c[:4]}-{c[4:]}"
+            if c not in codes:
+                return c
+
+    def login(key, rss=None):
+        """One timed login of kind key; returns the job and what went wrong (None: as
+        expected: the result, method and reason of its outcome line, its SMS and request)."""
+        size, which, down = kinds[key]
+        job = b.pam_job(svc[down], BACKUP_USER, BACKUP_PHONE)
+        if size:
+            codes = new_set(size)
+            job.answer = not_in(codes) if which == "wrong" else codes[which]
+        if rss:
+            with_rss(job, rss)
+        if down:
+            b.sandbox.set_scenario("503")
+        mark = b.syslog.mark()
+        try:
+            b.run([job])
+        finally:
+            if down:
+                b.sandbox.set_scenario("ok")
+        outcomes = [m.groups() for l in b.syslog.collect(mark, timeout=5)
+                    if "pam_twilio_sms(" in l and (m := OUTCOME_RE.search(l.strip()))]
+        if which == "wrong":
+            want = ("sms", "PAM_MAXTRIES", "wrong code (1 of 1 attempts)")
+        elif size:
+            want = ("backup-code", "PAM_SUCCESS", f"backup code accepted, {size - 1} left")
+        else:
+            want = ("sms", "PAM_SUCCESS", "code accepted")
+        got = outcomes[0] if len(outcomes) == 1 else None
+        sms, status = (0, 503) if down else (1, 201)
+        problems = []
+        if not got or got[:2] != want[:2] or not got[2].endswith(want[2]) or \
+                down != got[2].startswith("SMS unavailable ("):
+            problems.append(f"outcome lines {outcomes!r}, want {want!r}")
+        if (job.status == 0) != (want[1] == "PAM_SUCCESS") or \
+                (want[1] == "PAM_SUCCESS" and PAM_OK not in job.out):
+            problems.append(f"pamtester exit {job.status}")
+        if job.sms != sms or job.request_status != status:
+            problems.append(f"{job.sms} SMS, request status {job.request_status}, want "
+                            f"{sms} and {status}")
+        return job, "; ".join(problems) or None
+
+    rss = b.workdir / "rss-backup"
+    order_of = list(kinds) + [f"rss_{k}" for k in BACKUP_RSS]
+    series = {k: Series(k) for k in order_of}
+    failed = []
+    rng = random.Random(9)
+    b.sandbox.set_scenario("ok")
+    for i in range(warmup + runs):
+        order = list(order_of)
+        rng.shuffle(order)
+        for k in order:
+            job, problem = login(k.removeprefix("rss_"), rss if k.startswith("rss_") else None)
+            if i < warmup:
+                continue
+            series[k].add(job, None, ok=problem is None)
+            if problem and len(failed) < 3:
+                failed.append({"kind": k, "problem": problem,
+                               "output": job.out.decode("utf-8", "replace")[-400:]})
+    out = {}
+    for key, label, size, which, down in BACKUP_KINDS:
+        out[key] = series[key].summary()
+        out[key].update({"label": label, "codes": size or 0,
+                         "hashes_checked": backup_hashes_checked(size, which),
+                         "twilio": "503" if down else "201"})
+        say(f"  backup {key:<23}: wall {fmt(out[key]['wall_ms'])} ms (p90 "
+            f"{fmt(out[key]['wall_p90_ms'])}), client CPU {fmt(out[key]['cpu_ms'])} ms, "
+            f"errors {out[key]['errors']}")
+    for key in BACKUP_RSS:
+        r = series["rss_" + key].summary()
+        out[key].update({f: r[f] for f in ("rss_kib", "rss_min_kib", "rss_max_kib")})
+        out[key]["rss_errors"] = r["errors"]
+        say(f"  backup {key:<23}: peak RSS {r['rss_kib'] / 1024:.2f} MiB")
+    m = re.search(r"\$argon2id\$v=(\d+)\$(m=\d+,t=\d+,p=\d+)\$",
+                  codes_file.read_text() if codes_file.is_file() else "")
+    out["argon2id"] = f"v={m.group(1)} {m.group(2)}" if m else None
+    out["making_a_set_ms"] = {str(n): ms(median(v)) for n, v in sorted(made.items())}
+    out["config"] = {"maxAttempts": 1, "lockoutThreshold": 1000, "maxRetries_503": 0}
+    out["failed"] = failed
+    out["runs"], out["warmup"] = runs, warmup
+    out["machine"] = {k: v for k, v in at_start.items() if k in ("date", "loadavg", "module")}
+    return out
+
+
 # ---- callgrind
 
 class Callgrind:
@@ -1938,6 +2108,7 @@ def report(res, args):
     L += report_directory(res)
     L += report_redis(res)
     L += report_peer(res)
+    L += report_backup(res)
     if res["targets"]:
         L += ["### Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
         for name, (value, ok) in res["targets"].items():
@@ -2233,6 +2404,85 @@ def report_peer(res):
                  f"{len(x['duo_requests'])} Duo requests: `{last[:160]}`")
     if L[-1] != "":
         L.append("")
+    return L
+
+
+def report_backup(res):
+    """Section 9 of the report: logins by backup code against one by SMS code."""
+    d = res.get("backup")
+    if not d:
+        return []
+    if "skipped" in d:
+        return ["### 9. Backup codes", "", f"Skipped: {d['skipped']}.", ""]
+    m = d.get("machine", {})
+    base = d["sms"]
+    made = d["making_a_set_ms"]
+    L = ["### 9. Backup codes: logins by backup code against one by SMS code (ms)", "",
+         f"Measured {m.get('date', '-')}, {d['runs']} rounds after {d['warmup']} warm-up "
+         f"rounds (every kind once per round, in a new random order), medians; load average "
+         f"{m.get('loadavg', '-')} at the start; pam_twilio_sms.so sha256 "
+         f"{m.get('module', {}).get('sha256', '-')}…. One user with backupCodesFile; before "
+         f"each backup-code login, outside the timed run, `twilio-sms-otp backup-codes USER "
+         f"--count N` made a fresh set (a code works once). The module checks the typed code "
+         f"against the user's hashes in the file's order (Argon2id "
+         f"{d.get('argon2id') or '-'}), up to the first match, and then rewrites the file "
+         f"without it. maxAttempts {d['config']['maxAttempts']} (a wrong code ends the login), "
+         f"lockoutThreshold {d['config']['lockoutThreshold']}; the 503 config has maxRetries "
+         f"{d['config']['maxRetries_503']} (the default 2 would wait 0.6–1.2 s of backoff "
+         f"first). Full wall time: pamtester spawn → its exit after PAM_SUCCESS or the "
+         f"denial; each login's outcome line, SMS and request checked.", "",
+         "| login | hashes checked | full wall time | p10–p90 | / (a) | − (a) | client CPU "
+         "| peak RSS | errors |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, label, *_ in BACKUP_KINDS:
+        x = d[key]
+        rss = "-" if x.get("rss_kib") is None else f"{x['rss_kib'] / 1024:.2f} MiB"
+        ratio = x["wall_ms"] / base["wall_ms"] if x["n"] and base["n"] else float("nan")
+        diff = x["wall_ms"] - base["wall_ms"] if x["n"] and base["n"] else float("nan")
+        L.append(f"| {label} | {x['hashes_checked']} | {fmt(x['wall_ms'])} | "
+                 f"{fmt(x['wall_p10_ms'])}–{fmt(x['wall_p90_ms'])} | "
+                 + ("-" if key == "sms" else f"{ratio:.2f}") + " | "
+                 + ("-" if key == "sms" else f"{diff:+.1f}") + f" | {fmt(x['cpu_ms'])} | "
+                 f"{rss} | {x['errors']} |")
+    L.append("")
+    one, ten, twenty = d["first_of_10"], d["tenth_of_10"], d["twentieth_of_20"]
+    if one["n"] and twenty["n"]:
+        per = (twenty["wall_ms"] - one["wall_ms"]) / 19
+        per_cpu = (twenty["cpu_ms"] - one["cpu_ms"]) / 19
+        per10 = (ten["wall_ms"] - one["wall_ms"]) / 9 if ten["n"] else float("nan")
+        L.append(f"- Each hash checked costs **{per:.1f} ms** of wall time ((d) − (b) over "
+                 f"19 more hashes; {per10:.1f} ms from (c) − (b) over 9) and {per_cpu:.1f} ms "
+                 f"of client CPU: a backup-code login takes the SMS login's time plus "
+                 f"about N × {per:.1f} ms for the code whose hash is N-th in the set, plus the "
+                 f"file's rewrite (fsync, rename) when the code is right.")
+    w = d["wrong_of_20"]
+    if w["n"] and base["n"]:
+        L.append(f"- A wrong code against the largest set (20 hashes) is the dearest answer: "
+                 f"{w['wall_ms']:.1f} ms to the denial, {w['wall_ms'] - base['wall_ms']:+.1f} ms "
+                 f"over an SMS login; so each guess costs the host (and a guesser) 20 checks, "
+                 f"and maxAttempts and the lockout bound the guesses.")
+    f = d["unavailable_first_of_10"]
+    if f["n"] and base["n"]:
+        L.append(f"- Twilio answering 503: the `SMS unavailable; backup code:` login with the "
+                 f"1st of 10 takes {f['wall_ms']:.1f} ms ({f['wall_ms'] / base['wall_ms']:.2f} × "
+                 f"the SMS login): one request answered 503, no SMS, the prompt, one hash.")
+    if base.get("rss_kib") and twenty.get("rss_kib"):
+        extra = twenty["rss_kib"] - base["rss_kib"]
+        first = "" if not one.get("rss_kib") else (
+            f", and {one['rss_kib'] / 1024:.2f} MiB with one hash checked ((b), "
+            f"{(one['rss_kib'] - base['rss_kib']) / 1024:+.2f} MiB)")
+        L.append(f"- Peak RSS (/usr/bin/time %M, median): {base['rss_kib'] / 1024:.2f} MiB for "
+                 f"the SMS login, {twenty['rss_kib'] / 1024:.2f} MiB with 20 hashes checked "
+                 f"((d), **{extra / 1024:+.2f} MiB**){first}: Argon2id's memory (m=4096 KiB), "
+                 f"taken for each check and given back after it, so the peak does not grow "
+                 f"with the number of hashes checked.")
+    if made:
+        L.append("- Making a set (`backup-codes USER --count N`, the whole command, median): "
+                 + ", ".join(f"{n} codes {v:.1f} ms" for n, v in made.items()) + ".")
+    for x in d.get("failed", [])[:2]:
+        last = (x["output"].strip().splitlines() or [""])[-1]
+        L.append(f"- A failed login ({x['kind']}): {x['problem']}: `{last[:160]}`")
+    L.append("")
     return L
 
 
@@ -2623,6 +2873,11 @@ def main():
             say(f"peer: {args.runs} rounds of pam_duo and the module, through pamtester and "
                 f"through ssh logins to sshd")
             res["peer"] = section_peer(b, args.runs, args.warmup)
+        if "backup" in args.sections:
+            say(f"backup: {args.runs} rounds of an SMS login and backup-code logins (the 1st "
+                f"and 10th of 10, the 20th of 20, a wrong one, Twilio 503), a fresh set before "
+                f"each")
+            res["backup"] = section_backup(b, args.runs, args.warmup)
         outcomes = [l for l in b.syslog.collect(0, timeout=5)
                     if "pam_twilio_sms(" in l and "result=" in l]
         res["logged_outcomes"] = collections.Counter(
@@ -2645,12 +2900,14 @@ def main():
         seconds = res["seconds"]
         skipped = [n for n in args.sections if (res.get(n) or {}).get("skipped")]
         if skipped:
-            print("\n".join(report_peer(res)) if "peer" in skipped else "")
+            print("\n".join(report_peer(res) + report_backup(res)))
             print(f"bench: {', '.join(skipped)} skipped: nothing merged", file=sys.stderr)
             return 1
         res = merge_results(res, args)
         text = report(res, args)
-        print("\n".join(report_peer(res)) if args.sections == ["peer"] else text)
+        alone = {"peer": report_peer, "backup": report_backup}.get(
+            args.sections[0] if len(args.sections) == 1 else None)
+        print("\n".join(alone(res)) if alone else text)
         print(f"merged {', '.join(args.sections)} ({seconds} s) into "
               f"{args.out_dir / 'results.json'}")
     else:
