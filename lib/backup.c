@@ -9,7 +9,6 @@
 #include "log.h"
 
 #define WHAT "backupCodesFile"
-#define HASH_PREFIX "$argon2id$"
 
 #define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
@@ -69,7 +68,13 @@ static bool count_hashes(const char *value, unsigned *n)
 
 	*n = 0;
 	while ((h = next_hash(&p, &len)) != NULL) {
-		if (len >= TSMS_HASH_MAX || strncmp(h, HASH_PREFIX, strlen(HASH_PREFIX)) != 0)
+		char hash[TSMS_HASH_MAX];
+
+		if (len >= TSMS_HASH_MAX)
+			return false;
+		memcpy(hash, h, len);
+		hash[len] = '\0';
+		if (!tsms_secret_hash_valid(hash))
 			return false;
 		(*n)++;
 	}

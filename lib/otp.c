@@ -87,12 +87,20 @@ int tsms_secret_hash(const char *secret, char out[TSMS_HASH_MAX])
 	               : -1;
 }
 
+bool tsms_secret_hash_valid(const char *hash)
+{
+	/* needs_rehash parses the whole string: -1 when it is no Argon2id hash, 1 with
+	 * other limits (not ours: a damaged file must not make a login allocate
+	 * gigabytes) */
+	return strlen(hash) < TSMS_HASH_MAX &&
+	       strncmp(hash, crypto_pwhash_argon2id_STRPREFIX,
+	               strlen(crypto_pwhash_argon2id_STRPREFIX)) == 0 &&
+	       crypto_pwhash_str_needs_rehash(hash, SECRET_OPSLIMIT, SECRET_MEMLIMIT) == 0;
+}
+
 bool tsms_secret_verify(const char *hash, const char *secret)
 {
-	/* a hash with other limits is not ours: a damaged file must not make a
-	 * login allocate gigabytes */
-	if (strlen(hash) >= TSMS_HASH_MAX ||
-	    crypto_pwhash_str_needs_rehash(hash, SECRET_OPSLIMIT, SECRET_MEMLIMIT) != 0)
+	if (!tsms_secret_hash_valid(hash))
 		return false;
 	return crypto_pwhash_str_verify(hash, secret, strlen(secret)) == 0;
 }

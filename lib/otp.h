@@ -47,6 +47,10 @@ void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_
  * entropy of their own, such as backup codes). Returns 0, or -1. */
 int tsms_secret_hash(const char *secret, char out[TSMS_HASH_MAX]);
 
+/* True when hash is a well-formed hash of tsms_secret_hash (its algorithm and
+ * limits), without checking any secret against it. */
+bool tsms_secret_hash_valid(const char *hash);
+
 /* True when secret matches hash (an Argon2 string of tsms_secret_hash). */
 bool tsms_secret_verify(const char *hash, const char *secret);
 

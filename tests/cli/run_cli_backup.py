@@ -214,12 +214,12 @@ def backup_user_names_refused(h):
 
 @case
 def backup_generate_prints_codes(h):
-    h.write_codes("# backup codes\n\nerin $argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA\n")
+    h.write_codes("# backup codes\n\nerin $argon2id$v=19$m=4096,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$dGgK2Z/335/lpxMIO1Cq8ysokJLkArWzdsa5kVasok4\n")
     res_codes, line = h.generate(h.write_config(), "alice")
     check(line == generated_line(10, "alice", h.codes_path), f"stderr {line!r}")
     expect_file(h, {"erin": 1, "alice": 10})
     text = h.codes_text()
-    check(text.startswith("# backup codes\n\nerin $argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA\n"
+    check(text.startswith("# backup codes\n\nerin $argon2id$v=19$m=4096,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$dGgK2Z/335/lpxMIO1Cq8ysokJLkArWzdsa5kVasok4\n"
                           "alice $argon2id$"), f"the file {text!r}")
     check(len(res_codes) == 10, "not 10 codes")
 
@@ -477,7 +477,7 @@ def backup_user_on_two_lines(h):
     h.write_users("erin +15555550101\n")
     h.generate(config, "alice", "--count", "2", count=2)
     line = h.codes_text()
-    dave = "dave $argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA\n"
+    dave = "dave $argon2id$v=19$m=4096,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$dGgK2Z/335/lpxMIO1Cq8ysokJLkArWzdsa5kVasok4\n"
     text = line + dave + line
     h.write_codes(text)
     res = h.run("backup-codes", "--list", "alice", config=config)

@@ -39,6 +39,9 @@ USERS = {
 }
 
 PROMPT_RE = re.compile(r"(Wrong code\. )?(?:New )?SMS code sent to \*{6}(\d{4}): $")
+# the backup-code prompt when no SMS could be sent (Twilio unavailable, backupCodesFile set):
+# no SMS announced, so only typed() answers fit it
+BACKUP_PROMPT_RE = re.compile(r"(Wrong code\. )?SMS unavailable; backup code: $")
 PAM_TEXT = {
     "PAM_SUCCESS": "pamtester: successfully authenticated",
     "PAM_AUTH_ERR": "pamtester: Authentication failure",
@@ -280,7 +283,8 @@ class Harness:
                 break
             out += chunk
             run.output = out.decode("utf-8", errors="replace")
-            m = PROMPT_RE.search(run.output[seen_upto:])
+            tail = run.output[seen_upto:]
+            m = PROMPT_RE.search(tail) or BACKUP_PROMPT_RE.search(tail)
             if not m:
                 continue
             seen_upto = len(run.output)
@@ -291,6 +295,7 @@ class Harness:
             answer = answers.pop(0)
             code = None
             if answer.kind != "text":
+                check(m.re is PROMPT_RE, f"an SMS code to type at the prompt {m.group(0)!r}")
                 # each prompt that is not a retry announces a new SMS: the newest one
                 fresh = sum(1 for p in run.prompts
                             if not p.startswith("Wrong code.") or "New SMS" in p)

@@ -540,7 +540,9 @@ static void test_generate_refuses_bad_user_names(void **state)
 {
 	const struct world *w = world_of(state);
 	static const char *const bad[] = { "", "a b", "#alice", "a\tb", "a\nb", "a\x7f" };
-	static const char before[] = "# keep\nbob $argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA\n";
+	static const char before[] = "# keep\nbob "
+				     "$argon2id$v=19$m=4096,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$dGgK2Z/"
+				     "335/lpxMIO1Cq8ysokJLkArWzdsa5kVasok4\n";
 	char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN];
 
 	write_text(w->file, before, 0600);
@@ -595,10 +597,14 @@ static void test_generate_file_format(void **state)
 	const struct world *w = world_of(state);
 	static const char head[] = "# backup codes: USER HASH ...\n"
 				   "\n"
-				   "bob $argon2id$v=19$m=4096,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g\n"
+				   "bob "
+				   "$argon2id$v=19$m=4096,t=2,p=1$wT7L+3/d58Ho84bT/7/"
+				   "tJA$AxShmrRsM64eOXRQgO3dQAHT7vDDCjeGFchdIEKegYE\n"
 				   "  # indented comment\n"
 				   "\t\n";
-	static const char tail[] = "carol $argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA"; /* no \n */
+	static const char tail[] = "carol "
+				   "$argon2id$v=19$m=4096,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$dGgK2Z/"
+				   "335/lpxMIO1Cq8ysokJLkArWzdsa5kVasok4"; /* no \n */
 	char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN];
 	char text[1024], *after;
 	struct user_line u;
@@ -1204,9 +1210,11 @@ static void test_unusable_not_a_file(void **state)
 static void test_user_on_two_lines(void **state)
 {
 	const struct world *w = world_of(state);
-	char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN], one[512], two[1100];
+	char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN], one[512], two[1200];
 	char err[TSMS_CONFIG_ERR_MAX] = "", id[TSMS_DIGEST_HEX];
-	static const char bob[] = "bob $argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA\n";
+	static const char bob[] = "bob "
+				  "$argon2id$v=19$m=4096,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$dGgK2Z/335/"
+				  "lpxMIO1Cq8ysokJLkArWzdsa5kVasok4\n";
 	struct seen s = { 0 };
 	struct user_line u;
 	unsigned n = 0;
@@ -1315,6 +1323,48 @@ static void test_each_skips_a_line_without_codes(void **state)
 		assert_string_equal(s.users[0], "bob");
 	} else {
 		assert_err(err, "backupCodesFile", w->file);
+	}
+}
+
+/* A token that only looks like a hash (the prefix, no valid Argon2id string) or one
+ * with other limits (which would let a damaged file make logins allocate): the line is
+ * refused, not counted, and no code is accepted. */
+static void test_not_quite_a_hash_refused(void **state)
+{
+	static const char *const bad[] = {
+		"$argon2id$v=19$not-a-hash",
+		"$argon2id$v=19$m=65536,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$"
+		"dGgK2Z/335/lpxMIO1Cq8ysokJLkArWzdsa5kVasok4",
+		"$argon2i$v=19$m=4096,t=2,p=1$6WLP8ff4vHyO7iA/GFF8HA$"
+		"dGgK2Z/335/lpxMIO1Cq8ysokJLkArWzdsa5kVasok4",
+	};
+	const struct world *w = world_of(state);
+	char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN], line[1024], id[TSMS_DIGEST_HEX];
+	char err[TSMS_CONFIG_ERR_MAX];
+	unsigned n;
+	bool used;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text, *hashes;
+
+		assert_int_equal(gen(w, "alice", 1, codes), 0);
+		text = read_text(w->file);
+		hashes = strchr(text, ' ');
+		assert_non_null(hashes);
+		hashes[strcspn(hashes, "\n")] = '\0';
+		snprintf(line, sizeof(line), "alice %s%s\n", bad[i], hashes);
+		free(text);
+		write_text(w->file, line, 0600);
+		err[0] = '\0';
+		assert_int_equal(tsms_backup_count(&w->cfg, "alice", &n, err), TSMS_ERR_CONFIG);
+		assert_err(err, "backupCodesFile", "not a list of backup code hashes");
+		used = true;
+		assert_int_equal(tsms_backup_use(&w->cfg, "alice", codes[0], &used, id, &n, err),
+		                 TSMS_ERR_CONFIG);
+		assert_false(used);
+		assert_file_is(w->file, line);
+		assert_false(tsms_secret_hash_valid(bad[i]));
+		assert_false(tsms_secret_verify(bad[i], "k7mqxfa3"));
 	}
 }
 
@@ -1642,6 +1692,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unusable_dangling_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_not_a_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_on_two_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_quite_a_hash_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_skips_a_line_without_codes, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_keyfile_edit_missing_file_is_empty, setup,
