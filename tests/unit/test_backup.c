@@ -6,7 +6,6 @@
 
 #include <ctype.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <regex.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -57,20 +56,12 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct world *w = *state;
 
 	if (w != NULL) {
-		nftw(w->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		unit_remove_tree(w->root);
 		free(w);
 	}
 	return 0;

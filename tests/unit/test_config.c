@@ -2,7 +2,6 @@
  * the file checks of tsms_config_load */
 #include "unit.h"
 
-#include <ftw.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -1189,20 +1188,12 @@ static int load_setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int load_teardown(void **state)
 {
 	struct load_dir *d = *state;
 
 	if (d != NULL) {
-		nftw(d->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		unit_remove_tree(d->path);
 		free(d);
 	}
 	return 0;

@@ -6,7 +6,6 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -88,14 +87,6 @@ static int world_setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int world_teardown(void **state)
 {
 	struct world *w = *state;
@@ -103,7 +94,7 @@ static int world_teardown(void **state)
 	if (w != NULL) {
 		/* a test may leave the directory unreadable or odd-moded */
 		chmod(w->dir, 0700);
-		nftw(w->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		unit_remove_tree(w->root);
 		tsms_state_close(w->st);
 		free(w);
 	}

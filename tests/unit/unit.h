@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,22 @@
 #include <cmocka.h>
 
 #define TSMS_FIXTURES_DEFAULT "tests/fixtures"
+
+static inline int unit_remove_entry(const char *path, const struct stat *st, int flag,
+                                    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes the directory tree at path (a test's scratch directory), not following
+ * symlinks. */
+static inline void unit_remove_tree(const char *path)
+{
+	nftw(path, unit_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* Fails the test, showing both strings, unless needle occurs in hay. */
 #define assert_contains(hay, needle) assert_contains_at((hay), (needle), __FILE__, __LINE__)
