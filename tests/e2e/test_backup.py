@@ -9,7 +9,6 @@ revoked or replaced set is gone, an unsafe or malformed file fails closed while 
 logins go on, three codes left or fewer bring a warning; no code or hash ever reaches
 syslog, pamtester's output or Twilio."""
 
-import atexit
 import os
 import pwd
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 from harness.core import REPO, CaseFailure, case, check
 from harness.pam import (RUN_LIMIT, TIME_SLACK, Answer, config_error_case, right, typed,
                          wrong)
-from harness.redis import KEY_PREFIX, Hang, Redis, host, install_problem
+from harness.redis import KEY_PREFIX, Hang, family_server, host
 from harness.state import new_state_dir, read_state
 from harness.system import free_port, write_file
 
@@ -45,7 +44,6 @@ REDIS_WARN_RE = re.compile(r"redis (\S+) unavailable: (.+); this login keeps its
 NOT_ISSUED = ("zzzz-zzzz", "2222-3333", "wxyz-wxyz", "9999-aaaa", "hjkm-npqr")
 GENERATED = []  # every code made in this run: none may ever be logged
 HASHES = set()  # every hash seen in a backupCodesFile of this run: the same
-_redis = {}
 
 
 # --------------------------------------------------------------------------- admin command
@@ -750,20 +748,8 @@ def backup_file_malformed_fails_closed(h):
 # --------------------------------------------------------------------------- Redis
 
 def redis(h):
-    """The family's Redis (one redis-server for its cases, stopped at exit), running and
-    emptied."""
-    if "s" not in _redis:
-        problem = install_problem()
-        check(problem is None, f"redis: {problem}")
-        s = Redis(h.workdir)
-        atexit.register(s.stop)
-        s.start()
-        _redis["s"] = s
-    s = _redis["s"]
-    if s.proc is None or s.proc.poll() is not None:
-        s.restart()
-    s.flush()
-    return s
+    """The family's Redis, running and emptied (harness.redis)."""
+    return family_server("backup", h.workdir)
 
 
 def redis_warnings(run):

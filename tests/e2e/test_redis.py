@@ -8,7 +8,6 @@ password, a stopped, hanging or garbage-speaking server) falling back to the hos
 stateDir with one warning, then Redis used again when it is back; config errors deny.
 What Redis holds is read over the harness's own admin connection (SCAN, HGETALL, PTTL)."""
 
-import atexit
 import hashlib
 import re
 import time
@@ -17,7 +16,7 @@ from harness.core import CaseFailure, case, check
 from harness.pam import (TIME_SLACK, authenticate_at_once, expect_config_error, right, typed,
                          wrong)
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Garbage, Hang, Redis,
-                           host, install_problem)
+                           family_server, host)
 from harness.state import read_state
 from harness.system import free_port
 
@@ -30,24 +29,11 @@ WARN_RE = re.compile(r"redis (\S+) unavailable: (.+); this login keeps its limit
 LOG_WARNING = 4
 SECRETS = (PAM_PASSWORD, ADMIN_PASSWORD, Redis.password(FLEET_B_USER))
 SECRETS_EXTRA = []  # a case's own
-_server = {}
 
 
 def redis(h):
-    """The family's Redis, started at the first case and stopped when the run ends;
-    emptied (keys and scripts) for every case, running and answering."""
-    if "s" not in _server:
-        problem = install_problem()
-        check(problem is None, f"redis: {problem}")
-        s = Redis(h.workdir, users={FLEET_B_USER: FLEET_B + "*"})
-        atexit.register(s.stop)
-        s.start()
-        _server["s"] = s
-    s = _server["s"]
-    if s.proc is None or s.proc.poll() is not None:
-        s.restart()
-    s.flush()
-    return s
+    """The family's Redis, running and emptied for every case (harness.redis)."""
+    return family_server("redis", h.workdir, users={FLEET_B_USER: FLEET_B + "*"})
 
 
 def two_hosts(h, redis_cfg, tag="", **over):

@@ -27,6 +27,7 @@ that AUTH and SELECT seem to work and EVALSHA's reply is not the array it must b
 silent at a given command (a server that hangs after AUTH).
 """
 
+import atexit
 import contextlib
 import dataclasses
 import os
@@ -40,7 +41,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.core import REPO, CaseFailure
+from harness.core import REPO, CaseFailure, check
 from harness.pam import MODULE, PAM_DIR, SERVICE_PREFIX
 from harness.slapd import BlackHole
 from harness.state import new_state_dir
@@ -462,6 +463,27 @@ databases 16
         """INFO section as a dict of its name:value lines."""
         text = self.command("INFO", section)
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+_family_servers = {}
+
+
+def family_server(name, workdir, **kwargs):
+    """The redis-server of a test family (one per name, Redis(workdir, **kwargs) made at the
+    first call, stopped when the process exits), running and emptied (keys and scripts)
+    at every call: what each case of the family starts from."""
+    if name not in _family_servers:
+        problem = install_problem()
+        check(problem is None, f"redis: {problem}")
+        s = Redis(workdir, **kwargs)
+        atexit.register(s.stop)
+        s.start()
+        _family_servers[name] = s
+    s = _family_servers[name]
+    if s.proc is None or s.proc.poll() is not None:
+        s.restart()
+    s.flush()
+    return s
 
 
 def start_in(cleanups, workdir, **kwargs):
