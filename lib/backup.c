@@ -310,6 +310,12 @@ static enum tsms_err use_code(void *ctx, const char *value, char **value_out,
 		u->left++;
 	}
 	tsms_wipe(hash, sizeof(hash));
+	if (!u->used && n > 0 && !tsms_secret_works()) {
+		/* no code could be checked: not a wrong code, nothing counts or changes */
+		free(out);
+		fail(err, "%s %s: cannot check a backup code: out of memory", WHAT, u->path);
+		return TSMS_ERR_SYSTEM;
+	}
 	if (!u->used) { /* the line as it was: no rewrite */
 		free(out);
 		out = strdup(value);
@@ -355,7 +361,7 @@ enum tsms_err tsms_backup_use(const struct tsms_config *cfg, const char *user, c
 		if (e == TSMS_OK)
 			fail(err, "%s %s: the used code could not be removed", WHAT, u.path);
 		id[0] = '\0';
-		return TSMS_ERR_CONFIG;
+		return e == TSMS_ERR_SYSTEM ? e : TSMS_ERR_CONFIG;
 	}
 	*used = u.used;
 	*left = u.left;

@@ -47,7 +47,9 @@ enum tsms_err tsms_backup_revoke(const struct tsms_config *cfg, const char *user
  * code (a digest of its hash, the same on every host with a copy of the file;
  * for the fleet's record, lib/state.h), *left the codes still left. *used
  * false: no code matched, nothing changed. TSMS_ERR_CONFIG when the file is
- * unusable or cannot be rewritten (the code is then not accepted). */
+ * unusable or cannot be rewritten (the code is then not accepted);
+ * TSMS_ERR_SYSTEM when a code could not be checked (out of memory): not a wrong
+ * code, nothing changed. */
 enum tsms_err tsms_backup_use(const struct tsms_config *cfg, const char *user, const char *answer,
                               bool *used, char id[TSMS_DIGEST_HEX], unsigned *left,
                               char err[TSMS_CONFIG_ERR_MAX]);

@@ -105,6 +105,14 @@ bool tsms_secret_verify(const char *hash, const char *secret)
 	return crypto_pwhash_str_verify(hash, secret, strlen(secret)) == 0;
 }
 
+bool tsms_secret_works(void)
+{
+	char hash[TSMS_HASH_MAX];
+
+	return tsms_secret_hash("tsms-self-test", hash) == 0 &&
+	       tsms_secret_verify(hash, "tsms-self-test");
+}
+
 void tsms_otp_wipe(struct tsms_code *code)
 {
 	sodium_memzero(code, sizeof(*code));

@@ -51,8 +51,14 @@ int tsms_secret_hash(const char *secret, char out[TSMS_HASH_MAX]);
  * limits), without checking any secret against it. */
 bool tsms_secret_hash_valid(const char *hash);
 
-/* True when secret matches hash (an Argon2 string of tsms_secret_hash). */
+/* True when secret matches hash (an Argon2id string of tsms_secret_hash).
+ * False also when Argon2id could not run (out of memory: it takes 4 MiB), which
+ * libsodium does not tell apart from a mismatch: see tsms_secret_works. */
 bool tsms_secret_verify(const char *hash, const char *secret);
+
+/* True when Argon2id can hash and verify now (a fixed secret, about 6 ms): after
+ * no hash matched, false means nothing could be checked, not a wrong secret. */
+bool tsms_secret_works(void);
 
 /* Wipes the code. */
 void tsms_otp_wipe(struct tsms_code *code);

@@ -9,6 +9,7 @@
 #include <regex.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -421,6 +422,54 @@ static void test_secret_hash_and_verify(void **state)
 	assert_int_equal(tsms_secret_hash("", b), 0);
 	assert_true(tsms_secret_verify(b, ""));
 	assert_false(tsms_secret_verify(b, "k7mq3xfa"));
+}
+
+/* Argon2id needs 4 MiB: without them a code cannot be checked, which is no
+ * wrong code (TSMS_ERR_SYSTEM: the login fails closed, no wrong code counted,
+ * the file unchanged). In a child whose address space is capped just above
+ * what it uses. */
+static void test_use_out_of_memory_is_no_wrong_code(void **state)
+{
+	const struct world *w = world_of(state);
+	char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN], before[1024];
+	char *text;
+	int status;
+	pid_t pid;
+
+	assert_int_equal(gen(w, "alice", 2, codes), 0);
+	text = read_text(w->file); /* copied: the child leaves nothing allocated behind */
+	assert_true(strlen(text) < sizeof(before));
+	snprintf(before, sizeof(before), "%s", text);
+	free(text);
+	assert_true(tsms_secret_works());
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		unsigned long pages = 0;
+		FILE *f = fopen("/proc/self/statm", "r");
+		char err[TSMS_CONFIG_ERR_MAX] = "", id[TSMS_DIGEST_HEX];
+		struct rlimit cap;
+		enum tsms_err e;
+		unsigned n;
+		bool used;
+
+		if (f == NULL || fscanf(f, "%lu", &pages) != 1)
+			_exit(90);
+		fclose(f);
+		cap.rlim_cur = cap.rlim_max = pages * (rlim_t)sysconf(_SC_PAGESIZE) + (1 << 20);
+		if (setrlimit(RLIMIT_AS, &cap) != 0)
+			_exit(91);
+		if (tsms_secret_works())
+			_exit(92);
+		e = tsms_backup_use(&w->cfg, "alice", codes[1], &used, id, &n, err);
+		_exit(e == TSMS_ERR_SYSTEM && !used && strstr(err, "out of memory") != NULL ? 0
+		                                                                            : 93);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_file_is(w->file, before);
+	assert_int_equal(left_of(w, "alice"), 2);
 }
 
 static void test_secret_verify_refuses_damaged_hashes(void **state)
@@ -1653,6 +1702,7 @@ int main(void)
 		cmocka_unit_test(test_normalize_refuses),
 		cmocka_unit_test(test_secret_hash_and_verify),
 		cmocka_unit_test(test_secret_verify_refuses_damaged_hashes),
+
 		cmocka_unit_test_setup_teardown(test_generate_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_generate_refuses_bad_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_generate_refuses_bad_user_names, setup,
@@ -1676,6 +1726,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_use_races_with_different_codes, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_use_waits_for_the_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_use_out_of_memory_is_no_wrong_code, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_group_or_world_readable, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_not_root_owned, setup, teardown),
