@@ -2,7 +2,7 @@
 """Fault injection: every system call and memory allocation of a login failed in turn.
 
 The way SQLite tests its error paths: each login runs through real libpam (pamtester)
-against the Twilio sandbox, and one thing in it fails. Three scenarios, each with a login
+against the Twilio sandbox, and one thing in it fails. Four scenarios, each with a login
 that types the right code and one that types a wrong code:
 
   files  the users object, state in stateDir (with globalSendLimit, so @global too)
@@ -10,6 +10,20 @@ that types the right code and one that types a wrong code:
          the numbers from a usersFile
   ldap   the number from a real slapd over ldaps (tests/harness/slapd.py); the lookup
          runs in a child process the module forks
+  backup files plus a backupCodesFile (root 0600, one per worker in its own directory of
+         the workdir); at the SMS prompt (or at "SMS unavailable; backup code: " when no
+         SMS went out) the right login types a valid backup code instead of the SMS code,
+         the wrong one a code of the right shape that is not in the set. Codes are single
+         use: before a login a fresh set of 2 is made with the real admin command
+         (twilio-sms-otp backup-codes USER --count 2: a separate process, before strace
+         attaches, unseen by the shim) unless the file still holds the whole last set
+         (after a wrong code, or a right one that failed before its removal); the right
+         login types the set's second code, so that the first hash is checked and fails
+         before the second matches. On its paths: the missing-file test and reading of
+         the file, the flock on PATH.lock, Argon2id's 4 MiB (an mmap of libsodium's), the
+         rewrite (temp file, fchown, fchmod, write, fsync, close, rename, directory fsync).
+         Its second service, backup-down, has Twilio unreachable (apiBaseUrl at a port
+         nothing listens on, maxRetries 0): no SMS, the code is typed at the backup prompt
 
 System calls (strace --inject=SYSCALL:error=ERRNO:when=N): the service runs a gate first
 (pam_exec of a gate script the suite writes, blocked on a lock the suite holds); strace attaches to
@@ -19,7 +33,13 @@ tracee (its manual: "Accounting of syscalls that are subject to injection is don
 syscall and per tracee"): the directory lookup's child counts from its fork, so in the
 ldap scenario when=N fails the Nth call of the parent and the Nth of the child, both when
 both make that many. A clean traced login of each kind counts the calls of each family
-first; then every N from 1 to that count is run with each errno of the family.
+first; then every N from 1 to that count is run with each errno of the family. The backup
+scenario sweeps four families of its own as well (BACKUP_FAMILIES: chown, chmod, close,
+mmap), fstat with ENOENT too (BACKUP_ERRNOS: the missing-file test is an lstat) and, to stay
+within its time, not send and recv (BACKUP_SKIPS): its network paths are the files
+scenario's, swept there. Its backup-down service is swept for the families of the file's
+lock, Argon2id and rewrite only (DOWN_FAMILIES: flock, write, fsync, rename, chown, chmod,
+mmap): the rest of its path is the backup service's.
 
 Allocations (tests/faults/failmalloc.so, LD_PRELOAD): nothing is counted before the
 module's first own allocation; from then on each allocation belongs to its caller object
@@ -28,7 +48,10 @@ of the module's own code is failed, one run each; of every other object all of t
 it makes at most OBJECT_FULL (40), else every STEPth with STEP chosen so that it gets about
 OBJECT_FULL runs, from an offset derived from its name and the kind (deterministic; the
 plan is printed). In the ldap scenario the directory child is swept the same way
-(TSMS_FAILMALLOC_PROCESS=child: each child counts from its fork).
+(TSMS_FAILMALLOC_PROCESS=child: each child counts from its fork). The backup scenario gives
+OBJECT_FULL only to the objects on its own paths (BACKUP_OBJECTS: libsodium, whose Argon2id
+allocates, and libc) and a quarter of it to the others, whose paths (libcurl, OpenSSL,
+cJSON) are the files scenario's, swept there; its backup-down service only the module's own.
 
 Invariants of every run: pamtester (and the directory child) not killed by a signal;
 done within the budget (the config's timeouts plus slack); never PAM_SUCCESS for a wrong
@@ -37,7 +60,18 @@ the module's outcome line was logged (when the failed allocation was the logging
 libpam's or glibc's out-of-memory line stands for it); no process left in pamtester's
 group; in stateDir no temporary file, every state file well-formed; in Redis every key
 under the prefix, with a TTL, a hash of numbers; and then a normal login of the same user
-with the right code succeeds.
+with the right code (the SMS code, in the backup scenario too) succeeds.
+
+In the backup scenario also: the file never corrupt or half written (no temp file
+PATH.XXXXXX or anything else beside it and its PATH.lock, both root's with no group or
+other bits; every line not blank or a comment "USER $argon2id$..." hashes; `twilio-sms-otp
+backup-codes --list USER` exits 0 or 1, nothing on stderr, and counts the hashes the file
+holds); its hashes only ever the set's, less at most one: one less after a success (the
+module's outcome line or pamtester's), none less after a wrong code, none or one less after
+a right code that failed (a code removed before a later failure is burned: that fails
+closed); a code that left the file never works again (a second login typing it, with no
+fault, fails and leaves the file as it was: never two successes with one code); neither
+the typed code nor a hash in any log line.
 
 A crash inside a library the module calls (libcrypto, hiredis, libldap, GnuTLS, ...),
 on that library's own failed allocation, is no invariant of the module's: it is printed
@@ -56,9 +90,11 @@ import fcntl
 import json
 import os
 import queue
+import random
 import re
 import select
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -71,11 +107,12 @@ sys.path.insert(0, str(HERE.parent))
 from harness import redis as redis_harness  # noqa: E402
 from harness import slapd as slapd_harness  # noqa: E402
 from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
-from harness.pam import MODULE, PAM_DIR, PROMPT_RE, SERVICE_PREFIX, Harness, Run  # noqa: E402
+from harness.pam import (BACKUP_PROMPT_RE, MODULE, PAM_DIR, PROMPT_RE, SERVICE_PREFIX,  # noqa: E402
+                          Harness, Run)
 from harness.sandbox import SANDBOX, extract_code, start_in_workdir, wrong_code  # noqa: E402
 from harness.state import check_state_files  # noqa: E402
 from harness.syslog import DEV_LOG, SyslogCapture, message  # noqa: E402
-from harness.system import install_debs, kill_and_reap, write_file  # noqa: E402
+from harness.system import free_port, install_debs, kill_and_reap, write_file  # noqa: E402
 
 SHIM = HERE / "failmalloc.so"
 WORKERS = 2  # logins at once: one user, service and stateDir each
@@ -89,6 +126,7 @@ BUDGET = TWILIO_TIMEOUT + LDAP_TIMEOUT + 0.5 + REDIS_TIMEOUT + 5 + 3
 OBJECT_FULL = int(os.environ.get("TSMS_FAULTS_OBJECT_RUNS") or 40)
 KINDS = ("right", "wrong")
 WAIT4 = "61"  # x86_64's wait4 in /proc/PID/syscall: pamtester waits for the gate
+READ = "0"  # and its read: pamtester waits for an answer
 
 # the families of the module's paths, the syscalls each stands for, the errnos injected
 FAMILIES = [
@@ -104,7 +142,35 @@ FAMILIES = [
     ("send", ("sendto", "sendmsg", "sendmmsg"), ("ECONNRESET", "EAGAIN")),
     ("recv", ("recvfrom", "recvmsg"), ("ECONNRESET", "EAGAIN")),
 ]
-SWEPT = {sc for _, calls, _ in FAMILIES for sc in calls}
+# the backup scenario's own families, beyond FAMILIES: the temp file's owner and mode, its
+# close (a late write error), Argon2id's 4 MiB (mmap). strace skips an injected call, so a
+# "failed" close leaves its descriptor open (a real close frees it, EIO or not): a flock held
+# on it makes the next lock of that file wait out its limit (the state lock's 5 s, in budget)
+BACKUP_FAMILIES = [
+    ("chown", ("fchown", "chown", "fchownat"), ("EPERM",)),
+    ("chmod", ("fchmod", "chmod", "fchmodat"), ("EPERM",)),
+    ("close", ("close",), ("EIO",)),
+    ("mmap", ("mmap",), ("ENOMEM",)),
+]
+# more errnos of a family there: ENOENT from the missing-file test (lstat, a newfstatat)
+# makes the file look gone, which the module must take as "no codes", not as an empty set
+BACKUP_ERRNOS = {"fstat": ("EIO", "ENOENT")}
+# the families the backup scenario leaves out: its network paths are the files scenario's
+# (connect stands for them: its failure is what leads to the backup prompt)
+BACKUP_SKIPS = ("send", "recv")
+# caller objects on the backup paths, swept like the others; the rest more sparsely
+BACKUP_OBJECTS = ("libsodium", "libc.so")
+BACKUP, DOWN = "backup", "backup-down"
+# the backup scenario's second service: Twilio unreachable, so the backup prompt; swept for
+# the families of the backup file's use and rewrite only
+DOWN_FAMILIES = ("flock", "write", "fsync", "rename", "chown", "chmod", "mmap")
+CLI = REPO / "twilio-sms-otp"
+BACKUP_COUNT = 2  # codes per fresh set: the right login types the last
+BACKUP_SYMBOLS = "23456789abcdefghijkmnpqrstuvwxyz"
+BACKUP_CODE_RE = re.compile(r"[2-9a-km-np-z]{4}-[2-9a-km-np-z]{4}")
+# libsodium's crypto_pwhash_str: a 16-byte salt and a 32-byte hash in unpadded base64
+BACKUP_HASH_RE = re.compile(r"\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]{22}"
+                            r"\$[A-Za-z0-9+/]{43}")
 
 GATE = """#!/bin/sh
 # tests/faults: holds pamtester in pam_exec, before the module, until the suite lets go
@@ -188,6 +254,10 @@ class Worker:
         self.lock = suite.workdir / f"gate-{i}.lock"
         self.lock.touch()
         self.services = {}  # scenario -> (service, stateDir)
+        self.configs = {}   # scenario -> config path
+        # its backupCodesFile, alone in its directory (the temp files appear beside it)
+        self.backup_file = suite.workdir / f"backup-{i}" / "codes"
+        self.backup_set = ([], [])  # the codes last made and their hashes
 
 
 class Suite:
@@ -209,11 +279,13 @@ class Suite:
         self.cleanups = cleanups
         self.redis = None
         self.slapd = None
+        self.cli = None  # the admin command (the backup scenario's copy)
 
     # ---- scenarios
 
     def scenario(self, name):
-        """Fresh services and stateDirs of every worker for scenario name."""
+        """Fresh services and stateDirs of every worker for scenario name (for backup also
+        a fresh backupCodesFile, and the backup-down service beside it)."""
         over = {"users": {w.user: w.phone for w in self.workers}}
         if name == "redis":
             if self.redis is None:
@@ -239,7 +311,18 @@ class Suite:
             over = {"ldap": {"uri": s.ldaps_url, "caFile": s.ca_file, "bindDN": s.bind_dn,
                              "bindPassword": "ldap-bind-Secret-4321", "baseDN": s.people_dn,
                              "filter": "(uid=%u)", "timeoutSeconds": LDAP_TIMEOUT}}
+        elif name == BACKUP:
+            check(CLI.is_file(), f"{CLI} missing (run make)")
+            # the scenario's own copy: a rebuild during the sweep (make relinks it in
+            # place) would make runs fail to start it
+            self.cli = self.workdir / CLI.name
+            shutil.copy2(CLI, self.cli)
         for w in self.workers:
+            if name == BACKUP:
+                shutil.rmtree(w.backup_file.parent, ignore_errors=True)
+                w.backup_file.parent.mkdir(mode=0o700)
+                w.backup_set = ([], [])
+                over = {**over, "backupCodesFile": str(w.backup_file)}
             state_dir = self.workdir / "state" / f"{name}-{w.i}"
             shutil.rmtree(state_dir, ignore_errors=True)
             state_dir.parent.mkdir(mode=0o700, exist_ok=True)
@@ -247,25 +330,38 @@ class Suite:
                                 sendWindowSeconds=60, lockoutThreshold=1000,
                                 globalSendLimit=1000000, timeoutSeconds=TWILIO_TIMEOUT,
                                 **over)
-            path = self.h.write_config(cfg, name=f"faults-{name}-{w.i}")
-            service = f"{SERVICE_PREFIX}{os.getpid()}-faults-{name}-{w.i}"
-            lines = [f"auth optional pam_exec.so quiet {self.gate} {w.ready} {w.lock}",
-                     f"auth required {MODULE} config={path} debug"]
-            (PAM_DIR / service).write_text("".join(l + "\n" for l in lines))
-            os.chmod(PAM_DIR / service, 0o644)
-            if service not in self.h.services:
-                self.h.services.append(service)
-            w.services[name] = (service, state_dir)
+            self.add_service(w, name, cfg, state_dir)
+            if name == BACKUP:
+                # Twilio unreachable (nothing listens there): the backup prompt instead
+                down = {**cfg, "apiBaseUrl": f"https://127.0.0.1:{free_port()}",
+                        "maxRetries": 0}
+                self.add_service(w, DOWN, down, state_dir)
+
+    def add_service(self, w, name, cfg, state_dir):
+        """Writes cfg and a service of w for scenario name: the gate, then the module."""
+        path = self.h.write_config(cfg, name=f"faults-{name}-{w.i}")
+        w.configs[name] = str(path)
+        service = f"{SERVICE_PREFIX}{os.getpid()}-faults-{name}-{w.i}"
+        lines = [f"auth optional pam_exec.so quiet {self.gate} {w.ready} {w.lock}",
+                 f"auth required {MODULE} config={path} debug"]
+        (PAM_DIR / service).write_text("".join(l + "\n" for l in lines))
+        os.chmod(PAM_DIR / service, 0o644)
+        if service not in self.h.services:
+            self.h.services.append(service)
+        w.services[name] = (service, state_dir)
 
     # ---- one login
 
-    def login(self, w, scenario, kind, *, trace=None, inject=None, shim=None, tag="run"):
+    def login(self, w, scenario, kind, *, trace=None, inject=None, shim=None, tag="run",
+              backup=None):
         """One pamtester login of worker w typing the right or a wrong code (as soon as
         the SMS is in the outbox, prompt or not). trace: the syscalls strace records
         (attached at the gate), inject: (syscall, errno, N) for strace; shim: the
-        allocation shim's settings. Returns an Attempt."""
+        allocation shim's settings; backup: a Backup whose code is typed instead of the
+        SMS code (also at the backup prompt). Returns an Attempt."""
         service, state_dir = w.services[scenario]
         a = Attempt(w, scenario, kind, inject, shim)
+        a.backup = backup
         run = a.run = Run(service)
         offset = self.outbox.size()
         mark = self.syslog.mark()
@@ -352,7 +448,9 @@ class Suite:
     def converse(self, a, proc, offset, deadline):
         """Reads pamtester's output to its end; types the code (right or wrong) once the
         SMS to the worker's number is in the outbox, then closes stdin. A prompt with no
-        SMS behind it (1 s) gets stdin closed: there is no code to type."""
+        SMS behind it (1 s) gets stdin closed: there is no code to type. With a.backup its
+        code is typed instead, at the first prompt (the SMS or the backup one), SMS, or
+        read of stdin (a prompt whose write failed: no SMS behind the backup prompt)."""
         run, w = a.run, a.worker
         out = b""
         answered = False
@@ -371,11 +469,17 @@ class Suite:
                 run.output = out.decode("utf-8", errors="replace")
             if answered:
                 continue
+            typed = None
             sent = [m for m in self.outbox.since(offset) if str(m.get("to", "")).endswith(w.last4)]
-            if sent:
+            if a.backup is not None and (sent or PROMPT_RE.search(run.output) or
+                                         BACKUP_PROMPT_RE.search(run.output) or
+                                         waits_for_input(proc.pid)):
+                typed = a.backup.typed  # in place of the SMS code, right or wrong
+            elif sent:
                 code = extract_code(sent[0].get("body"))
                 run.codes.append(code)
                 typed = code if a.kind == "right" else wrong_code(code)
+            if typed is not None:
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.write((typed + "\n").encode())
                     proc.stdin.flush()
@@ -418,6 +522,121 @@ class Suite:
                     problems.append(f"{when}: Redis key {key!r} holds {sorted(fields)}")
         return problems
 
+    def fresh_backup(self, w, kind):
+        """What a login of kind types: the last code of a whole set of BACKUP_COUNT, or one
+        of its shape not in it. The set is made anew (the admin command, outside any
+        fault) unless the file still holds all of the last one made (nothing was used)."""
+        hashes, problems = self.read_backup(w, listed=False)
+        if problems or hashes != w.backup_set[1]:
+            done = subprocess.run([str(self.cli), "--config", w.configs[BACKUP],
+                                   "backup-codes", w.user, "--count", str(BACKUP_COUNT)],
+                                  capture_output=True, text=True, timeout=30)
+            codes = done.stdout.split()
+            check(done.returncode == 0 and len(codes) == BACKUP_COUNT and
+                  all(BACKUP_CODE_RE.fullmatch(c) for c in codes),
+                  f"backup-codes {w.user}: exit {done.returncode}, {len(codes)} codes, "
+                  f"stderr {done.stderr.strip()[-200:]!r}")
+            hashes, problems = self.read_backup(w, listed=False)
+            check(not problems and len(hashes) == BACKUP_COUNT,
+                  f"after backup-codes {w.user}: {len(hashes)} hashes; {problems}")
+            w.backup_set = (codes, hashes)
+        codes = w.backup_set[0]
+        if kind == "right":
+            return Backup(codes[-1], hashes)
+        rng = random.Random(f"{w.user} {' '.join(codes)}")
+        while True:
+            symbols = "".join(rng.choice(BACKUP_SYMBOLS) for _ in range(8))
+            code = f"{symbols[:4]}-{symbols[4:]}"
+            if code not in codes:
+                return Backup(code, hashes)
+
+    def read_backup(self, w, listed=True):
+        """(the user's hashes in order, problems) of w's backupCodesFile and its directory:
+        only the file and its lock, both root's without group or other bits, every line
+        blank, a comment or "USER HASH ...", the user on one line at most, and (listed)
+        `backup-codes --list USER` agreeing with it, silent on stderr."""
+        problems, hashes, lines = [], [], 0
+        path, d = w.backup_file, w.backup_file.parent
+        extra = sorted(set(os.listdir(d)) - {path.name, path.name + ".lock"})
+        if extra:
+            problems.append(f"beside {path}: {extra}")
+        for f in (path, Path(f"{path}.lock")):
+            try:
+                st = os.lstat(f)
+            except FileNotFoundError:
+                if f == path:
+                    problems.append(f"{path} is gone")
+                continue
+            if not (stat.S_ISREG(st.st_mode) and st.st_uid == 0 and st.st_mode & 0o077 == 0):
+                problems.append(f"{f}: mode {st.st_mode:o} uid {st.st_uid}")
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        if text and not text.endswith("\n"):
+            problems.append(f"{path} does not end with a newline: ...{text[-60:]!r}")
+        for n, line in enumerate(text.splitlines(), 1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) < 2 or not all(BACKUP_HASH_RE.fullmatch(h) for h in fields[1:]):
+                problems.append(f"{path}:{n} is not USER HASH ...: {line[:100]!r}")
+            elif fields[0] != w.user:
+                problems.append(f"{path}:{n} of another user: {fields[0]!r}")
+            else:
+                lines += 1
+                hashes = fields[1:]
+        if lines > 1:
+            problems.append(f"{path}: user {w.user} on {lines} lines")
+        if not listed:
+            return hashes, problems
+        done = subprocess.run([str(self.cli), "--config", w.configs[BACKUP], "backup-codes",
+                               "--list", w.user], capture_output=True, text=True, timeout=30)
+        m = re.fullmatch(rf"{w.user}: (?:(\d+) backup codes? left|no backup codes)\n", done.stdout)
+        said = int(m.group(1) or 0) if m else None
+        if done.returncode not in (0, 1) or done.stderr or said != len(hashes) or \
+                done.returncode != (0 if hashes else 1):
+            problems.append(f"backup-codes --list {w.user}: exit {done.returncode}, "
+                            f"{done.stdout.strip()!r}, stderr {done.stderr.strip()[-160:]!r}, "
+                            f"the file holds {len(hashes)}")
+        return hashes, problems
+
+    def check_backup(self, a, when):
+        """The backup invariants of a login (module docstring); a code that left the
+        file is typed again by a second login, which must fail and change nothing."""
+        hashes, problems = self.read_backup(a.worker)
+        problems = [f"{when}: {p}" for p in problems]
+        before = collections.Counter(a.backup.hashes)
+        added = collections.Counter(hashes) - before
+        removed = sum((before - collections.Counter(hashes)).values())
+        success = (a.run.status == 0 and SUCCESS_TEXT in a.run.output) or \
+            "PAM_SUCCESS" in outcomes(a.run)
+        if added:
+            problems.append(f"{when}: {sum(added.values())} hashes not of the set in the file")
+        if success and removed != 1:
+            problems.append(f"{when}: PAM_SUCCESS by a backup code, and {removed} of "
+                            f"{len(before)} hashes left the file (not 1)")
+        elif a.kind == "wrong" and removed:
+            problems.append(f"{when}: a wrong code, and {removed} hashes left the file")
+        elif removed > 1:
+            problems.append(f"{when}: {removed} hashes left the file")
+        a.backup.fate = "used" if success else "burned" if removed else "kept"
+        logs = "\n".join(a.run.raw_logs).lower()
+        typed = a.backup.typed.lower()
+        if typed in logs or typed.replace("-", "") in logs or "$argon2id$" in logs:
+            problems.append(f"{when}: the typed backup code or a hash in the logs")
+        if removed == 1 and not added and a.kind == "right":
+            again = self.login(a.worker, BACKUP, "wrong", tag="again",
+                               backup=Backup(a.backup.typed, hashes))
+            reused = again.run.status == 0 or "PAM_SUCCESS" in outcomes(again.run)
+            if reused:
+                problems.append(f"{when}: the used code worked a second time: "
+                                f"{again.run.output.strip()[-120:]!r}, {outcomes(again.run)}")
+            problems += [f"{when}, typing the used code again: {p}"
+                         for p in again.invariants() if not reused or "SUCCESS" not in p]
+            after, _ = self.read_backup(a.worker, listed=False)
+            if after != hashes:
+                problems.append(f"{when}, typing the used code again: the file changed "
+                                f"({len(hashes)} hashes, then {len(after)})")
+        return problems
+
     def attempt(self, w, scenario, kind, *, inject=None, shim=None):
         """An injected login, its checks, then a normal login with the right code."""
         trace = None
@@ -425,10 +644,13 @@ class Suite:
             trace = [inject[0]]
         elif scenario == "ldap":
             trace = ["none"]  # strace only to see the directory child killed by a signal
-        a = self.login(w, scenario, kind, trace=trace, inject=inject, shim=shim)
+        backup = self.fresh_backup(w, kind) if scenario in (BACKUP, DOWN) else None
+        a = self.login(w, scenario, kind, trace=trace, inject=inject, shim=shim, backup=backup)
         a.problems += a.invariants()
         a.problems += self.check_state(a, "after the fault")
-        b = self.login(w, scenario, "right", tag="next")
+        if backup is not None:
+            a.problems += self.check_backup(a, "after the fault")
+        b = self.login(w, BACKUP if scenario == DOWN else scenario, "right", tag="next")
         if b.hang or b.run.status != 0 or SUCCESS_TEXT not in b.run.output:
             a.problems.append(f"the next normal login failed: status {b.run.status}, "
                               f"{b.hang or b.run.output.strip()[-160:]!r}, "
@@ -439,6 +661,26 @@ class Suite:
 
 class Hang(Exception):
     """The login outlived its budget."""
+
+
+class Backup:
+    """The backup code a login types (right or wrong) and the user's hashes before it."""
+
+    def __init__(self, typed, hashes):
+        self.typed, self.hashes = typed, hashes
+        self.fate = None  # after the login: "used" (success), "burned" (removed, failed), "kept"
+
+
+def print_backup_fates(scenario, attempts):
+    """What the backup logins did with their codes, per service and kind."""
+    fates = collections.Counter((a.scenario, a.kind, a.backup.fate) for a in attempts
+                                if a is not None and a.backup is not None and a.backup.fate)
+    for service in sorted({k[0] for k in fates}):
+        shown = "; ".join(f"{kind}: " + ", ".join(f"{fates[(service, kind, f)]} {f}"
+                                                   for f in ("used", "burned", "kept")
+                                                   if fates[(service, kind, f)])
+                          for kind in KINDS if any(k[:2] == (service, kind) for k in fates))
+        print(f"  {service} codes: {shown}", flush=True)
 
 
 class Attempt:
@@ -464,6 +706,7 @@ class Attempt:
         self.problems = []
         self.crashes = []                   # (pid, frames) of the shim's crash lines
         self.crashed = []                   # third-party crashes (third_party_crash)
+        self.backup = None                  # the Backup typed (the backup scenario)
 
     def read_trace(self):
         text = self.trace.read_text(errors="replace") if self.trace.exists() else ""
@@ -602,6 +845,15 @@ def syscall_of(pid):
         return None
 
 
+def waits_for_input(pid):
+    """pid is blocked in a read of its stdin (the conversation waits for an answer)."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return fields[:2] == [READ, "0x0"]
+
+
 def comm_of(pid):
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -668,8 +920,11 @@ def run_jobs(suite, jobs):
 def clean_counts(suite, scenario, kind):
     """A traced login with no fault: {syscall: [calls of the parent, of the child]}."""
     w = suite.workers[0 if kind == "right" else 1]
-    a = suite.login(w, scenario, kind, trace=["all"], tag=f"count-{kind}")
+    backup = suite.fresh_backup(w, kind) if scenario in (BACKUP, DOWN) else None
+    a = suite.login(w, scenario, kind, trace=["all"], tag=f"count-{kind}", backup=backup)
     problems = a.invariants() + suite.check_state(a, "after a clean login")
+    if backup is not None:
+        problems += suite.check_backup(a, "after a clean login")
     check(not problems, f"clean {kind} login: {problems}")
     want = 0 if kind == "right" else 1
     check(a.run.status == want, f"clean {kind} login: exit {a.run.status}: {a.run.output!r}")
@@ -696,11 +951,13 @@ def report_failures(attempts, limit=4, shown=40):
                       " || ".join(lines[:limit]))
 
 
-def syscall_sweep(suite, scenario):
-    suite.scenario(scenario)
+def syscall_plan(suite, scenario, families):
+    """The jobs of scenario (a service of the suite's) for families, from a clean login of
+    each kind: (jobs, printed rows, the counts of the calls no family has)."""
     counts = {kind: clean_counts(suite, scenario, kind) for kind in KINDS}
+    swept = {sc for _, calls, _ in families for sc in calls}
     jobs, rows = [], []
-    for family, calls, errnos in FAMILIES:
+    for family, calls, errnos in families:
         found = {kind: [0, 0] for kind in KINDS}
         runs = 0
         for sc in calls:
@@ -713,38 +970,58 @@ def syscall_sweep(suite, scenario):
                         jobs.append({"scenario": scenario, "kind": kind,
                                      "inject": (sc, errno, n)})
                         runs += 1
-        rows.append((family, found, runs, errnos))
+        rows.append((scenario, family, found, runs, errnos))
     others = collections.Counter()
     for kind in KINDS:
         for sc, (p, c) in counts[kind].items():
-            if sc not in SWEPT:
+            if sc not in swept:
                 others[sc] += p + c
+    return jobs, rows, others
+
+
+def syscall_sweep(suite, scenario):
+    suite.scenario(scenario)
+    plans = [(scenario, FAMILIES)]
+    if scenario == BACKUP:
+        mine = [(name, calls, BACKUP_ERRNOS.get(name, errnos))
+                for name, calls, errnos in FAMILIES if name not in BACKUP_SKIPS]
+        mine += BACKUP_FAMILIES
+        plans = [(BACKUP, mine), (DOWN, [f for f in mine if f[0] in DOWN_FAMILIES])]
+    jobs, rows, others = [], [], None
+    for service, families in plans:
+        more_jobs, more_rows, not_swept = syscall_plan(suite, service, families)
+        jobs += more_jobs
+        rows += more_rows
+        others = others if others is not None else not_swept  # the first plan's
     start = time.monotonic()
     attempts = run_jobs(suite, jobs)
     took = time.monotonic() - start
     reached = collections.Counter()
     for a in attempts:
         if a is not None and a.injected:
-            reached[a.inject[0]] += 1
-    for family, found, runs, errnos in rows:
-        hit = sum(reached[sc] for sc in FAMILY_CALLS[family])
+            reached[(a.scenario, a.inject[0])] += 1
+    for service, family, found, runs, errnos in rows:
+        hit = sum(reached[(service, sc)] for sc in FAMILY_CALLS[family])
         shown = ", ".join(f"{k} {p}" + (f"+{c} in the child" if c else "")
                           for k, (p, c) in found.items())
-        print(f"  {scenario} {family:7} calls: {shown}; runs {runs} "
+        print(f"  {service} {family:7} calls: {shown}; runs {runs} "
               f"({'/'.join(errnos)}), injected {hit}, sampled out 0", flush=True)
     print(f"  {scenario}: {len(jobs)} runs in {took:.0f}s; not swept: "
           f"{', '.join(f'{k} {v}' for k, v in others.most_common(8))}", flush=True)
+    print_backup_fates(scenario, attempts)
     report_failures(attempts)
 
 
-FAMILY_CALLS = {family: calls for family, calls, _ in FAMILIES}
+FAMILY_CALLS = {family: calls for family, calls, _ in FAMILIES + BACKUP_FAMILIES}
 
 
 def shim_counts(suite, scenario, kind):
     """A login with the shim counting only: {"main"/"child": {caller object: allocations}}
     from the module's first allocation on, and the module's own ({"main"/"child": n})."""
     w = suite.workers[0 if kind == "right" else 1]
-    a = suite.login(w, scenario, kind, shim={"scope": "module", "n": 0}, tag=f"count-{kind}")
+    backup = suite.fresh_backup(w, kind) if scenario in (BACKUP, DOWN) else None
+    a = suite.login(w, scenario, kind, shim={"scope": "module", "n": 0}, tag=f"count-{kind}",
+                    backup=backup)
     want = 0 if kind == "right" else 1
     check(a.run.status == want, f"clean {kind} login with the shim: exit {a.run.status}: "
                                 f"{a.run.output.strip()[-160:]!r}")
@@ -752,17 +1029,18 @@ def shim_counts(suite, scenario, kind):
     return a.objects, a.shim_counts
 
 
-def allocation_plan(objects, own, kind, process):
+def allocation_plan(objects, own, kind, process, full=lambda name: OBJECT_FULL):
     """The runs of one kind and process: every allocation of the module's own (scope
     module), and for each other caller object all its allocations when it has at most
-    OBJECT_FULL, else every STEPth so that it gets about OBJECT_FULL runs, from an offset
-    that moves with the object and the kind. Returns (jobs' shim settings, printed rows)."""
+    full(name) (OBJECT_FULL), else every STEPth so that it gets about that many runs, from
+    an offset that moves with the object and the kind. Returns (jobs' shim settings,
+    printed rows)."""
     plans = [({"scope": "module", "process": process, "n": n}) for n in range(1, own + 1)]
     rows = [f"module's own {own}: all {own}"]
     for name, total in sorted(objects.items(), key=lambda kv: -kv[1]):
         if MODULE.name in name:
             continue
-        step = max(1, -(-total // OBJECT_FULL))
+        step = max(1, -(-total // full(name)))
         first = 1 + (sum(map(ord, name)) + 3 * KINDS.index(kind)) % step
         ns = range(first, total + 1, step)
         plans += [{"scope": f"object:{name}", "process": process, "n": n} for n in ns]
@@ -771,24 +1049,38 @@ def allocation_plan(objects, own, kind, process):
     return plans, rows
 
 
+def backup_object_runs(name):
+    """The backup scenario's runs of a caller object: OBJECT_FULL for those on its own
+    paths (libsodium's Argon2id, libc), a quarter for the rest (libcurl, OpenSSL, cJSON,
+    ...), whose paths are the files scenario's and swept there at OBJECT_FULL."""
+    if any(own in name for own in BACKUP_OBJECTS):
+        return OBJECT_FULL
+    return max(1, OBJECT_FULL // 4)
+
+
 def allocation_sweep(suite, scenario):
     suite.scenario(scenario)
     processes = ("main", "child") if scenario == "ldap" else ("main",)
     jobs = []
-    for kind in KINDS:
-        objects, own = shim_counts(suite, scenario, kind)
-        for process in processes:
-            plans, rows = allocation_plan(objects[process], own[process], kind, process)
-            jobs += [{"scenario": scenario, "kind": kind, "shim": p} for p in plans]
-            total = sum(objects[process].values())
-            print(f"  {scenario} allocations {kind} {process}: {total} from the module's first "
-                  f"on, {len(plans)} runs ({total - len(plans)} sampled out): "
-                  f"{'; '.join(rows)}", flush=True)
+    # backup-down: the module's own allocations only (the others' paths are backup's)
+    for service in (scenario, DOWN) if scenario == BACKUP else (scenario,):
+        for kind in KINDS:
+            objects, own = shim_counts(suite, service, kind)
+            for process in processes:
+                plans, rows = allocation_plan(
+                    {} if service == DOWN else objects[process], own[process], kind, process,
+                    **({"full": backup_object_runs} if scenario == BACKUP else {}))
+                jobs += [{"scenario": service, "kind": kind, "shim": p} for p in plans]
+                total = sum(objects[process].values())
+                print(f"  {service} allocations {kind} {process}: {total} from the module's "
+                      f"first on, {len(plans)} runs ({total - len(plans)} sampled out): "
+                      f"{'; '.join(rows)}", flush=True)
     start = time.monotonic()
     attempts = run_jobs(suite, jobs)
     reached = sum(1 for a in attempts if a is not None and a.failed_alloc)
     print(f"  {scenario} allocations: {len(jobs)} runs in {time.monotonic() - start:.0f}s, "
           f"{reached} failed an allocation", flush=True)
+    print_backup_fates(scenario, attempts)
     crashed = [a for a in attempts if a is not None and a.crashed]
     by_site = collections.OrderedDict()
     for a in crashed:
@@ -823,6 +1115,11 @@ def faults_ldap_syscalls(s):
 
 
 @case
+def faults_backup_syscalls(s):
+    syscall_sweep(s, "backup")
+
+
+@case
 def faults_files_allocations(s):
     allocation_sweep(s, "files")
 
@@ -835,6 +1132,11 @@ def faults_redis_allocations(s):
 @case
 def faults_ldap_allocations(s):
     allocation_sweep(s, "ldap")
+
+
+@case
+def faults_backup_allocations(s):
+    allocation_sweep(s, "backup")
 
 
 def setup(cleanups, verbose):
