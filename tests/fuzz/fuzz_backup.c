@@ -30,6 +30,17 @@
 
 static const char symbols[] = "23456789abcdefghijkmnpqrstuvwxyz";
 
+/* A token is a hash when libsodium reads it as an Argon2id string with the
+ * module's limits (lib/otp.h), not only by its prefix. */
+static bool whole_hash(const char *tok, size_t len)
+{
+	char hash[TSMS_HASH_MAX];
+
+	memcpy(hash, tok, len);
+	hash[len] = '\0';
+	return tsms_secret_hash_valid(hash);
+}
+
 /* Made by `twilio-sms-otp backup-codes` on a scratch config (the same hashes are
  * in backup.dict and the seeds of seeds.sh): the only answers use() may accept. */
 static const struct {
@@ -236,7 +247,8 @@ static void build_model(struct model *m, const char *data, size_t size, const ch
 		v = ln->l.value;
 		while ((tok = next_token(&v, ln->l.value_end, &len)) != NULL) {
 			ln->ok = ln->ok && len < TSMS_HASH_MAX && len >= strlen(HASH_PREFIX) &&
-			         memcmp(tok, HASH_PREFIX, strlen(HASH_PREFIX)) == 0;
+			         memcmp(tok, HASH_PREFIX, strlen(HASH_PREFIX)) == 0 &&
+			         whole_hash(tok, len);
 			ln->hashes++;
 		}
 		if (!ln->ok)
