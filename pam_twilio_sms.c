@@ -279,6 +279,13 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	if (err != TSMS_OK) {
 		tsms_log(&log, err == TSMS_ERR_UNAVAILABLE ? LOG_WARNING : LOG_ERR, "%s", problem);
 		tsms_format_clean(outcome.reason, sizeof(outcome.reason), "%s", problem);
+		if (err == TSMS_ERR_UNAVAILABLE && cfg->backup_codes_file != NULL) {
+			/* no number, no SMS: a user with backup codes may still use one */
+			state = tsms_state_open(cfg, &log);
+			err = tsms_challenge_backup_only(cfg, state, user, problem, &prompter,
+			                                 &outcome);
+			tsms_state_close(state);
+		}
 		goto out;
 	}
 	phone = number.source != TSMS_SOURCE_NONE ? number.phone : NULL;

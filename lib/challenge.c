@@ -28,6 +28,7 @@ struct session {
 	enum tsms_verdict verdict;        /* why the last send was refused */
 	long long wait;                   /* and for how long */
 	bool reused;                      /* a backup code another host had used */
+	bool backup_only;                 /* the number is unknown: backup codes only */
 	char sms_down[200];               /* why no SMS could go out: backup codes only */
 };
 
@@ -212,7 +213,7 @@ static enum tsms_err try_backup(struct session *s, const char *answer, enum back
 	bool used, first;
 
 	*out = BACKUP_NONE;
-	if (s->phone == NULL || s->cfg->backup_codes_file == NULL ||
+	if ((s->phone == NULL && !s->backup_only) || s->cfg->backup_codes_file == NULL ||
 	    !tsms_backup_normalize(answer, shape))
 		return TSMS_OK;
 	tsms_wipe(shape, sizeof(shape));
@@ -360,7 +361,7 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 	unsigned left, wrong = 0;
 	char prompt[128];
 
-	if (s->phone == NULL || s->cfg->backup_codes_file == NULL)
+	if ((s->phone == NULL && !s->backup_only) || s->cfg->backup_codes_file == NULL)
 		return sms_err;
 	tsms_format_clean(s->sms_down, sizeof(s->sms_down), "%s", outcome->reason);
 	if (tsms_backup_count(s->cfg, s->user, &left, problem) != TSMS_OK) {
@@ -412,6 +413,16 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 	return TSMS_ERR_MAXTRIES;
 }
 
+/* The outcome says when a backup code typed had been used on another host. */
+static void note_reused(struct session *s)
+{
+	size_t n = strlen(s->outcome->reason);
+
+	if (s->reused && strstr(s->outcome->reason, "another host") == NULL)
+		tsms_format_clean(s->outcome->reason + n, sizeof(s->outcome->reason) - n,
+		                  "; a backup code already used on another host (redis)");
+}
+
 /* The first SMS could not go out for a reason a backup code can stand in for:
  * Twilio unavailable or refusing, a send limit or the cooldown; never a
  * lockout, which holds for backup codes too. */
@@ -461,12 +472,53 @@ enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_stat
 		err = backup_instead(&s, err);
 	if (err == TSMS_ERR_LIMITED && outcome->method == NULL)
 		tell_refusal(&s); /* the first SMS was refused, and no backup code asked for */
-	if (s.reused && strstr(outcome->reason, "another host") == NULL) {
-		size_t n = strlen(outcome->reason);
-
-		tsms_format_clean(outcome->reason + n, sizeof(outcome->reason) - n,
-		                  "; a backup code already used on another host (redis)");
-	}
+	note_reused(&s);
 	tsms_otp_wipe(&s.code);
+	return err;
+}
+
+enum tsms_err tsms_challenge_backup_only(const struct tsms_config *cfg, struct tsms_state *state,
+                                         const char *user, const char *why,
+                                         const struct tsms_prompter *prompter,
+                                         struct tsms_outcome *outcome)
+{
+	struct session s = {
+		.cfg = cfg,
+		.state = state,
+		.user = user,
+		.prompter = prompter,
+		.outcome = outcome,
+		.backup_only = true,
+	};
+	char problem[TSMS_CONFIG_ERR_MAX];
+	enum tsms_err err;
+	unsigned left;
+
+	memset(outcome, 0, sizeof(*outcome));
+	say(outcome, "%s", why);
+	if (cfg->backup_codes_file == NULL)
+		return TSMS_ERR_UNAVAILABLE;
+	if (tsms_crypto_init() != 0) {
+		say(outcome, "libsodium is unavailable");
+		return TSMS_ERR_SYSTEM;
+	}
+	/* a user without codes leaves no trace in the state: failMode decides, as before */
+	if (tsms_backup_count(cfg, user, &left, problem) != TSMS_OK) {
+		say(outcome, "%s (and %s)", problem, why);
+		return TSMS_ERR_CONFIG;
+	}
+	if (left == 0)
+		return TSMS_ERR_UNAVAILABLE;
+	/* the lockout holds; the attempt counts towards the user's limits like a decoy's */
+	err = reserve(&s);
+	if (err == TSMS_ERR_LIMITED && s.verdict == TSMS_VERDICT_LOCKED) {
+		tell_refusal(&s);
+		return err;
+	}
+	if (err != TSMS_OK && err != TSMS_ERR_LIMITED)
+		return err;
+	say(outcome, "%s", why);
+	err = backup_instead(&s, TSMS_ERR_UNAVAILABLE);
+	note_reused(&s);
 	return err;
 }

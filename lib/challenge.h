@@ -55,4 +55,15 @@ enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_stat
                                  const struct tsms_prompter *prompter,
                                  struct tsms_outcome *outcome);
 
+/* When user's number cannot be looked up (the directory unavailable: why says
+ * so) and user has backup codes: the backup-code prompt alone, after the
+ * lockout check (the attempt counts towards the user's send limits, as a
+ * decoy's does). Returns TSMS_ERR_UNAVAILABLE, touching no state, when there is
+ * no backupCodesFile or user has no codes, so that failMode decides as before;
+ * else as tsms_challenge_run. */
+enum tsms_err tsms_challenge_backup_only(const struct tsms_config *cfg, struct tsms_state *state,
+                                         const char *user, const char *why,
+                                         const struct tsms_prompter *prompter,
+                                         struct tsms_outcome *outcome);
+
 #endif

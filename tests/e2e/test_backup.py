@@ -431,6 +431,43 @@ def backup_none_fail_mode_decides(h):
 
 
 @case
+def backup_code_when_the_directory_is_down(h):
+    """The directory unavailable (nothing listening on its ldaps port): no number, so no
+    SMS; a user with backup codes gets the backup prompt and gets in with one, wrong ones
+    count towards the lockout; a user without codes gets what failMode says, as before,
+    and leaves nothing in stateDir."""
+    sd = new_state_dir(h)
+    ldap = {"uri": f"ldaps://127.0.0.1:{free_port()}", "caFile": h.sandbox.ca_file,
+            "baseDN": "ou=people,dc=example,dc=org", "filter": "(uid=%u)",
+            "timeoutSeconds": 2}
+    config, path, codes = setup(h, users=("dave",), ldap=ldap, stateDir=str(sd),
+                                maxAttempts=2)
+    svc = h.service(config, then_permit=True)
+    run = login(h, svc, "dave", [typed(codes["dave"][0])], "PAM_SUCCESS", sms=0, requests=0,
+                prompts=1)
+    backup_prompts_only(run)
+    expect_backup_success(run, DEFAULT_COUNT - 1, unavailable=True)
+    check("unavailable" in outcome(run)[2] and " source=- " in run.outcomes[0],
+          f"outcome {run.outcomes[0]!r}")
+    run = login(h, svc, "dave", [typed(NOT_ISSUED[0]), typed(codes["dave"][0])], DENIED,
+                sms=0, requests=0, prompts=2)
+    backup_prompts_only(run)
+    check(read_state(sd / "dave")["failures"] == 2, f"state {read_state(sd / 'dave')}")
+    expect_left(config, path, "dave", DEFAULT_COUNT - 1)
+    run = login(h, svc, "erin", [], "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+    expect_method(run, "-")
+    check(not (sd / "erin").exists(), f"state written for a user without codes: "
+          f"{sorted(p.name for p in sd.iterdir())}")
+    svc_open = h.service(h.write_config(h.config(backupCodesFile=path, ldap=ldap,
+                                                 stateDir=str(sd), failMode="open"),
+                                        name=f"{h.case}-open"), then_permit=True)
+    login(h, svc_open, "erin", [], "PAM_IGNORE", sms=0, requests=0, prompts=0)
+    run = login(h, svc_open, "dave", [typed(codes["dave"][1])], "PAM_SUCCESS", sms=0,
+                requests=0, prompts=1)
+    expect_backup_success(run, DEFAULT_COUNT - 2, unavailable=True)
+
+
+@case
 def backup_prompt_when_twilio_rejects(h):
     """A Twilio 4xx rejection (an invalid number, bad credentials) for a user with codes:
     the backup prompt too, where a code works; for a user without codes the login fails
