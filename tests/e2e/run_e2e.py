@@ -17,8 +17,6 @@ Prints `PASS: name` or `FAIL: name: why` per case, then `e2e: N passed, N failed
 """
 
 import importlib
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -27,26 +25,12 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from harness.core import CASES, main  # noqa: E402,F401 (CASES: valgrind.sh shards it)
-from harness.pam import MODULE, Harness  # noqa: E402
-from harness.sandbox import SANDBOX, start_in_workdir  # noqa: E402
-from harness.syslog import DEV_LOG, SyslogCapture  # noqa: E402
+from harness.pam import Harness, prerequisite_problem  # noqa: E402
+from harness.sandbox import start_in_workdir  # noqa: E402
+from harness.syslog import SyslogCapture  # noqa: E402
 
 for family in sorted(HERE.glob("test_*.py")):
     importlib.import_module(family.stem)
-
-
-def prerequisite_problem():
-    if os.geteuid() != 0:
-        return "not root (needs /etc/pam.d and /dev/log)"
-    if shutil.which("pamtester") is None:
-        return "pamtester not installed (apt-get install pamtester)"
-    if not MODULE.is_file():
-        return f"module not built: {MODULE} missing (run make)"
-    if not SANDBOX.is_file():
-        return f"sandbox missing: {SANDBOX}"
-    if os.path.lexists(DEV_LOG) and shutil.which("unshare") is None:
-        return "/dev/log exists and unshare is missing: cannot capture syslog"
-    return None
 
 
 def setup(cleanups, verbose):

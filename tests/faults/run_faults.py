@@ -109,9 +109,10 @@ from harness import slapd as slapd_harness  # noqa: E402
 from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
 from harness.pam import (BACKUP_PROMPT_RE, MODULE, PAM_DIR, PROMPT_RE, SERVICE_PREFIX,  # noqa: E402
                           Harness, Run)
-from harness.sandbox import SANDBOX, extract_code, start_in_workdir, wrong_code  # noqa: E402
+from harness.pam import prerequisite_problem as pam_prerequisite_problem  # noqa: E402
+from harness.sandbox import extract_code, start_in_workdir, wrong_code  # noqa: E402
 from harness.state import check_state_files  # noqa: E402
-from harness.syslog import DEV_LOG, SyslogCapture, message  # noqa: E402
+from harness.syslog import SyslogCapture, message  # noqa: E402
 from harness.system import free_port, install_debs, kill_and_reap, write_file  # noqa: E402
 
 SHIM = HERE / "failmalloc.so"
@@ -190,16 +191,9 @@ REDIS_FIELDS = {"window_start", "sends", "last_send", "failures", "locked_until"
 # --------------------------------------------------------------------------- set-up
 
 def prerequisite_problem():
-    if os.geteuid() != 0:
-        return "not root (needs /etc/pam.d, /dev/log and ptrace)"
-    if shutil.which("pamtester") is None:
-        return "pamtester not installed (apt-get install pamtester)"
-    if not MODULE.is_file():
-        return f"module not built: {MODULE} missing (run make)"
-    if not SANDBOX.is_file():
-        return f"sandbox missing: {SANDBOX}"
-    if os.path.lexists(DEV_LOG) and shutil.which("unshare") is None:
-        return "/dev/log exists and unshare is missing: cannot capture syslog"
+    problem = pam_prerequisite_problem("/etc/pam.d, /dev/log and ptrace")
+    if problem:
+        return problem
     if shutil.which("strace") is None:
         problem = install_debs(["strace"])
         if problem or shutil.which("strace") is None:

@@ -12,14 +12,15 @@ import os
 import re
 import select
 import shlex
+import shutil
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 from harness.core import REPO, CaseFailure, check
-from harness.sandbox import API_KEY_SECRET, AUTH_TOKEN, wrong_code
-from harness.syslog import message
+from harness.sandbox import API_KEY_SECRET, AUTH_TOKEN, SANDBOX, wrong_code
+from harness.syslog import DEV_LOG, message
 from harness.system import cmdlines, kill_and_reap, write_file
 
 # TSMS_MODULE tests another build of the module, e.g. the sanitizer one (tests/analysis)
@@ -476,3 +477,19 @@ def authenticate_at_once(h, jobs, limit=RUN_LIMIT + 60):
     left = [pid for pid, argv in cmdlines() if any(s.encode() in argv for s in services)]
     check(not left, f"processes left behind: {left}")
     return runs, h.syslog.messages(mark)
+
+
+def prerequisite_problem(needs="/etc/pam.d and /dev/log"):
+    """Why pamtester logins against the sandbox cannot run here, or None; needs: what root
+    is needed for (a suite adds its own, e.g. ptrace)."""
+    if os.geteuid() != 0:
+        return f"not root (needs {needs})"
+    if shutil.which("pamtester") is None:
+        return "pamtester not installed (apt-get install pamtester)"
+    if not MODULE.is_file():
+        return f"module not built: {MODULE} missing (run make)"
+    if not SANDBOX.is_file():
+        return f"sandbox missing: {SANDBOX}"
+    if os.path.lexists(DEV_LOG) and shutil.which("unshare") is None:
+        return "/dev/log exists and unshare is missing: cannot capture syslog"
+    return None
