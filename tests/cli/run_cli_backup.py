@@ -18,16 +18,15 @@ command prefix (e.g. valgrind).
 import os
 import pwd
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.cli import (RUN_LIMIT, CommandHarness, expect, expect_private,  # noqa: E402
+from harness.cli import (CommandHarness, expect, expect_private,  # noqa: E402
                          prerequisite_problem)
-from harness.core import CaseFailure, case, check, main  # noqa: E402
+from harness.core import case, check, main  # noqa: E402
 from harness.system import write_file  # noqa: E402
 
 SUITE_LIMIT = 300  # seconds for the whole suite (SIGALRM)
@@ -276,25 +275,14 @@ def backup_concurrent_generations(h):
     config = h.write_config()
     h.write_codes("# head\n")
     users = [f"user{i}" for i in range(10)] + ["alice"] * 5
-    procs = []
-    for user in users:
-        p = subprocess.Popen(h.command(["backup-codes", user, "--count", "2"], config),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)
-        h.procs.append(p)
-        procs.append(p)
-    deadline = time.monotonic() + RUN_LIMIT
     replaced = []
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            raise CaseFailure("a concurrent backup-codes did not finish") from None
-        check(p.returncode == 0, f"exit {p.returncode}: {err!r}")
-        codes = out.decode().split()
+    for status, out, err in h.run_at_once([["backup-codes", u, "--count", "2"] for u in users],
+                                          config, "backup-codes"):
+        check(status == 0, f"exit {status}: {err!r}")
+        codes = out.split()
         check(len(codes) == 2 and all(CODE_RE.fullmatch(c) for c in codes), f"stdout {out!r}")
         h.codes |= set(codes)
-        m = re.search(r"the previous (\d+) no longer work", err.decode())
+        m = re.search(r"the previous (\d+) no longer work", err)
         replaced.append(int(m.group(1)) if m else 0)
     expect_file(h, dict({u: 2 for u in users}))
     check(h.codes_text().startswith("# head\n"), "the head of the file changed")

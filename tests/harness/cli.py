@@ -170,6 +170,27 @@ class CommandHarness:
         for name, text in (("stdout", res.out), ("stderr", res.err)):
             check(AUTH_TOKEN not in text, f"the auth token in {name}: {text!r}")
 
+    def run_at_once(self, runs, config, what):
+        """Starts the command once for each argument list in runs, all at the same moment
+        (stdin closed), and waits for them within RUN_LIMIT; returns (status, stdout,
+        stderr) of each, texts decoded. what names them in a timeout's failure."""
+        procs = []
+        for args in runs:
+            p = subprocess.Popen(self.command(args, config), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True)
+            self.procs.append(p)
+            procs.append(p)
+        deadline = time.monotonic() + RUN_LIMIT
+        done = []
+        for p in procs:
+            try:
+                out, err = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise CaseFailure(f"a concurrent {what} did not finish") from None
+            done.append((p.returncode, out.decode(errors="replace"), err.decode(errors="replace")))
+        return done
+
     def kill_all(self):
         for proc in self.procs:
             kill_and_reap(proc)
