@@ -21,7 +21,7 @@ from pathlib import Path
 from harness.core import REPO, CaseFailure, case, check
 from harness.pam import (RUN_LIMIT, TIME_SLACK, Answer, config_error_case, right, typed,
                          wrong)
-from harness.redis import KEY_PREFIX, Hang, family_server, host
+from harness.redis import KEY_PREFIX, Hang, fallback_warnings, family_server, host
 from harness.state import new_state_dir, read_state
 from harness.system import free_port, write_file
 
@@ -38,8 +38,6 @@ FAILED_CLOSED = ("PAM_SERVICE_ERR", "PAM_AUTHINFO_UNAVAIL", "PAM_AUTH_ERR")
 LOG_WARNING = 4
 OUTCOME_RE = re.compile(r"rhost=\S+ user=\S+ phone=\S+ source=\S+ sid=\S+ attempts=(\d+) "
                         r"method=(\S+) result=(PAM_[A-Z_]+) reason=(.*)")
-REDIS_WARN_RE = re.compile(r"redis (\S+) unavailable: (.+); this login keeps its limits in "
-                           r"this host's stateDir (\S+)")
 # well-formed codes that no set holds (the chance that one of them was made is 2^-40 each)
 NOT_ISSUED = ("zzzz-zzzz", "2222-3333", "wxyz-wxyz", "9999-aaaa", "hjkm-npqr")
 GENERATED = []  # every code made in this run: none may ever be logged
@@ -789,20 +787,6 @@ def redis(h):
     return family_server("backup", h.workdir)
 
 
-def redis_warnings(run):
-    """The Redis fallback warnings of a run (url, problem, stateDir), each a LOG_WARNING."""
-    found = []
-    prefix = f"pam_twilio_sms({run.service}:auth): "
-    for raw, line in zip(run.raw_logs, run.logs):
-        if line.startswith(prefix + "redis ") and "unavailable" in line:
-            m = REDIS_WARN_RE.fullmatch(line[len(prefix):])
-            check(m, f"a Redis warning not in the usual form: {line!r}")
-            pri = re.match(r"<(\d+)>", raw)
-            check(pri and int(pri.group(1)) & 7 == LOG_WARNING, f"not LOG_WARNING: {raw!r}")
-            found.append(m.groups())
-    return found
-
-
 def used_ids(s, user="alice"):
     """The members of PREFIX used:USER and its TTL in seconds."""
     key = f"{KEY_PREFIX}used:{user}"
@@ -830,7 +814,7 @@ def backup_redis_single_use_across_hosts(h):
     (a, b), (fa, fb), codes = hosts_sharing_codes(h, s, ("a", "b"), maxAttempts=1)
     run = login(h, a.service, "alice", [typed(codes[0])], "PAM_SUCCESS", sms=1, prompts=1)
     expect_backup_success(run, DEFAULT_COUNT - 1)
-    check(redis_warnings(run) == [], f"Redis warnings: {run.module_logs!r}")
+    check(fallback_warnings(run) == [], f"Redis warnings: {run.module_logs!r}")
     ids, ttl = used_ids(s)
     check(len(ids) == 1, f"{KEY_PREFIX}used:alice holds {sorted(ids)}, want one id")
     check(ttl is not None and 399 * 86400 < ttl <= 400 * 86400,
@@ -842,7 +826,7 @@ def backup_redis_single_use_across_hosts(h):
     reason = outcome(run)[2]
     check("already used on another host" in reason,
           f"reason {reason!r}, want 'backup code already used on another host (redis)'")
-    check(redis_warnings(run) == [], f"Redis warnings: {run.module_logs!r}")
+    check(fallback_warnings(run) == [], f"Redis warnings: {run.module_logs!r}")
     check(s.user_hash("alice").get("failures") == 1,
           f"not counted as a wrong answer: {s.user_hash('alice')}")
     run = login(h, b.service, "alice", [typed(codes[1])], "PAM_SUCCESS", sms=1, prompts=1)
@@ -872,7 +856,7 @@ def backup_redis_down_falls_back(h):
             run = login(h, hst.service, "alice", [typed(codes[n])], "PAM_SUCCESS",
                         sms=1 if scenario == "ok" else 0, prompts=1)
             expect_backup_success(run, DEFAULT_COUNT - n - 1, unavailable=scenario != "ok")
-            got = redis_warnings(run)
+            got = fallback_warnings(run)
             check(len(got) == 1 and got[0][0] == s.url and got[0][2] == str(hst.state_dir),
                   f"Redis stopped, Twilio {scenario}: warnings {got!r}: {run.module_logs!r}")
     finally:
@@ -888,7 +872,7 @@ def backup_redis_down_falls_back(h):
         run = login(h, a.service, "alice", [typed(lambda: halt_then(codes[2]))], "PAM_SUCCESS",
                     sms=1, prompts=1)
         expect_backup_success(run, DEFAULT_COUNT - 3)
-        got = redis_warnings(run)
+        got = fallback_warnings(run)
         check(len(got) == 1 and got[0][0] == s.url,
               f"Redis gone at the code: warnings {got!r}: {run.module_logs!r}")
     finally:
@@ -900,13 +884,13 @@ def backup_redis_down_falls_back(h):
         run = login(h, hung.service, "alice", [typed(codes[3])], "PAM_SUCCESS", sms=1,
                     prompts=1)
         expect_backup_success(run, DEFAULT_COUNT - 4)
-        got = redis_warnings(run)
+        got = fallback_warnings(run)
         check(len(got) == 1 and got[0][0] == hole.url and "timed out" in got[0][1],
               f"Redis hanging: warnings {got!r}: {run.module_logs!r}")
     finally:
         hole.stop()
     run = login(h, a.service, "alice", [typed(codes[4])], "PAM_SUCCESS", sms=1, prompts=1)
     expect_backup_success(run, DEFAULT_COUNT - 5)
-    check(redis_warnings(run) == [], f"Redis back: warnings {run.module_logs!r}")
+    check(fallback_warnings(run) == [], f"Redis back: warnings {run.module_logs!r}")
     ids = used_ids(s)[0]
     check(len(ids) == 1, f"ids in Redis after its restart (empty): {sorted(ids)}, want 1")

@@ -16,7 +16,7 @@ from harness.core import CaseFailure, case, check
 from harness.pam import (TIME_SLACK, authenticate_at_once, expect_config_error, right, typed,
                          wrong)
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Garbage, Hang, Redis,
-                           family_server, host)
+                           fallback_warnings, family_server, host)
 from harness.state import read_state
 from harness.system import free_port
 
@@ -24,9 +24,6 @@ FLEET_B = "fleet_b:"
 FLEET_B_USER = "fleetb"
 USER_FIELDS = {"window_start", "sends", "last_send", "failures", "locked_until"}
 GLOBAL_FIELDS = {"window_start", "sends", "last_send"}
-WARN_RE = re.compile(r"redis (\S+) unavailable: (.+); this login keeps its limits in this "
-                     r"host's stateDir (\S+)")
-LOG_WARNING = 4
 SECRETS = (PAM_PASSWORD, ADMIN_PASSWORD, Redis.password(FLEET_B_USER))
 SECRETS_EXTRA = []  # a case's own
 
@@ -52,22 +49,6 @@ def hashed(user):
     return "=" + hashlib.blake2b(b"\0" + user.encode(), digest_size=16).hexdigest()
 
 
-def warnings(run):
-    """The Redis fallback warnings of a run: (url, problem, stateDir), each checked to be a
-    LOG_WARNING line of its own."""
-    found = []
-    prefix = f"pam_twilio_sms({run.service}:auth): "
-    for raw, line in zip(run.raw_logs, run.logs):
-        if not line.startswith(prefix) or "redis" not in line or "unavailable" not in line:
-            continue
-        m = WARN_RE.fullmatch(line[len(prefix):])
-        check(m, f"a Redis warning not in the spec's form: {line!r}")
-        pri = re.match(r"<(\d+)>", raw)
-        check(pri and int(pri.group(1)) & 7 == LOG_WARNING, f"not a LOG_WARNING line: {raw!r}")
-        found.append(m.groups())
-    return found
-
-
 def no_secret(texts):
     for text in texts:
         for secret in SECRETS + tuple(SECRETS_EXTRA):
@@ -80,7 +61,7 @@ def login(h, hst, user, answers, result, *, sms=None, prompts=None, warned=None,
     run = h.authenticate(hst.service, user, answers, **kw)
     h.expect(run, result, sms=sms, prompts=prompts)
     no_secret(run.raw_logs + [run.output])
-    got = warnings(run)
+    got = fallback_warnings(run)
     if warned is None:
         check(got == [], f"Redis warnings where Redis works: {got!r}")
     else:

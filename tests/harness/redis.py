@@ -465,6 +465,27 @@ databases 16
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
 
+# the module's one warning when Redis fails and a login falls back to this host's files
+FALLBACK_RE = re.compile(r"redis (\S+) unavailable: (.+); this login keeps its limits in "
+                         r"this host's stateDir (\S+)")
+LOG_WARNING = 4
+
+
+def fallback_warnings(run):
+    """The Redis fallback warnings of a pamtester run (harness.pam.Run): (url, problem,
+    stateDir) each, every one checked to be a LOG_WARNING line in the usual form."""
+    found = []
+    prefix = f"pam_twilio_sms({run.service}:auth): "
+    for raw, line in zip(run.raw_logs, run.logs):
+        if line.startswith(prefix + "redis ") and "unavailable" in line:
+            m = FALLBACK_RE.fullmatch(line[len(prefix):])
+            check(m, f"a Redis warning not in the usual form: {line!r}")
+            pri = re.match(r"<(\d+)>", raw)
+            check(pri and int(pri.group(1)) & 7 == LOG_WARNING, f"not LOG_WARNING: {raw!r}")
+            found.append(m.groups())
+    return found
+
+
 _family_servers = {}
 
 
