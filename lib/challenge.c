@@ -190,15 +190,23 @@ static enum tsms_err wrong_answer(struct session *s)
 	return TSMS_OK;
 }
 
+/* The SMS code or a backup code (outcome->backup_used) was right. */
 static enum tsms_err right_answer(struct session *s)
 {
+	struct tsms_outcome *outcome = s->outcome;
 	char problem[TSMS_STATE_ERR_MAX];
 
 	if (tsms_state_record_success(s->state, s->user, time(NULL), problem) != TSMS_OK) {
-		say(s->outcome, "%s", problem);
+		say(outcome, "%s", problem);
 		return TSMS_ERR_STATE;
 	}
-	say(s->outcome, "code accepted");
+	if (!outcome->backup_used)
+		say(outcome, "code accepted");
+	else if (s->sms_down[0] != '\0')
+		say(outcome, "SMS unavailable (%s); backup code accepted, %u left", s->sms_down,
+		    outcome->backup_left);
+	else
+		say(outcome, "backup code accepted, %u left", outcome->backup_left);
 	return TSMS_OK;
 }
 
@@ -238,22 +246,6 @@ static enum tsms_err try_backup(struct session *s, const char *answer, enum back
 	s->outcome->method = "backup-code";
 	s->outcome->backup_used = true;
 	s->outcome->backup_left = left;
-	return TSMS_OK;
-}
-
-static enum tsms_err backup_accepted(struct session *s)
-{
-	char problem[TSMS_STATE_ERR_MAX];
-
-	if (tsms_state_record_success(s->state, s->user, time(NULL), problem) != TSMS_OK) {
-		say(s->outcome, "%s", problem);
-		return TSMS_ERR_STATE;
-	}
-	if (s->sms_down[0] != '\0')
-		say(s->outcome, "SMS unavailable (%s); backup code accepted, %u left", s->sms_down,
-		    s->outcome->backup_left);
-	else
-		say(s->outcome, "backup code accepted, %u left", s->outcome->backup_left);
 	return TSMS_OK;
 }
 
@@ -326,7 +318,7 @@ static enum tsms_err verify(struct session *s)
 		if (right)
 			return right_answer(s);
 		if (backup == BACKUP_ACCEPTED)
-			return backup_accepted(s);
+			return right_answer(s);
 		if (blank) {
 			err = resend(s, &prefix, &counted);
 			if (err != TSMS_OK)
@@ -401,7 +393,7 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 		if (err != TSMS_OK)
 			return err;
 		if (backup == BACKUP_ACCEPTED)
-			return backup_accepted(s);
+			return right_answer(s);
 		prefix = "Wrong code. ";
 		wrong++;
 		err = wrong_answer(s);
