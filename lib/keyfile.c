@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "log.h"
 #include "otp.h"
 
@@ -291,8 +291,9 @@ enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long ma
 		return TSMS_ERR_CONFIG;
 	}
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
-		fail(err, "%s %s: cannot lock %s: %s", what, path, lock_path, strerror(errno));
+	if (lock_fd < 0 || tsms_lock_exclusive(lock_fd, TSMS_LOCK_WAIT_MS) != 0) {
+		fail(err, "%s %s: cannot lock %s: %s", what, path, lock_path,
+		     tsms_lock_strerror(errno));
 		goto out;
 	}
 	if (!tsms_keyfile_missing(path)) {

@@ -36,7 +36,8 @@ typedef enum tsms_err (*tsms_keyfile_edit_fn)(void *ctx, const char *value, char
 /* Changes key's line of the file at path (what names it in messages, e.g.
  * "usersFile"; max_size bounds it). Opened like the config (root's, 0600, no
  * symlink; a missing file is an empty one); serialised by flock on PATH.lock
- * against every other edit; written to a temp file (root, 0600), fsynced,
+ * against every other edit (waiting at most TSMS_LOCK_WAIT_MS, lib/lock.h, then
+ * failing with "cannot lock PATH.lock: still locked after 5 s"); written to a temp file (root, 0600), fsynced,
  * renamed over path and the directory fsynced, so that a reader sees the old or
  * the new file, whole. Other lines, comments included, are kept; fn sees the
  * first line of key, and later lines of key (which the module refuses) are

@@ -15,17 +15,15 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "log.h"
 #include "otp.h"
 
 #define GLOBAL_NAME "@global"
 #define STATE_FILE_MAX 256
-/* flock is retried for this long before failing closed, so nothing can hang */
-#define LOCK_WAIT_MS 5000
 
 /* One locked state file: the directory, the lock and the name. */
 struct slot {
@@ -71,7 +69,7 @@ static void slot_close(struct slot *slot)
 	slot->lock_fd = -1;
 }
 
-/* Takes the exclusive lock of name inside dir_fd, waiting at most LOCK_WAIT_MS. */
+/* Takes the exclusive lock of name inside dir_fd, waiting at most TSMS_LOCK_WAIT_MS. */
 static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
                                const char *dir_path, char err[TSMS_STATE_ERR_MAX])
 {
@@ -85,14 +83,11 @@ static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
 		problem(err, "state %s/%s: cannot open: %s", dir_path, lock_name, strerror(errno));
 		return TSMS_ERR_STATE;
 	}
-	for (int waited = 0; flock(slot->lock_fd, LOCK_EX | LOCK_NB) != 0; waited += 10) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= LOCK_WAIT_MS) {
-			problem(err, "state %s/%s: cannot lock: %s", dir_path, lock_name,
-			        errno == EWOULDBLOCK ? "still locked after 5 s" : strerror(errno));
-			slot_close(slot);
-			return TSMS_ERR_STATE;
-		}
-		usleep(10 * 1000);
+	if (tsms_lock_exclusive(slot->lock_fd, TSMS_LOCK_WAIT_MS) != 0) {
+		problem(err, "state %s/%s: cannot lock: %s", dir_path, lock_name,
+		        tsms_lock_strerror(errno));
+		slot_close(slot);
+		return TSMS_ERR_STATE;
 	}
 	return TSMS_OK;
 }

@@ -16,6 +16,7 @@
 #include "backup.h"
 #include "config.h"
 #include "keyfile.h"
+#include "lock.h"
 #include "otp.h"
 
 #define ALPHABET "23456789abcdefghijkmnpqrstuvwxyz"
@@ -1140,6 +1141,50 @@ static void test_use_waits_for_the_lock(void **state)
 	free(before);
 }
 
+/* A holder of the lock that never lets go (a stopped twilio-sms-otp, a stuck
+ * process) makes a login give up after TSMS_LOCK_WAIT_MS with the problem
+ * instead of waiting for ever; the file is left as it was. */
+static void test_use_gives_up_on_a_lock_held_too_long(void **state)
+{
+	const struct world *w = world_of(state);
+	char *before;
+	int lock, status;
+	pid_t pid;
+
+	assert_int_equal(gen(w, "alice", 2, race_codes), 0);
+	before = read_text(w->file);
+	lock = open(w->lock, O_RDWR | O_CLOEXEC);
+	assert_true(lock >= 0);
+	assert_int_equal(flock(lock, LOCK_EX), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char err[TSMS_CONFIG_ERR_MAX] = "", id[TSMS_DIGEST_HEX];
+		bool used = false;
+		unsigned left;
+		enum tsms_err e =
+			tsms_backup_use(&w->cfg, "alice", race_codes[1], &used, id, &left, err);
+
+		_exit(e == TSMS_ERR_CONFIG && !used && strstr(err, "backupCodesFile") != NULL &&
+		                      strstr(err, w->lock) != NULL &&
+		                      strstr(err, "still locked after 5 s") != NULL
+		              ? 13
+		              : 14);
+	}
+	assert_false(exited_within(pid, TSMS_LOCK_WAIT_MS - 1000, &status)); /* it waits */
+	if (!exited_within(pid, 5000, &status)) {                            /* then gives up */
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("a login still waits for the lock after %d ms", TSMS_LOCK_WAIT_MS + 4000);
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 13);
+	assert_file_is(w->file, before);
+	close(lock);
+	assert_int_equal(left_of(w, "alice"), 2);
+	free(before);
+}
+
 /* ------------------------------------------------------------ unusable files */
 
 /* Every backup function refuses the file with an error that names
@@ -1726,6 +1771,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_use_races_with_different_codes, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_use_waits_for_the_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_use_gives_up_on_a_lock_held_too_long, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_use_out_of_memory_is_no_wrong_code, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_group_or_world_readable, setup,

@@ -1,0 +1,162 @@
+/* test_lock.c - unit tests of lib/lock: the exclusive flock bounded in time */
+#include "unit.h"
+
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "lock.h"
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A lock file in a scratch directory and two descriptions of it: flock treats
+ * them as two holders, even in one process. */
+struct world {
+	char dir[64];
+	char path[96];
+	int holder, waiter;
+};
+
+static int setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	assert_non_null(w);
+	snprintf(w->dir, sizeof(w->dir), "/tmp/tsms-lock.XXXXXX");
+	assert_non_null(mkdtemp(w->dir));
+	snprintf(w->path, sizeof(w->path), "%s/x.lock", w->dir);
+	w->holder = open(w->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	w->waiter = open(w->path, O_RDWR | O_CLOEXEC);
+	assert_true(w->holder >= 0 && w->waiter >= 0);
+	*state = w;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct world *w = *state;
+
+	close(w->holder);
+	close(w->waiter);
+	unit_remove_tree(w->dir);
+	free(w);
+	return 0;
+}
+
+static void test_free_lock_is_taken_at_once(void **state)
+{
+	struct world *w = *state;
+	long long start = now_ms();
+
+	assert_int_equal(tsms_lock_exclusive(w->waiter, 2000), 0);
+	assert_true(now_ms() - start < 1000);
+	/* and it is exclusive: the other description cannot have it now */
+	assert_int_equal(flock(w->holder, LOCK_EX | LOCK_NB), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+}
+
+static void test_held_lock_gives_up_after_the_wait(void **state)
+{
+	struct world *w = *state;
+	long long start, took;
+
+	assert_int_equal(flock(w->holder, LOCK_EX), 0);
+	start = now_ms();
+	errno = 0;
+	assert_int_equal(tsms_lock_exclusive(w->waiter, 300), -1);
+	took = now_ms() - start;
+	assert_int_equal(errno, EWOULDBLOCK);
+	assert_true(took >= 300);
+	assert_true(took < 3000); /* bounded, not for ever */
+	assert_string_equal(tsms_lock_strerror(EWOULDBLOCK), "still locked after 5 s");
+	assert_string_equal(tsms_lock_strerror(EBADF), strerror(EBADF));
+}
+
+/* A lock released during the wait is taken: a child holds it for 200 ms. */
+static void test_lock_released_during_the_wait_is_taken(void **state)
+{
+	struct world *w = *state;
+	int status, ready[2];
+	char byte;
+	pid_t pid;
+
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(w->path, O_RDWR | O_CLOEXEC);
+
+		if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], "x", 1) != 1)
+			_exit(1);
+		usleep(200 * 1000);
+		_exit(0); /* the lock goes with the process */
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &byte, 1), 1);
+	close(ready[0]);
+	assert_int_equal(flock(w->waiter, LOCK_EX | LOCK_NB), -1); /* held by the child */
+	assert_int_equal(tsms_lock_exclusive(w->waiter, 10000), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Signals during the wait (the host program's, e.g. SIGCHLD or a timer) neither
+ * end it early nor make it fail. */
+static void handler(int sig)
+{
+	(void)sig;
+}
+
+static void test_signals_during_the_wait(void **state)
+{
+	struct world *w = *state;
+	struct sigaction sa = { .sa_handler = handler }, old;
+	struct itimerval every = { { 0, 3000 }, { 0, 3000 } }, off = { 0 };
+	long long start, took;
+
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	assert_int_equal(flock(w->holder, LOCK_EX), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &every, NULL), 0);
+	start = now_ms();
+	errno = 0;
+	assert_int_equal(tsms_lock_exclusive(w->waiter, 300), -1);
+	took = now_ms() - start;
+	assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
+	assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+	assert_int_equal(errno, EWOULDBLOCK);
+	assert_true(took >= 300);
+}
+
+static void test_bad_descriptor_fails_at_once(void **state)
+{
+	long long start = now_ms();
+
+	(void)state;
+	errno = 0;
+	assert_int_equal(tsms_lock_exclusive(-1, 5000), -1);
+	assert_int_equal(errno, EBADF);
+	assert_true(now_ms() - start < 1000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_free_lock_is_taken_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_lock_gives_up_after_the_wait, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_lock_released_during_the_wait_is_taken, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_signals_during_the_wait, setup, teardown),
+		cmocka_unit_test(test_bad_descriptor_fails_at_once),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
