@@ -138,27 +138,18 @@ static const char *pam_result_name(int rc)
 	}
 }
 
-/* The remote host as the outcome line shows it: one word of printable ASCII (anything
- * else becomes '?'), at most a DNS name long, "-" when the application set none. It
- * comes first in the line, before the caller's user name: fail2ban takes the address
- * only from there (conf/fail2ban/), so no user name can put another address in its place. */
+/* The remote host as the outcome line shows it: one word, at most a DNS name long,
+ * "-" when the application set none. It comes first in the line, before the caller's
+ * user name: fail2ban takes the address only from there (conf/fail2ban/), so no user
+ * name can put another address in its place. */
 static void shown_rhost(pam_handle_t *pamh, char out[RHOST_SHOWN_MAX + 4])
 {
 	const void *item = NULL;
-	const char *rhost;
-	size_t n;
 
 	if (pam_get_item(pamh, PAM_RHOST, &item) != PAM_SUCCESS || item == NULL ||
 	    ((const char *)item)[0] == '\0')
-		rhost = "-";
-	else
-		rhost = item;
-	n = tsms_sanitize(out, RHOST_SHOWN_MAX + 1, rhost);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)out[i] <= ' ' || (unsigned char)out[i] >= 0x7f)
-			out[i] = '?';
-	if (n < strlen(rhost))
-		strcat(out, "...");
+		item = "-";
+	tsms_log_field(out, RHOST_SHOWN_MAX + 4, item, true);
 }
 
 static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const char *user,
@@ -176,9 +167,7 @@ static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const ch
 	char shown[68], rhost[RHOST_SHOWN_MAX + 4];
 
 	shown_rhost(pamh, rhost);
-	/* a long user name must not push the result out of the line */
-	if (tsms_sanitize(shown, sizeof(shown) - 3, name) < strlen(name))
-		strcat(shown, "...");
+	tsms_log_field(shown, sizeof(shown), name, false);
 	tsms_log(log, priority,
 	         "rhost=%s user=%s phone=%s source=%s sid=%s attempts=%u method=%s result=%s "
 	         "reason=%s%s",

@@ -48,6 +48,24 @@ size_t tsms_sanitize(char *dst, size_t dstlen, const char *src)
 	return n;
 }
 
+size_t tsms_log_field(char *dst, size_t dstlen, const char *src, bool word)
+{
+	size_t n;
+
+	if (src == NULL)
+		src = "";
+	n = tsms_sanitize(dst, dstlen - 3, src);
+	if (word)
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)dst[i] <= ' ' || (unsigned char)dst[i] >= 0x7f)
+				dst[i] = '?';
+	if (src[n] != '\0') {
+		memcpy(dst + n, "...", 4);
+		n += 3;
+	}
+	return n;
+}
+
 size_t tsms_format_clean(char *dst, size_t dstlen, const char *fmt, ...)
 {
 	char raw[LOG_LINE_MAX];

@@ -25,6 +25,14 @@ void tsms_log(const struct tsms_log *log, int priority, const char *fmt, ...)
  * splitting a UTF-8 sequence. Returns the length written. src may be NULL (""). */
 size_t tsms_sanitize(char *dst, size_t dstlen, const char *src);
 
+/* A field of a log line that others parse (fail2ban): src copied into dst
+ * (size dstlen >= 4) as tsms_sanitize does; with word, every byte that is not
+ * printable ASCII (spaces and 8-bit bytes too) becomes '?', so the field is one
+ * word. A src longer than dstlen - 4 bytes is cut and ends in "...", so a long
+ * caller-controlled value cannot push the rest out of the line. src may be NULL
+ * (""). Returns the length written. */
+size_t tsms_log_field(char *dst, size_t dstlen, const char *src, bool word);
+
 /* Formats into dst (size dstlen >= 1, always terminated) like snprintf, then
  * sanitises the result as tsms_sanitize does: for messages that quote config
  * text, user names or Twilio's words. Returns the length written. */

@@ -273,6 +273,60 @@ static void test_log_long_utf8_line(void **state)
 		assert_memory_equal(cap.line + i, "\xc3\xa9", 2);
 }
 
+/* ---- tsms_log_field: fields others parse ---- */
+
+static void test_field_word_is_one_printable_word(void **state)
+{
+	char out[32];
+
+	(void)state;
+	assert_int_equal(tsms_log_field(out, sizeof(out), "203.0.113.7", true), 11);
+	assert_string_equal(out, "203.0.113.7");
+	/* spaces, tabs, newlines, DEL and 8-bit bytes: each one '?' */
+	tsms_log_field(out, sizeof(out), "a b\tc\nd\x7f\xc3\xa9", true);
+	assert_string_equal(out, "a?b?c?d???");
+	/* without word, spaces and UTF-8 stay, control characters do not */
+	tsms_log_field(out, sizeof(out), "a b\tc\xc3\xa9", false);
+	assert_string_equal(out, "a b?c\xc3\xa9");
+}
+
+static void test_field_long_value_is_cut_with_an_ellipsis(void **state)
+{
+	char out[8], big[300];
+
+	(void)state;
+	/* dstlen 8: at most 4 bytes of the value, then "..." */
+	assert_int_equal(tsms_log_field(out, sizeof(out), "abcd", true), 4);
+	assert_string_equal(out, "abcd");
+	assert_int_equal(tsms_log_field(out, sizeof(out), "abcde", true), 7);
+	assert_string_equal(out, "abcd...");
+	/* a forged "rhost=" after a long value never survives whole */
+	memset(big, 'x', sizeof(big));
+	strcpy(big + 250, " rhost=198.51.100.9");
+	{
+		char rhost[257];
+
+		tsms_log_field(rhost, sizeof(rhost), big, true);
+		assert_int_equal(strlen(rhost), 256);
+		assert_null(strchr(rhost, ' '));
+		assert_string_equal(rhost + 253, "...");
+	}
+	/* UTF-8 is cut whole, not inside a sequence (é is 2 bytes) */
+	assert_int_equal(tsms_log_field(out, sizeof(out), "abc\xc3\xa9", false), 6);
+	assert_string_equal(out, "abc...");
+}
+
+static void test_field_null_and_empty(void **state)
+{
+	char out[8];
+
+	(void)state;
+	assert_int_equal(tsms_log_field(out, sizeof(out), NULL, true), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(tsms_log_field(out, sizeof(out), "", false), 0);
+	assert_string_equal(out, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +346,9 @@ int main(void)
 		cmocka_unit_test(test_log_null_sink),
 		cmocka_unit_test(test_log_long_line),
 		cmocka_unit_test(test_log_long_utf8_line),
+		cmocka_unit_test(test_field_word_is_one_printable_word),
+		cmocka_unit_test(test_field_long_value_is_cut_with_an_ellipsis),
+		cmocka_unit_test(test_field_null_and_empty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
