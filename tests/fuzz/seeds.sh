@@ -52,6 +52,15 @@ printf '{%s, "redis": {"url": "redis://[::1]:6380/2", "username": "pam", "passwo
 	"$valid_head" >"$out/config/seed-redis-tcp.json"
 printf '{%s, "redis": {"url": "unix:///run/redis/redis-server.sock?db=1"}}\n' "$valid_head" \
 	>"$out/config/seed-redis-unix.json"
+cat >"$out/config/seed-host-and-base.json" <<'JSON'
+{"accountSID":"AC0123456789abcdef0123456789abcdef","authToken":"t","apiKeySecret":"s","fromMessagingServiceSID":"MGfedcba9876543210fedcba9876543210","host":"api.twilio.com","apiBaseUrl":"https://api.twilio.com","templates":[{"usageType":"SignIn","content":"Code {{code}}"}]}
+JSON
+cat >"$out/config/seed-host-api-key-proxy.json" <<'JSON'
+{"accountSID":"AC0123456789abcdef0123456789abcdef","apiKeySID":"SK0123456789abcdef0123456789abcdef","apiKeySecret":"secret","fromMessagingServiceSID":"MGfedcba9876543210fedcba9876543210","host":"API.Dublin.IE1.twilio.com","proxy":"https://user:pw@proxy.example.com:3128","caFile":"/etc/ssl/certs/ca-certificates.crt","templates":[{"usageType":"SignIn","content":"Code {{code}}"}]}
+JSON
+cat >"$out/config/seed-ldap.json" <<'JSON'
+{"accountSID":"AC0123456789abcdef0123456789abcdef","authToken":"t","fromMessagingServiceSID":"MGfedcba9876543210fedcba9876543210","templates":[{"usageType":"SignIn","content":"Code {{code}}"}],"ldap":{"uri":"ldap://a ldap://b:389","baseDN":"ou=people,dc=example,dc=com","bindDN":"cn=r","bindPassword":"p","filter":"(&(objectClass=inetOrgPerson)(uid=%u))","attribute":"mobile","timeoutSeconds":5}}
+JSON
 
 # twilio: "<status>\n" then the body; the status is in the fixture's name
 for f in "$fix"/twilio-*; do
