@@ -103,13 +103,34 @@ struct reader {
 	char buf[16 * 1024];
 };
 
+/* Reads more into r's buffer, keeping its unread part. False when nothing came. */
+static bool fill(struct reader *r)
+{
+	ssize_t n;
+
+	if (r->eof)
+		return false;
+	r->base += r->start;
+	memmove(r->buf, r->buf + r->start, r->end - r->start);
+	r->end -= r->start;
+	r->start = 0;
+	do
+		n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		r->error = errno;
+	r->eof = n <= 0;
+	if (n > 0)
+		r->end += (size_t)n;
+	return n > 0;
+}
+
 /* The next line, without its '\n', in [*line, *line + *len); *cut when it was
  * longer than the buffer (its rest is skipped). False at the end or on error. */
 static bool next_line(struct reader *r, const char **line, size_t *len, bool *cut)
 {
 	for (;;) {
 		char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
-		ssize_t n;
 
 		if (r->skip && nl != NULL) {
 			r->start = (size_t)(nl + 1 - r->buf);
@@ -138,44 +159,9 @@ static bool next_line(struct reader *r, const char **line, size_t *len, bool *cu
 			r->skip = true;
 			return true;
 		}
-		if (r->eof)
+		if (r->eof || (!fill(r) && r->error != 0))
 			return false;
-		r->base += r->start;
-		memmove(r->buf, r->buf + r->start, r->end - r->start);
-		r->end -= r->start;
-		r->start = 0;
-		n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r->error = errno;
-			return false;
-		}
-		r->eof = n == 0;
-		r->end += (size_t)n;
 	}
-}
-
-/* Reads more into r's buffer, keeping its unread part. False when nothing came. */
-static bool fill(struct reader *r)
-{
-	ssize_t n;
-
-	if (r->eof)
-		return false;
-	r->base += r->start;
-	memmove(r->buf, r->buf + r->start, r->end - r->start);
-	r->end -= r->start;
-	r->start = 0;
-	do
-		n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		r->error = errno;
-	r->eof = n <= 0;
-	if (n > 0)
-		r->end += (size_t)n;
-	return n > 0;
 }
 
 /* All the whole lines now in the buffer, '\n's included, as one block, so that a
