@@ -21,7 +21,8 @@ with (the Host header without its port).
 
 Files in DIR:
 
-    DIR/ca.pem, ca.key           a throw-away test CA (pam_duo's cafile)
+    DIR/ca.pem, ca.key           a throw-away test CA (pam_duo's cafile), made as the Twilio
+                                 sandbox makes its own (twilio_sandbox.make_certificates)
     DIR/server.pem, server.key   its certificate for localhost, 127.0.0.1 and ::1 (pam_duo
                                  1.x matches DNS names only: configure host = localhost:PORT)
     DIR/port, DIR/pid            written once the socket listens
@@ -31,7 +32,8 @@ Files in DIR:
     DIR/delay                    optional: seconds to wait before answering (read per request),
                                  so that a caller can look at the client while it waits
 
-Python 3 standard library only; certificates come from the openssl command-line tool.
+Python 3 standard library only (and twilio_sandbox.py beside it); certificates come from the
+openssl command-line tool.
 
     python3 tests/sandbox/duo_sandbox.py --dir DIR [--host 127.0.0.1] [--port 0]
                                          [--ikey IKEY] [--skey SKEY]
@@ -45,46 +47,22 @@ import http.server
 import ipaddress
 import json
 import os
-import secrets
 import signal
-import socket
-import socketserver
-import ssl
 import struct
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import twilio_sandbox as twilio  # noqa: E402  the loopback TLS server and the certificates
+
 DEFAULT_IKEY = "DIXXXXXXXXXXXXXXXXXX"  # Duo's integration keys: "DI" + 18 characters
 DEFAULT_SKEY = "sandbox-duo-secret-key-0123456789abcdefgh"  # 40 characters, as Duo's
 ALLOW_MESSAGE = "Allowed by the bench's Duo stand-in"
 MAX_REQUEST_BYTES = 64 * 1024
 IO_TIMEOUT = 30
-
-OPENSSL_CONFIG = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
-"""
-# the same key type as the Twilio sandbox's, so that both handshakes cost the same
-NEW_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
 
 def log(text):
     print(f"duo-sandbox: {text}", file=sys.stderr, flush=True)
@@ -132,9 +110,7 @@ class DuoSandbox:
         self.skey = skey
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.load_cert_chain(directory / "server.pem", directory / "server.key")
+        self.context = twilio.tls_context(directory / "server.pem", directory / "server.key")
 
     def record(self, entry):
         with self.lock, open(self.dir / "requests.jsonl", "a", encoding="utf-8") as f:
@@ -226,19 +202,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         log(f"{self.client_address[0]} {format % args}")
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
+class Server(twilio.LoopbackServer):
     def __init__(self, sandbox, host, port):
-        self.sandbox = sandbox
-        if ipaddress.ip_address(host).version == 6:
-            self.address_family = socket.AF_INET6
-        super().__init__((host, port), Handler)
-
-    def server_bind(self):
-        socketserver.TCPServer.server_bind(self)  # no reverse DNS lookup of the address
-        self.server_name, self.server_port = self.server_address[:2]
+        super().__init__(sandbox, host, port, Handler)
 
     def finish_request(self, request, client_address):
         request.settimeout(IO_TIMEOUT)
@@ -253,37 +219,6 @@ class Server(http.server.ThreadingHTTPServer):
             log(f"{client_address[0]} connection error: {err}")
         finally:
             conn.close()
-
-
-def make_certificates(directory):
-    config = directory / "openssl.cnf"
-    config.write_text(OPENSSL_CONFIG)
-
-    def openssl(*args):
-        done = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.strip()}")
-
-    try:
-        openssl("req", "-x509", "-config", config, "-extensions", "ca", *NEW_KEY,
-                "-subj", "/CN=pam_twilio_sms Duo stand-in CA", "-days", "30",
-                "-keyout", "ca.key", "-out", "ca.pem")
-        openssl("req", "-new", "-config", config, *NEW_KEY, "-subj", "/CN=localhost",
-                "-keyout", "server.key", "-out", "server.csr")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-set_serial", "0x" + secrets.token_hex(16), "-days", "30",
-                "-extfile", config, "-extensions", "server", "-out", "server.pem")
-        (directory / "server.csr").unlink()
-    finally:
-        config.unlink()
-    for key in ("ca.key", "server.key"):
-        (directory / key).chmod(0o600)
-
-
-def write_atomically(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def parse_args(argv):
@@ -313,15 +248,15 @@ def main(argv):
     for stale in ("port", "pid"):
         (directory / stale).unlink(missing_ok=True)
     try:
-        make_certificates(directory)
+        twilio.make_certificates(directory)  # the same throw-away CA and key type
     except (OSError, RuntimeError) as err:
         log(f"cannot create certificates: {err}")
         return 2
     sandbox = DuoSandbox(directory, args.ikey, args.skey)
     server = Server(sandbox, args.host, args.port)
     port = server.server_address[1]
-    write_atomically(directory / "pid", f"{os.getpid()}\n")
-    write_atomically(directory / "port", f"{port}\n")
+    twilio.write_atomically(directory / "pid", f"{os.getpid()}\n")
+    twilio.write_atomically(directory / "port", f"{port}\n")
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                      daemon=True).start()
     log(f"listening on {args.host}:{port} (dir {directory})")

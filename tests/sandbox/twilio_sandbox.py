@@ -620,20 +620,28 @@ def parse_form(raw):
     return form, None
 
 
-class Server(http.server.ThreadingHTTPServer):
+class LoopbackServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server on a loopback address (IPv4 or IPv6) for a sandbox, whose
+    finish_request does the TLS handshake: this one's Server and duo_sandbox.py's."""
+
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, sandbox, host, port):
+    def __init__(self, sandbox, host, port, handler):
         self.sandbox = sandbox
         if ipaddress.ip_address(host).version == 6:
             self.address_family = socket.AF_INET6
-        super().__init__((host, port), Handler)
+        super().__init__((host, port), handler)
 
     def server_bind(self):
         # HTTPServer.server_bind would do a reverse DNS lookup of the address.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
+
+
+class Server(LoopbackServer):
+    def __init__(self, sandbox, host, port):
+        super().__init__(sandbox, host, port, Handler)
 
     def finish_request(self, request, client_address):
         # Runs in the connection's own thread, so a client that never completes the
@@ -732,7 +740,8 @@ NEW_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"
 
 def make_certificates(directory, server_names=()):
     """Create a fresh CA, the server, wrong-host and expired certificates it signs, and a
-    self-signed certificate for the right host; server_names are added to server.pem."""
+    self-signed certificate for the right host; server_names are added to server.pem.
+    Also the certificates of duo_sandbox.py and of the tests' slapd."""
     config = directory / "openssl.cnf"
     extra = "".join(f", DNS:{name}" for name in server_names)
     server_san = "subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1"
