@@ -555,7 +555,7 @@ class Hang(BlackHole):
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-class Garbage:
+class Garbage(Hang):
     """A loopback listener that reads RESP commands (arrays of bulk strings, or inline
     lines) and answers every one with reply (bytes, "+OK\\r\\n" by default), whatever it
     was: AUTH and SELECT seem to succeed, EVALSHA gets a status instead of an array.
@@ -564,46 +564,16 @@ class Garbage:
     in order. start(), then url; stop()."""
 
     def __init__(self, reply=b"+OK\r\n", silent=()):
+        super().__init__()
         self.reply = reply
         self.silent = set(silent)
-        self.sock = None
         self.commands = []
-        self.accepted = 0
-        self.stopping = threading.Event()
-        self.threads = []
-        self.conns = []
+        self.answering = []
 
-    @property
-    def port(self):
-        return self.sock.getsockname()[1]
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
-        thread = threading.Thread(target=self.serve, name="redis-garbage", daemon=True)
+    def handle(self, conn):
+        thread = threading.Thread(target=self.answer, args=(conn,), daemon=True)
         thread.start()
-        self.threads.append(thread)
-        return self
-
-    def serve(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            self.conns.append(conn)
-            thread = threading.Thread(target=self.answer, args=(conn,), daemon=True)
-            thread.start()
-            self.threads.append(thread)
+        self.answering.append(thread)
 
     def answer(self, conn):
         conn.settimeout(0.2)
@@ -632,13 +602,9 @@ class Garbage:
 
     def stop(self):
         self.stopping.set()
-        for thread in self.threads:
+        for thread in self.answering:
             thread.join(timeout=5)
-        for s in [*self.conns, self.sock]:
-            if s is not None:
-                with contextlib.suppress(OSError):
-                    s.close()
-        self.conns = []
+        super().stop()
 
 
 def take_command(buf):

@@ -454,7 +454,8 @@ def start_in(cleanups, workdir, **kwargs):
 class BlackHole:
     """A loopback TCP listener that accepts connections and never sends a byte: the
     directory that accepts and never answers (a bind, a StartTLS, a TLS handshake all hang).
-    start(), then url/ldaps_url; stop() closes everything."""
+    start(), then url/ldaps_url; stop() closes everything. A subclass's handle(conn) may do
+    more with each connection (harness.redis.Garbage answers on it)."""
 
     def __init__(self):
         self.sock = None
@@ -478,7 +479,7 @@ class BlackHole:
     def start(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock.listen(64)
         self.sock.settimeout(0.1)
         self.thread = threading.Thread(target=self.serve, name="black-hole", daemon=True)
         self.thread.start()
@@ -492,8 +493,12 @@ class BlackHole:
                 continue
             except OSError:
                 return
-            self.conns.append(conn)  # held open, never read or answered
+            self.conns.append(conn)
             self.accepted += 1
+            self.handle(conn)
+
+    def handle(self, conn):
+        """What a connection gets here: nothing; it is held open, never read or answered."""
 
     def stop(self):
         self.stopping.set()
