@@ -1,63 +1,35 @@
-/* config.c - the JSON config file: permissions, parsing, validation (cJSON for config) */
+/* config.c - the JSON config file: permissions, parsing, validation (cJSON for config)
+ *
+ * This file reads the file, the top-level options (numbers, failMode, stateDir,
+ * the users, usersFile, backupCodesFile, allowedCountryCodes) and holds the
+ * readers every section shares (config_parse.h). The sections of their own:
+ * config_twilio.c (credentials, templates, where requests go), config_ldap.c
+ * (the directory), config_redis.c (the shared limits). */
 #include "config.h"
 
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <regex.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "directory.h"
-#include "http.h"
+#include "config_parse.h"
 #include "otp.h"
-#include "template.h"
-
-#define MAN_REF "see pam_twilio_sms.json(5)"
-
-/* Logto's template usage types; the module sends SignIn, else Generic. */
-static const char *const usage_types[] = {
-	"Register",
-	"SignIn",
-	"Test",
-	"Generic",
-	"ForgotPassword",
-	"OrganizationInvitation",
-	"UserPermissionValidation",
-	"BindNewIdentifier",
-	"MfaVerification",
-	"BindMfa",
-};
 
 /* "problem; fix: ..." into err, sanitised: it quotes config text */
 #define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
 /* A short, printable copy of text from the config for error messages. */
-static const char *quote(char buf[64], const char *s)
+const char *tsms_config_quote(char buf[64], const char *s)
 {
 	tsms_sanitize(buf, 64, s);
 	return buf;
 }
 
-static bool is_sid(const char *s, const char *prefix)
-{
-	if (strlen(s) != 34 || strncmp(s, prefix, 2) != 0)
-		return false;
-	for (size_t i = 2; i < 34; i++) {
-		char c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-			return false;
-	}
-	return true;
-}
-
-static bool has_control(const char *s)
+bool tsms_config_has_control(const char *s)
 {
 	for (; *s != '\0'; s++) {
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -67,8 +39,8 @@ static bool has_control(const char *s)
 }
 
 /* The string value of key, NULL when absent; false when present but not a string. */
-static bool get_string(const cJSON *obj, const char *key, const char **out,
-                       char err[TSMS_CONFIG_ERR_MAX])
+bool tsms_config_get_string(const cJSON *obj, const char *key, const char **out,
+                            char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -76,14 +48,17 @@ static bool get_string(const cJSON *obj, const char *key, const char **out,
 	if (item == NULL)
 		return true;
 	if (!cJSON_IsString(item) || item->valuestring == NULL) {
-		fail(err, "%s must be a string; fix: write it in double quotes (" MAN_REF ")", key);
+		fail(err,
+		     "%s must be a string; fix: write it in double quotes (" TSMS_CONFIG_MAN_REF
+		     ")",
+		     key);
 		return false;
 	}
 	*out = item->valuestring;
 	return true;
 }
 
-static bool copy_string(char **dst, const char *src, char err[TSMS_CONFIG_ERR_MAX])
+bool tsms_config_copy_string(char **dst, const char *src, char err[TSMS_CONFIG_ERR_MAX])
 {
 	*dst = strdup(src);
 	if (*dst == NULL) {
@@ -93,14 +68,8 @@ static bool copy_string(char **dst, const char *src, char err[TSMS_CONFIG_ERR_MA
 	return true;
 }
 
-/* Numeric options: one table, one setter, range checked. */
-struct number_option {
-	const char *key;
-	size_t offset;
-	unsigned def, min, max;
-};
-
-static const struct number_option number_options[] = {
+/* Numeric options: one table, one setter (tsms_config_set_unsigned), range checked. */
+static const struct tsms_number_option number_options[] = {
 	{ "codeLength", offsetof(struct tsms_config, code_length), 6, TSMS_CODE_MIN,
 	  TSMS_CODE_MAX },
 	{ "codeTtlSeconds", offsetof(struct tsms_config, code_ttl_seconds), 300, 1, 3600 },
@@ -118,8 +87,8 @@ static const struct number_option number_options[] = {
 };
 
 /* Sets *field from item (absent: the default), range checked. */
-static bool set_unsigned(unsigned *field, const struct number_option *opt, const cJSON *item,
-                         char err[TSMS_CONFIG_ERR_MAX])
+bool tsms_config_set_unsigned(unsigned *field, const struct tsms_number_option *opt,
+                              const cJSON *item, char err[TSMS_CONFIG_ERR_MAX])
 {
 	double v;
 
@@ -141,10 +110,10 @@ static bool set_unsigned(unsigned *field, const struct number_option *opt, const
 	return true;
 }
 
-static bool set_number(struct tsms_config *cfg, const struct number_option *opt, const cJSON *item,
-                       char err[TSMS_CONFIG_ERR_MAX])
+static bool set_number(struct tsms_config *cfg, const struct tsms_number_option *opt,
+                       const cJSON *item, char err[TSMS_CONFIG_ERR_MAX])
 {
-	return set_unsigned((unsigned *)((char *)cfg + opt->offset), opt, item, err);
+	return tsms_config_set_unsigned((unsigned *)((char *)cfg + opt->offset), opt, item, err);
 }
 
 static bool known_key(const char *key)
@@ -189,7 +158,7 @@ static int cmp_names(const void *a, const void *b)
 
 /* Refuses an object with a key written twice (cJSON keeps both, and which one
  * wins would be an accident). O(n log n): users may be many. */
-static bool check_unique_keys(const cJSON *obj, const char *what, char err[TSMS_CONFIG_ERR_MAX])
+bool tsms_config_unique_keys(const cJSON *obj, const char *what, char err[TSMS_CONFIG_ERR_MAX])
 {
 	size_t n = 0, i = 0;
 	const char **names;
@@ -210,223 +179,12 @@ static bool check_unique_keys(const cJSON *obj, const char *what, char err[TSMS_
 	for (i = 1; i < n && ok; i++) {
 		if (strcmp(names[i - 1], names[i]) == 0) {
 			fail(err, "%s has the key \"%s\" twice; fix: keep one", what,
-			     quote(q, names[i]));
+			     tsms_config_quote(q, names[i]));
 			ok = false;
 		}
 	}
 	free(names);
 	return ok;
-}
-
-/* A secret string: present, not empty, no control characters. */
-static bool usable_secret(const char *s)
-{
-	return s != NULL && s[0] != '\0' && !has_control(s);
-}
-
-/* Exactly one credential: the auth token, or an API key (SID and secret).
- * HTTP Basic then carries accountSID:authToken or apiKeySID:apiKeySecret. */
-static bool parse_credentials(struct tsms_config *cfg, const cJSON *root,
-                              char err[TSMS_CONFIG_ERR_MAX])
-{
-	const char *account, *token, *service, *key_sid, *key_secret;
-
-	if (!get_string(root, "accountSID", &account, err) ||
-	    !get_string(root, "authToken", &token, err) ||
-	    !get_string(root, "fromMessagingServiceSID", &service, err) ||
-	    !get_string(root, "apiKeySID", &key_sid, err) ||
-	    !get_string(root, "apiKeySecret", &key_secret, err))
-		return false;
-	if (account == NULL || !is_sid(account, "AC")) {
-		fail(err,
-		     "accountSID %s; fix: copy the Account SID (\"AC\" and 32 hex digits) from "
-		     "the Twilio console",
-		     account == NULL ? "is missing" : "is not \"AC\" and 32 hex digits");
-		return false;
-	}
-	if (token != NULL && (key_sid != NULL || key_secret != NULL)) {
-		fail(err,
-		     "authToken and %s are both set: use one credential; fix: keep authToken, "
-		     "or apiKeySID and apiKeySecret (an API key is recommended)",
-		     key_sid != NULL ? "apiKeySID" : "apiKeySecret");
-		return false;
-	}
-	if (token == NULL && key_sid == NULL && key_secret == NULL) {
-		fail(err,
-		     "no credential: authToken, or apiKeySID and apiKeySecret, is missing; fix: "
-		     "create an API key in the Twilio console (or copy the Auth token)");
-		return false;
-	}
-	if (token != NULL && !usable_secret(token)) {
-		fail(err,
-		     "authToken is empty or malformed; fix: copy the Auth token from the Twilio "
-		     "console");
-		return false;
-	}
-	if (token == NULL && (key_sid == NULL || key_secret == NULL)) {
-		fail(err, "%s is set without %s; fix: give both apiKeySID and apiKeySecret",
-		     key_sid != NULL ? "apiKeySID" : "apiKeySecret",
-		     key_sid != NULL ? "apiKeySecret" : "apiKeySID");
-		return false;
-	}
-	if (key_sid != NULL && !is_sid(key_sid, "SK")) {
-		fail(err, "apiKeySID is not \"SK\" and 32 hex digits; fix: copy the API key's SID "
-		          "from the Twilio console (apiKeySecret is its secret)");
-		return false;
-	}
-	if (key_secret != NULL && !usable_secret(key_secret)) {
-		fail(err, "apiKeySecret is empty or malformed; fix: copy the secret shown when the "
-		          "API key (apiKeySID) was created");
-		return false;
-	}
-	if (service == NULL || !is_sid(service, "MG")) {
-		fail(err,
-		     "fromMessagingServiceSID %s; fix: copy the Messaging Service Sid (\"MG\" and "
-		     "32 hex digits) from Messaging > Services",
-		     service == NULL ? "is missing" : "is not \"MG\" and 32 hex digits");
-		return false;
-	}
-	if (!copy_string(&cfg->account_sid, account, err) ||
-	    !copy_string(&cfg->messaging_service_sid, service, err))
-		return false;
-	if (token != NULL)
-		return copy_string(&cfg->auth_token, token, err);
-	return copy_string(&cfg->api_key_sid, key_sid, err) &&
-	       copy_string(&cfg->api_key_secret, key_secret, err);
-}
-
-static bool known_usage(const char *usage)
-{
-	for (size_t i = 0; i < sizeof(usage_types) / sizeof(usage_types[0]); i++) {
-		if (strcmp(usage, usage_types[i]) == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool parse_template(struct tsms_config *cfg, const cJSON *obj, size_t index,
-                           char err[TSMS_CONFIG_ERR_MAX])
-{
-	struct tsms_template *t = &cfg->templates[index];
-	const char *usage, *content;
-	const cJSON *item;
-	char q[64];
-
-	if (!cJSON_IsObject(obj)) {
-		fail(err,
-		     "templates[%zu] is not an object; fix: write {\"usageType\": \"SignIn\", "
-		     "\"content\": \"Your code is {{code}}\"}",
-		     index);
-		return false;
-	}
-	cJSON_ArrayForEach(item, obj)
-	{
-		if (strcmp(item->string, "usageType") != 0 &&
-		    strcmp(item->string, "content") != 0) {
-			fail(err,
-			     "templates[%zu] has the unknown key \"%s\"; fix: remove it (a "
-			     "template "
-			     "has usageType and content)",
-			     index, quote(q, item->string));
-			return false;
-		}
-	}
-	if (!check_unique_keys(obj, "a template", err) ||
-	    !get_string(obj, "usageType", &usage, err) ||
-	    !get_string(obj, "content", &content, err))
-		return false;
-	if (usage == NULL || !known_usage(usage)) {
-		fail(err,
-		     "templates[%zu] has %s usageType%s%s; fix: use SignIn, Register, Test or "
-		     "Generic",
-		     index, usage == NULL ? "no" : "the unknown", usage == NULL ? "" : " ",
-		     usage == NULL ? "" : quote(q, usage));
-		return false;
-	}
-	if (content == NULL) {
-		fail(err,
-		     "templates[%zu] (%s) has no content; fix: add \"content\": \"Your code is "
-		     "{{code}}\"",
-		     index, usage);
-		return false;
-	}
-	for (size_t i = 0; i < index; i++) {
-		if (cfg->templates[i].usage != NULL &&
-		    strcmp(cfg->templates[i].usage, usage) == 0) {
-			fail(err, "two templates have usageType %s; fix: keep one", usage);
-			return false;
-		}
-	}
-	return copy_string(&t->usage, usage, err) && copy_string(&t->content, content, err);
-}
-
-/* The template the module sends must have a placeholder and fit in one message. */
-static bool check_signin_template(const struct tsms_config *cfg, char err[TSMS_CONFIG_ERR_MAX])
-{
-	const struct tsms_template *t = tsms_config_template(cfg, "SignIn");
-	char sample[TSMS_CODE_MAX + 1];
-	size_t chars;
-	char *body;
-
-	if (t == NULL) {
-		fail(err, "no SignIn (or Generic) template; fix: add {\"usageType\": \"SignIn\", "
-		          "\"content\": \"Your sign-in code is {{code}}\"} to templates");
-		return false;
-	}
-	if (!tsms_template_has_placeholder(t->content)) {
-		fail(err,
-		     "the %s template has no {{code}} placeholder; fix: put {{code}} where the "
-		     "passcode goes",
-		     t->usage);
-		return false;
-	}
-	memset(sample, '0', cfg->code_length);
-	sample[cfg->code_length] = '\0';
-	body = tsms_template_render(t->content, sample, NULL);
-	if (body == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	chars = tsms_utf8_chars(body);
-	free(body);
-	if (chars > TSMS_BODY_MAX_CHARS) {
-		fail(err,
-		     "the %s template renders to %zu characters, over Twilio's limit of %d; fix: "
-		     "shorten it",
-		     t->usage, chars, TSMS_BODY_MAX_CHARS);
-		return false;
-	}
-	return true;
-}
-
-static bool parse_templates(struct tsms_config *cfg, const cJSON *root,
-                            char err[TSMS_CONFIG_ERR_MAX])
-{
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "templates");
-	const cJSON *item;
-	size_t n;
-
-	if (!cJSON_IsArray(list)) {
-		fail(err,
-		     "templates %s; fix: add \"templates\": [{\"usageType\": \"SignIn\", "
-		     "\"content\": \"Your code is {{code}}\"}]",
-		     list == NULL ? "is missing" : "is not an array");
-		return false;
-	}
-	n = (size_t)cJSON_GetArraySize(list);
-	cfg->templates = calloc(n > 0 ? n : 1, sizeof(*cfg->templates));
-	if (cfg->templates == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	cJSON_ArrayForEach(item, list)
-	{
-		/* counted first, so that tsms_config_free frees a half-filled entry */
-		cfg->n_templates++;
-		if (!parse_template(cfg, item, cfg->n_templates - 1, err))
-			return false;
-	}
-	return true;
 }
 
 static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
@@ -442,7 +200,7 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 		     "users is not an object; fix: write \"users\": {\"alice\": \"+15551234567\"}");
 		return false;
 	}
-	if (!check_unique_keys(users, "users", err))
+	if (!tsms_config_unique_keys(users, "users", err))
 		return false;
 	cfg->users = calloc((size_t)cJSON_GetArraySize(users) + 1, sizeof(*cfg->users));
 	if (cfg->users == NULL) {
@@ -453,7 +211,7 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 	{
 		struct tsms_user *u = &cfg->users[cfg->n_users];
 
-		if (item->string[0] == '\0' || has_control(item->string)) {
+		if (item->string[0] == '\0' || tsms_config_has_control(item->string)) {
 			fail(err, "users has an empty or unprintable user name; fix: remove it");
 			return false;
 		}
@@ -461,141 +219,16 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 			fail(err,
 			     "user \"%s\": phone %s%s%s is not an E.164 number; fix: write it as "
 			     "\"+<country code><number>\", e.g. \"+15551234567\"",
-			     quote(q, item->string), cJSON_IsString(item) ? "\"" : "",
-			     cJSON_IsString(item) ? quote(q2, item->valuestring) : "(not a string)",
+			     tsms_config_quote(q, item->string), cJSON_IsString(item) ? "\"" : "",
+			     cJSON_IsString(item) ? tsms_config_quote(q2, item->valuestring)
+			                          : "(not a string)",
 			     cJSON_IsString(item) ? "\"" : "");
 			return false;
 		}
-		if (!copy_string(&u->name, item->string, err))
+		if (!tsms_config_copy_string(&u->name, item->string, err))
 			return false;
 		cfg->n_users++;
 	}
-	return true;
-}
-
-/* The proxy may carry a password: checked by libcurl's parser, never quoted. */
-static bool parse_proxy(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
-{
-	char problem[TSMS_HTTP_PROXY_MSG] = "";
-	const char *proxy;
-
-	if (!get_string(root, "proxy", &proxy, err))
-		return false;
-	if (proxy == NULL)
-		return true;
-	if (has_control(proxy) || !tsms_http_check_proxy(proxy, problem)) {
-		fail(err,
-		     "proxy %s; fix: write \"http://HOST:PORT\" or \"https://HOST:PORT\", with "
-		     "\"USER:PASSWORD@\" before HOST if the proxy needs them, or remove proxy",
-		     problem[0] != '\0' ? problem : "holds a control character");
-		return false;
-	}
-	return copy_string(&cfg->proxy, proxy, err);
-}
-
-static bool parse_ca_and_proxy(struct tsms_config *cfg, const cJSON *root,
-                               char err[TSMS_CONFIG_ERR_MAX])
-{
-	const char *ca;
-
-	if (!get_string(root, "caFile", &ca, err))
-		return false;
-	if (ca != NULL && ca[0] != '/') {
-		char q[64];
-		fail(err,
-		     "caFile \"%s\" is not an absolute path; fix: write the full path of the PEM "
-		     "bundle",
-		     quote(q, ca));
-		return false;
-	}
-	return (ca == NULL || copy_string(&cfg->ca_file, ca, err)) && parse_proxy(cfg, root, err);
-}
-
-/* Logto's rule for its connector's host (a Twilio API hostname), case-insensitive. */
-#define HOST_RULE "^api(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\\.twilio\\.com$"
-#define HOST_MAX 253
-
-static bool host_matches(const char *host)
-{
-	regex_t re;
-	bool ok;
-
-	if (strlen(host) > HOST_MAX ||
-	    regcomp(&re, HOST_RULE, REG_EXTENDED | REG_ICASE | REG_NOSUB))
-		return false;
-	ok = regexec(&re, host, 0, NULL, 0) == 0;
-	regfree(&re);
-	return ok;
-}
-
-/* Logto's optional host: requests go to https://HOST (lower-cased), as Logto
- * sends them. With apiBaseUrl as well it is ambiguous. */
-static bool parse_host(struct tsms_config *cfg, const cJSON *root, bool has_base,
-                       char err[TSMS_CONFIG_ERR_MAX])
-{
-	const char *host;
-	char q[64];
-
-	if (!get_string(root, "host", &host, err))
-		return false;
-	if (host == NULL)
-		return true;
-	if (has_base) {
-		fail(err, "host and apiBaseUrl are both set, which is ambiguous; fix: keep host (a "
-		          "Twilio API hostname) or apiBaseUrl (a full https:// URL), not both");
-		return false;
-	}
-	if (!host_matches(host)) {
-		fail(err,
-		     "host \"%s\" is not a Twilio API hostname: it must match %s "
-		     "(case-insensitive, "
-		     "at most %d characters); fix: write a hostname such as "
-		     "api.dublin.ie1.twilio.com, "
-		     "without scheme, port or path, or remove host",
-		     quote(q, host), HOST_RULE, HOST_MAX);
-		return false;
-	}
-	cfg->api_base_url = malloc(strlen("https://") + strlen(host) + 1);
-	if (cfg->api_base_url == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	strcpy(cfg->api_base_url, "https://");
-	for (size_t i = 0; host[i] != '\0'; i++)
-		cfg->api_base_url[8 + i] = (char)tolower((unsigned char)host[i]);
-	cfg->api_base_url[8 + strlen(host)] = '\0';
-	return true;
-}
-
-/* Where requests go: https://HOST from host, or apiBaseUrl, or Twilio's default. */
-static bool parse_endpoint(struct tsms_config *cfg, const cJSON *root,
-                           char err[TSMS_CONFIG_ERR_MAX])
-{
-	const char *base;
-	size_t len;
-
-	if (!get_string(root, "apiBaseUrl", &base, err) ||
-	    !parse_host(cfg, root, base != NULL, err))
-		return false;
-	if (cfg->api_base_url != NULL)
-		return true;
-	if (base == NULL)
-		base = TSMS_DEFAULT_API_BASE;
-	len = strlen(base);
-	/* https://, a host (not empty, not starting with '/'), no query or fragment */
-	if (strncmp(base, "https://", 8) != 0 || len <= 8 || base[8] == '/' || base[8] == ':' ||
-	    len > 512 || has_control(base) || strpbrk(base, " ?#@\\") != NULL) {
-		char q[64];
-		fail(err,
-		     "apiBaseUrl \"%s\" is not an https:// URL; fix: remove it for %s or use "
-		     "https://host[:port]",
-		     quote(q, base), TSMS_DEFAULT_API_BASE);
-		return false;
-	}
-	if (!copy_string(&cfg->api_base_url, base, err))
-		return false;
-	while (len > 8 && cfg->api_base_url[len - 1] == '/')
-		cfg->api_base_url[--len] = '\0';
 	return true;
 }
 
@@ -605,7 +238,7 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 	const char *mode;
 
 	for (size_t i = 0; i < sizeof(number_options) / sizeof(number_options[0]); i++) {
-		const struct number_option *opt = &number_options[i];
+		const struct tsms_number_option *opt = &number_options[i];
 		if (!set_number(cfg, opt, cJSON_GetObjectItemCaseSensitive(root, opt->key), err))
 			return false;
 	}
@@ -614,7 +247,7 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 		return false;
 	}
 	cfg->disable_risk_check = cJSON_IsTrue(risk);
-	if (!get_string(root, "failMode", &mode, err))
+	if (!tsms_config_get_string(root, "failMode", &mode, err))
 		return false;
 	if (mode == NULL || strcmp(mode, "closed") == 0) {
 		cfg->fail_mode = TSMS_FAIL_CLOSED;
@@ -624,10 +257,10 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 		char q[64];
 		fail(err,
 		     "failMode \"%s\" is unknown; fix: use \"closed\" (the default) or \"open\"",
-		     quote(q, mode));
+		     tsms_config_quote(q, mode));
 		return false;
 	}
-	return parse_endpoint(cfg, root, err) && parse_ca_and_proxy(cfg, root, err);
+	return tsms_config_parse_endpoint(cfg, root, err);
 }
 
 static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
@@ -636,18 +269,18 @@ static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
 	const char *dir;
 	char q[64];
 
-	if (!get_string(root, "stateDir", &dir, err))
+	if (!tsms_config_get_string(root, "stateDir", &dir, err))
 		return false;
 	if (dir == NULL)
 		dir = TSMS_DEFAULT_STATE_DIR;
-	if (dir[0] != '/' || strlen(dir) > 256 || has_control(dir)) {
+	if (dir[0] != '/' || strlen(dir) > 256 || tsms_config_has_control(dir)) {
 		fail(err,
 		     "stateDir \"%s\" is not an absolute path; fix: remove it for %s or give "
 		     "a full path",
-		     quote(q, dir), TSMS_DEFAULT_STATE_DIR);
+		     tsms_config_quote(q, dir), TSMS_DEFAULT_STATE_DIR);
 		return false;
 	}
-	return copy_string(&cfg->state_dir, dir, err);
+	return tsms_config_copy_string(&cfg->state_dir, dir, err);
 }
 
 /* An optional absolute path under key (usersFile, backupCodesFile). */
@@ -657,16 +290,16 @@ static bool parse_path(const cJSON *root, const char *key, const char *example, 
 	const char *path;
 	char q[64];
 
-	if (!get_string(root, key, &path, err))
+	if (!tsms_config_get_string(root, key, &path, err))
 		return false;
 	if (path == NULL)
 		return true;
-	if (path[0] != '/' || strlen(path) > 1024 || has_control(path)) {
+	if (path[0] != '/' || strlen(path) > 1024 || tsms_config_has_control(path)) {
 		fail(err, "%s \"%s\" is not an absolute path; fix: give the full path, e.g. %s",
-		     key, quote(q, path), example);
+		     key, tsms_config_quote(q, path), example);
 		return false;
 	}
-	return copy_string(out, path, err);
+	return tsms_config_copy_string(out, path, err);
 }
 
 static bool parse_files(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
@@ -683,7 +316,7 @@ static bool parse_files(struct tsms_config *cfg, const cJSON *root, char err[TSM
 		fail(err,
 		     "backupCodesFile and usersFile are the same file \"%s\"; fix: give each "
 		     "its own",
-		     quote(q, cfg->users_file));
+		     tsms_config_quote(q, cfg->users_file));
 		return false;
 	}
 	return true;
@@ -729,7 +362,8 @@ static bool parse_country_codes(struct tsms_config *cfg, const cJSON *root,
 			     "allowedCountryCodes has %s%s%s, not a country calling code; fix: "
 			     "write codes as \"+1\", \"+44\", ...",
 			     cJSON_IsString(item) ? "\"" : "",
-			     cJSON_IsString(item) ? quote(q, item->valuestring) : "a non-string",
+			     cJSON_IsString(item) ? tsms_config_quote(q, item->valuestring)
+			                          : "a non-string",
 			     cJSON_IsString(item) ? "\"" : "");
 			return false;
 		}
@@ -751,8 +385,8 @@ bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164
 }
 
 /* An optional string member key of the object what, copied; false after a problem. */
-static bool member_string(const cJSON *obj, const char *what, const char *key, char **dst,
-                          char err[TSMS_CONFIG_ERR_MAX])
+bool tsms_config_member_string(const cJSON *obj, const char *what, const char *key, char **dst,
+                               char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -760,48 +394,20 @@ static bool member_string(const cJSON *obj, const char *what, const char *key, c
 	if (item == NULL)
 		return true;
 	if (!cJSON_IsString(item) || item->valuestring == NULL || item->valuestring[0] == '\0' ||
-	    has_control(item->valuestring) || strlen(item->valuestring) > 1024) {
+	    tsms_config_has_control(item->valuestring) || strlen(item->valuestring) > 1024) {
 		fail(err,
 		     "%s.%s must be a non-empty string of at most 1024 printable characters; "
-		     "fix: correct it (" MAN_REF ")",
+		     "fix: correct it (" TSMS_CONFIG_MAN_REF ")",
 		     what, key);
 		return false;
 	}
-	return copy_string(dst, item->valuestring, err);
-}
-
-/* A filter with %u (and no other '%'), in parentheses. */
-static bool good_filter(const char *f)
-{
-	size_t n = strlen(f);
-	bool has_user = false;
-
-	if (n < 2 || f[0] != '(' || f[n - 1] != ')')
-		return false;
-	for (const char *p = f; (p = strchr(p, '%')) != NULL; p += 2) {
-		if (p[1] != 'u')
-			return false;
-		has_user = true;
-	}
-	return has_user;
-}
-
-/* An attribute description: a name of letters, digits and '-' (options after ';'). */
-static bool good_attribute(const char *a)
-{
-	if (!isalpha((unsigned char)a[0]))
-		return false;
-	for (; *a != '\0'; a++) {
-		if (!isalnum((unsigned char)*a) && *a != '-' && *a != ';')
-			return false;
-	}
-	return true;
+	return tsms_config_copy_string(dst, item->valuestring, err);
 }
 
 /* Refuses a key of the object what (a member of the config) that is not one of
  * keys[n], or a key written twice. */
-static bool check_object_keys(const cJSON *obj, const char *what, const char *const *keys, size_t n,
-                              char err[TSMS_CONFIG_ERR_MAX])
+bool tsms_config_object_keys(const cJSON *obj, const char *what, const char *const *keys, size_t n,
+                             char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *item;
 	char q[64];
@@ -816,309 +422,11 @@ static bool check_object_keys(const cJSON *obj, const char *what, const char *co
 			fail(err,
 			     "%s has the unknown key \"%s\"; fix: correct its spelling or remove "
 			     "it (the keys are listed in pam_twilio_sms.json(5))",
-			     what, quote(q, item->string));
+			     what, tsms_config_quote(q, item->string));
 			return false;
 		}
 	}
-	return check_unique_keys(obj, what, err);
-}
-
-static bool parse_ldap_keys(const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
-{
-	static const char *const keys[] = { "uri",    "startTLS",     "caFile",
-		                            "bindDN", "bindPassword", "baseDN",
-		                            "filter", "attribute",    "timeoutSeconds" };
-
-	return check_object_keys(obj, "ldap", keys, sizeof(keys) / sizeof(keys[0]), err);
-}
-
-/* The directory's TLS: ldaps:// has it, ldap:// needs StartTLS (its default),
- * ldapi:// is a local socket and needs none. Plain text is never allowed. */
-static bool parse_ldap_transport(struct tsms_ldap *l, const cJSON *obj,
-                                 char err[TSMS_CONFIG_ERR_MAX])
-{
-	const cJSON *tls = cJSON_GetObjectItemCaseSensitive(obj, "startTLS");
-	char problem[TSMS_DIRECTORY_MSG] = "";
-	const char *scheme;
-
-	if (l->uri == NULL) {
-		fail(err, "ldap.uri is missing; fix: add \"uri\": \"ldaps://ldap.example.com\"");
-		return false;
-	}
-	if (!tsms_directory_check_uri(l->uri, problem)) {
-		fail(err,
-		     "ldap.uri %s; fix: write one or more space-separated ldaps://HOST[:PORT] (or "
-		     "ldap:// with startTLS, or ldapi://) URIs of one scheme",
-		     problem);
-		return false;
-	}
-	if (tls != NULL && !cJSON_IsBool(tls)) {
-		fail(err, "ldap.startTLS must be true or false; fix: write it without quotes");
-		return false;
-	}
-	scheme = tsms_directory_scheme(l->uri);
-	l->start_tls = strcmp(scheme, "ldap") == 0 && (tls == NULL || cJSON_IsTrue(tls));
-	if (strcmp(scheme, "ldap") == 0 && !l->start_tls) {
-		fail(err,
-		     "ldap.uri is ldap:// with startTLS false: the bind password and the numbers "
-		     "would cross the network in plain text; fix: remove startTLS (it defaults to "
-		     "true for ldap://) or use ldaps://");
-		return false;
-	}
-	if (strcmp(scheme, "ldap") != 0 && cJSON_IsTrue(tls)) {
-		fail(err,
-		     "ldap.startTLS is only for ldap:// URIs (%s:// needs none); fix: remove it",
-		     scheme);
-		return false;
-	}
-	if (l->ca_file != NULL && l->ca_file[0] != '/') {
-		fail(err,
-		     "ldap.caFile is not an absolute path; fix: write the full path of the PEM "
-		     "bundle, or remove it for the system trust store");
-		return false;
-	}
-	return true;
-}
-
-static bool parse_ldap(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
-{
-	static const struct number_option timeout = { "ldap.timeoutSeconds", 0, 5, 1, 30 };
-	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "ldap");
-	struct tsms_ldap *l;
-
-	if (obj == NULL)
-		return true;
-	if (!cJSON_IsObject(obj)) {
-		fail(err, "ldap must be an object; fix: write \"ldap\": {\"uri\": ..., \"baseDN\": "
-		          "...} (" MAN_REF ")");
-		return false;
-	}
-	l = cfg->ldap = calloc(1, sizeof(*cfg->ldap));
-	if (l == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	l->ca_fd = -1;
-	if (!parse_ldap_keys(obj, err) || !member_string(obj, "ldap", "uri", &l->uri, err) ||
-	    !member_string(obj, "ldap", "caFile", &l->ca_file, err) ||
-	    !member_string(obj, "ldap", "bindDN", &l->bind_dn, err) ||
-	    !member_string(obj, "ldap", "bindPassword", &l->bind_password, err) ||
-	    !member_string(obj, "ldap", "baseDN", &l->base_dn, err) ||
-	    !member_string(obj, "ldap", "filter", &l->filter, err) ||
-	    !member_string(obj, "ldap", "attribute", &l->attribute, err) ||
-	    !parse_ldap_transport(l, obj, err))
-		return false;
-	if ((l->bind_dn == NULL) != (l->bind_password == NULL)) {
-		fail(err,
-		     "ldap.%s is set without ldap.%s; fix: give both for a simple bind as a "
-		     "service account, or neither for an anonymous bind",
-		     l->bind_dn != NULL ? "bindDN" : "bindPassword",
-		     l->bind_dn != NULL ? "bindPassword" : "bindDN");
-		return false;
-	}
-	if (l->base_dn == NULL) {
-		fail(err, "ldap.baseDN is missing; fix: add \"baseDN\": "
-		          "\"ou=people,dc=example,dc=com\"");
-		return false;
-	}
-	if (l->filter == NULL && !copy_string(&l->filter, "(uid=%u)", err))
-		return false;
-	if (!good_filter(l->filter)) {
-		fail(err,
-		     "ldap.filter must be in parentheses and contain %%u (the user name, escaped) "
-		     "and no other %%; fix: write e.g. \"(uid=%%u)\" or \"(sAMAccountName=%%u)\"");
-		return false;
-	}
-	if (l->attribute == NULL && !copy_string(&l->attribute, "mobile", err))
-		return false;
-	if (!good_attribute(l->attribute)) {
-		fail(err, "ldap.attribute is not an attribute name; fix: write e.g. \"mobile\"");
-		return false;
-	}
-	return set_unsigned(&l->timeout_seconds, &timeout,
-	                    cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds"), err);
-}
-
-/* ---- redis: the shared limits (lib/state.h) */
-
-#define REDIS_URL_FORMS "redis://HOST[:PORT][/DB] or unix:///PATH/TO/redis.sock[?db=DB]"
-#define REDIS_DB_MAX 15 /* Redis's 16 databases */
-#define REDIS_PREFIX_MAX 64
-#define SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 */
-
-/* Digits only, at most max; false for anything else. */
-static bool parse_small(const char *s, size_t n, unsigned max, unsigned *out)
-{
-	unsigned v = 0;
-
-	if (n == 0 || n > 5)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool host_char(char c, bool bracketed)
-{
-	return isalnum((unsigned char)c) || c == '.' || c == '-' || (bracketed && c == ':');
-}
-
-/* redis://HOST[:PORT][/DB]: HOST a name, an IPv4 address or [IPv6]. */
-static bool parse_redis_tcp(struct tsms_redis *r, const char *rest, char err[TSMS_CONFIG_ERR_MAX])
-{
-	const char *p = rest, *host, *host_end, *slash;
-	bool bracketed = *p == '[';
-
-	if (strchr(rest, '@') != NULL) {
-		fail(err, "redis.url holds a user or password; fix: remove \"USER:PASSWORD@\" and "
-		          "put them in redis.username and redis.password (the url is logged, the "
-		          "password never is)");
-		return false;
-	}
-	host = p + bracketed;
-	for (p = host; *p != '\0' && host_char(*p, bracketed); p++)
-		;
-	host_end = p;
-	if (bracketed && *p++ != ']')
-		host_end = host; /* no closing bracket: no host */
-	if (host_end == host)
-		goto bad;
-	r->port = 6379;
-	slash = strchr(p, '/');
-	if (*p == ':' &&
-	    !parse_small(p + 1, (size_t)((slash != NULL ? slash : p + strlen(p)) - p - 1), 65535,
-	                 &r->port))
-		goto bad;
-	if (*p != ':' && *p != '/' && *p != '\0')
-		goto bad;
-	if (r->port == 0)
-		goto bad;
-	r->db = 0;
-	if (slash != NULL && slash[1] != '\0' &&
-	    !parse_small(slash + 1, strlen(slash + 1), REDIS_DB_MAX, &r->db))
-		goto bad;
-	r->host = strndup(host, (size_t)(host_end - host));
-	if (r->host == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	return true;
-bad:
-	fail(err,
-	     "redis.url is not " REDIS_URL_FORMS " (PORT 1-65535, DB 0-%d); fix: correct it, e.g. "
-	     "\"redis://10.0.0.5:6379/0\"",
-	     REDIS_DB_MAX);
-	return false;
-}
-
-/* unix:///PATH[?db=DB] */
-static bool parse_redis_unix(struct tsms_redis *r, const char *rest, char err[TSMS_CONFIG_ERR_MAX])
-{
-	const char *q = strchr(rest, '?');
-	size_t n = q != NULL ? (size_t)(q - rest) : strlen(rest);
-
-	r->db = 0;
-	if (rest[0] != '/' || n > SUN_PATH_MAX || (q != NULL && strncmp(q, "?db=", 4) != 0) ||
-	    (q != NULL && !parse_small(q + 4, strlen(q + 4), REDIS_DB_MAX, &r->db))) {
-		fail(err,
-		     "redis.url unix:// needs an absolute socket path of at most %d bytes, then "
-		     "optionally ?db=DB (0-%d); fix: write e.g. "
-		     "\"unix:///run/redis/redis-server.sock\"",
-		     SUN_PATH_MAX, REDIS_DB_MAX);
-		return false;
-	}
-	r->socket_path = strndup(rest, n);
-	if (r->socket_path == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	return true;
-}
-
-static bool parse_redis_url(struct tsms_redis *r, char err[TSMS_CONFIG_ERR_MAX])
-{
-	if (r->url == NULL) {
-		fail(err, "redis.url is missing; fix: add \"url\": \"redis://HOST:6379/0\"");
-		return false;
-	}
-	if (strncasecmp(r->url, "rediss://", 9) == 0) {
-		fail(err,
-		     "redis.url is rediss://, but Debian's hiredis is built without TLS, so "
-		     "the module cannot speak TLS to Redis; fix: reach Redis over a unix socket "
-		     "(unix:///PATH) to a local TLS tunnel such as stunnel, or over a private "
-		     "network with redis:// (see \"Many hosts\" in the README)");
-		return false;
-	}
-	if (strncmp(r->url, "redis://", 8) == 0)
-		return parse_redis_tcp(r, r->url + 8, err);
-	if (strncmp(r->url, "unix://", 7) == 0)
-		return parse_redis_unix(r, r->url + 7, err);
-	fail(err, "redis.url must be " REDIS_URL_FORMS "; fix: correct it");
-	return false;
-}
-
-static bool good_key_prefix(const char *p)
-{
-	size_t n = strlen(p);
-
-	if (n == 0 || n > REDIS_PREFIX_MAX)
-		return false;
-	for (; *p != '\0'; p++) {
-		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
-			return false;
-	}
-	return true;
-}
-
-static bool parse_redis(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
-{
-	static const char *const keys[] = { "url", "username", "password", "keyPrefix",
-		                            "timeoutSeconds" };
-	static const struct number_option timeout = { "redis.timeoutSeconds", 0, 2, 1, 10 };
-	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "redis");
-	struct tsms_redis *r;
-
-	if (obj == NULL)
-		return true;
-	if (!cJSON_IsObject(obj)) {
-		fail(err, "redis must be an object; fix: write \"redis\": {\"url\": "
-		          "\"redis://HOST:6379/0\", ...} (" MAN_REF ")");
-		return false;
-	}
-	r = cfg->redis = calloc(1, sizeof(*cfg->redis));
-	if (r == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	if (!check_object_keys(obj, "redis", keys, sizeof(keys) / sizeof(keys[0]), err) ||
-	    !member_string(obj, "redis", "url", &r->url, err) ||
-	    !member_string(obj, "redis", "username", &r->username, err) ||
-	    !member_string(obj, "redis", "password", &r->password, err) ||
-	    !member_string(obj, "redis", "keyPrefix", &r->key_prefix, err) ||
-	    !parse_redis_url(r, err))
-		return false;
-	if (r->username != NULL && r->password == NULL) {
-		fail(err, "redis.username is set without redis.password; fix: give the ACL user's "
-		          "password too, or remove username");
-		return false;
-	}
-	if (r->key_prefix == NULL && !copy_string(&r->key_prefix, "pam_twilio_sms:", err))
-		return false;
-	if (!good_key_prefix(r->key_prefix)) {
-		fail(err,
-		     "redis.keyPrefix must be 1-%d printable characters without spaces; fix: "
-		     "write e.g. \"pam_twilio_sms:\"",
-		     REDIS_PREFIX_MAX);
-		return false;
-	}
-	return set_unsigned(&r->timeout_seconds, &timeout,
-	                    cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds"), err);
+	return tsms_config_unique_keys(obj, what, err);
 }
 
 static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
@@ -1132,11 +440,11 @@ static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 			fail(err,
 			     "unknown key \"%s\"; fix: correct its spelling or remove it (the "
 			     "keys are listed in pam_twilio_sms.json(5))",
-			     quote(q, item->string));
+			     tsms_config_quote(q, item->string));
 			return false;
 		}
 	}
-	return check_unique_keys(root, "the config", err);
+	return tsms_config_unique_keys(root, "the config", err);
 }
 
 /* The parsed tree holds secrets: wipe them before freeing. */
@@ -1187,12 +495,12 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
 		fail(err, "out of memory");
 		goto out;
 	}
-	ok = check_keys(root, err) && parse_credentials(cfg, root, err) &&
+	/* in this order: an error message names the first problem */
+	ok = check_keys(root, err) && tsms_config_parse_credentials(cfg, root, err) &&
 	     parse_options(cfg, root, err) && parse_state_dir(cfg, root, err) &&
 	     parse_files(cfg, root, err) && parse_country_codes(cfg, root, err) &&
-	     parse_templates(cfg, root, err) && check_signin_template(cfg, err) &&
-	     parse_users(cfg, root, err) && parse_ldap(cfg, root, err) &&
-	     parse_redis(cfg, root, err);
+	     tsms_config_parse_templates(cfg, root, err) && parse_users(cfg, root, err) &&
+	     tsms_config_parse_ldap(cfg, root, err) && tsms_config_parse_redis(cfg, root, err);
 	if (!ok) {
 		tsms_config_free(cfg);
 		cfg = NULL;

@@ -1,0 +1,160 @@
+/* config_ldap.c - the config's ldap object: the directory the numbers come from
+ * (lib/directory.c reads it) */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_parse.h"
+#include "directory.h"
+#include "log.h"
+
+/* "problem; fix: ..." into err, sanitised: it quotes config text */
+#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
+
+/* A filter with %u (and no other '%'), in parentheses. */
+static bool good_filter(const char *f)
+{
+	size_t n = strlen(f);
+	bool has_user = false;
+
+	if (n < 2 || f[0] != '(' || f[n - 1] != ')')
+		return false;
+	for (const char *p = f; (p = strchr(p, '%')) != NULL; p += 2) {
+		if (p[1] != 'u')
+			return false;
+		has_user = true;
+	}
+	return has_user;
+}
+
+/* An attribute description: a name of letters, digits and '-' (options after ';'). */
+static bool good_attribute(const char *a)
+{
+	if (!isalpha((unsigned char)a[0]))
+		return false;
+	for (; *a != '\0'; a++) {
+		if (!isalnum((unsigned char)*a) && *a != '-' && *a != ';')
+			return false;
+	}
+	return true;
+}
+
+static bool parse_ldap_keys(const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
+{
+	static const char *const keys[] = { "uri",    "startTLS",     "caFile",
+		                            "bindDN", "bindPassword", "baseDN",
+		                            "filter", "attribute",    "timeoutSeconds" };
+
+	return tsms_config_object_keys(obj, "ldap", keys, sizeof(keys) / sizeof(keys[0]), err);
+}
+
+/* The directory's TLS: ldaps:// has it, ldap:// needs StartTLS (its default),
+ * ldapi:// is a local socket and needs none. Plain text is never allowed. */
+static bool parse_ldap_transport(struct tsms_ldap *l, const cJSON *obj,
+                                 char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *tls = cJSON_GetObjectItemCaseSensitive(obj, "startTLS");
+	char problem[TSMS_DIRECTORY_MSG] = "";
+	const char *scheme;
+
+	if (l->uri == NULL) {
+		fail(err, "ldap.uri is missing; fix: add \"uri\": \"ldaps://ldap.example.com\"");
+		return false;
+	}
+	if (!tsms_directory_check_uri(l->uri, problem)) {
+		fail(err,
+		     "ldap.uri %s; fix: write one or more space-separated ldaps://HOST[:PORT] (or "
+		     "ldap:// with startTLS, or ldapi://) URIs of one scheme",
+		     problem);
+		return false;
+	}
+	if (tls != NULL && !cJSON_IsBool(tls)) {
+		fail(err, "ldap.startTLS must be true or false; fix: write it without quotes");
+		return false;
+	}
+	scheme = tsms_directory_scheme(l->uri);
+	l->start_tls = strcmp(scheme, "ldap") == 0 && (tls == NULL || cJSON_IsTrue(tls));
+	if (strcmp(scheme, "ldap") == 0 && !l->start_tls) {
+		fail(err,
+		     "ldap.uri is ldap:// with startTLS false: the bind password and the numbers "
+		     "would cross the network in plain text; fix: remove startTLS (it defaults to "
+		     "true for ldap://) or use ldaps://");
+		return false;
+	}
+	if (strcmp(scheme, "ldap") != 0 && cJSON_IsTrue(tls)) {
+		fail(err,
+		     "ldap.startTLS is only for ldap:// URIs (%s:// needs none); fix: remove it",
+		     scheme);
+		return false;
+	}
+	if (l->ca_file != NULL && l->ca_file[0] != '/') {
+		fail(err,
+		     "ldap.caFile is not an absolute path; fix: write the full path of the PEM "
+		     "bundle, or remove it for the system trust store");
+		return false;
+	}
+	return true;
+}
+
+bool tsms_config_parse_ldap(struct tsms_config *cfg, const cJSON *root,
+                            char err[TSMS_CONFIG_ERR_MAX])
+{
+	static const struct tsms_number_option timeout = { "ldap.timeoutSeconds", 0, 5, 1, 30 };
+	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "ldap");
+	struct tsms_ldap *l;
+
+	if (obj == NULL)
+		return true;
+	if (!cJSON_IsObject(obj)) {
+		fail(err, "ldap must be an object; fix: write \"ldap\": {\"uri\": ..., \"baseDN\": "
+		          "...} (" TSMS_CONFIG_MAN_REF ")");
+		return false;
+	}
+	l = cfg->ldap = calloc(1, sizeof(*cfg->ldap));
+	if (l == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	l->ca_fd = -1;
+	if (!parse_ldap_keys(obj, err) ||
+	    !tsms_config_member_string(obj, "ldap", "uri", &l->uri, err) ||
+	    !tsms_config_member_string(obj, "ldap", "caFile", &l->ca_file, err) ||
+	    !tsms_config_member_string(obj, "ldap", "bindDN", &l->bind_dn, err) ||
+	    !tsms_config_member_string(obj, "ldap", "bindPassword", &l->bind_password, err) ||
+	    !tsms_config_member_string(obj, "ldap", "baseDN", &l->base_dn, err) ||
+	    !tsms_config_member_string(obj, "ldap", "filter", &l->filter, err) ||
+	    !tsms_config_member_string(obj, "ldap", "attribute", &l->attribute, err) ||
+	    !parse_ldap_transport(l, obj, err))
+		return false;
+	if ((l->bind_dn == NULL) != (l->bind_password == NULL)) {
+		fail(err,
+		     "ldap.%s is set without ldap.%s; fix: give both for a simple bind as a "
+		     "service account, or neither for an anonymous bind",
+		     l->bind_dn != NULL ? "bindDN" : "bindPassword",
+		     l->bind_dn != NULL ? "bindPassword" : "bindDN");
+		return false;
+	}
+	if (l->base_dn == NULL) {
+		fail(err, "ldap.baseDN is missing; fix: add \"baseDN\": "
+		          "\"ou=people,dc=example,dc=com\"");
+		return false;
+	}
+	if (l->filter == NULL && !tsms_config_copy_string(&l->filter, "(uid=%u)", err))
+		return false;
+	if (!good_filter(l->filter)) {
+		fail(err,
+		     "ldap.filter must be in parentheses and contain %%u (the user name, escaped) "
+		     "and no other %%; fix: write e.g. \"(uid=%%u)\" or \"(sAMAccountName=%%u)\"");
+		return false;
+	}
+	if (l->attribute == NULL && !tsms_config_copy_string(&l->attribute, "mobile", err))
+		return false;
+	if (!good_attribute(l->attribute)) {
+		fail(err, "ldap.attribute is not an attribute name; fix: write e.g. \"mobile\"");
+		return false;
+	}
+	return tsms_config_set_unsigned(&l->timeout_seconds, &timeout,
+	                                cJSON_GetObjectItemCaseSensitive(obj, "timeoutSeconds"),
+	                                err);
+}
