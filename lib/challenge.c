@@ -39,6 +39,13 @@ enum backup_answer {
 	BACKUP_ACCEPTED,
 };
 
+/* The two prompts: the SMS code's, which also takes a backup code and, blank,
+ * sends a new code; and, when no SMS could go out, the backup code's alone. */
+enum prompt {
+	PROMPT_SMS,
+	PROMPT_BACKUP,
+};
+
 #define say(outcome, ...) \
 	tsms_format_clean((outcome)->reason, sizeof((outcome)->reason), __VA_ARGS__)
 
@@ -281,43 +288,82 @@ static enum tsms_err resend(struct session *s, const char **prefix, bool *counte
 	return TSMS_OK;
 }
 
-/* Asks until the right code, max_attempts wrong answers to one code, the
- * deadline, or an error. */
-static enum tsms_err verify(struct session *s)
+/* Shows kind's prompt after prefix. Returns 0 with a new *answer (the caller
+ * wipes it with tsms_free_secret), or -1 when the conversation failed. */
+static int ask(const struct session *s, enum prompt kind, const char *prefix, char **answer)
 {
-	struct tsms_outcome *outcome = s->outcome;
-	const char *prefix = "";
-	unsigned wrong = 0;
 	char prompt[128];
 
-	outcome->method = "sms";
+	if (kind == PROMPT_SMS)
+		snprintf(prompt, sizeof(prompt), "%sSMS code sent to %s: ", prefix, s->mask);
+	else
+		snprintf(prompt, sizeof(prompt), "%sSMS unavailable; backup code: ", prefix);
+	*answer = NULL;
+	if (s->prompter->ask(s->prompter->ctx, prompt, answer) == 0 && *answer != NULL)
+		return 0;
+	tsms_free_secret(*answer);
+	*answer = NULL;
+	return -1;
+}
+
+/* Says why kind's prompt ended without a right answer and returns err:
+ * TSMS_ERR_CONV, TSMS_ERR_EXPIRED, or TSMS_ERR_MAXTRIES after wrong answers.
+ * The backup prompt's reasons begin with why no SMS could go out. */
+static enum tsms_err give_up(struct session *s, enum prompt kind, enum tsms_err err, unsigned wrong)
+{
+	struct tsms_outcome *outcome = s->outcome;
+	unsigned ttl = s->cfg->code_ttl_seconds, max = s->cfg->max_attempts;
+
+	if (kind == PROMPT_BACKUP && err == TSMS_ERR_CONV)
+		say(outcome, "SMS unavailable (%s); conversation failed", s->sms_down);
+	else if (kind == PROMPT_BACKUP && err == TSMS_ERR_EXPIRED)
+		say(outcome, "SMS unavailable (%s); no backup code within codeTtlSeconds=%u",
+		    s->sms_down, ttl);
+	else if (kind == PROMPT_BACKUP)
+		say(outcome, "SMS unavailable (%s); wrong backup code (%u of %u attempts)",
+		    s->sms_down, wrong, max);
+	else if (err == TSMS_ERR_CONV)
+		say(outcome, "conversation failed");
+	else if (err == TSMS_ERR_EXPIRED)
+		say(outcome, "code expired (codeTtlSeconds=%u)", ttl);
+	else
+		say(outcome,
+		    s->phone != NULL ? "wrong code (%u of %u attempts)"
+		                     : "no phone number mapped to the user (%u of %u attempts)",
+		    wrong, max);
+	return err;
+}
+
+/* Asks with kind's prompt until a right answer, max_attempts wrong answers (to
+ * one code: a new SMS code gets its own), the deadline, or an error. An expired
+ * answer is never checked. At the SMS prompt a backup code is tried only for an
+ * answer neither right nor blank; at the backup prompt a blank one is wrong. */
+static enum tsms_err ask_until(struct session *s, enum prompt kind)
+{
+	const bool sms = kind == PROMPT_SMS;
+	const char *prefix = "";
+	unsigned wrong = 0;
+
+	s->outcome->method = sms ? "sms" : "backup-code";
 	while (wrong < s->cfg->max_attempts) {
 		enum backup_answer backup = BACKUP_NONE;
 		bool right, blank, expired, counted = true;
-		char *answer = NULL;
 		enum tsms_err err;
+		char *answer;
 
-		snprintf(prompt, sizeof(prompt), "%sSMS code sent to %s: ", prefix, s->mask);
-		if (s->prompter->ask(s->prompter->ctx, prompt, &answer) != 0 || answer == NULL) {
-			tsms_free_secret(answer);
-			say(outcome, "conversation failed");
-			return TSMS_ERR_CONV;
-		}
-		outcome->attempts++;
+		if (ask(s, kind, prefix, &answer) != 0)
+			return give_up(s, kind, TSMS_ERR_CONV, wrong);
+		s->outcome->attempts++;
 		expired = now_monotonic() > s->deadline;
-		right = !expired && tsms_otp_matches(&s->code, answer);
-		blank = is_blank(answer);
+		right = sms && !expired && tsms_otp_matches(&s->code, answer);
+		blank = sms && is_blank(answer);
 		err = !expired && !right && !blank ? try_backup(s, answer, &backup) : TSMS_OK;
 		tsms_free_secret(answer);
-		if (expired) {
-			say(outcome, "code expired (codeTtlSeconds=%u)", s->cfg->code_ttl_seconds);
-			return TSMS_ERR_EXPIRED;
-		}
+		if (expired)
+			return give_up(s, kind, TSMS_ERR_EXPIRED, wrong);
 		if (err != TSMS_OK)
 			return err;
-		if (right)
-			return right_answer(s);
-		if (backup == BACKUP_ACCEPTED)
+		if (right || backup == BACKUP_ACCEPTED)
 			return right_answer(s);
 		if (blank) {
 			err = resend(s, &prefix, &counted);
@@ -335,11 +381,7 @@ static enum tsms_err verify(struct session *s)
 		if (err != TSMS_OK)
 			return err;
 	}
-	say(outcome,
-	    s->phone != NULL ? "wrong code (%u of %u attempts)"
-	                     : "no phone number mapped to the user (%u of %u attempts)",
-	    wrong, s->cfg->max_attempts);
-	return TSMS_ERR_MAXTRIES;
+	return give_up(s, kind, TSMS_ERR_MAXTRIES, wrong);
 }
 
 /* No SMS could be sent (Twilio unavailable or refusing, or a send limit): a
@@ -349,9 +391,7 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 {
 	struct tsms_outcome *outcome = s->outcome;
 	char problem[TSMS_CONFIG_ERR_MAX];
-	const char *prefix = "";
-	unsigned left, wrong = 0;
-	char prompt[128];
+	unsigned left;
 
 	if ((s->phone == NULL && !s->backup_only) || s->cfg->backup_codes_file == NULL)
 		return sms_err;
@@ -366,43 +406,8 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 	}
 	if (sms_err == TSMS_ERR_LIMITED)
 		tell_refusal(s); /* the person may rather wait than spend a code */
-	outcome->method = "backup-code";
 	s->deadline = now_monotonic() + s->cfg->code_ttl_seconds;
-	while (wrong < s->cfg->max_attempts) {
-		enum backup_answer backup = BACKUP_NONE;
-		char *answer = NULL;
-		enum tsms_err err;
-		bool expired;
-
-		snprintf(prompt, sizeof(prompt), "%sSMS unavailable; backup code: ", prefix);
-		if (s->prompter->ask(s->prompter->ctx, prompt, &answer) != 0 || answer == NULL) {
-			tsms_free_secret(answer);
-			say(outcome, "SMS unavailable (%s); conversation failed", s->sms_down);
-			return TSMS_ERR_CONV;
-		}
-		outcome->attempts++;
-		expired = now_monotonic() > s->deadline;
-		err = expired ? TSMS_OK : try_backup(s, answer, &backup);
-		tsms_free_secret(answer);
-		if (expired) {
-			say(outcome,
-			    "SMS unavailable (%s); no backup code within codeTtlSeconds=%u",
-			    s->sms_down, s->cfg->code_ttl_seconds);
-			return TSMS_ERR_EXPIRED;
-		}
-		if (err != TSMS_OK)
-			return err;
-		if (backup == BACKUP_ACCEPTED)
-			return right_answer(s);
-		prefix = "Wrong code. ";
-		wrong++;
-		err = wrong_answer(s);
-		if (err != TSMS_OK)
-			return err;
-	}
-	say(outcome, "SMS unavailable (%s); wrong backup code (%u of %u attempts)", s->sms_down,
-	    wrong, s->cfg->max_attempts);
-	return TSMS_ERR_MAXTRIES;
+	return ask_until(s, PROMPT_BACKUP);
 }
 
 /* The outcome says when a backup code typed had been used on another host. */
@@ -459,7 +464,7 @@ enum tsms_err tsms_challenge_run(const struct tsms_config *cfg, struct tsms_stat
 	}
 	err = new_code(&s);
 	if (err == TSMS_OK)
-		err = verify(&s);
+		err = ask_until(&s, PROMPT_SMS);
 	else if (no_sms(&s, err))
 		err = backup_instead(&s, err);
 	if (err == TSMS_ERR_LIMITED && outcome->method == NULL)
