@@ -21,6 +21,9 @@
  * around every call and a SIGPIPE raised meanwhile is consumed. One
  * connection per open state (one login), with SO_RCVTIMEO/SO_SNDTIMEO of
  * timeoutSeconds, close-on-exec.
+ *
+ * The password never passes through hiredis, which frees its copies of a
+ * command unwiped: AUTH is written and wiped here (authenticate).
  */
 #include "state.h"
 
@@ -32,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "environ.h"
 #include "otp.h"
@@ -163,25 +167,52 @@ static void unblock_pipe(struct pipe_guard *g)
 	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
-/* "redis URL unavailable: WHAT: why" from the context's error. */
-static void io_problem(const struct tsms_config *cfg, const redisContext *c, const char *what,
-                       char err[TSMS_STATE_ERR_MAX])
+/* "redis URL unavailable: WHAT: why" from hiredis's error type (REDIS_ERR_*)
+ * and text, with errno as the failed read or write left it. */
+static void why_problem(const struct tsms_config *cfg, int type, const char *text, const char *what,
+                        char err[TSMS_STATE_ERR_MAX])
 {
 	const struct tsms_redis *r = cfg->redis;
 
-	if (c == NULL)
-		problem(err, "redis %s unavailable: %s: out of memory", r->url, what);
-	else if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+	if (type == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
 		problem(err, "redis %s unavailable: %s: timed out after %u s", r->url, what,
 		        r->timeout_seconds);
-	else if (c->err == REDIS_ERR_EOF)
+	else if (type == REDIS_ERR_EOF)
 		problem(err, "redis %s unavailable: %s: the server closed the connection", r->url,
 		        what);
-	else if (c->err == REDIS_ERR_PROTOCOL)
+	else if (type == REDIS_ERR_PROTOCOL)
 		problem(err, "redis %s unavailable: %s: unexpected reply (not the Redis protocol)",
 		        r->url, what);
 	else
-		problem(err, "redis %s unavailable: %s: %.*s", r->url, what, QUOTE_MAX, c->errstr);
+		problem(err, "redis %s unavailable: %s: %.*s", r->url, what, QUOTE_MAX, text);
+}
+
+/* The same from the context's error; no context: out of memory. */
+static void io_problem(const struct tsms_config *cfg, const redisContext *c, const char *what,
+                       char err[TSMS_STATE_ERR_MAX])
+{
+	if (c == NULL)
+		problem(err, "redis %s unavailable: %s: out of memory", cfg->redis->url, what);
+	else
+		why_problem(cfg, c->err, c->errstr, what, err);
+}
+
+/* reply as hiredis gave it (NULL: none came, errno as the failure left it):
+ * NULL (with err) unless it came and is not an error. */
+static redisReply *answer(const struct conn *k, const struct tsms_config *cfg, const char *what,
+                          redisReply *reply, char err[TSMS_STATE_ERR_MAX])
+{
+	if (reply == NULL) {
+		io_problem(cfg, k->c, what, err);
+		return NULL;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		problem(err, "redis %s unavailable: %s: %.*s", cfg->redis->url, what, QUOTE_MAX,
+		        reply->str != NULL ? reply->str : "error");
+		freeReplyObject(reply);
+		return NULL;
+	}
+	return reply;
 }
 
 /* Runs one command; NULL (with err) unless a reply came that is not an error. */
@@ -196,25 +227,14 @@ static redisReply *command(struct conn *k, const struct tsms_config *cfg, const 
 	reply = redisCommandArgv(k->c, argc, argv, NULL);
 	saved_errno = errno; /* what the failed read or write left, for io_problem */
 	unblock_pipe(&g);
-	if (reply == NULL) {
-		errno = saved_errno;
-		io_problem(cfg, k->c, what, err);
-		return NULL;
-	}
-	if (reply->type == REDIS_REPLY_ERROR) {
-		problem(err, "redis %s unavailable: %s: %.*s", cfg->redis->url, what, QUOTE_MAX,
-		        reply->str != NULL ? reply->str : "error");
-		freeReplyObject(reply);
-		return NULL;
-	}
-	return reply;
+	errno = saved_errno;
+	return answer(k, cfg, what, reply, err);
 }
 
-/* Runs a command whose answer must be the status OK (AUTH, SELECT). */
-static bool command_ok(struct conn *k, const struct tsms_config *cfg, const char *what, int argc,
-                       const char **argv, char err[TSMS_STATE_ERR_MAX])
+/* True when reply (from answer, freed here) is the status OK; else err. */
+static bool status_ok(const struct tsms_config *cfg, const char *what, redisReply *reply,
+                      char err[TSMS_STATE_ERR_MAX])
 {
-	redisReply *reply = command(k, cfg, what, argc, argv, err);
 	bool ok;
 
 	if (reply == NULL)
@@ -225,6 +245,62 @@ static bool command_ok(struct conn *k, const struct tsms_config *cfg, const char
 	if (!ok)
 		problem(err, "redis %s unavailable: %s: unexpected reply", cfg->redis->url, what);
 	return ok;
+}
+
+/* Runs a command whose answer must be the status OK (SELECT). */
+static bool command_ok(struct conn *k, const struct tsms_config *cfg, const char *what, int argc,
+                       const char **argv, char err[TSMS_STATE_ERR_MAX])
+{
+	return status_ok(cfg, what, command(k, cfg, what, argc, argv, err), err);
+}
+
+/* AUTH [username] password, which must answer OK. Not through command():
+ * redisCommandArgv copies the command into hiredis's output buffer and frees
+ * both copies unwiped, leaving the password in the host program's freed heap.
+ * So it is formatted into a buffer of ours, written to the socket (blocking,
+ * SO_SNDTIMEO), wiped and freed; hiredis only reads the reply. */
+static bool authenticate(struct conn *k, const struct tsms_config *cfg,
+                         char err[TSMS_STATE_ERR_MAX])
+{
+	const struct tsms_redis *r = cfg->redis;
+	const char *argv[] = { "AUTH", r->username != NULL ? r->username : r->password,
+		               r->password };
+	struct pipe_guard g;
+	void *reply = NULL;
+	char *cmd = NULL;
+	size_t done = 0;
+	ssize_t n = 0;
+	int len, saved_errno;
+
+	len = redisFormatCommandArgv(&cmd, r->username != NULL ? 3 : 2, argv, NULL);
+	if (len < 0) {
+		problem(err, "redis %s unavailable: AUTH: out of memory", r->url);
+		return false;
+	}
+	block_pipe(&g);
+	while (done < (size_t)len) {
+		n = write(k->c->fd, cmd + done, (size_t)len - done);
+		if (n > 0)
+			done += (size_t)n;
+		else if (n == 0 || errno != EINTR)
+			break;
+	}
+	saved_errno = errno;
+	tsms_wipe(cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	if (done == (size_t)len) {
+		if (redisGetReply(k->c, &reply) != REDIS_OK)
+			reply = NULL;
+		saved_errno = errno;
+	}
+	unblock_pipe(&g);
+	errno = saved_errno;
+	if (done < (size_t)len) {
+		why_problem(cfg, n == 0 ? REDIS_ERR_EOF : REDIS_ERR_IO, strerror(saved_errno),
+		            "AUTH", err);
+		return false;
+	}
+	return status_ok(cfg, "AUTH", answer(k, cfg, "AUTH", reply, err), err);
 }
 
 static void disconnect(struct conn *k)
@@ -271,13 +347,9 @@ static bool connect_redis(struct conn *k, const struct tsms_config *cfg,
 		disconnect(k);
 		return false;
 	}
-	if (r->password != NULL) {
-		const char *auth[] = { "AUTH", r->username != NULL ? r->username : r->password,
-			               r->password };
-		if (!command_ok(k, cfg, "AUTH", r->username != NULL ? 3 : 2, auth, err)) {
-			disconnect(k);
-			return false;
-		}
+	if (r->password != NULL && !authenticate(k, cfg, err)) {
+		disconnect(k);
+		return false;
 	}
 	if (r->db != 0) {
 		const char *sel[] = { "SELECT", db };

@@ -1,16 +1,25 @@
-# tests/e2e/e2e.mk - the end-to-end tests' own PAM client (included by the top Makefile).
+# tests/e2e/e2e.mk - the end-to-end tests' own PAM client and shim (included by the top Makefile).
 #   make e2e-client    build tests/e2e/pam_client (run_e2e.py also builds it when missing)
+#   make e2e-shim      build tests/e2e/freed_secret.so, the LD_PRELOAD shim that reports a
+#                      secret in freed memory (test_redis.py also builds it when missing)
 
 E2E_CLIENT := tests/e2e/pam_client
+E2E_SHIM   := tests/e2e/freed_secret.so
 
-.PHONY: e2e-client e2e-clean
+.PHONY: e2e-client e2e-shim e2e-clean
 
 e2e-client: $(E2E_CLIENT)
+
+e2e-shim: $(E2E_SHIM)
 
 $(E2E_CLIENT): tests/e2e/pam_client.c
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< $(LDFLAGS) -lpam
 
+# not the module's CFLAGS: -fvisibility=hidden would hide the very functions it replaces
+$(E2E_SHIM): tests/e2e/freed_secret.c
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $<
+
 e2e-clean:
-	rm -f $(E2E_CLIENT)
+	rm -f $(E2E_CLIENT) $(E2E_SHIM)
 
 clean: e2e-clean

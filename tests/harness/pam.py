@@ -403,17 +403,23 @@ def check_clean_logs(run):
 
 # ---- pam_client: conversations that fail, NUL bytes, huge answers
 
+def built_problem(path, target):
+    """Builds path (make target) when missing or older than its .c source; returns what
+    went wrong, or None."""
+    src = path.parent / (path.name.split(".")[0] + ".c")
+    if path.is_file() and path.stat().st_mtime >= src.stat().st_mtime:
+        return None
+    done = subprocess.run(["make", "-s", "-C", str(REPO), target], capture_output=True,
+                          text=True)
+    if done.returncode != 0 or not path.is_file():
+        return f"cannot build {path}: {(done.stderr or done.stdout).strip()[-300:]}"
+    return None
+
+
 def pam_client_problem():
     """Builds tests/e2e/pam_client when missing or older than its source (make e2e-client);
     returns what went wrong, or None."""
-    src = PAM_CLIENT_BIN.with_suffix(".c")
-    if PAM_CLIENT_BIN.is_file() and PAM_CLIENT_BIN.stat().st_mtime >= src.stat().st_mtime:
-        return None
-    done = subprocess.run(["make", "-s", "-C", str(REPO), "e2e-client"], capture_output=True,
-                          text=True)
-    if done.returncode != 0 or not PAM_CLIENT_BIN.is_file():
-        return f"cannot build {PAM_CLIENT_BIN}: {(done.stderr or done.stdout).strip()[-300:]}"
-    return None
+    return built_problem(PAM_CLIENT_BIN, "e2e-client")
 
 
 def pam_client_cmd(service, user, mode, *extra):
