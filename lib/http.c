@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -77,6 +78,46 @@ const char *tsms_http_unsafe_environment(void)
 	return NULL;
 }
 
+/*
+ * libcurl's own allocations go through these while the module has it
+ * initialised: a block is wiped before it goes back to the allocator, so
+ * libcurl's copies of the credential (CURLOPT_USERNAME/PASSWORD, the
+ * Authorization header it builds, its request buffer) and of the proxy's
+ * password do not stay in freed memory of sshd or sudo. Plain malloc blocks
+ * (glibc's malloc_usable_size gives their size), so a block freed by either
+ * side is freed rightly.
+ */
+static void wiping_free(void *p)
+{
+	if (p != NULL) {
+		tsms_wipe(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+/* Never realloc(): a block it moves would be freed unwiped. */
+static void *wiping_realloc(void *p, size_t size)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(size);
+	if (size == 0) {
+		wiping_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (size <= old)
+		return p; /* shrinking: the tail is wiped with the block */
+	q = malloc(size);
+	if (q != NULL) {
+		memcpy(q, p, old);
+		wiping_free(p);
+	}
+	return q;
+}
+
 int tsms_http_global_init(void)
 {
 	struct tsms_environ env;
@@ -85,9 +126,12 @@ int tsms_http_global_init(void)
 	/* reference counted, and thread-safe since libcurl 7.84 (Debian 12 ships 7.88):
 	 * each init is paired with a cleanup, so a host program's own use of libcurl
 	 * keeps working and the module leaves nothing initialised behind. The first
-	 * init opens SSLKEYLOGFILE and loads OpenSSL's config: hidden from both. */
+	 * init opens SSLKEYLOGFILE and loads OpenSSL's config: hidden from both. When
+	 * the host program has libcurl initialised already, its allocation functions
+	 * stay (libcurl changes them only on a first init). */
 	tsms_environ_hide(&env);
-	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup,
+	                          calloc);
 	tsms_environ_restore(&env);
 	return rc == CURLE_OK ? 0 : -1;
 }
@@ -98,6 +142,13 @@ void tsms_http_global_cleanup(void)
 
 	tsms_environ_hide(&env);
 	curl_global_cleanup();
+	/* libcurl keeps the last allocation functions it was given after its last
+	 * cleanup; a host program that calls it later without an init of its own
+	 * must not call into this module, which PAM may have unloaded by then. So
+	 * the C library's are given back (an init that sets nothing up). */
+	if (curl_global_init_mem(CURL_GLOBAL_NOTHING, malloc, free, realloc, strdup, calloc) ==
+	    CURLE_OK)
+		curl_global_cleanup();
 	tsms_environ_restore(&env);
 }
 
@@ -448,16 +499,22 @@ static void proxy_parts_free(struct proxy_parts *p)
 	curl_free(p->fragment);
 }
 
-/* Splits url with libcurl's own parser (the one the request will use).
- * Returns false when libcurl cannot parse it. */
+/* Splits url with libcurl's own parser (the one the request will use), with
+ * libcurl initialised by the module, so that its copies of the password are
+ * wiped. Returns false when libcurl cannot parse it. */
 static bool proxy_parse(const char *url, struct proxy_parts *p)
 {
-	CURLU *u = curl_url();
+	CURLU *u;
 	bool ok;
 
 	memset(p, 0, sizeof(*p));
-	if (u == NULL)
+	if (tsms_http_global_init() != 0)
 		return false;
+	u = curl_url();
+	if (u == NULL) {
+		tsms_http_global_cleanup();
+		return false;
+	}
 	/* no CURLU_GUESS_SCHEME and no CURLU_DEFAULT_SCHEME: the scheme is required */
 	ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK;
 	if (ok) {
@@ -472,6 +529,7 @@ static bool proxy_parse(const char *url, struct proxy_parts *p)
 		curl_url_get(u, CURLUPART_FRAGMENT, &p->fragment, 0);
 	}
 	curl_url_cleanup(u);
+	tsms_http_global_cleanup();
 	return ok;
 }
 

@@ -5,11 +5,13 @@
  * valgrind and ASan replace it, and this shim with it.
  *
  * Read once, when the shim is initialised:
- *   TSMS_FREED_SECRET_HEX  the secret, in hex (the environment, which programs copy to their
- *                          heap, never holds the secret itself)
+ *   TSMS_FREED_SECRET_HEX  the secrets, each in hex, separated by commas (at most 8; the
+ *                          environment, which programs copy to their heap, never holds a
+ *                          secret itself)
  *   TSMS_FREED_REPORT      a file the shim appends one line to per event:
- *     "found pid=P comm=C size=S at=OFF caller=OBJ" for each block freed with the secret in
- *                          its malloc_usable_size bytes (caller: the object that freed it)
+ *     "found pid=P comm=C size=S at=OFF secret=I caller=OBJ" for each block freed with
+ *                          secret I (0, 1, ...) in its malloc_usable_size bytes (caller: the
+ *                          object that freed it)
  *     "scanned pid=P comm=C frees=N" when the process exits: it ran, and scanned N blocks
  */
 #ifndef _GNU_SOURCE
@@ -29,27 +31,48 @@
 extern void __libc_free(void *p);
 extern void *__libc_realloc(void *p, size_t size);
 
-static char secret[256];
-static size_t secret_len;
+#define SECRETS_MAX 8
+
+static char secrets[SECRETS_MAX][256];
+static size_t secret_lens[SECRETS_MAX];
+static size_t n_secrets;
 static const char *report_path;
 static unsigned long scanned;
 
-__attribute__((constructor)) static void init(void)
+/* One secret in hex from hex up to a ',' or the end; false when it is not hex. */
+static int take_secret(const char *hex, size_t n)
 {
-	const char *hex = getenv("TSMS_FREED_SECRET_HEX");
-	size_t n = hex != NULL ? strlen(hex) : 0;
+	char *out = secrets[n_secrets];
 
-	report_path = getenv("TSMS_FREED_REPORT");
-	if (n % 2 != 0 || n / 2 > sizeof(secret))
-		n = 0;
+	if (n == 0 || n % 2 != 0 || n / 2 > sizeof(secrets[0]) || n_secrets == SECRETS_MAX)
+		return 0;
 	for (size_t i = 0; i < n / 2; i++) {
 		unsigned byte;
 
 		if (sscanf(hex + 2 * i, "%2x", &byte) != 1)
-			return;
-		secret[i] = (char)byte;
+			return 0;
+		out[i] = (char)byte;
 	}
-	secret_len = n / 2;
+	secret_lens[n_secrets++] = n / 2;
+	return 1;
+}
+
+__attribute__((constructor)) static void init(void)
+{
+	const char *hex = getenv("TSMS_FREED_SECRET_HEX");
+
+	report_path = getenv("TSMS_FREED_REPORT");
+	while (hex != NULL && *hex != '\0') {
+		const char *comma = strchr(hex, ',');
+		size_t n = comma != NULL ? (size_t)(comma - hex) : strlen(hex);
+
+		if (!take_secret(hex, n)) {
+			n_secrets =
+				0; /* a malformed list scans for nothing: the suite sees no "scanned" */
+			return;
+		}
+		hex = comma != NULL ? comma + 1 : hex + n;
+	}
 }
 
 static void report(const char *line)
@@ -68,21 +91,27 @@ static void report(const char *line)
 	errno = saved_errno;
 }
 
-/* Where the secret starts in block p, or -1 (also when there is no secret). */
-static long find(void *p)
+/* Where a secret starts in block p, or -1 (also when there is no secret); *which: its index. */
+static long find(void *p, size_t *which)
 {
-	const char *at;
 	size_t size;
 
-	if (p == NULL || secret_len == 0)
+	if (p == NULL || n_secrets == 0)
 		return -1;
 	__atomic_add_fetch(&scanned, 1, __ATOMIC_RELAXED);
 	size = malloc_usable_size(p);
-	at = memmem(p, size, secret, secret_len);
-	return at != NULL ? at - (const char *)p : -1;
+	for (size_t i = 0; i < n_secrets; i++) {
+		const char *at = memmem(p, size, secrets[i], secret_lens[i]);
+
+		if (at != NULL) {
+			*which = i;
+			return at - (const char *)p;
+		}
+	}
+	return -1;
 }
 
-static void found(size_t size, long at, const void *pc)
+static void found(size_t size, long at, size_t which, const void *pc)
 {
 	struct dl_find_object dlfo;
 	const char *name = "?", *slash;
@@ -95,30 +124,32 @@ static void found(size_t size, long at, const void *pc)
 		else if ((slash = strrchr(name, '/')) != NULL)
 			name = slash + 1;
 	}
-	snprintf(line, sizeof(line), "found pid=%d comm=%s size=%zu at=%ld caller=%s\n",
-	         (int)getpid(), program_invocation_short_name, size, at, name);
+	snprintf(line, sizeof(line), "found pid=%d comm=%s size=%zu at=%ld secret=%zu caller=%s\n",
+	         (int)getpid(), program_invocation_short_name, size, at, which, name);
 	report(line);
 }
 
 void free(void *p)
 {
-	long at = find(p);
+	size_t which = 0;
+	long at = find(p, &which);
 
 	if (at >= 0)
-		found(malloc_usable_size(p), at, __builtin_return_address(0));
+		found(malloc_usable_size(p), at, which, __builtin_return_address(0));
 	__libc_free(p);
 }
 
 /* The old block is freed when realloc moves it, and its tail when it shrinks in place. */
 void *realloc(void *p, size_t size)
 {
-	long at = find(p);
+	size_t which = 0;
+	long at = find(p, &which);
 	size_t old = p != NULL ? malloc_usable_size(p) : 0;
 	void *q = __libc_realloc(p, size);
 	int freed = q != NULL ? q != p : size == 0; /* NULL for a size: the block stays */
 
-	if (at >= 0 && (freed || (q == p && (size_t)at + secret_len > size)))
-		found(old, at, __builtin_return_address(0));
+	if (at >= 0 && (freed || (q == p && (size_t)at + secret_lens[which] > size)))
+		found(old, at, which, __builtin_return_address(0));
 	return q;
 }
 

@@ -3,13 +3,14 @@
 as api.dublin.ie1.twilio.com) over real TLS, the name resolved through a hosts file
 bind-mounted over /etc/hosts in the client's private mount namespace."""
 
+import base64
 import socket
 import tempfile
 from pathlib import Path
 
 from harness.core import case, check
-from harness.pam import expect_config_error, right, simple_service
-from harness.sandbox import API_KEY_SECRET, API_KEY_SID, Sandbox
+from harness.pam import FreedScan, allocator_case, expect_config_error, right, simple_service, wrong
+from harness.sandbox import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, Sandbox
 from harness.system import write_file
 
 EDGE = "api.dublin.ie1.twilio.com"
@@ -52,6 +53,25 @@ def api_key_credential_errors_send_nothing(h):
         path = h.write_config(h.config(**over))
         run = h.authenticate(h.service(path, then_permit=True), "alice", [right()])
         expect_config_error(h, run, path, *needles)
+
+
+@allocator_case
+def twilio_credential_never_left_in_freed_memory(h):
+    """No heap block that pamtester frees holds the auth token, the API key secret or their
+    HTTP Basic forms (base64 of SID:secret), after a login that succeeds and one that fails
+    (harness.pam.FreedScan): the module wipes its copies and gives libcurl allocation
+    functions that wipe libcurl's."""
+    for tag, user, secret, keys in (
+            ("token", ACCOUNT_SID, AUTH_TOKEN, {}),
+            ("key", API_KEY_SID, API_KEY_SECRET,
+             {"authToken": None, "apiKeySID": API_KEY_SID, "apiKeySecret": API_KEY_SECRET})):
+        basic = base64.b64encode(f"{user}:{secret}".encode())
+        svc = simple_service(h, **keys)
+        for result, answers in (("PAM_SUCCESS", [right()]), ("PAM_MAXTRIES", [wrong()] * 3)):
+            scan = FreedScan(h, f"{tag}-{result}", [secret, basic])
+            run = h.authenticate(svc, "alice", answers, env=scan.env)
+            h.expect(run, result, sms=1, requests=1)
+            scan.check()
 
 
 def port_443_free():

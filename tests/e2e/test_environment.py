@@ -4,12 +4,14 @@ environment (proxies, SSLKEYLOGFILE, OpenSSL's CPU masks) never steers it; the c
 root's. The same attack from a real setuid program (su, chfn) run by an unprivileged user
 is in tests/integration/run_setuid.py."""
 
+import base64
 import os
 import tempfile
 from pathlib import Path
 
 from harness.core import case, check
-from harness.pam import TIME_SLACK, expect_config_error, right, simple_service
+from harness.pam import (TIME_SLACK, FreedScan, allocator_case, expect_config_error, right,
+                         simple_service)
 from harness.proxy import running_proxy
 from harness.system import free_port
 
@@ -105,6 +107,20 @@ def proxy_key_with_credentials(h):
         for line in run.raw_logs + [run.output]:
             check(password not in line and "not-the-password" not in line,
                   f"the proxy password reached a log line: {line!r}")
+
+
+@allocator_case
+def proxy_password_never_left_in_freed_memory(h):
+    """No heap block that pamtester frees holds the proxy's password or its Basic form,
+    after a login through the proxy (harness.pam.FreedScan): libcurl's copies are wiped."""
+    user, password = "pam", "proxy-Pa55-word-freed"
+    with running_proxy(h.workdir, credentials=(user, password)) as proxy:
+        svc = simple_service(h, proxy=proxy.url(user, password))
+        scan = FreedScan(h, "proxy", [password, base64.b64encode(f"{user}:{password}".encode())])
+        run = h.authenticate(svc, "alice", [right()], env=scan.env)
+        h.expect(run, "PAM_SUCCESS", sms=1, requests=1)
+        check(expect_through(proxy, run)["credentials_ok"], "the proxy's credentials were wrong")
+        scan.check()
 
 
 @case

@@ -12,15 +12,14 @@ import hashlib
 import re
 import time
 
-from harness.core import REPO, CaseFailure, case, check
-from harness.pam import (PAM_CLIENT_PREFIX, TIME_SLACK, authenticate_at_once, built_problem,
+from harness.core import CaseFailure, case, check
+from harness.pam import (TIME_SLACK, FreedScan, allocator_case, authenticate_at_once,
                          expect_config_error, right, typed, wrong)
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Garbage, Hang, Redis,
                            fallback_warnings, family_server, host)
 from harness.state import read_state
 from harness.system import free_port
 
-FREED_SHIM = REPO / "tests" / "e2e" / "freed_secret.so"
 FLEET_B = "fleet_b:"
 FLEET_B_USER = "fleetb"
 USER_FIELDS = {"window_start", "sends", "last_send", "failures", "locked_until"}
@@ -305,32 +304,20 @@ def redis_second_fleet_prefix_keeps_its_own_counts(h):
           f"{s.user_hash('alice')} {s.user_hash('alice', FLEET_B)}")
 
 
+@allocator_case
 def redis_password_never_left_in_freed_memory(h):
     """No heap block that pamtester frees holds the Redis password, after AUTH with the
     right one and with a wrong one: the module wipes its copies and hiredis never gets one
-    (tests/e2e/freed_secret.c reports each such block)."""
+    (harness.pam.FreedScan)."""
     s = redis(h)
-    problem = built_problem(FREED_SHIM, "e2e-shim")
-    check(problem is None, problem)
     wrong_password = "not-" + PAM_PASSWORD
     for tag, password, warned in (("a", PAM_PASSWORD, None),
                                   ("b", wrong_password, (s.url, r"^AUTH: WRONGPASS"))):
         hst = host(h, tag, redis=s.module_config(password=password))
-        report = h.workdir / f"{h.case}-{tag}.freed"
-        env = {"LD_PRELOAD": str(FREED_SHIM), "TSMS_FREED_SECRET_HEX": password.encode().hex(),
-               "TSMS_FREED_REPORT": str(report)}
-        login(h, hst, "alice", [right()], "PAM_SUCCESS", sms=1, warned=warned, env=env)
-        lines = report.read_text().splitlines() if report.exists() else []
-        check(any(re.fullmatch(r"scanned pid=\d+ comm=pamtester frees=[1-9]\d*", l)
-                  for l in lines), f"{tag}: the shim scanned nothing in pamtester: {lines}")
-        found = [l for l in lines if l.startswith("found ")]
-        check(not found, f"{tag}: {len(found)} freed blocks held the Redis password: {found}")
+        scan = FreedScan(h, tag, [password])
+        login(h, hst, "alice", [right()], "PAM_SUCCESS", sms=1, warned=warned, env=scan.env)
+        scan.check()
     check(s.user_hash("alice").get("sends") == 1, f"alice in Redis: {s.user_hash('alice')}")
-
-
-# glibc's allocator only: valgrind and ASan (TSMS_E2E_PREFIX) replace it, and the shim with it
-if not PAM_CLIENT_PREFIX:
-    case(redis_password_never_left_in_freed_memory)
 
 
 # --------------------------------------------------------------------------- Redis fails

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.core import REPO, CaseFailure, check
+from harness.core import REPO, CaseFailure, case, check
 from harness.sandbox import API_KEY_SECRET, AUTH_TOKEN, SANDBOX, wrong_code
 from harness.syslog import DEV_LOG, message
 from harness.system import cmdlines, kill_and_reap, write_file
@@ -420,6 +420,45 @@ def pam_client_problem():
     """Builds tests/e2e/pam_client when missing or older than its source (make e2e-client);
     returns what went wrong, or None."""
     return built_problem(PAM_CLIENT_BIN, "e2e-client")
+
+
+# ---- freed memory: secrets left in blocks handed back to the allocator
+
+FREED_SHIM = REPO / "tests" / "e2e" / "freed_secret.so"
+
+
+class FreedScan:
+    """One or more runs under tests/e2e/freed_secret.so (LD_PRELOAD over glibc's free and
+    realloc): every heap block their processes free is searched for secrets (str or bytes).
+    Pass env to h.authenticate(..., env=scan.env); then check() asserts that the shim ran in
+    program and that no freed block held a secret. Only without valgrind or ASan
+    (PAM_CLIENT_PREFIX), which replace the allocator: register such cases with
+    allocator_case."""
+
+    def __init__(self, h, tag, secrets):
+        problem = built_problem(FREED_SHIM, "e2e-shim")
+        check(problem is None, problem)
+        self.secrets = [s.encode() if isinstance(s, str) else s for s in secrets]
+        self.tag = tag
+        self.report = h.workdir / f"{h.case}-{tag}.freed"
+        self.report.unlink(missing_ok=True)
+        self.env = {"LD_PRELOAD": str(FREED_SHIM),
+                    "TSMS_FREED_SECRET_HEX": ",".join(s.hex() for s in self.secrets),
+                    "TSMS_FREED_REPORT": str(self.report)}
+
+    def check(self, program="pamtester"):
+        lines = self.report.read_text().splitlines() if self.report.exists() else []
+        check(any(re.fullmatch(rf"scanned pid=\d+ comm={re.escape(program)} frees=[1-9]\d*", l)
+                  for l in lines), f"{self.tag}: the shim scanned nothing in {program}: {lines}")
+        found = [l for l in lines if l.startswith("found ")]
+        check(not found, f"{self.tag}: {len(found)} freed blocks held a secret (secret=N: "
+              f"the Nth of {len(self.secrets)}): {found}")
+
+
+def allocator_case(fn):
+    """Registers fn as a case, except under valgrind or ASan (TSMS_E2E_PREFIX), whose
+    allocators leave no room for freed_secret.so; the plain run of the suite has it."""
+    return case(fn) if not PAM_CLIENT_PREFIX else fn
 
 
 def pam_client_cmd(service, user, mode, *extra):
