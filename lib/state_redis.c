@@ -24,17 +24,24 @@
  *
  * The password never passes through hiredis, which frees its copies of a
  * command unwiped: AUTH is written and wiped here (authenticate).
+ *
+ * Replies are read here too (read_reply), fed to hiredis's parser: SO_RCVTIMEO
+ * bounds only each read, so a server that trickles bytes would hold the login
+ * for ever, and hiredis buffers a reply of any size. A command's reply must
+ * come within timeoutSeconds in all, and in at most REPLY_MAX bytes.
  */
 #include "state.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "environ.h"
@@ -127,6 +134,9 @@ const char tsms_state_redis_sha1[] = "8aed43d44265964985271564accfd3e75689f6a5";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120
+/* The longest reply read: the script's answers are a few dozen bytes, SCRIPT
+ * LOAD's 40 hex digits. */
+#define REPLY_MAX (64 * 1024)
 
 struct conn {
 	redisContext *c;
@@ -215,20 +225,97 @@ static redisReply *answer(const struct conn *k, const struct tsms_config *cfg, c
 	return reply;
 }
 
-/* Runs one command; NULL (with err) unless a reply came that is not an error. */
+/* The context's error, as hiredis sets its own: type, and errnum's text (or
+ * text); errno is left as errnum for io_problem. REDIS_ERR. */
+static int fail_context(redisContext *c, int type, int errnum, const char *text)
+{
+	c->err = type;
+	snprintf(c->errstr, sizeof(c->errstr), "%s", text != NULL ? text : strerror(errnum));
+	errno = errnum;
+	return REDIS_ERR;
+}
+
+static struct timespec deadline_in(unsigned seconds)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)seconds;
+	return t;
+}
+
+static int ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (int)ms : 0;
+}
+
+/* Reads from the server and feeds hiredis's parser until it has one reply
+ * (*reply), at most REPLY_MAX bytes and until deadline. REDIS_OK, or REDIS_ERR
+ * with the context's error set (a timeout is REDIS_ERR_IO with EAGAIN). */
+static int read_reply(redisContext *c, const struct timespec *deadline, void **reply)
+{
+	size_t total = 0;
+	char buf[4096];
+
+	*reply = NULL;
+	for (;;) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int ready, left;
+		ssize_t n;
+
+		if (redisGetReplyFromReader(c, reply) != REDIS_OK)
+			return REDIS_ERR;
+		if (*reply != NULL)
+			return REDIS_OK;
+		left = ms_left(deadline);
+		ready = left > 0 ? poll(&p, 1, left) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
+			return fail_context(c, REDIS_ERR_IO, ready == 0 ? EAGAIN : errno, NULL);
+		n = read(c->fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail_context(c, REDIS_ERR_IO, errno, NULL);
+		if (n == 0)
+			return fail_context(c, REDIS_ERR_EOF, 0, "Server closed the connection");
+		total += (size_t)n;
+		if (total > REPLY_MAX)
+			return fail_context(c, REDIS_ERR_OTHER, 0,
+			                    "a reply of more than 64 KiB (not the module's script "
+			                    "answering)");
+		if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK)
+			return fail_context(c, REDIS_ERR_OOM, ENOMEM, "Out of memory");
+	}
+}
+
+/* Runs one command, its reply within timeoutSeconds; NULL (with err) unless
+ * a reply came that is not an error. */
 static redisReply *command(struct conn *k, const struct tsms_config *cfg, const char *what,
                            int argc, const char **argv, char err[TSMS_STATE_ERR_MAX])
 {
+	struct timespec deadline = deadline_in(cfg->redis->timeout_seconds);
 	struct pipe_guard g;
-	redisReply *reply;
-	int saved_errno;
+	void *reply = NULL;
+	int rc, done = 0, saved_errno;
 
 	block_pipe(&g);
-	reply = redisCommandArgv(k->c, argc, argv, NULL);
+	rc = redisAppendCommandArgv(k->c, argc, argv, NULL);
+	while (rc == REDIS_OK && !done) /* each write bounded by SO_SNDTIMEO */
+		rc = redisBufferWrite(k->c, &done);
+	if (rc == REDIS_OK)
+		rc = read_reply(k->c, &deadline, &reply);
 	saved_errno = errno; /* what the failed read or write left, for io_problem */
 	unblock_pipe(&g);
 	errno = saved_errno;
-	return answer(k, cfg, what, reply, err);
+	return answer(k, cfg, what, rc == REDIS_OK ? reply : NULL, err);
 }
 
 /* True when reply (from answer, freed here) is the status OK; else err. */
@@ -258,13 +345,14 @@ static bool command_ok(struct conn *k, const struct tsms_config *cfg, const char
  * redisCommandArgv copies the command into hiredis's output buffer and frees
  * both copies unwiped, leaving the password in the host program's freed heap.
  * So it is formatted into a buffer of ours, written to the socket (blocking,
- * SO_SNDTIMEO), wiped and freed; hiredis only reads the reply. */
+ * SO_SNDTIMEO), wiped and freed; hiredis only parses the reply. */
 static bool authenticate(struct conn *k, const struct tsms_config *cfg,
                          char err[TSMS_STATE_ERR_MAX])
 {
 	const struct tsms_redis *r = cfg->redis;
 	const char *argv[] = { "AUTH", r->username != NULL ? r->username : r->password,
 		               r->password };
+	struct timespec deadline = deadline_in(r->timeout_seconds);
 	struct pipe_guard g;
 	void *reply = NULL;
 	char *cmd = NULL;
@@ -289,7 +377,7 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 	tsms_wipe(cmd, (size_t)len);
 	redisFreeCommand(cmd);
 	if (done == (size_t)len) {
-		if (redisGetReply(k->c, &reply) != REDIS_OK)
+		if (read_reply(k->c, &deadline, &reply) != REDIS_OK)
 			reply = NULL;
 		saved_errno = errno;
 	}

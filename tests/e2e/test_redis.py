@@ -16,7 +16,7 @@ from harness.core import CaseFailure, case, check
 from harness.pam import (TIME_SLACK, FreedScan, allocator_case, authenticate_at_once,
                          expect_config_error, right, typed, wrong)
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Garbage, Hang, Redis,
-                           fallback_warnings, family_server, host)
+                           Stream, fallback_warnings, family_server, host)
 from harness.state import read_state
 from harness.system import free_port
 
@@ -397,6 +397,26 @@ def redis_hanging_falls_back_within_the_timeout(h):
     finally:
         hole.stop()
         quiet.stop()
+
+
+@case
+def redis_trickling_or_flooding_reply_falls_back(h):
+    """A server whose reply never ends: one byte every 0.1 s (each read gets something, so a
+    read timeout alone never fires) falls back within timeoutSeconds + 1 s; 64 KiB at a time
+    as fast as it can (a reply that would grow without end in the module's memory) falls back
+    at once, the reply refused past 64 KiB."""
+    redis(h)
+    for tag, server, problem, limit in (
+            ("trickle-", Stream(), r"^(?:\S+: )?timed out after 1 s", 1 + 1),
+            ("flood-", Stream(chunk=b"x" * 65536, interval=0), r"a reply of more than 64 KiB",
+             1)):
+        server.start()
+        try:
+            cfg = {"url": server.url, "timeoutSeconds": 1}  # no AUTH: the script's reply
+            fallback_case(h, cfg, problem, limit=limit, tag=tag)
+            check(server.accepted == 3, f"{tag}: {server.accepted} connections, want 3")
+        finally:
+            server.stop()
 
 
 @case

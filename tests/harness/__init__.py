@@ -19,8 +19,9 @@ Modules, one concern each:
   redis    a throw-away redis-server (Debian's) on loopback and a Unix socket, with the
            module's ACL user and an admin one; its keys, TTLs and hashes as the cases read
            them, halt/restart/hang; host(): one host of a fleet (its own config, stateDir
-           and PAM service); Hang (accepts, never answers) and Garbage (+OK to every
-           command, or silent from a given one) listeners
+           and PAM service); Hang (accepts, never answers), Garbage (+OK to every
+           command, or silent from a given one) and Stream (a reply without end, trickled
+           or flooded) listeners
 
 A suite puts tests/ on sys.path (with sys.dont_write_bytecode set first, so that no
 __pycache__ is written into the tree) and imports what it needs, e.g.

@@ -607,6 +607,56 @@ class Garbage(Hang):
         super().stop()
 
 
+class Stream(Hang):
+    """A loopback listener that answers the first command of every connection with head
+    (e.g. a bulk string's header) and then chunk every interval seconds, without end, until
+    the client hangs up or stop(): a server that trickles a reply (b"x" every 0.1 s) or
+    floods one (64 KiB at once, again and again). sent: the bytes written in all."""
+
+    def __init__(self, head=b"$1000000000\r\n", chunk=b"x", interval=0.1):
+        super().__init__()
+        self.head, self.chunk, self.interval = head, chunk, interval
+        self.sent = 0
+        self.streaming = []
+
+    def handle(self, conn):
+        thread = threading.Thread(target=self.stream, args=(conn,), daemon=True)
+        thread.start()
+        self.streaming.append(thread)
+
+    def stream(self, conn):
+        conn.settimeout(0.2)
+        buf = b""
+        while not self.stopping.is_set():  # until one whole command came
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            if take_command(buf)[0] is not None:
+                break
+        data = self.head
+        while not self.stopping.is_set():
+            try:
+                conn.sendall(data)
+            except (TimeoutError, OSError):
+                return  # hung up, or not reading: a flood that filled the socket
+            self.sent += len(data)
+            data = self.chunk
+            if self.interval:
+                self.stopping.wait(self.interval)
+
+    def stop(self):
+        self.stopping.set()
+        for thread in self.streaming:
+            thread.join(timeout=5)
+        super().stop()
+
+
 def take_command(buf):
     """(the first complete command's name in upper case, the rest of buf), or (None, buf)
     while it is incomplete."""

@@ -27,7 +27,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.core import CaseFailure, case, check, main  # noqa: E402
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, PAM_USER,  # noqa: E402
-                           REDIS_CLI, Connection, Garbage, Hang, Redis, ReplyError,
+                           REDIS_CLI, Connection, Garbage, Hang, Redis, ReplyError, Stream,
                            install_problem, redis_servers, start_in)
 from harness.system import running  # noqa: E402
 
@@ -319,6 +319,43 @@ def garbage_listener_answers_ok_to_everything(h):
             check(conn.call("EVALSHA", "x", 0) == 7, "reply=:7")
     finally:
         other.stop()
+
+
+@case
+def stream_listener_sends_a_reply_without_end(h):
+    """Stream: nothing before a whole command; then its head, then chunk after chunk, at
+    the interval (trickle) or at once (flood), until the client hangs up."""
+    trickle = Stream(interval=0.1).start()
+    try:
+        with socket.create_connection(("127.0.0.1", trickle.port), timeout=2) as sock:
+            sock.settimeout(0.3)
+            sock.sendall(b"*1\r\n$4\r\nPI")  # half a command: no answer yet
+            try:
+                early = sock.recv(100)
+            except (TimeoutError, socket.timeout):
+                early = b""
+            check(early == b"", f"answered half a command: {early!r}")
+            sock.sendall(b"NG\r\n")
+            got, start = b"", time.monotonic()
+            while time.monotonic() - start < 1.0:
+                got += sock.recv(100)
+            check(got.startswith(b"$1000000000\r\n"), f"head {got[:20]!r}")
+            body = got[len(b"$1000000000\r\n"):]
+            check(4 <= len(body) <= 14 and set(body) == {ord("x")},
+                  f"{len(body)} bytes in about 1 s at one per 0.1 s: {body[:20]!r}")
+    finally:
+        trickle.stop()
+    flood = Stream(chunk=b"y" * 65536, interval=0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", flood.port), timeout=2) as sock:
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            got = 0
+            while got < 4 * 1024 * 1024:
+                got += len(sock.recv(1 << 20))
+        check(flood.accepted == 1, f"{flood.accepted} connections")
+    finally:
+        flood.stop()
+    check(flood.sent >= 4 * 1024 * 1024, f"the flood sent {flood.sent} bytes")
 
 
 @case
