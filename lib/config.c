@@ -9,7 +9,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 
 #include "config_parse.h"
 #include "otp.h"
+#include "rootfile.h"
 
 /* "problem; fix: ..." into err, sanitised: it quotes config text */
 #define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
@@ -511,59 +511,6 @@ out:
 	return cfg;
 }
 
-/* Opens path read-only with O_NOFOLLOW and checks the open descriptor (not the
- * path: no race with a rename): a regular file owned by root, none of the
- * forbidden mode bits, at most max_size bytes. Returns the descriptor, or -1
- * with the problem and its fix (chmod mode_fix) in err. */
-static int open_root_file(const char *path, const char *what, long long max_size, mode_t forbidden,
-                          const char *mode_fix, struct stat *st, char err[TSMS_CONFIG_ERR_MAX])
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-
-	if (fd < 0) {
-		if (errno == ELOOP)
-			fail(err, "%s %s: is a symbolic link, refused; fix: name the real file",
-			     what, path);
-		else
-			fail(err, "%s %s: cannot open: %s; fix: create it (owner root, mode %s)",
-			     what, path, strerror(errno), mode_fix);
-		return -1;
-	}
-	if (fstat(fd, st) != 0) {
-		fail(err, "%s %s: cannot stat: %s", what, path, strerror(errno));
-	} else if (!S_ISREG(st->st_mode)) {
-		fail(err, "%s %s: not a regular file; fix: name the file itself", what, path);
-	} else if (st->st_uid != 0) {
-		fail(err, "%s %s: owned by uid %u, not root; fix: chown root:root %s", what, path,
-		     (unsigned)st->st_uid, path);
-	} else if ((st->st_mode & forbidden) != 0) {
-		fail(err, "%s %s: mode %04o gives group or others %s; fix: chmod %s %s", what, path,
-		     (unsigned)(st->st_mode & 07777), forbidden == 077 ? "access" : "write",
-		     mode_fix, path);
-	} else if (st->st_size > max_size) {
-		fail(err,
-		     "%s %s: %lld bytes, larger than the %lld allowed; fix: name the right file",
-		     what, path, (long long)st->st_size, max_size);
-	} else {
-		return fd;
-	}
-	close(fd);
-	return -1;
-}
-
-int tsms_open_private(const char *path, const char *what, long long max_size, struct stat *st,
-                      char err[TSMS_CONFIG_ERR_MAX])
-{
-	return open_root_file(path, what, max_size, 077, "600", st, err);
-}
-
-int tsms_open_trusted(const char *path, const char *what, long long max_size, struct stat *st,
-                      char err[TSMS_CONFIG_ERR_MAX])
-{
-	return open_root_file(path, what, max_size, 022, "644", st, err);
-}
-
-/* Reads the whole file into a new NUL-terminated buffer; *len gets its length. */
 /* Reads up to size bytes of fd into a new NUL-terminated buffer. NULL when out
  * of memory (*read_errno 0) or when a read fails (*read_errno its errno: an I/O
  * error is not an empty or truncated file); what was read is wiped first. */

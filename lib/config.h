@@ -112,18 +112,6 @@ struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSM
  * NULL with the problem, path and fix in err. */
 struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX]);
 
-/* Opens path for reading with O_NOFOLLOW and checks the open file: a regular
- * file owned by root, no group or other permission bits, at most max_size
- * bytes. Returns the descriptor (st filled), or -1 with "WHAT PATH: problem;
- * fix: ..." in err. Shared by every file that holds secrets or phone numbers. */
-int tsms_open_private(const char *path, const char *what, long long max_size, struct stat *st,
-                      char err[TSMS_CONFIG_ERR_MAX]);
-
-/* The same for files that decide what is trusted (CA bundles): readable by
- * anyone, but a regular file owned by root, not writable by group or others. */
-int tsms_open_trusted(const char *path, const char *what, long long max_size, struct stat *st,
-                      char err[TSMS_CONFIG_ERR_MAX]);
-
 /* Wipes the secrets (auth token, API key secret, proxy, bind and Redis
  * passwords) and frees everything.
  * cfg may be NULL. */

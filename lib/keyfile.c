@@ -13,6 +13,8 @@
 #include "lock.h"
 #include "log.h"
 #include "otp.h"
+#include "rootfile.h"
+#include "sigguard.h"
 
 #define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
@@ -220,6 +222,7 @@ static void sync_dir(const char *path)
 static enum tsms_err replace_file(const char *path, const char *what, const char *content,
                                   size_t len, char err[TSMS_CONFIG_ERR_MAX])
 {
+	struct tsms_sigguard g;
 	char tmp[4096];
 	int fd, ok;
 
@@ -227,19 +230,23 @@ static enum tsms_err replace_file(const char *path, const char *what, const char
 		fail(err, "%s %s: path too long", what, path);
 		return TSMS_ERR_CONFIG;
 	}
+	tsms_sigguard_block(&g, SIGXFSZ); /* the caller's RLIMIT_FSIZE: EFBIG, not death */
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		fail(err, "%s %s: cannot create a temp file: %s", what, path, strerror(errno));
+		tsms_sigguard_restore(&g);
 		return TSMS_ERR_CONFIG;
 	}
-	ok = fchown(fd, 0, 0) == 0 && fchmod(fd, 0600) == 0 &&
-	     write(fd, content, len) == (ssize_t)len && fsync(fd) == 0;
+	ok = fchown(fd, 0, 0) == 0 && fchmod(fd, 0600) == 0 && tsms_write_all(fd, content, len) &&
+	     fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (!ok || rename(tmp, path) != 0) {
 		fail(err, "%s %s: cannot write: %s", what, path, strerror(errno));
 		unlink(tmp);
+		tsms_sigguard_restore(&g);
 		return TSMS_ERR_CONFIG;
 	}
+	tsms_sigguard_restore(&g);
 	sync_dir(path); /* the rename itself survives a crash */
 	return TSMS_OK;
 }

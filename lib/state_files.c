@@ -21,6 +21,8 @@
 #include "lock.h"
 #include "log.h"
 #include "otp.h"
+#include "rootfile.h"
+#include "sigguard.h"
 
 #define GLOBAL_NAME "@global"
 #define STATE_FILE_MAX 256
@@ -178,6 +180,7 @@ static enum tsms_err slot_write(const struct slot *slot, const struct tsms_state
                                 const char *dir_path, char err[TSMS_STATE_ERR_MAX])
 {
 	char tmp[TSMS_STATE_NAME_MAX + 8], buf[STATE_FILE_MAX];
+	struct tsms_sigguard g;
 	int fd, len, ok;
 
 	len = snprintf(buf, sizeof(buf),
@@ -186,20 +189,23 @@ static enum tsms_err slot_write(const struct slot *slot, const struct tsms_state
 	               rec->window_start, rec->sends, rec->last_send, rec->failures,
 	               rec->locked_until);
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", slot->name); /* one writer: we hold the lock */
+	tsms_sigguard_block(&g, SIGXFSZ); /* the caller's RLIMIT_FSIZE: EFBIG, not death */
 	fd = openat(slot->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		problem(err, "state %s/%s: cannot write: %s", dir_path, tmp, strerror(errno));
+		tsms_sigguard_restore(&g);
 		return TSMS_ERR_STATE;
 	}
-	ok = write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
+	ok = tsms_write_all(fd, buf, (size_t)len) && fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (!ok || renameat(slot->dir_fd, tmp, slot->dir_fd, slot->name) != 0) {
 		problem(err, "state %s/%s: cannot replace: %s", dir_path, slot->name,
 		        strerror(errno));
 		unlinkat(slot->dir_fd, tmp, 0);
-		return TSMS_ERR_STATE;
+		ok = false;
 	}
-	return TSMS_OK;
+	tsms_sigguard_restore(&g);
+	return ok ? TSMS_OK : TSMS_ERR_STATE;
 }
 
 /* Starts a new window when the old one has ended. */

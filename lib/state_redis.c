@@ -18,7 +18,7 @@
  * hiredis reads no environment variable; name resolution (getaddrinfo) runs
  * with the caller's environment hidden all the same. Writes to a closed
  * socket raise SIGPIPE, which would kill the host program: it is blocked
- * around every call and a SIGPIPE raised meanwhile is consumed. One
+ * around every call and a SIGPIPE raised meanwhile is consumed (sigguard.h). One
  * connection per open state (one login), with SO_RCVTIMEO/SO_SNDTIMEO of
  * timeoutSeconds, close-on-exec.
  *
@@ -46,6 +46,7 @@
 
 #include "environ.h"
 #include "otp.h"
+#include "sigguard.h"
 
 /* Arguments: ARGV[1] the operation, then sendLimit, sendWindowSeconds,
  * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds,
@@ -145,37 +146,6 @@ struct conn {
 };
 
 #define problem(err, ...) tsms_format_clean((err), TSMS_STATE_ERR_MAX, __VA_ARGS__)
-
-/* Blocks SIGPIPE in this thread; unblock_pipe consumes one raised meanwhile. */
-struct pipe_guard {
-	sigset_t old;
-	bool was_pending;
-};
-
-static void block_pipe(struct pipe_guard *g)
-{
-	sigset_t set, pending;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	sigpending(&pending);
-	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
-	pthread_sigmask(SIG_BLOCK, &set, &g->old);
-}
-
-static void unblock_pipe(struct pipe_guard *g)
-{
-	static const struct timespec zero = { 0, 0 };
-	sigset_t set, pending;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	sigpending(&pending);
-	if (!g->was_pending && sigismember(&pending, SIGPIPE) == 1)
-		while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-			;
-	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
 
 /* "redis URL unavailable: WHAT: why" from hiredis's error type (REDIS_ERR_*)
  * and text, with errno as the failed read or write left it. */
@@ -302,18 +272,18 @@ static redisReply *command(struct conn *k, const struct tsms_config *cfg, const 
                            int argc, const char **argv, char err[TSMS_STATE_ERR_MAX])
 {
 	struct timespec deadline = deadline_in(cfg->redis->timeout_seconds);
-	struct pipe_guard g;
+	struct tsms_sigguard g;
 	void *reply = NULL;
 	int rc, done = 0, saved_errno;
 
-	block_pipe(&g);
+	tsms_sigguard_block(&g, SIGPIPE);
 	rc = redisAppendCommandArgv(k->c, argc, argv, NULL);
 	while (rc == REDIS_OK && !done) /* each write bounded by SO_SNDTIMEO */
 		rc = redisBufferWrite(k->c, &done);
 	if (rc == REDIS_OK)
 		rc = read_reply(k->c, &deadline, &reply);
 	saved_errno = errno; /* what the failed read or write left, for io_problem */
-	unblock_pipe(&g);
+	tsms_sigguard_restore(&g);
 	errno = saved_errno;
 	return answer(k, cfg, what, rc == REDIS_OK ? reply : NULL, err);
 }
@@ -353,7 +323,7 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 	const char *argv[] = { "AUTH", r->username != NULL ? r->username : r->password,
 		               r->password };
 	struct timespec deadline = deadline_in(r->timeout_seconds);
-	struct pipe_guard g;
+	struct tsms_sigguard g;
 	void *reply = NULL;
 	char *cmd = NULL;
 	size_t done = 0;
@@ -365,7 +335,7 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 		problem(err, "redis %s unavailable: AUTH: out of memory", r->url);
 		return false;
 	}
-	block_pipe(&g);
+	tsms_sigguard_block(&g, SIGPIPE);
 	while (done < (size_t)len) {
 		n = write(k->c->fd, cmd + done, (size_t)len - done);
 		if (n > 0)
@@ -381,7 +351,7 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 			reply = NULL;
 		saved_errno = errno;
 	}
-	unblock_pipe(&g);
+	tsms_sigguard_restore(&g);
 	errno = saved_errno;
 	if (done < (size_t)len) {
 		why_problem(cfg, n == 0 ? REDIS_ERR_EOF : REDIS_ERR_IO, strerror(saved_errno),
@@ -394,11 +364,11 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 static void disconnect(struct conn *k)
 {
 	if (k->c != NULL) {
-		struct pipe_guard g;
+		struct tsms_sigguard g;
 
-		block_pipe(&g);
+		tsms_sigguard_block(&g, SIGPIPE);
 		redisFree(k->c);
-		unblock_pipe(&g);
+		tsms_sigguard_restore(&g);
 	}
 	k->c = NULL;
 	k->ready = false;
@@ -410,11 +380,11 @@ static bool connect_redis(struct conn *k, const struct tsms_config *cfg,
 	const struct tsms_redis *r = cfg->redis;
 	struct timeval tv = { .tv_sec = (time_t)r->timeout_seconds };
 	struct tsms_environ env;
-	struct pipe_guard g;
+	struct tsms_sigguard g;
 	int saved_errno;
 	char db[12];
 
-	block_pipe(&g);
+	tsms_sigguard_block(&g, SIGPIPE);
 	tsms_environ_hide(&env);
 	if (r->socket_path != NULL)
 		k->c = redisConnectUnixWithTimeout(r->socket_path, tv);
@@ -422,7 +392,7 @@ static bool connect_redis(struct conn *k, const struct tsms_config *cfg,
 		k->c = redisConnectWithTimeout(r->host, (int)r->port, tv);
 	saved_errno = errno;
 	tsms_environ_restore(&env);
-	unblock_pipe(&g);
+	tsms_sigguard_restore(&g);
 	if (k->c == NULL || k->c->err != 0) {
 		errno = saved_errno;
 		io_problem(cfg, k->c, "connect", err);

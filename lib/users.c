@@ -12,6 +12,7 @@
 
 #include "keyfile.h"
 #include "log.h"
+#include "rootfile.h"
 
 #define NAME_MAX_BYTES TSMS_KEYFILE_KEY_MAX
 

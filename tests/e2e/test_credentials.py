@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 from harness.core import case, check
-from harness.pam import FreedScan, allocator_case, expect_config_error, right, simple_service, wrong
+from harness.pam import (FreedScan, expect_config_error, right, simple_service, unwrapped_case,
+                         wrong)
 from harness.sandbox import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, Sandbox
 from harness.system import write_file
 
@@ -55,7 +56,7 @@ def api_key_credential_errors_send_nothing(h):
         expect_config_error(h, run, path, *needles)
 
 
-@allocator_case
+@unwrapped_case
 def twilio_credential_never_left_in_freed_memory(h):
     """No heap block that pamtester frees holds the auth token, the API key secret or their
     HTTP Basic forms (base64 of SID:secret), after a login that succeeds and one that fails

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 from harness.core import case, check
-from harness.pam import (TIME_SLACK, FreedScan, allocator_case, expect_config_error, right,
-                         simple_service)
+from harness.pam import (TIME_SLACK, FreedScan, expect_config_error, right, simple_service,
+                         unwrapped_case)
 from harness.proxy import running_proxy
 from harness.system import free_port
 
@@ -109,7 +109,7 @@ def proxy_key_with_credentials(h):
                   f"the proxy password reached a log line: {line!r}")
 
 
-@allocator_case
+@unwrapped_case
 def proxy_password_never_left_in_freed_memory(h):
     """No heap block that pamtester frees holds the proxy's password or its Basic form,
     after a login through the proxy (harness.pam.FreedScan): libcurl's copies are wiped."""

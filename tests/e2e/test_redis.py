@@ -13,8 +13,8 @@ import re
 import time
 
 from harness.core import CaseFailure, case, check
-from harness.pam import (TIME_SLACK, FreedScan, allocator_case, authenticate_at_once,
-                         expect_config_error, right, typed, wrong)
+from harness.pam import (TIME_SLACK, FreedScan, authenticate_at_once, expect_config_error,
+                         right, typed, unwrapped_case, wrong)
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Garbage, Hang, Redis,
                            Stream, fallback_warnings, family_server, host)
 from harness.state import read_state
@@ -304,7 +304,7 @@ def redis_second_fleet_prefix_keeps_its_own_counts(h):
           f"{s.user_hash('alice')} {s.user_hash('alice', FLEET_B)}")
 
 
-@allocator_case
+@unwrapped_case
 def redis_password_never_left_in_freed_memory(h):
     """No heap block that pamtester frees holds the Redis password, after AUTH with the
     right one and with a wrong one: the module wipes its copies and hiredis never gets one

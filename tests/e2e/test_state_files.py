@@ -7,7 +7,7 @@ import re
 import stat
 
 from harness.core import CaseFailure, case, check
-from harness.pam import USERS, check_clean_logs, right, simple_service
+from harness.pam import USERS, check_clean_logs, right, simple_service, unwrapped_case
 from harness.state import check_state_files, new_state_dir
 
 
@@ -120,3 +120,22 @@ def state_dir_shared_directory_refused(h):
           f"a 0755 stateDir was used: {sorted(os.listdir(shared))} created; the "
           f"authentication ended {run.results}")
     h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+
+
+@unwrapped_case
+def file_size_limit_of_the_caller_fails_closed(h):
+    """A caller's RLIMIT_FSIZE (a setuid host's caller sets it: here prlimit around
+    pamtester): 0, where the state file's first byte would raise SIGXFSZ and kill the login
+    half way, and 16 bytes, a short write first. The login ends in PAM_SERVICE_ERR with an
+    outcome line naming the problem, sends nothing, and leaves no temporary file."""
+    for limit in (0, 16):
+        sd = new_state_dir(h, f"fsize{limit}")
+        svc = simple_service(h, stateDir=str(sd))
+        run = h.authenticate(svc, "alice", [right()], client=[
+            "prlimit", f"--fsize={limit}", "pamtester", svc, "alice", "authenticate"])
+        h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+        check(any("File too large" in l for l in run.outcomes),
+              f"fsize {limit}: the outcome does not name the problem: {run.outcomes!r}")
+        left = sorted(p.name for p in sd.iterdir())
+        check(left == [".alice.lock"], f"fsize {limit}: {sd} holds {left}")
+        check_clean_logs(run)

@@ -433,7 +433,7 @@ class FreedScan:
     Pass env to h.authenticate(..., env=scan.env); then check() asserts that the shim ran in
     program and that no freed block held a secret. Only without valgrind or ASan
     (PAM_CLIENT_PREFIX), which replace the allocator: register such cases with
-    allocator_case."""
+    unwrapped_case."""
 
     def __init__(self, h, tag, secrets):
         problem = built_problem(FREED_SHIM, "e2e-shim")
@@ -455,9 +455,11 @@ class FreedScan:
               f"the Nth of {len(self.secrets)}): {found}")
 
 
-def allocator_case(fn):
-    """Registers fn as a case, except under valgrind or ASan (TSMS_E2E_PREFIX), whose
-    allocators leave no room for freed_secret.so; the plain run of the suite has it."""
+def unwrapped_case(fn):
+    """Registers fn as a case, except when the suite runs its clients under valgrind or ASan
+    (TSMS_E2E_PREFIX): for cases whose client cannot run there, because the tool replaces
+    the allocator (freed_secret.so) or because the case sets a resource limit that the
+    tool's own log writes would hit. The plain run of the suite has them."""
     return case(fn) if not PAM_CLIENT_PREFIX else fn
 
 

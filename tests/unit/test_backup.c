@@ -1191,6 +1191,46 @@ static void test_use_gives_up_on_a_lock_held_too_long(void **state)
 	free(before);
 }
 
+/* A caller's RLIMIT_FSIZE smaller than the new file (a setuid host's caller sets
+ * it): the rewrite fails closed with the problem instead of SIGXFSZ killing the
+ * process, the file stays as it was, no temp file is left beside it. */
+static void test_rewrite_under_a_file_size_limit_fails_closed(void **state)
+{
+	const struct world *w = world_of(state);
+	char *before;
+	int status;
+	pid_t pid;
+
+	assert_int_equal(gen(w, "alice", 2, race_codes), 0);
+	before = read_text(w->file);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const struct rlimit tiny = { 64, 64 };
+		char codes[TSMS_BACKUP_COUNT_MAX][TSMS_BACKUP_SHOWN];
+		char err[TSMS_CONFIG_ERR_MAX] = "";
+		sigset_t pending;
+		unsigned n;
+		enum tsms_err e;
+
+		if (setrlimit(RLIMIT_FSIZE, &tiny) != 0)
+			_exit(2);
+		e = tsms_backup_generate(&w->cfg, "alice", 5, codes, &n, err);
+		sigpending(&pending);
+		_exit(e == TSMS_ERR_CONFIG && strstr(err, "File too large") != NULL &&
+		                      !sigismember(&pending, SIGXFSZ)
+		              ? 0
+		              : 3);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_false(WIFSIGNALED(status)); /* not killed by SIGXFSZ */
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_file_is(w->file, before);
+	assert_no_leftovers(w);
+	free(before);
+}
+
 /* ------------------------------------------------------------ unusable files */
 
 /* Every backup function refuses the file with an error that names
@@ -1779,6 +1819,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_use_waits_for_the_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_use_gives_up_on_a_lock_held_too_long, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_rewrite_under_a_file_size_limit_fails_closed,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_use_out_of_memory_is_no_wrong_code, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_group_or_world_readable, setup,

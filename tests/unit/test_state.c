@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -1335,6 +1336,62 @@ static void test_concurrent_distinct_users_global_cap(void **state)
 	assert_int_equal(count_entries(w->dir, ".tmp"), 0);
 }
 
+/* A caller's RLIMIT_FSIZE smaller than a state record (a setuid host's caller
+ * sets it: 0, where the first byte raises SIGXFSZ, or a few bytes, a short write
+ * first): the write fails closed with the problem instead of SIGXFSZ killing
+ * the process, nothing half-written or temporary stays, the signal is consumed. */
+static void under_file_size_limit(struct world *w, rlim_t limit)
+{
+	int status, report[2];
+	char err[TSMS_STATE_ERR_MAX] = "";
+	DIR *d;
+	struct dirent *e;
+	pid_t pid;
+
+	assert_int_equal(pipe(report), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const struct rlimit tiny = { limit, limit };
+		enum tsms_verdict v = NO_VERDICT;
+		long long wait = -1;
+		sigset_t pending;
+		enum tsms_err rc;
+
+		close(report[0]);
+		if (setrlimit(RLIMIT_FSIZE, &tiny) != 0)
+			_exit(2);
+		rc = tsms_state_reserve_send(w->st, "alice", T0, true, &v, &wait, err);
+		sigpending(&pending);
+		if (write(report[1], err, sizeof(err)) != (ssize_t)sizeof(err))
+			_exit(3);
+		_exit(rc == TSMS_ERR_STATE && !sigismember(&pending, SIGXFSZ) ? 0 : 4);
+	}
+	close(report[1]);
+	assert_int_equal(read(report[0], err, sizeof(err)), (ssize_t)sizeof(err));
+	close(report[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_false(WIFSIGNALED(status)); /* not killed by SIGXFSZ */
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_contains(err, "File too large");
+	d = opendir(w->dir);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) /* the lock file may stay; nothing else */
+		assert_true(strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		            strcmp(e->d_name, ".alice.lock") == 0);
+	closedir(d);
+}
+
+static void test_file_size_limit_fails_closed(void **state)
+{
+	struct world *w = world_of(state);
+
+	make_dir(w);
+	under_file_size_limit(w, 0);
+	under_file_size_limit(w, 16);
+}
+
 #define world_test(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
 /* ---- the Redis store, where no Redis answers (the e2e suite runs a real one) */
@@ -1551,6 +1608,7 @@ int main(void)
 		cmocka_unit_test(test_redis_script_sha1),
 		world_test(test_redis_down_falls_back_to_files),
 		world_test(test_redis_hang_up_raises_no_sigpipe),
+		world_test(test_file_size_limit_fails_closed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
