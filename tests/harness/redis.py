@@ -555,30 +555,27 @@ class Hang(BlackHole):
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-class Garbage(Hang):
-    """A loopback listener that reads RESP commands (arrays of bulk strings, or inline
-    lines) and answers every one with reply (bytes, "+OK\\r\\n" by default), whatever it
-    was: AUTH and SELECT seem to succeed, EVALSHA gets a status instead of an array.
-    silent: names of commands (upper case) never answered, nor anything after them on that
-    connection: a server that hangs after AUTH. commands: the names received, upper case,
-    in order. start(), then url; stop()."""
+class Talker(Hang):
+    """A Hang listener that talks: each connection gets a thread of its own running
+    talk(conn), a subclass's; stop() ends them all."""
 
-    def __init__(self, reply=b"+OK\r\n", silent=()):
+    def __init__(self):
         super().__init__()
-        self.reply = reply
-        self.silent = set(silent)
-        self.commands = []
-        self.answering = []
+        self.talking = []
 
     def handle(self, conn):
-        thread = threading.Thread(target=self.answer, args=(conn,), daemon=True)
+        thread = threading.Thread(target=self.talk, args=(conn,), daemon=True)
         thread.start()
-        self.answering.append(thread)
+        self.talking.append(thread)
 
-    def answer(self, conn):
+    def talk(self, conn):
+        raise NotImplementedError
+
+    def commands_of(self, conn):
+        """The names (upper case) of the commands conn sends, each once it is whole, until
+        the client hangs up or stop()."""
         conn.settimeout(0.2)
         buf = b""
-        hung = False
         while not self.stopping.is_set():
             try:
                 chunk = conn.recv(65536)
@@ -593,21 +590,40 @@ class Garbage(Hang):
                 name, buf = take_command(buf)
                 if name is None:
                     break
-                self.commands.append(name)
-                if name in self.silent:
-                    hung = True
-                if not hung:
-                    with contextlib.suppress(OSError):
-                        conn.sendall(self.reply)
+                yield name
 
     def stop(self):
         self.stopping.set()
-        for thread in self.answering:
+        for thread in self.talking:
             thread.join(timeout=5)
         super().stop()
 
 
-class Stream(Hang):
+class Garbage(Talker):
+    """A loopback listener that reads RESP commands (arrays of bulk strings, or inline
+    lines) and answers every one with reply (bytes, "+OK\\r\\n" by default), whatever it
+    was: AUTH and SELECT seem to succeed, EVALSHA gets a status instead of an array.
+    silent: names of commands (upper case) never answered, nor anything after them on that
+    connection: a server that hangs after AUTH. commands: the names received, upper case,
+    in order. start(), then url; stop()."""
+
+    def __init__(self, reply=b"+OK\r\n", silent=()):
+        super().__init__()
+        self.reply = reply
+        self.silent = set(silent)
+        self.commands = []
+
+    def talk(self, conn):
+        hung = False
+        for name in self.commands_of(conn):
+            self.commands.append(name)
+            hung = hung or name in self.silent
+            if not hung:
+                with contextlib.suppress(OSError):
+                    conn.sendall(self.reply)
+
+
+class Stream(Talker):
     """A loopback listener that answers the first command of every connection with head
     (e.g. a bulk string's header) and then chunk every interval seconds, without end, until
     the client hangs up or stop(): a server that trickles a reply (b"x" every 0.1 s) or
@@ -617,28 +633,10 @@ class Stream(Hang):
         super().__init__()
         self.head, self.chunk, self.interval = head, chunk, interval
         self.sent = 0
-        self.streaming = []
 
-    def handle(self, conn):
-        thread = threading.Thread(target=self.stream, args=(conn,), daemon=True)
-        thread.start()
-        self.streaming.append(thread)
-
-    def stream(self, conn):
-        conn.settimeout(0.2)
-        buf = b""
-        while not self.stopping.is_set():  # until one whole command came
-            try:
-                chunk = conn.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            if take_command(buf)[0] is not None:
-                break
+    def talk(self, conn):
+        if next(self.commands_of(conn), None) is None:
+            return  # hung up, or stop(), before one whole command
         data = self.head
         while not self.stopping.is_set():
             try:
@@ -649,12 +647,6 @@ class Stream(Hang):
             data = self.chunk
             if self.interval:
                 self.stopping.wait(self.interval)
-
-    def stop(self):
-        self.stopping.set()
-        for thread in self.streaming:
-            thread.join(timeout=5)
-        super().stop()
 
 
 def take_command(buf):
