@@ -205,7 +205,8 @@ static bool check_signin_template(const struct tsms_config *cfg, char err[TSMS_C
 		     t->usage);
 		return false;
 	}
-	memset(sample, '0', cfg->code_length);
+	/* letters, not digits: the sample must never look like a code sent */
+	memset(sample, 'X', cfg->code_length);
 	sample[cfg->code_length] = '\0';
 	body = tsms_template_render(t->content, sample, NULL);
 	if (body == NULL) {

@@ -31,7 +31,7 @@
  *
  *   SSLKEYLOGFILE         libcurl opens (creates, appends to) it in curl_global_init
  *                         and writes every TLS secret there. No option stops the open:
- *                         the hidden environment does; no_key_log() below also drops
+ *                         the hidden environment does; setup_tls() below also drops
  *                         the key log callback from every TLS context, for a host
  *                         program that initialised libcurl itself beforehand.
  *   http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
@@ -214,7 +214,7 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
 		s->too_big = true;
 		return 0; /* aborts the transfer */
 	}
-	grown = realloc(s->buf, s->len + n + 1);
+	grown = wiping_realloc(s->buf, s->len + n + 1); /* Twilio echoes the code back */
 	if (grown == NULL)
 		return 0;
 	s->buf = grown;
@@ -298,12 +298,15 @@ static enum tsms_http_status classify(CURLcode rc, const struct sink *s)
 }
 
 /* CURLOPT_SSL_CTX_FUNCTION: no TLS secret is ever written to a key log file,
- * even one that a host program's own earlier curl_global_init opened. */
-static CURLcode no_key_log(CURL *curl, void *ssl_ctx, void *userp)
+ * even one that a host program's own earlier curl_global_init opened; and
+ * OpenSSL wipes what it decrypted once libcurl has it (Twilio's answer echoes
+ * the message, code and all), instead of keeping it in its read buffer. */
+static CURLcode setup_tls(CURL *curl, void *ssl_ctx, void *userp)
 {
 	(void)curl;
 	(void)userp;
 	SSL_CTX_set_keylog_callback(ssl_ctx, NULL);
+	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	return CURLE_OK;
 }
 
@@ -330,7 +333,7 @@ static CURLcode set_route(CURL *curl, const struct tsms_http_request *req)
 	/* "" is no exception: no_proxy / NO_PROXY are then never read */
 	SET(CURLOPT_NOPROXY, "");
 	SET(CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
-	SET(CURLOPT_SSL_CTX_FUNCTION, no_key_log);
+	SET(CURLOPT_SSL_CTX_FUNCTION, setup_tls);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -454,7 +457,7 @@ static enum tsms_http_status perform(const struct tsms_http_request *req,
 			st = proxy_failure(curl, req, st, resp);
 	}
 out:
-	free(sink.buf);
+	wiping_free(sink.buf);
 	tsms_free_secret(form);
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
@@ -579,7 +582,7 @@ void tsms_http_proxy_shown(const char *url, char out[TSMS_HTTP_PROXY_MSG])
 
 void tsms_http_response_clear(struct tsms_http_response *resp)
 {
-	free(resp->body);
+	wiping_free(resp->body);
 	resp->body = NULL;
 	resp->body_len = 0;
 }

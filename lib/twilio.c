@@ -52,6 +52,16 @@ static void read_error(const cJSON *root, struct tsms_twilio_result *res)
 	tsms_phone_mask_text(res->error_message);
 }
 
+/* Twilio's answer echoes the message ("body"), code and all: wiped before the
+ * tree is freed. */
+static void wipe_echoed_body(cJSON *root)
+{
+	cJSON *body = cJSON_GetObjectItemCaseSensitive(root, "body");
+
+	if (cJSON_IsString(body) && body->valuestring != NULL)
+		tsms_wipe(body->valuestring, strlen(body->valuestring));
+}
+
 enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t len,
                                          struct tsms_twilio_result *res)
 {
@@ -92,6 +102,7 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
 		                                               : "unexpected Twilio response");
 		err = TSMS_ERR_REJECTED;
 	}
+	wipe_echoed_body(root);
 	cJSON_Delete(root);
 	return err;
 }

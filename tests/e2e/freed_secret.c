@@ -8,6 +8,10 @@
  *   TSMS_FREED_SECRET_HEX  the secrets, each in hex, separated by commas (at most 8; the
  *                          environment, which programs copy to their heap, never holds a
  *                          secret itself)
+ *   TSMS_FREED_CODE        MARKER:N, optional: also report a block holding MARKER followed by
+ *                          N ASCII digits (a one-time code the test cannot know in advance,
+ *                          sent in a message whose template puts MARKER before it); its
+ *                          index is the one after the secrets'
  *   TSMS_FREED_REPORT      a file the shim appends one line to per event:
  *     "found pid=P comm=C size=S at=OFF secret=I caller=OBJ" for each block freed with
  *                          secret I (0, 1, ...) in its malloc_usable_size bytes (caller: the
@@ -38,6 +42,8 @@ static size_t secret_lens[SECRETS_MAX];
 static size_t n_secrets;
 static const char *report_path;
 static unsigned long scanned;
+static char code_marker[64];
+static size_t code_marker_len, code_digits;
 
 /* One secret in hex from hex up to a ',' or the end; false when it is not hex. */
 static int take_secret(const char *hex, size_t n)
@@ -61,7 +67,15 @@ __attribute__((constructor)) static void init(void)
 {
 	const char *hex = getenv("TSMS_FREED_SECRET_HEX");
 
+	const char *code = getenv("TSMS_FREED_CODE");
+	const char *colon = code != NULL ? strrchr(code, ':') : NULL;
+
 	report_path = getenv("TSMS_FREED_REPORT");
+	if (colon != NULL && colon > code && (size_t)(colon - code) < sizeof(code_marker) &&
+	    sscanf(colon + 1, "%zu", &code_digits) == 1 && code_digits > 0) {
+		code_marker_len = (size_t)(colon - code);
+		memcpy(code_marker, code, code_marker_len);
+	}
 	while (hex != NULL && *hex != '\0') {
 		const char *comma = strchr(hex, ',');
 		size_t n = comma != NULL ? (size_t)(comma - hex) : strlen(hex);
@@ -91,22 +105,44 @@ static void report(const char *line)
 	errno = saved_errno;
 }
 
+/* Where the code marker starts in [p, p + size) followed by code_digits digits, or NULL. */
+static const char *find_code(const char *p, size_t size)
+{
+	const char *end = p + size, *at = p;
+
+	while ((at = memmem(at, (size_t)(end - at), code_marker, code_marker_len)) != NULL) {
+		const char *d = at + code_marker_len;
+		size_t n = 0;
+
+		while (d + n < end && n < code_digits && d[n] >= '0' && d[n] <= '9')
+			n++;
+		if (n == code_digits)
+			return at;
+		at++;
+	}
+	return NULL;
+}
+
 /* Where a secret starts in block p, or -1 (also when there is no secret); *which: its index. */
 static long find(void *p, size_t *which)
 {
+	const char *at;
 	size_t size;
 
-	if (p == NULL || n_secrets == 0)
+	if (p == NULL || (n_secrets == 0 && code_marker_len == 0))
 		return -1;
 	__atomic_add_fetch(&scanned, 1, __ATOMIC_RELAXED);
 	size = malloc_usable_size(p);
 	for (size_t i = 0; i < n_secrets; i++) {
-		const char *at = memmem(p, size, secrets[i], secret_lens[i]);
-
+		at = memmem(p, size, secrets[i], secret_lens[i]);
 		if (at != NULL) {
 			*which = i;
 			return at - (const char *)p;
 		}
+	}
+	if (code_marker_len > 0 && (at = find_code(p, size)) != NULL) {
+		*which = n_secrets;
+		return at - (const char *)p;
 	}
 	return -1;
 }
@@ -147,8 +183,9 @@ void *realloc(void *p, size_t size)
 	size_t old = p != NULL ? malloc_usable_size(p) : 0;
 	void *q = __libc_realloc(p, size);
 	int freed = q != NULL ? q != p : size == 0; /* NULL for a size: the block stays */
+	size_t len = which < n_secrets ? secret_lens[which] : code_marker_len + code_digits;
 
-	if (at >= 0 && (freed || (q == p && (size_t)at + secret_lens[which] > size)))
+	if (at >= 0 && (freed || (q == p && (size_t)at + len > size)))
 		found(old, at, which, __builtin_return_address(0));
 	return q;
 }

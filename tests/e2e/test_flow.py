@@ -5,8 +5,8 @@ a resend on an empty answer, the module twice in one stack."""
 import re
 
 from harness.core import CaseFailure, case, check
-from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, answer_with, keep, right, simple_service,
-                         typed, without_leading_zeros, wrong)
+from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, FreedScan, answer_with, keep, right,
+                         simple_service, typed, unwrapped_case, without_leading_zeros, wrong)
 from harness.sandbox import ACCOUNT_SID, MESSAGING_SID
 
 
@@ -91,6 +91,22 @@ def every_placeholder_replaced(h):
     h.expect(run, "PAM_SUCCESS", sms=1)
     c = run.codes[0]
     check(run.outbox[0]["body"] == f"A {c} B {c} C {c} D", f"body {run.outbox[0]['body']!r}")
+
+
+@unwrapped_case
+def code_never_left_in_freed_memory(h):
+    """No heap block that pamtester frees holds the text of the SMS with its code (the
+    module's rendering, the request libcurl sends, Twilio's answer that echoes it and its
+    parsed JSON), after a login that succeeds and one that fails (harness.pam.FreedScan,
+    with a template that puts a marker before the code)."""
+    marker = "Sign-in code QzMark:"
+    svc = simple_service(h, templates=[{"usageType": "SignIn", "content": marker + "{{code}}"}])
+    for result, answers in (("PAM_SUCCESS", [right()]), ("PAM_MAXTRIES", [wrong()] * 3)):
+        scan = FreedScan(h, result, [], code=(marker, 6))
+        run = h.authenticate(svc, "alice", answers, env=scan.env)
+        h.expect(run, result, sms=1, requests=1)
+        check(run.outbox[0]["body"] == marker + run.codes[0], f"body {run.outbox[0]['body']!r}")
+        scan.check()
 
 
 @case

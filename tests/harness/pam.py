@@ -435,7 +435,9 @@ class FreedScan:
     (PAM_CLIENT_PREFIX), which replace the allocator: register such cases with
     unwrapped_case."""
 
-    def __init__(self, h, tag, secrets):
+    def __init__(self, h, tag, secrets, code=None):
+        """code: (MARKER, N): also a block holding MARKER and N digits (the one-time code
+        of a message whose template puts MARKER before it)."""
         problem = built_problem(FREED_SHIM, "e2e-shim")
         check(problem is None, problem)
         self.secrets = [s.encode() if isinstance(s, str) else s for s in secrets]
@@ -445,6 +447,8 @@ class FreedScan:
         self.env = {"LD_PRELOAD": str(FREED_SHIM),
                     "TSMS_FREED_SECRET_HEX": ",".join(s.hex() for s in self.secrets),
                     "TSMS_FREED_REPORT": str(self.report)}
+        if code is not None:
+            self.env["TSMS_FREED_CODE"] = f"{code[0]}:{code[1]}"
 
     def check(self, program="pamtester"):
         lines = self.report.read_text().splitlines() if self.report.exists() else []
