@@ -316,8 +316,9 @@ def one_version_everywhere(h):
     check(h.deb().name == f"{PACKAGE}_{deb_version}_{h.field('Architecture')}.deb",
           f"the .deb's name {h.deb().name}")
     entry = run(["dpkg-parsechangelog", "-l", changelog, "-S", "Changes"]).stdout
-    for word in ("backupCodesFile", "backup-codes", "--list", "--revoke", "Argon2id",
-                 "lockout", "+sadd", "method=", "tests/faults", "pam_duo", "make bench"):
+    for word in ("freed memory", "libcurl", "SSL_OP_CLEANSE_PLAINTEXT", "hiredis",
+                 "Redis password", "RLIMIT_FSIZE", "SIGXFSZ", "timeoutSeconds", "64 KiB",
+                 "backup code", "5 s"):
         check(word in entry, f"the changelog entry does not mention {word!r}")
 
 
