@@ -190,6 +190,8 @@ static void log_settings(const struct tsms_log *log, const char *path,
 {
 	char proxy[TSMS_HTTP_PROXY_MSG] = "-";
 
+	if (!log->debug)
+		return; /* the line would be dropped: no proxy parse on every login */
 	if (cfg->proxy != NULL)
 		tsms_http_proxy_shown(cfg->proxy, proxy);
 	tsms_log(log, LOG_DEBUG,

@@ -234,19 +234,20 @@ static enum tsms_err replace_file(const char *path, const char *what, const char
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		fail(err, "%s %s: cannot create a temp file: %s", what, path, strerror(errno));
-		tsms_sigguard_restore(&g);
-		return TSMS_ERR_CONFIG;
-	}
-	ok = fchown(fd, 0, 0) == 0 && fchmod(fd, 0600) == 0 && tsms_write_all(fd, content, len) &&
-	     fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		fail(err, "%s %s: cannot write: %s", what, path, strerror(errno));
-		unlink(tmp);
-		tsms_sigguard_restore(&g);
-		return TSMS_ERR_CONFIG;
+		ok = false;
+	} else {
+		ok = fchown(fd, 0, 0) == 0 && fchmod(fd, 0600) == 0 &&
+		     tsms_write_all(fd, content, len) && fsync(fd) == 0;
+		ok = close(fd) == 0 && ok;
+		if (!ok || rename(tmp, path) != 0) {
+			fail(err, "%s %s: cannot write: %s", what, path, strerror(errno));
+			unlink(tmp);
+			ok = false;
+		}
 	}
 	tsms_sigguard_restore(&g);
+	if (!ok)
+		return TSMS_ERR_CONFIG;
 	sync_dir(path); /* the rename itself survives a crash */
 	return TSMS_OK;
 }

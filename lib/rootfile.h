@@ -21,8 +21,9 @@ int tsms_open_private(const char *path, const char *what, long long max_size, st
 int tsms_open_trusted(const char *path, const char *what, long long max_size, struct stat *st,
                       char err[TSMS_CONFIG_ERR_MAX]);
 
-/* Writes all len bytes of buf to fd, retrying short writes and EINTR (a short
- * write is how a caller's RLIMIT_FSIZE shows first). False with errno set. */
+/* Writes all len bytes of buf to fd (a file, or a socket), retrying short
+ * writes and EINTR (a short write is how a caller's RLIMIT_FSIZE shows first).
+ * False with errno set. */
 bool tsms_write_all(int fd, const void *buf, size_t len);
 
 #endif

@@ -46,6 +46,7 @@
 
 #include "environ.h"
 #include "otp.h"
+#include "rootfile.h"
 #include "sigguard.h"
 
 /* Arguments: ARGV[1] the operation, then sendLimit, sendWindowSeconds,
@@ -326,9 +327,8 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 	struct tsms_sigguard g;
 	void *reply = NULL;
 	char *cmd = NULL;
-	size_t done = 0;
-	ssize_t n = 0;
 	int len, saved_errno;
+	bool sent;
 
 	len = redisFormatCommandArgv(&cmd, r->username != NULL ? 3 : 2, argv, NULL);
 	if (len < 0) {
@@ -336,26 +336,19 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 		return false;
 	}
 	tsms_sigguard_block(&g, SIGPIPE);
-	while (done < (size_t)len) {
-		n = write(k->c->fd, cmd + done, (size_t)len - done);
-		if (n > 0)
-			done += (size_t)n;
-		else if (n == 0 || errno != EINTR)
-			break;
-	}
+	sent = tsms_write_all(k->c->fd, cmd, (size_t)len);
 	saved_errno = errno;
 	tsms_wipe(cmd, (size_t)len);
 	redisFreeCommand(cmd);
-	if (done == (size_t)len) {
+	if (sent) {
 		if (read_reply(k->c, &deadline, &reply) != REDIS_OK)
 			reply = NULL;
 		saved_errno = errno;
 	}
 	tsms_sigguard_restore(&g);
 	errno = saved_errno;
-	if (done < (size_t)len) {
-		why_problem(cfg, n == 0 ? REDIS_ERR_EOF : REDIS_ERR_IO, strerror(saved_errno),
-		            "AUTH", err);
+	if (!sent) {
+		why_problem(cfg, REDIS_ERR_IO, strerror(saved_errno), "AUTH", err);
 		return false;
 	}
 	return status_ok(cfg, "AUTH", answer(k, cfg, "AUTH", reply, err), err);
