@@ -302,7 +302,9 @@ enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long ma
 	if (lock_fd < 0 || tsms_lock_exclusive(lock_fd, TSMS_LOCK_WAIT_MS) != 0) {
 		fail(err, "%s %s: cannot lock %s: %s", what, path, lock_path,
 		     tsms_lock_strerror(errno));
-		goto out;
+		if (lock_fd >= 0)
+			close(lock_fd);
+		return TSMS_ERR_CONFIG;
 	}
 	if (!tsms_keyfile_missing(path)) {
 		data = read_whole(path, what, max_size, &size, err);
@@ -338,8 +340,7 @@ out:
 	free_whole(data, size);
 	tsms_free_secret(old);
 	tsms_free_secret(value);
-	if (lock_fd >= 0)
-		close(lock_fd);
+	tsms_lock_release(&lock_fd);
 	return result;
 }
 

@@ -64,11 +64,10 @@ static int open_dir(const char *path, bool create, char err[TSMS_STATE_ERR_MAX])
 	return fd;
 }
 
+/* Releases the lock (lock_fd >= 0 only while it is held). */
 static void slot_close(struct slot *slot)
 {
-	if (slot->lock_fd >= 0)
-		close(slot->lock_fd); /* releases the flock */
-	slot->lock_fd = -1;
+	tsms_lock_release(&slot->lock_fd);
 }
 
 /* Takes the exclusive lock of name inside dir_fd, waiting at most TSMS_LOCK_WAIT_MS. */
@@ -88,7 +87,8 @@ static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
 	if (tsms_lock_exclusive(slot->lock_fd, TSMS_LOCK_WAIT_MS) != 0) {
 		problem(err, "state %s/%s: cannot lock: %s", dir_path, lock_name,
 		        tsms_lock_strerror(errno));
-		slot_close(slot);
+		close(slot->lock_fd);
+		slot->lock_fd = -1;
 		return TSMS_ERR_STATE;
 	}
 	return TSMS_OK;
@@ -339,6 +339,10 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 		break;
 	case TSMS_OP_FAILURE:
 		expire_lockout(&rec, now);
+		if (rec.locked_until != 0) { /* locked before this answer: it is not judged */
+			a->verdict = TSMS_VERDICT_LOCKED;
+			a->wait = rec.locked_until - now;
+		}
 		rec.failures++;
 		if (rec.failures >= cfg->lockout_threshold && rec.locked_until == 0)
 			rec.locked_until = now + cfg->lockout_seconds;
