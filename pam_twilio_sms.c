@@ -13,6 +13,7 @@
 #include <syslog.h>
 
 #include "lib/backup.h"
+#include "lib/caller.h"
 #include "lib/challenge.h"
 #include "lib/config.h"
 #include "lib/error.h"
@@ -80,8 +81,28 @@ static enum tsms_err parse_args(int argc, const char **argv, struct module_args 
 	return TSMS_OK;
 }
 
+/* failMode open skips the factor when Twilio or the directory is unavailable,
+ * but only where the caller cannot signal this process (sshd, login): in a
+ * setuid host (su, sudo) the caller could stop it past a timeout and make the
+ * outage at will (lib/caller.h). */
+static bool fail_open(enum tsms_err err, const struct tsms_config *cfg, const struct tsms_log *log)
+{
+	char who[TSMS_CALLER_WHO_MAX];
+
+	if (err != TSMS_ERR_UNAVAILABLE || cfg == NULL || cfg->fail_mode != TSMS_FAIL_OPEN)
+		return false;
+	if (!tsms_caller_can_signal(who))
+		return true;
+	tsms_log(log, LOG_WARNING,
+	         "failMode open ignored: the caller can signal this process (%s), so an outage "
+	         "could be of its making; failMode open applies where PAM runs with a real uid "
+	         "of root only (sshd, login)",
+	         who);
+	return false;
+}
+
 /* The one place where library errors become PAM results. */
-static int pam_result(enum tsms_err err, const struct tsms_config *cfg, bool nullok)
+static int pam_result(enum tsms_err err, bool open, bool nullok)
 {
 	switch (err) {
 	case TSMS_OK:
@@ -89,8 +110,7 @@ static int pam_result(enum tsms_err err, const struct tsms_config *cfg, bool nul
 	case TSMS_ERR_NO_PHONE:
 		return nullok ? PAM_IGNORE : PAM_AUTH_ERR;
 	case TSMS_ERR_UNAVAILABLE:
-		return cfg != NULL && cfg->fail_mode == TSMS_FAIL_OPEN ? PAM_IGNORE
-		                                                       : PAM_AUTHINFO_UNAVAIL;
+		return open ? PAM_IGNORE : PAM_AUTHINFO_UNAVAIL;
 	case TSMS_ERR_REJECTED:
 	case TSMS_ERR_DIRECTORY:
 		return PAM_AUTHINFO_UNAVAIL;
@@ -295,7 +315,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	tsms_state_close(state);
 	tsms_http_global_cleanup();
 out:
-	rc = pam_result(err, cfg, args.nullok);
+	rc = pam_result(err, fail_open(err, cfg, &log), args.nullok);
 	log_outcome(pamh, &log, user, number.source, rc, err, &outcome);
 	tsms_config_free(cfg);
 	return rc;

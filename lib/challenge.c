@@ -175,26 +175,39 @@ static void tell_refusal(const struct session *s)
 		tell(s, "Too many SMS codes requested: try again in %lld seconds.", s->wait);
 }
 
-/* Counts a wrong answer towards the lockout; TSMS_ERR_LIMITED once locked. */
-static enum tsms_err wrong_answer(struct session *s)
+/* Records one answer as a wrong one (lib/state.h): before a non-blank answer is
+ * judged (count first), or for a blank one that sent no new code. *locked: the
+ * user is locked out now. A lockout that was running before this answer
+ * (another login's) ends the challenge with TSMS_ERR_LIMITED: the answer is not
+ * judged. */
+static enum tsms_err count_wrong(struct session *s, bool *locked)
 {
 	char problem[TSMS_STATE_ERR_MAX];
+	long long before;
 	enum tsms_err err;
-	bool locked;
 
-	err = tsms_state_record_failure(s->state, s->user, time(NULL), &locked, problem);
+	err = tsms_state_record_failure(s->state, s->user, time(NULL), locked, &before, problem);
 	if (err != TSMS_OK) {
-		say(s->outcome, "%s", problem);
+		say(s->outcome, "%s; the answer was not checked", problem);
 		return err;
 	}
-	if (locked) {
-		tell(s, "Too many wrong codes: SMS login is locked for %u seconds.",
-		     s->cfg->lockout_seconds);
-		say(s->outcome, "wrong code; locked out for %u s after %u consecutive wrong codes",
-		    s->cfg->lockout_seconds, s->cfg->lockout_threshold);
+	if (before > 0) {
+		tell(s, "Too many wrong codes: SMS login is locked for %lld more seconds.", before);
+		say(s->outcome, "locked out (lockoutThreshold) by another login; the answer was "
+		                "not checked");
 		return TSMS_ERR_LIMITED;
 	}
 	return TSMS_OK;
+}
+
+/* A wrong answer that locked the user out ends the challenge. */
+static enum tsms_err locked_out(struct session *s)
+{
+	tell(s, "Too many wrong codes: SMS login is locked for %u seconds.",
+	     s->cfg->lockout_seconds);
+	say(s->outcome, "wrong code; locked out for %u s after %u consecutive wrong codes",
+	    s->cfg->lockout_seconds, s->cfg->lockout_threshold);
+	return TSMS_ERR_LIMITED;
 }
 
 /* The SMS code or a backup code (outcome->backup_used) was right. */
@@ -334,10 +347,26 @@ static enum tsms_err give_up(struct session *s, enum prompt kind, enum tsms_err 
 	return err;
 }
 
+/* Judges a non-blank answer: the SMS code (at the SMS prompt), else a backup
+ * code. Only after count_wrong recorded it. */
+static enum tsms_err judge(struct session *s, enum prompt kind, const char *answer, bool *right)
+{
+	enum backup_answer backup = BACKUP_NONE;
+	enum tsms_err err;
+
+	*right = kind == PROMPT_SMS && tsms_otp_matches(&s->code, answer);
+	if (*right)
+		return TSMS_OK;
+	err = try_backup(s, answer, &backup);
+	*right = backup == BACKUP_ACCEPTED;
+	return err;
+}
+
 /* Asks with kind's prompt until a right answer, max_attempts wrong answers (to
  * one code: a new SMS code gets its own), the deadline, or an error. An expired
- * answer is never checked. At the SMS prompt a backup code is tried only for an
- * answer neither right nor blank; at the backup prompt a blank one is wrong. */
+ * answer is never checked; any other is counted as a wrong one before it is
+ * checked (count_wrong), and a right one clears the count. At the SMS prompt a
+ * blank answer asks for a new code; at the backup prompt it is wrong. */
 static enum tsms_err ask_until(struct session *s, enum prompt kind)
 {
 	const bool sms = kind == PROMPT_SMS;
@@ -346,40 +375,40 @@ static enum tsms_err ask_until(struct session *s, enum prompt kind)
 
 	s->outcome->method = sms ? "sms" : "backup-code";
 	while (wrong < s->cfg->max_attempts) {
-		enum backup_answer backup = BACKUP_NONE;
-		bool right, blank, expired, counted = true;
+		bool right = false, locked = false, counted = true;
 		enum tsms_err err;
 		char *answer;
 
 		if (ask(s, kind, prefix, &answer) != 0)
 			return give_up(s, kind, TSMS_ERR_CONV, wrong);
 		s->outcome->attempts++;
-		expired = now_monotonic() > s->deadline;
-		right = sms && !expired && tsms_otp_matches(&s->code, answer);
-		blank = sms && is_blank(answer);
-		err = !expired && !right && !blank ? try_backup(s, answer, &backup) : TSMS_OK;
-		tsms_free_secret(answer);
-		if (expired)
+		if (now_monotonic() > s->deadline) {
+			tsms_free_secret(answer);
 			return give_up(s, kind, TSMS_ERR_EXPIRED, wrong);
-		if (err != TSMS_OK)
-			return err;
-		if (right || backup == BACKUP_ACCEPTED)
-			return right_answer(s);
-		if (blank) {
+		}
+		if (sms && is_blank(answer)) {
+			tsms_free_secret(answer);
 			err = resend(s, &prefix, &counted);
-			if (err != TSMS_OK)
-				return err;
-			if (!counted) {
+			if (err == TSMS_OK && !counted) {
 				wrong = 0; /* a new code gets its own maxAttempts */
 				continue;
 			}
+			if (err == TSMS_OK)
+				err = count_wrong(s, &locked);
 		} else {
+			err = count_wrong(s, &locked);
+			if (err == TSMS_OK)
+				err = judge(s, kind, answer, &right);
+			tsms_free_secret(answer);
 			prefix = "Wrong code. ";
 		}
-		wrong++;
-		err = wrong_answer(s);
 		if (err != TSMS_OK)
 			return err;
+		if (right)
+			return right_answer(s);
+		wrong++;
+		if (locked)
+			return locked_out(s);
 	}
 	return give_up(s, kind, TSMS_ERR_MAXTRIES, wrong);
 }

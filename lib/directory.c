@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "environ.h"
 #include "log.h"
 #include "otp.h"
@@ -367,8 +368,17 @@ struct answer {
 	char err[TSMS_CONFIG_ERR_MAX];
 };
 
-/* Reads the child's answer until the deadline; false when none came whole. */
-static bool await_answer(int fd, long long ms, struct answer *a)
+/* How the wait for the child's answer ended. */
+enum awaited {
+	ANSWERED, /* the whole answer came */
+	TIMED_OUT,
+	ENDED, /* the pipe closed before the whole answer: the child has ended */
+};
+
+/* Reads the child's answer until ms have passed. Past the deadline what has
+ * already come is still read: a host stopped past it (by its caller) takes the
+ * answer that came meanwhile, not a timeout. */
+static enum awaited await_answer(int fd, long long ms, struct answer *a)
 {
 	size_t got = 0;
 	struct timespec start, now;
@@ -384,21 +394,60 @@ static bool await_answer(int fd, long long ms, struct answer *a)
 		waited = (now.tv_sec - start.tv_sec) * 1000LL +
 		         (now.tv_nsec - start.tv_nsec) / 1000000;
 		left = ms - waited;
-		if (left <= 0)
-			return false;
-		rc = poll(&p, 1, (int)left);
+		rc = poll(&p, 1, left > 0 ? (int)left : 0);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc <= 0)
-			return false;
+			return TIMED_OUT; /* or poll failed: either way no answer */
 		n = read(fd, (char *)a + got, sizeof(*a) - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return false;
+			return ENDED;
 		got += (size_t)n;
 	}
-	return true;
+	return ANSWERED;
+}
+
+static long long ms_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000LL + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* Reaps the child; for a child that ended without its answer, says how in a->err:
+ * an attack or a crash, never an outage (TSMS_ERR_DIRECTORY: failMode does not
+ * apply, no backup prompt). */
+static void reap(pid_t pid, enum awaited how, const struct timespec *start, struct answer *a)
+{
+	int status = 0;
+	pid_t got;
+
+	while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (how != ENDED)
+		return;
+	a->ret = TSMS_ERR_DIRECTORY;
+	a->num.source = TSMS_SOURCE_NONE;
+	if (got == pid && WIFSIGNALED(status))
+		fail(a->err,
+		     "directory: the lookup process was killed by signal %d (%s) after %lld ms, "
+		     "without an answer: a crash or an attack, not an outage (failMode does not "
+		     "apply)",
+		     WTERMSIG(status), strsignal(WTERMSIG(status)), ms_since(start));
+	else if (got == pid)
+		fail(a->err,
+		     "directory: the lookup process ended without an answer (exit status %d) after "
+		     "%lld ms: a crash, not an outage (failMode does not apply)",
+		     WIFEXITED(status) ? WEXITSTATUS(status) : -1, ms_since(start));
+	else /* a host program that reaps its children itself may have taken it (ECHILD) */
+		fail(a->err,
+		     "directory: the lookup process ended without an answer after %lld ms (its "
+		     "status went to the host program): a crash, not an outage (failMode does not "
+		     "apply)",
+		     ms_since(start));
 }
 
 /*
@@ -408,15 +457,19 @@ static bool await_answer(int fd, long long ms, struct answer *a)
  * timeout stops it), and a server may drip bytes to outlast every per-read
  * timeout. The child is a copy of this process (no exec: nothing is looked up
  * on PATH), so libldap's state never lives in the host program either; it
- * answers through a pipe and exits.
+ * answers through a pipe and exits. It leaves the caller's reach first
+ * (caller.h): in a setuid host the caller could otherwise kill it and pass for
+ * a directory outage.
  */
 enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *user,
                                   struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
 {
 	long long budget_ms = cfg->ldap->timeout_seconds * 1000LL + 500;
+	struct timespec start;
+	enum awaited how;
 	enum tsms_err ret;
 	struct answer a;
-	int fds[2], status;
+	int fds[2];
 	pid_t pid;
 
 	num->source = TSMS_SOURCE_NONE;
@@ -425,6 +478,7 @@ enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *use
 		fail(err, "directory: cannot make a pipe: %s", strerror(errno));
 		return TSMS_ERR_SYSTEM;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	pid = fork();
 	if (pid < 0) {
 		fail(err, "directory: cannot fork: %s", strerror(errno));
@@ -437,13 +491,21 @@ enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *use
 		signal(SIGPIPE, SIG_IGN);
 		close(fds[0]);
 		memset(&a, 0, sizeof(a));
-		a.ret = lookup(cfg, user, &a.num, a.err);
+		if (tsms_caller_detach() != 0) {
+			a.ret = TSMS_ERR_SYSTEM;
+			fail(a.err,
+			     "directory: the lookup process cannot leave the caller's reach: %s",
+			     strerror(errno));
+		} else {
+			a.ret = lookup(cfg, user, &a.num, a.err);
+		}
 		_exit(write(fds[1], &a, sizeof(a)) == (ssize_t)sizeof(a) ? 0 : 1);
 	}
 	close(fds[1]);
 	memset(&a, 0, sizeof(a));
-	if (!await_answer(fds[0], budget_ms, &a)) {
-		kill(pid, SIGKILL);
+	how = await_answer(fds[0], budget_ms, &a);
+	if (how == TIMED_OUT) {
+		kill(pid, SIGKILL); /* not reaped yet: pid is still this child's */
 		a.ret = TSMS_ERR_UNAVAILABLE;
 		a.num.source = TSMS_SOURCE_NONE;
 		fail(a.err,
@@ -451,9 +513,7 @@ enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *use
 		     cfg->ldap->timeout_seconds, cfg->ldap->uri);
 	}
 	close(fds[0]);
-	/* a host program that reaps its children itself may have taken it: ECHILD is fine */
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	reap(pid, how, &start, &a);
 	ret = a.ret;
 	*num = a.num;
 	snprintf(err, TSMS_CONFIG_ERR_MAX, "%s", a.err);

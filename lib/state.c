@@ -79,13 +79,15 @@ enum tsms_err tsms_state_reserve_send(struct tsms_state *st, const char *user, t
 }
 
 enum tsms_err tsms_state_record_failure(struct tsms_state *st, const char *user, time_t now,
-                                        bool *locked, char err[TSMS_STATE_ERR_MAX])
+                                        bool *locked, long long *locked_before,
+                                        char err[TSMS_STATE_ERR_MAX])
 {
-	struct tsms_state_answer a = { .locked = false };
+	struct tsms_state_answer a = { .verdict = TSMS_VERDICT_OK };
 	enum tsms_err e;
 
 	e = apply(st, user, now, TSMS_OP_FAILURE, true, &a, err);
 	*locked = a.locked;
+	*locked_before = a.verdict == TSMS_VERDICT_LOCKED ? (a.wait > 0 ? a.wait : 1) : 0;
 	return e;
 }
 

@@ -54,11 +54,18 @@ enum tsms_err tsms_state_reserve_send(struct tsms_state *st, const char *user, t
                                       bool count_global, enum tsms_verdict *verdict,
                                       long long *wait_seconds, char err[TSMS_STATE_ERR_MAX]);
 
-/* Records a wrong answer; *locked is set when it locks the user out. */
+/* Records one answer as a wrong one. An answer is recorded BEFORE it is judged
+ * (count first: a process killed or starved of resources in between still has
+ * it counted; one whose record fails has nothing judged) and the record is
+ * cleared by tsms_state_record_success when it was right. *locked: the user is
+ * locked out now. *locked_before: the seconds left of a lockout that was already
+ * running before this answer (another login's), 0 when none: such an answer
+ * must not be judged at all. */
 enum tsms_err tsms_state_record_failure(struct tsms_state *st, const char *user, time_t now,
-                                        bool *locked, char err[TSMS_STATE_ERR_MAX]);
+                                        bool *locked, long long *locked_before,
+                                        char err[TSMS_STATE_ERR_MAX]);
 
-/* Records a right answer: clears the failure count. */
+/* Records a right answer: clears the failure count and the lockout. */
 enum tsms_err tsms_state_record_success(struct tsms_state *st, const char *user, time_t now,
                                         char err[TSMS_STATE_ERR_MAX]);
 
@@ -129,9 +136,9 @@ enum tsms_state_op {
 
 /* What an operation answers; status is set for STATUS and UNLOCK. */
 struct tsms_state_answer {
-	enum tsms_verdict verdict;
-	long long wait;
-	bool locked;
+	enum tsms_verdict verdict; /* RESERVE; FAILURE: LOCKED when locked before the answer */
+	long long wait;            /* and for how long */
+	bool locked;               /* FAILURE: locked out now */
 	struct tsms_state_status *status;
 	const char *id; /* USE_ONCE */
 	bool first;     /* USE_ONCE */

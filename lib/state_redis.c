@@ -52,8 +52,9 @@
 /* Arguments: ARGV[1] the operation, then sendLimit, sendWindowSeconds,
  * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds,
  * and for used the backup code's id (KEYS[2] is then the user's used set).
- * Answers: reserve {verdict, wait}; failure {locked}; success {0}; used {1
- * when the id is new, 0 when a host recorded it before}; probe (check: may
+ * Answers: reserve {verdict, wait}; failure {locked, locked before it, the wait
+ * of that lockout}; success {0}; used {1 when the id is new, 0 when a host
+ * recorded it before}; probe (check: may
  * this ACL user run every command of the script? it leaves nothing) {0};
  * status and unlock {now, exists, window_start, sends, last_send, failures,
  * locked_until} as the record was before. Verdicts are enum tsms_verdict. */
@@ -99,10 +100,12 @@ const char tsms_state_redis_script[] =
 	"  return before\n"
 	"end\n"
 	"if op == 'failure' then\n"
+	"  local was = untl ~= 0 and 1 or 0\n"
+	"  local wait = untl ~= 0 and untl - now or 0\n"
 	"  fails = fails + 1\n"
 	"  if fails >= threshold and untl == 0 then untl = now + lockout end\n"
 	"  save()\n"
-	"  return {untl ~= 0 and 1 or 0}\n"
+	"  return {untl ~= 0 and 1 or 0, was, wait}\n"
 	"end\n"
 	"if op == 'success' then\n"
 	"  if before[6] ~= 0 or before[7] ~= 0 then fails = 0 untl = 0 save() end\n"
@@ -132,7 +135,7 @@ const char tsms_state_redis_script[] =
 	"return {0, 0}\n";
 
 /* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
-const char tsms_state_redis_sha1[] = "8aed43d44265964985271564accfd3e75689f6a5";
+const char tsms_state_redis_sha1[] = "124679a4cf048696226f0737c1e04181906b14ce";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120
@@ -522,9 +525,10 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 	const struct tsms_redis *r = cfg->redis;
 	char name[TSMS_STATE_NAME_MAX], user_key[160], global_key[160];
 	struct conn *k = conn_of(conn);
-	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK                               ? 7
-	           : op == TSMS_OP_FAILURE || op == TSMS_OP_SUCCESS || op == TSMS_OP_USE_ONCE ? 1
-	                                                                                      : 2;
+	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK      ? 7
+	           : op == TSMS_OP_FAILURE                           ? 3
+	           : op == TSMS_OP_SUCCESS || op == TSMS_OP_USE_ONCE ? 1
+	                                                             : 2;
 	redisReply *reply;
 
 	(void)now; /* the server's clock decides */
@@ -552,6 +556,8 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 		a->wait = at(reply, 1);
 	} else if (op == TSMS_OP_FAILURE) {
 		a->locked = at(reply, 0) != 0;
+		a->verdict = at(reply, 1) != 0 ? TSMS_VERDICT_LOCKED : TSMS_VERDICT_OK;
+		a->wait = at(reply, 2);
 	} else if (op == TSMS_OP_USE_ONCE) {
 		a->first = at(reply, 0) != 0;
 	} else if (a->status != NULL) {

@@ -428,6 +428,13 @@ def backup_none_fail_mode_decides(h):
     expect_left(config, path, "alice", DEFAULT_COUNT - 1)
 
 
+def unreachable_directory(h):
+    """A config's ldap object for a directory that is down (nothing listening on its port)."""
+    return {"uri": f"ldaps://127.0.0.1:{free_port()}", "caFile": h.sandbox.ca_file,
+            "baseDN": "ou=people,dc=example,dc=org", "filter": "(uid=%u)",
+            "timeoutSeconds": 2}
+
+
 @case
 def backup_code_when_the_directory_is_down(h):
     """The directory unavailable (nothing listening on its ldaps port): no number, so no
@@ -435,9 +442,7 @@ def backup_code_when_the_directory_is_down(h):
     count towards the lockout; a user without codes gets what failMode says, as before,
     and leaves nothing in stateDir."""
     sd = new_state_dir(h)
-    ldap = {"uri": f"ldaps://127.0.0.1:{free_port()}", "caFile": h.sandbox.ca_file,
-            "baseDN": "ou=people,dc=example,dc=org", "filter": "(uid=%u)",
-            "timeoutSeconds": 2}
+    ldap = unreachable_directory(h)
     config, path, codes = setup(h, users=("dave",), ldap=ldap, stateDir=str(sd),
                                 maxAttempts=2)
     svc = h.service(config, then_permit=True)
@@ -463,6 +468,54 @@ def backup_code_when_the_directory_is_down(h):
     run = login(h, svc_open, "dave", [typed(codes["dave"][1])], "PAM_SUCCESS", sms=0,
                 requests=0, prompts=1)
     expect_backup_success(run, DEFAULT_COUNT - 2, unavailable=True)
+
+
+@case
+def backup_locked_out_when_the_directory_is_down(h):
+    """The directory down and the user locked out (here by a wrong code at the backup
+    prompt): no backup prompt, not even for a right code, and no code spent, as with
+    Twilio down; otherwise a directory outage would lift the lockout of every user with
+    codes."""
+    sd = new_state_dir(h)
+    config, path, codes = setup(h, users=("dave",), ldap=unreachable_directory(h),
+                                stateDir=str(sd), maxAttempts=1, lockoutThreshold=1)
+    svc = h.service(config, then_permit=True)
+    run = login(h, svc, "dave", [typed(NOT_ISSUED[0])], "PAM_AUTH_ERR", sms=0, requests=0,
+                prompts=1)
+    backup_prompts_only(run)
+    check("Too many wrong codes" in run.output, f"dave was not told: {run.output!r}")
+    run = login(h, svc, "dave", [typed(codes["dave"][0])], "PAM_AUTH_ERR", sms=0, requests=0,
+                prompts=0)
+    check(BACKUP_PROMPT not in run.output, f"a backup prompt while locked out: {run.output!r}")
+    check("lockoutThreshold" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    expect_left(config, path, "dave", DEFAULT_COUNT)
+
+
+@case
+def backup_no_prompt_on_users_file_error(h):
+    """Only an unavailable directory leads to the backup prompt: an unsafe usersFile
+    (writable by others, or not root's) refuses everyone with PAM_SERVICE_ERR and no
+    prompt, also users with codes and with failMode=open, so that tampering with the
+    file never trades the SMS for a backup code."""
+    users = str(h.confdir / f"{h.case}.users")
+    write_file(users, "dave +15555550100\n")
+    config, path, codes = setup(h, users=("alice", "dave"), usersFile=users, failMode="open")
+    svc = h.service(config, then_permit=True)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for what, write in (("mode 0606", dict(mode=0o606)), ("owned by nobody", dict(uid=nobody))):
+        write_file(users, "dave +15555550100\n", **write)
+        for user in ("alice", "dave"):
+            try:
+                run = login(h, svc, user, [typed(codes[user][0])], "PAM_SERVICE_ERR", sms=0,
+                            requests=0, prompts=0)
+                check(BACKUP_PROMPT not in run.output, f"a backup prompt: {run.output!r}")
+                check(any(f"usersFile {users}: " in l and "fix:" in l for l in run.module_logs),
+                      f"no line 'usersFile {users}: ...; fix: ...': {run.module_logs!r}")
+            except CaseFailure as e:
+                raise CaseFailure(f"usersFile {what}, {user}: {e}") from None
+    write_file(users, "dave +15555550100\n")
+    for user in ("alice", "dave"):
+        expect_left(config, path, user, DEFAULT_COUNT)
 
 
 @case

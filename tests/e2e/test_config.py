@@ -89,6 +89,24 @@ def config_invalid_phone_names_user(h):
 
 
 @case
+def config_bad_module_argument(h):
+    """A misspelt or malformed module argument (nulok, a relative config=) is refused:
+    PAM_SERVICE_ERR before any prompt, even with pam_permit after the module, and a line
+    naming it with a fix; only logged, the module would run with settings the admin did
+    not write."""
+    path = h.write_config(h.config())
+    for arg in ("nulok", "config=relative.json"):
+        run = h.authenticate(h.service(path, args=("debug", arg), then_permit=True), "alice",
+                             [right()])
+        try:
+            h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+            check(any(f'argument "{arg}"' in l and "fix:" in l for l in run.module_logs),
+                  f"no line naming the argument with a fix: {run.module_logs!r}")
+        except CaseFailure as e:
+            raise CaseFailure(f"{arg}: {e}") from None
+
+
+@case
 def config_missing_signin_uses_generic(h):
     templates = [{"usageType": "Register", "content": "Register {{code}}"},
                  {"usageType": "Generic", "content": "Generic code {{code}} here"}]

@@ -7,7 +7,7 @@ import re
 from harness.core import CaseFailure, case, check
 from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, FreedScan, answer_with, keep, right,
                          simple_service, typed, unwrapped_case, without_leading_zeros, wrong)
-from harness.sandbox import ACCOUNT_SID, MESSAGING_SID
+from harness.sandbox import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID
 
 
 @case
@@ -155,6 +155,22 @@ def unmapped_user_denied(h):
 
 
 @case
+def unmapped_user_number_keyed(h):
+    """The made-up numbers of unmapped users change when only authToken changes: they come
+    from a keyed hash with the Twilio secret, so knowing a name is not enough to tell its
+    decoy from a real number."""
+    shown = {}
+    for token in (AUTH_TOKEN, "another-auth-token-9876543210"):
+        svc = simple_service(h, authToken=token, maxAttempts=1)
+        for user in ("mallory", "eve", "trudy"):
+            run = h.authenticate(svc, user, [typed("000000")])
+            h.expect(run, "PAM_MAXTRIES", sms=0, requests=0, prompts=1)
+            shown.setdefault(token, []).append(run.prompts[0])
+    first, second = shown.values()
+    check(first != second, f"the same made-up numbers under both authTokens: {first!r}")
+
+
+@case
 def unmapped_user_nullok(h):
     svc = simple_service(h, then_permit=True, args=("nullok", "debug"))
     run = h.authenticate(svc, "mallory", [right()])
@@ -223,13 +239,17 @@ def module_twice_in_one_stack(h):
 
 @case
 def resend_on_empty_answer(h):
-    """An empty answer sends a new code; the old one is then refused, the new one accepted."""
-    svc = simple_service(h, maxResends=1, maxAttempts=3)
+    """An empty answer sends a new code; the old one is then refused, the new one accepted.
+    The new code gets its own maxAttempts: with 2, a wrong answer before the resend and
+    the old code after it still leave the new code its try."""
+    svc = simple_service(h, maxResends=1, maxAttempts=2)
     seen = []
-    run = h.authenticate(svc, "alice", [keep(seen, ""), answer_with(lambda c: seen[0]), right()])
-    h.expect(run, "PAM_SUCCESS", sms=2, requests=2, prompts=3)
-    check(run.prompts[1:] == ["New SMS code sent to ******0006: ",
+    run = h.authenticate(svc, "alice", [wrong(), keep(seen, ""), answer_with(lambda c: seen[0]),
+                                        right()])
+    h.expect(run, "PAM_SUCCESS", sms=2, requests=2, prompts=4)
+    check(run.prompts[1:] == ["Wrong code. SMS code sent to ******0006: ",
+                              "New SMS code sent to ******0006: ",
                               "Wrong code. SMS code sent to ******0006: "],
           f"prompts {run.prompts!r}")
-    check(seen[0] != run.codes[1], "the two codes happen to be equal (chance 1e-6)")
-    check(run.codes[2] == run.codes[1], f"codes {run.codes!r}")
+    check(seen[0] != run.codes[2], "the two codes happen to be equal (chance 1e-6)")
+    check(run.codes[3] == run.codes[2], f"codes {run.codes!r}")

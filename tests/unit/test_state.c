@@ -165,21 +165,31 @@ static void expect_send_at(const struct world *w, const char *user, long long no
 	}
 }
 
-/* Records a wrong answer; returns whether the user is now locked out. */
-static bool wrong_answer(const struct world *w, const char *user, long long now)
+/* Records a wrong answer; returns whether the user is now locked out, and in
+ * *before the seconds left of a lockout that ran before it (0: none). */
+static bool wrong_answer_before(const struct world *w, const char *user, long long now,
+                                long long *before)
 {
 	struct guarded_err g;
 	bool locked = false;
 	enum tsms_err e;
 
 	err_init(&g);
-	e = tsms_state_record_failure(w->st, user, (time_t)now, &locked, g.err);
+	*before = -1;
+	e = tsms_state_record_failure(w->st, user, (time_t)now, &locked, before, g.err);
 	err_check(&g);
 	if (e != TSMS_OK) {
 		print_error("record_failure(%s) returned %d: %s\n", user, (int)e, g.err);
 		fail();
 	}
 	return locked;
+}
+
+static bool wrong_answer(const struct world *w, const char *user, long long now)
+{
+	long long before;
+
+	return wrong_answer_before(w, user, now, &before);
 }
 
 static void right_answer(const struct world *w, const char *user, long long now)
@@ -628,6 +638,33 @@ static void test_lockout_after_threshold(void **state)
 	expect_send(w, "carol", T0 + 1, TSMS_VERDICT_LOCKED, 599);
 }
 
+/* Count first (lib/challenge.c records an answer before judging it): the record
+ * says whether a lockout already ran before the answer, which is then not judged;
+ * the answer that reaches the threshold is not "locked before". */
+static void test_lockout_before_the_answer(void **state)
+{
+	struct world *w = world_of(state);
+	long long before;
+
+	w->cfg.lockout_threshold = 2;
+	w->cfg.lockout_seconds = 600;
+	assert_false(wrong_answer_before(w, "alice", T0, &before));
+	assert_int_equal(before, 0);
+	assert_true(wrong_answer_before(w, "alice", T0 + 1, &before));
+	assert_int_equal(before, 0); /* this answer locked: it may still be the right one */
+	assert_true(wrong_answer_before(w, "alice", T0 + 11, &before));
+	assert_int_equal(before, 590); /* another login's lockout: not judged */
+	expect_file(w->dir, "alice", 0, 0, 0, 3, T0 + 601);
+	/* a right answer clears the count and the lockout */
+	right_answer(w, "alice", T0 + 12);
+	assert_false(wrong_answer_before(w, "alice", T0 + 13, &before));
+	assert_int_equal(before, 0);
+	/* an expired lockout is no lockout before */
+	assert_true(wrong_answer_before(w, "alice", T0 + 14, &before));
+	assert_false(wrong_answer_before(w, "alice", T0 + 614, &before));
+	assert_int_equal(before, 0);
+}
+
 static void test_lockout_expiry_resets(void **state)
 {
 	struct world *w = world_of(state);
@@ -712,6 +749,7 @@ static void expect_dir_refused(const struct world *w, const char *why)
 	enum tsms_verdict v = TSMS_VERDICT_OK;
 	long long wait = 0;
 	bool locked = false;
+	long long before = 0;
 
 	err_init(&g);
 	assert_int_equal(tsms_state_reserve_send(w->st, "alice", T0, true, &v, &wait, g.err),
@@ -722,7 +760,7 @@ static void expect_dir_refused(const struct world *w, const char *why)
 		fail();
 	}
 	err_init(&g);
-	assert_int_equal(tsms_state_record_failure(w->st, "alice", T0, &locked, g.err),
+	assert_int_equal(tsms_state_record_failure(w->st, "alice", T0, &locked, &before, g.err),
 	                 TSMS_ERR_STATE);
 	err_check(&g);
 	assert_contains(g.err, w->dir);
@@ -862,6 +900,7 @@ static void expect_corrupt_at(const struct world *w, const char *user, const cha
 	enum tsms_verdict v = TSMS_VERDICT_OK;
 	long long wait = 0;
 	bool locked = false;
+	long long before = 0;
 	enum tsms_err e[3];
 
 	tsms_state_file_name(user, name);
@@ -881,7 +920,7 @@ static void expect_corrupt_at(const struct world *w, const char *user, const cha
 		_fail(file, line);
 	}
 	err_init(&g);
-	e[1] = tsms_state_record_failure(w->st, user, T0, &locked, g.err);
+	e[1] = tsms_state_record_failure(w->st, user, T0, &locked, &before, g.err);
 	err_check(&g);
 	err_init(&g);
 	e[2] = tsms_state_record_success(w->st, user, T0, g.err);
@@ -937,6 +976,7 @@ static void probe_child(const struct world *w, const char *name, const char *con
 	enum tsms_verdict v = NO_VERDICT;
 	long long wait = 0;
 	bool locked = false, ok;
+	long long before = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", w->dir, name);
 	for (int i = 0; i < 3; i++)
@@ -945,7 +985,8 @@ static void probe_child(const struct world *w, const char *name, const char *con
 	     TSMS_ERR_STATE;
 	ok = ok && err_ok(&g[0]) && strstr(g[0].err, path) != NULL &&
 	     strstr(g[0].err, "fix:") != NULL;
-	ok = tsms_state_record_failure(w->st, "alice", T0, &locked, g[1].err) == TSMS_ERR_STATE &&
+	ok = tsms_state_record_failure(w->st, "alice", T0, &locked, &before, g[1].err) ==
+	             TSMS_ERR_STATE &&
 	     err_ok(&g[1]) && ok;
 	ok = tsms_state_record_success(w->st, "alice", T0, g[2].err) == TSMS_ERR_STATE &&
 	     err_ok(&g[2]) && ok;
@@ -1459,6 +1500,7 @@ static void test_redis_down_falls_back_to_files(void **state)
 	long long wait;
 	enum tsms_verdict v;
 	bool locked;
+	long long before = 0;
 
 	redis.port = closed_port();
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%u/0", redis.port);
@@ -1481,7 +1523,8 @@ static void test_redis_down_falls_back_to_files(void **state)
 	assert_int_equal(tsms_state_reserve_send(st, "alice", T0 + 1, true, &v, &wait, err),
 	                 TSMS_OK);
 	assert_int_equal(v, TSMS_VERDICT_USER_LIMIT);
-	assert_int_equal(tsms_state_record_failure(st, "alice", T0 + 1, &locked, err), TSMS_OK);
+	assert_int_equal(tsms_state_record_failure(st, "alice", T0 + 1, &locked, &before, err),
+	                 TSMS_OK);
 	expect_file(w->dir, "alice", T0, 1, T0, 1, 0);
 	assert_int_equal(lines.n, 1);
 	tsms_state_close(st);
@@ -1586,6 +1629,7 @@ int main(void)
 		world_test(test_global_not_charged_by_user_refusals),
 		world_test(test_global_off_by_default),
 		world_test(test_lockout_after_threshold),
+		world_test(test_lockout_before_the_answer),
 		world_test(test_lockout_expiry_resets),
 		world_test(test_success_resets_failures),
 		world_test(test_state_dir_created_0700),
