@@ -300,10 +300,15 @@ enum tsms_err tsms_keyfile_edit(const char *path, const char *what, long long ma
 	}
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || tsms_lock_exclusive(lock_fd, TSMS_LOCK_WAIT_MS) != 0) {
-		fail(err, "%s %s: cannot lock %s: %s", what, path, lock_path,
-		     tsms_lock_strerror(errno));
-		if (lock_fd >= 0)
+		char holder[TSMS_LOCK_HOLDER_MAX] = "";
+		int saved = errno;
+
+		if (lock_fd >= 0) {
+			tsms_lock_holder(lock_fd, holder);
 			close(lock_fd);
+		}
+		fail(err, "%s %s: cannot lock %s: %s%s", what, path, lock_path,
+		     tsms_lock_strerror(saved), holder);
 		return TSMS_ERR_CONFIG;
 	}
 	if (!tsms_keyfile_missing(path)) {

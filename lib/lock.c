@@ -9,8 +9,11 @@
 #include "lock.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,4 +64,65 @@ void tsms_lock_release(int *fd)
 const char *tsms_lock_strerror(int err)
 {
 	return err == EWOULDBLOCK ? "still locked after 5 s" : strerror(err);
+}
+
+/* The pid of the process whose flock is on the file with st's device and
+ * inode, from /proc/locks ("1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF";
+ * waiters' lines, "1: -> FLOCK ...", are skipped); 0 when none is found. */
+static long flock_holder(const struct stat *st)
+{
+	char line[256], want[64];
+	long pid = 0;
+	FILE *f;
+
+	snprintf(want, sizeof(want), " %02x:%02x:%llu ", major(st->st_dev), minor(st->st_dev),
+	         (unsigned long long)st->st_ino);
+	f = fopen("/proc/locks", "re");
+	if (f == NULL)
+		return 0;
+	while (pid == 0 && fgets(line, sizeof(line), f) != NULL) {
+		long p;
+
+		if (strstr(line, want) != NULL && strstr(line, "->") == NULL &&
+		    sscanf(line, "%*d: FLOCK %*s %*s %ld", &p) == 1 && p > 0)
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
+void tsms_lock_holder(int fd, char out[TSMS_LOCK_HOLDER_MAX])
+{
+	char path[64], stat_line[512], *open_paren, *close_paren, state = '?';
+	const char *comm = "?";
+	struct stat st;
+	long pid;
+	FILE *f;
+
+	out[0] = '\0';
+	if (fstat(fd, &st) != 0 || (pid = flock_holder(&st)) == 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "re");
+	stat_line[0] = '\0';
+	if (f != NULL) {
+		if (fgets(stat_line, sizeof(stat_line), f) == NULL)
+			stat_line[0] = '\0';
+		fclose(f);
+	}
+	/* "PID (COMM) STATE ...", where COMM may hold anything, ')' too */
+	open_paren = strchr(stat_line, '(');
+	close_paren = strrchr(stat_line, ')');
+	if (open_paren != NULL && close_paren != NULL && close_paren > open_paren &&
+	    close_paren[1] == ' ') {
+		*close_paren = '\0';
+		comm = open_paren + 1;
+		state = close_paren[2];
+	}
+	if (state == 'T' || state == 't')
+		snprintf(out, TSMS_LOCK_HOLDER_MAX,
+		         " by process %ld (%.16s, stopped; fix: kill -CONT %ld, or kill %ld)", pid,
+		         comm, pid, pid);
+	else
+		snprintf(out, TSMS_LOCK_HOLDER_MAX, " by process %ld (%.16s)", pid, comm);
 }

@@ -85,8 +85,12 @@ static enum tsms_err slot_lock(struct slot *slot, int dir_fd, const char *name,
 		return TSMS_ERR_STATE;
 	}
 	if (tsms_lock_exclusive(slot->lock_fd, TSMS_LOCK_WAIT_MS) != 0) {
-		problem(err, "state %s/%s: cannot lock: %s", dir_path, lock_name,
-		        tsms_lock_strerror(errno));
+		char holder[TSMS_LOCK_HOLDER_MAX];
+		int saved = errno;
+
+		tsms_lock_holder(slot->lock_fd, holder);
+		problem(err, "state %s/%s: cannot lock: %s%s", dir_path, lock_name,
+		        tsms_lock_strerror(saved), holder);
 		close(slot->lock_fd);
 		slot->lock_fd = -1;
 		return TSMS_ERR_STATE;
@@ -288,6 +292,25 @@ static bool has_state(int dir_fd, const char *name)
 	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
 }
 
+/* No state file, but a login may hold the lock of the first one it writes: the
+ * administrator learns who, rather than "nothing to unlock" while that
+ * user's logins wait on it. A missing lock file is not created. */
+static enum tsms_err no_state(int dir_fd, const char *name, const char *dir_path,
+                              char err[TSMS_STATE_ERR_MAX])
+{
+	char lock_name[TSMS_STATE_NAME_MAX + 8];
+	struct slot slot = { .lock_fd = -1 };
+	struct stat st;
+	enum tsms_err e;
+
+	snprintf(lock_name, sizeof(lock_name), ".%s.lock", name);
+	if (fstatat(dir_fd, lock_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return TSMS_OK;
+	e = slot_lock(&slot, dir_fd, name, dir_path, err);
+	slot_close(&slot);
+	return e;
+}
+
 /* Runs one read-modify-write of user's record under its lock. */
 static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, const char *user,
                                  time_t now, enum tsms_state_op op, struct tsms_state_answer *a,
@@ -318,8 +341,9 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 	if (status != NULL) {
 		status->exists = has_state(dir_fd, name);
 		if (!status->exists) {
+			e = no_state(dir_fd, name, cfg->state_dir, err);
 			close(dir_fd);
-			return TSMS_OK;
+			return e;
 		}
 	}
 	e = slot_lock(&slot, dir_fd, name, cfg->state_dir, err);

@@ -5,6 +5,10 @@
 #                                       results.json and results.svg (as root, ~10 minutes)
 #   make bench BENCH_ARGS=--quick       5 runs, smaller cases; prints, writes nothing
 #   make bench BENCH_ARGS="--only latency,scale --runs 50 --out /tmp/b"
+#   make bench BENCH_ARGS="--only latency --baseline /tmp/wt/pam_twilio_sms.so"
+#                                       the latency section with another build of the module
+#                                       (e.g. the last release's, from a git worktree) in the
+#                                       same rounds: module / baseline; prints, writes nothing
 #   make bench BENCH_ARGS="--only redis --runs 10"
 #                                       limits in Redis (TCP, Unix socket) against the files,
 #                                       1/32/128 simultaneous logins; installs redis-server

@@ -354,8 +354,8 @@ class Bench:
         os.chmod(path, 0o644)
         return svc
 
-    def module_service(self, name, config):
-        return self.service(name, f"auth required {MODULE} config={config}")
+    def module_service(self, name, config, module=MODULE):
+        return self.service(name, f"auth required {module} config={config}")
 
     def start_directory(self, people):
         """Starts the bench's own slapd under the workdir (tests/harness/slapd.py: its own
@@ -760,6 +760,9 @@ def section_latency(b, runs, warmup):
         "permit": lambda: (b.pam_job(permit, BENCH_USER, None), PAM_OK),
         "module_nosend": lambda: (b.pam_job(nosend, "unmapped", None), PAM_OK),
     }
+    if b.args.baseline:  # another build of the module, same config, in the same rounds
+        bsvc = b.module_service("latency-baseline", b.conf / "latency.json", b.args.baseline)
+        kinds["baseline"] = lambda: (b.pam_job(bsvc, BENCH_USER, BENCH_PHONE), PAM_OK)
     if b.tmpfs:
         tsvc = b.module_service("latency-tmpfs", b.config("latency-tmpfs", users,
                                                           state=b.tmpfs / "state"))
@@ -1977,6 +1980,8 @@ def report(res, args):
               "| errors |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         rows = [("curl (floor)", curl), ("pamtester + module", mod)]
+        if "baseline" in lat:
+            rows.append((f"pamtester + baseline module ({args.baseline})", lat["baseline"]))
         if "module_tmpfs" in lat:
             rows.append(("pamtester + module, stateDir on tmpfs", lat["module_tmpfs"]))
         rows.append(("pamtester + pam_permit (no request)", lat["permit"]))
@@ -1994,6 +1999,12 @@ def report(res, args):
               f"{verdict(rw <= TARGET_RATIO)}). Same form fields in both requests "
               f"({', '.join(lat['form_fields'])}; same To, MessagingServiceSid and body "
               f"length): {'yes' if lat['identical_form'] else 'NO'}."]
+        if "baseline" in lat:
+            base = lat["baseline"]
+            L += ["", f"Module / baseline module: time to dispatch "
+                  f"**{mod['dispatch_ms'] / base['dispatch_ms']:.3f}**, full authentication "
+                  f"**{mod['wall_ms'] / base['wall_ms']:.3f}**, client CPU "
+                  f"**{mod['cpu_ms'] / base['cpu_ms']:.3f}**."]
         if "module_tmpfs" in lat:
             t = lat["module_tmpfs"]
             gap = mod["dispatch_ms"] - curl["dispatch_ms"]
@@ -2785,6 +2796,10 @@ def parse_args():
                    help="concurrency levels (1,8,32,128)")
     p.add_argument("--redis-levels", default=",".join(map(str, REDIS_LEVELS)),
                    help="simultaneous logins of the redis section (1,32,128)")
+    p.add_argument("--baseline", metavar="MODULE",
+                   help="the latency section also runs this build of the module (e.g. the "
+                   "last release's, built in a git worktree) in the same rounds, and gives "
+                   "the ratios; nothing is written unless --out says where")
     p.add_argument("--callgrind-runs", type=int, default=3)
     p.add_argument("--keep-callgrind", metavar="DIR",
                    help="keep the callgrind.out files there (callgrind_annotate --inclusive=no)")
@@ -2809,7 +2824,11 @@ def parse_args():
         a.file_sizes = tuple(n for n in SCALE_FILE if n <= 100_000)
         a.ldap_clients = 32
         a.redis_level_list = [c for c in a.redis_level_list if c <= 32]
-    full = not a.quick and a.runs >= 30 and set(a.sections) == set(SECTIONS)
+    if a.baseline:
+        a.baseline = str(Path(a.baseline).resolve())
+        if not Path(a.baseline).is_file():
+            p.error(f"--baseline: no {a.baseline}")
+    full = not a.quick and a.runs >= 30 and set(a.sections) == set(SECTIONS) and not a.baseline
     a.out_dir = Path(a.out) if a.out else (HERE if full or a.merge else None)
     if a.merge and not (a.out_dir / "results.json").is_file():
         p.error(f"--merge: no {a.out_dir / 'results.json'} to merge into")

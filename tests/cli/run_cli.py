@@ -19,6 +19,7 @@ import os
 import pwd
 import re
 import select
+import signal
 import stat
 import subprocess
 import sys
@@ -986,6 +987,38 @@ def unlock_waits_for_the_modules_lock(h):
         os.close(lock)
     check(proc.returncode == 0, f"unlock exit {proc.returncode}: {out!r} {err!r}")
     check(state_fields(path)["failures"] == "0", "unlock did not clear the failures")
+
+
+@case
+def unlock_names_a_stopped_lock_holder(h):
+    """A stopped process holds the lock of a user who has no state file yet (a first
+    login, stopped while it writes): status and unlock do not say "nothing to unlock"
+    while that user's logins wait on it, they fail after 5 s naming the holder, stopped,
+    and how to free it; once it is gone, unlock has nothing to do."""
+    config = h.write_config()
+    state = h.dir / "state"
+    state.mkdir(mode=0o700, exist_ok=True)
+    lock = state / ".alice.lock"
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"], stdin=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # flock(1) holds it before it starts sleep
+        os.killpg(holder.pid, signal.SIGSTOP)
+        for command in ("status", "unlock"):
+            res = h.run(command, "alice", config=config)
+            expect(res, "nonzero",
+                   err=(f".alice.lock: cannot lock: still locked after 5 s by process "
+                        f"{holder.pid} (flock, stopped; fix: kill -CONT {holder.pid}, or kill "
+                        f"{holder.pid})",))
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    res = h.run("unlock", "alice", config=config)
+    expect(res, 1, out=("nothing to unlock",))
+    check(not (state / "alice").exists(), "unlock wrote a state file for a user without one")
 
 
 @case

@@ -257,6 +257,50 @@ static void test_signals_during_the_wait(void **state)
 	assert_true(took >= 300);
 }
 
+/* A lock that cannot be taken names its holder, and says how to free it when the
+ * holder is stopped; a free lock or a bad descriptor names no one. */
+static void test_holder_named(void **state)
+{
+	struct world *w = *state;
+	char holder[TSMS_LOCK_HOLDER_MAX], want[TSMS_LOCK_HOLDER_MAX];
+	int status, ready[2];
+	pid_t pid;
+
+	tsms_lock_holder(w->waiter, holder);
+	assert_string_equal(holder, "");
+	tsms_lock_holder(-1, holder);
+	assert_string_equal(holder, "");
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(w->path, O_RDWR | O_CLOEXEC);
+
+		if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &(char){ 0 }, 1), 1);
+	close(ready[0]);
+	assert_int_equal(tsms_lock_exclusive(w->waiter, 50), -1);
+	tsms_lock_holder(w->waiter, holder);
+	snprintf(want, sizeof(want), " by process %ld (test_lock)", (long)pid);
+	assert_string_equal(holder, want);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+	tsms_lock_holder(w->waiter, holder);
+	snprintf(want, sizeof(want),
+	         " by process %ld (test_lock, stopped; fix: kill -CONT %ld, or kill %ld)",
+	         (long)pid, (long)pid, (long)pid);
+	assert_string_equal(holder, want);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(tsms_lock_exclusive(w->waiter, 1000), 0); /* gone with its holder */
+	tsms_lock_release(&w->waiter);
+}
+
 static void test_bad_descriptor_fails_at_once(void **state)
 {
 	long long start = now_ms();
@@ -281,6 +325,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_shield_of_root_blocks_only_stop_signals, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_holder_named, setup, teardown),
 		cmocka_unit_test(test_bad_descriptor_fails_at_once),
 	};
 
