@@ -6,12 +6,17 @@ fail, a server that is down or never answers, local entries winning, and failMod
 directory outages. What the server received comes from its own log."""
 
 import atexit
+import contextlib
+import os
+import signal
 import subprocess
+import threading
+import time
 
 from harness.core import REPO, case, check
 from harness.pam import TIME_SLACK, expect_config_error, right, simple_service, typed
 from harness.slapd import BlackHole, Slapd, install_problem
-from harness.system import free_port, write_file
+from harness.system import cmdlines, descendants, free_port, write_file
 
 TOOL = REPO / "twilio-sms-otp"
 BIND_CN, BIND_PASSWORD = "pam-reader", "ldap-bind-Secret-4321"
@@ -223,6 +228,47 @@ def directory_silent_server_within_budget(h):
                         limit=2 + 1)
     finally:
         hole.stop()
+
+
+def lookup_children(service):
+    """The lookup's child processes of the pamtester running service: copies of pamtester
+    (a fork, no exec) whose parent is that pamtester."""
+    parents = {pid for pid, argv in cmdlines()
+               if argv[:1] and argv[0].endswith(b"pamtester") and service.encode() in argv}
+    return [pid for parent in parents for pid in descendants(parent)]
+
+
+@case
+def directory_lookup_child_killed_fails_closed(h):
+    """The lookup's child killed by a signal (here root's SIGKILL; a setuid host's caller
+    can no longer send one) is a crash or an attack, not an outage: PAM_AUTHINFO_UNAVAIL
+    although failMode is open and a permitting module follows, the log names the signal, and
+    it ends at once, not after timeoutSeconds."""
+    hole = BlackHole().start()
+    killed = []
+
+    def killer(service, deadline):
+        while not killed and time.monotonic() < deadline:
+            for pid in lookup_children(service):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.01)
+
+    try:
+        svc = simple_service(h, then_permit=True, failMode="open",
+                             ldap=directory(slapd(h), uri=hole.ldaps_url, timeoutSeconds=8))
+        t = threading.Thread(target=killer, args=(svc, time.monotonic() + 8), daemon=True)
+        t.start()
+        run = h.authenticate(svc, "dave", [right()])
+        t.join()
+    finally:
+        hole.stop()
+    check(killed, "no lookup child was seen to kill")
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+    check("the lookup process was killed by signal 9" in run.outcomes[0] and
+          "failMode does not apply" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    check(run.elapsed < 8, f"took {run.elapsed:.2f}s: the death was taken for a timeout")
 
 
 def admin(config, *args):

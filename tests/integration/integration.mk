@@ -2,9 +2,15 @@
 # top Makefile).
 #   make integration    as root: install openssh-server, openssh-client and sudo when missing,
 #                       build the module, run tests/integration/run_integration.py
+#   make signals        as root: the same set-up, then tests/integration/run_signals.py (a
+#                       hostile caller stops and kills setuid su at its moment)
 
-.PHONY: integration
+.PHONY: integration signals
 
 integration: deps
 	$(MAKE) all
 	python3 tests/integration/run_integration.py
+
+signals: deps
+	$(MAKE) all
+	python3 tests/integration/run_signals.py

@@ -508,12 +508,14 @@ class Harness:
         env["SSLKEYLOGFILE"] = str(key_log)
         return env
 
-    def run_as(self, user, argv, bind, *, password, code="right", env=None):
+    def run_as(self, user, argv, bind, *, password, code="right", env=None, started=None):
         """runuser -u USER -- ARGV in a private mount namespace where bind = (service file,
         /etc/pam.d/NAME) is bind-mounted, with PATH, LANG and env as the environment; the
         password is written at the first password prompt (a second one gets end of file),
         the code ("right", "wrong"; "unsent": a code for a decoy prompt, no SMS awaited) at
-        each SMS prompt. Returns the Login."""
+        each SMS prompt. started, when given, is called with the Popen as soon as it runs
+        (for a case that acts on the process meanwhile, from another thread). Returns the
+        Login."""
         self.logins += 1
         login = Login(f"{argv[0]} run {self.logins}")
         cmd = self.syslog.wrap(["runuser", "-u", user, "--", *argv], [bind])
@@ -531,6 +533,8 @@ class Harness:
         out = {out_fd: b"", err_fd: b""}
         seen = {out_fd: 0, err_fd: 0}  # characters already searched for prompts
         try:
+            if started is not None:
+                started(proc)
             open_fds = {out_fd, err_fd}
             while open_fds:
                 left = deadline - time.monotonic()
