@@ -87,12 +87,11 @@ static void test_held_lock_gives_up_after_the_wait(void **state)
 	assert_string_equal(tsms_lock_strerror(EBADF), strerror(EBADF));
 }
 
-/* A lock released during the wait is taken: a child holds it for 200 ms. */
-static void test_lock_released_during_the_wait_is_taken(void **state)
+/* A child that holds the lock for hold_ms (0: until it is killed), then exits 0;
+ * returns once it holds it. */
+static pid_t child_holding(const struct world *w, unsigned hold_ms)
 {
-	struct world *w = *state;
-	int status, ready[2];
-	char byte;
+	int ready[2];
 	pid_t pid;
 
 	assert_int_equal(pipe(ready), 0);
@@ -103,12 +102,24 @@ static void test_lock_released_during_the_wait_is_taken(void **state)
 
 		if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], "x", 1) != 1)
 			_exit(1);
-		usleep(200 * 1000);
+		if (hold_ms == 0)
+			pause();
+		usleep(hold_ms * 1000);
 		_exit(0); /* the lock goes with the process */
 	}
 	close(ready[1]);
-	assert_int_equal(read(ready[0], &byte, 1), 1);
+	assert_int_equal(read(ready[0], &(char){ 0 }, 1), 1);
 	close(ready[0]);
+	return pid;
+}
+
+/* A lock released during the wait is taken: a child holds it for 200 ms. */
+static void test_lock_released_during_the_wait_is_taken(void **state)
+{
+	struct world *w = *state;
+	pid_t pid = child_holding(w, 200);
+	int status;
+
 	assert_int_equal(flock(w->waiter, LOCK_EX | LOCK_NB), -1); /* held by the child */
 	assert_int_equal(tsms_lock_exclusive(w->waiter, 10000), 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -263,27 +274,14 @@ static void test_holder_named(void **state)
 {
 	struct world *w = *state;
 	char holder[TSMS_LOCK_HOLDER_MAX], want[TSMS_LOCK_HOLDER_MAX];
-	int status, ready[2];
+	int status;
 	pid_t pid;
 
 	tsms_lock_holder(w->waiter, holder);
 	assert_string_equal(holder, "");
 	tsms_lock_holder(-1, holder);
 	assert_string_equal(holder, "");
-	assert_int_equal(pipe(ready), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(w->path, O_RDWR | O_CLOEXEC);
-
-		if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], "x", 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	close(ready[1]);
-	assert_int_equal(read(ready[0], &(char){ 0 }, 1), 1);
-	close(ready[0]);
+	pid = child_holding(w, 0);
 	assert_int_equal(tsms_lock_exclusive(w->waiter, 50), -1);
 	tsms_lock_holder(w->waiter, holder);
 	snprintf(want, sizeof(want), " by process %ld (test_lock)", (long)pid);
