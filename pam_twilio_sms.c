@@ -20,6 +20,7 @@
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/lookup.h"
+#include "lib/otp.h"
 
 #define TSMS_EXPORT __attribute__((visibility("default")))
 #define RHOST_SHOWN_MAX 253 /* the longest DNS name */
@@ -178,7 +179,8 @@ static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const ch
 {
 	const char *name = user != NULL ? user : "-";
 	bool phone_shown = outcome->masked_phone[0] != '\0';
-	int priority = rc == PAM_SUCCESS ? LOG_INFO
+	bool stacked = outcome->method != NULL && strcmp(outcome->method, "stacked") == 0;
+	int priority = rc == PAM_SUCCESS ? (stacked ? LOG_WARNING : LOG_INFO)
 	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM ||
 	                               err == TSMS_ERR_STATE || err == TSMS_ERR_DIRECTORY
 	                       ? LOG_ERR
@@ -229,6 +231,49 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         cfg->state_dir, cfg->api_base_url, cfg->ca_file != NULL ? cfg->ca_file : "-",
 	         proxy, cfg->redis != NULL ? cfg->redis->url : "-",
 	         cfg->backup_codes_file != NULL ? cfg->backup_codes_file : "-");
+}
+
+/* A right answer leaves a pass in the PAM handle (lib/otp.h): a second line of
+ * the module in the same stack (the pam-auth-update profile in common-auth and
+ * a line of the service's own) lets the same user through in the same
+ * transaction within codeTtlSeconds: one code per login, not a second text that
+ * the cooldown would refuse. */
+#define PASS_DATA "pam_twilio_sms:pass"
+
+static void free_pass(pam_handle_t *pamh, void *data, int error_status)
+{
+	(void)pamh;
+	(void)error_status;
+	tsms_wipe(data, sizeof(struct tsms_pass));
+	free(data);
+}
+
+static void leave_pass(pam_handle_t *pamh, const char *user)
+{
+	struct tsms_pass *pass = malloc(sizeof(*pass));
+
+	if (pass == NULL || tsms_pass_make(pass, user, pamh) != 0 ||
+	    pam_set_data(pamh, PASS_DATA, pass, free_pass) != PAM_SUCCESS)
+		free(pass); /* no pass: a second line asks again */
+}
+
+static bool passed_already(pam_handle_t *pamh, const struct tsms_config *cfg, const char *user,
+                           struct tsms_outcome *outcome)
+{
+	const void *pass = NULL, *service = NULL;
+
+	if (pam_get_data(pamh, PASS_DATA, &pass) != PAM_SUCCESS || pass == NULL ||
+	    !tsms_pass_valid(pass, user, pamh, cfg->code_ttl_seconds))
+		return false;
+	if (pam_get_item(pamh, PAM_SERVICE, &service) != PAM_SUCCESS || service == NULL)
+		service = "?";
+	outcome->method = "stacked";
+	tsms_format_clean(outcome->reason, sizeof(outcome->reason),
+	                  "passed already in this PAM transaction: pam_twilio_sms is stacked "
+	                  "twice in %s; fix: keep one pam_twilio_sms line (the pam-auth-update "
+	                  "profile's in common-auth, or the service's own)",
+	                  (const char *)service);
+	return true;
 }
 
 /* The caller's environment is hidden from the libraries (lib/environ.h), except
@@ -284,6 +329,10 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		err = rc == PAM_CONV_ERR ? TSMS_ERR_CONV : TSMS_ERR_NO_USER;
 		goto out;
 	}
+	if (passed_already(pamh, cfg, user, &outcome)) {
+		err = TSMS_OK;
+		goto out;
+	}
 	/* without nullok an unmapped user gets a decoy challenge (phone NULL): the same
 	 * prompts, no SMS, no success */
 	err = tsms_lookup(cfg, user, &number, problem);
@@ -315,6 +364,9 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	tsms_state_close(state);
 	tsms_http_global_cleanup();
 out:
+	if (err == TSMS_OK && user != NULL && outcome.method != NULL &&
+	    strcmp(outcome.method, "stacked") != 0)
+		leave_pass(pamh, user);
 	rc = pam_result(err, fail_open(err, cfg, &log), args.nullok);
 	log_outcome(pamh, &log, user, number.source, rc, err, &outcome);
 	tsms_config_free(cfg);

@@ -39,6 +39,26 @@ unsigned tsms_random_below(unsigned n);
  * text: a stable name for text that reveals nothing of it. */
 void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_HEX]);
 
+/* A pass: proof, inside this process, that a user answered a challenge right
+ * in one PAM transaction (named by its handle's address) at a moment of the
+ * monotonic clock. Its tag is keyed by a random key made once per process and
+ * kept in the module's memory, so that nothing another module or the
+ * application can write passes for one. */
+#define TSMS_PASS_TAG 32
+struct tsms_pass {
+	double when; /* CLOCK_MONOTONIC seconds */
+	unsigned char tag[TSMS_PASS_TAG];
+};
+
+/* Makes p a pass for user in the transaction handle, now. 0, or -1 when no
+ * randomness is available for the key. */
+int tsms_pass_make(struct tsms_pass *p, const char *user, const void *handle);
+
+/* True when p is a pass this process made for user in handle at most
+ * max_age_seconds ago. */
+bool tsms_pass_valid(const struct tsms_pass *p, const char *user, const void *handle,
+                     unsigned max_age_seconds);
+
 /* Size of a secret's stored hash (crypto_pwhash_STRBYTES). */
 #define TSMS_HASH_MAX 128
 

@@ -222,10 +222,31 @@ void tsms_state_file_name(const char *user, char out[TSMS_STATE_NAME_MAX])
 	snprintf(out, TSMS_STATE_NAME_MAX, "=%s", hex);
 }
 
+bool tsms_state_cap(const struct tsms_config *cfg, struct tsms_state_record *rec, time_t now)
+{
+	bool capped = false;
+
+	if (rec->window_start > now) {
+		rec->window_start = now;
+		capped = true;
+	}
+	if (rec->last_send > now) {
+		rec->last_send = now;
+		capped = true;
+	}
+	if (rec->locked_until > now + (long long)cfg->lockout_seconds) {
+		rec->locked_until = now + cfg->lockout_seconds;
+		capped = true;
+	}
+	return capped;
+}
+
 void tsms_state_describe(const struct tsms_config *cfg, const struct tsms_state_record *stored,
                          time_t now, struct tsms_state_status *out)
 {
 	struct tsms_state_record rec = *stored;
+
+	(void)tsms_state_cap(cfg, &rec, now);
 
 	if (rec.locked_until != 0 && now >= rec.locked_until) {
 		rec.locked_until = 0; /* an expired lockout is forgotten with its failures */

@@ -65,7 +65,9 @@ enum tsms_err tsms_state_record_failure(struct tsms_state *st, const char *user,
                                         bool *locked, long long *locked_before,
                                         char err[TSMS_STATE_ERR_MAX]);
 
-/* Records a right answer: clears the failure count and the lockout. */
+/* Records a right answer: clears the failure count and the lockout, and ends
+ * the cooldown (a person who just answered is not made to wait for the next
+ * login: ssh then sudo); the sends still count towards sendLimit. */
 enum tsms_err tsms_state_record_success(struct tsms_state *st, const char *user, time_t now,
                                         char err[TSMS_STATE_ERR_MAX]);
 
@@ -172,6 +174,14 @@ extern const struct tsms_state_store tsms_state_redis;
 /* The Redis store's one Lua script and its SHA-1, the name EVALSHA uses. */
 extern const char tsms_state_redis_script[];
 extern const char tsms_state_redis_sha1[];
+
+/* A clock that stepped back (NTP correcting a fast clock) must not stretch a
+ * limit: times rec holds in the future of now are capped, so that no window,
+ * cooldown or lockout lasts longer from now than configured. True when a time
+ * was capped: the store writes the record back even when it changes nothing
+ * else, or the next read would cap to its own now again. Both stores apply it
+ * to what they read (the Redis script does the same by the server's clock). */
+bool tsms_state_cap(const struct tsms_config *cfg, struct tsms_state_record *rec, time_t now);
 
 /* Fills status from rec as it stands at now (an expired lockout is shown as
  * none); status->exists, where and shared are the caller's. */

@@ -243,10 +243,14 @@ static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, t
 	if (e == TSMS_OK)
 		e = slot_read(&slot, &rec, cfg->state_dir, err);
 	if (e == TSMS_OK) {
+		bool capped = tsms_state_cap(cfg, &rec, now);
+
 		roll_window(&rec, now, cfg->send_window_seconds);
 		if (rec.sends >= cfg->global_send_limit) {
 			*verdict = TSMS_VERDICT_GLOBAL_LIMIT;
 			*wait = rec.window_start + cfg->send_window_seconds - now;
+			if (capped)
+				e = slot_write(&slot, &rec, cfg->state_dir, err);
 		} else {
 			rec.sends++;
 			rec.last_send = now;
@@ -321,6 +325,7 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 	char name[TSMS_STATE_NAME_MAX];
 	struct tsms_state_record rec;
 	enum tsms_err e;
+	bool capped;
 	int dir_fd;
 
 	(void)conn; /* nothing is kept between operations */
@@ -351,13 +356,16 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 		e = slot_read(&slot, &rec, cfg->state_dir, err);
 	if (e != TSMS_OK)
 		goto out;
+	capped = tsms_state_cap(cfg, &rec, now);
 	switch (op) {
 	case TSMS_OP_RESERVE:
 	case TSMS_OP_RESERVE_LOCAL:
 		e = decide_send(cfg, op == TSMS_OP_RESERVE ? dir_fd : -1, &rec, now, &a->verdict,
 		                &a->wait, err);
-		if (e != TSMS_OK || a->verdict != TSMS_VERDICT_OK)
+		if (e != TSMS_OK || (a->verdict != TSMS_VERDICT_OK && !capped))
 			goto out;
+		if (a->verdict != TSMS_VERDICT_OK)
+			break; /* refused, but the capped times are written back */
 		rec.sends++;
 		rec.last_send = now;
 		break;
@@ -373,10 +381,11 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 		a->locked = rec.locked_until != 0;
 		break;
 	case TSMS_OP_SUCCESS:
-		if (rec.failures == 0 && rec.locked_until == 0)
+		if (rec.failures == 0 && rec.locked_until == 0 && rec.last_send == 0 && !capped)
 			goto out; /* nothing to write: keep logins cheap */
 		rec.failures = 0;
 		rec.locked_until = 0;
+		rec.last_send = 0; /* the cooldown ends; the sends still count */
 		break;
 	case TSMS_OP_STATUS:
 		if (status != NULL)

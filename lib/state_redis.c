@@ -82,6 +82,10 @@ const char tsms_state_redis_script[] =
 	"local ws, sends, last = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0\n"
 	"local fails, untl = tonumber(f[4]) or 0, tonumber(f[5]) or 0\n"
 	"local before = {now, exists and 1 or 0, ws, sends, last, fails, untl}\n"
+	"local capped = ws > now or last > now or untl > now + lockout\n"
+	"if ws > now then ws = now end\n"
+	"if last > now then last = now end\n"
+	"if untl > now + lockout then untl = now + lockout end\n"
 	"if op == 'status' then return before end\n"
 	"local function save()\n"
 	"  local ttl = 0\n"
@@ -94,6 +98,7 @@ const char tsms_state_redis_script[] =
 	"    'failures', fails, 'locked_until', untl)\n"
 	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
 	"end\n"
+	"if capped then save() end\n"
 	"if untl ~= 0 and now >= untl then untl = 0 fails = 0 end\n"
 	"if op == 'unlock' then\n"
 	"  if exists then fails = 0 untl = 0 save() end\n"
@@ -108,7 +113,7 @@ const char tsms_state_redis_script[] =
 	"  return {untl ~= 0 and 1 or 0, was, wait}\n"
 	"end\n"
 	"if op == 'success' then\n"
-	"  if before[6] ~= 0 or before[7] ~= 0 then fails = 0 untl = 0 save() end\n"
+	"  if fails ~= 0 or untl ~= 0 or last ~= 0 then fails = 0 untl = 0 last = 0 save() end\n"
 	"  return {0}\n"
 	"end\n"
 	"if op ~= 'reserve' and op ~= 'local' then\n"
@@ -123,6 +128,10 @@ const char tsms_state_redis_script[] =
 	"if op == 'reserve' and glimit > 0 then\n"
 	"  local g = redis.call('HMGET', KEYS[2], 'window_start', 'sends')\n"
 	"  local gws, gsends = tonumber(g[1]) or 0, tonumber(g[2]) or 0\n"
+	"  if gws > now then\n"
+	"    gws = now\n"
+	"    redis.call('HSET', KEYS[2], 'window_start', gws)\n"
+	"  end\n"
 	"  if gws == 0 or now >= gws + window then gws = now gsends = 0 end\n"
 	"  if gsends >= glimit then return {4, gws + window - now} end\n"
 	"  redis.call('HSET', KEYS[2], 'window_start', gws, 'sends', gsends + 1,\n"
@@ -135,7 +144,7 @@ const char tsms_state_redis_script[] =
 	"return {0, 0}\n";
 
 /* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
-const char tsms_state_redis_sha1[] = "124679a4cf048696226f0737c1e04181906b14ce";
+const char tsms_state_redis_sha1[] = "d9851be09203877fe8397d55ccb4f421b2cb150a";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120

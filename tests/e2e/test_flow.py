@@ -5,7 +5,7 @@ a resend on an empty answer, the module twice in one stack."""
 import re
 
 from harness.core import CaseFailure, case, check
-from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, FreedScan, answer_with, keep, right,
+from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, PAM_TEXT, FreedScan, answer_with, keep, right,
                          simple_service, typed, unwrapped_case, without_leading_zeros, wrong)
 from harness.sandbox import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID
 
@@ -227,14 +227,23 @@ def disable_risk_check(h):
 
 @case
 def module_twice_in_one_stack(h):
-    path = h.write_config(h.config())
+    """The module on two lines of one stack (the pam-auth-update profile in common-auth and
+    a line of the service's own), with the default cooldown: one code for the login, and
+    the second line says it is stacked twice, with the fix. A first line that failed
+    leaves nothing: the second asks on its own (and the cooldown refuses it)."""
+    path = h.write_config(h.config(resendCooldownSeconds=30, maxAttempts=1))
     svc = h.service(path, twice=True)
     run = h.authenticate(svc, "alice", [right(), right()])
-    h.expect(run, "PAM_SUCCESS", sms=2, requests=2, prompts=2, outcomes=2)
-    check(run.prompts == ["SMS code sent to ******0006: "] * 2, f"prompts {run.prompts!r}")
-    sids = [m["sid"] for m in run.outbox]
-    for sid, line in zip(sids, run.outcomes):
-        check(f"sid={sid}" in line, f"outcome {line!r} lacks sid={sid}")
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1, prompts=1, outcomes=2)
+    check(f"sid={run.outbox[0]['sid']}" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    check("method=stacked result=PAM_SUCCESS" in run.outcomes[1] and
+          f"stacked twice in {svc}; fix: keep one pam_twilio_sms line" in run.outcomes[1],
+          f"second outcome {run.outcomes[1]!r}")
+    run = h.authenticate(svc, "bob", [wrong(), right()])
+    check(run.status == 1 and PAM_TEXT["PAM_MAXTRIES"] in run.output, f"output {run.output!r}")
+    check(run.results == ["PAM_MAXTRIES", "PAM_AUTH_ERR"] and len(run.outbox) == 1 and
+          "resendCooldownSeconds" in run.outcomes[1],
+          f"after a failed first line: {run.outcomes!r}, {len(run.outbox)} SMS")
 
 
 @case

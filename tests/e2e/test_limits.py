@@ -10,6 +10,7 @@ from harness.core import REPO, CaseFailure, case, check
 from harness.pam import (RUN_LIMIT, TIME_SLACK, USERS, authenticate_at_once, client_run,
                          expect_client, keep, right, simple_service, typed, wrong)
 from harness.state import GLOBAL_STATE, check_state_files, new_state_dir, read_state
+from harness.system import write_file
 
 
 TOOL = REPO / "twilio-sms-otp"
@@ -59,18 +60,28 @@ def send_window_rolls_over(h):
 
 @case
 def resend_cooldown(h):
+    """The cooldown holds against a text nobody answered right (someone with the password
+    looping to bomb the phone), and ends with a right answer: a person who just logged in
+    is not made to wait for the next login (ssh, then sudo at once)."""
     sd = new_state_dir(h)
-    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=30)
-    run = h.authenticate(svc, "alice", [right()])
-    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=30, maxAttempts=1)
+    run = h.authenticate(svc, "alice", [wrong()])
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=1)
     run = h.authenticate(svc, "alice", [right()])
     h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
     told_too_many(run, 30)
     check("resendCooldownSeconds" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
-    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=SHORT_SECONDS)
+    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=SHORT_SECONDS,
+                         maxAttempts=1)
     time.sleep(SHORT_SECONDS + 1.1)
+    for _ in range(2):  # the second at once: the first's right answer ended the cooldown
+        run = h.authenticate(svc, "alice", [right()])
+        h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    check(read_state(sd / "alice")["sends"] == 3, f"state {read_state(sd / 'alice')}")
+    run = h.authenticate(svc, "alice", [wrong()])  # unanswered again: the cooldown is back
+    h.expect(run, "PAM_MAXTRIES", sms=1, prompts=1)
     run = h.authenticate(svc, "alice", [right()])
-    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
 
 
 @case
@@ -174,6 +185,26 @@ def admin(config, *args):
     """twilio-sms-otp --config CONFIG ARGS..., as an administrator runs it."""
     return subprocess.run([str(TOOL), "--config", config, *args], capture_output=True,
                           text=True, timeout=RUN_LIMIT, stdin=subprocess.DEVNULL)
+
+
+@case
+def clock_stepped_back_stretches_nothing(h):
+    """A state file written while the clock ran 2 hours fast (NTP then stepped it back):
+    the lockout lasts lockoutSeconds from now at most, not until the fast clock's end, and
+    the capped times are written back so that the next login does not cap again."""
+    sd = new_state_dir(h)
+    sd.mkdir(mode=0o700)
+    ahead = int(time.time()) + 7200
+    write_file(sd / "alice", f"v1 window_start={ahead} sends=1 last_send={ahead} failures=10 "
+                             f"locked_until={ahead + 900}\n")
+    svc = simple_service(h, stateDir=str(sd), lockoutSeconds=900)
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, requests=0, prompts=0)
+    m = re.search(r"locked for (\d+) more seconds", run.output)
+    check(m and int(m.group(1)) <= 900, f"told {run.output!r}, want at most 900 seconds")
+    state = read_state(sd / "alice")
+    check(state["locked_until"] <= time.time() + 900 and state["window_start"] <= time.time()
+          and state["last_send"] <= time.time(), f"the capped times were not kept: {state}")
 
 
 @case

@@ -123,6 +123,25 @@ def redis_lockout_over_both_hosts(h):
 
 
 @case
+def redis_clock_stepped_back_stretches_nothing(h):
+    """A key written while Redis's clock ran 2 hours fast (then stepped back): the lockout
+    lasts lockoutSeconds from the server's now at most, and the capped times are kept."""
+    s = redis(h)
+    a = host(h, "a", redis=s.module_config(), lockoutSeconds=900)
+    ahead = int(time.time()) + 7200
+    s.command("HSET", user_key("alice"), "window_start", ahead, "sends", 1, "last_send", ahead,
+              "failures", 10, "locked_until", ahead + 900)
+    s.command("EXPIRE", user_key("alice"), 9000)
+    run = login(h, a, "alice", [right()], "PAM_AUTH_ERR", sms=0, prompts=0)
+    m = re.search(r"locked for (\d+) more seconds", run.output)
+    check(m and int(m.group(1)) <= 900, f"told {run.output!r}, want at most 900 seconds")
+    state = s.user_hash("alice")
+    check(state["locked_until"] <= time.time() + 900 and state["window_start"] <= time.time()
+          and state["last_send"] <= time.time(), f"the capped times were not kept: {state}")
+    no_state_file(a)
+
+
+@case
 def redis_send_limit_over_both_hosts(h):
     s = redis(h)
     a, b = two_hosts(h, s.module_config(), sendLimit=3)

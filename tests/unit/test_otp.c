@@ -395,9 +395,38 @@ static void test_random_below(void **state)
 		assert_true(tsms_random_below(UINT32_MAX) < UINT32_MAX);
 }
 
+/* A pass is good for its user and its transaction only, for max_age seconds, and
+ * cannot be made up or altered outside the process's key. */
+static void test_pass(void **state)
+{
+	struct tsms_pass p, forged;
+	static int handle, other; /* two transactions: only their addresses count */
+
+	(void)state;
+	memset(&forged, 0, sizeof(forged));
+	assert_false(tsms_pass_valid(&forged, "alice", &handle, 300)); /* before any key */
+	assert_int_equal(tsms_pass_make(&p, "alice", &handle), 0);
+	assert_true(tsms_pass_valid(&p, "alice", &handle, 300));
+	assert_false(tsms_pass_valid(&p, "bob", &handle, 300));
+	assert_false(tsms_pass_valid(&p, "alice", &other, 300));
+	assert_false(tsms_pass_valid(&p, "alicex", &handle, 300));
+	forged = p;
+	forged.tag[0] ^= 1;
+	assert_false(tsms_pass_valid(&forged, "alice", &handle, 300));
+	forged = p;
+	forged.when += 1; /* a later time with the old tag */
+	assert_false(tsms_pass_valid(&forged, "alice", &handle, 300));
+	forged = p;
+	forged.when -= 301; /* too old, whatever its tag */
+	assert_false(tsms_pass_valid(&forged, "alice", &handle, 300));
+	usleep(20 * 1000);
+	assert_false(tsms_pass_valid(&p, "alice", &handle, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pass),
 		cmocka_unit_test(test_crypto_init_repeatable),
 		cmocka_unit_test(test_generate_lengths),
 		cmocka_unit_test(test_generate_refuses_bad_lengths),

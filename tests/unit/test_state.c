@@ -546,6 +546,18 @@ static void test_cooldown(void **state)
 	w->cfg.send_limit = 1;
 	expect_send(w, "dave", T0, TSMS_VERDICT_OK, 0);
 	expect_send(w, "dave", T0 + 5, TSMS_VERDICT_USER_LIMIT, 895);
+
+	/* a right answer ends it (ssh, then sudo at once); the sends still count */
+	w->cfg.send_limit = 3;
+	expect_send(w, "erin", T0, TSMS_VERDICT_OK, 0);
+	right_answer(w, "erin", T0 + 5);
+	expect_send(w, "erin", T0 + 6, TSMS_VERDICT_OK, 0);
+	expect_file(w->dir, "erin", T0, 2, T0 + 6, 0, 0);
+	/* a text nobody answered keeps it */
+	expect_send(w, "erin", T0 + 7, TSMS_VERDICT_COOLDOWN, 29);
+	right_answer(w, "erin", T0 + 8);
+	expect_send(w, "erin", T0 + 9, TSMS_VERDICT_OK, 0);
+	expect_send(w, "erin", T0 + 10, TSMS_VERDICT_USER_LIMIT, 890);
 }
 
 /* ---- global cap ---- */
@@ -663,6 +675,34 @@ static void test_lockout_before_the_answer(void **state)
 	assert_true(wrong_answer_before(w, "alice", T0 + 14, &before));
 	assert_false(wrong_answer_before(w, "alice", T0 + 614, &before));
 	assert_int_equal(before, 0);
+}
+
+/* The clock stepped back (NTP correcting a fast clock): times stored in the future
+ * are capped, so no lockout, window or cooldown lasts longer than configured. */
+static void test_clock_stepped_back(void **state)
+{
+	struct world *w = world_of(state);
+	char rec[160];
+
+	w->cfg.lockout_threshold = 3;
+	w->cfg.lockout_seconds = 900;
+	w->cfg.send_window_seconds = 900;
+	w->cfg.resend_cooldown_seconds = 30;
+	w->cfg.send_limit = 2;
+	assert_true(mkdir(w->dir, 0700) == 0 || errno == EEXIST);
+	/* written when the clock was 7200 s ahead: locked until then + 900 */
+	format_record(rec, sizeof(rec), T0 + 7200, 1, T0 + 7200, 3, T0 + 8100);
+	write_state(w->dir, "alice", rec, strlen(rec));
+	expect_send(w, "alice", T0, TSMS_VERDICT_LOCKED, 900);
+	/* a window and a last send in the future: the window counts from now, a full
+	 * cooldown at most, and the send limit still holds */
+	format_record(rec, sizeof(rec), T0 + 7200, 2, T0 + 7200, 0, 0);
+	write_state(w->dir, "bob", rec, strlen(rec));
+	expect_send(w, "bob", T0, TSMS_VERDICT_USER_LIMIT, 900);
+	format_record(rec, sizeof(rec), T0 + 7200, 1, T0 + 7200, 0, 0);
+	write_state(w->dir, "carol", rec, strlen(rec));
+	expect_send(w, "carol", T0, TSMS_VERDICT_COOLDOWN, 30);
+	expect_send(w, "carol", T0 + 30, TSMS_VERDICT_OK, 0);
 }
 
 static void test_lockout_expiry_resets(void **state)
@@ -1630,6 +1670,7 @@ int main(void)
 		world_test(test_global_off_by_default),
 		world_test(test_lockout_after_threshold),
 		world_test(test_lockout_before_the_answer),
+		world_test(test_clock_stepped_back),
 		world_test(test_lockout_expiry_resets),
 		world_test(test_success_resets_failures),
 		world_test(test_state_dir_created_0700),
