@@ -49,6 +49,14 @@ static void tell_error(void *ctx, const char *message)
 	pam_error((pam_handle_t *)ctx, "%s", message);
 }
 
+/* The password a module before this one read, or NULL (lib/challenge.h). */
+static const char *password_item(pam_handle_t *pamh)
+{
+	const void *item = NULL;
+
+	return pam_get_item(pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS ? item : NULL;
+}
+
 static const char *skip_prefix(const char *s, const char *prefix)
 {
 	size_t n = strlen(prefix);
@@ -333,6 +341,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		err = TSMS_OK;
 		goto out;
 	}
+	prompter.password = password_item(pamh);
 	/* without nullok an unmapped user gets a decoy challenge (phone NULL): the same
 	 * prompts, no SMS, no success */
 	err = tsms_lookup(cfg, user, &number, problem);

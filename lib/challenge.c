@@ -366,7 +366,8 @@ static enum tsms_err judge(struct session *s, enum prompt kind, const char *answ
  * one code: a new SMS code gets its own), the deadline, or an error. An expired
  * answer is never checked; any other is counted as a wrong one before it is
  * checked (count_wrong), and a right one clears the count. At the SMS prompt a
- * blank answer asks for a new code; at the backup prompt it is wrong. */
+ * blank answer asks for a new code; at the backup prompt it is wrong. The
+ * user's password as the answer (prompter->password) ends it, counting nothing. */
 static enum tsms_err ask_until(struct session *s, enum prompt kind)
 {
 	const bool sms = kind == PROMPT_SMS;
@@ -395,6 +396,14 @@ static enum tsms_err ask_until(struct session *s, enum prompt kind)
 			}
 			if (err == TSMS_OK)
 				err = count_wrong(s, &locked);
+		} else if (tsms_same_secret(answer, s->prompter->password)) {
+			tsms_free_secret(answer);
+			say(s->outcome,
+			    "the answer to the code prompt was the user's password: sshd is using "
+			    "password authentication; fix: KbdInteractiveAuthentication yes and "
+			    "AuthenticationMethods keyboard-interactive "
+			    "(conf/sshd_config.snippet)");
+			return TSMS_ERR_AUTH;
 		} else {
 			err = count_wrong(s, &locked);
 			if (err == TSMS_OK)

@@ -19,6 +19,10 @@ struct tsms_prompter {
 	int (*ask)(void *ctx, const char *prompt, char **answer);
 	void (*tell)(void *ctx, const char *message);
 	void *ctx;
+	/* The password a module before this one read (PAM_AUTHTOK), or NULL. An
+	 * answer equal to it is no code: sshd with password authentication answers
+	 * every prompt with the password. It ends the challenge, counting nothing. */
+	const char *password;
 };
 
 /* What happened, for the front end's one log line. */

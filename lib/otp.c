@@ -74,6 +74,15 @@ void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_
 	sodium_memzero(&st, sizeof(st));
 }
 
+bool tsms_same_secret(const char *a, const char *b)
+{
+	size_t n;
+
+	if (a == NULL || b == NULL || (n = strlen(a)) != strlen(b))
+		return false;
+	return sodium_memcmp(a, b, n) == 0;
+}
+
 /* The key of this process's passes: made at the first pass, never leaves. */
 static unsigned char pass_key[crypto_generichash_KEYBYTES];
 static bool pass_key_made;

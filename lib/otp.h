@@ -29,6 +29,10 @@ size_t tsms_answer_trim(const char *answer, const char **start);
  * does not depend on where they differ. NULL answer never matches. */
 bool tsms_otp_matches(const struct tsms_code *code, const char *answer);
 
+/* True when a and b are the same string, compared in time that does not
+ * depend on where they differ (their lengths aside). NULL equals nothing. */
+bool tsms_same_secret(const char *a, const char *b);
+
 /* A uniformly random number below n (n > 0). */
 unsigned tsms_random_below(unsigned n);
 

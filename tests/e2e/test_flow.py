@@ -1,13 +1,16 @@
 """End-to-end cases: the sign-in flow through pamtester: codes and prompts, the SMS as
 Twilio receives it, wrong and expired codes, unmapped users (nullok, the decoy challenge),
-a resend on an empty answer, the module twice in one stack."""
+a resend on an empty answer, the module twice in one stack, the password typed at the code
+prompt."""
 
 import re
 
 from harness.core import CaseFailure, case, check
-from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, PAM_TEXT, FreedScan, answer_with, keep, right,
-                         simple_service, typed, unwrapped_case, without_leading_zeros, wrong)
+from harness.pam import (CONTROL_RE, DEFAULT_TEMPLATE, MODULE, PAM_TEXT, FreedScan,
+                         answer_with, client_run, expect_client, keep, right, simple_service,
+                         typed, unwrapped_case, without_leading_zeros, wrong)
 from harness.sandbox import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SID
+from harness.state import new_state_dir, read_state
 
 
 @case
@@ -262,3 +265,26 @@ def resend_on_empty_answer(h):
           f"prompts {run.prompts!r}")
     check(seen[0] != run.codes[2], "the two codes happen to be equal (chance 1e-6)")
     check(run.codes[3] == run.codes[2], f"codes {run.codes!r}")
+
+
+@case
+def password_at_the_code_prompt(h):
+    """sshd with password authentication answers every PAM prompt with the password (here
+    pam_client answers every prompt with one file's bytes; pam_exec's expose_authtok reads
+    it first and sets PAM_AUTHTOK, as pam_unix does): the module ends at the first answer,
+    counts no wrong code, and its outcome line says what is wrong and the fix."""
+    sd = new_state_dir(h)
+    path = h.write_config(h.config(stateDir=str(sd), lockoutThreshold=1))
+    svc = h.write_service(["auth required pam_exec.so expose_authtok /bin/true",
+                           f"auth required {MODULE} config={path} debug"])
+    answer = h.workdir / f"{h.case}-password"
+    answer.write_text("Not-a-code-Pa55word")
+    run = client_run(h, svc, "alice", "answer-file", str(answer))
+    expect_client(run, "PAM_AUTH_ERR", sms=1, prompts=1)
+    check("reason=the answer to the code prompt was the user's password: sshd is using "
+          "password authentication; fix: KbdInteractiveAuthentication yes" in run.outcomes[0],
+          f"outcome {run.outcomes[0]!r}")
+    state = read_state(sd / "alice")
+    check(state["failures"] == 0 and state["locked_until"] == 0, f"counted: {state}")
+    check(all("Not-a-code-Pa55word" not in l for l in run.raw_logs), "the password was logged")
+
