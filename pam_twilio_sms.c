@@ -377,6 +377,9 @@ out:
 	    strcmp(outcome.method, "stacked") != 0)
 		leave_pass(pamh, user);
 	rc = pam_result(err, fail_open(err, cfg, &log), args.nullok);
+	if (rc == PAM_AUTHINFO_UNAVAIL && outcome.method == NULL) /* no prompt said why */
+		tell_error(pamh, "The SMS could not be sent; try again later or ask your "
+		                 "administrator.");
 	log_outcome(pamh, &log, user, number.source, rc, err, &outcome);
 	tsms_config_free(cfg);
 	return rc;

@@ -109,6 +109,13 @@ static enum tsms_err send_code(struct session *s)
 		outcome->sent++;
 		return TSMS_OK;
 	}
+	if (res.nothing_sent) {
+		char problem[TSMS_STATE_ERR_MAX];
+
+		/* it never left: the reservation goes back, no cooldown; should that
+		 * fail, the text stays counted, which errs on the safe side */
+		(void)tsms_state_release_send(s->state, s->user, time(NULL), problem);
+	}
 	name = tsms_twilio_code_name(res.error_code);
 	if (res.error_code != 0)
 		say(outcome, "%s: Twilio error %ld%s%s: %s (HTTP %ld, %u request%s)", res.reason,

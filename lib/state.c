@@ -78,6 +78,14 @@ enum tsms_err tsms_state_reserve_send(struct tsms_state *st, const char *user, t
 	return e;
 }
 
+enum tsms_err tsms_state_release_send(struct tsms_state *st, const char *user, time_t now,
+                                      char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .verdict = TSMS_VERDICT_OK };
+
+	return apply(st, user, now, TSMS_OP_RELEASE, true, &a, err);
+}
+
 enum tsms_err tsms_state_record_failure(struct tsms_state *st, const char *user, time_t now,
                                         bool *locked, long long *locked_before,
                                         char err[TSMS_STATE_ERR_MAX])

@@ -54,6 +54,13 @@ enum tsms_err tsms_state_reserve_send(struct tsms_state *st, const char *user, t
                                       bool count_global, enum tsms_verdict *verdict,
                                       long long *wait_seconds, char err[TSMS_STATE_ERR_MAX]);
 
+/* Gives back a reservation of tsms_state_reserve_send (count_global true) for
+ * a text that provably never left (the request failed before it was written,
+ * or Twilio refused it with a 4xx): one SMS less for the user and the global
+ * cap, and no cooldown. Atomic like the reservation. */
+enum tsms_err tsms_state_release_send(struct tsms_state *st, const char *user, time_t now,
+                                      char err[TSMS_STATE_ERR_MAX]);
+
 /* Records one answer as a wrong one. An answer is recorded BEFORE it is judged
  * (count first: a process killed or starved of resources in between still has
  * it counted; one whose record fails has nothing judged) and the record is
@@ -129,6 +136,7 @@ const char *tsms_verdict_name(enum tsms_verdict v);
 enum tsms_state_op {
 	TSMS_OP_RESERVE,       /* reserve, and count globally */
 	TSMS_OP_RESERVE_LOCAL, /* reserve for a decoy */
+	TSMS_OP_RELEASE,       /* give a reserve back, globally too */
 	TSMS_OP_FAILURE,
 	TSMS_OP_SUCCESS,
 	TSMS_OP_STATUS,

@@ -261,6 +261,26 @@ static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, t
 	return e;
 }
 
+/* Gives one SMS of the global cap back (tsms_state_release_send). */
+static enum tsms_err release_global(const struct tsms_config *cfg, int dir_fd, time_t now,
+                                    char err[TSMS_STATE_ERR_MAX])
+{
+	struct slot slot = { .lock_fd = -1 };
+	struct tsms_state_record rec;
+	enum tsms_err e;
+
+	e = slot_lock(&slot, dir_fd, GLOBAL_NAME, cfg->state_dir, err);
+	if (e == TSMS_OK)
+		e = slot_read(&slot, &rec, cfg->state_dir, err);
+	if (e == TSMS_OK && rec.sends > 0) {
+		(void)tsms_state_cap(cfg, &rec, now);
+		rec.sends--;
+		e = slot_write(&slot, &rec, cfg->state_dir, err);
+	}
+	slot_close(&slot);
+	return e;
+}
+
 /* Decides on one SMS for rec (the user's record, locked); counts it when allowed.
  * dir_fd -1 leaves the global cap out. */
 static enum tsms_err decide_send(const struct tsms_config *cfg, int dir_fd,
@@ -368,6 +388,17 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 			break; /* refused, but the capped times are written back */
 		rec.sends++;
 		rec.last_send = now;
+		break;
+	case TSMS_OP_RELEASE:
+		if (rec.sends > 0)
+			rec.sends--;
+		rec.last_send = 0; /* no cooldown for a text that never left */
+		if (cfg->global_send_limit > 0) {
+			/* lock order: user, then global */
+			e = release_global(cfg, dir_fd, now, err);
+			if (e != TSMS_OK)
+				goto out;
+		}
 		break;
 	case TSMS_OP_FAILURE:
 		expire_lockout(&rec, now);

@@ -52,7 +52,7 @@
 /* Arguments: ARGV[1] the operation, then sendLimit, sendWindowSeconds,
  * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds,
  * and for used the backup code's id (KEYS[2] is then the user's used set).
- * Answers: reserve {verdict, wait}; failure {locked, locked before it, the wait
+ * Answers: reserve {verdict, wait}; release {0}; failure {locked, locked before it, the wait
  * of that lockout}; success {0}; used {1 when the id is new, 0 when a host
  * recorded it before}; probe (check: may
  * this ACL user run every command of the script? it leaves nothing) {0};
@@ -116,6 +116,14 @@ const char tsms_state_redis_script[] =
 	"  if fails ~= 0 or untl ~= 0 or last ~= 0 then fails = 0 untl = 0 last = 0 save() end\n"
 	"  return {0}\n"
 	"end\n"
+	"if op == 'release' then\n"
+	"  if sends > 0 then sends = sends - 1 end\n"
+	"  last = 0\n"
+	"  save()\n"
+	"  local g = tonumber(redis.call('HMGET', KEYS[2], 'sends')[1]) or 0\n"
+	"  if glimit > 0 and g > 0 then redis.call('HSET', KEYS[2], 'sends', g - 1) end\n"
+	"  return {0}\n"
+	"end\n"
 	"if op ~= 'reserve' and op ~= 'local' then\n"
 	"  return redis.error_reply('unknown operation')\n"
 	"end\n"
@@ -144,7 +152,7 @@ const char tsms_state_redis_script[] =
 	"return {0, 0}\n";
 
 /* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
-const char tsms_state_redis_sha1[] = "d9851be09203877fe8397d55ccb4f421b2cb150a";
+const char tsms_state_redis_sha1[] = "98829eca6a3ba83164c002bef48e5bbd060e9d09";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120
@@ -452,6 +460,8 @@ static const char *op_word(enum tsms_state_op op)
 		return "reserve";
 	case TSMS_OP_RESERVE_LOCAL:
 		return "local";
+	case TSMS_OP_RELEASE:
+		return "release";
 	case TSMS_OP_FAILURE:
 		return "failure";
 	case TSMS_OP_SUCCESS:
@@ -534,10 +544,10 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 	const struct tsms_redis *r = cfg->redis;
 	char name[TSMS_STATE_NAME_MAX], user_key[160], global_key[160];
 	struct conn *k = conn_of(conn);
-	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK      ? 7
-	           : op == TSMS_OP_FAILURE                           ? 3
-	           : op == TSMS_OP_SUCCESS || op == TSMS_OP_USE_ONCE ? 1
-	                                                             : 2;
+	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK                               ? 7
+	           : op == TSMS_OP_FAILURE                                                    ? 3
+	           : op == TSMS_OP_SUCCESS || op == TSMS_OP_USE_ONCE || op == TSMS_OP_RELEASE ? 1
+	                                                                                      : 2;
 	redisReply *reply;
 
 	(void)now; /* the server's clock decides */

@@ -152,6 +152,21 @@ static long long retry_wait_ms(enum tsms_http_status st, enum tsms_err err,
 	return -1;
 }
 
+/* Whether the request of this attempt provably sent nothing (tsms_twilio_result). */
+static bool sent_nothing(enum tsms_http_status st, const struct tsms_http_response *resp)
+{
+	switch (st) {
+	case TSMS_HTTP_CONNECT:
+	case TSMS_HTTP_TLS:
+	case TSMS_HTTP_PROXY:
+		return true;
+	case TSMS_HTTP_OK:
+		return resp->status >= 400 && resp->status <= 499;
+	default:
+		return false;
+	}
+}
+
 static enum tsms_err post_once(const struct tsms_http_request *req, struct tsms_http_response *resp,
                                enum tsms_http_status *st, struct tsms_twilio_result *res)
 {
@@ -193,6 +208,8 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 	enum tsms_err err = TSMS_ERR_UNAVAILABLE;
 	char url[600];
 
+	bool nothing_sent = true;
+
 	memset(res, 0, sizeof(*res));
 	snprintf(url, sizeof(url), "%s" MESSAGES_PATH, cfg->api_base_url, cfg->account_sid);
 	req.url = url;
@@ -204,6 +221,8 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 		req.timeout_ms = (long)(deadline - now_ms());
 		err = post_once(&req, &resp, &st, res);
 		res->attempts = attempt + 1;
+		nothing_sent = nothing_sent && err != TSMS_OK && sent_nothing(st, &resp);
+		res->nothing_sent = nothing_sent;
 		wait = err == TSMS_OK ? -1 : retry_wait_ms(st, err, &resp, attempt);
 		tsms_http_response_clear(&resp);
 		/* a retry must leave its request some time inside the budget */

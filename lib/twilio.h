@@ -2,6 +2,7 @@
 #ifndef TSMS_TWILIO_H
 #define TSMS_TWILIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -15,6 +16,11 @@ struct tsms_twilio_result {
 	char error_message[256]; /* Twilio's message or the transport problem; sanitised */
 	char reason[64];         /* short classification for logs: "sent", "timeout", ... */
 	unsigned attempts;       /* requests made, retries included */
+	/* No request may have made Twilio send a text: each one failed before it was
+	 * written (no connection, TLS or the proxy refused) or was refused with a
+	 * 4xx status (429 included). A timeout, a connection lost after connecting,
+	 * a 5xx or an unreadable answer may have sent one. */
+	bool nothing_sent;
 };
 
 /* Interprets a Messages API response (status, body of len bytes, not

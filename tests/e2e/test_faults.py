@@ -5,6 +5,7 @@ import re
 
 from harness.core import case, check
 from harness.pam import TIME_SLACK, expect_config_error, right, simple_service
+from harness.state import GLOBAL_STATE, new_state_dir, read_state
 from harness.system import free_port
 
 
@@ -258,3 +259,38 @@ def connect_failure_retried(h):
         check(f"({n} request{'s' if n > 1 else ''})" in run.outcomes[0],
               f"maxRetries={retries}: outcome {run.outcomes[0]!r}")
         check(run.elapsed < 5 + 1 + TIME_SLACK, f"took {run.elapsed:.2f}s")
+
+
+@case
+def text_that_never_left_is_given_back(h):
+    """A request that provably sent nothing (refused with 401 or 429, or no connection at
+    all) gives its reservation back: no SMS counted, no cooldown, so the first login after
+    the admin fixed the token or the network gets its text at once; the user reads why.
+    One that may have sent a text (a 5xx, a timeout) still counts, and its cooldown holds."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), resendCooldownSeconds=30, timeoutSeconds=2,
+                         maxRetries=0, globalSendLimit=100)
+    for scenario in ("401", "429", "refuse"):
+        h.sandbox.set_scenario(scenario)
+        run = h.authenticate(svc, "alice", [right()])
+        h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, prompts=0)
+        check("The SMS could not be sent; try again later or ask your administrator." in
+              run.output, f"{scenario}: the user was not told: {run.output!r}")
+        state, total = read_state(sd / "alice"), read_state(sd / GLOBAL_STATE)
+        check(state["sends"] == 0 and state["last_send"] == 0 and total["sends"] == 0,
+              f"{scenario}: a text that never left was counted: {state}, global {total}")
+    h.sandbox.set_scenario("ok")
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    for scenario in ("500", "hang"):
+        h.sandbox.set_scenario(scenario)
+        run = h.authenticate(svc, "bob", [right()])
+        h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=None, prompts=0)
+        state = read_state(sd / "bob")
+        check(state["sends"] == 1 and state["last_send"] != 0,
+              f"{scenario}: a text that may have left was given back: {state}")
+        h.sandbox.set_scenario("ok")
+        run = h.authenticate(svc, "bob", [right()])
+        h.expect(run, "PAM_AUTH_ERR", sms=0, prompts=0)  # the cooldown holds
+        (sd / "bob").unlink()
+

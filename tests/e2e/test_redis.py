@@ -142,6 +142,28 @@ def redis_clock_stepped_back_stretches_nothing(h):
 
 
 @case
+def redis_text_that_never_left_is_given_back(h):
+    """Twilio refusing the credential (401): the script gives the reservation back, for the
+    user and the global cap, and starts no cooldown; a 500 (may have sent) still counts."""
+    s = redis(h)
+    a = host(h, "a", redis=s.module_config(), globalSendLimit=100, resendCooldownSeconds=30,
+             maxRetries=0)
+    h.sandbox.set_scenario("401")
+    try:
+        login(h, a, "alice", [right()], "PAM_AUTHINFO_UNAVAIL", sms=0, prompts=0)
+        state, total = s.user_hash("alice"), s.hash(f"{KEY_PREFIX}global")
+        check(state.get("sends", 0) == 0 and state.get("last_send", 0) == 0 and
+              total.get("sends", 0) == 0, f"counted: {state}, global {total}")
+        h.sandbox.set_scenario("500")
+        login(h, a, "alice", [right()], "PAM_AUTHINFO_UNAVAIL", sms=0, prompts=0)
+        state = s.user_hash("alice")
+        check(state["sends"] == 1 and state["last_send"] > 0, f"not counted: {state}")
+    finally:
+        h.sandbox.set_scenario("ok")
+    no_state_file(a)
+
+
+@case
 def redis_send_limit_over_both_hosts(h):
     s = redis(h)
     a, b = two_hosts(h, s.module_config(), sendLimit=3)
