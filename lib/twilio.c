@@ -189,17 +189,21 @@ static enum tsms_err post_once(const struct tsms_http_request *req, struct tsms_
 enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, const char *body,
                                struct tsms_twilio_result *res)
 {
-	struct tsms_http_field fields[4] = {
+	char validity[12];
+	/* Twilio drops a text still queued when the code it carries has expired:
+	 * the code lives codeTtlSeconds from now (1 to 3600, inside Twilio's 36000) */
+	struct tsms_http_field fields[5] = {
 		{ "To", to },
 		{ "MessagingServiceSid", cfg->messaging_service_sid },
 		{ "Body", body },
+		{ "ValidityPeriod", validity },
 		{ "RiskCheck", "disable" },
 	};
 	struct tsms_http_request req = {
 		.username = tsms_config_basic_user(cfg),
 		.password = tsms_config_secret(cfg),
 		.fields = fields,
-		.n_fields = cfg->disable_risk_check ? 4 : 3,
+		.n_fields = cfg->disable_risk_check ? 5 : 4,
 		.ca_pem = cfg->ca_pem,
 		.ca_pem_len = cfg->ca_pem_len,
 		.proxy = cfg->proxy,
@@ -211,6 +215,7 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 	bool nothing_sent = true;
 
 	memset(res, 0, sizeof(*res));
+	snprintf(validity, sizeof(validity), "%u", cfg->code_ttl_seconds);
 	snprintf(url, sizeof(url), "%s" MESSAGES_PATH, cfg->api_base_url, cfg->account_sid);
 	req.url = url;
 	for (unsigned attempt = 0;; attempt++) {

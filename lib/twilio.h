@@ -30,7 +30,9 @@ struct tsms_twilio_result {
 enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t len,
                                          struct tsms_twilio_result *res);
 
-/* Sends body to the E.164 number to through cfg's Messaging Service, retrying
+/* Sends body to the E.164 number to through cfg's Messaging Service, with a
+ * ValidityPeriod of cfg->code_ttl_seconds (the code's lifetime: Twilio drops a
+ * text it could not deliver before the code expires), retrying
  * only what cannot bill twice (no connection made, 429 after Retry-After, 500
  * and 503) at most cfg->max_retries times with backoff and jitter, all within
  * cfg->timeout_seconds. Returns TSMS_OK, TSMS_ERR_UNAVAILABLE (transport, TLS,

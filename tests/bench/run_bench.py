@@ -423,6 +423,7 @@ class Bench:
                 "--data-urlencode", f"To={phone}",
                 "--data-urlencode", f"MessagingServiceSid={MESSAGING_SID}",
                 "--data-urlencode", f"Body={body}",
+                "--data-urlencode", "ValidityPeriod=300",
                 "-o", "/dev/null", "-w", "%{http_code}", url]
         return Job("plain", argv, phone)
 

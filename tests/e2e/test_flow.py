@@ -29,7 +29,10 @@ def success(h):
     check(req["auth_ok"] is True, "HTTP Basic credentials not accepted")
     check(str(req["content_type"]).startswith("application/x-www-form-urlencoded"),
           f"content type {req['content_type']!r}")
-    check(set(req["form"]) == {"To", "MessagingServiceSid", "Body"}, f"form fields {sorted(req['form'])}")
+    check(set(req["form"]) == {"To", "MessagingServiceSid", "Body", "ValidityPeriod"},
+          f"form fields {sorted(req['form'])}")
+    check(req["form"]["ValidityPeriod"] == ["300"],  # codeTtlSeconds: Twilio drops it after
+          f"ValidityPeriod {req['form']['ValidityPeriod']!r}, want the code's 300 s")
     check(msg.get("risk_check") in (None, ""),
           f"RiskCheck sent without disableRiskCheck: {msg.get('risk_check')!r}")
     line = run.outcomes[0]

@@ -241,6 +241,13 @@ class MessagesApi:
                 code = FIELD_ERROR_CODES.get(name, PARAMETER_ERROR)
                 raise TwilioError(400, code, f"Invalid parameter {name}: {problem}")
 
+        # The range the ValidityPeriod description states ("integers from 1 to 36000"),
+        # which the schema's type alone does not
+        for value in form.get("ValidityPeriod", []):
+            if not 1 <= int(value) <= 36000:
+                raise TwilioError(400, PARAMETER_ERROR,
+                                  f"Invalid parameter ValidityPeriod: {value} is outside 1 to 36000")
+
         # The spec's To format is "phone-number", which also admits channel addresses
         # (whatsapp:+1...); an SMS second factor needs plain E.164.
         to = form["To"][0]
