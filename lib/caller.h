@@ -11,8 +11,13 @@
  *     cannot signal this process (tsms_caller_can_signal; sshd, login);
  *   - nothing others wait on is held while the caller could stop the process:
  *     every lock is taken and held under the shield (tsms_shield_raise), which
- *     makes the real uid root, so that the caller's kill() fails with EPERM, and
- *     blocks the terminal's stop signals, which ignore permissions;
+ *     makes the real and saved uids root, so that the caller's kill() fails with
+ *     EPERM, blocks the terminal's stop signals, which ignore permissions, and
+ *     undoes the scheduling the caller could have slowed it down with. The
+ *     terminal's ^C still ends the process: that releases its locks, and every
+ *     answer is counted before it is judged. A cgroup the caller owns (systemd
+ *     --user scopes) can still freeze it: a waiting login then fails after 5 s
+ *     (lock.h), and the holder is named;
  *   - a child the module forks (the directory lookup) leaves the caller for good
  *     (tsms_caller_detach): a child that dies by a signal is a crash or an
  *     attack, never an outage.
@@ -32,11 +37,13 @@
  * who then names the program and the real uid, for the log. */
 bool tsms_caller_can_signal(char who[TSMS_CALLER_WHO_MAX]);
 
-/* Raises the shield: the real uid becomes root (when the effective one is; a
- * process without root has nothing to shield) and SIGTSTP, SIGTTIN and SIGTTOU
- * are blocked. Nests: only the outermost lower restores the real uid and the
- * signal mask. 0, or -1 with errno when the real uid could not be changed
- * (then nothing changed). */
+/* Raises the shield: the real and saved uids become root (when the effective
+ * one is; a process without root has nothing to shield), SIGTSTP, SIGTTIN and
+ * SIGTTOU are blocked, and where the uids changed, SCHED_IDLE or SCHED_BATCH,
+ * a positive nice value, a narrowed CPU affinity and the idle I/O class become
+ * the ordinary ones (best effort). Nests: only the outermost lower restores it
+ * all. 0, or -1 with errno when the uids could not be changed (then nothing
+ * changed). */
 int tsms_shield_raise(void);
 
 /* Lowers one raise; errno is kept. */
@@ -44,7 +51,8 @@ void tsms_shield_lower(void);
 
 /* In a child the module forked: a session of its own (no terminal's signals)
  * and, when the effective uid is root, root's real and saved uid too, so that
- * the caller cannot signal it. 0, or -1 with errno. */
+ * the caller cannot signal it, its soft resource limits raised to the hard
+ * ones and ordinary scheduling. 0, or -1 with errno. */
 int tsms_caller_detach(void);
 
 #endif

@@ -91,8 +91,47 @@ static long flock_holder(const struct stat *st)
 	return pid;
 }
 
+/* The cgroup v2 of pid, as its directory under the unified hierarchy (Debian's
+ * /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems), into cg when
+ * it is frozen (cgroup.freeze: the state then shows 'S', not 'T'); false
+ * otherwise. */
+static bool frozen_cgroup(long pid, char *cg, size_t size)
+{
+	static const char *const roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	char path[4200], line[4096], name[4096] = "";
+	bool frozen = false;
+	FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cgroup", pid);
+	f = fopen(path, "re");
+	if (f != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "0::", 3) == 0) {
+				line[strcspn(line, "\n")] = '\0';
+				snprintf(name, sizeof(name), "%s", line + 3);
+			}
+		fclose(f);
+	}
+	if (name[0] != '/')
+		return false;
+	for (size_t i = 0; i < 2 && !frozen; i++) {
+		snprintf(path, sizeof(path), "%s%s/cgroup.events", roots[i],
+		         strcmp(name, "/") == 0 ? "" : name);
+		f = fopen(path, "re");
+		if (f == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL)
+			frozen = frozen || strcmp(line, "frozen 1\n") == 0;
+		fclose(f);
+		if (frozen)
+			snprintf(cg, size, "%s%s", roots[i], strcmp(name, "/") == 0 ? "" : name);
+	}
+	return frozen;
+}
+
 void tsms_lock_holder(int fd, char out[TSMS_LOCK_HOLDER_MAX])
 {
+	char cg[4096];
 	char path[64], stat_line[512], *open_paren, *close_paren, state = '?';
 	const char *comm = "?";
 	struct stat st;
@@ -123,6 +162,11 @@ void tsms_lock_holder(int fd, char out[TSMS_LOCK_HOLDER_MAX])
 		snprintf(out, TSMS_LOCK_HOLDER_MAX,
 		         " by process %ld (%.16s, stopped; fix: kill -CONT %ld, or kill %ld)", pid,
 		         comm, pid, pid);
+	else if (frozen_cgroup(pid, cg, sizeof(cg)))
+		snprintf(out, TSMS_LOCK_HOLDER_MAX,
+		         " by process %ld (%.16s, frozen with its cgroup; fix: echo 0 > "
+		         "%.200s/cgroup.freeze, or kill %ld)",
+		         pid, comm, cg, pid);
 	else
 		snprintf(out, TSMS_LOCK_HOLDER_MAX, " by process %ld (%.16s)", pid, comm);
 }

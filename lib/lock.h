@@ -31,8 +31,9 @@ const char *tsms_lock_strerror(int err);
 
 /* Who holds fd's lock, from /proc/locks, for the problem when it could not be
  * taken: " by process 1234 (su, stopped; fix: kill -CONT 1234, or kill 1234)",
- * or "" when that cannot be told. */
-#define TSMS_LOCK_HOLDER_MAX 160
+ * " by process 1234 (su, frozen with its cgroup CG; fix: ...)", or "" when that
+ * cannot be told. */
+#define TSMS_LOCK_HOLDER_MAX 400
 void tsms_lock_holder(int fd, char out[TSMS_LOCK_HOLDER_MAX]);
 
 #endif

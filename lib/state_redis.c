@@ -28,7 +28,9 @@
  * Replies are read here too (read_reply), fed to hiredis's parser: SO_RCVTIMEO
  * bounds only each read, so a server that trickles bytes would hold the login
  * for ever, and hiredis buffers a reply of any size. A command's reply must
- * come within timeoutSeconds in all, and in at most REPLY_MAX bytes.
+ * come within timeoutSeconds in all (counted from the command's last byte
+ * written; what came by then is read even past it), and in at most REPLY_MAX
+ * bytes.
  */
 #include "state.h"
 
@@ -247,8 +249,11 @@ static int ms_left(const struct timespec *deadline)
 }
 
 /* Reads from the server and feeds hiredis's parser until it has one reply
- * (*reply), at most REPLY_MAX bytes and until deadline. REDIS_OK, or REDIS_ERR
- * with the context's error set (a timeout is REDIS_ERR_IO with EAGAIN). */
+ * (*reply), at most REPLY_MAX bytes and until deadline. Past the deadline what
+ * has already come is still read: a login stopped past it by its caller (a
+ * setuid su) finds the reply that came meanwhile, not a Redis to fall back
+ * from. REDIS_OK, or REDIS_ERR with the context's error set (a timeout is
+ * REDIS_ERR_IO with EAGAIN). */
 static int read_reply(redisContext *c, const struct timespec *deadline, void **reply)
 {
 	size_t total = 0;
@@ -265,7 +270,7 @@ static int read_reply(redisContext *c, const struct timespec *deadline, void **r
 		if (*reply != NULL)
 			return REDIS_OK;
 		left = ms_left(deadline);
-		ready = left > 0 ? poll(&p, 1, left) : 0;
+		ready = poll(&p, 1, left);
 		if (ready < 0 && errno == EINTR)
 			continue;
 		if (ready <= 0)
@@ -287,12 +292,13 @@ static int read_reply(redisContext *c, const struct timespec *deadline, void **r
 	}
 }
 
-/* Runs one command, its reply within timeoutSeconds; NULL (with err) unless
- * a reply came that is not an error. */
+/* Runs one command, its reply within timeoutSeconds of the command's last
+ * byte written (so that the time a stopped login spent before that is not the
+ * server's); NULL (with err) unless a reply came that is not an error. */
 static redisReply *command(struct conn *k, const struct tsms_config *cfg, const char *what,
                            int argc, const char **argv, char err[TSMS_STATE_ERR_MAX])
 {
-	struct timespec deadline = deadline_in(cfg->redis->timeout_seconds);
+	struct timespec deadline;
 	struct tsms_sigguard g;
 	void *reply = NULL;
 	int rc, done = 0, saved_errno;
@@ -301,6 +307,7 @@ static redisReply *command(struct conn *k, const struct tsms_config *cfg, const 
 	rc = redisAppendCommandArgv(k->c, argc, argv, NULL);
 	while (rc == REDIS_OK && !done) /* each write bounded by SO_SNDTIMEO */
 		rc = redisBufferWrite(k->c, &done);
+	deadline = deadline_in(cfg->redis->timeout_seconds);
 	if (rc == REDIS_OK)
 		rc = read_reply(k->c, &deadline, &reply);
 	saved_errno = errno; /* what the failed read or write left, for io_problem */
@@ -343,7 +350,7 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 	const struct tsms_redis *r = cfg->redis;
 	const char *argv[] = { "AUTH", r->username != NULL ? r->username : r->password,
 		               r->password };
-	struct timespec deadline = deadline_in(r->timeout_seconds);
+	struct timespec deadline;
 	struct tsms_sigguard g;
 	void *reply = NULL;
 	char *cmd = NULL;
@@ -358,6 +365,7 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 	tsms_sigguard_block(&g, SIGPIPE);
 	sent = tsms_write_all(k->c->fd, cmd, (size_t)len);
 	saved_errno = errno;
+	deadline = deadline_in(r->timeout_seconds);
 	tsms_wipe(cmd, (size_t)len);
 	redisFreeCommand(cmd);
 	if (sent) {

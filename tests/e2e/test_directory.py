@@ -231,11 +231,11 @@ def directory_silent_server_within_budget(h):
 
 
 def lookup_children(service):
-    """The lookup's child processes of the pamtester running service: copies of pamtester
-    (a fork, no exec) whose parent is that pamtester."""
-    parents = {pid for pid, argv in cmdlines()
-               if argv[:1] and argv[0].endswith(b"pamtester") and service.encode() in argv}
-    return [pid for parent in parents for pid in descendants(parent)]
+    """The lookup's child processes of the PAM client running service: forks without exec,
+    so with the command line of their parent (pamtester, or valgrind running it)."""
+    argvs = {pid: argv for pid, argv in cmdlines() if service.encode() in argv}
+    return [child for pid, argv in argvs.items() for child in descendants(pid)
+            if argvs.get(child) == argv]
 
 
 @case

@@ -523,17 +523,20 @@ def su_stopped_holding_the_backup_codes_lock(h):
 
 @case
 def su_file_size_limit_answer_not_judged(h):
-    """The cooldown is active (a code went out a moment ago: no SMS, no state write, the
-    backup-code prompt) and the caller sets RLIMIT_FSIZE 0 on su (prlimit --fsize=0:0): the
+    """The cooldown is active (a code went out a moment ago and was answered wrong; a right
+    answer would have ended it: no SMS, no state write, the backup-code prompt) and the
+    caller sets RLIMIT_FSIZE 0 on su (prlimit --fsize=0:0): the
     failure record cannot be written, so no answer is judged. For the victim's right backup
     code and for a wrong one: PAM_SERVICE_ERR for the state file (not the codes file), su
     never takes the codes file's lock (watched from root), no shell; the right code is not
     used up and works afterwards without the limit."""
     codes = h.backup_codes(ri.SU_TARGET, count=10)
     lock = Path(f"{h.backup_codes_file}.lock")
-    cfg = config(h, "fsize", resendCooldownSeconds=600, lockoutThreshold=3, sendLimit=50)
+    cfg = config(h, "fsize", resendCooldownSeconds=600, lockoutThreshold=10, sendLimit=50,
+                 maxAttempts=1)
     state_dir = json.loads(Path(cfg).read_text())["stateDir"]
-    expect_in(su(h, cfg), ri.SU_TARGET, "the first su (the SMS that starts the cooldown)")
+    expect_no_shell(su(h, cfg, code="wrong"), ri.SU_TARGET,
+                    "the first su (a wrong code for the SMS that starts the cooldown)")
     before = digest(h.backup_codes_file)
     runs = []
     for answer in (codes[0], BAD_BACKUP_CODE, BAD_BACKUP_CODE):

@@ -1,9 +1,12 @@
 /* test_lock.c - unit tests of lib/lock: the exclusive flock bounded in time */
 #include "unit.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -166,19 +169,38 @@ static bool stop_signals_blocked(void)
 		}                                                                 \
 	} while (0)
 
-/* As in setuid su run by an unprivileged user: real uid NOBODY, effective and
- * saved uid root. While the lock is held the user's kill() fails with EPERM and
- * the terminal's stop signals are blocked; before and after, all is as it was.
- * A lock that cannot be taken leaves nothing raised. */
+/* True when the process runs as the caller below made it: SCHED_IDLE, nice 19. */
+static bool slowed_down(void)
+{
+	errno = 0;
+	return sched_getscheduler(0) == SCHED_IDLE && getpriority(PRIO_PROCESS, 0) == 19;
+}
+
+static bool ordinary(void)
+{
+	errno = 0;
+	return sched_getscheduler(0) == SCHED_OTHER && getpriority(PRIO_PROCESS, 0) == 0;
+}
+
+/* As in setuid su run by an unprivileged user who slowed it down as much as it
+ * can (SCHED_IDLE, nice 19): real uid NOBODY, effective and saved uid root.
+ * While the lock is held the user's kill() fails with EPERM, the terminal's
+ * stop signals are blocked and the process runs as an ordinary one; before and
+ * after, all is as it was. A lock that cannot be taken leaves nothing raised. */
 static void shielded_child(const struct world *w)
 {
 	int fd = open(w->path, O_RDWR | O_CLOEXEC), busy;
+	struct sched_param zero = { 0 };
 
+	CHILD_CHECK(sched_setscheduler(0, SCHED_IDLE, &zero) == 0 &&
+	            setpriority(PRIO_PROCESS, 0, 19) == 0);
 	CHILD_CHECK(fd >= 0 && setresuid(NOBODY, 0, 0) == 0);
 	CHILD_CHECK(kill_as_nobody(getpid(), 0) == 0);
 	CHILD_CHECK(!stop_signals_blocked());
+	CHILD_CHECK(slowed_down());
 	CHILD_CHECK(tsms_lock_exclusive(fd, 1000) == 0);
 	CHILD_CHECK(getuid() == 0 && geteuid() == 0);
+	CHILD_CHECK(ordinary());
 	CHILD_CHECK(kill_as_nobody(getpid(), SIGSTOP) == EPERM);
 	CHILD_CHECK(kill_as_nobody(getpid(), SIGKILL) == EPERM);
 	CHILD_CHECK(stop_signals_blocked());
@@ -188,6 +210,7 @@ static void shielded_child(const struct world *w)
 	CHILD_CHECK(getuid() == 0 && stop_signals_blocked());
 	tsms_lock_release(&fd);
 	CHILD_CHECK(fd == -1 && getuid() == NOBODY && geteuid() == 0);
+	CHILD_CHECK(slowed_down());
 	CHILD_CHECK(kill_as_nobody(getpid(), 0) == 0);
 	CHILD_CHECK(!stop_signals_blocked());
 	/* the parent holds it now: the wait fails, and nothing stays raised */
@@ -268,35 +291,114 @@ static void test_signals_during_the_wait(void **state)
 	assert_true(took >= 300);
 }
 
+/* The name the kernel gives pid (test_lock, or valgrind's under valgrind). */
+static void comm_of(pid_t pid, char comm[32])
+{
+	char path[64];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, comm, 31) : -1;
+	if (fd >= 0)
+		close(fd);
+	comm[n > 0 ? n : 0] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+}
+
 /* A lock that cannot be taken names its holder, and says how to free it when the
  * holder is stopped; a free lock or a bad descriptor names no one. */
 static void test_holder_named(void **state)
 {
 	struct world *w = *state;
-	char holder[TSMS_LOCK_HOLDER_MAX], want[TSMS_LOCK_HOLDER_MAX];
+	char holder[2][TSMS_LOCK_HOLDER_MAX], want[2][TSMS_LOCK_HOLDER_MAX], comm[32];
 	int status;
 	pid_t pid;
 
-	tsms_lock_holder(w->waiter, holder);
-	assert_string_equal(holder, "");
-	tsms_lock_holder(-1, holder);
-	assert_string_equal(holder, "");
+	tsms_lock_holder(w->waiter, holder[0]);
+	assert_string_equal(holder[0], "");
+	tsms_lock_holder(-1, holder[0]);
+	assert_string_equal(holder[0], "");
 	pid = child_holding(w, 0);
+	comm_of(pid, comm);
 	assert_int_equal(tsms_lock_exclusive(w->waiter, 50), -1);
-	tsms_lock_holder(w->waiter, holder);
-	snprintf(want, sizeof(want), " by process %ld (test_lock)", (long)pid);
-	assert_string_equal(holder, want);
+	tsms_lock_holder(w->waiter, holder[0]);
+	snprintf(want[0], sizeof(want[0]), " by process %ld (%.16s)", (long)pid, comm);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
-	tsms_lock_holder(w->waiter, holder);
-	snprintf(want, sizeof(want),
-	         " by process %ld (test_lock, stopped; fix: kill -CONT %ld, or kill %ld)",
-	         (long)pid, (long)pid, (long)pid);
-	assert_string_equal(holder, want);
-	assert_int_equal(kill(pid, SIGKILL), 0);
+	tsms_lock_holder(w->waiter, holder[1]);
+	snprintf(want[1], sizeof(want[1]),
+	         " by process %ld (%.16s, stopped; fix: kill -CONT %ld, or kill %ld)", (long)pid,
+	         comm, (long)pid, (long)pid);
+	assert_int_equal(kill(pid, SIGKILL), 0); /* before an assertion can end the case */
 	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_string_equal(holder[0], want[0]);
+	assert_string_equal(holder[1], want[1]);
 	assert_int_equal(tsms_lock_exclusive(w->waiter, 1000), 0); /* gone with its holder */
 	tsms_lock_release(&w->waiter);
+}
+
+/* Writes text to path; true when it went. */
+static bool put(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* A holder frozen with its cgroup (cgroup v2's cgroup.freeze, which a user can
+ * write in a cgroup of its own): its state is not 'T', so the cgroup is named,
+ * with how to thaw it. */
+static void test_holder_frozen_with_its_cgroup(void **state)
+{
+	struct world *w = *state;
+	const char *root = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0
+	                           ? "/sys/fs/cgroup"
+	                           : "/sys/fs/cgroup/unified";
+	char cg[128], file[192], holder[TSMS_LOCK_HOLDER_MAX] = "", want[TSMS_LOCK_HOLDER_MAX];
+	char events[512] = "", pid_s[24], comm[32];
+	int status;
+	pid_t pid = child_holding(w, 0);
+	bool made, moved = false, frozen = false;
+
+	comm_of(pid, comm);
+	snprintf(cg, sizeof(cg), "%s/tsms-test-lock-%ld", root, (long)getpid());
+	made = mkdir(cg, 0755) == 0;
+	snprintf(file, sizeof(file), "%s/cgroup.procs", cg);
+	snprintf(pid_s, sizeof(pid_s), "%ld", (long)pid);
+	moved = made && put(file, pid_s);
+	snprintf(file, sizeof(file), "%s/cgroup.freeze", cg);
+	snprintf(events, sizeof(events), "%s/cgroup.events", cg);
+	if (moved && put(file, "1"))
+		for (int i = 0; i < 500 && !frozen; i++) { /* freezing is asynchronous */
+			char text[512];
+			int fd = open(events, O_RDONLY | O_CLOEXEC);
+			ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+
+			if (fd >= 0)
+				close(fd);
+			text[n > 0 ? n : 0] = '\0';
+			frozen = strstr(text, "frozen 1") != NULL;
+			if (!frozen)
+				usleep(10 * 1000);
+		}
+	if (frozen)
+		tsms_lock_holder(w->waiter, holder);
+	/* whatever happened: the child ends (a frozen task dies all the same) */
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (made)
+		assert_int_equal(rmdir(cg), 0);
+	assert_true(made && moved && frozen);
+	snprintf(want, sizeof(want),
+	         " by process %ld (%.16s, frozen with its cgroup; fix: echo 0 > "
+	         "%s/cgroup.freeze, or kill %ld)",
+	         (long)pid, comm, cg, (long)pid);
+	assert_string_equal(holder, want);
 }
 
 static void test_bad_descriptor_fails_at_once(void **state)
@@ -324,6 +426,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shield_of_root_blocks_only_stop_signals, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_holder_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_holder_frozen_with_its_cgroup, setup,
+		                                teardown),
 		cmocka_unit_test(test_bad_descriptor_fails_at_once),
 	};
 
