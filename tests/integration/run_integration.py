@@ -11,12 +11,16 @@ ssh, tsmsuser2 for sudo). Then:
          PAM service /etc/pam.d/tsms-test-sshd is Debian's /etc/pam.d/sshd with the lines of
          conf/pam.d-sshd.snippet. The real ssh client logs in, answering the keyboard-
          interactive prompts through SSH_ASKPASS (askpass.py), which reads the sandbox outbox.
+         A server for a config of a case's own runs in a mount namespace where the service
+         file using it is bind-mounted over /etc/pam.d/tsms-test-sshd; variant "password"
+         has no snippet (Debian's defaults: password authentication).
   sudo   sudo's PAM service name is fixed, so the host's /etc/pam.d/sudo is never touched:
          sudo runs in a private mount namespace where Debian's file with the lines of
-         conf/pam.d-sudo.snippet is bind-mounted over it. A sudoers drop-in
-         (/etc/sudoers.d/tsms-test-integration) lets tsmsuser2 run /usr/bin/id as root;
-         `runuser -u tsmsuser2 -- sudo -S -k /usr/bin/id -un` gets the password and the code
-         on stdin, each written when its prompt appears.
+         conf/pam.d-sudo.snippet is bind-mounted over it (and, for the pam-auth-update
+         profile, a copy of common-auth with its line over /etc/pam.d/common-auth). A
+         sudoers drop-in (/etc/sudoers.d/tsms-test-integration) lets tsmsuser2 and tsmsuser1
+         run /usr/bin/id as root; `runuser -u tsmsuser2 -- sudo -S -k /usr/bin/id -un` gets
+         the password and the code on stdin, each written when its prompt appears.
   su, chfn  the attack of a hostile caller: setuid-root programs whose environment belongs
          to the unprivileged user who runs them. tsmsuser3 (no number) runs
          `su -c '/usr/bin/id -un' tsmsuser4` (tsmsuser4 has a number; tsmsuser3 knows its
@@ -69,6 +73,7 @@ from harness.core import CaseFailure, case, check, main, run_all  # noqa: E402
 from harness.pam import MODULE, PAM_DIR  # noqa: E402
 from harness.proxy import ConnectProxy  # noqa: E402
 from harness.sandbox import AUTH_TOKEN, Sandbox, wrong_code  # noqa: E402
+from harness.state import read_state  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
 from harness.system import (add_test_user, become_subreaper, cmdlines,  # noqa: E402
                             descendants, end_orphans, free_port, install_debs,
@@ -82,6 +87,9 @@ SSHD_SERVICE = "tsms-test-sshd"  # the symlink's name, so sshd's PAM service nam
 SUDO_PAM = PAM_DIR / "sudo"
 SU_PAM = PAM_DIR / "su"
 CHFN_PAM = PAM_DIR / "chfn"
+COMMON_AUTH = PAM_DIR / "common-auth"
+PROFILE = CONF / "pam-configs" / "twilio-sms"  # the pam-auth-update profile
+PAM_CONFIGS = Path("/usr/share/pam-configs")  # the installed profiles
 SUDOERS_DROP_IN = Path("/etc/sudoers.d/tsms-test-integration")  # no '.': sudo skips such names
 LOCK_FILE = Path("/run/lock/tsms-integration.lock")
 PRIVSEP_DIR = Path("/run/sshd")
@@ -113,17 +121,61 @@ def service_file(debian_file, snippet, module_args):
              if "pam_twilio_sms" not in l]
     includes = [i for i, l in enumerate(lines) if l.split() == ["@include", "common-auth"]]
     check(len(includes) == 1, f"{debian_file} has {len(includes)} '@include common-auth' lines")
-    ours = []
-    for line in snippet_lines(snippet):
-        words = line.split()
-        if "pam_twilio_sms.so" in words:
-            i = words.index("pam_twilio_sms.so")
-            words[i:i + 1] = [str(MODULE)] + list(module_args)
-        ours.append(" ".join(words))
+    ours = [built_module(line, module_args) for line in snippet_lines(snippet)]
     check("@include common-auth" in ours and any(str(MODULE) in l for l in ours),
           f"conf/{snippet}: no '@include common-auth' and module lines to put in its place: {ours}")
     i = includes[0]
     return "\n".join(lines[:i] + ours + lines[i + 1:]) + "\n"
+
+
+def built_module(line, module_args):
+    """line with `pam_twilio_sms.so` made the built module with module_args."""
+    words = line.split()
+    if "pam_twilio_sms.so" in words:
+        i = words.index("pam_twilio_sms.so")
+        words[i:i + 1] = [str(MODULE)] + list(module_args)
+    return " ".join(words)
+
+
+def profile_fields(path):
+    """The fields of a pam-auth-update profile, each as its list of lines: "Priority: 128"
+    gives ["128"], "Auth:" and its indented lines give those lines."""
+    fields, key = {}, None
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line[:1] in (" ", "\t") and key:
+            fields[key].append(line.strip())
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            fields[key] = [value.strip()] if value.strip() else []
+    return fields
+
+
+def common_auth_with_profile(module_args):
+    """The host's common-auth as `pam-auth-update --enable twilio-sms` leaves it: the Auth
+    lines of conf/pam-configs/twilio-sms in the "Additional" block, before the lines of the
+    installed profiles of lower priority (Debian's pam_cap, priority 0), pam_twilio_sms.so
+    being the built module with module_args."""
+    ours = profile_fields(PROFILE)
+    check(ours.get("Auth-Type") == ["Additional"] and ours.get("Auth"),
+          f"{PROFILE}: no Additional Auth lines: {ours}")
+    priority = int(ours["Priority"][0])
+    lower = set()  # the modules of installed Additional auth profiles below ours
+    for path in PAM_CONFIGS.iterdir():
+        theirs = profile_fields(path)
+        if (theirs.get("Auth-Type") == ["Additional"] and
+                int((theirs.get("Priority") or ["0"])[0]) < priority):
+            lower |= {w for l in theirs.get("Auth", []) + theirs.get("Auth-Final", [])
+                      for w in l.split() if w.endswith(".so")}
+    lines = [l for l in COMMON_AUTH.read_text(encoding="utf-8").splitlines()
+             if "pam_twilio_sms" not in l]
+    begin = [i for i, l in enumerate(lines) if l.startswith("# and here are more per-package "
+                                                           'modules (the "Additional" block)')]
+    end = [i for i, l in enumerate(lines) if l.startswith("# end of pam-auth-update config")]
+    check(len(begin) == 1 and len(end) == 1 and begin[0] < end[0],
+          f"{COMMON_AUTH} is not pam-auth-update's: no Additional block")
+    at = next((i for i in range(begin[0] + 1, end[0]) if lower & set(lines[i].split())), end[0])
+    added = [built_module("auth\t" + l, module_args) for l in ours["Auth"]]
+    return "\n".join(lines[:at] + added + lines[at:]) + "\n"
 
 
 def file_digest(path):
@@ -305,20 +357,30 @@ class Harness:
         """TMP/pam.d-sudo-NAME: Debian's sudo service with the snippet, using config."""
         return self.debian_service(SUDO_PAM, config)
 
-    def debian_service(self, debian_file, config):
-        """TMP/pam.d-SERVICE-NAME: Debian's service file with the lines of
-        conf/pam.d-sudo.snippet in place of common-auth, using config."""
+    def debian_service(self, debian_file, config, snippet="pam.d-sudo.snippet"):
+        """TMP/pam.d-SERVICE-NAME: Debian's service file with the lines of conf/SNIPPET in
+        place of common-auth, using config."""
         path = self.tmp / f"pam.d-{debian_file.name}-{Path(config).stem}"
         if not path.exists():
             check(debian_file.is_file(), f"{debian_file} missing")
-            path.write_text(service_file(debian_file, "pam.d-sudo.snippet", [f"config={config}"]))
+            path.write_text(service_file(debian_file, snippet, [f"config={config}"]))
+            os.chmod(path, 0o644)
+        return path
+
+    def common_auth(self, config):
+        """TMP/pam.d-common-auth-NAME: the host's common-auth with the pam-auth-update
+        profile enabled, its module line using config."""
+        path = self.tmp / f"pam.d-common-auth-{Path(config).stem}"
+        if not path.exists():
+            path.write_text(common_auth_with_profile([f"config={config}"]))
             os.chmod(path, 0o644)
         return path
 
     def write_sudoers(self):
+        # the ssh user too: a login over ssh, then sudo at once
         text = (f"# pam_twilio_sms integration test (tests/integration); removed when it ends\n"
-                f"Defaults:{SUDO_USER} !lecture\n"
-                f"{SUDO_USER} ALL=(root) /usr/bin/id\n")
+                f"Defaults:{SUDO_USER}, {SSH_USER} !lecture\n"
+                f"{SUDO_USER}, {SSH_USER} ALL=(root) /usr/bin/id\n")
         staged = self.tmp / "sudoers"
         staged.write_text(text)
         os.chmod(staged, 0o440)
@@ -330,14 +392,19 @@ class Harness:
 
     # ---- sshd
 
-    def sshd_config(self, variant, port):
-        """Writes the test server's sshd_config and its drop-in, made of the lines of
-        conf/sshd_config.snippet (variant "publickey": with the snippet's commented
-        alternative instead of its AuthenticationMethods line); returns the config's path."""
-        d = self.tmp / f"sshd-{variant}"
+    def sshd_config(self, variant, port, name):
+        """Writes the test server's sshd_config and its drop-in in TMP/sshd-NAME, made of the
+        lines of conf/sshd_config.snippet (variant "publickey": with the snippet's commented
+        alternative instead of its AuthenticationMethods line; "password": without the
+        snippet, as Debian's sshd_config leaves it); returns the config's path."""
+        d = self.tmp / f"sshd-{name}"
         (d / "sshd_config.d").mkdir(parents=True, exist_ok=True)
         text = (CONF / "sshd_config.snippet").read_text(encoding="utf-8")
-        if variant == "publickey":
+        if variant == "password":
+            text = ("# no conf/sshd_config.snippet: Debian's sshd_config (UsePAM yes, "
+                    "KbdInteractiveAuthentication no,\n# PasswordAuthentication left at yes)\n"
+                    "UsePAM yes\n")
+        elif variant == "publickey":
             alt = re.search(r"^#.*?(AuthenticationMethods publickey,keyboard-interactive)\s*$",
                             text, re.M)
             check(alt, "conf/sshd_config.snippet has no 'AuthenticationMethods "
@@ -365,31 +432,38 @@ class Harness:
             "KbdInteractiveAuthentication no\n")
         return config
 
-    def sshd(self, variant):
-        """Starts (once) the test sshd of this variant; returns (port, config path)."""
-        got = self.servers.get(variant)
+    def sshd(self, variant, config=None):
+        """Starts (once) the test sshd of this variant, its PAM service using config (None:
+        the shared one); returns (port, config path)."""
+        name = variant if config is None else f"{variant}-{Path(config).stem}"
+        got = self.servers.get(name)
         if isinstance(got, CaseFailure):
             raise got
         if got:
             return got
         try:
-            self.servers[variant] = self._start_sshd(variant)
+            self.servers[name] = self._start_sshd(variant, name, config)
         except CaseFailure as e:
-            self.servers[variant] = CaseFailure(f"sshd ({variant}) did not start: {e}")
-            raise self.servers[variant] from None
-        return self.servers[variant]
+            self.servers[name] = CaseFailure(f"sshd ({name}) did not start: {e}")
+            raise self.servers[name] from None
+        return self.servers[name]
 
-    def _start_sshd(self, variant):
+    def _start_sshd(self, variant, name, module_config):
+        # another config: the service file using it is bind-mounted over the shared one
+        binds = [] if module_config is None else [
+            (self.debian_service(PAM_DIR / "sshd", module_config, "pam.d-sshd.snippet"),
+             PAM_DIR / SSHD_SERVICE)]
         if not PRIVSEP_DIR.exists():  # systemd's ssh.service makes it (RuntimeDirectory)
             PRIVSEP_DIR.mkdir(mode=0o755)
             self.cleanups.add(lambda: PRIVSEP_DIR.rmdir() if not any(PRIVSEP_DIR.iterdir()) else None)
         for attempt in range(3):  # the free port may be taken before sshd binds it
             port = free_port()
-            config = self.sshd_config(variant, port)
+            config = self.sshd_config(variant, port, name)
             sh([str(SSHD), "-t", "-f", str(config)])
             errlog = config.parent / "sshd.stderr"
             # an absolute path (sshd re-executes itself); argv[0]'s name is the PAM service
-            cmd = self.syslog.wrap([str(self.sshd_link), "-D", "-e", "-f", str(config)])
+            cmd = self.syslog.wrap([str(self.sshd_link), "-D", "-e", "-f", str(config)],
+                                   binds)
             # (a signal between Popen and cleanup() leaves sshd to end_orphans())
             with open(errlog, "wb") as err:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
@@ -421,11 +495,12 @@ class Harness:
             time.sleep(0.05)
 
     def ssh(self, variant, *, password=None, code="right", key=None, methods=None,
-            command=("id", "-un")):
-        """Logs in as SSH_USER to the variant's sshd with the real ssh client, prompts
-        answered by askpass.py; returns the Login."""
-        port, config = self.sshd(variant)
-        server_log = config.parent / "sshd.stderr"
+            command=("id", "-un"), config=None):
+        """Logs in as SSH_USER to the variant's sshd (its PAM service using config, None:
+        the shared one) with the real ssh client, prompts answered by askpass.py; returns
+        the Login."""
+        port, server_config = self.sshd(variant, config)
+        server_log = server_config.parent / "sshd.stderr"
         server_log_at = server_log.stat().st_size
         self.logins += 1
         n = self.logins
@@ -492,14 +567,15 @@ class Harness:
 
     # ---- sudo
 
-    def sudo(self, *, password=None, code="right", config=None):
-        """runuser -u SUDO_USER -- sudo -S -k /usr/bin/id -un, in a namespace where the test
-        service is /etc/pam.d/sudo; the password is written at the first password prompt (a
-        second one gets end of file), the code at each SMS prompt. Returns the Login."""
-        return self.run_as(SUDO_USER, ["sudo", "-S", "-k", "--", "/usr/bin/id", "-un"],
+    def sudo(self, *, password=None, code="right", config=None, user=SUDO_USER, more_binds=()):
+        """runuser -u USER -- sudo -S -k /usr/bin/id -un, in a namespace where the test
+        service is /etc/pam.d/sudo (and more_binds are bind-mounted); the password is
+        written at the first password prompt (a second one gets end of file), the code at
+        each SMS prompt. Returns the Login."""
+        return self.run_as(user, ["sudo", "-S", "-k", "--", "/usr/bin/id", "-un"],
                            (self.sudo_service(config or self.config), SUDO_PAM),
-                           password=self.passwords[SUDO_USER] if password is None else password,
-                           code=code)
+                           password=self.passwords[user] if password is None else password,
+                           code=code, more_binds=more_binds)
 
     def hostile_environment(self, key_log):
         """What an attacker puts in the environment of a setuid program: the logging proxy
@@ -508,17 +584,18 @@ class Harness:
         env["SSLKEYLOGFILE"] = str(key_log)
         return env
 
-    def run_as(self, user, argv, bind, *, password, code="right", env=None, started=None):
+    def run_as(self, user, argv, bind, *, password, code="right", env=None, started=None,
+               more_binds=()):
         """runuser -u USER -- ARGV in a private mount namespace where bind = (service file,
-        /etc/pam.d/NAME) is bind-mounted, with PATH, LANG and env as the environment; the
-        password is written at the first password prompt (a second one gets end of file),
-        the code ("right", "wrong"; "unsent": a code for a decoy prompt, no SMS awaited) at
-        each SMS prompt. started, when given, is called with the Popen as soon as it runs
-        (for a case that acts on the process meanwhile, from another thread). Returns the
-        Login."""
+        /etc/pam.d/NAME) and each such pair of more_binds are bind-mounted, with PATH, LANG
+        and env as the environment; the password is written at the first password prompt (a
+        second one gets end of file), the code ("right", "wrong"; "unsent": a code for a
+        decoy prompt, no SMS awaited) at each SMS prompt. started, when given, is called
+        with the Popen as soon as it runs (for a case that acts on the process meanwhile,
+        from another thread). Returns the Login."""
         self.logins += 1
         login = Login(f"{argv[0]} run {self.logins}")
-        cmd = self.syslog.wrap(["runuser", "-u", user, "--", *argv], [bind])
+        cmd = self.syslog.wrap(["runuser", "-u", user, "--", *argv], [bind, *more_binds])
         skip = len(self.sandbox.outbox())
         requests_before = len(self.sandbox.requests())
         proxied_before = len(self.proxy.requests())
@@ -844,6 +921,94 @@ def sudo_ca_file_readable_by_root_only(h):
     check(not refusal, f"the module refused the caFile under sudo (checked with the invoking "
                        f"user's real uid, e.g. access(2), instead of the effective one): {refusal}")
     expect_success(login, "sudo", SUDO_USER, "root")
+
+
+def default_limits(h, name):
+    """A config of the case's own, TMP/NAME.json, with the module's default limits (not the
+    shared config's resendCooldownSeconds 0 and maxAttempts 3), a stateDir of its own and
+    no backup codes (a refusal by the cooldown would offer them); returns (config path,
+    stateDir)."""
+    state_dir = h.tmp / f"state-{name}"
+    return h.write_config(name, h.public_ca_file(), stateDir=str(state_dir),
+                          resendCooldownSeconds=None, maxAttempts=None,
+                          backupCodesFile=None), state_dir
+
+
+@case
+def sudo_at_once_after_an_ssh_login(h):
+    """Default limits (resendCooldownSeconds 30): a user who logs in over ssh with the SMS
+    code and runs sudo at once gets a text and gets in, as the right answer ended the
+    cooldown. A text nobody answered right keeps it: after a sudo with a wrong code, a
+    sudo at once is refused with no text."""
+    cfg, state_dir = default_limits(h, "cooldown")
+    login = h.ssh("kbd", config=cfg)
+    expect_success(login, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(login, ["password", "sms"], SSH_PHONE[-4:])
+    sudo = h.sudo(user=SSH_USER, config=cfg)
+    expect_success(sudo, "sudo", SSH_USER, "root")
+    expect_prompts(sudo, ["password", "sms"], SSH_PHONE[-4:])
+    wrong = h.sudo(user=SSH_USER, config=cfg, code="wrong")
+    expect_refused(wrong, "sudo", "root", ["PAM_MAXTRIES"], sms=1)
+    again = h.sudo(user=SSH_USER, config=cfg)
+    expect_refused(again, "sudo", "root", ["PAM_AUTH_ERR"], sms=0)
+    check("Too many SMS codes requested" in again.stderr + again.stdout,
+          f"not told why: {again}")
+    line = outcome_line(again, "sudo")
+    check("resendCooldownSeconds" in line, f"outcome line {line!r}")
+    state = read_state(state_dir / SSH_USER)
+    check(state["sends"] == 3, f"state {state}, want sends=3 (ssh, sudo, the wrong-code sudo)")
+
+
+@case
+def sudo_with_the_profile_and_its_own_line(h):
+    """The pam-auth-update profile's line in common-auth and the hand-written line of
+    conf/pam.d-sudo.snippet in /etc/pam.d/sudo, default limits: the second line accepts the
+    first one's code (one text, one code prompt, in) and says it is stacked twice, with
+    the fix."""
+    cfg, _ = default_limits(h, "stacked")
+    common_auth = h.common_auth(cfg)
+    check(sum(str(MODULE) in l for l in common_auth.read_text().splitlines()) == 1,
+          f"{common_auth} has no module line: {common_auth.read_text()!r}")
+    login = h.sudo(config=cfg, more_binds=[(common_auth, COMMON_AUTH)])
+    check(login.status == 0 and login.stdout.strip() == "root", f"not in: {login}")
+    expect_prompts(login, ["password", "sms"], SUDO_PHONE[-4:])
+    check(len(login.sms) == 1, f"{len(login.sms)} SMS sent, want 1: {login}")
+    check(login.results("sudo") == ["PAM_SUCCESS", "PAM_SUCCESS"],
+          f"outcome lines say {login.results('sudo')}, want two PAM_SUCCESS: {login.logs!r}")
+    first, second = [l for l in login.module_logs("sudo") if "result=" in l]
+    check(f"sid={login.sms[0]['sid']}" in first and "method=sms" in first,
+          f"first outcome line {first!r}")
+    check("method=stacked result=PAM_SUCCESS" in second and
+          "stacked twice in sudo; fix: keep one pam_twilio_sms line" in second,
+          f"second outcome line {second!r}")
+    check_no_secrets(login)
+
+
+@case
+def ssh_password_authentication_named_not_counted(h):
+    """sshd without conf/sshd_config.snippet (Debian's defaults: password authentication),
+    the client using its password method: sshd answers every PAM prompt with the password.
+    One text; the password as the first answer ends the login as a denial, counts no wrong
+    code, and the outcome line names the sshd fix."""
+    cfg, state_dir = default_limits(h, "password-auth")
+    _, server_config = h.sshd("password", cfg)
+    p = sh([str(SSHD), "-T", "-f", str(server_config)])
+    got = dict(l.split(" ", 1) for l in p.stdout.splitlines() if " " in l)
+    want = {"usepam": "yes", "passwordauthentication": "yes",
+            "kbdinteractiveauthentication": "no", "authenticationmethods": "any"}
+    wrong = {k: got.get(k) for k, v in want.items() if got.get(k) != v}
+    check(not wrong, f"sshd -T gives {wrong}, want {want}")
+    login = h.ssh("password", methods="password", config=cfg)
+    expect_refused(login, SSHD_SERVICE, SSH_USER, ["PAM_AUTH_ERR"], sms=1)
+    expect_prompts(login, ["password"], SSH_PHONE[-4:])
+    line = outcome_line(login, SSHD_SERVICE)
+    check("the answer to the code prompt was the user's password: sshd is using password "
+          "authentication; fix: KbdInteractiveAuthentication yes and AuthenticationMethods "
+          "keyboard-interactive (conf/sshd_config.snippet)" in line, f"outcome line {line!r}")
+    state = read_state(state_dir / SSH_USER)
+    check(state["failures"] == 0 and state["locked_until"] == 0, f"counted: {state}")
+    password = h.passwords[SSH_USER]
+    check(all(password not in l for l in login.logs), "the password in syslog")
 
 
 def expect_untouched(h, login, key_logs):
