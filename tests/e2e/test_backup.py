@@ -557,7 +557,10 @@ def backup_prompt_when_send_limited(h):
         svc = h.service(config)
         try:
             for user in ("alice", "bob"):
-                login(h, svc, user, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+                if limit == "resendCooldownSeconds":  # a right answer would end the cooldown
+                    login(h, svc, user, [wrong(), wrong()], "PAM_MAXTRIES", sms=1, prompts=2)
+                else:
+                    login(h, svc, user, [right()], "PAM_SUCCESS", sms=1, prompts=1)
             if limit != "globalSendLimit":  # bob has no codes: refused as before
                 run = login(h, svc, "bob", [typed(codes["alice"][0])], "PAM_AUTH_ERR", sms=0,
                             requests=0, prompts=0)
@@ -574,10 +577,15 @@ def backup_prompt_when_send_limited(h):
             expect_backup_success(run, DEFAULT_COUNT - 1, unavailable=True)
             check(f"({limit})" in outcome(run)[2], f"outcome {run.outcomes[0]!r}")
             check(read_state(sd / user)["failures"] == 0, f"state {read_state(sd / user)}")
+            failures = 2
+            if limit == "resendCooldownSeconds":  # the backup code's success ended it
+                login(h, svc, user, [wrong(), wrong()], "PAM_MAXTRIES", sms=1, prompts=2)
+                failures += 2
             run = login(h, svc, user, [typed(NOT_ISSUED[1]), typed(NOT_ISSUED[2])], DENIED,
                         sms=0, requests=0, prompts=2)
             backup_prompts_only(run)
-            check(read_state(sd / user)["failures"] == 2, f"state {read_state(sd / user)}")
+            check(read_state(sd / user)["failures"] == failures,
+                  f"state {read_state(sd / user)}")
             expect_left(config, path, user, DEFAULT_COUNT - 1)
         except CaseFailure as e:
             raise CaseFailure(f"{limit}: {e}") from None

@@ -44,7 +44,7 @@ ACTIONS = {"right": "R", "wrong-right": "WR", "wrongs": "W" * LIMITS["maxAttempt
 ACTION_WEIGHTS = (3, 2, 3, 2, 1, 2)
 PARTS = 4  # each from fresh state on both sides: the limits are met anew
 PART_STEPS = 17
-COOLDOWN_STEPS = 10
+COOLDOWN_STEPS = 14  # a right answer ends the cooldown: enough steps to meet one
 
 # numbers that depend on the moment, each with the text it stands in
 TIMED = (
