@@ -231,6 +231,21 @@ static void expire_lockout(struct tsms_state_record *rec, time_t now)
 	}
 }
 
+/* Locks name's file and reads its record, times capped (tsms_state_cap; *capped:
+ * write it back even when nothing else changes). slot_close releases it. */
+static enum tsms_err slot_open(struct slot *slot, int dir_fd, const char *name,
+                               const struct tsms_config *cfg, time_t now,
+                               struct tsms_state_record *rec, bool *capped,
+                               char err[TSMS_STATE_ERR_MAX])
+{
+	enum tsms_err e = slot_lock(slot, dir_fd, name, cfg->state_dir, err);
+
+	if (e == TSMS_OK)
+		e = slot_read(slot, rec, cfg->state_dir, err);
+	*capped = e == TSMS_OK && tsms_state_cap(cfg, rec, now);
+	return e;
+}
+
 static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, time_t now,
                                     enum tsms_verdict *verdict, long long *wait,
                                     char err[TSMS_STATE_ERR_MAX])
@@ -238,13 +253,10 @@ static enum tsms_err reserve_global(const struct tsms_config *cfg, int dir_fd, t
 	struct slot slot = { .lock_fd = -1 };
 	struct tsms_state_record rec;
 	enum tsms_err e;
+	bool capped;
 
-	e = slot_lock(&slot, dir_fd, GLOBAL_NAME, cfg->state_dir, err);
-	if (e == TSMS_OK)
-		e = slot_read(&slot, &rec, cfg->state_dir, err);
+	e = slot_open(&slot, dir_fd, GLOBAL_NAME, cfg, now, &rec, &capped, err);
 	if (e == TSMS_OK) {
-		bool capped = tsms_state_cap(cfg, &rec, now);
-
 		roll_window(&rec, now, cfg->send_window_seconds);
 		if (rec.sends >= cfg->global_send_limit) {
 			*verdict = TSMS_VERDICT_GLOBAL_LIMIT;
@@ -268,13 +280,12 @@ static enum tsms_err release_global(const struct tsms_config *cfg, int dir_fd, t
 	struct slot slot = { .lock_fd = -1 };
 	struct tsms_state_record rec;
 	enum tsms_err e;
+	bool capped;
 
-	e = slot_lock(&slot, dir_fd, GLOBAL_NAME, cfg->state_dir, err);
-	if (e == TSMS_OK)
-		e = slot_read(&slot, &rec, cfg->state_dir, err);
-	if (e == TSMS_OK && rec.sends > 0) {
-		(void)tsms_state_cap(cfg, &rec, now);
-		rec.sends--;
+	e = slot_open(&slot, dir_fd, GLOBAL_NAME, cfg, now, &rec, &capped, err);
+	if (e == TSMS_OK && (rec.sends > 0 || capped)) {
+		if (rec.sends > 0)
+			rec.sends--;
 		e = slot_write(&slot, &rec, cfg->state_dir, err);
 	}
 	slot_close(&slot);
@@ -371,12 +382,9 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 			return e;
 		}
 	}
-	e = slot_lock(&slot, dir_fd, name, cfg->state_dir, err);
-	if (e == TSMS_OK)
-		e = slot_read(&slot, &rec, cfg->state_dir, err);
+	e = slot_open(&slot, dir_fd, name, cfg, now, &rec, &capped, err);
 	if (e != TSMS_OK)
 		goto out;
-	capped = tsms_state_cap(cfg, &rec, now);
 	switch (op) {
 	case TSMS_OP_RESERVE:
 	case TSMS_OP_RESERVE_LOCAL:
