@@ -25,6 +25,9 @@
 #define TSMS_EXPORT __attribute__((visibility("default")))
 #define RHOST_SHOWN_MAX 253 /* the longest DNS name */
 
+/* outcome.method of a second line of the module that accepted the first one's code */
+static const char METHOD_STACKED[] = "stacked";
+
 struct module_args {
 	const char *config;
 	bool nullok;
@@ -187,7 +190,7 @@ static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const ch
 {
 	const char *name = user != NULL ? user : "-";
 	bool phone_shown = outcome->masked_phone[0] != '\0';
-	bool stacked = outcome->method != NULL && strcmp(outcome->method, "stacked") == 0;
+	bool stacked = outcome->method == METHOD_STACKED;
 	int priority = rc == PAM_SUCCESS ? (stacked ? LOG_WARNING : LOG_INFO)
 	               : err == TSMS_ERR_CONFIG || err == TSMS_ERR_SYSTEM ||
 	                               err == TSMS_ERR_STATE || err == TSMS_ERR_DIRECTORY
@@ -275,7 +278,7 @@ static bool passed_already(pam_handle_t *pamh, const struct tsms_config *cfg, co
 		return false;
 	if (pam_get_item(pamh, PAM_SERVICE, &service) != PAM_SUCCESS || service == NULL)
 		service = "?";
-	outcome->method = "stacked";
+	outcome->method = METHOD_STACKED;
 	tsms_format_clean(outcome->reason, sizeof(outcome->reason),
 	                  "passed already in this PAM transaction: pam_twilio_sms is stacked "
 	                  "twice in %s; fix: keep one pam_twilio_sms line (the pam-auth-update "
@@ -374,7 +377,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	tsms_http_global_cleanup();
 out:
 	if (err == TSMS_OK && user != NULL && outcome.method != NULL &&
-	    strcmp(outcome.method, "stacked") != 0)
+	    outcome.method != METHOD_STACKED)
 		leave_pass(pamh, user);
 	rc = pam_result(err, fail_open(err, cfg, &log), args.nullok);
 	if (rc == PAM_AUTHINFO_UNAVAIL && outcome.method == NULL) /* no prompt said why */
