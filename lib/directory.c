@@ -78,6 +78,12 @@ bool tsms_directory_check_uri(const char *uri, char problem[TSMS_DIRECTORY_MSG])
 		n++;
 		if (ldap_url_parse(one, &u) != LDAP_URL_SUCCESS) {
 			why = "has a URI libldap cannot parse";
+		} else if (strncasecmp(one, "ldap://", 7) != 0 &&
+		           strncasecmp(one, "ldaps://", 8) != 0 &&
+		           strncasecmp(one, "ldapi://", 8) != 0) {
+			/* libldap skips "URL:" and "<...>" around a URI, but the scheme (and
+			 * so StartTLS) is read from the text itself */
+			why = "has a URI that does not start with ldaps://, ldap:// or ldapi://";
 		} else {
 			why = uri_problem(u, scheme);
 			why = why[0] != '\0' ? why : NULL;

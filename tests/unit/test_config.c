@@ -1554,6 +1554,7 @@ static void test_ldap_section(void **state)
 		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"port\":1}",
 		  "unknown key \"port\"" },
 		{ "{\"uri\":\"http://h\",\"baseDN\":\"dc=x\"}", "cannot parse" },
+		{ "{\"uri\":\"URL:ldaps://h\",\"baseDN\":\"dc=x\"}", "does not start with" },
 		{ "{\"uri\":\"ldaps://a ldap://b\",\"baseDN\":\"dc=x\"}", "mixes" },
 		{ "{\"uri\":\"ldaps://h/dc=x??sub\",\"baseDN\":\"dc=x\"}", "with a DN" },
 		{ "{\"uri\":\"ldap://h\",\"startTLS\":false,\"baseDN\":\"dc=x\"}", "plain text" },
