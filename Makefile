@@ -32,10 +32,12 @@ LIB_OBJ   := $(LIB_SRC:.c=.o)
 LIB_HDR   := $(wildcard lib/*.h)
 MODULE    := pam_twilio_sms.so
 TOOL      := twilio-sms-otp
+TOOL_SRC  := twilio-sms-otp.c $(wildcard cli/*.c)
+TOOL_HDR  := $(wildcard cli/*.h)
 SBINDIR   ?= $(PREFIX)/sbin
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:.c=)
-FORMATTED := pam_twilio_sms.c twilio-sms-otp.c $(LIB_SRC) $(LIB_HDR) $(UNIT_SRC) $(wildcard tests/unit/*.h)
+FORMATTED := pam_twilio_sms.c $(TOOL_SRC) $(TOOL_HDR) $(LIB_SRC) $(LIB_HDR) $(UNIT_SRC) $(wildcard tests/unit/*.h)
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 BUILD_DEBS := gcc make pkg-config libpam0g-dev libcurl4-openssl-dev libssl-dev libcjson-dev \
@@ -59,8 +61,9 @@ lib/libtsms.a: $(LIB_OBJ)
 $(MODULE): pam_twilio_sms.c lib/libtsms.a
 	$(CC) $(CFLAGS) -shared -o $@ pam_twilio_sms.c lib/libtsms.a $(LDFLAGS) $(LIBS) -lpam
 
-$(TOOL): twilio-sms-otp.c lib/libtsms.a
-	$(CC) $(CFLAGS) -fPIE -o $@ twilio-sms-otp.c lib/libtsms.a -pie $(LDFLAGS) $(LIBS)
+# cli/ includes "lib/..." and "cli.h" from the repository root, as twilio-sms-otp.c does
+$(TOOL): $(TOOL_SRC) $(TOOL_HDR) lib/libtsms.a
+	$(CC) $(CFLAGS) -I. -fPIE -o $@ $(TOOL_SRC) lib/libtsms.a -pie $(LDFLAGS) $(LIBS)
 
 tests/unit/test_%: tests/unit/test_%.c lib/libtsms.a
 	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libtsms.a $(UNIT_LIBS)

@@ -30,8 +30,8 @@ $(1)/$$(MODULE): pam_twilio_sms.c $(1)/lib/libtsms.a
 	$$(CC) $$(CFLAGS) $(2) -shared -o $$@ pam_twilio_sms.c $(1)/lib/libtsms.a $$(LDFLAGS) \
 		$$(LIBS) -lpam
 
-$(1)/$$(TOOL): twilio-sms-otp.c $(1)/lib/libtsms.a
-	$$(CC) $$(CFLAGS) $(2) -fPIE -o $$@ twilio-sms-otp.c $(1)/lib/libtsms.a -pie $$(LDFLAGS) \
+$(1)/$$(TOOL): $$(TOOL_SRC) $$(TOOL_HDR) $(1)/lib/libtsms.a
+	$$(CC) $$(CFLAGS) $(2) -I. -fPIE -o $$@ $$(TOOL_SRC) $(1)/lib/libtsms.a -pie $$(LDFLAGS) \
 		$$(LIBS)
 
 $(1)/tests/unit/test_%: tests/unit/test_%.c tests/unit/unit.h $(1)/lib/libtsms.a
