@@ -15,6 +15,10 @@
 
 #include "cli/cli.h"
 
+#ifndef TSMS_VERSION
+#define TSMS_VERSION "0" /* the Makefile sets it from debian/changelog */
+#endif
+
 static const char usage_main[] =
 	"usage: twilio-sms-otp [--config PATH] COMMAND [ARGS]\n"
 	"\n"
@@ -33,7 +37,8 @@ static const char usage_main[] =
 	"\n"
 	"Options:\n"
 	"  --config PATH              config file (default " TSMS_DEFAULT_CONFIG ")\n"
-	"  --help                     this text; COMMAND --help describes a command\n";
+	"  --help                     this text; COMMAND --help describes a command\n"
+	"  --version                  print twilio-sms-otp's version\n";
 
 struct command {
 	const char *name;
@@ -114,6 +119,10 @@ int main(int argc, char **argv)
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(usage_main, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			puts("twilio-sms-otp " TSMS_VERSION);
 			return 0;
 		}
 		if (strcmp(argv[i], "--config") == 0) {

@@ -31,7 +31,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.cli import (RUN_LIMIT, TEMPLATES, CommandHarness, expect,  # noqa: E402
                          expect_private, prerequisite_problem)
-from harness.core import CaseFailure, case, check, main  # noqa: E402
+from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
 from harness.sandbox import AUTH_TOKEN, MESSAGING_SID, extract_code  # noqa: E402
 from harness.system import kill_and_reap, write_file  # noqa: E402
 
@@ -156,6 +156,20 @@ def help_every_command(h):
     expect(res, 0, out=["--no-verify", "USER", "NUMBER"])
     res = h.run("list", "--help")
     expect(res, 0, out=["--show"])
+
+
+@case
+def version(h):
+    """--version prints the Makefile's VERSION (debian/changelog's), before any config."""
+    p = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(REPO), "--eval",
+                        "tsms-print-version: ; @echo '$(VERSION)'", "tsms-print-version"],
+                       capture_output=True, text=True, check=True)
+    want = p.stdout.strip()
+    check(re.fullmatch(r"\d+\.\d+\.\d+", want), f"make VERSION {want!r}")
+    res = h.run("--version", config=h.dir / "missing.json")
+    expect(res, 0)
+    check(res.out == f"twilio-sms-otp {want}\n", f"stdout {res.out!r}, want the version {want}")
+    check(res.err == "", f"stderr {res.err!r}")
 
 
 @case
