@@ -1,10 +1,10 @@
 /* config.c - the JSON config file: permissions, parsing, validation (cJSON for config)
  *
- * This file reads the file, the top-level options (numbers, failMode, stateDir,
- * the users, usersFile, backupCodesFile, allowedCountryCodes) and holds the
- * readers every section shares (config_parse.h). The sections of their own:
+ * This file reads the file and the top-level options (numbers, failMode, stateDir,
+ * the users, usersFile, backupCodesFile, allowedCountryCodes). The sections of their own:
  * config_twilio.c (credentials, templates, where requests go), config_ldap.c
- * (the directory), config_redis.c (the shared limits). */
+ * (the directory), config_redis.c (the shared limits). Below them all, the readers
+ * they share: config_read.c. */
 #include "config.h"
 
 #include <cjson/cJSON.h>
@@ -16,57 +16,9 @@
 #include <unistd.h>
 
 #include "config_parse.h"
+#include "config_read.h"
 #include "otp.h"
 #include "rootfile.h"
-
-/* "problem; fix: ..." into err, sanitised: it quotes config text */
-#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
-
-/* A short, printable copy of text from the config for error messages. */
-const char *tsms_config_quote(char buf[64], const char *s)
-{
-	tsms_sanitize(buf, 64, s);
-	return buf;
-}
-
-bool tsms_config_has_control(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	}
-	return false;
-}
-
-/* The string value of key, NULL when absent; false when present but not a string. */
-bool tsms_config_get_string(const cJSON *obj, const char *key, const char **out,
-                            char err[TSMS_CONFIG_ERR_MAX])
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	*out = NULL;
-	if (item == NULL)
-		return true;
-	if (!cJSON_IsString(item) || item->valuestring == NULL) {
-		fail(err,
-		     "%s must be a string; fix: write it in double quotes (" TSMS_CONFIG_MAN_REF
-		     ")",
-		     key);
-		return false;
-	}
-	*out = item->valuestring;
-	return true;
-}
-
-bool tsms_config_copy_string(char **dst, const char *src, char err[TSMS_CONFIG_ERR_MAX])
-{
-	*dst = strdup(src);
-	if (*dst == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	return true;
-}
 
 /* Numeric options: one table, one setter (tsms_config_set_unsigned), range checked. */
 static const struct tsms_number_option number_options[] = {
@@ -85,30 +37,6 @@ static const struct tsms_number_option number_options[] = {
 	{ "lockoutThreshold", offsetof(struct tsms_config, lockout_threshold), 10, 1, 1000 },
 	{ "lockoutSeconds", offsetof(struct tsms_config, lockout_seconds), 900, 1, 86400 },
 };
-
-/* Sets *field from item (absent: the default), range checked. */
-bool tsms_config_set_unsigned(unsigned *field, const struct tsms_number_option *opt,
-                              const cJSON *item, char err[TSMS_CONFIG_ERR_MAX])
-{
-	double v;
-
-	if (item == NULL) {
-		*field = opt->def;
-		return true;
-	}
-	v = cJSON_IsNumber(item) ? item->valuedouble : -1;
-	/* range first: casting an out-of-range double is undefined */
-	if (!cJSON_IsNumber(item) || !(v >= opt->min && v <= opt->max) ||
-	    v != (double)(unsigned)v) {
-		fail(err,
-		     "%s must be a whole number from %u to %u; fix: set it in range or remove it "
-		     "for the default %u",
-		     opt->key, opt->min, opt->max, opt->def);
-		return false;
-	}
-	*field = (unsigned)v;
-	return true;
-}
 
 static bool set_number(struct tsms_config *cfg, const struct tsms_number_option *opt,
                        const cJSON *item, char err[TSMS_CONFIG_ERR_MAX])
@@ -149,42 +77,6 @@ static bool known_key(const char *key)
 			return true;
 	}
 	return false;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Refuses an object with a key written twice (cJSON keeps both, and which one
- * wins would be an accident). O(n log n): users may be many. */
-bool tsms_config_unique_keys(const cJSON *obj, const char *what, char err[TSMS_CONFIG_ERR_MAX])
-{
-	size_t n = 0, i = 0;
-	const char **names;
-	const cJSON *item;
-	bool ok = true;
-	char q[64];
-
-	cJSON_ArrayForEach(item, obj) n++;
-	if (n < 2)
-		return true;
-	names = calloc(n, sizeof(*names));
-	if (names == NULL) {
-		fail(err, "out of memory");
-		return false;
-	}
-	cJSON_ArrayForEach(item, obj) names[i++] = item->string != NULL ? item->string : "";
-	qsort(names, n, sizeof(*names), cmp_names);
-	for (i = 1; i < n && ok; i++) {
-		if (strcmp(names[i - 1], names[i]) == 0) {
-			fail(err, "%s has the key \"%s\" twice; fix: keep one", what,
-			     tsms_config_quote(q, names[i]));
-			ok = false;
-		}
-	}
-	free(names);
-	return ok;
 }
 
 static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
@@ -382,51 +274,6 @@ bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164
 			return true;
 	}
 	return false;
-}
-
-/* An optional string member key of the object what, copied; false after a problem. */
-bool tsms_config_member_string(const cJSON *obj, const char *what, const char *key, char **dst,
-                               char err[TSMS_CONFIG_ERR_MAX])
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	*dst = NULL;
-	if (item == NULL)
-		return true;
-	if (!cJSON_IsString(item) || item->valuestring == NULL || item->valuestring[0] == '\0' ||
-	    tsms_config_has_control(item->valuestring) || strlen(item->valuestring) > 1024) {
-		fail(err,
-		     "%s.%s must be a non-empty string of at most 1024 printable characters; "
-		     "fix: correct it (" TSMS_CONFIG_MAN_REF ")",
-		     what, key);
-		return false;
-	}
-	return tsms_config_copy_string(dst, item->valuestring, err);
-}
-
-/* Refuses a key of the object what (a member of the config) that is not one of
- * keys[n], or a key written twice. */
-bool tsms_config_object_keys(const cJSON *obj, const char *what, const char *const *keys, size_t n,
-                             char err[TSMS_CONFIG_ERR_MAX])
-{
-	const cJSON *item;
-	char q[64];
-
-	cJSON_ArrayForEach(item, obj)
-	{
-		bool known = false;
-
-		for (size_t i = 0; i < n; i++)
-			known = known || strcmp(item->string, keys[i]) == 0;
-		if (!known) {
-			fail(err,
-			     "%s has the unknown key \"%s\"; fix: correct its spelling or remove "
-			     "it (the keys are listed in pam_twilio_sms.json(5))",
-			     what, tsms_config_quote(q, item->string));
-			return false;
-		}
-	}
-	return tsms_config_unique_keys(obj, what, err);
 }
 
 static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
@@ -676,23 +523,6 @@ void tsms_config_free(struct tsms_config *cfg)
 		free(cfg->redis);
 	}
 	free(cfg);
-}
-
-const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, const char *usage)
-{
-	const struct tsms_template *generic = NULL;
-
-	for (size_t i = 0; i < cfg->n_templates; i++) {
-		const char *u = cfg->templates[i].usage;
-
-		if (u == NULL) /* only in a config that failed to parse */
-			continue;
-		if (strcmp(u, usage) == 0)
-			return &cfg->templates[i];
-		if (strcmp(u, "Generic") == 0)
-			generic = &cfg->templates[i];
-	}
-	return generic;
 }
 
 const char *tsms_config_basic_user(const struct tsms_config *cfg)

@@ -6,11 +6,9 @@
 #include <string.h>
 
 #include "config_parse.h"
+#include "config_read.h"
 #include "directory.h"
 #include "log.h"
-
-/* "problem; fix: ..." into err, sanitised: it quotes config text */
-#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
 /* A filter with %u (and no other '%'), in parentheses. */
 static bool good_filter(const char *f)

@@ -7,10 +7,8 @@
 #include <strings.h>
 
 #include "config_parse.h"
+#include "config_read.h"
 #include "log.h"
-
-/* "problem; fix: ..." into err, sanitised: it quotes config text */
-#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
 #define REDIS_URL_FORMS "redis://HOST[:PORT][/DB] or unix:///PATH/TO/redis.sock[?db=DB]"
 #define REDIS_DB_MAX 15 /* Redis's 16 databases */

@@ -1,6 +1,6 @@
 /* config_twilio.c - the Twilio account's part of the config: the credential,
- * the templates (Logto's usage types) and where requests go (host, apiBaseUrl,
- * caFile, proxy) */
+ * the templates (Logto's usage types, and tsms_config_template, which picks one)
+ * and where requests go (host, apiBaseUrl, caFile, proxy) */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <regex.h>
@@ -8,13 +8,11 @@
 #include <string.h>
 
 #include "config_parse.h"
+#include "config_read.h"
 #include "http.h"
 #include "log.h"
 #include "otp.h"
 #include "template.h"
-
-/* "problem; fix: ..." into err, sanitised: it quotes config text */
-#define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
 static bool is_sid(const char *s, const char *prefix)
 {
@@ -392,4 +390,21 @@ bool tsms_config_parse_templates(struct tsms_config *cfg, const cJSON *root,
                                  char err[TSMS_CONFIG_ERR_MAX])
 {
 	return parse_templates(cfg, root, err) && check_signin_template(cfg, err);
+}
+
+const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, const char *usage)
+{
+	const struct tsms_template *generic = NULL;
+
+	for (size_t i = 0; i < cfg->n_templates; i++) {
+		const char *u = cfg->templates[i].usage;
+
+		if (u == NULL) /* only in a config that failed to parse */
+			continue;
+		if (strcmp(u, usage) == 0)
+			return &cfg->templates[i];
+		if (strcmp(u, "Generic") == 0)
+			generic = &cfg->templates[i];
+	}
+	return generic;
 }

@@ -83,8 +83,8 @@ fuzz-coverage:
 	@llvm-cov report $(FUZZ_COV)/fuzz_$(firstword $(FUZZ_TARGETS)) \
 		$(foreach t,$(wordlist 2,99,$(FUZZ_TARGETS)),-object $(FUZZ_COV)/fuzz_$(t)) \
 		-instr-profile=$(FUZZ_COV)/all.profdata \
-		lib/config.c lib/config_twilio.c lib/config_ldap.c lib/config_redis.c lib/twilio.c \
-		lib/template.c lib/phone.c lib/users.c lib/keyfile.c \
+		lib/config.c lib/config_read.c lib/config_twilio.c lib/config_ldap.c lib/config_redis.c \
+		lib/twilio.c lib/template.c lib/phone.c lib/users.c lib/keyfile.c \
 		lib/backup.c lib/log.c
 
 fuzz-clean:
