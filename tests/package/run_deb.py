@@ -569,7 +569,8 @@ def remove_refused_while_a_service_names_module(h):
         for cmd in (["dpkg", "--remove", PACKAGE], ["dpkg", "--purge", PACKAGE]):
             p = h.in_private(copies, cmd, ok=None)
             check(p.returncode != 0, f"{' '.join(cmd)} was not refused: {p.stderr[-600:]!r}")
-            check(installed() and module_path().is_file(),
+            # dpkg keeps the package; the selection stays "deinstall" until apt or dpkg -i
+            check(package_status().endswith(" ok installed") and module_path().is_file(),
                   f"after a refused {cmd[1]}: {package_status()!r}")
             for text in want + [STILL_USED, "Module is unknown", REFUSED, FORCE,
                                 "grep -rl pam_twilio_sms.so /etc/pam.d"]:
