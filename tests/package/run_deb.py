@@ -535,6 +535,13 @@ def module_path():
     return Path(f"/lib/{triplet}/security/pam_twilio_sms.so")
 
 
+def machine_pam():
+    """The machine's own PAM files (not the test services that e2e runs come and go with),
+    and whether the private ones leaked into /etc/pam.d."""
+    files = [p for p in Path("/etc/pam.d").iterdir() if not p.name.startswith("tsms-test-")]
+    return digest(files + [Path("/etc/pam.d/tsms-prerm-test"), Path("/etc/pam.d/tsms-prerm-chain")])
+
+
 def admin_lines(pamd):
     """In the copy pamd of /etc/pam.d: sudo names the module after its common-auth (as
     README.Debian's "chosen services" says), tsms-prerm-test names it too and
@@ -545,11 +552,13 @@ def admin_lines(pamd):
     at = lines.index("@include common-auth") + 1
     lines.insert(at, "auth required pam_twilio_sms.so")
     sudo.write_text("\n".join(lines) + "\n")
+    # by the package's path, and a module built elsewhere that the removal leaves alone
     (pamd / "tsms-prerm-test").write_text("# a test service\n"
-                                          "auth\t[success=ok default=die]\tpam_twilio_sms.so\n")
+                                          f"auth\t[success=ok default=die]\t{module_path()}\n"
+                                          "auth required /opt/elsewhere/pam_twilio_sms.so\n")
     (pamd / "tsms-prerm-chain").write_text("@include tsms-prerm-test\n")
     return [f"/etc/pam.d/sudo:{at + 1}: auth required pam_twilio_sms.so",
-            "/etc/pam.d/tsms-prerm-test:2: auth [success=ok default=die] pam_twilio_sms.so",
+            f"/etc/pam.d/tsms-prerm-test:2: auth [success=ok default=die] {module_path()}",
             "/etc/pam.d/tsms-prerm-chain: includes /etc/pam.d/tsms-prerm-test"]
 
 
@@ -560,7 +569,7 @@ def remove_refused_while_a_service_names_module(h):
     refused, the package stays installed, stderr lists each file and says what to do; an
     upgrade (dpkg -i again) is not refused. Once the lines are gone the removal goes through
     and takes the profile out of common-auth."""
-    real = digest(["/etc/pam.d"])
+    real = machine_pam()
     copies = h.private_pam("refused")
     pamd = copies["/etc/pam.d"]
     sudo_before = (pamd / "sudo").read_bytes()
@@ -576,7 +585,7 @@ def remove_refused_while_a_service_names_module(h):
                                 "grep -rl pam_twilio_sms.so /etc/pam.d"]:
                 check(text in p.stderr, f"{cmd[1]}: stderr lacks {text!r}: {p.stderr!r}")
             # the profile's line is pam-auth-update's to take out; sudo's copy names it twice
-            for text in ("common-auth", "tsms-deb-common", "sudo-i"):
+            for text in ("common-auth", "tsms-deb-common", "sudo-i", "/opt/elsewhere"):
                 check(text not in p.stderr, f"{cmd[1]}: stderr names {text}: {p.stderr!r}")
         check("pam_twilio_sms.so" in (pamd / "common-auth").read_text(),
               "a refused removal took the profile out of common-auth")
@@ -594,14 +603,14 @@ def remove_refused_while_a_service_names_module(h):
               "common-auth still names the module after the removal")
     finally:
         h.install()
-    check(digest(["/etc/pam.d"]) == real, "the machine's /etc/pam.d changed")
+    check(machine_pam() == real, "the machine's /etc/pam.d changed")
 
 
 @case
 def remove_forced_with_override(h):
     """PAM_TWILIO_SMS_FORCE_REMOVE=1: dpkg --remove goes through although sudo names the
     module, and stderr still lists the files and says what PAM will do."""
-    real = digest(["/etc/pam.d"])
+    real = machine_pam()
     copies = h.private_pam("forced")
     want = admin_lines(copies["/etc/pam.d"])
     try:
@@ -614,7 +623,7 @@ def remove_forced_with_override(h):
         check(REFUSED not in p.stderr, f"stderr says refused: {p.stderr!r}")
     finally:
         h.install()
-    check(digest(["/etc/pam.d"]) == real, "the machine's /etc/pam.d changed")
+    check(machine_pam() == real, "the machine's /etc/pam.d changed")
 
 
 @case
@@ -623,6 +632,8 @@ def remove_keeps_config_purge_leaves_nothing(h):
     stay; dpkg --purge: those go too, dpkg forgets the package, and /etc/pam.d/common-*,
     /var/lib/pam and debconf's answers are as before the suite."""
     h.configure()
+    # the cases' services name the module: the prerm would refuse the removal
+    h.pam.remove_services()
     files = [p for p, (_, kind) in h.contents().items() if kind != "d"]
     for p in LEFT_BY_ADMIN:
         check(p.exists(), f"{p} was not made by the cases")
