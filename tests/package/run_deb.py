@@ -36,7 +36,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.core import REPO, CaseFailure, Tally, case, check, main, run_all  # noqa: E402
-from harness.pam import PROMPT_RE, Harness, right, wrong  # noqa: E402
+from harness.pam import PROMPT_RE, SERVICE_PREFIX, Harness, right, wrong  # noqa: E402
 from harness.sandbox import start_in_workdir  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
 from harness.system import (add_test_user, in_mount_namespace, install_debs,  # noqa: E402
@@ -214,7 +214,9 @@ class DebHarness:
         copies = {}
         for real in PRIVATE:
             copies[real] = root / real.strip("/").replace("/", "-")
-            shutil.copytree(real, copies[real], symlinks=True)
+            # without the test services (the cases' own name the module)
+            shutil.copytree(real, copies[real], symlinks=True,
+                            ignore=shutil.ignore_patterns(f"{SERVICE_PREFIX}*"))
         (copies["/etc/pam.d"] / "tsms-deb-common").write_text("@include common-auth\n")
         self.in_private(copies, ["pam-auth-update", "--enable", PROFILE])
         return copies
@@ -538,7 +540,7 @@ def module_path():
 def machine_pam():
     """The machine's own PAM files (not the test services that e2e runs come and go with),
     and whether the private ones leaked into /etc/pam.d."""
-    files = [p for p in Path("/etc/pam.d").iterdir() if not p.name.startswith("tsms-test-")]
+    files = [p for p in Path("/etc/pam.d").iterdir() if not p.name.startswith(SERVICE_PREFIX)]
     return digest(files + [Path("/etc/pam.d/tsms-prerm-test"), Path("/etc/pam.d/tsms-prerm-chain")])
 
 
