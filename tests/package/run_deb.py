@@ -12,9 +12,11 @@ pam-auth-update --enable runs in a private mount namespace where copies of /etc/
 /var/lib/pam (its state) and /var/cache/debconf (its answers) are bind-mounted over the
 real ones; the common-auth it writes is used from pamtester in a namespace with the same
 copy of /etc/pam.d. The machine's /etc/pam.d/common-* and /var/lib/pam are never changed:
-hashed before, after dpkg -i and after the purge. Test users are made with useradd (GECOS
-marks them); files at the package's paths that existed before are moved aside and put
-back; the package is purged at the end whatever happens. The suite refuses to run when
+hashed before, after dpkg -i and after the purge. The removal cases run dpkg --remove in
+such a namespace too, with sudo in the copy naming the module: the prerm must refuse and
+list it. Test users are made with useradd (GECOS marks them); files at the package's paths
+that existed before are moved aside and put back; the package is purged at the end
+whatever happens. The suite refuses to run when
 libpam-twilio-sms is installed already (it would purge someone's package).
 
 Run as root:  python3 tests/package/run_deb.py [-k PATTERN] [-v]
@@ -540,8 +542,9 @@ def module_path():
 def machine_pam():
     """The machine's own PAM files (not the test services that e2e runs come and go with),
     and whether the private ones leaked into /etc/pam.d."""
-    files = [p for p in Path("/etc/pam.d").iterdir() if not p.name.startswith(SERVICE_PREFIX)]
-    return digest(files + [Path("/etc/pam.d/tsms-prerm-test"), Path("/etc/pam.d/tsms-prerm-chain")])
+    pamd = Path("/etc/pam.d")
+    files = [p for p in pamd.iterdir() if not p.name.startswith(SERVICE_PREFIX)]
+    return digest(files + [pamd / "tsms-prerm-test", pamd / "tsms-prerm-chain"])
 
 
 def admin_lines(pamd):
