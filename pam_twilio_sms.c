@@ -184,11 +184,25 @@ static void shown_rhost(pam_handle_t *pamh, char out[RHOST_SHOWN_MAX + 4])
 	tsms_log_field(out, RHOST_SHOWN_MAX + 4, item, true);
 }
 
+/* The user the outcome line names: the one authenticated, else the one PAM holds
+ * already (an unreadable config fails before pam_get_user; PAM_USER asks nobody). */
+static const char *shown_user(pam_handle_t *pamh, const char *user)
+{
+	const void *item = NULL;
+
+	if (user != NULL)
+		return user;
+	if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || item == NULL ||
+	    ((const char *)item)[0] == '\0')
+		return "-";
+	return item;
+}
+
 static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const char *user,
                         enum tsms_source source, int rc, enum tsms_err err,
                         const struct tsms_outcome *outcome)
 {
-	const char *name = user != NULL ? user : "-";
+	const char *name = shown_user(pamh, user);
 	bool phone_shown = outcome->masked_phone[0] != '\0';
 	bool stacked = outcome->method == METHOD_STACKED;
 	int priority = rc == PAM_SUCCESS ? (stacked ? LOG_WARNING : LOG_INFO)

@@ -40,6 +40,21 @@ def config_missing(h):
 
 
 @case
+def config_unreadable_outcome_names_user(h):
+    """A config that cannot be used (missing, group-readable) fails before the module asks
+    PAM for the user, but the outcome line still names the user PAM holds, sanitised: the
+    refusal is someone's, for whoever reads the log."""
+    for name, path in (("missing", str(h.confdir / "does-not-exist.json")),
+                       ("0640", h.write_config(h.config(), mode=0o640, name="unreadable"))):
+        for user, shown in (("alice", "user=alice "), ("al\nice", "user=al?ice ")):
+            run = h.authenticate(h.service(path), user, [right()])
+            expect_config_error(h, run, path)
+            check(shown in run.outcomes[0], f"{name}: outcome line for {user!r} lacks "
+                  f"{shown!r}: {run.outcomes[0]!r}")
+            check_clean_logs(run)
+
+
+@case
 def config_malformed_json(h):
     text = json.dumps(h.config())[:-1] + ',,}'
     config_error_case(h, text)

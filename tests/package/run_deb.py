@@ -12,9 +12,11 @@ pam-auth-update --enable runs in a private mount namespace where copies of /etc/
 /var/lib/pam (its state) and /var/cache/debconf (its answers) are bind-mounted over the
 real ones; the common-auth it writes is used from pamtester in a namespace with the same
 copy of /etc/pam.d. The machine's /etc/pam.d/common-* and /var/lib/pam are never changed:
-hashed before, after dpkg -i and after the purge. Test users are made with useradd (GECOS
-marks them); files at the package's paths that existed before are moved aside and put
-back; the package is purged at the end whatever happens. The suite refuses to run when
+hashed before, after dpkg -i and after the purge. The removal cases run dpkg --remove in
+such a namespace too, with sudo in the copy naming the module: the prerm must refuse and
+list it. Test users are made with useradd (GECOS marks them); files at the package's paths
+that existed before are moved aside and put back; the package is purged at the end
+whatever happens. The suite refuses to run when
 libpam-twilio-sms is installed already (it would purge someone's package).
 
 Run as root:  python3 tests/package/run_deb.py [-k PATTERN] [-v]
@@ -36,7 +38,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.core import REPO, CaseFailure, Tally, case, check, main, run_all  # noqa: E402
-from harness.pam import PROMPT_RE, Harness, right, wrong  # noqa: E402
+from harness.pam import PROMPT_RE, SERVICE_PREFIX, Harness, right, wrong  # noqa: E402
 from harness.sandbox import start_in_workdir  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
 from harness.system import (add_test_user, in_mount_namespace, install_debs,  # noqa: E402
@@ -60,6 +62,13 @@ ENROLLED = "tsmsdeb-enrolled"   # in the users file, by twilio-sms-otp enroll
 UNMAPPED = "tsmsdeb-unmapped"   # no number anywhere: nullok lets the password alone pass
 NUMBER = "+15555550006"
 DEBS = ("pamtester", "lintian", "util-linux", "passwd")
+# what a private mount namespace replaces with copies (pam-auth-update's files)
+PRIVATE = ("/etc/pam.d", "/var/lib/pam", "/var/cache/debconf")
+# what the prerm prints when a PAM file still names the module (refused or forced)
+STILL_USED = "these PAM files still use pam_twilio_sms.so"
+REFUSED = "The removal is refused; the package stays installed and working."
+FORCE = "PAM_TWILIO_SMS_FORCE_REMOVE=1 apt remove libpam-twilio-sms"
+FORCED = "removing it anyway"
 # what the machine must still have when the suite ends, and must not lose to dpkg -i
 WATCHED = ["/var/cache/debconf/config.dat"]
 SEEN = "/var/lib/pam/seen"
@@ -197,21 +206,34 @@ class DebHarness:
         self.user(ENROLLED)
         self.user(UNMAPPED)
 
+    def private_pam(self, name):
+        """Copies of /etc/pam.d, /var/lib/pam and /var/cache/debconf under tmp/name, where
+        `pam-auth-update --enable twilio-sms` ran, with a service tsms-deb-common that
+        includes common-auth: {real path: copy}; in_mount_namespace binds them."""
+        self.ensure_installed()
+        root = self.tmp / name
+        root.mkdir(mode=0o700)
+        copies = {}
+        for real in PRIVATE:
+            copies[real] = root / real.strip("/").replace("/", "-")
+            # without the test services (the cases' own name the module)
+            shutil.copytree(real, copies[real], symlinks=True,
+                            ignore=shutil.ignore_patterns(f"{SERVICE_PREFIX}*"))
+        (copies["/etc/pam.d"] / "tsms-deb-common").write_text("@include common-auth\n")
+        self.in_private(copies, ["pam-auth-update", "--enable", PROFILE])
+        return copies
+
+    def in_private(self, copies, cmd, env=None, ok=(0,)):
+        """cmd run where the copies stand in for the real directories."""
+        binds = [(copies[real], real) for real in PRIVATE]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", **(env or {})}
+        return run(in_mount_namespace(cmd, binds), env=env, ok=ok)
+
     def enable_profile(self):
         """A private /etc/pam.d where `pam-auth-update --enable twilio-sms` ran (once)."""
         if self.private:
             return self.private
-        self.ensure_installed()
-        root = self.tmp / "private"
-        root.mkdir(mode=0o700)
-        copies = {}
-        for real in ("/etc/pam.d", "/var/lib/pam", "/var/cache/debconf"):
-            copies[real] = root / real.strip("/").replace("/", "-")
-            shutil.copytree(real, copies[real], symlinks=True)
-        (copies["/etc/pam.d"] / "tsms-deb-common").write_text("@include common-auth\n")
-        binds = [(c, real) for real, c in copies.items()]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run(in_mount_namespace(["pam-auth-update", "--enable", PROFILE], binds), env=env)
+        copies = self.private_pam("private")
         self.private = copies["/etc/pam.d"]
         self.private_state = copies["/var/lib/pam"]
         return self.private
@@ -405,6 +427,27 @@ def install_enables_nothing(h):
 
 
 @case
+def install_makes_empty_users_file(h):
+    """dpkg -i makes the default users file empty, root:root 0600, as the module wants it (a
+    config that names it works before the first enroll; a named file that is missing refuses
+    everyone); dpkg -i again keeps an existing file as it is: content, mode and inode."""
+    h.ensure_installed()
+    st = USERS_FILE.lstat()
+    check(stat.S_ISREG(st.st_mode) and st.st_size == 0,
+          f"{USERS_FILE}: not an empty regular file ({st})")
+    check((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600),
+          f"{USERS_FILE}: {st.st_uid}:{st.st_gid} {stat.S_IMODE(st.st_mode):o}, want 0:0 600")
+    USERS_FILE.write_text("# the administrator's\n")
+    before = USERS_FILE.lstat()
+    h.install()
+    after = USERS_FILE.lstat()
+    check(USERS_FILE.read_text() == "# the administrator's\n", "dpkg -i rewrote the users file")
+    check((after.st_ino, after.st_mtime_ns, after.st_mode) ==
+          (before.st_ino, before.st_mtime_ns, before.st_mode), "dpkg -i touched the users file")
+    USERS_FILE.write_text("")
+
+
+@case
 def bare_module_authenticates(h):
     """`auth required pam_twilio_sms.so config=...`: the installed module, by its bare
     name, sends through the sandbox to the number the installed command enrolled."""
@@ -491,12 +534,111 @@ def reinstall_keeps_edited_config(h):
     check(stat.S_IMODE(CONFIG.stat().st_mode) == mode == 0o600, f"config mode {mode:o}")
 
 
+def module_path():
+    triplet = run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"]).stdout.strip()
+    return Path(f"/lib/{triplet}/security/pam_twilio_sms.so")
+
+
+def machine_pam():
+    """The machine's own PAM files (not the test services that e2e runs come and go with),
+    and whether the private ones leaked into /etc/pam.d."""
+    pamd = Path("/etc/pam.d")
+    files = [p for p in pamd.iterdir() if not p.name.startswith(SERVICE_PREFIX)]
+    return digest(files + [pamd / "tsms-prerm-test", pamd / "tsms-prerm-chain"])
+
+
+def admin_lines(pamd):
+    """In the copy pamd of /etc/pam.d: sudo names the module after its common-auth (as
+    README.Debian's "chosen services" says), tsms-prerm-test names it too and
+    tsms-prerm-chain reaches it through an @include; returns the lines the prerm must list."""
+    sudo = pamd / "sudo"
+    lines = sudo.read_text().splitlines()
+    check("@include common-auth" in lines, f"no '@include common-auth' in sudo: {lines}")
+    at = lines.index("@include common-auth") + 1
+    lines.insert(at, "auth required pam_twilio_sms.so")
+    sudo.write_text("\n".join(lines) + "\n")
+    # by the package's path, and a module built elsewhere that the removal leaves alone
+    (pamd / "tsms-prerm-test").write_text("# a test service\n"
+                                          f"auth\t[success=ok default=die]\t{module_path()}\n"
+                                          "auth required /opt/elsewhere/pam_twilio_sms.so\n")
+    (pamd / "tsms-prerm-chain").write_text("@include tsms-prerm-test\n")
+    return [f"/etc/pam.d/sudo:{at + 1}: auth required pam_twilio_sms.so",
+            f"/etc/pam.d/tsms-prerm-test:2: auth [success=ok default=die] {module_path()}",
+            "/etc/pam.d/tsms-prerm-chain: includes /etc/pam.d/tsms-prerm-test"]
+
+
+@case
+def remove_refused_while_a_service_names_module(h):
+    """With the profile on and the module named in sudo (and a test service, and one that
+    @includes it; all in a private copy of /etc/pam.d): dpkg --remove and --purge are
+    refused, the package stays installed, stderr lists each file and says what to do; an
+    upgrade (dpkg -i again) is not refused. Once the lines are gone the removal goes through
+    and takes the profile out of common-auth."""
+    real = machine_pam()
+    copies = h.private_pam("refused")
+    pamd = copies["/etc/pam.d"]
+    sudo_before = (pamd / "sudo").read_bytes()
+    want = admin_lines(pamd)
+    try:
+        for cmd in (["dpkg", "--remove", PACKAGE], ["dpkg", "--purge", PACKAGE]):
+            p = h.in_private(copies, cmd, ok=None)
+            check(p.returncode != 0, f"{' '.join(cmd)} was not refused: {p.stderr[-600:]!r}")
+            # dpkg keeps the package; the selection stays "deinstall" until apt or dpkg -i
+            check(package_status().endswith(" ok installed") and module_path().is_file(),
+                  f"after a refused {cmd[1]}: {package_status()!r}")
+            for text in want + [STILL_USED, "Module is unknown", REFUSED, FORCE,
+                                "grep -rl pam_twilio_sms.so /etc/pam.d"]:
+                check(text in p.stderr, f"{cmd[1]}: stderr lacks {text!r}: {p.stderr!r}")
+            # the profile's line is pam-auth-update's to take out; sudo's copy names it twice
+            for text in ("common-auth", "tsms-deb-common", "sudo-i", "/opt/elsewhere"):
+                check(text not in p.stderr, f"{cmd[1]}: stderr names {text}: {p.stderr!r}")
+        check("pam_twilio_sms.so" in (pamd / "common-auth").read_text(),
+              "a refused removal took the profile out of common-auth")
+        p = h.in_private(copies, ["dpkg", "-i", h.deb()])
+        check(STILL_USED not in p.stderr, f"dpkg -i (an upgrade) complained: {p.stderr!r}")
+        check(installed(), f"after dpkg -i: {package_status()!r}")
+        # what README.Debian says: delete the lines, then remove
+        (pamd / "sudo").write_bytes(sudo_before)
+        (pamd / "tsms-prerm-test").unlink()
+        (pamd / "tsms-prerm-chain").unlink()
+        p = h.in_private(copies, ["dpkg", "--remove", PACKAGE])
+        check(STILL_USED not in p.stderr, f"clean removal complained: {p.stderr!r}")
+        check(package_status() == "deinstall ok config-files", f"{package_status()!r}")
+        check("pam_twilio_sms" not in (pamd / "common-auth").read_text(),
+              "common-auth still names the module after the removal")
+    finally:
+        h.install()
+    check(machine_pam() == real, "the machine's /etc/pam.d changed")
+
+
+@case
+def remove_forced_with_override(h):
+    """PAM_TWILIO_SMS_FORCE_REMOVE=1: dpkg --remove goes through although sudo names the
+    module, and stderr still lists the files and says what PAM will do."""
+    real = machine_pam()
+    copies = h.private_pam("forced")
+    want = admin_lines(copies["/etc/pam.d"])
+    try:
+        p = h.in_private(copies, ["dpkg", "--remove", PACKAGE],
+                         env={"PAM_TWILIO_SMS_FORCE_REMOVE": "1"})
+        check(package_status() == "deinstall ok config-files", f"{package_status()!r}")
+        check(not module_path().exists(), "the module is still there")
+        for text in want + [STILL_USED, "Module is unknown", FORCED]:
+            check(text in p.stderr, f"stderr lacks {text!r}: {p.stderr!r}")
+        check(REFUSED not in p.stderr, f"stderr says refused: {p.stderr!r}")
+    finally:
+        h.install()
+    check(machine_pam() == real, "the machine's /etc/pam.d changed")
+
+
 @case
 def remove_keeps_config_purge_leaves_nothing(h):
     """dpkg --remove: the package's files go, the config, users file (and lock) and state
     stay; dpkg --purge: those go too, dpkg forgets the package, and /etc/pam.d/common-*,
     /var/lib/pam and debconf's answers are as before the suite."""
     h.configure()
+    # the cases' services name the module: the prerm would refuse the removal
+    h.pam.remove_services()
     files = [p for p, (_, kind) in h.contents().items() if kind != "d"]
     for p in LEFT_BY_ADMIN:
         check(p.exists(), f"{p} was not made by the cases")
