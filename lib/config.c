@@ -510,6 +510,9 @@ void tsms_config_free(struct tsms_config *cfg)
 		tsms_free_secret(cfg->ldap->bind_password);
 		free(cfg->ldap->base_dn);
 		free(cfg->ldap->filter);
+		for (size_t i = 0; cfg->ldap->domains != NULL && cfg->ldap->domains[i] != NULL; i++)
+			free(cfg->ldap->domains[i]);
+		free(cfg->ldap->domains);
 		free(cfg->ldap->attribute);
 		free(cfg->ldap);
 	}

@@ -32,6 +32,9 @@ struct tsms_user {
 	char phone[TSMS_PHONE_MAX]; /* E.164 */
 };
 
+/* The most names ldap.domains may hold */
+#define TSMS_LDAP_DOMAINS_MAX 16
+
 /* The directory of phone numbers ("ldap"); see lib/directory.h. */
 struct tsms_ldap {
 	char *uri;           /* space-separated URIs of one scheme */
@@ -41,7 +44,8 @@ struct tsms_ldap {
 	char *bind_dn;       /* NULL: anonymous */
 	char *bind_password; /* with bind_dn; a secret, wiped by tsms_config_free */
 	char *base_dn;
-	char *filter; /* with %u */
+	char *filter;   /* with %u or %s, maybe %d (lib/directory.h) */
+	char **domains; /* NULL-terminated; NULL: none (ldap.domains) */
 	char *attribute;
 	unsigned timeout_seconds;
 };

@@ -10,20 +10,63 @@
 #include "directory.h"
 #include "log.h"
 
-/* A filter with %u (and no other '%'), in parentheses. */
-static bool good_filter(const char *f)
+/* The filter's problem, or NULL: in parentheses, each '%' one of %u (the whole
+ * user name), %s (the name without its domain) and %d (the domain), with %u or
+ * %s (lib/directory.h). */
+static const char *filter_problem(const char *f)
 {
 	size_t n = strlen(f);
 	bool has_user = false;
 
 	if (n < 2 || f[0] != '(' || f[n - 1] != ')')
-		return false;
+		return "must be in parentheses";
 	for (const char *p = f; (p = strchr(p, '%')) != NULL; p += 2) {
-		if (p[1] != 'u')
-			return false;
-		has_user = true;
+		if (p[1] != 'u' && p[1] != 's' && p[1] != 'd')
+			return "has a '%' that is not %u, %s or %d";
+		has_user = has_user || p[1] != 'd';
 	}
-	return has_user;
+	return has_user ? NULL : "has neither %u nor %s (the user)";
+}
+
+/* ldap.domains: the domain parts (of NAME@DOMAIN or DOMAIN\NAME) whose users
+ * this directory holds, e.g. ["CORP", "corp.example.com"]. */
+static bool parse_ldap_domains(struct tsms_ldap *l, const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "domains"), *d;
+	int n = cJSON_GetArraySize(list), i = 0;
+
+	if (list == NULL)
+		return true;
+	if (!cJSON_IsArray(list) || n < 1 || n > TSMS_LDAP_DOMAINS_MAX) {
+		fail(err,
+		     "ldap.domains must be a list of 1 to %d domain names; fix: write e.g. "
+		     "\"domains\": [\"CORP\", \"corp.example.com\"] (the NetBIOS and DNS names of "
+		     "the directory's domain)",
+		     TSMS_LDAP_DOMAINS_MAX);
+		return false;
+	}
+	l->domains = calloc((size_t)n + 1, sizeof(*l->domains));
+	if (l->domains == NULL) {
+		fail(err, "out of memory");
+		return false;
+	}
+	cJSON_ArrayForEach(d, list)
+	{
+		const char *v = cJSON_GetStringValue(d);
+
+		if (v == NULL || v[0] == '\0' || strlen(v) > 255 || strpbrk(v, " @\\") != NULL ||
+		    tsms_config_has_control(v)) {
+			fail(err, "ldap.domains has an entry that is not a domain name (a "
+			          "non-empty string "
+			          "without spaces, '@' or '\\'); fix: write the domain as users "
+			          "type it, "
+			          "e.g. \"CORP\" or \"corp.example.com\"");
+			return false;
+		}
+		if (!tsms_config_copy_string(&l->domains[i++], v, err))
+			return false;
+	}
+	return true;
 }
 
 /* An attribute description: a name of letters, digits and '-' (options after ';'). */
@@ -40,9 +83,9 @@ static bool good_attribute(const char *a)
 
 static bool parse_ldap_keys(const cJSON *obj, char err[TSMS_CONFIG_ERR_MAX])
 {
-	static const char *const keys[] = { "uri",    "startTLS",     "caFile",
-		                            "bindDN", "bindPassword", "baseDN",
-		                            "filter", "attribute",    "timeoutSeconds" };
+	static const char *const keys[] = { "uri",          "startTLS",      "caFile", "bindDN",
+		                            "bindPassword", "baseDN",        "filter", "domains",
+		                            "attribute",    "timeoutSeconds" };
 
 	return tsms_config_object_keys(obj, "ldap", keys, sizeof(keys) / sizeof(keys[0]), err);
 }
@@ -140,10 +183,25 @@ bool tsms_config_parse_ldap(struct tsms_config *cfg, const cJSON *root,
 	}
 	if (l->filter == NULL && !tsms_config_copy_string(&l->filter, "(uid=%u)", err))
 		return false;
-	if (!good_filter(l->filter)) {
+	if (filter_problem(l->filter) != NULL) {
 		fail(err,
-		     "ldap.filter must be in parentheses and contain %%u (the user name, escaped) "
-		     "and no other %%; fix: write e.g. \"(uid=%%u)\" or \"(sAMAccountName=%%u)\"");
+		     "ldap.filter %s; fix: write e.g. \"(uid=%%u)\", or \"(sAMAccountName=%%s)\" "
+		     "with "
+		     "ldap.domains (%%u: the user name, %%s: it without @DOMAIN or DOMAIN\\, %%d: "
+		     "the "
+		     "domain; each escaped)",
+		     filter_problem(l->filter));
+		return false;
+	}
+	if (!parse_ldap_domains(l, obj, err))
+		return false;
+	if (strstr(l->filter, "%s") != NULL && strstr(l->filter, "%d") == NULL &&
+	    l->domains == NULL) {
+		fail(err,
+		     "ldap.filter has %%s without %%d and there is no ldap.domains: OTHER\\alice "
+		     "and alice@other.example.com would find this directory's alice; fix: add "
+		     "\"domains\": [...] with the domain names of this directory's users, or match "
+		     "%%d in the filter");
 		return false;
 	}
 	if (l->attribute == NULL && !tsms_config_copy_string(&l->attribute, "mobile", err))

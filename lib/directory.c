@@ -137,15 +137,204 @@ static struct timeval tv_left(const struct query *q)
 	return tv;
 }
 
-/* What libldap said went wrong, with its diagnostic message when it has one. */
+/* libldap's trace level LDAP_DEBUG_TRACE (ldap_log.h, not installed): with
+ * GnuTLS, libldap keeps why a certificate failed only in its trace ("TLS: peer
+ * cert untrusted or revoked (0x42)", "TLS: hostname (...) does not match
+ * ..."); its diagnostic message says "(unknown error code)". */
+#define LIBLDAP_TRACE 0x0001
+
+/* The last "TLS: " line of libldap's trace in the lookup's child process (the
+ * trace goes nowhere else: no other line is kept, and nothing is logged). */
+static char tls_trace[160];
+
+static void keep_tls_trace(const char *line)
+{
+	size_t n;
+
+	if (strncmp(line, "TLS: ", 5) != 0 || strncmp(line, "TLS: can't connect", 18) == 0)
+		return;
+	n = strcspn(line, "\n");
+	while (n > 0 && line[n - 1] == '.')
+		n--;
+	snprintf(tls_trace, sizeof(tls_trace), "%.*s", (int)n, line);
+}
+
+/* Sends libldap's trace to keep_tls_trace: in the lookup's child only. */
+static void trace_tls(void)
+{
+	int level = LIBLDAP_TRACE;
+
+	tls_trace[0] = '\0';
+	ber_set_option(NULL, LBER_OPT_LOG_PRINT_FN, (const void *)keep_tls_trace);
+	ldap_set_option(NULL, LDAP_OPT_DEBUG_LEVEL, &level);
+}
+
+/* An Active Directory bind refusal: the "data XXX" of its diagnostic message */
+static const struct {
+	const char *data, *what, *fix;
+} ad_refusals[] = {
+	{ "525", "the account does not exist",
+	  "correct ldap.bindDN (the service account's full DN)" },
+	{ "52e", "invalid credentials", "correct ldap.bindPassword (or ldap.bindDN)" },
+	{ "530", "the account may not log on at this time", "clear its logon hours" },
+	{ "531", "the account may not log on from this host",
+	  "clear its workstation restriction (userWorkstations)" },
+	{ "532", "the account's password has expired",
+	  "set a new password in the directory and in ldap.bindPassword, and let it never "
+	  "expire for a service account" },
+	{ "533", "the account is disabled", "enable the service account" },
+	{ "701", "the account has expired", "clear or extend its accountExpires" },
+	{ "773", "the account must change its password",
+	  "set a new password (without \"must change at next logon\") in the directory and in "
+	  "ldap.bindPassword" },
+	{ "775", "the account is locked out",
+	  "unlock it, and find what locked it (an old password still in use somewhere)" },
+};
+
+/* The AD refusal row for diag ("..., data 775, v4563"), or -1. */
+static int ad_refusal(const char *diag)
+{
+	const char *p = diag != NULL ? strstr(diag, "data ") : NULL;
+	size_t n;
+
+	if (p == NULL)
+		return -1;
+	p += 5;
+	n = strspn(p, "0123456789abcdefABCDEF");
+	for (size_t i = 0; i < sizeof(ad_refusals) / sizeof(ad_refusals[0]); i++) {
+		if (n == strlen(ad_refusals[i].data) && strncasecmp(p, ad_refusals[i].data, n) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* GnuTLS's certificate status bits (gnutls_certificate_status_t), as libldap
+ * traces them in "untrusted or revoked (0x...)" */
+#define GNUTLS_REVOKED 0x20u
+#define GNUTLS_SIGNER_NOT_FOUND 0x40u
+#define GNUTLS_SIGNER_NOT_CA 0x80u
+#define GNUTLS_INSECURE_ALGORITHM 0x100u
+#define GNUTLS_NOT_ACTIVATED 0x200u
+#define GNUTLS_EXPIRED 0x400u
+
+#define FIX_CA "put the CA that issued the directory's certificate in ldap.caFile"
+
+/* A certificate the TLS layer refused (diag: a libldap TLS message): what, and
+ * *fix; NULL when diag says no such thing. */
+static const char *certificate_problem(const char *diag, const char **fix)
+{
+	const char *status = strstr(diag, "untrusted or revoked (0x");
+	unsigned long bits = status != NULL ? strtoul(status + 22, NULL, 16) : 0;
+
+	*fix = FIX_CA;
+	if (strstr(diag, "does not match") != NULL || strstr(diag, "hostname mismatch") != NULL ||
+	    strstr(diag, "subjectAltName") != NULL || strstr(diag, "get CN") != NULL) {
+		*fix = "write in ldap.uri the host name the certificate names (an IP address only "
+		       "when its subjectAltName has it), or give the server a certificate for "
+		       "the name used";
+		return "a certificate name mismatch: the server's certificate is not for the host "
+		       "in ldap.uri";
+	}
+	if ((bits & GNUTLS_EXPIRED) != 0 || strstr(diag, "is expired") != NULL ||
+	    strstr(diag, "has expired") != NULL) {
+		*fix = "renew it on the server (or correct this host's clock)";
+		return "the server's certificate has expired";
+	}
+	if ((bits & GNUTLS_NOT_ACTIVATED) != 0 || strstr(diag, "not yet") != NULL) {
+		*fix = "correct this host's (or the CA's) clock";
+		return "the server's certificate is not valid yet";
+	}
+	if ((bits & GNUTLS_REVOKED) != 0) {
+		*fix = "give the server a new certificate";
+		return "the server's certificate is revoked";
+	}
+	if ((bits & (GNUTLS_SIGNER_NOT_FOUND | GNUTLS_SIGNER_NOT_CA)) != 0 ||
+	    strstr(diag, "self-signed") != NULL || strstr(diag, "self signed") != NULL ||
+	    strstr(diag, "local issuer") != NULL)
+		return "the server's certificate is not signed by a CA of ldap.caFile (or of the "
+		       "system trust store when caFile is not set)";
+	if ((bits & GNUTLS_INSECURE_ALGORITHM) != 0) {
+		*fix = "give the server a certificate signed with SHA-256 or better";
+		return "the server's certificate is signed with an insecure algorithm";
+	}
+	if (status != NULL || strstr(diag, "verify failed") != NULL)
+		return "the server's certificate failed verification";
+	return NULL;
+}
+
+/* A refused bind: what, and *fix; NULL when rc and diag are no refusal. */
+static const char *bind_problem(int rc, const char *diag, const char **fix)
+{
+	int ad = ad_refusal(diag);
+
+	if (ad >= 0) {
+		*fix = ad_refusals[ad].fix;
+		return ad_refusals[ad].what;
+	}
+	*fix = "correct ldap.bindDN and ldap.bindPassword, and check the account in the "
+	       "directory";
+	if (rc == LDAP_INVALID_CREDENTIALS)
+		return "invalid credentials: ldap.bindDN or ldap.bindPassword is wrong, or the "
+		       "account is locked, disabled or expired";
+	if ((rc == LDAP_UNWILLING_TO_PERFORM && strcasestr(diag, "inactivated") != NULL) ||
+	    (rc == LDAP_CONSTRAINT_VIOLATION && strcasestr(diag, "retry limit") != NULL)) {
+		*fix = "unlock or activate the service account";
+		return "the account is locked or inactivated";
+	}
+	return NULL;
+}
+
+void tsms_directory_reason(int rc, const char *diag, char reason[TSMS_DIRECTORY_REASON])
+{
+	const char *d = diag != NULL ? diag : "", *what = NULL, *fix = NULL;
+	const char *refused = "", *refused_end = "";
+
+	if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) {
+		if (strncmp(d, "TLS: ", 5) == 0 || strstr(d, "certificate") != NULL)
+			what = certificate_problem(d, &fix);
+		if (what == NULL && d[0] != '\0') {
+			what = "the connection or its TLS handshake failed";
+			fix = "check that ldap.uri names the server's TLS port (ldaps://, usually "
+			      "636) "
+			      "or its StartTLS port (ldap://, usually 389)";
+		} else if (what == NULL) {
+			what = "cannot connect to the server (refused, unreachable or closed)";
+			fix = "check ldap.uri's host and port and that the server runs";
+		}
+	} else if (rc == LDAP_TIMEOUT) {
+		what = "the server did not answer in time";
+		fix = "check the server's load, or raise ldap.timeoutSeconds";
+	} else if ((what = bind_problem(rc, d, &fix)) != NULL) {
+		refused = "the directory refused the service account's bind (";
+		refused_end = ")";
+	} else if (rc == LDAP_INSUFFICIENT_ACCESS) {
+		what = "the service account may not read there";
+		fix = "grant it read access to ldap.filter's attributes and ldap.attribute under "
+		      "ldap.baseDN";
+	} else if (rc == LDAP_NO_SUCH_OBJECT) {
+		what = "ldap.baseDN does not exist on the server";
+		fix = "correct ldap.baseDN";
+	} else if (rc == LDAP_FILTER_ERROR) {
+		what = "the server refused ldap.filter";
+		fix = "check its syntax and attributes";
+	} else {
+		what = ldap_err2string(rc);
+		fix = "see the server's log";
+	}
+	snprintf(reason, TSMS_DIRECTORY_REASON, "%s%s%s%s%.120s%s; fix: %s", refused, what,
+	         refused_end, d[0] != '\0' ? " [" : "", d, d[0] != '\0' ? "]" : "", fix);
+}
+
+/* What went wrong at step, named for what it is (tsms_directory_reason). */
 static void ldap_problem(struct query *q, const char *step, int rc)
 {
-	char *diag = NULL;
+	char reason[TSMS_DIRECTORY_REASON], *diag = NULL;
+	bool tls = tls_trace[0] != '\0' && (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR);
 
 	if (q->ld != NULL)
 		ldap_get_option(q->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-	fail(q->err, "directory unavailable: %s failed: %s%s%s (%s)", step, ldap_err2string(rc),
-	     diag != NULL && diag[0] != '\0' ? ": " : "", diag != NULL ? diag : "", q->l->uri);
+	tsms_directory_reason(rc, tls ? tls_trace : diag, reason);
+	fail(q->err, "directory unavailable (%s): %s failed: %s", q->l->uri, step, reason);
 	ldap_memfree(diag);
 }
 
@@ -221,34 +410,134 @@ static enum tsms_err connect_and_bind(struct query *q)
 	return TSMS_OK;
 }
 
-/* The filter with every %u replaced by user, escaped by libldap (RFC 4515).
- * Returns a new string (free) or NULL. */
-static char *make_filter(const char *filter, const char *user)
-{
-	struct berval in = { strlen(user), (char *)(uintptr_t)user }, esc = { 0, NULL };
-	size_t n = 0, len;
-	char *out, *o;
+/* A user name's parts: the short name and the domain (length 0: none). */
+struct name_parts {
+	const char *name, *domain;
+	size_t name_len, domain_len;
+};
 
-	if (ldap_bv2escaped_filter_value(&in, &esc) != 0)
+/* Splits user at its one '@' (NAME@DOMAIN, SSSD's fully qualified names) or
+ * its one '\\' (DOMAIN\\NAME, winbind's); without either the name is the
+ * user and the domain empty. Returns NULL, or the problem of a name with two
+ * separators (two '@', two '\\' or one of each: no rule every fleet shares
+ * says which part is the domain, and a wrong guess finds another user) or with
+ * an empty part. */
+static const char *split_name(const char *user, struct name_parts *p)
+{
+	const char *at = strchr(user, '@'), *bs = strchr(user, '\\');
+	size_t n = strlen(user);
+
+	if ((at != NULL && (bs != NULL || strchr(at + 1, '@') != NULL)) ||
+	    (bs != NULL && strchr(bs + 1, '\\') != NULL))
+		return "has more than one '@' or '\\' (NAME@DOMAIN and DOMAIN\\NAME have one)";
+	if (at != NULL) {
+		*p = (struct name_parts){ user, at + 1, (size_t)(at - user),
+			                  n - (size_t)(at - user) - 1 };
+	} else if (bs != NULL) {
+		*p = (struct name_parts){ bs + 1, user, n - (size_t)(bs - user) - 1,
+			                  (size_t)(bs - user) };
+	} else {
+		*p = (struct name_parts){ user, "", n, 0 };
 		return NULL;
-	for (const char *p = filter; (p = strstr(p, "%u")) != NULL; p += 2)
-		n++;
-	len = strlen(filter) + n * esc.bv_len + 1;
-	out = o = malloc(len);
-	if (out != NULL) {
-		for (const char *p = filter; *p != '\0';) {
-			if (p[0] == '%' && p[1] == 'u') {
-				memcpy(o, esc.bv_val, esc.bv_len);
-				o += esc.bv_len;
-				p += 2;
-			} else {
-				*o++ = *p++;
-			}
-		}
-		*o = '\0';
 	}
-	ber_memfree(esc.bv_val);
+	if (p->name_len == 0 || p->domain_len == 0)
+		return "has an empty name or domain beside its '@' or '\\'";
+	return NULL;
+}
+
+/* Whether a login of domain parts may be looked up here: no domain, no
+ * ldap.domains, or one of them (any case: NetBIOS and DNS names have none). */
+static bool served_domain(const struct tsms_ldap *l, const struct name_parts *p)
+{
+	if (p->domain_len == 0 || l->domains == NULL)
+		return true;
+	for (size_t i = 0; l->domains[i] != NULL; i++) {
+		if (strlen(l->domains[i]) == p->domain_len &&
+		    strncasecmp(l->domains[i], p->domain, p->domain_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The filter with %u, %s and %d replaced by value[0], [1] and [2], each
+ * escaped by libldap (RFC 4515). Returns a new string (free) or NULL. */
+static char *expand_filter(const char *filter, const struct berval value[3])
+{
+	static const char letters[] = "usd";
+	struct berval esc[3] = { { 0, NULL }, { 0, NULL }, { 0, NULL } };
+	size_t len = strlen(filter) + 1;
+	char *out = NULL, *o;
+	bool ok = true;
+
+	for (int i = 0; i < 3 && ok; i++) /* an empty value stays { 0, NULL } */
+		ok = ldap_bv2escaped_filter_value((struct berval *)(uintptr_t)&value[i], &esc[i]) ==
+		     0;
+	for (const char *p = filter; ok && (p = strchr(p, '%')) != NULL; p += 2) {
+		const char *which = p[1] != '\0' ? strchr(letters, p[1]) : NULL;
+
+		len += which != NULL ? esc[which - letters].bv_len : 0;
+	}
+	if (ok)
+		out = o = malloc(len);
+	for (const char *p = filter; out != NULL && *p != '\0';) {
+		const char *which = p[0] == '%' && p[1] != '\0' ? strchr(letters, p[1]) : NULL;
+
+		if (which != NULL) {
+			if (esc[which - letters].bv_len > 0)
+				memcpy(o, esc[which - letters].bv_val, esc[which - letters].bv_len);
+			o += esc[which - letters].bv_len;
+			p += 2;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	if (out != NULL)
+		*o = '\0';
+	for (int i = 0; i < 3; i++)
+		ber_memfree(esc[i].bv_val);
 	return out;
+}
+
+enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user, char **filter,
+                                    char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct name_parts parts = { user, "", strlen(user), 0 };
+	const char *problem = NULL;
+
+	*filter = NULL;
+	if (strstr(l->filter, "%s") != NULL || strstr(l->filter, "%d") != NULL ||
+	    l->domains != NULL)
+		problem = split_name(user, &parts);
+	if (problem != NULL) {
+		fail(err,
+		     "directory: user \"%s\" %s: refused, not looked up; fix: log in as NAME, "
+		     "NAME@DOMAIN or DOMAIN\\NAME",
+		     user, problem);
+		return TSMS_ERR_DIRECTORY;
+	}
+	if (!served_domain(l, &parts)) {
+		fail(err,
+		     "directory: user \"%s\": domain \"%.*s\" is not in ldap.domains, so no entry "
+		     "of this directory is the user's: refused, not looked up; fix: add it to "
+		     "ldap.domains if the directory holds that domain's users, or give the user a "
+		     "number in users or usersFile",
+		     user, (int)parts.domain_len, parts.domain);
+		return TSMS_ERR_DIRECTORY;
+	}
+	{
+		const struct berval value[3] = {
+			{ strlen(user), (char *)(uintptr_t)user },
+			{ parts.name_len, (char *)(uintptr_t)parts.name },
+			{ parts.domain_len, (char *)(uintptr_t)parts.domain },
+		};
+
+		*filter = expand_filter(l->filter, value);
+	}
+	if (*filter == NULL) {
+		fail(err, "directory: out of memory");
+		return TSMS_ERR_NOMEM;
+	}
+	return TSMS_OK;
 }
 
 /* A directory value as a number: spaces, '-', '.', '(' and ')' dropped, then
@@ -316,24 +605,18 @@ static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage
 	return ret;
 }
 
-static enum tsms_err search(struct query *q, const char *user, struct tsms_number *num)
+static enum tsms_err search(struct query *q, const char *user, const char *filter,
+                            struct tsms_number *num)
 {
 	char *attrs[2] = { q->l->attribute, NULL };
 	LDAPMessage *res = NULL;
 	struct timeval tv = tv_left(q);
 	enum tsms_err ret;
-	char *filter;
 	int rc;
 
-	filter = make_filter(q->l->filter, user);
-	if (filter == NULL) {
-		fail(q->err, "directory: out of memory");
-		return TSMS_ERR_NOMEM;
-	}
 	/* two entries are enough to tell one from several */
 	rc = ldap_search_ext_s(q->ld, q->l->base_dn, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL,
 	                       NULL, &tv, 2, &res);
-	free(filter);
 	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
 		ldap_problem(q, "the search", rc);
 		ret = rc == LDAP_NO_SUCH_OBJECT || rc == LDAP_FILTER_ERROR ? TSMS_ERR_DIRECTORY
@@ -346,7 +629,7 @@ static enum tsms_err search(struct query *q, const char *user, struct tsms_numbe
 }
 
 /* The lookup itself, in the child (see tsms_directory_find). */
-static enum tsms_err lookup(const struct tsms_config *cfg, const char *user,
+static enum tsms_err lookup(const struct tsms_config *cfg, const char *user, const char *filter,
                             struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
 {
 	static char ldap_noinit[] = "LDAPNOINIT=1";
@@ -358,9 +641,10 @@ static enum tsms_err lookup(const struct tsms_config *cfg, const char *user,
 	clock_gettime(CLOCK_MONOTONIC, &q.deadline);
 	q.deadline.tv_sec += q.l->timeout_seconds;
 	tsms_environ_use(&env, only_noinit);
+	trace_tls();
 	ret = connect_and_bind(&q);
 	if (ret == TSMS_OK)
-		ret = search(&q, user, num);
+		ret = search(&q, user, filter, num);
 	if (q.ld != NULL)
 		ldap_unbind_ext_s(q.ld, NULL, NULL);
 	tsms_environ_restore(&env);
@@ -475,19 +759,25 @@ enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *use
 	enum awaited how;
 	enum tsms_err ret;
 	struct answer a;
+	char *filter = NULL;
 	int fds[2];
 	pid_t pid;
 
 	num->source = TSMS_SOURCE_NONE;
 	num->phone[0] = num->where[0] = '\0';
+	ret = tsms_directory_filter(cfg->ldap, user, &filter, err);
+	if (ret != TSMS_OK)
+		return ret;
 	if (pipe2(fds, O_CLOEXEC) != 0) {
 		fail(err, "directory: cannot make a pipe: %s", strerror(errno));
+		free(filter);
 		return TSMS_ERR_SYSTEM;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	pid = fork();
 	if (pid < 0) {
 		fail(err, "directory: cannot fork: %s", strerror(errno));
+		free(filter);
 		close(fds[0]);
 		close(fds[1]);
 		return TSMS_ERR_SYSTEM;
@@ -503,11 +793,12 @@ enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *use
 			     "directory: the lookup process cannot leave the caller's reach: %s",
 			     strerror(errno));
 		} else {
-			a.ret = lookup(cfg, user, &a.num, a.err);
+			a.ret = lookup(cfg, user, filter, &a.num, a.err);
 		}
 		_exit(write(fds[1], &a, sizeof(a)) == (ssize_t)sizeof(a) ? 0 : 1);
 	}
 	close(fds[1]);
+	free(filter);
 	memset(&a, 0, sizeof(a));
 	how = await_answer(fds[0], budget_ms, &a);
 	if (how == TIMED_OUT) {

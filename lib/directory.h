@@ -16,11 +16,35 @@
  * port) only. Returns true, or false with the problem. */
 bool tsms_directory_check_uri(const char *uri, char problem[TSMS_DIRECTORY_MSG]);
 
+/* Size of tsms_directory_reason's text */
+#define TSMS_DIRECTORY_REASON 360
+
+/* What a failed libldap call means, named for what it is, then "; fix: ...":
+ * from the LDAP result code rc (or libldap's negative code, e.g.
+ * LDAP_SERVER_DOWN) and the diagnostic message diag (the server's, such as
+ * Active Directory's "80090308: LdapErr: ..., data 775, v4563", or libldap's
+ * TLS detail; NULL or "" when none), which ends the "what" part in brackets,
+ * cut at 120 bytes. A certificate name mismatch or other verification failure,
+ * AD's refusals (data 525, 52e, 530, 531, 532, 533, 701, 773, 775) and invalid
+ * credentials (49) are each named. Not sanitised: the caller's log line is. */
+void tsms_directory_reason(int rc, const char *diag, char reason[TSMS_DIRECTORY_REASON]);
+
 /* The URI scheme of a checked ldap.uri: "ldaps", "ldap" or "ldapi". */
 const char *tsms_directory_scheme(const char *uri);
 
+/* The search filter for user (a new string in *filter, to free): ldap.filter
+ * with %u replaced by the user name, %s by its short name and %d by its domain,
+ * each escaped per RFC 4515 by libldap. The name is split when the filter has
+ * %s or %d or ldap.domains is set: NAME@DOMAIN (SSSD) and DOMAIN\NAME
+ * (winbind) have a domain, NAME has none (%d empty). A name with two
+ * separators ('@' and '\', or two of one) or an empty part, and a domain that
+ * ldap.domains does not list (in any case), are TSMS_ERR_DIRECTORY with err:
+ * the login is denied, whatever failMode says, without a search. */
+enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user, char **filter,
+                                    char err[TSMS_CONFIG_ERR_MAX]);
+
 /* The source of lib/lookup.h for the directory: one search under baseDN with
- * the filter, %u replaced by user escaped per RFC 4515 (libldap's escaping),
+ * tsms_directory_filter's filter (a refusal of it is returned as it is),
  * over TLS verified against ldap.caFile (else the system store), bound as
  * bindDN or anonymously, all within ldap.timeoutSeconds. Exactly one entry
  * with the attribute: its first value, normalised, in num (source LDAP, where
