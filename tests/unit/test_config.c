@@ -1571,7 +1571,24 @@ static void test_ldap_section(void **state)
 		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"(uid=alice)\"}",
 		  "ldap.filter" },
 		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"(uid=%s)\"}",
-		  "ldap.filter" },
+		  "%s without %d and there is no ldap.domains" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"(uid=%x)\"}",
+		  "not %u, %s or %d" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"(uid=%%u)\"}",
+		  "not %u, %s or %d" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"filter\":\"(dc=%d)\"}",
+		  "neither %u nor %s" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"domains\":[]}", "1 to 16" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"domains\":\"CORP\"}",
+		  "list of 1 to 16" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"domains\":[\"CORP\",1]}",
+		  "not a domain name" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"domains\":[\"\"]}",
+		  "not a domain name" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"domains\":[\"a@b\"]}",
+		  "not a domain name" },
+		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"domains\":[\"A\\\\B\"]}",
+		  "not a domain name" },
 		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"attribute\":\"mo bile\"}",
 		  "ldap.attribute" },
 		{ "{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\",\"timeoutSeconds\":31}", "1 to 30" },
@@ -1599,6 +1616,20 @@ static void test_ldap_section(void **state)
 	                  "\"attribute\":\"telephoneNumber\",\"timeoutSeconds\":30}");
 	assert_true(cfg->ldap->start_tls);
 	assert_int_equal(cfg->ldap->timeout_seconds, 30);
+	assert_null(cfg->ldap->domains);
+	tsms_config_free(cfg);
+	/* Active Directory's names: the short name, and the domains this directory holds */
+	cfg = parse_extra(",\"ldap\":{\"uri\":\"ldaps://dc1\",\"baseDN\":\"dc=corp\","
+	                  "\"filter\":\"(&(objectCategory=person)(sAMAccountName=%s))\","
+	                  "\"domains\":[\"CORP\",\"corp.example.com\"]}");
+	assert_string_equal(cfg->ldap->domains[0], "CORP");
+	assert_string_equal(cfg->ldap->domains[1], "corp.example.com");
+	assert_null(cfg->ldap->domains[2]);
+	tsms_config_free(cfg);
+	/* %s with %d: the directory tells the domains apart */
+	cfg = parse_extra(",\"ldap\":{\"uri\":\"ldaps://h\",\"baseDN\":\"dc=x\","
+	                  "\"filter\":\"(&(uid=%s)(associatedDomain=%d))\"}");
+	assert_null(cfg->ldap->domains);
 	tsms_config_free(cfg);
 	cfg = parse_extra(
 		",\"ldap\":{\"uri\":\"ldapi://%2Frun%2Fslapd%2Fldapi\",\"baseDN\":\"dc=x\"}");
