@@ -1,9 +1,10 @@
 """End-to-end cases: phone numbers from a real OpenLDAP server (tests/harness/slapd.py),
 started once for this family on loopback with a throw-away config, database and the test CA:
 ldaps and StartTLS, numbers in the directory's formats, plain text refused, filter injection,
-several entries, no attribute, invalid values, a wrong bind password, certificates that must
-fail, a server that is down or never answers, local entries winning, and failMode for
-directory outages. What the server received comes from its own log."""
+user names with a domain (SSSD's alice@corp.example.com, winbind's CORP\\alice) finding their
+own domain's alice and never another's, several entries, no attribute, invalid values, a wrong
+bind password, certificates that must fail (each named), a server that is down or never
+answers, local entries winning, and failMode for directory outages. What the server received comes from its own log."""
 
 import atexit
 import contextlib
@@ -25,6 +26,8 @@ PEOPLE = {  # uid -> the mobile as written in the directory, and the number text
     "erin": ("+1.555.555.0171", "+15555550171"),
     "frank": ("+15555550172", "+15555550172"),
 }
+ALICES = {"corp.example.com": "+15555550180", "other.example.com": "+15555550181"}
+NO_ALICE = {"local": "+15555550179"}  # the base config's users without its alice
 _server = {}
 
 
@@ -46,6 +49,10 @@ def slapd(h):
         s.add_person("letters", "+1 555 CALL NOW")
         s.add_person("twin", "+15555550175", attrs={"description": ["twin"]})
         s.add_person("twin2", "+15555550176", attrs={"description": ["twin"]})
+        for domain, mobile in ALICES.items():  # one alice in each domain's OU
+            s.add_person("alice", mobile, parent=s.add_ou(domain.split(".")[0]),
+                         attrs={"objectClass": "domainRelatedObject",
+                                "associatedDomain": domain})
         _server["s"] = s
     return _server["s"]
 
@@ -127,6 +134,61 @@ def directory_filter_injection(h):
 
 
 @case
+def directory_domain_names(h):
+    """Active Directory's shape: baseDN is one domain (ou=corp), the filter matches the short
+    name (%s) and ldap.domains lists the domain's names. alice, alice@corp.example.com and
+    CORP\\alice (any case) find corp's alice; other.example.com's alice is never found: a
+    login of another domain, or a name with two separators or an empty part, is denied
+    (nullok or not, whatever failMode says) without a search."""
+    s = slapd(h)
+    ldap = directory(s, baseDN=f"ou=corp,{s.people_dn}", filter="(&(objectClass=person)(uid=%s))",
+                     domains=["CORP", "corp.example.com"])
+    svc = simple_service(h, users=NO_ALICE, ldap=ldap)
+    for user in ("alice", "alice@corp.example.com", "CORP\\alice", "corp\\alice",
+                 "alice@Corp.Example.COM"):
+        mark = s.mark()
+        run = h.authenticate(svc, user, [right()])
+        expect_from_directory(h, run, ALICES["corp.example.com"])
+        searches = s.searches(mark)
+        check(len(searches) == 1 and searches[0].filter == "(&(objectClass=person)(uid=alice))",
+              f"user {user!r}: the server saw {searches!r}")
+    svc = simple_service(h, args=("nullok", "debug"), then_permit=True, failMode="open",
+                         users=NO_ALICE, ldap=ldap)
+    for user, why in (("OTHER\\alice", 'domain "OTHER" is not in ldap.domains'),
+                      ("alice@other.example.com", "is not in ldap.domains"),
+                      ("CORP\\alice@corp.example.com", "more than one '@' or '\\'"),
+                      ("alice@corp.example.com@other.example.com", "more than one"),
+                      ("CORP\\", "empty name or domain"),
+                      ("@corp.example.com", "empty name or domain")):
+        mark = s.mark()
+        run = h.authenticate(svc, user, [right()])
+        h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+        check(why in run.outcomes[0] and "not looked up" in run.outcomes[0],
+              f"user {user!r}: outcome {run.outcomes[0]!r}, want {why!r}")
+        check(s.searches(mark, wait=0.3) == [], f"user {user!r}: the directory was searched")
+
+
+@case
+def directory_domain_names_in_one_tree(h):
+    """One tree with both domains' users: the filter matches the short name and the domain
+    (%s and %d, associatedDomain), so each alice@DOMAIN finds its own domain's alice."""
+    s = slapd(h)
+    svc = simple_service(h, users=NO_ALICE,
+                         ldap=directory(s, filter="(&(uid=%s)(associatedDomain=%d))"))
+    for domain, number in ALICES.items():
+        mark = s.mark()
+        run = h.authenticate(svc, f"alice@{domain}", [right()])
+        expect_from_directory(h, run, number)
+        searches = s.searches(mark)
+        check(len(searches) == 1 and
+              searches[0].filter == f"(&(uid=alice)(associatedDomain={domain}))",
+              f"the server saw {searches!r}")
+    # a domain the tree does not hold matches no entry: unmapped, as any unknown user
+    run = h.authenticate(svc, "alice@third.example.com", [typed("000000")] * 3)
+    h.expect(run, "PAM_MAXTRIES", sms=0)
+
+
+@case
 def directory_several_entries_denied(h):
     s = slapd(h)
     svc = simple_service(h, then_permit=True, failMode="open",
@@ -198,16 +260,26 @@ def outage_case(h, ldap, want_reason, limit=None):
 @case
 def directory_wrong_bind_password(h):
     s = slapd(h)
-    outage_case(h, directory(s, bindPassword="not-" + BIND_PASSWORD), "Invalid credentials")
+    outage_case(h, directory(s, bindPassword="not-" + BIND_PASSWORD),
+                "the directory refused the service account's bind (invalid credentials")
 
 
 @case
 def directory_untrusted_certificates(h):
+    """Each certificate failure is logged as what it is, with its fix (libldap with GnuTLS
+    itself says "Can't contact LDAP server: (unknown error code)" for all of them)."""
     s = slapd(h)
-    outage_case(h, directory(s, caFile=h.sandbox.ca_file), "directory unavailable")
-    s.use_certificate("wronghost")
+    outage_case(h, directory(s, caFile=h.sandbox.ca_file),
+                "the server's certificate is not signed by a CA of ldap.caFile")
     try:
-        outage_case(h, directory(s), "directory unavailable")
+        for certificate, reason in (
+                ("wronghost", "a certificate name mismatch: the server's certificate is not "
+                              "for the host in ldap.uri"),
+                ("selfsigned", "the server's certificate is not signed by a CA of ldap.caFile"),
+                ("expired", "the server's certificate has expired")):
+            s.use_certificate(certificate)
+            outage_case(h, directory(s), reason)
+            outage_case(h, directory(s, uri=s.ldap_url), reason)  # StartTLS
     finally:
         s.use_certificate("server")
 
@@ -301,5 +373,5 @@ def directory_admin_lookup_and_check(h):
     check(len(s.searches(mark)) == 1, f"check searched {s.searches(mark)!r}")
     bad = h.write_config(h.config(ldap=directory(s, bindPassword="wrong-password")), name="bad")
     r = admin(bad, "check")
-    check(r.returncode == 1 and "Invalid credentials" in r.stdout and "fix: check ldap.uri" in
+    check(r.returncode == 1 and "refused the service account's bind (invalid credentials" in
           r.stdout, f"check: {r.stdout!r} {r.stderr!r}")

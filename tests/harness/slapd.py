@@ -328,11 +328,11 @@ access to *
         """Applies LDIF change records (changetype: modify, delete, ...) as the admin."""
         self.client("ldapmodify", bind=(ADMIN_DN, ADMIN_PASSWORD), input_text=ldif)
 
-    def add_person(self, uid, mobile=None, *, password=None, attrs=None):
-        """Adds inetOrgPerson uid=UID under ou=people with mobile (a value, a list of
-        values or None), userPassword when given and more attributes (a dict, values or
+    def add_person(self, uid, mobile=None, *, password=None, attrs=None, parent=PEOPLE_DN):
+        """Adds inetOrgPerson uid=UID under parent (ou=people) with mobile (a value, a list
+        of values or None), userPassword when given and more attributes (a dict, values or
         lists; objectClass there adds classes); returns its DN."""
-        dn = f"uid={uid},{PEOPLE_DN}"
+        dn = f"uid={uid},{parent}"
         entry = {"objectClass": ["inetOrgPerson"], "uid": uid, "cn": uid, "sn": uid,
                  "mobile": mobile, "userPassword": password}
         for attr, values in (attrs or {}).items():
@@ -342,6 +342,12 @@ access to *
             else:
                 entry[attr] = values
         self.add_entries(ldif_entry(dn, entry))
+        return dn
+
+    def add_ou(self, ou, parent=PEOPLE_DN):
+        """Adds organizationalUnit ou=OU under parent (ou=people); returns its DN."""
+        dn = f"ou={ou},{parent}"
+        self.add_entries(ldif_entry(dn, {"objectClass": "organizationalUnit", "ou": ou}))
         return dn
 
     def add_service_account(self, cn, password):
