@@ -51,7 +51,13 @@ static void check_config(const struct tsms_config *cfg)
 		const char *first = l->uri != NULL ? l->uri + strspn(l->uri, " \t,") : "";
 
 		FUZZ_CHECK(l->uri != NULL && l->base_dn != NULL && l->attribute != NULL);
-		FUZZ_CHECK(l->filter != NULL && strstr(l->filter, "%u") != NULL);
+		FUZZ_CHECK(l->filter != NULL &&
+		           (strstr(l->filter, "%u") != NULL || strstr(l->filter, "%s") != NULL));
+		/* a short name is never looked up without a rule for its domain */
+		FUZZ_CHECK(strstr(l->filter, "%s") == NULL || strstr(l->filter, "%d") != NULL ||
+		           l->domains != NULL);
+		for (size_t i = 0; l->domains != NULL && l->domains[i] != NULL; i++)
+			FUZZ_CHECK(l->domains[i][0] != '\0' && strpbrk(l->domains[i], "@\\ ") == NULL);
 		FUZZ_CHECK((l->bind_dn == NULL) == (l->bind_password == NULL));
 		FUZZ_CHECK(l->timeout_seconds >= 1 && l->timeout_seconds <= 30);
 		FUZZ_CHECK(l->ca_fd == -1); /* only tsms_config_load opens it */
