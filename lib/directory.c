@@ -498,6 +498,13 @@ static char *expand_filter(const char *filter, const struct berval value[3])
 	return out;
 }
 
+/* Whether names are split (tsms_directory_filter), else taken whole. */
+static bool splits_names(const struct tsms_ldap *l)
+{
+	return strstr(l->filter, "%s") != NULL || strstr(l->filter, "%d") != NULL ||
+	       l->domains != NULL;
+}
+
 enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user, char **filter,
                                     char err[TSMS_CONFIG_ERR_MAX])
 {
@@ -505,8 +512,7 @@ enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user,
 	const char *problem = NULL;
 
 	*filter = NULL;
-	if (strstr(l->filter, "%s") != NULL || strstr(l->filter, "%d") != NULL ||
-	    l->domains != NULL)
+	if (splits_names(l))
 		problem = split_name(user, &parts);
 	if (problem != NULL) {
 		fail(err,
@@ -571,6 +577,16 @@ static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage
 	char *dn, *dn2;
 	enum tsms_err ret = TSMS_OK;
 
+	if ((count <= 0 || e == NULL) && strpbrk(user, "@\\") != NULL && !splits_names(q->l)) {
+		fail(q->err,
+		     "directory: user \"%s\" has a domain part, which ldap.filter takes whole "
+		     "(%%u), "
+		     "and no entry matched: denied, not taken for a user without a number; fix: "
+		     "match the short name with %%s and list the directory's domains in "
+		     "ldap.domains (see pam_twilio_sms.json(5))",
+		     user);
+		return TSMS_ERR_DIRECTORY;
+	}
 	if (count <= 0 || e == NULL)
 		return TSMS_OK; /* no entry: the user is unmapped */
 	dn = ldap_get_dn(q->ld, e);

@@ -48,7 +48,10 @@ enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user,
  * over TLS verified against ldap.caFile (else the system store), bound as
  * bindDN or anonymously, all within ldap.timeoutSeconds. Exactly one entry
  * with the attribute: its first value, normalised, in num (source LDAP, where
- * the DN). No entry, or no attribute: num->source NONE. Several entries or a
+ * the DN). No entry, or no attribute: num->source NONE; but no entry for a name
+ * with '@' or '\' that the filter takes whole (%u only, no ldap.domains) is
+ * TSMS_ERR_DIRECTORY: a setup that does not split SSSD's or winbind's names
+ * would otherwise take every such user for one without a number. Several entries or a
  * value that is not "+" and 7 to 15 digits: TSMS_ERR_DIRECTORY. The directory
  * unreachable, slow, its TLS or the bind refused: TSMS_ERR_UNAVAILABLE. err
  * says why, naming the user and the DNs, never the bind password. */

@@ -127,7 +127,10 @@ def directory_filter_injection(h):
     for user in ("*", "a)(uid=*", "\\", "(", "d*", "x" * 200 + "*"):
         mark = s.mark()
         run = h.authenticate(svc, user, [typed("000000")] * 3)
-        h.expect(run, "PAM_MAXTRIES", sms=0)  # the decoy of an unmapped user
+        if "\\" in user:  # a domain part that (uid=%u) takes whole, and no entry: denied
+            h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, prompts=0)
+        else:
+            h.expect(run, "PAM_MAXTRIES", sms=0)  # the decoy of an unmapped user
         for search in s.searches(mark):
             check(search.filter.count("(") == 1 and "*" not in search.filter and
                   search.entries == 0, f"user {user!r}: the server searched {search!r}")
@@ -166,6 +169,29 @@ def directory_domain_names(h):
         check(why in run.outcomes[0] and "not looked up" in run.outcomes[0],
               f"user {user!r}: outcome {run.outcomes[0]!r}, want {why!r}")
         check(s.searches(mark, wait=0.3) == [], f"user {user!r}: the directory was searched")
+
+
+@case
+def directory_whole_names_with_a_domain_denied(h):
+    """The filter of the README before (uid=%u, sAMAccountName=%u) takes SSSD's and winbind's
+    names whole and matches no entry: with nullok those users got no second factor, silently.
+    Now such a login is denied, its log line naming the fix; a bare name without an entry is
+    unmapped as before, and a name with '@' that has an entry (mail=%u) is found."""
+    s = slapd(h)
+    svc = simple_service(h, args=("nullok", "debug"), then_permit=True, failMode="open",
+                         users=NO_ALICE, ldap=directory(s))
+    for user in ("alice@corp.example.com", "CORP\\alice"):
+        run = h.authenticate(svc, user, [right()])
+        h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+        check(f'user "{user}" has a domain part, which ldap.filter takes whole' in
+              run.outcomes[0] and "ldap.domains" in run.outcomes[0],
+              f"user {user!r}: outcome {run.outcomes[0]!r}")
+    run = h.authenticate(svc, "nobody-there", [right()])
+    h.expect(run, "PAM_IGNORE", sms=0, prompts=0)
+    s.add_person("mailname", "+15555550182", attrs={"mail": "mail.name@example.com"})
+    run = h.authenticate(simple_service(h, ldap=directory(s, filter="(mail=%u)")),
+                         "mail.name@example.com", [right()])
+    expect_from_directory(h, run, "+15555550182")
 
 
 @case
