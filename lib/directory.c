@@ -407,6 +407,7 @@ static enum tsms_err connect_and_bind(struct query *q)
 			rc);
 		return TSMS_ERR_UNAVAILABLE;
 	}
+	tls_trace[0] = '\0'; /* TLS is up: a later failure is not the handshake's */
 	return TSMS_OK;
 }
 
@@ -417,11 +418,11 @@ struct name_parts {
 };
 
 /* Splits user at its one '@' (NAME@DOMAIN, SSSD's fully qualified names) or
- * its one '\\' (DOMAIN\\NAME, winbind's); without either the name is the
+ * its one backslash (DOMAIN\NAME, winbind's); without either the name is the
  * user and the domain empty. Returns NULL, or the problem of a name with two
- * separators (two '@', two '\\' or one of each: no rule every fleet shares
- * says which part is the domain, and a wrong guess finds another user) or with
- * an empty part. */
+ * separators (two of one, or one of each: no rule every fleet shares says
+ * which part is the domain, and a wrong guess finds another user) or with an
+ * empty part. */
 static const char *split_name(const char *user, struct name_parts *p)
 {
 	const char *at = strchr(user, '@'), *bs = strchr(user, '\\');
@@ -472,7 +473,7 @@ static char *expand_filter(const char *filter, const struct berval value[3])
 	for (int i = 0; i < 3 && ok; i++) /* an empty value stays { 0, NULL } */
 		ok = ldap_bv2escaped_filter_value((struct berval *)(uintptr_t)&value[i], &esc[i]) ==
 		     0;
-	for (const char *p = filter; ok && (p = strchr(p, '%')) != NULL; p += 2) {
+	for (const char *p = filter; ok && (p = strchr(p, '%')) != NULL; p++) {
 		const char *which = p[1] != '\0' ? strchr(letters, p[1]) : NULL;
 
 		len += which != NULL ? esc[which - letters].bv_len : 0;
@@ -509,6 +510,7 @@ enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user,
                                     char err[TSMS_CONFIG_ERR_MAX])
 {
 	struct name_parts parts = { user, "", strlen(user), 0 };
+	struct berval value[3];
 	const char *problem = NULL;
 
 	*filter = NULL;
@@ -530,15 +532,10 @@ enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user,
 		     user, (int)parts.domain_len, parts.domain);
 		return TSMS_ERR_DIRECTORY;
 	}
-	{
-		const struct berval value[3] = {
-			{ strlen(user), (char *)(uintptr_t)user },
-			{ parts.name_len, (char *)(uintptr_t)parts.name },
-			{ parts.domain_len, (char *)(uintptr_t)parts.domain },
-		};
-
-		*filter = expand_filter(l->filter, value);
-	}
+	value[0] = (struct berval){ strlen(user), (char *)(uintptr_t)user };
+	value[1] = (struct berval){ parts.name_len, (char *)(uintptr_t)parts.name };
+	value[2] = (struct berval){ parts.domain_len, (char *)(uintptr_t)parts.domain };
+	*filter = expand_filter(l->filter, value);
 	if (*filter == NULL) {
 		fail(err, "directory: out of memory");
 		return TSMS_ERR_NOMEM;
