@@ -618,6 +618,32 @@ static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage
 	return ret;
 }
 
+/* The probe's entry (tsms_directory_probe): its DN in num->where. */
+static enum tsms_err read_probe(struct query *q, LDAPMessage *res, struct tsms_number *num)
+{
+	LDAPMessage *e = ldap_first_entry(q->ld, res);
+	struct berval **values = e != NULL ? ldap_get_values_len(q->ld, e, q->l->attribute) : NULL;
+	char *dn = e != NULL ? ldap_get_dn(q->ld, e) : NULL;
+	enum tsms_err ret = TSMS_OK;
+
+	if (values == NULL || values[0] == NULL) {
+		fail(q->err,
+		     "directory: no entry under %s shows %s to %s (none has it, or the directory's "
+		     "access rules hide it); fix: check ldap.baseDN and ldap.attribute, and let "
+		     "the service account read %s",
+		     q->l->base_dn, q->l->attribute,
+		     q->l->bind_dn != NULL ? "ldap.bindDN" : "an anonymous bind", q->l->attribute);
+		ret = TSMS_ERR_DIRECTORY;
+	} else {
+		num->source = TSMS_SOURCE_LDAP;
+		snprintf(num->where, sizeof(num->where), "%s", dn != NULL ? dn : "?");
+	}
+	ldap_value_free_len(values);
+	ldap_memfree(dn);
+	return ret;
+}
+
+/* The search for user, or for the probe when user is NULL. */
 static enum tsms_err search(struct query *q, const char *user, const char *filter,
                             struct tsms_number *num)
 {
@@ -627,13 +653,15 @@ static enum tsms_err search(struct query *q, const char *user, const char *filte
 	enum tsms_err ret;
 	int rc;
 
-	/* two entries are enough to tell one from several */
+	/* two entries are enough to tell one from several; the probe needs one */
 	rc = ldap_search_ext_s(q->ld, q->l->base_dn, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL,
-	                       NULL, &tv, 2, &res);
+	                       NULL, &tv, user != NULL ? 2 : 1, &res);
 	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
 		ldap_problem(q, "the search", rc);
 		ret = rc == LDAP_NO_SUCH_OBJECT || rc == LDAP_FILTER_ERROR ? TSMS_ERR_DIRECTORY
 		                                                           : TSMS_ERR_UNAVAILABLE;
+	} else if (user == NULL) {
+		ret = read_probe(q, res, num);
 	} else {
 		ret = read_entries(q, user, res, num);
 	}
@@ -754,43 +782,37 @@ static void reap(pid_t pid, enum awaited how, const struct timespec *start, stru
 }
 
 /*
- * The lookup runs in a child process that the module ends when the budget is
- * spent: libldap 2.5 with GnuTLS spins without end in the TLS handshake with a
- * server that accepts the connection and never answers (no option or socket
- * timeout stops it), and a server may drip bytes to outlast every per-read
- * timeout. The child is a copy of this process (no exec: nothing is looked up
+ * The search (for user, or the probe's when user is NULL) runs in a child
+ * process that the module ends when the budget is spent: libldap 2.5 with
+ * GnuTLS spins without end in the TLS handshake with a server that accepts the
+ * connection and never answers (no option or socket timeout stops it), and a
+ * server may drip bytes to outlast every per-read timeout. The child is a copy of this process (no exec: nothing is looked up
  * on PATH), so libldap's state never lives in the host program either; it
  * answers through a pipe and exits. It leaves the caller's reach first
  * (caller.h): in a setuid host the caller could otherwise kill it and pass for
  * a directory outage.
  */
-enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *user,
-                                  struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
+static enum tsms_err in_child(const struct tsms_config *cfg, const char *user, const char *filter,
+                              struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
 {
 	long long budget_ms = cfg->ldap->timeout_seconds * 1000LL + 500;
 	struct timespec start;
 	enum awaited how;
 	enum tsms_err ret;
 	struct answer a;
-	char *filter = NULL;
 	int fds[2];
 	pid_t pid;
 
 	num->source = TSMS_SOURCE_NONE;
 	num->phone[0] = num->where[0] = '\0';
-	ret = tsms_directory_filter(cfg->ldap, user, &filter, err);
-	if (ret != TSMS_OK)
-		return ret;
 	if (pipe2(fds, O_CLOEXEC) != 0) {
 		fail(err, "directory: cannot make a pipe: %s", strerror(errno));
-		free(filter);
 		return TSMS_ERR_SYSTEM;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	pid = fork();
 	if (pid < 0) {
 		fail(err, "directory: cannot fork: %s", strerror(errno));
-		free(filter);
 		close(fds[0]);
 		close(fds[1]);
 		return TSMS_ERR_SYSTEM;
@@ -811,7 +833,6 @@ enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *use
 		_exit(write(fds[1], &a, sizeof(a)) == (ssize_t)sizeof(a) ? 0 : 1);
 	}
 	close(fds[1]);
-	free(filter);
 	memset(&a, 0, sizeof(a));
 	how = await_answer(fds[0], budget_ms, &a);
 	if (how == TIMED_OUT) {
@@ -832,5 +853,37 @@ enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *use
 		num->phone[0] = num->where[0] = '\0';
 	}
 	tsms_wipe(&a, sizeof(a));
+	return ret;
+}
+
+enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *user,
+                                  struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
+{
+	char *filter = NULL;
+	enum tsms_err ret;
+
+	num->source = TSMS_SOURCE_NONE;
+	num->phone[0] = num->where[0] = '\0';
+	ret = tsms_directory_filter(cfg->ldap, user, &filter, err);
+	if (ret == TSMS_OK)
+		ret = in_child(cfg, user, filter, num, err);
+	free(filter);
+	return ret;
+}
+
+enum tsms_err tsms_directory_probe(const struct tsms_config *cfg, char msg[TSMS_CONFIG_ERR_MAX])
+{
+	struct tsms_number num;
+	char filter[TSMS_CONFIG_ERR_MAX * 3]; /* the attribute has at most 1024 bytes */
+	enum tsms_err ret;
+
+	/* the attribute is checked by the config: letters, digits, '-' and ';' */
+	snprintf(filter, sizeof(filter), "(%s=*)", cfg->ldap->attribute);
+	ret = in_child(cfg, NULL, filter, &num, msg);
+	if (ret == TSMS_OK)
+		fail(msg, "ldap: connected to %s, bound %s and read %s of %s: OK", cfg->ldap->uri,
+		     cfg->ldap->bind_dn != NULL ? "as ldap.bindDN" : "anonymously",
+		     cfg->ldap->attribute, num.where);
+	tsms_wipe(&num, sizeof(num));
 	return ret;
 }

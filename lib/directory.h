@@ -58,4 +58,14 @@ enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user,
 enum tsms_err tsms_directory_find(const struct tsms_config *cfg, const char *user,
                                   struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX]);
 
+/* For `twilio-sms-otp check`: what a login needs of the directory, tried as a
+ * login does it (a child process, ldap.timeoutSeconds): connect, TLS, bind,
+ * and one entry under baseDN that shows ldap.attribute to the service account
+ * (the filter "(ATTRIBUTE=*)", size limit 1). TSMS_OK with msg "ldap: connected
+ * to URI, bound as ldap.bindDN and read ATTRIBUTE of DN: OK" (never the value);
+ * TSMS_ERR_DIRECTORY when no entry shows it (none has it, or the access rules
+ * hide it from the service account); TSMS_ERR_UNAVAILABLE and the cause with
+ * its fix (tsms_directory_reason) when the directory cannot be used. */
+enum tsms_err tsms_directory_probe(const struct tsms_config *cfg, char msg[TSMS_CONFIG_ERR_MAX]);
+
 #endif
