@@ -56,11 +56,10 @@ static bool parse_ldap_domains(struct tsms_ldap *l, const cJSON *obj, char err[T
 
 		if (v == NULL || v[0] == '\0' || strlen(v) > 255 || strpbrk(v, " @\\") != NULL ||
 		    tsms_config_has_control(v)) {
-			fail(err, "ldap.domains has an entry that is not a domain name (a "
-			          "non-empty string "
-			          "without spaces, '@' or '\\'); fix: write the domain as users "
-			          "type it, "
-			          "e.g. \"CORP\" or \"corp.example.com\"");
+			fail(err,
+			     "ldap.domains has an entry that is not a domain name (a non-empty "
+			     "string without spaces, '@' or '\\'); fix: write the domain as "
+			     "users type it, e.g. \"CORP\" or \"corp.example.com\"");
 			return false;
 		}
 		if (!tsms_config_copy_string(&l->domains[i++], v, err))
@@ -143,6 +142,7 @@ bool tsms_config_parse_ldap(struct tsms_config *cfg, const cJSON *root,
 {
 	static const struct tsms_number_option timeout = { "ldap.timeoutSeconds", 0, 5, 1, 30 };
 	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "ldap");
+	const char *problem;
 	struct tsms_ldap *l;
 
 	if (obj == NULL)
@@ -183,14 +183,13 @@ bool tsms_config_parse_ldap(struct tsms_config *cfg, const cJSON *root,
 	}
 	if (l->filter == NULL && !tsms_config_copy_string(&l->filter, "(uid=%u)", err))
 		return false;
-	if (filter_problem(l->filter) != NULL) {
+	problem = filter_problem(l->filter);
+	if (problem != NULL) {
 		fail(err,
 		     "ldap.filter %s; fix: write e.g. \"(uid=%%u)\", or \"(sAMAccountName=%%s)\" "
-		     "with "
-		     "ldap.domains (%%u: the user name, %%s: it without @DOMAIN or DOMAIN\\, %%d: "
-		     "the "
-		     "domain; each escaped)",
-		     filter_problem(l->filter));
+		     "with ldap.domains (%%u: the user name, %%s: it without @DOMAIN or DOMAIN\\, "
+		     "%%d: the domain; each escaped)",
+		     problem);
 		return false;
 	}
 	if (!parse_ldap_domains(l, obj, err))

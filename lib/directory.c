@@ -294,9 +294,8 @@ void tsms_directory_reason(int rc, const char *diag, char reason[TSMS_DIRECTORY_
 			what = certificate_problem(d, &fix);
 		if (what == NULL && d[0] != '\0') {
 			what = "the connection or its TLS handshake failed";
-			fix = "check that ldap.uri names the server's TLS port (ldaps://, usually "
-			      "636) "
-			      "or its StartTLS port (ldap://, usually 389)";
+			fix = "check that ldap.uri names the server's TLS port (ldaps://, "
+			      "usually 636) or its StartTLS port (ldap://, usually 389)";
 		} else if (what == NULL) {
 			what = "cannot connect to the server (refused, unreachable or closed)";
 			fix = "check ldap.uri's host and port and that the server runs";
@@ -577,9 +576,8 @@ static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage
 	if ((count <= 0 || e == NULL) && strpbrk(user, "@\\") != NULL && !splits_names(q->l)) {
 		fail(q->err,
 		     "directory: user \"%s\" has a domain part, which ldap.filter takes whole "
-		     "(%%u), "
-		     "and no entry matched: denied, not taken for a user without a number; fix: "
-		     "match the short name with %%s and list the directory's domains in "
+		     "(%%u), and no entry matched: denied, not taken for a user without a number; "
+		     "fix: match the short name with %%s and list the directory's domains in "
 		     "ldap.domains (see pam_twilio_sms.json(5))",
 		     user);
 		return TSMS_ERR_DIRECTORY;
