@@ -74,7 +74,7 @@ side by side in one run; every figure is a median over --runs runs (default 30) 
                   No target: it tells what a backup code costs.
 
 Prints a table; a full default run also writes tests/bench/results.md, results.json and
-results.svg (the plot the README embeds); --only SECTIONS --merge measures only those and
+results.svg (the plot docs/benchmarks.md embeds); --only SECTIONS --merge measures only those and
 puts their figures into the results files there are, the others' unchanged. Needs root
 (service files in /etc/pam.d, root-owned config), pamtester, curl, /usr/bin/time and
 valgrind; `make bench` installs them, and the directory section installs slapd and

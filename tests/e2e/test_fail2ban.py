@@ -64,7 +64,7 @@ def fail2ban_problem():
 def confdir(h, filter_text=None):
     """A copy of Debian's /etc/fail2ban with the shipped filter and jail in it (the filter
     replaced by filter_text when given) and authpriv read from an empty file there, as an
-    admin's machine has them after the README's steps. Returns its path."""
+    admin's machine has them after docs/troubleshooting.md's steps. Returns its path."""
     problem = fail2ban_problem()
     check(problem is None, problem)
     d = h.workdir / f"fail2ban-{h.case}"

@@ -1,6 +1,6 @@
 """End-to-end cases: send limits and lockout shared by every host through Redis
 (tests/harness/redis.py: one real redis-server for this family, on loopback and a Unix
-socket, with the README's ACL user). Two hosts are two configs with their own stateDir on
+socket, with the fleet guide's ACL user). Two hosts are two configs with their own stateDir on
 the same Redis: a lockout, sendLimit and globalSendLimit reached over both, many logins at
 once counted exactly, keys under keyPrefix only and always with a TTL, hashed user names,
 the Unix socket and databases, a second fleet's prefix, and every Redis failure (a wrong

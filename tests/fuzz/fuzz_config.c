@@ -84,7 +84,7 @@ static void check_config(const struct tsms_config *cfg)
 		FUZZ_CHECK(r->timeout_seconds >= 1 && r->timeout_seconds <= 10);
 	}
 
-	/* the ranges of README's config table */
+	/* the ranges of pam_twilio_sms.json(5)'s keys */
 	FUZZ_CHECK(cfg->code_length >= TSMS_CODE_MIN && cfg->code_length <= TSMS_CODE_MAX);
 	FUZZ_CHECK(cfg->code_ttl_seconds >= 1 && cfg->code_ttl_seconds <= 3600);
 	FUZZ_CHECK(cfg->max_attempts >= 1 && cfg->max_attempts <= 10);

@@ -7,7 +7,7 @@ own dir, pidfile and logfile, nothing to syslog), a TCP listener on 127.0.0.1:PO
 [::1]:PORT where the machine has ::1) and a Unix socket in its directory (unixsocketperm
 700: root only). The default user is off (or on with a password, when asked for: AUTH with
 a password alone); every other client authenticates as an ACL user: `pam`, with the keys
-and commands the module needs (the README's ACL line, PAM_ACL), `admin` (+@all ~*) for the
+and commands the module needs (docs/fleet.md's ACL line, PAM_ACL), `admin` (+@all ~*) for the
 harness itself, and more users with other key patterns when asked for (a second fleet's
 prefix). The system redis-server that the package installs is never used or touched.
 
@@ -56,7 +56,7 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "redis-admin-Secret-9876543210"
 KEY_PREFIX = "pam_twilio_sms:"
 # the module's commands: the shipped example's user pam (conf/redis/pam_twilio_sms.conf, the
-# README's) after its key pattern, so that every test proves that ACL is enough
+# fleet guide's) after its key pattern, so that every test proves that ACL is enough
 SHIPPED_ACL = REPO / "conf" / "redis" / "pam_twilio_sms.conf"
 
 

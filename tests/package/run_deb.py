@@ -374,6 +374,11 @@ def package_contents(h):
             "/usr/share/man/man8/twilio-sms-otp.8.gz": "-rw-r--r--",
             "/usr/share/man/man5/pam_twilio_sms.json.5.gz": "-rw-r--r--",
             f"{DOC}/README.md.gz": "-rw-r--r--", f"{DOC}/README.Debian": "-rw-r--r--",
+            # the README's guides, where its links expect them (over 4 KB: dh_compress)
+            f"{DOC}/docs/fleet.md.gz": "-rw-r--r--",
+            f"{DOC}/docs/security.md.gz": "-rw-r--r--",
+            f"{DOC}/docs/troubleshooting.md.gz": "-rw-r--r--",
+            f"{DOC}/docs/benchmarks.md.gz": "-rw-r--r--",
             f"{DOC}/copyright": "-rw-r--r--", f"{DOC}/changelog.gz": "-rw-r--r--",
             str(EXAMPLE): "-rw-r--r--",
             f"{DOC}/examples/pam.d-sshd.snippet": "-rw-r--r--",
