@@ -375,6 +375,31 @@ static void position(const char *json, size_t offset, unsigned *line, unsigned *
 	}
 }
 
+/* The example's users, for a caller that wants every problem (fn) only: the
+ * module accepts them (a user's number concerns that user alone), but they
+ * are no one's. Read from the tree, whatever the users section made of it. */
+static void flag_example_users(const cJSON *root, struct tsms_config_problems *p)
+{
+	const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
+	char phone[TSMS_PHONE_MAX], msg[TSMS_CONFIG_ERR_MAX], q[64];
+	const cJSON *item;
+
+	if (p->fn == NULL || !cJSON_IsObject(users))
+		return;
+	cJSON_ArrayForEach(item, users)
+	{
+		if (!cJSON_IsString(item) || !tsms_phone_normalize(item->valuestring, phone) ||
+		    !tsms_example_user(item->string, phone))
+			continue;
+		fail(msg,
+		     "users.%s is the example's user, with a number reserved for fiction; fix: "
+		     "replace the example's users with yours and their mobile numbers, or remove "
+		     "them",
+		     tsms_config_quote(q, item->string));
+		p->fn(p->ctx, msg);
+	}
+}
+
 /* The sections in order: the first problem is the one a refusal names. */
 static void parse_sections(struct tsms_config *cfg, const cJSON *root,
                            struct tsms_config_problems *p)
@@ -424,6 +449,7 @@ static struct tsms_config *parse(const char *json, size_t len, struct tsms_confi
 		goto out;
 	}
 	parse_sections(cfg, root, p);
+	flag_example_users(root, p);
 	if (p->count > 0) {
 		tsms_config_free(cfg);
 		cfg = NULL;

@@ -27,9 +27,9 @@ static bool is_sid(const char *s, const char *prefix)
 	return true;
 }
 
-/* A SID under key: prefix and 32 hex digits; what names it in the fix. */
+/* A SID under key: prefix and 32 hex digits; what and where name it in the fix. */
 static bool parse_sid(const cJSON *root, const char *key, const char *prefix, const char *what,
-                      char **dst, char err[TSMS_CONFIG_ERR_MAX])
+                      const char *where, char **dst, char err[TSMS_CONFIG_ERR_MAX])
 {
 	const char *sid;
 
@@ -38,16 +38,14 @@ static bool parse_sid(const cJSON *root, const char *key, const char *prefix, co
 	if (sid != NULL && tsms_example_placeholder(sid)) {
 		fail(err,
 		     "%s is the example's placeholder; fix: replace it with your %s (\"%s\" and 32 "
-		     "hex digits) from the Twilio Console",
-		     key, what, prefix);
+		     "hex digits) from %s",
+		     key, what, prefix, where);
 		return false;
 	}
 	if (sid == NULL || !is_sid(sid, prefix)) {
-		fail(err,
-		     "%s %s%s%s; fix: copy the %s (\"%s\" and 32 hex digits) from the Twilio "
-		     "Console",
-		     key, sid == NULL ? "is missing" : "is not \"", sid == NULL ? "" : prefix,
-		     sid == NULL ? "" : "\" and 32 hex digits", what, prefix);
+		fail(err, "%s %s%s%s; fix: copy the %s (\"%s\" and 32 hex digits) from %s", key,
+		     sid == NULL ? "is missing" : "is not \"", sid == NULL ? "" : prefix,
+		     sid == NULL ? "" : "\" and 32 hex digits", what, prefix, where);
 		return false;
 	}
 	return tsms_config_copy_string(dst, sid, err);
@@ -125,14 +123,15 @@ bool tsms_config_parse_credentials(struct tsms_config *cfg, const cJSON *root,
 {
 	char err[TSMS_CONFIG_ERR_MAX];
 
-	return tsms_config_go_on(
-		       p,
-		       parse_sid(root, "accountSID", "AC", "Account SID", &cfg->account_sid, err),
-		       err) &&
+	return tsms_config_go_on(p,
+	                         parse_sid(root, "accountSID", "AC", "Account SID",
+	                                   "the Twilio Console", &cfg->account_sid, err),
+	                         err) &&
 	       tsms_config_go_on(p, parse_credential(cfg, root, err), err) &&
 	       tsms_config_go_on(p,
 	                         parse_sid(root, "fromMessagingServiceSID", "MG",
-	                                   "Messaging Service's Sid (Messaging > Services)",
+	                                   "Messaging Service's Sid",
+	                                   "Messaging > Services in the Twilio Console",
 	                                   &cfg->messaging_service_sid, err),
 	                         err);
 }

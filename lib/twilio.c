@@ -120,10 +120,18 @@ bool tsms_twilio_messaging_base(const char *api_base, char *out, size_t size)
 	              strpbrk(api_base + strlen("https://"), ":/") == NULL;
 	int w;
 
-	if (twilio) /* "https://api.twilio.com": the default, its "." is the suffix's */
+	if (twilio) { /* "https://api.twilio.com": the default, its "." is the suffix's */
 		w = snprintf(out, size, "https://messaging%s", api_base + strlen(api) - 1);
-	else
+	} else {
+		const char *host = api_base + strlen("https://");
+		size_t hn = strcspn(host, ":/");
+
+		/* on twilio.com, but not an API host name as Twilio writes them */
+		if ((hn >= ns && strncasecmp(host + hn - ns, suffix, ns) == 0) ||
+		    (hn == ns - 1 && strncasecmp(host, suffix + 1, hn) == 0))
+			return false;
 		w = snprintf(out, size, "%s", api_base);
+	}
 	return w >= 0 && (size_t)w < size;
 }
 
@@ -183,8 +191,11 @@ enum tsms_service_verdict tsms_twilio_check_service(const struct tsms_config *cf
 	if (!tsms_twilio_messaging_base(cfg->api_base_url, base, sizeof(base)) ||
 	    snprintf(res->url, sizeof(res->url), "%s" SERVICE_PATH "%s", base,
 	             cfg->messaging_service_sid) >= (int)sizeof(res->url)) {
-		snprintf(res->error_message, sizeof(res->error_message), "the URL is too long");
-		res->verdict = TSMS_SERVICE_UNEXPECTED;
+		tsms_format_clean(res->error_message, sizeof(res->error_message),
+		                  "the Messaging API's host for %s is not known",
+		                  cfg->api_base_url);
+		res->url[0] = '\0';
+		res->verdict = TSMS_SERVICE_UNKNOWN_HOST;
 		return res->verdict;
 	}
 	req.url = res->url;

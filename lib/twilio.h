@@ -51,6 +51,7 @@ enum tsms_service_verdict {
 	TSMS_SERVICE_FORBIDDEN,      /* 403: the credential may not read the service */
 	TSMS_SERVICE_UNREACHABLE,    /* no answer: connection, TLS, proxy, timeout */
 	TSMS_SERVICE_UNEXPECTED,     /* any other answer (429, 5xx, a body without the service) */
+	TSMS_SERVICE_UNKNOWN_HOST,   /* no known Messaging API host for apiBaseUrl: not asked */
 };
 
 struct tsms_twilio_service {
@@ -65,8 +66,10 @@ struct tsms_twilio_service {
 /* The base URL of Twilio's Messaging API for the base URL of its Messages
  * API: https://api[.EDGE.REGION].twilio.com becomes
  * https://messaging[.EDGE.REGION].twilio.com (Twilio's PRODUCT.EDGE.REGION
- * host names); any other base (apiBaseUrl: a gateway or the test sandbox)
- * serves both and is kept. Returns false when it does not fit in size. */
+ * host names); a base that is not on twilio.com (apiBaseUrl: a gateway or the
+ * test sandbox) serves both and is kept. Returns false for any other base on
+ * twilio.com (a port or a path: its Messaging API host is not known) and when
+ * it does not fit in size. */
 bool tsms_twilio_messaging_base(const char *api_base, char *out, size_t size);
 
 /* Interprets the answer to GET /v1/Services/{sid} (status, body of len bytes,
