@@ -460,6 +460,10 @@ def check_twilio_forbidden_and_unreachable(h):
     config = h.write_config(h.config(apiBaseUrl=f"https://127.0.0.1:{port}"))
     check_problem(h, config, (f"GET https://127.0.0.1:{port}/v1/Services/{MESSAGING_SID}",
                               "check --offline"))
+    # an apiBaseUrl on twilio.com whose Messaging API host is not known: said, not guessed
+    res, _ = check_problem(h, h.write_config(h.config(apiBaseUrl="https://api.twilio.com:443")),
+                           ("Messaging API's host for https://api.twilio.com:443 is not known",))
+    check(not res.requests, "a request for an unknown host")
 
 
 @case

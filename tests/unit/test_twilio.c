@@ -578,10 +578,14 @@ static void test_messaging_base(void **state)
 	                      "https://messaging.Sydney.AU1.twilio.com");
 	/* anything else is kept: a gateway or the sandbox serves both APIs */
 	assert_messaging_base("https://127.0.0.1:8443", "https://127.0.0.1:8443");
-	assert_messaging_base("https://api.twilio.com:443", "https://api.twilio.com:443");
-	assert_messaging_base("https://api.twilio.com/prefix", "https://api.twilio.com/prefix");
 	assert_messaging_base("https://api.twilio.com.example", "https://api.twilio.com.example");
 	assert_messaging_base("https://gateway.example/twilio", "https://gateway.example/twilio");
+	/* on twilio.com but not an API host as Twilio writes them: not known, not guessed */
+	assert_false(
+		tsms_twilio_messaging_base("https://api.twilio.com:443", small, sizeof(small)));
+	assert_false(tsms_twilio_messaging_base("https://api.twilio.com/x", small, sizeof(small)));
+	assert_false(tsms_twilio_messaging_base("https://twilio.com", small, sizeof(small)));
+	assert_false(tsms_twilio_messaging_base("https://sms.TWILIO.com", small, sizeof(small)));
 	assert_false(tsms_twilio_messaging_base("https://api.dublin.ie1.twilio.com", small,
 	                                        sizeof(small)));
 }
