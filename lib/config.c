@@ -359,13 +359,13 @@ bool tsms_config_go_on(struct tsms_config_problems *p, bool ok, const char *err)
 	return true;
 }
 
-/* Where offset (bytes into json) is, as an editor shows it: line and column
- * from 1, the column counted in characters (UTF-8). */
-static void position(const char *json, size_t offset, unsigned *line, unsigned *column)
+/* Where offset (bytes into json, of len bytes) is, as an editor shows it:
+ * line and column from 1, the column counted in characters (UTF-8). */
+static void position(const char *json, size_t len, size_t offset, unsigned *line, unsigned *column)
 {
 	*line = 1;
 	*column = 1;
-	for (size_t i = 0; i < offset; i++) {
+	for (size_t i = 0; i < offset && i < len; i++) {
 		if (json[i] == '\n') {
 			++*line;
 			*column = 1;
@@ -436,7 +436,7 @@ static struct tsms_config *parse(const char *json, size_t len, struct tsms_confi
 
 		/* cJSON points at the first byte it could not take */
 		if (root == NULL && end != NULL && end >= json && end <= json + len)
-			position(json, (size_t)(end - json), &line, &column);
+			position(json, len, (size_t)(end - json), &line, &column);
 		fail(err, "%s (line %u, column %u); fix: check it with `python3 -m json.tool FILE`",
 		     root == NULL ? "not valid JSON" : "not a JSON object", line, column);
 		tsms_config_go_on(p, false, err);
