@@ -57,9 +57,12 @@ static bool wants_help(int argc, char **argv)
 
 static const struct command commands[] = {
 	{ "check",
-	  "usage: twilio-sms-otp [--config PATH] check\n"
-	  "Validates the config, its users file and stateDir as the PAM module would;\n"
-	  "prints each problem with its fix. Exit 0 only when the module accepts it.\n",
+	  "usage: twilio-sms-otp [--config PATH] check [--offline]\n"
+	  "Validates the config, its users file and stateDir as the PAM module would,\n"
+	  "flags the example's placeholders and users, and proves the Twilio credential\n"
+	  "and Messaging Service by fetching the service (no text is sent); with ldap or\n"
+	  "redis, connects as the module would. --offline leaves the network out. Prints\n"
+	  "every problem with its fix. Exit 0 only when there is none.\n",
 	  cmd_check },
 	{ "test",
 	  "usage: twilio-sms-otp [--config PATH] test NUMBER\n"

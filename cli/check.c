@@ -1,7 +1,7 @@
 /*
- * check.c - twilio-sms-otp check: the config, its users file, stateDir, the directory,
- * Redis and the backup codes file, each as the PAM module would use it; every problem
- * is printed with its fix.
+ * check.c - twilio-sms-otp check: the config, its users file, stateDir, the Twilio
+ * credential and Messaging Service, the directory, Redis and the backup codes file, each
+ * as the PAM module would use it; every problem is printed with its fix, in one run.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,7 +14,10 @@
 #include "lib/backup.h"
 #include "lib/config.h"
 #include "lib/directory.h"
+#include "lib/example.h"
+#include "lib/http.h"
 #include "lib/state.h"
+#include "lib/twilio.h"
 #include "lib/users.h"
 
 #include "cli.h"
@@ -58,6 +61,11 @@ static void check_line(void *ctx, unsigned line, const char *user, const char *p
 		        trouble);
 		return;
 	}
+	if (tsms_example_user(user, phone))
+		problem(c,
+		        "usersFile %s:%u: %s is the example's user, with a number reserved for "
+		        "fiction; fix: remove the line, or enroll the user's own number",
+		        c->path, line, user);
 	if (!tsms_config_country_allowed(c->cfg, phone))
 		problem(c,
 		        "usersFile %s:%u: %s's number is outside allowedCountryCodes and will "
@@ -205,22 +213,105 @@ static void check_backup_codes(struct check_ctx *c)
 		       users == 1 ? "" : "s");
 }
 
+/* Each problem of the config itself, as the loader finds them. */
+static void config_problem(void *ctx, const char *text)
+{
+	problem(ctx, "%s", text);
+}
+
+/* The fix for a Twilio verdict, or NULL for none. */
+static const char *twilio_fix(enum tsms_service_verdict v)
+{
+	switch (v) {
+	case TSMS_SERVICE_BAD_CREDENTIAL:
+		return "copy the Auth Token of accountSID from the Twilio Console into authToken, "
+		       "or an API key of that account into apiKeySID and apiKeySecret (a key "
+		       "made in another region is not valid here)";
+	case TSMS_SERVICE_NOT_FOUND:
+		return "copy the Sid of your Messaging Service (Messaging > Services in the Twilio "
+		       "Console) into fromMessagingServiceSID; a service of another account or "
+		       "region is not found either";
+	case TSMS_SERVICE_FORBIDDEN:
+		return "use the Auth Token, or a Standard or Main API key: this key may not read "
+		       "the Messaging Service, and may not send through it either";
+	case TSMS_SERVICE_UNREACHABLE:
+		return "check the network, proxy and caFile (the module sends the same way), or "
+		       "run check --offline to leave Twilio out";
+	case TSMS_SERVICE_UNEXPECTED:
+		return "try again later; if it persists, check Twilio's status page";
+	case TSMS_SERVICE_OK:
+	case TSMS_SERVICE_UNKNOWN_HOST:
+		break;
+	}
+	return NULL;
+}
+
+/* The credential and the Messaging Service, proved by fetching the service
+ * (GET /v1/Services/{sid}): no text is sent. */
+static void check_twilio(struct check_ctx *c)
+{
+	const struct tsms_config *cfg = c->cfg;
+	struct tsms_twilio_service res;
+	enum tsms_service_verdict v;
+
+	if (tsms_http_global_init() != 0) {
+		problem(c, "Twilio: cannot initialise libcurl; fix: run check again, or check "
+		           "--offline");
+		return;
+	}
+	v = tsms_twilio_check_service(cfg, &res);
+	tsms_http_global_cleanup();
+	if (v == TSMS_SERVICE_OK) {
+		printf("Twilio: credential (%s) and Messaging Service %s (\"%s\") verified: GET "
+		       "%s\n",
+		       cfg->api_key_sid != NULL ? "API key" : "auth token",
+		       cfg->messaging_service_sid, res.friendly_name, res.url);
+	} else if (v == TSMS_SERVICE_UNKNOWN_HOST) {
+		problem(c,
+		        "Twilio: not verified: %s; fix: use host (e.g. api.dublin.ie1.twilio.com) "
+		        "for a Twilio region, or an apiBaseUrl that also serves /v1/Services, or "
+		        "run check --offline",
+		        res.error_message);
+	} else if (res.http_status == 0) {
+		problem(c, "Twilio: GET %s: %s; fix: %s", res.url, res.error_message,
+		        twilio_fix(v));
+	} else {
+		static const char *const what[] = {
+			[TSMS_SERVICE_BAD_CREDENTIAL] = "refused the credential",
+			[TSMS_SERVICE_NOT_FOUND] = "has no such Messaging Service in the account",
+			[TSMS_SERVICE_FORBIDDEN] = "refused the credential access to the Messaging "
+						   "Service",
+			[TSMS_SERVICE_UNEXPECTED] = "gave an unexpected answer",
+		};
+		problem(c, "Twilio %s (GET %s: HTTP %ld, error %ld%s%s); fix: %s", what[v], res.url,
+		        res.http_status, res.error_code, res.error_message[0] != '\0' ? ": " : "",
+		        res.error_message, twilio_fix(v));
+	}
+}
+
 int cmd_check(const char *config_path, int argc, char **argv)
 {
 	struct check_ctx c = { 0 };
 	char err[TSMS_CONFIG_ERR_MAX];
 	struct tsms_config *cfg;
+	bool offline = false;
 
-	(void)argv;
-	if (argc > 1) {
-		fprintf(stderr, "twilio-sms-otp check: takes no arguments\n");
-		return EXIT_USAGE;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--offline") != 0) {
+			fprintf(stderr,
+			        "twilio-sms-otp check: unknown argument %s; usage: "
+			        "twilio-sms-otp check [--offline]\n",
+			        argv[i]);
+			return EXIT_USAGE;
+		}
+		offline = true;
 	}
-	cfg = tsms_config_load(config_path, err);
+	cfg = tsms_config_load_all(config_path, config_problem, &c, err);
 	if (cfg == NULL) {
-		printf("problem: %s\n", err);
-		printf("%s: the PAM module would refuse this config (PAM_SERVICE_ERR)\n",
-		       config_path);
+		printf("Twilio: not verified: the config has problems\n");
+		printf("%s: %u problem%s; the PAM module would refuse this config "
+		       "(PAM_SERVICE_ERR)\n",
+		       config_path, c.problems, c.problems == 1 ? "" : "s");
 		return 1;
 	}
 	c.cfg = cfg;
@@ -231,8 +322,15 @@ int cmd_check(const char *config_path, int argc, char **argv)
 		check_duplicates(&c);
 	}
 	check_state_dir(&c, cfg->state_dir);
-	check_directory(&c);
-	check_redis(&c);
+	if (offline) {
+		printf("Twilio: not verified (--offline)%s\n",
+		       cfg->ldap != NULL || cfg->redis != NULL ? "; ldap and redis not tried either"
+		                                               : "");
+	} else {
+		check_twilio(&c);
+		check_directory(&c);
+		check_redis(&c);
+	}
 	check_backup_codes(&c);
 	for (size_t i = 0; i < c.n_seen; i++)
 		free(c.seen[i].name);

@@ -17,6 +17,7 @@
 
 #include "config_parse.h"
 #include "config_read.h"
+#include "example.h"
 #include "otp.h"
 #include "rootfile.h"
 
@@ -124,21 +125,24 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 	return true;
 }
 
-static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+static bool parse_risk_check(struct tsms_config *cfg, const cJSON *root,
+                             char err[TSMS_CONFIG_ERR_MAX])
 {
 	const cJSON *risk = cJSON_GetObjectItemCaseSensitive(root, "disableRiskCheck");
-	const char *mode;
 
-	for (size_t i = 0; i < sizeof(number_options) / sizeof(number_options[0]); i++) {
-		const struct tsms_number_option *opt = &number_options[i];
-		if (!set_number(cfg, opt, cJSON_GetObjectItemCaseSensitive(root, opt->key), err))
-			return false;
-	}
 	if (risk != NULL && !cJSON_IsBool(risk)) {
 		fail(err, "disableRiskCheck must be true or false; fix: write it without quotes");
 		return false;
 	}
 	cfg->disable_risk_check = cJSON_IsTrue(risk);
+	return true;
+}
+
+static bool parse_fail_mode(struct tsms_config *cfg, const cJSON *root,
+                            char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *mode;
+
 	if (!tsms_config_get_string(root, "failMode", &mode, err))
 		return false;
 	if (mode == NULL || strcmp(mode, "closed") == 0) {
@@ -152,7 +156,26 @@ static bool parse_options(struct tsms_config *cfg, const cJSON *root, char err[T
 		     tsms_config_quote(q, mode));
 		return false;
 	}
-	return tsms_config_parse_endpoint(cfg, root, err);
+	return true;
+}
+
+static bool parse_options(struct tsms_config *cfg, const cJSON *root,
+                          struct tsms_config_problems *p)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < sizeof(number_options) / sizeof(number_options[0]); i++) {
+		const struct tsms_number_option *opt = &number_options[i];
+		if (!tsms_config_go_on(p,
+		                       set_number(cfg, opt,
+		                                  cJSON_GetObjectItemCaseSensitive(root, opt->key),
+		                                  err),
+		                       err))
+			return false;
+	}
+	return tsms_config_go_on(p, parse_risk_check(cfg, root, err), err) &&
+	       tsms_config_go_on(p, parse_fail_mode(cfg, root, err), err) &&
+	       tsms_config_parse_endpoint(cfg, root, p);
 }
 
 static bool parse_state_dir(struct tsms_config *cfg, const cJSON *root,
@@ -194,14 +217,19 @@ static bool parse_path(const cJSON *root, const char *key, const char *example, 
 	return tsms_config_copy_string(out, path, err);
 }
 
-static bool parse_files(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+static bool parse_files(struct tsms_config *cfg, const cJSON *root, struct tsms_config_problems *p)
 {
-	char q[64];
+	char err[TSMS_CONFIG_ERR_MAX], q[64];
 
-	if (!parse_path(root, "usersFile", "/etc/security/pam_twilio_sms.users", &cfg->users_file,
-	                err) ||
-	    !parse_path(root, "backupCodesFile", "/etc/security/pam_twilio_sms.backup-codes",
-	                &cfg->backup_codes_file, err))
+	if (!tsms_config_go_on(p,
+	                       parse_path(root, "usersFile", "/etc/security/pam_twilio_sms.users",
+	                                  &cfg->users_file, err),
+	                       err) ||
+	    !tsms_config_go_on(p,
+	                       parse_path(root, "backupCodesFile",
+	                                  "/etc/security/pam_twilio_sms.backup-codes",
+	                                  &cfg->backup_codes_file, err),
+	                       err))
 		return false;
 	if (cfg->users_file != NULL && cfg->backup_codes_file != NULL &&
 	    strcmp(cfg->users_file, cfg->backup_codes_file) == 0) {
@@ -209,7 +237,7 @@ static bool parse_files(struct tsms_config *cfg, const cJSON *root, char err[TSM
 		     "backupCodesFile and usersFile are the same file \"%s\"; fix: give each "
 		     "its own",
 		     tsms_config_quote(q, cfg->users_file));
-		return false;
+		return tsms_config_go_on(p, false, err);
 	}
 	return true;
 }
@@ -276,8 +304,9 @@ bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164
 	return false;
 }
 
-static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
+static bool check_keys(const cJSON *root, struct tsms_config_problems *p)
 {
+	char err[TSMS_CONFIG_ERR_MAX];
 	const cJSON *item;
 	char q[64];
 
@@ -288,10 +317,11 @@ static bool check_keys(const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 			     "unknown key \"%s\"; fix: correct its spelling or remove it (the "
 			     "keys are listed in pam_twilio_sms.json(5))",
 			     tsms_config_quote(q, item->string));
-			return false;
+			if (!tsms_config_go_on(p, false, err))
+				return false;
 		}
 	}
-	return tsms_config_unique_keys(root, "the config", err);
+	return tsms_config_go_on(p, tsms_config_unique_keys(root, "the config", err), err);
 }
 
 /* The parsed tree holds secrets: wipe them before freeing. */
@@ -317,38 +347,110 @@ static void wipe_tree(cJSON *root)
 	cJSON_Delete(root);
 }
 
-struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSMS_CONFIG_ERR_MAX])
+bool tsms_config_go_on(struct tsms_config_problems *p, bool ok, const char *err)
+{
+	if (ok)
+		return true;
+	if (p->count++ == 0)
+		snprintf(p->first, TSMS_CONFIG_ERR_MAX, "%s", err);
+	if (p->fn == NULL)
+		return false;
+	p->fn(p->ctx, err);
+	return true;
+}
+
+/* Where offset (bytes into json, of len bytes) is, as an editor shows it:
+ * line and column from 1, the column counted in characters (UTF-8). */
+static void position(const char *json, size_t len, size_t offset, unsigned *line, unsigned *column)
+{
+	*line = 1;
+	*column = 1;
+	for (size_t i = 0; i < offset && i < len; i++) {
+		if (json[i] == '\n') {
+			++*line;
+			*column = 1;
+		} else if (((unsigned char)json[i] & 0xc0) != 0x80) {
+			++*column;
+		}
+	}
+}
+
+/* The example's users, for a caller that wants every problem (fn) only: the
+ * module accepts them (a user's number concerns that user alone), but they
+ * are no one's. Read from the tree, whatever the users section made of it. */
+static void flag_example_users(const cJSON *root, struct tsms_config_problems *p)
+{
+	const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
+	char phone[TSMS_PHONE_MAX], msg[TSMS_CONFIG_ERR_MAX], q[64];
+	const cJSON *item;
+
+	if (p->fn == NULL || !cJSON_IsObject(users))
+		return;
+	cJSON_ArrayForEach(item, users)
+	{
+		if (!cJSON_IsString(item) || !tsms_phone_normalize(item->valuestring, phone) ||
+		    !tsms_example_user(item->string, phone))
+			continue;
+		fail(msg,
+		     "users.%s is the example's user, with a number reserved for fiction; fix: "
+		     "replace the example's users with yours and their mobile numbers, or remove "
+		     "them",
+		     tsms_config_quote(q, item->string));
+		p->fn(p->ctx, msg);
+	}
+}
+
+/* The sections in order: the first problem is the one a refusal names. */
+static void parse_sections(struct tsms_config *cfg, const cJSON *root,
+                           struct tsms_config_problems *p)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+
+	(void)(check_keys(root, p) && tsms_config_parse_credentials(cfg, root, p) &&
+	       parse_options(cfg, root, p) &&
+	       tsms_config_go_on(p, parse_state_dir(cfg, root, err), err) &&
+	       parse_files(cfg, root, p) &&
+	       tsms_config_go_on(p, parse_country_codes(cfg, root, err), err) &&
+	       tsms_config_parse_templates(cfg, root, p) &&
+	       tsms_config_go_on(p, parse_users(cfg, root, err), err) &&
+	       tsms_config_go_on(p, tsms_config_parse_ldap(cfg, root, err), err) &&
+	       tsms_config_go_on(p, tsms_config_parse_redis(cfg, root, err), err));
+}
+
+static struct tsms_config *parse(const char *json, size_t len, struct tsms_config_problems *p)
 {
 	struct tsms_config *cfg = NULL;
+	char err[TSMS_CONFIG_ERR_MAX];
 	cJSON *root = NULL;
 	const char *end = NULL;
-	bool ok;
 
-	err[0] = '\0';
+	p->first[0] = '\0';
 	if (memchr(json, '\0', len) != NULL) {
 		fail(err, "the file holds a NUL byte; fix: save it as plain UTF-8 JSON");
+		tsms_config_go_on(p, false, err);
 		return NULL;
 	}
 	root = cJSON_ParseWithLengthOpts(json, len, &end, false);
 	if (root == NULL || !cJSON_IsObject(root)) {
-		size_t at =
-			end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
-		fail(err, "%s (near byte %zu); fix: check it with `python3 -m json.tool FILE`",
-		     root == NULL ? "not valid JSON" : "not a JSON object", at);
+		unsigned line = 1, column = 1;
+
+		/* cJSON points at the first byte it could not take */
+		if (root == NULL && end != NULL && end >= json && end <= json + len)
+			position(json, len, (size_t)(end - json), &line, &column);
+		fail(err, "%s (line %u, column %u); fix: check it with `python3 -m json.tool FILE`",
+		     root == NULL ? "not valid JSON" : "not a JSON object", line, column);
+		tsms_config_go_on(p, false, err);
 		goto out;
 	}
 	cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL) {
 		fail(err, "out of memory");
+		tsms_config_go_on(p, false, err);
 		goto out;
 	}
-	/* in this order: an error message names the first problem */
-	ok = check_keys(root, err) && tsms_config_parse_credentials(cfg, root, err) &&
-	     parse_options(cfg, root, err) && parse_state_dir(cfg, root, err) &&
-	     parse_files(cfg, root, err) && parse_country_codes(cfg, root, err) &&
-	     tsms_config_parse_templates(cfg, root, err) && parse_users(cfg, root, err) &&
-	     tsms_config_parse_ldap(cfg, root, err) && tsms_config_parse_redis(cfg, root, err);
-	if (!ok) {
+	parse_sections(cfg, root, p);
+	flag_example_users(root, p);
+	if (p->count > 0) {
 		tsms_config_free(cfg);
 		cfg = NULL;
 	}
@@ -356,6 +458,21 @@ out:
 	if (root != NULL)
 		wipe_tree(root);
 	return cfg;
+}
+
+struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct tsms_config_problems p = { .first = err };
+
+	return parse(json, len, &p);
+}
+
+struct tsms_config *tsms_config_parse_all(const char *json, size_t len, tsms_config_problem_fn *fn,
+                                          void *ctx, char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct tsms_config_problems p = { .first = err, .fn = fn, .ctx = ctx };
+
+	return parse(json, len, &p);
 }
 
 /* Reads up to size bytes of fd into a new NUL-terminated buffer. NULL when out
@@ -439,8 +556,26 @@ static bool open_ldap_ca_file(struct tsms_config *cfg, const char *path,
 	return true;
 }
 
-struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX])
+/* The file's problems are "config PATH: ..." (the parser's own do not name it). */
+struct prefixed {
+	const char *path;
+	tsms_config_problem_fn *fn;
+	void *ctx;
+};
+
+static void with_path(void *ctx, const char *problem)
 {
+	const struct prefixed *w = ctx;
+	char msg[TSMS_CONFIG_ERR_MAX];
+
+	snprintf(msg, sizeof(msg), "config %s: %s", w->path, problem);
+	w->fn(w->ctx, msg);
+}
+
+static struct tsms_config *load(const char *path, tsms_config_problem_fn *fn, void *ctx,
+                                char err[TSMS_CONFIG_ERR_MAX])
+{
+	struct prefixed w = { .path = path, .fn = fn, .ctx = ctx };
 	struct tsms_config *cfg = NULL;
 	char perr[TSMS_CONFIG_ERR_MAX];
 	char *buf = NULL;
@@ -451,29 +586,45 @@ struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_
 	err[0] = '\0';
 	fd = tsms_open_private(path, "config", TSMS_CONFIG_MAX_BYTES, &st, err);
 	if (fd < 0)
-		return NULL;
+		goto report;
 	buf = read_all(fd, (size_t)st.st_size, &len, &read_errno);
 	if (buf == NULL) {
 		fail(err, "config %s: %s", path,
 		     read_errno != 0 ? strerror(read_errno) : "out of memory");
-		goto out;
+		goto report;
 	}
-	cfg = tsms_config_parse(buf, len, perr);
+	cfg = fn != NULL ? tsms_config_parse_all(buf, len, with_path, &w, perr)
+	                 : tsms_config_parse(buf, len, perr);
 	if (cfg == NULL) {
 		fail(err, "config %s: %s", path, perr);
-		goto out;
+		goto out; /* each one given to fn already */
 	}
 	if (!load_ca_file(cfg, path, err) || !open_ldap_ca_file(cfg, path, err)) {
 		tsms_config_free(cfg);
 		cfg = NULL;
 	}
+report:
+	if (cfg == NULL && fn != NULL)
+		fn(ctx, err);
 out:
 	if (buf != NULL) {
 		tsms_wipe(buf, len);
 		free(buf);
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return cfg;
+}
+
+struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX])
+{
+	return load(path, NULL, NULL, err);
+}
+
+struct tsms_config *tsms_config_load_all(const char *path, tsms_config_problem_fn *fn, void *ctx,
+                                         char err[TSMS_CONFIG_ERR_MAX])
+{
+	return load(path, fn, ctx, err);
 }
 
 void tsms_config_free(struct tsms_config *cfg)

@@ -110,11 +110,29 @@ struct tsms_config {
  * with a one-line problem and its fix in err. Pure: no I/O. */
 struct tsms_config *tsms_config_parse(const char *json, size_t len, char err[TSMS_CONFIG_ERR_MAX]);
 
+/* Receives one problem of a config ("what is wrong; fix: ..."), sanitised. */
+typedef void tsms_config_problem_fn(void *ctx, const char *problem);
+
+/* As tsms_config_parse, but when the JSON itself parses, reads on past a
+ * problem and gives every problem it finds to fn (one per key or section, in
+ * the file's order of sections); err holds the first. Returns NULL when there
+ * was any: a config with a problem is never used. fn also receives what the
+ * module accepts but no real config holds (the example's users, lib/example.h):
+ * those alone do not make it NULL. */
+struct tsms_config *tsms_config_parse_all(const char *json, size_t len, tsms_config_problem_fn *fn,
+                                          void *ctx, char err[TSMS_CONFIG_ERR_MAX]);
+
 /* Opens path with O_NOFOLLOW, refuses it unless it is a regular file owned
  * by root with no group or other permission bits, reads it and parses it,
  * then reads caFile (tsms_open_trusted) into ca_pem. Returns a new config or
  * NULL with the problem, path and fix in err. */
 struct tsms_config *tsms_config_load(const char *path, char err[TSMS_CONFIG_ERR_MAX]);
+
+/* tsms_config_load that reports every problem it finds to fn, as
+ * tsms_config_parse_all does (twilio-sms-otp check); the file's own problems
+ * (permissions, caFile) are given to fn too. err holds the first. */
+struct tsms_config *tsms_config_load_all(const char *path, tsms_config_problem_fn *fn, void *ctx,
+                                         char err[TSMS_CONFIG_ERR_MAX]);
 
 /* Wipes the secrets (auth token, API key secret, proxy, bind and Redis
  * passwords) and frees everything.

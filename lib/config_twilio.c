@@ -9,6 +9,7 @@
 
 #include "config_parse.h"
 #include "config_read.h"
+#include "example.h"
 #include "http.h"
 #include "log.h"
 #include "otp.h"
@@ -26,32 +27,57 @@ static bool is_sid(const char *s, const char *prefix)
 	return true;
 }
 
-/* A secret string: present, not empty, no control characters. */
-static bool usable_secret(const char *s)
+/* A SID under key: prefix and 32 hex digits; what and where name it in the fix. */
+static bool parse_sid(const cJSON *root, const char *key, const char *prefix, const char *what,
+                      const char *where, char **dst, char err[TSMS_CONFIG_ERR_MAX])
 {
-	return s != NULL && s[0] != '\0' && !tsms_config_has_control(s);
+	const char *sid;
+
+	if (!tsms_config_get_string(root, key, &sid, err))
+		return false;
+	if (sid != NULL && tsms_example_placeholder(sid)) {
+		fail(err,
+		     "%s is the example's placeholder; fix: replace it with your %s (\"%s\" and 32 "
+		     "hex digits) from %s",
+		     key, what, prefix, where);
+		return false;
+	}
+	if (sid == NULL || !is_sid(sid, prefix)) {
+		fail(err, "%s %s%s%s; fix: copy the %s (\"%s\" and 32 hex digits) from %s", key,
+		     sid == NULL ? "is missing" : "is not \"", sid == NULL ? "" : prefix,
+		     sid == NULL ? "" : "\" and 32 hex digits", what, prefix, where);
+		return false;
+	}
+	return tsms_config_copy_string(dst, sid, err);
+}
+
+/* A secret (authToken, apiKeySecret): present, not empty, no control
+ * characters, not the example's placeholder. */
+static bool check_secret(const char *key, const char *s, const char *fix,
+                         char err[TSMS_CONFIG_ERR_MAX])
+{
+	if (tsms_example_placeholder(s)) {
+		fail(err, "%s is the example's placeholder; fix: %s", key, fix);
+		return false;
+	}
+	if (s[0] == '\0' || tsms_config_has_control(s)) {
+		fail(err, "%s is empty or malformed; fix: %s", key, fix);
+		return false;
+	}
+	return true;
 }
 
 /* Exactly one credential: the auth token, or an API key (SID and secret).
  * HTTP Basic then carries accountSID:authToken or apiKeySID:apiKeySecret. */
-bool tsms_config_parse_credentials(struct tsms_config *cfg, const cJSON *root,
-                                   char err[TSMS_CONFIG_ERR_MAX])
+static bool parse_credential(struct tsms_config *cfg, const cJSON *root,
+                             char err[TSMS_CONFIG_ERR_MAX])
 {
-	const char *account, *token, *service, *key_sid, *key_secret;
+	const char *token, *key_sid, *key_secret;
 
-	if (!tsms_config_get_string(root, "accountSID", &account, err) ||
-	    !tsms_config_get_string(root, "authToken", &token, err) ||
-	    !tsms_config_get_string(root, "fromMessagingServiceSID", &service, err) ||
+	if (!tsms_config_get_string(root, "authToken", &token, err) ||
 	    !tsms_config_get_string(root, "apiKeySID", &key_sid, err) ||
 	    !tsms_config_get_string(root, "apiKeySecret", &key_secret, err))
 		return false;
-	if (account == NULL || !is_sid(account, "AC")) {
-		fail(err,
-		     "accountSID %s; fix: copy the Account SID (\"AC\" and 32 hex digits) from "
-		     "the Twilio console",
-		     account == NULL ? "is missing" : "is not \"AC\" and 32 hex digits");
-		return false;
-	}
 	if (token != NULL && (key_sid != NULL || key_secret != NULL)) {
 		fail(err,
 		     "authToken and %s are both set: use one credential; fix: keep authToken, "
@@ -62,45 +88,52 @@ bool tsms_config_parse_credentials(struct tsms_config *cfg, const cJSON *root,
 	if (token == NULL && key_sid == NULL && key_secret == NULL) {
 		fail(err,
 		     "no credential: authToken, or apiKeySID and apiKeySecret, is missing; fix: "
-		     "create an API key in the Twilio console (or copy the Auth token)");
+		     "create an API key in the Twilio Console (or copy the Auth Token)");
 		return false;
 	}
-	if (token != NULL && !usable_secret(token)) {
-		fail(err,
-		     "authToken is empty or malformed; fix: copy the Auth token from the Twilio "
-		     "console");
-		return false;
-	}
-	if (token == NULL && (key_sid == NULL || key_secret == NULL)) {
+	if (token != NULL)
+		return check_secret("authToken", token,
+		                    "replace it with your Auth Token from the Twilio Console, or "
+		                    "use an API key (apiKeySID and apiKeySecret) instead",
+		                    err) &&
+		       tsms_config_copy_string(&cfg->auth_token, token, err);
+	if (key_sid == NULL || key_secret == NULL) {
 		fail(err, "%s is set without %s; fix: give both apiKeySID and apiKeySecret",
 		     key_sid != NULL ? "apiKeySID" : "apiKeySecret",
 		     key_sid != NULL ? "apiKeySecret" : "apiKeySID");
 		return false;
 	}
-	if (key_sid != NULL && !is_sid(key_sid, "SK")) {
-		fail(err, "apiKeySID is not \"SK\" and 32 hex digits; fix: copy the API key's SID "
-		          "from the Twilio console (apiKeySecret is its secret)");
-		return false;
-	}
-	if (key_secret != NULL && !usable_secret(key_secret)) {
-		fail(err, "apiKeySecret is empty or malformed; fix: copy the secret shown when the "
-		          "API key (apiKeySID) was created");
-		return false;
-	}
-	if (service == NULL || !is_sid(service, "MG")) {
+	if (tsms_example_placeholder(key_sid) || !is_sid(key_sid, "SK")) {
 		fail(err,
-		     "fromMessagingServiceSID %s; fix: copy the Messaging Service Sid (\"MG\" and "
-		     "32 hex digits) from Messaging > Services",
-		     service == NULL ? "is missing" : "is not \"MG\" and 32 hex digits");
+		     "apiKeySID %s; fix: copy the API key's SID (\"SK\" and 32 hex digits) from "
+		     "the Twilio Console (apiKeySecret is its secret)",
+		     tsms_example_placeholder(key_sid) ? "is the example's placeholder"
+		                                       : "is not \"SK\" and 32 hex digits");
 		return false;
 	}
-	if (!tsms_config_copy_string(&cfg->account_sid, account, err) ||
-	    !tsms_config_copy_string(&cfg->messaging_service_sid, service, err))
-		return false;
-	if (token != NULL)
-		return tsms_config_copy_string(&cfg->auth_token, token, err);
-	return tsms_config_copy_string(&cfg->api_key_sid, key_sid, err) &&
+	return check_secret("apiKeySecret", key_secret,
+	                    "copy the secret shown when the API key (apiKeySID) was created",
+	                    err) &&
+	       tsms_config_copy_string(&cfg->api_key_sid, key_sid, err) &&
 	       tsms_config_copy_string(&cfg->api_key_secret, key_secret, err);
+}
+
+bool tsms_config_parse_credentials(struct tsms_config *cfg, const cJSON *root,
+                                   struct tsms_config_problems *p)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+
+	return tsms_config_go_on(p,
+	                         parse_sid(root, "accountSID", "AC", "Account SID",
+	                                   "the Twilio Console", &cfg->account_sid, err),
+	                         err) &&
+	       tsms_config_go_on(p, parse_credential(cfg, root, err), err) &&
+	       tsms_config_go_on(p,
+	                         parse_sid(root, "fromMessagingServiceSID", "MG",
+	                                   "Messaging Service's Sid",
+	                                   "Messaging > Services in the Twilio Console",
+	                                   &cfg->messaging_service_sid, err),
+	                         err);
 }
 
 /* Logto's template usage types; the module sends SignIn, else Generic. */
@@ -273,8 +306,7 @@ static bool parse_proxy(struct tsms_config *cfg, const cJSON *root, char err[TSM
 	return tsms_config_copy_string(&cfg->proxy, proxy, err);
 }
 
-static bool parse_ca_and_proxy(struct tsms_config *cfg, const cJSON *root,
-                               char err[TSMS_CONFIG_ERR_MAX])
+static bool parse_ca(struct tsms_config *cfg, const cJSON *root, char err[TSMS_CONFIG_ERR_MAX])
 {
 	const char *ca;
 
@@ -288,8 +320,7 @@ static bool parse_ca_and_proxy(struct tsms_config *cfg, const cJSON *root,
 		     tsms_config_quote(q, ca));
 		return false;
 	}
-	return (ca == NULL || tsms_config_copy_string(&cfg->ca_file, ca, err)) &&
-	       parse_proxy(cfg, root, err);
+	return ca == NULL || tsms_config_copy_string(&cfg->ca_file, ca, err);
 }
 
 /* Logto's rule for its connector's host (a Twilio API hostname), case-insensitive. */
@@ -381,15 +412,25 @@ static bool parse_endpoint(struct tsms_config *cfg, const cJSON *root,
 }
 
 bool tsms_config_parse_endpoint(struct tsms_config *cfg, const cJSON *root,
-                                char err[TSMS_CONFIG_ERR_MAX])
+                                struct tsms_config_problems *p)
 {
-	return parse_endpoint(cfg, root, err) && parse_ca_and_proxy(cfg, root, err);
+	char err[TSMS_CONFIG_ERR_MAX];
+
+	return tsms_config_go_on(p, parse_endpoint(cfg, root, err), err) &&
+	       tsms_config_go_on(p, parse_ca(cfg, root, err), err) &&
+	       tsms_config_go_on(p, parse_proxy(cfg, root, err), err);
 }
 
 bool tsms_config_parse_templates(struct tsms_config *cfg, const cJSON *root,
-                                 char err[TSMS_CONFIG_ERR_MAX])
+                                 struct tsms_config_problems *p)
 {
-	return parse_templates(cfg, root, err) && check_signin_template(cfg, err);
+	char err[TSMS_CONFIG_ERR_MAX];
+
+	/* no SignIn check of templates that could not be read: it would only
+	 * repeat their problem */
+	if (!parse_templates(cfg, root, err))
+		return tsms_config_go_on(p, false, err);
+	return tsms_config_go_on(p, check_signin_template(cfg, err), err);
 }
 
 const struct tsms_template *tsms_config_template(const struct tsms_config *cfg, const char *usage)

@@ -1,4 +1,4 @@
-/* http.c - HTTPS form POST (the only libcurl user, and so of OpenSSL beneath it) */
+/* http.c - HTTPS form POST and GET (the only libcurl user, and so of OpenSSL beneath it) */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -380,8 +380,12 @@ static CURLcode set_options(CURL *curl, const struct tsms_http_request *req, con
 	SET(CURLOPT_PASSWORD, req->password);
 	SET(CURLOPT_USERAGENT, USER_AGENT);
 	SET(CURLOPT_HTTPHEADER, headers);
-	SET(CURLOPT_POSTFIELDS, form);
-	SET(CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+	if (form != NULL) {
+		SET(CURLOPT_POSTFIELDS, form);
+		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+	} else {
+		SET(CURLOPT_HTTPGET, 1L);
+	}
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, sink);
 	SET(CURLOPT_WRITEFUNCTION, on_data);
@@ -413,7 +417,8 @@ static enum tsms_http_status proxy_failure(CURL *curl, const struct tsms_http_re
 	return st;
 }
 
-static enum tsms_http_status perform(const struct tsms_http_request *req,
+/* One request: a form POST of req's fields, or a GET (post false). */
+static enum tsms_http_status perform(const struct tsms_http_request *req, bool post,
                                      struct tsms_http_response *resp)
 {
 	enum tsms_http_status st = TSMS_HTTP_NOMEM;
@@ -427,9 +432,11 @@ static enum tsms_http_status perform(const struct tsms_http_request *req,
 	curl = curl_easy_init();
 	if (curl == NULL)
 		goto out;
-	form = encode_form(curl, req->fields, req->n_fields);
-	if (form == NULL)
-		goto out;
+	if (post) {
+		form = encode_form(curl, req->fields, req->n_fields);
+		if (form == NULL)
+			goto out;
+	}
 	/* no "Expect: 100-continue" round trip for long bodies */
 	h = curl_slist_append(NULL, "Expect:");
 	if (h == NULL)
@@ -464,8 +471,8 @@ out:
 	return st;
 }
 
-enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
-                                          struct tsms_http_response *resp)
+static enum tsms_http_status request(const struct tsms_http_request *req, bool post,
+                                     struct tsms_http_response *resp)
 {
 	struct tsms_environ env;
 	enum tsms_http_status st;
@@ -475,11 +482,23 @@ enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
 	/* hidden for the whole transfer: OpenSSL loads its config on first use and
 	 * the resolver reads RES_OPTIONS and LOCALDOMAIN */
 	tsms_environ_hide(&env);
-	st = perform(req, resp);
+	st = perform(req, post, resp);
 	tsms_environ_restore(&env);
 	if (st == TSMS_HTTP_NOMEM && resp->error[0] == '\0')
 		snprintf(resp->error, sizeof(resp->error), "out of memory");
 	return st;
+}
+
+enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
+                                          struct tsms_http_response *resp)
+{
+	return request(req, true, resp);
+}
+
+enum tsms_http_status tsms_http_get(const struct tsms_http_request *req,
+                                    struct tsms_http_response *resp)
+{
+	return request(req, false, resp);
 }
 
 /* The parts of a proxy URL; curl_url_get(CURLUPART_*) gives each, NULL when absent. */

@@ -1,4 +1,4 @@
-/* http.h - HTTPS form POST (the only libcurl user, and so of OpenSSL beneath it) */
+/* http.h - HTTPS form POST and GET (the only libcurl user, and so of OpenSSL beneath it) */
 #ifndef TSMS_HTTP_H
 #define TSMS_HTTP_H
 
@@ -60,6 +60,10 @@ void tsms_http_global_cleanup(void);
  * secrets) is wiped before returning. */
 enum tsms_http_status tsms_http_post_form(const struct tsms_http_request *req,
                                           struct tsms_http_response *resp);
+
+/* GETs req's url, as tsms_http_post_form does its POST (req's fields unused). */
+enum tsms_http_status tsms_http_get(const struct tsms_http_request *req,
+                                    struct tsms_http_response *resp);
 
 /* Frees the body; resp may be zeroed or used. */
 void tsms_http_response_clear(struct tsms_http_response *resp);

@@ -1,10 +1,12 @@
-/* twilio.c - Twilio's Messages API: request fields and responses */
+/* twilio.c - Twilio's Messages API (request fields and responses) and the
+ * Messaging Service check */
 #include "twilio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "http.h"
@@ -105,6 +107,109 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
 	wipe_echoed_body(root);
 	cJSON_Delete(root);
 	return err;
+}
+
+#define SERVICE_PATH "/v1/Services/"
+
+bool tsms_twilio_messaging_base(const char *api_base, char *out, size_t size)
+{
+	static const char api[] = "https://api.", suffix[] = ".twilio.com";
+	size_t n = strlen(api_base), ns = strlen(suffix);
+	bool twilio = strncasecmp(api_base, api, strlen(api)) == 0 && n >= strlen(api) - 1 + ns &&
+	              strcasecmp(api_base + n - ns, suffix) == 0 &&
+	              strpbrk(api_base + strlen("https://"), ":/") == NULL;
+	int w;
+
+	if (twilio) { /* "https://api.twilio.com": the default, its "." is the suffix's */
+		w = snprintf(out, size, "https://messaging%s", api_base + strlen(api) - 1);
+	} else {
+		const char *host = api_base + strlen("https://");
+		size_t hn = strcspn(host, ":/");
+
+		/* on twilio.com, but not an API host name as Twilio writes them */
+		if ((hn >= ns && strncasecmp(host + hn - ns, suffix, ns) == 0) ||
+		    (hn == ns - 1 && strncasecmp(host, suffix + 1, hn) == 0))
+			return false;
+		w = snprintf(out, size, "%s", api_base);
+	}
+	return w >= 0 && (size_t)w < size;
+}
+
+enum tsms_service_verdict tsms_twilio_parse_service(long status, const char *body, size_t len,
+                                                    const char *sid,
+                                                    struct tsms_twilio_service *res)
+{
+	cJSON *root = cJSON_ParseWithLength(body != NULL ? body : "", body != NULL ? len : 0);
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "code");
+	const cJSON *got = cJSON_GetObjectItemCaseSensitive(root, "sid");
+
+	res->http_status = status;
+	res->error_code = 0;
+	res->error_message[0] = res->friendly_name[0] = '\0';
+	if (cJSON_IsObject(root) && status != 200) {
+		if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble < 1e9)
+			res->error_code = (long)code->valuedouble;
+		copy_json_string(res->error_message, sizeof(res->error_message), root, "message");
+	}
+	if (status == 200 && cJSON_IsString(got) && strcmp(got->valuestring, sid) == 0) {
+		copy_json_string(res->friendly_name, sizeof(res->friendly_name), root,
+		                 "friendly_name");
+		res->verdict = TSMS_SERVICE_OK;
+	} else if (status == 200) {
+		snprintf(res->error_message, sizeof(res->error_message),
+		         "the answer does not hold the service");
+		res->verdict = TSMS_SERVICE_UNEXPECTED;
+	} else if (status == 401 || res->error_code == 20003) {
+		res->verdict = TSMS_SERVICE_BAD_CREDENTIAL;
+	} else if (status == 404) {
+		res->verdict = TSMS_SERVICE_NOT_FOUND;
+	} else if (status == 403) {
+		res->verdict = TSMS_SERVICE_FORBIDDEN;
+	} else {
+		res->verdict = TSMS_SERVICE_UNEXPECTED;
+	}
+	cJSON_Delete(root);
+	return res->verdict;
+}
+
+enum tsms_service_verdict tsms_twilio_check_service(const struct tsms_config *cfg,
+                                                    struct tsms_twilio_service *res)
+{
+	struct tsms_http_request req = {
+		.username = tsms_config_basic_user(cfg),
+		.password = tsms_config_secret(cfg),
+		.ca_pem = cfg->ca_pem,
+		.ca_pem_len = cfg->ca_pem_len,
+		.proxy = cfg->proxy,
+		.timeout_ms = cfg->timeout_seconds * 1000L,
+	};
+	struct tsms_http_response resp;
+	enum tsms_http_status st;
+	char base[512];
+
+	memset(res, 0, sizeof(*res));
+	if (!tsms_twilio_messaging_base(cfg->api_base_url, base, sizeof(base)) ||
+	    snprintf(res->url, sizeof(res->url), "%s" SERVICE_PATH "%s", base,
+	             cfg->messaging_service_sid) >= (int)sizeof(res->url)) {
+		tsms_format_clean(res->error_message, sizeof(res->error_message),
+		                  "the Messaging API's host for %s is not known",
+		                  cfg->api_base_url);
+		res->url[0] = '\0';
+		res->verdict = TSMS_SERVICE_UNKNOWN_HOST;
+		return res->verdict;
+	}
+	req.url = res->url;
+	st = tsms_http_get(&req, &resp);
+	if (st == TSMS_HTTP_OK) {
+		tsms_twilio_parse_service(resp.status, resp.body, resp.body_len,
+		                          cfg->messaging_service_sid, res);
+	} else {
+		tsms_format_clean(res->error_message, sizeof(res->error_message), "%s failure: %s",
+		                  tsms_http_strstatus(st), resp.error);
+		res->verdict = TSMS_SERVICE_UNREACHABLE;
+	}
+	tsms_http_response_clear(&resp);
+	return res->verdict;
 }
 
 const char *tsms_twilio_code_name(long code)

@@ -1,4 +1,5 @@
-/* twilio.h - Twilio's Messages API: request fields and responses */
+/* twilio.h - Twilio's Messages API (request fields and responses) and the
+ * Messaging Service check */
 #ifndef TSMS_TWILIO_H
 #define TSMS_TWILIO_H
 
@@ -40,6 +41,49 @@ enum tsms_err tsms_twilio_parse_response(long status, const char *body, size_t l
  * always says why. */
 enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, const char *body,
                                struct tsms_twilio_result *res);
+
+/* What a fetch of the Messaging Service (GET /v1/Services/{sid} on Twilio's
+ * Messaging API) says of the config's credential and service. No text is sent. */
+enum tsms_service_verdict {
+	TSMS_SERVICE_OK = 0,         /* 200 with the service: credential and service both good */
+	TSMS_SERVICE_BAD_CREDENTIAL, /* 401 (Twilio error 20003) */
+	TSMS_SERVICE_NOT_FOUND,      /* 404 (20404): no such service for this account */
+	TSMS_SERVICE_FORBIDDEN,      /* 403: the credential may not read the service */
+	TSMS_SERVICE_UNREACHABLE,    /* no answer: connection, TLS, proxy, timeout */
+	TSMS_SERVICE_UNEXPECTED,     /* any other answer (429, 5xx, a body without the service) */
+	TSMS_SERVICE_UNKNOWN_HOST,   /* no known Messaging API host for apiBaseUrl: not asked */
+};
+
+struct tsms_twilio_service {
+	enum tsms_service_verdict verdict;
+	long http_status;        /* 0 when no response arrived */
+	long error_code;         /* Twilio's error code, 0 when none */
+	char error_message[256]; /* Twilio's message or the transport problem; sanitised */
+	char friendly_name[80];  /* the service's, when OK; sanitised */
+	char url[600];           /* the URL fetched */
+};
+
+/* The base URL of Twilio's Messaging API for the base URL of its Messages
+ * API: https://api[.EDGE.REGION].twilio.com becomes
+ * https://messaging[.EDGE.REGION].twilio.com (Twilio's PRODUCT.EDGE.REGION
+ * host names); a base that is not on twilio.com (apiBaseUrl: a gateway or the
+ * test sandbox) serves both and is kept. Returns false for any other base on
+ * twilio.com (a port or a path: its Messaging API host is not known) and when
+ * it does not fit in size. */
+bool tsms_twilio_messaging_base(const char *api_base, char *out, size_t size);
+
+/* Interprets the answer to GET /v1/Services/{sid} (status, body of len bytes,
+ * not necessarily NUL-terminated) into res. OK only for 200 with a body whose
+ * sid is sid. Pure: no I/O. */
+enum tsms_service_verdict tsms_twilio_parse_service(long status, const char *body, size_t len,
+                                                    const char *sid,
+                                                    struct tsms_twilio_service *res);
+
+/* Fetches cfg's Messaging Service with cfg's credential (HTTP Basic, as a
+ * send), within cfg->timeout_seconds, once. Returns the verdict, also in res,
+ * which always says why. The credential is never part of res. */
+enum tsms_service_verdict tsms_twilio_check_service(const struct tsms_config *cfg,
+                                                    struct tsms_twilio_service *res);
 
 /* Static short meaning of a Twilio error code ("bad credentials"), or NULL. */
 const char *tsms_twilio_code_name(long code);

@@ -20,6 +20,7 @@ import pwd
 import re
 import select
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -220,13 +221,26 @@ def config_option_forms(h):
 
 # ---- check
 
+def only_service_fetches(res):
+    """check asked Twilio nothing but the Messaging Service: no text sent."""
+    check(not res.outbox, f"check sent a text: {res.outbox!r}")
+    for r in res.requests:
+        check(r["method"] == "GET" and r["path"] == f"/v1/Services/{MESSAGING_SID}",
+              f"check made {r['method']} {r['path']}")
+
+
 @case
 def check_ok(h):
     h.write_users("# admins\n\ndave +15555550100\nerin 15555550101\n")
     res = h.run("check", config=h.write_config())
-    expect(res, 0, out=["OK"])
+    expect(res, 0, out=["OK"], requests=1)
     check("problem" not in res.out, f"stdout {res.out!r}")
     check("2 users in the config, 2 in the users file" in res.out, f"stdout {res.out!r}")
+    check(f"Twilio: credential (auth token) and Messaging Service {MESSAGING_SID} "
+          f"(\"Sandbox sign-in codes\") verified: GET https://127.0.0.1:" in res.out,
+          f"stdout {res.out!r}")
+    only_service_fetches(res)
+    check(res.requests[0]["auth_ok"] is True, "the credential was not the config's")
 
 
 @case
@@ -235,10 +249,12 @@ def check_ok_without_users_file(h):
     expect(res, 0, out=["OK"])
 
 
-def check_problem(h, config, *needles):
-    """check exits 1 with a `problem:` line that has every needle and a `fix:`."""
-    res = h.run("check", config=config)
-    expect(res, 1, requests=0)
+def check_problem(h, config, *needles, args=()):
+    """check exits 1 with a `problem:` line that has every needle and a `fix:`; it asked
+    Twilio for the Messaging Service at most (no text sent)."""
+    res = h.run("check", *args, config=config)
+    expect(res, 1, sms=0)
+    only_service_fetches(res)
     lines = [l for l in res.out.splitlines() if l.startswith("problem: ")]
     check(lines, f"no 'problem:' line: {res.brief()}")
     for line in lines:
@@ -377,6 +393,113 @@ def check_all_problems_at_once(h):
     res, lines = check_problem(h, h.write_config(), ":1:", "alice", "stateDir")
     check(len(lines) == 3, f"{len(lines)} problem lines, want 3: {lines!r}")
     check("3 problems" in res.out, f"stdout {res.out!r}")
+
+
+@case
+def check_example_config(h):
+    """A fresh copy of the example the package installs: every placeholder and example user
+    flagged in one run, nothing asked of Twilio."""
+    text = (REPO / "conf" / "pam_twilio_sms.json").read_text(encoding="utf-8")
+    res, lines = check_problem(h, h.write_config(text),
+                               "accountSID is the example's placeholder",
+                               "authToken is the example's placeholder",
+                               "fromMessagingServiceSID is the example's placeholder",
+                               "users.alice is the example's user",
+                               "users.bob is the example's user")
+    check(len(lines) == 5, f"{len(lines)} problem lines, want 5: {lines!r}")
+    check("5 problems; the PAM module would refuse this config" in res.out, f"stdout {res.out!r}")
+    check("Auth Token from the Twilio Console" in res.out, f"stdout {res.out!r}")
+    check(not res.requests, f"{len(res.requests)} requests with placeholder credentials")
+
+
+@case
+def check_json_error_line_and_column(h):
+    """A JSON syntax error is placed by line and column, not by byte."""
+    text = json.dumps(h.config(), indent=1)
+    text = text[:-2] + ',\n "failMode": clos\n}'
+    line = text.count("\n")  # the next-to-last line
+    res, lines = check_problem(h, h.write_config(text), "not valid JSON",
+                               f"(line {line}, column 14)")
+    check("byte" not in res.out, f"stdout {res.out!r}")
+    check(len(lines) == 1, f"{len(lines)} problem lines, want 1: {lines!r}")
+
+
+@case
+def check_bad_credential(h):
+    """The sandbox answers 401 to a token that is not the account's: no text is sent."""
+    h.write_users("dave +15555550100\n")
+    res, lines = check_problem(h, h.write_config(h.config(authToken="not-the-token-0123456789")),
+                               ("Twilio refused the credential", "HTTP 401", "error 20003",
+                                "Auth Token"))
+    check(len(res.requests) == 1, f"{len(res.requests)} requests, want 1")
+    check(len(lines) == 1, f"{len(lines)} problem lines, want 1: {lines!r}")
+    check("not-the-token" not in res.out + res.err, "the wrong token was printed")
+
+
+@case
+def check_unknown_messaging_service(h):
+    h.write_users("dave +15555550100\n")
+    other = "MG" + "0" * 32
+    res = h.run("check", config=h.write_config(h.config(fromMessagingServiceSID=other)))
+    expect(res, 1, sms=0, requests=1,
+           out=["has no such Messaging Service", "HTTP 404", "error 20404",
+                "Messaging > Services", f"/v1/Services/{other}"])
+    check(res.requests[0]["path"] == f"/v1/Services/{other}", f"path {res.requests[0]['path']}")
+
+
+@case
+def check_twilio_forbidden_and_unreachable(h):
+    h.write_users("dave +15555550100\n")
+    h.sandbox.set_scenario("403")
+    check_problem(h, h.write_config(), ("HTTP 403", "Standard or Main API key"))
+    h.sandbox.set_scenario("ok")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    config = h.write_config(h.config(apiBaseUrl=f"https://127.0.0.1:{port}"))
+    check_problem(h, config, (f"GET https://127.0.0.1:{port}/v1/Services/{MESSAGING_SID}",
+                              "check --offline"))
+    # an apiBaseUrl on twilio.com whose Messaging API host is not known: said, not guessed
+    res, _ = check_problem(h, h.write_config(h.config(apiBaseUrl="https://api.twilio.com:443")),
+                           ("Messaging API's host for https://api.twilio.com:443 is not known",))
+    check(not res.requests, "a request for an unknown host")
+
+
+@case
+def check_offline(h):
+    """--offline asks nothing of the network; the rest is checked as ever."""
+    h.write_users("dave +15555550100\n")
+    res = h.run("check", "--offline", config=h.write_config(h.config(authToken="not-the-token")))
+    expect(res, 0, out=["Twilio: not verified (--offline)", "OK"], requests=0)
+    state = h.dir / "state"
+    state.mkdir(mode=0o777)
+    os.chmod(state, 0o777)
+    res, _ = check_problem(h, h.write_config(), "stateDir", args=["--offline"])
+    check(not res.requests, f"{len(res.requests)} requests with --offline")
+
+
+@case
+def check_every_problem_in_one_run(h):
+    """Problems of several keys of the config, all in one run, each with its fix."""
+    h.write_users("dave +15555550100\n")
+    config = h.config(codeLenght=6, codeLength=99, failMode="ajar", stateDir="state",
+                      templates=[{"usageType": "SignIn", "content": "hi"}],
+                      allowedCountryCodes=["1"])
+    res, lines = check_problem(h, h.write_config(config), "codeLenght", "codeLength",
+                               "failMode", "stateDir", "allowedCountryCodes", "{{code}}")
+    check(len(lines) == 6, f"{len(lines)} problem lines, want 6: {lines!r}")
+    check("6 problems; the PAM module would refuse" in res.out, f"stdout {res.out!r}")
+
+
+@case
+def check_example_users_in_a_real_config(h):
+    """The example's users left in an otherwise real config: flagged, the rest verified."""
+    h.write_users("dave +15555550100\nbob +447700900123\n")
+    res, lines = check_problem(h, h.write_config(h.config(users={"alice": "+12025550143"})),
+                               "users.alice is the example's user", ":2: bob is the example's user")
+    check(len(lines) == 2, f"{len(lines)} problem lines, want 2: {lines!r}")
+    check("verified" in res.out, f"Twilio not verified: {res.out!r}")
 
 
 @case

@@ -61,6 +61,16 @@ def config_malformed_json(h):
 
 
 @case
+def config_json_error_line_and_column(h):
+    """The module's log line places a JSON error by line and column, as an editor shows it."""
+    text = json.dumps(h.config(), indent=1)[:-2] + ',\n "failMode": clos\n}'
+    path = h.write_config(text)
+    run = h.authenticate(h.service(path), "alice", [right()])
+    expect_config_error(h, run, path, "not valid JSON", f"(line {text.count(chr(10))}, column 14)")
+    check(not any("byte" in l for l in run.module_logs), f"a byte offset: {run.module_logs!r}")
+
+
+@case
 def config_unknown_key(h):
     config_error_case(h, h.config(codeLenght=6), "codeLenght")
 

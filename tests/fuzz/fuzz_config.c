@@ -128,6 +128,41 @@ static void check_config(const struct tsms_config *cfg)
 	}
 }
 
+/* Every problem of a parse that wants them all (tsms_config_parse_all). */
+struct problems {
+	unsigned n;
+	char first[TSMS_CONFIG_ERR_MAX];
+};
+
+static void collect(void *ctx, const char *problem)
+{
+	struct problems *p = ctx;
+
+	FUZZ_CHECK(fuzz_terminated(problem, TSMS_CONFIG_ERR_MAX));
+	FUZZ_CHECK(problem[0] != '\0' && !fuzz_has_control(problem));
+	if (p->n++ == 0)
+		snprintf(p->first, sizeof(p->first), "%s", problem);
+}
+
+/* Reading on past a problem never crashes, refuses exactly what the module's
+ * parse refuses, and its first problem is the one the module logs. */
+static void check_all_problems(const uint8_t *data, size_t size, const struct tsms_config *cfg,
+                               const char *err)
+{
+	char all_err[TSMS_CONFIG_ERR_MAX];
+	struct problems p = { 0 };
+	struct tsms_config *all;
+
+	memset(all_err, 'X', sizeof(all_err));
+	all = tsms_config_parse_all((const char *)data, size, collect, &p, all_err);
+	FUZZ_CHECK(fuzz_terminated(all_err, sizeof(all_err)));
+	FUZZ_CHECK((all == NULL) == (cfg == NULL));
+	if (all == NULL) {
+		FUZZ_CHECK(p.n >= 1 && strcmp(p.first, err) == 0 && strcmp(all_err, err) == 0);
+	}
+	tsms_config_free(all);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -144,6 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		check_config(cfg);
 	}
+	check_all_problems(data, size, cfg, err);
 	tsms_config_free(cfg);
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* fuzz_twilio.c - libFuzzer target: reading Twilio's Messages API responses.
+/* fuzz_twilio.c - libFuzzer target: reading Twilio's Messages API responses,
+ * and the same bytes as the answer to a Messaging Service fetch.
  * Input: an optional HTTP status line "<digits>\n" (e.g. "400\n"; default 201)
  * followed by the response body, handed over without a terminating NUL. Every
  * text field of the result must be terminated inside its array and free of
@@ -38,6 +39,30 @@ static void check_text(const char *field, size_t size)
 {
 	FUZZ_CHECK(fuzz_terminated(field, size));
 	FUZZ_CHECK(!fuzz_has_control(field));
+}
+
+#define FUZZ_SERVICE "MG0123456789abcdef0123456789abcdef"
+
+/* The same answer to GET /v1/Services/{sid}: texts safe for a terminal, and
+ * a verdict that follows the status as twilio.h promises. */
+static void check_service(long status, const char *body, size_t len)
+{
+	struct tsms_twilio_service res;
+	enum tsms_service_verdict v;
+
+	memset(&res, 0x7f, sizeof(res));
+	v = tsms_twilio_parse_service(status, body, len, FUZZ_SERVICE, &res);
+	FUZZ_CHECK(v == res.verdict && res.http_status == status);
+	check_text(res.error_message, sizeof(res.error_message));
+	check_text(res.friendly_name, sizeof(res.friendly_name));
+	FUZZ_CHECK(res.error_code >= 0 && res.error_code < 1000000000L);
+	FUZZ_CHECK((v == TSMS_SERVICE_OK) == (status == 200 && res.error_message[0] == '\0'));
+	if (status == 401)
+		FUZZ_CHECK(v == TSMS_SERVICE_BAD_CREDENTIAL);
+	if (status != 200 && status != 401 && res.error_code != 20003)
+		FUZZ_CHECK(v == (status == 404   ? TSMS_SERVICE_NOT_FOUND
+		                 : status == 403 ? TSMS_SERVICE_FORBIDDEN
+		                                 : TSMS_SERVICE_UNEXPECTED));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -82,6 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		FUZZ_CHECK(res.sid[0] == '\0');
 	}
+	check_service(status, body, size - skip);
 	free(body);
 	return 0;
 }

@@ -423,12 +423,16 @@ def install_enables_nothing(h):
     check(Path(f"/lib/{triplet}/security/pam_twilio_sms.so").is_file(), "no module installed")
     p = run([COMMAND, "--help"])
     check(p.stdout.startswith("usage: twilio-sms-otp"), f"--help: {p.stdout[:100]!r}")
-    # README.Debian's step 1 without the edit: refused for its placeholder SIDs only
+    # README.Debian's step 1 without the edit: its placeholders and example users, all in
+    # one run, nothing else
     copy = h.tmp / "unedited.json"
     run(["install", "-m", "600", "-o", "root", "-g", "root", EXAMPLE, copy])
     p = run([COMMAND, "--config", copy, "check"], ok=(1,))
-    check(p.stdout.startswith(f"problem: config {copy}: accountSID is not") and
-          len(p.stdout.splitlines()) == 2, f"check of the unedited example: {p.stdout!r}")
+    check(p.stdout.startswith(f"problem: config {copy}: accountSID is the example's placeholder")
+          and len(p.stdout.splitlines()) == 7 and "authToken is the example's placeholder" in
+          p.stdout and p.stdout.endswith(f"{copy}: 5 problems; the PAM module would refuse this "
+                                         "config (PAM_SERVICE_ERR)\n"),
+          f"check of the unedited example: {p.stdout!r}")
 
 
 @case

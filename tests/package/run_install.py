@@ -285,8 +285,9 @@ def modes_owners_and_contents(h):
 
 @case
 def installed_command_runs(h):
-    """--help; check of the example config: refused for its placeholder SIDs, and nothing
-    else (its owner and mode pass); with real-looking SIDs it is accepted."""
+    """--help; check of the example config: every placeholder and example user flagged in
+    one run, and nothing else (its owner and mode pass); with them replaced it is accepted
+    (--offline: no request to Twilio from the test)."""
     d = h.destdir()
     h.make("install", d)
     tool, config = at(d, COMMAND), at(d, CONFIG)
@@ -298,19 +299,26 @@ def installed_command_runs(h):
 
     res = h.run([tool, "--config", config, "check"])
     lines = res.out.splitlines()
+    want = [f"problem: config {config}: {key} is the example's placeholder"
+            for key in ("accountSID", "authToken", "fromMessagingServiceSID")]
+    want += [f"problem: config {config}: users.{user} is the example's user"
+             for user in ("alice", "bob")]
     check(res.status == 1 and not res.err, f"check of the example: {res.brief()}")
-    check(len(lines) == 2 and lines[0].startswith(f"problem: config {config}: accountSID is not")
-          and lines[1] == f"{config}: the PAM module would refuse this config (PAM_SERVICE_ERR)",
-          f"check of the example, not the placeholder accountSID alone: {res.out!r}")
+    check(len(lines) == 7 and all(l.startswith(w) for l, w in zip(lines, want))
+          and lines[5] == "Twilio: not verified: the config has problems"
+          and lines[6] == f"{config}: 5 problems; the PAM module would refuse this config "
+          "(PAM_SERVICE_ERR)", f"check of the example, not its placeholders alone: {res.out!r}")
 
     cfg = json.loads(config.read_text(encoding="utf-8"))
-    cfg.update(accountSID="AC" + "0123456789abcdef" * 2,
-               fromMessagingServiceSID="MG" + "fedcba9876543210" * 2, stateDir=f"{d}/state")
+    cfg.update(accountSID="AC" + "0123456789abcdef" * 2, authToken="0123456789abcdef" * 2,
+               fromMessagingServiceSID="MG" + "fedcba9876543210" * 2, stateDir=f"{d}/state",
+               users={"dave": "+15555550100"})
     config.write_text(json.dumps(cfg, indent=2), encoding="utf-8")  # keeps root 0600
-    res = h.run([tool, "--config", config, "check"])
+    res = h.run([tool, "--config", config, "check", "--offline"])
     check(res.status == 0 and not res.err and res.out == (
-        f"{config}: OK: 2 users in the config, 0 in the users file, 3 templates, "
-        "SignIn template \"SignIn\"\n"), f"check of the example with SIDs: {res.brief()}")
+        "Twilio: not verified (--offline)\n"
+        f"{config}: OK: 1 users in the config, 0 in the users file, 3 templates, "
+        "SignIn template \"SignIn\"\n"), f"check of the example, edited: {res.brief()}")
 
 
 @case

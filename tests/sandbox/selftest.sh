@@ -55,25 +55,32 @@ send() { # send [curl args...]: a well-formed message with good credentials
 	post -u "$sid:$token" "$(url)" -d "MessagingServiceSid=$mg" --data-urlencode "Body=Your code is 123456" "$@"
 }
 error_code() { json "$work/body" 'd["code"]'; }
+# service [curl args...]: GET the Messaging Service $mg (Twilio's Messaging API) with good credentials
+service_url() { echo "https://127.0.0.1:$port/v1/Services/${1:-$mg}"; }
+service() { post -u "$sid:$token" "$(service_url)" "$@"; }
 
 python3 "$sandbox" --dir "$dir" --spec /nonexistent/twilio_api_v2010.json 2>/dev/null
 check "refuses to start without the OpenAPI description" 2 $?
 
-# The bundled excerpt must be what openapi_excerpt.py cuts from Twilio's full description.
+python3 "$sandbox" --dir "$dir" --service MGnope 2>/dev/null
+check "refuses a --service that is not MG and 32 hex digits" 2 $?
+
+# The bundled excerpt must be what openapi_excerpt.py cuts from Twilio's full descriptions.
 full=""
 for d in "$here" "$here/.." "$here/../.." "$here/../../.."; do
-	[ -f "$d/shared/twilio-oai/twilio_api_v2010.json" ] && full="$d/shared/twilio-oai/twilio_api_v2010.json"
-	[ -f "$d/../shared/twilio-oai/twilio_api_v2010.json" ] && full="$d/../shared/twilio-oai/twilio_api_v2010.json"
+	[ -f "$d/shared/twilio-oai/twilio_api_v2010.json" ] && full="$d/shared/twilio-oai"
+	[ -f "$d/../shared/twilio-oai/twilio_api_v2010.json" ] && full="$d/../shared/twilio-oai"
 	[ -n "$full" ] && break
 done
 if [ -n "$full" ]; then
-	out=$(python3 "$here/openapi_excerpt.py" --check "$full" "$here/twilio-messages-openapi.json" 2>&1)
+	out=$(python3 "$here/openapi_excerpt.py" --check "$full/twilio_api_v2010.json" \
+		"$full/twilio_messaging_v1.json" "$here/twilio-messages-openapi.json" 2>&1)
 	check "bundled OpenAPI excerpt matches $full" 0 $?
 else
-	echo "note: Twilio's full twilio_api_v2010.json is not beside this checkout; the bundled excerpt was not re-checked against it"
+	echo "note: Twilio's full twilio_api_v2010.json and twilio_messaging_v1.json are not beside this checkout; the bundled excerpt was not re-checked against them"
 fi
 
-python3 "$sandbox" --dir "$dir" --echo 2>"$work/sandbox.log" &
+python3 "$sandbox" --dir "$dir" --echo --service "$mg" 2>"$work/sandbox.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
 port=$(cat "$dir/port" 2>/dev/null)
@@ -134,9 +141,24 @@ check "JSON Content-Type is 400" "400 0" "$(send -H "Content-Type: application/j
 check "GET Messages.json is 404" "404 0" "$(post -u "$sid:$token" "$(url)")"
 check "unknown path is 404 20404" "404 20404" "$(post -u "$sid:$token" "https://127.0.0.1:$port/2010-04-01/Accounts/$sid/Calls.json" -d "To=%2B15555550006" | cut -d' ' -f1) $(error_code)"
 
+# The Messaging Service fetch (GET /v1/Services/{Sid}), as the admin command's check makes it
+check "service fetch is 200" "200 0" "$(service)"
+check "service body is the service" "$mg|$sid" "$(json "$work/body" 'd["sid"] + "|" + d["account_sid"]')"
+check "service body has every field of the spec's schema" True "$(json "$work/body" \
+	'sorted(d) == sorted(json.load(open("'"$here"'/twilio-messages-openapi.json"))["components"]["schemas"]["messaging.v1.service"]["properties"])')"
+check "service fetch is recorded" "GET|/v1/Services/$mg|True|200" \
+	"$(json "$dir/requests.jsonl" '"|".join(str(x) for x in (d[-1]["method"], d[-1]["path"], d[-1]["auth_ok"], d[-1]["status"]))')"
+check "service fetch with a bad token is 401 20003" "401 0 20003" \
+	"$(post -u "$sid:wrong" "$(service_url)") $(error_code)"
+check "service fetch without auth is 401" "401 0" "$(post "$(service_url)")"
+check "another service is 404 20404" "404 0 20404" \
+	"$(post -u "$sid:$token" "$(service_url MGfedcba9876543210fedcba9876543210)") $(error_code)"
+check "a sid off the spec's pattern is 404" "404 0 20404" "$(post -u "$sid:$token" "$(service_url MGnope)") $(error_code)"
+check "POST to a service is 404" "404 0" "$(service -d "FriendlyName=x")"
+
 # Scenarios
 msg=(-d "To=%2B15555550006")
-for case in "401 401 20003" "400-21211 400 21211" "429 429 20429" "500 500 20500" "503 503 20503"; do
+for case in "401 401 20003" "403 403 20403" "400-21211 400 21211" "429 429 20429" "500 500 20500" "503 503 20503"; do
 	set -- $case
 	scenario "$1"
 	check "scenario $1" "$2 0 $3" "$(send "${msg[@]}") $(error_code)"
@@ -144,6 +166,11 @@ for case in "401 401 20003" "400-21211 400 21211" "429 429 20429" "500 500 20500
 		check "scenario 429 sends Retry-After: 1" 1 "$(grep -ci '^Retry-After: 1' "$work/headers")"
 	fi
 done
+
+scenario 401
+check "scenario 401 also answers the service fetch" "401 0 20003" "$(service) $(error_code)"
+scenario 403
+check "scenario 403 answers the service fetch" "403 0 20403" "$(service) $(error_code)"
 
 scenario garbage
 check "scenario garbage is 201" "201 0" "$(send "${msg[@]}")"

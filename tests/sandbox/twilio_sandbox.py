@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Twilio-compatible HTTPS sandbox for the pam_twilio_sms tests.
 
-Serves POST /2010-04-01/Accounts/{AccountSid}/Messages.json on a loopback address, validates
-every normal request against Twilio's own OpenAPI description of that operation, and records
-what it saw in DIR so tests can assert on it:
+Serves POST /2010-04-01/Accounts/{AccountSid}/Messages.json (Twilio's API) and
+GET /v1/Services/{Sid} (its Messaging API: the services of --service) on a loopback address,
+validates every normal request against Twilio's own OpenAPI description of that operation, and
+records what it saw in DIR so tests can assert on it:
 
     DIR/ca.pem, ca.key             test CA (point the module's caFile at ca.pem)
     DIR/server.pem, server.key     cert for localhost, 127.0.0.1, ::1 and each --server-name
@@ -17,7 +18,8 @@ what it saw in DIR so tests can assert on it:
                                    (each connection carries exactly one request)
 
 Scenarios (content of DIR/scenario; missing, empty or "ok" is normal handling):
-    401 400-21211 429 500 503   that Twilio error, whatever the request
+    401 403 400-21211 429 500 503
+                                that Twilio error, whatever the request
     429:SECONDS                 429 with Retry-After: SECONDS (plain 429 sends Retry-After: 1)
     hang                        read the request, never answer until the client leaves
     slow:SECONDS                wait, then handle normally
@@ -65,6 +67,8 @@ from pathlib import Path
 
 DEFAULT_ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token-0123456789"
+# The account's Messaging Services unless --service names them (the test harness's)
+DEFAULT_SERVICE_SIDS = ["MGfedcba9876543210fedcba9876543210"]
 SPEC_UNDER_ANCESTOR = Path("shared/twilio-oai/twilio_api_v2010.json")
 # The Messages create operation cut from Twilio's description (openapi_excerpt.py);
 # selftest.sh checks it against the full file when that is at hand.
@@ -74,6 +78,8 @@ MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 FORM_SCHEMA_TITLE = "CreateMessageRequest"
 MESSAGE_SCHEMA = "api.v2010.account.message"
+SERVICE_PATH = "/v1/Services/{Sid}"
+SERVICE_SCHEMA = "messaging.v1.service"
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 MAX_BODY_CHARS = 1600
@@ -107,6 +113,7 @@ CONDITIONAL_ERRORS = {
 
 SCENARIO_ERRORS = {
     "401": (401, 20003, "Authenticate"),
+    "403": (403, 20403, "Forbidden"),
     "400-21211": (400, 21211, "The 'To' number is not a valid phone number."),
     "429": (429, 20429, "Too Many Requests"),
     "500": (500, 20500, "Internal Server Error"),
@@ -195,6 +202,20 @@ class MessagesApi:
         message = self.resolve(spec["components"]["schemas"][MESSAGE_SCHEMA])
         self.message_fields = list(message["properties"])
         self.message_statuses = self.resolve(message["properties"]["status"])["enum"]
+
+        # The Messaging Service fetch (Twilio's Messaging API)
+        fetch = spec["paths"][SERVICE_PATH]["get"]
+        self.service_sid_schema = next(
+            self.resolve(p["schema"])
+            for p in fetch["parameters"]
+            if p["in"] == "path" and p["name"] == "Sid"
+        )
+        if "requestBody" in fetch:
+            raise ValueError("the Services fetch has a request body in the spec")
+        service = self.resolve(fetch["responses"]["200"]["content"]["application/json"]["schema"])
+        if service is not self.resolve(spec["components"]["schemas"][SERVICE_SCHEMA]):
+            raise ValueError(f"the Services fetch does not answer {SERVICE_SCHEMA}")
+        self.service_fields = list(service["properties"])
 
     def resolve(self, schema):
         """Follow local "#/..." $refs, also inside array items."""
@@ -297,6 +318,37 @@ class MessagesApi:
         return {name: values.get(name) for name in self.message_fields}
 
 
+    def service_sid_problem(self, sid):
+        return value_problem(self.service_sid_schema, sid)
+
+    def service(self, base_url, account_sid, sid):
+        """The 200 body of a Messaging Service fetch, with every field of the schema."""
+        url = f"{base_url}/v1/Services/{sid}"
+        values = {
+            "sid": sid,
+            "account_sid": account_sid,
+            "friendly_name": "Sandbox sign-in codes",
+            "date_created": "2026-01-01T00:00:00Z",
+            "date_updated": "2026-01-01T00:00:00Z",
+            "inbound_method": "POST",
+            "fallback_method": "POST",
+            "sticky_sender": True,
+            "mms_converter": True,
+            "smart_encoding": True,
+            "scan_message_content": "inherit",
+            "fallback_to_long_code": True,
+            "area_code_geomatch": True,
+            "synchronous_validation": True,
+            "validity_period": 14400,
+            "url": url,
+            "links": {"phone_numbers": f"{url}/PhoneNumbers", "messages": f"{url}/Messages"},
+            "usecase": "undeclared",
+            "us_app_to_person_registered": False,
+            "use_inbound_webhook_on_number": False,
+        }
+        return {name: values.get(name) for name in self.service_fields}
+
+
 def segments(body):
     """SMS segment count, treating any non-ASCII text as UCS-2 (close enough for a sandbox)."""
     single, multi = (160, 153) if body.isascii() else (70, 67)
@@ -347,6 +399,7 @@ class Sandbox:
         # HTTP Basic pairs accepted: the account and its auth token, and each API key
         self.credentials = [f"{args.account_sid}:{args.auth_token}".encode()]
         self.credentials += [key.encode() for key in args.api_key]
+        self.services = set(args.service or DEFAULT_SERVICE_SIDS)
         self.echo = args.echo
         server = (directory / "server.pem", directory / "server.key")
         self.contexts = {
@@ -358,6 +411,9 @@ class Sandbox:
         }
         self.path = re.compile(
             "^" + re.escape(MESSAGES_PATH).replace(r"\{AccountSid\}", "(?P<sid>[^/]*)") + "$"
+        )
+        self.service_path = re.compile(
+            "^" + re.escape(SERVICE_PATH).replace(r"\{Sid\}", "(?P<sid>[^/]*)") + "$"
         )
         self.stopping = threading.Event()
         self.record_lock = threading.Lock()
@@ -421,6 +477,8 @@ class Sandbox:
                          [("Content-Type", "application/json")])
 
         try:
+            if self.service_path.match(path):
+                return Reply.json(200, self.fetch_service(method, path, auth_ok, content_type))
             sid = self.accept(method, path, content_type, auth_ok, form, form_error)
         except TwilioError as err:
             return Reply.error(err)
@@ -441,6 +499,19 @@ class Sandbox:
         if self.echo:
             log(f"SMS to {message['to']}: {message['body']}")
         return Reply.json(201, message)
+
+    def fetch_service(self, method, path, auth_ok, content_type):
+        """Check a Messaging Service fetch as Twilio would; its 200 body or TwilioError."""
+        sid = self.service_path.match(path)["sid"]
+        if method != "GET":
+            raise TwilioError(404, 20404, f"The requested resource {path} was not found")
+        if not auth_ok:
+            raise TwilioError(401, 20003, "Authenticate")
+        if content_type:
+            raise TwilioError(400, PARAMETER_ERROR, "A fetch takes no request body")
+        if self.api.service_sid_problem(sid) or sid not in self.services:
+            raise TwilioError(404, 20404, f"The requested resource /Services/{sid} was not found")
+        return self.api.service(self.base_url, self.account_sid, sid)
 
     def accept(self, method, path, content_type, auth_ok, form, form_error):
         """Check a request as Twilio would; return the account sid or raise TwilioError."""
@@ -819,6 +890,9 @@ def parse_args(argv):
     p.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     p.add_argument("--api-key", action="append", default=[], metavar="SID:SECRET",
                    help="also accept this API key (SK...) and its secret; repeatable")
+    p.add_argument("--service", action="append", default=[], metavar="MG_SID",
+                   help="a Messaging Service of the account (GET /v1/Services/MG_SID answers "
+                   "200); repeatable; default: " + ", ".join(DEFAULT_SERVICE_SIDS))
     p.add_argument("--server-name", action="append", default=[], metavar="DNS_NAME",
                    help="also name this host in server.pem; repeatable")
     p.add_argument("--echo", action="store_true", help="print each accepted SMS to stderr")
@@ -828,6 +902,9 @@ def parse_args(argv):
     for key in args.api_key:
         if not re.fullmatch(r"SK[0-9a-fA-F]{32}:.+", key):
             p.error(f"--api-key wants SK + 32 hex digits, ':' and the secret, not {key!r}")
+    for sid in args.service:
+        if not re.fullmatch(r"MG[0-9a-fA-F]{32}", sid):
+            p.error(f"--service wants MG + 32 hex digits, not {sid!r}")
     for name in args.server_name:
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name):
             p.error(f"--server-name {name!r} is not a DNS name")

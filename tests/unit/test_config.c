@@ -382,6 +382,137 @@ static void test_parse_len_respected(void **state)
 	free(json);
 }
 
+/* ---- where a JSON error is: line and column, as an editor shows them ---- */
+
+static void assert_json_error_at(const char *json, const char *where)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg = parse_str(json, &g);
+
+	if (cfg != NULL) {
+		tsms_config_free(cfg);
+		print_error("accepted: %s\n", json);
+		fail();
+	}
+	assert_contains(g.err, "not valid JSON");
+	assert_contains(g.err, where);
+	assert_not_contains(g.err, "byte");
+}
+
+static void test_json_error_line_and_column(void **state)
+{
+	(void)state;
+	assert_json_error_at("{\"a\": 1 \"b\": 2}", "(line 1, column 9)");
+	assert_json_error_at("{\n  \"a\": 1,\n  \"b\": [1 2]\n}", "(line 3, column 11)");
+	/* columns count characters, not bytes: "é" is two bytes */
+	assert_json_error_at("{\n\"\xc3\xa9\": x}", "(line 2, column 6)");
+	assert_json_error_at("{\r\n\"a\": 1,\r\n}", "(line 3, column 1)");
+	assert_json_error_at("", "(line 1, column 1)");
+}
+
+/* ---- every problem at once (tsms_config_parse_all) ---- */
+
+struct problems {
+	char text[16][TSMS_CONFIG_ERR_MAX];
+	size_t n;
+};
+
+static void collect(void *ctx, const char *problem)
+{
+	struct problems *p = ctx;
+
+	assert_true(p->n < 16);
+	snprintf(p->text[p->n++], TSMS_CONFIG_ERR_MAX, "%s", problem);
+}
+
+/* Parses json with every problem wanted; asserts none is accepted and the
+ * first is the one in err. */
+static void parse_all(const char *json, struct problems *p)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	memset(p, 0, sizeof(*p));
+	err_init(&g);
+	cfg = tsms_config_parse_all(json, strlen(json), collect, p, g.err);
+	assert_null(cfg);
+	err_check(&g);
+	assert_true(p->n > 0);
+	assert_string_equal(g.err, p->text[0]);
+}
+
+static void assert_problem(const struct problems *p, const char *a, const char *b)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		if (strstr(p->text[i], a) != NULL && strstr(p->text[i], b) != NULL)
+			return;
+	}
+	print_error("no problem has \"%s\" and \"%s\" among %zu:\n", a, b, p->n);
+	for (size_t i = 0; i < p->n; i++)
+		print_error("  %s\n", p->text[i]);
+	fail();
+}
+
+static void test_every_problem_at_once(void **state)
+{
+	struct problems p;
+	struct guarded_err g;
+	const char *json = "{\"accountSID\":\"AC12\",\"authToken\":\"\","
+			   "\"fromMessagingServiceSID\":\"" MG "\",\"codeLenght\":6,"
+			   "\"codeLength\":99,\"failMode\":\"ajar\",\"stateDir\":\"rel\","
+			   "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"hi\"}],"
+			   "\"users\":{\"dave\":\"+15555550100\"}}";
+
+	(void)state;
+	parse_all(json, &p);
+	assert_int_equal(p.n, 7);
+	assert_problem(&p, "codeLenght", "fix:");
+	assert_problem(&p, "accountSID", "fix:");
+	assert_problem(&p, "authToken", "fix:");
+	assert_problem(&p, "codeLength", "fix:");
+	assert_problem(&p, "failMode", "fix:");
+	assert_problem(&p, "stateDir", "fix:");
+	assert_problem(&p, "{{code}}", "fix:");
+	/* the module's parse stops at the first, the same one */
+	assert_null(parse_str(json, &g));
+	assert_string_equal(g.err, p.text[0]);
+	/* a JSON error is the one problem: nothing else can be read */
+	parse_all("{\"accountSID\": }", &p);
+	assert_int_equal(p.n, 1);
+	assert_problem(&p, "line 1, column 16", "fix:");
+}
+
+/* The example's placeholders, as conf/pam_twilio_sms.json ships them. */
+static void test_example_placeholders_refused(void **state)
+{
+	struct problems p;
+
+	(void)state;
+	parse_all("{\"accountSID\":\"ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
+	          "\"authToken\":\"replace-with-your-twilio-auth-token\","
+	          "\"fromMessagingServiceSID\":"
+	          "\"MGxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"," SIGNIN_TEMPLATES "}",
+	          &p);
+	assert_int_equal(p.n, 3);
+	assert_problem(&p, "accountSID is the example's placeholder", "Account SID");
+	assert_problem(&p, "authToken is the example's placeholder", "Auth Token");
+	assert_problem(&p, "fromMessagingServiceSID is the example's placeholder",
+	               "Messaging Service");
+	parse_all("{\"accountSID\":\"" AC "\",\"apiKeySID\":\"SKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
+	          "\"apiKeySecret\":\"x\",\"fromMessagingServiceSID\":\"" MG "\"," SIGNIN_TEMPLATES
+	          "}",
+	          &p);
+	assert_problem(&p, "apiKeySID is the example's placeholder", "fix:");
+	parse_all("{\"accountSID\":\"" AC "\",\"apiKeySID\":\"SK0123456789abcdef0123456789abcdef\","
+	          "\"apiKeySecret\":\"replace-with-your-api-key-secret\","
+	          "\"fromMessagingServiceSID\":\"" MG "\"," SIGNIN_TEMPLATES "}",
+	          &p);
+	assert_problem(&p, "apiKeySecret is the example's placeholder", "fix:");
+	/* a real-looking token that merely mentions the word is a token */
+	assert_accepts("{\"accountSID\":\"" AC "\",\"authToken\":\"my-replace-with-token\","
+	               "\"fromMessagingServiceSID\":\"" MG "\"," SIGNIN_TEMPLATES "}");
+}
+
 /* ---- refusals, each naming the offending key or user ---- */
 
 static void assert_fixture_refused(const char *fixture, const char *name)
@@ -1936,6 +2067,9 @@ int main(void)
 		cmocka_unit_test(test_redis_section),
 		cmocka_unit_test(test_api_key_credentials),
 		cmocka_unit_test(test_load_ca_file_checked_like_config),
+		cmocka_unit_test(test_json_error_line_and_column),
+		cmocka_unit_test(test_every_problem_at_once),
+		cmocka_unit_test(test_example_placeholders_refused),
 	};
 
 	/* the group setup makes the temporary directory of the load tests */

@@ -510,6 +510,105 @@ static void test_send_timeout_within_budget(void **state)
 	tsms_config_free(cfg);
 }
 
+/* ---- the Messaging Service check (GET /v1/Services/{sid}) ---- */
+
+#define MG "MGfedcba9876543210fedcba9876543210"
+
+static enum tsms_service_verdict service_of(long status, const char *fixture,
+                                            struct tsms_twilio_service *res)
+{
+	size_t len = 0;
+	char *body = fixture != NULL ? fixture_read(fixture, &len) : NULL;
+	char *exact = body != NULL ? unterminated_copy(body, len) : NULL;
+	enum tsms_service_verdict v;
+
+	memset(res, 0xA5, sizeof(*res));
+	v = tsms_twilio_parse_service(status, exact, len, MG, res);
+	assert_int_equal(v, res->verdict);
+	assert_int_equal(res->http_status, status);
+	assert_non_null(memchr(res->error_message, '\0', sizeof(res->error_message)));
+	assert_non_null(memchr(res->friendly_name, '\0', sizeof(res->friendly_name)));
+	free(exact);
+	free(body);
+	return v;
+}
+
+static void test_service_verdicts(void **state)
+{
+	struct tsms_twilio_service res;
+
+	(void)state;
+	assert_int_equal(service_of(200, "twilio-200-service.json", &res), TSMS_SERVICE_OK);
+	assert_string_equal(res.friendly_name, "Sign-in codes");
+	assert_int_equal(service_of(401, "twilio-401-20003.json", &res),
+	                 TSMS_SERVICE_BAD_CREDENTIAL);
+	assert_int_equal(res.error_code, 20003);
+	assert_int_equal(service_of(404, "twilio-404-20404.json", &res), TSMS_SERVICE_NOT_FOUND);
+	assert_int_equal(res.error_code, 20404);
+	assert_true(res.error_message[0] != '\0');
+	assert_int_equal(service_of(403, NULL, &res), TSMS_SERVICE_FORBIDDEN);
+	assert_int_equal(service_of(429, "twilio-429.json", &res), TSMS_SERVICE_UNEXPECTED);
+	assert_int_equal(service_of(503, "twilio-503.json", &res), TSMS_SERVICE_UNEXPECTED);
+	assert_int_equal(service_of(500, "twilio-500.html", &res), TSMS_SERVICE_UNEXPECTED);
+	/* 200 is a success only with the service asked for in it */
+	assert_int_equal(service_of(200, "twilio-garbage.txt", &res), TSMS_SERVICE_UNEXPECTED);
+	assert_int_equal(service_of(200, "twilio-201.json", &res), TSMS_SERVICE_UNEXPECTED);
+	assert_int_equal(service_of(200, NULL, &res), TSMS_SERVICE_UNEXPECTED);
+	/* an error body with 200 is not an error code */
+	assert_int_equal(service_of(201, "twilio-200-service.json", &res), TSMS_SERVICE_UNEXPECTED);
+}
+
+static void assert_messaging_base(const char *api, const char *want)
+{
+	char out[600];
+
+	assert_true(tsms_twilio_messaging_base(api, out, sizeof(out)));
+	assert_string_equal(out, want);
+}
+
+static void test_messaging_base(void **state)
+{
+	char small[24];
+
+	(void)state;
+	assert_messaging_base("https://api.twilio.com", "https://messaging.twilio.com");
+	assert_messaging_base("https://api.dublin.ie1.twilio.com",
+	                      "https://messaging.dublin.ie1.twilio.com");
+	assert_messaging_base("https://API.Sydney.AU1.twilio.com",
+	                      "https://messaging.Sydney.AU1.twilio.com");
+	/* anything else is kept: a gateway or the sandbox serves both APIs */
+	assert_messaging_base("https://127.0.0.1:8443", "https://127.0.0.1:8443");
+	assert_messaging_base("https://api.twilio.com.example", "https://api.twilio.com.example");
+	assert_messaging_base("https://gateway.example/twilio", "https://gateway.example/twilio");
+	/* on twilio.com but not an API host as Twilio writes them: not known, not guessed */
+	assert_false(
+		tsms_twilio_messaging_base("https://api.twilio.com:443", small, sizeof(small)));
+	assert_false(tsms_twilio_messaging_base("https://api.twilio.com/x", small, sizeof(small)));
+	assert_false(tsms_twilio_messaging_base("https://twilio.com", small, sizeof(small)));
+	assert_false(tsms_twilio_messaging_base("https://sms.TWILIO.com", small, sizeof(small)));
+	assert_false(tsms_twilio_messaging_base("https://api.dublin.ie1.twilio.com", small,
+	                                        sizeof(small)));
+}
+
+static void test_check_service_unreachable(void **state)
+{
+	struct tsms_twilio_service res;
+	unsigned port = 0;
+	int fd = local_socket(false, &port);
+	struct tsms_config *cfg;
+
+	(void)state;
+	close(fd); /* nothing listens there now */
+	cfg = config_for_port(port);
+	assert_int_equal(tsms_twilio_check_service(cfg, &res), TSMS_SERVICE_UNREACHABLE);
+	assert_int_equal(res.http_status, 0);
+	assert_true(res.error_message[0] != '\0');
+	assert_not_contains(res.error_message, TOKEN);
+	assert_contains(res.url, "/v1/Services/" MG);
+	assert_not_contains(res.url, TOKEN);
+	tsms_config_free(cfg);
+}
+
 /* ---- names of Twilio's error codes, for the log ---- */
 
 static void test_code_names(void **state)
@@ -574,6 +673,9 @@ int main(void)
 		cmocka_unit_test(test_send_connection_refused),
 		cmocka_unit_test(test_send_timeout_within_budget),
 		cmocka_unit_test(test_code_names),
+		cmocka_unit_test(test_service_verdicts),
+		cmocka_unit_test(test_messaging_base),
+		cmocka_unit_test(test_check_service_unreachable),
 	};
 
 	/* the group setup initialises libcurl for the tsms_twilio_send tests */
