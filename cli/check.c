@@ -145,24 +145,15 @@ static void check_state_dir(struct check_ctx *c, const char *dir)
  * (for a name no entry has), within ldap.timeoutSeconds. */
 static void check_directory(struct check_ctx *c)
 {
-	struct tsms_number number;
-	char err[TSMS_CONFIG_ERR_MAX];
-	enum tsms_err e;
+	char msg[TSMS_CONFIG_ERR_MAX];
 
 	if (c->cfg->ldap == NULL)
 		return;
-	e = tsms_directory_find(c->cfg, "twilio-sms-otp-check", &number, err);
-	if (e == TSMS_OK)
-		printf("ldap: connected to %s, bound %s and searched %s: OK\n", c->cfg->ldap->uri,
-		       c->cfg->ldap->bind_dn != NULL ? "as ldap.bindDN" : "anonymously",
-		       c->cfg->ldap->base_dn);
-	else if (e == TSMS_ERR_UNAVAILABLE)
-		problem(c,
-		        "%s; fix: check ldap.uri, the server's certificate against ldap.caFile "
-		        "(and its host name), ldap.bindDN and ldap.bindPassword",
-		        err);
+	/* as a login: connect, TLS, bind; then one entry whose number the account can read */
+	if (tsms_directory_probe(c->cfg, msg) == TSMS_OK)
+		printf("%s\n", msg);
 	else
-		problem(c, "%s", err);
+		problem(c, "%s", msg);
 }
 
 /* Redis as the module will use it: connect, AUTH, SELECT, load and run the script. */

@@ -2,20 +2,15 @@
 #   make e2e-client    build tests/e2e/pam_client (run_e2e.py also builds it when missing)
 #   make e2e-shim      build tests/e2e/freed_secret.so, the LD_PRELOAD shim that reports a
 #                      secret in freed memory (test_redis.py also builds it when missing)
-#   make e2e-probe     build tests/e2e/directory_probe, the caller of tsms_directory_probe
-#                      (test_directory.py also builds it when missing)
 
 E2E_CLIENT := tests/e2e/pam_client
 E2E_SHIM   := tests/e2e/freed_secret.so
-E2E_PROBE  := tests/e2e/directory_probe
 
-.PHONY: e2e-client e2e-shim e2e-probe e2e-clean
+.PHONY: e2e-client e2e-shim e2e-clean
 
 e2e-client: $(E2E_CLIENT)
 
 e2e-shim: $(E2E_SHIM)
-
-e2e-probe: $(E2E_PROBE)
 
 $(E2E_CLIENT): tests/e2e/pam_client.c
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< $(LDFLAGS) -lpam
@@ -24,10 +19,7 @@ $(E2E_CLIENT): tests/e2e/pam_client.c
 $(E2E_SHIM): tests/e2e/freed_secret.c
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $<
 
-$(E2E_PROBE): tests/e2e/directory_probe.c lib/libtsms.a
-	$(CC) $(CFLAGS) -I. -o $@ $< lib/libtsms.a $(LDFLAGS) $(LIBS)
-
 e2e-clean:
-	rm -f $(E2E_CLIENT) $(E2E_SHIM) $(E2E_PROBE)
+	rm -f $(E2E_CLIENT) $(E2E_SHIM)
 
 clean: e2e-clean
