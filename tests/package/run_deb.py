@@ -379,6 +379,8 @@ def package_contents(h):
             f"{DOC}/docs/security.md.gz": "-rw-r--r--",
             f"{DOC}/docs/troubleshooting.md.gz": "-rw-r--r--",
             f"{DOC}/docs/benchmarks.md.gz": "-rw-r--r--",
+            # the plot benchmarks.md embeds, where its link expects it (dh_compress keeps .svg)
+            f"{DOC}/tests/bench/results.svg": "-rw-r--r--",
             f"{DOC}/copyright": "-rw-r--r--", f"{DOC}/changelog.gz": "-rw-r--r--",
             str(EXAMPLE): "-rw-r--r--",
             f"{DOC}/examples/pam.d-sshd.snippet": "-rw-r--r--",
@@ -401,6 +403,55 @@ def package_contents(h):
     check(re.search(r"^Auth-Type: Additional$", profile, re.M), "the profile is not Additional")
     check(re.search(r"^\trequired\tpam_twilio_sms\.so nullok$", profile, re.M),
           f"the profile's Auth line: {profile!r}")
+
+
+# a Markdown link or image: [text](target) or ![text](target), text on one or more lines
+MD_LINK_RE = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)\)")
+MD_FENCE_RE = re.compile(r"^\s*```.*?^\s*```[^\n]*$", re.M | re.S)
+
+
+def md_anchors(text):
+    """The anchors GitHub makes of a Markdown file's headings (not those in code blocks)."""
+    anchors, seen = set(), {}
+    for m in re.finditer(r"^#{1,6}\s+(.*?)\s*$", MD_FENCE_RE.sub("", text), re.M):
+        slug = re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-")
+        seen[slug] = seen.get(slug, 0) + 1
+        anchors.add(slug if seen[slug] == 1 else f"{slug}-{seen[slug] - 1}")
+    return anchors
+
+
+def md_links(path):
+    """(is an image, target) of every relative link of a Markdown file, outside code."""
+    text = re.sub(r"`[^`\n]*`", "", MD_FENCE_RE.sub("", path.read_text()))
+    return [(m.group(1) == "!", m.group(3)) for m in MD_LINK_RE.finditer(text)
+            if not re.match(r"[a-z][a-z0-9+.-]*:", m.group(3))]
+
+
+@case
+def docs_links_resolve(h):
+    """Every relative link of the README, the guides in docs/ and tests/README.md names a file
+    (and a heading) of the source tree, and every image a shipped document embeds is shipped
+    beside it at the same relative path, uncompressed."""
+    bad = []
+    for doc in (REPO / "README.md", REPO / "tests" / "README.md", *(REPO / "docs").glob("*.md")):
+        for _image, target in md_links(doc):
+            path, _, anchor = target.partition("#")
+            dest = (doc.parent / path).resolve() if path else doc
+            if not dest.is_file():
+                bad.append(f"{doc.relative_to(REPO)}: {target}: no such file")
+            elif anchor and dest.suffix == ".md" and anchor not in md_anchors(dest.read_text()):
+                bad.append(f"{doc.relative_to(REPO)}: {target}: no such heading")
+    c = h.contents()
+    shipped = [p for p in c if p.startswith(f"{DOC}/") and re.search(r"\.md(\.gz)?$", p)]
+    check(f"{DOC}/README.md.gz" in shipped, f"no README in the package: {shipped}")
+    for p in shipped:
+        rel = Path(p).relative_to(DOC)
+        rel = rel.with_suffix("") if rel.suffix == ".gz" else rel
+        for image, target in md_links(REPO / rel):
+            want = os.path.normpath(DOC / rel.parent / target.partition("#")[0])
+            if image and want not in c:
+                bad.append(f"{p}: the image {target} is not in the package at {want}")
+    check(not bad, "; ".join(bad))
 
 
 @case
