@@ -117,13 +117,21 @@ def snippet_lines(name):
 def service_file(debian_file, snippet, module_args):
     """Debian's service file with its `@include common-auth` line replaced by the snippet's
     lines, where `pam_twilio_sms.so` becomes the built module with module_args."""
+    ours = snippet_lines(snippet)
+    check("@include common-auth" in ours and any("pam_twilio_sms.so" in l.split() for l in ours),
+          f"conf/{snippet}: no '@include common-auth' and module lines to put in its place: {ours}")
+    return in_place_of_common_auth(debian_file, ours, module_args)
+
+
+def in_place_of_common_auth(debian_file, ours, module_args):
+    """Debian's service file with its `@include common-auth` line replaced by the lines ours,
+    where `pam_twilio_sms.so` becomes the built module with module_args."""
     lines = [l for l in Path(debian_file).read_text(encoding="utf-8").splitlines()
              if "pam_twilio_sms" not in l]
     includes = [i for i, l in enumerate(lines) if l.split() == ["@include", "common-auth"]]
     check(len(includes) == 1, f"{debian_file} has {len(includes)} '@include common-auth' lines")
-    ours = [built_module(line, module_args) for line in snippet_lines(snippet)]
-    check("@include common-auth" in ours and any(str(MODULE) in l for l in ours),
-          f"conf/{snippet}: no '@include common-auth' and module lines to put in its place: {ours}")
+    ours = [built_module(line, module_args) for line in ours]
+    check(any(str(MODULE) in l for l in ours), f"no module line among {ours}")
     i = includes[0]
     return "\n".join(lines[:i] + ours + lines[i + 1:]) + "\n"
 
@@ -233,6 +241,7 @@ class Harness:
         self.config = None
         self.passwords = {}
         self.servers = {}  # variant -> (port, config path) or the CaseFailure that stopped it
+        self.drop_ins = {}  # variant -> the text of its sshd_config drop-in (other suites')
         self.sshd_link = self.tmp / SSHD_SERVICE
         self.config_private_ca = None
         self.logins = 0
@@ -396,11 +405,14 @@ class Harness:
         """Writes the test server's sshd_config and its drop-in in TMP/sshd-NAME, made of the
         lines of conf/sshd_config.snippet (variant "publickey": with the snippet's commented
         alternative instead of its AuthenticationMethods line; "password": without the
-        snippet, as Debian's sshd_config leaves it); returns the config's path."""
+        snippet, as Debian's sshd_config leaves it; a variant in drop_ins: that text);
+        returns the config's path."""
         d = self.tmp / f"sshd-{name}"
         (d / "sshd_config.d").mkdir(parents=True, exist_ok=True)
         text = (CONF / "sshd_config.snippet").read_text(encoding="utf-8")
-        if variant == "password":
+        if variant in self.drop_ins:
+            text = self.drop_ins[variant]
+        elif variant == "password":
             text = ("# no conf/sshd_config.snippet: Debian's sshd_config (UsePAM yes, "
                     "KbdInteractiveAuthentication no,\n# PasswordAuthentication left at yes)\n"
                     "UsePAM yes\n")
@@ -432,27 +444,30 @@ class Harness:
             "KbdInteractiveAuthentication no\n")
         return config
 
-    def sshd(self, variant, config=None):
+    def sshd(self, variant, config=None, service=None):
         """Starts (once) the test sshd of this variant, its PAM service using config (None:
-        the shared one); returns (port, config path)."""
+        the shared one), or the service file `service` when given; returns (port, config
+        path)."""
         name = variant if config is None else f"{variant}-{Path(config).stem}"
+        if service is not None:
+            name = f"{variant}-{Path(service).name}"
         got = self.servers.get(name)
         if isinstance(got, CaseFailure):
             raise got
         if got:
             return got
         try:
-            self.servers[name] = self._start_sshd(variant, name, config)
+            self.servers[name] = self._start_sshd(variant, name, config, service)
         except CaseFailure as e:
             self.servers[name] = CaseFailure(f"sshd ({name}) did not start: {e}")
             raise self.servers[name] from None
         return self.servers[name]
 
-    def _start_sshd(self, variant, name, module_config):
-        # another config: the service file using it is bind-mounted over the shared one
-        binds = [] if module_config is None else [
-            (self.debian_service(PAM_DIR / "sshd", module_config, "pam.d-sshd.snippet"),
-             PAM_DIR / SSHD_SERVICE)]
+    def _start_sshd(self, variant, name, module_config, service=None):
+        # another config or service: that service file is bind-mounted over the shared one
+        if service is None and module_config is not None:
+            service = self.debian_service(PAM_DIR / "sshd", module_config, "pam.d-sshd.snippet")
+        binds = [] if service is None else [(service, PAM_DIR / SSHD_SERVICE)]
         if not PRIVSEP_DIR.exists():  # systemd's ssh.service makes it (RuntimeDirectory)
             PRIVSEP_DIR.mkdir(mode=0o755)
             self.cleanups.add(lambda: PRIVSEP_DIR.rmdir() if not any(PRIVSEP_DIR.iterdir()) else None)
@@ -495,11 +510,12 @@ class Harness:
             time.sleep(0.05)
 
     def ssh(self, variant, *, password=None, code="right", key=None, methods=None,
-            command=("id", "-un"), config=None):
+            command=("id", "-un"), config=None, service=None, source=None):
         """Logs in as SSH_USER to the variant's sshd (its PAM service using config, None:
-        the shared one) with the real ssh client, prompts answered by askpass.py; returns
-        the Login."""
-        port, server_config = self.sshd(variant, config)
+        the shared one, or the service file `service`) with the real ssh client, from the
+        loopback address source (None: the system's choice, 127.0.0.1), prompts answered by
+        askpass.py; returns the Login."""
+        port, server_config = self.sshd(variant, config, service)
         server_log = server_config.parent / "sshd.stderr"
         server_log_at = server_log.stat().st_size
         self.logins += 1
@@ -535,6 +551,8 @@ class Harness:
                "-o", "LogLevel=ERROR"]
         if key:
             cmd += ["-i", str(self.tmp / key)]
+        if source:
+            cmd += ["-b", source]
         cmd += ["127.0.0.1", "--", *command]
         mark = self.syslog.mark()
         start = time.monotonic()
@@ -585,11 +603,11 @@ class Harness:
         return env
 
     def run_as(self, user, argv, bind, *, password, code="right", env=None, started=None,
-               more_binds=()):
+               more_binds=(), passwords=1):
         """runuser -u USER -- ARGV in a private mount namespace where bind = (service file,
         /etc/pam.d/NAME) and each such pair of more_binds are bind-mounted, with PATH, LANG
-        and env as the environment; the password is written at the first password prompt (a
-        second one gets end of file), the code ("right", "wrong"; "unsent": a code for a
+        and env as the environment; the password is written at the first password prompt (at
+        the first `passwords` ones; the next gets end of file), the code ("right", "wrong"; "unsent": a code for a
         decoy prompt, no SMS awaited) at each SMS prompt. started, when given, is called
         with the Popen as soon as it runs (for a case that acts on the process meanwhile,
         from another thread). Returns the Login."""
@@ -626,7 +644,8 @@ class Harness:
                 # sudo prompts on stderr, su and chfn (misc_conv) on stdout or stderr
                 for fd in (err_fd, out_fd):
                     text = out[fd].decode(errors="replace")
-                    reply = self._reply(text[seen[fd]:], login, password, code, skip, deadline)
+                    reply = self._reply(text[seen[fd]:], login, password, code, skip, deadline,
+                                        passwords)
                     if reply is False:
                         continue
                     seen[fd] = len(text)
@@ -657,11 +676,11 @@ class Harness:
             print(f"  {login}")
         return login
 
-    def _reply(self, new, login, password, code, skip, deadline):
+    def _reply(self, new, login, password, code, skip, deadline, passwords=1):
         """The answer to a prompt at the end of new (None: close stdin), False when no prompt."""
         if re.search(r"(password for \S+|Password): $", new):
             login.prompts.append((new.strip().splitlines()[-1], "password"))
-            if sum(1 for _, a in login.prompts if a == "password") > 1:
+            if sum(1 for _, a in login.prompts if a == "password") > passwords:
                 return None
             return password
         if code.startswith("backup:") and new.endswith(": ") and (
