@@ -61,6 +61,7 @@ run_suite "admin command: backup codes" python3 tests/cli/run_cli_backup.py
 run_suite "install (make install, DESTDIR)" python3 tests/package/run_install.py
 run_suite "Debian package (make deb, lintian, dpkg, pam-auth-update)" python3 tests/package/run_deb.py
 run_suite "integration (sshd, sudo, su, chfn)" python3 tests/integration/run_integration.py
+run_suite "recipes of docs/recipes.md (sshd, sudo)" python3 tests/integration/run_recipes.py
 run_suite "hostile caller's signals (setuid su)" python3 tests/integration/run_signals.py
 run_suite "fuzz (libFuzzer, corpus-seeded, 12 s a target)" tests/fuzz/smoke.sh
 run_suite "exports" tests/analysis/exports.sh
