@@ -607,10 +607,10 @@ class Harness:
         """runuser -u USER -- ARGV in a private mount namespace where bind = (service file,
         /etc/pam.d/NAME) and each such pair of more_binds are bind-mounted, with PATH, LANG
         and env as the environment; the password is written at the first password prompt (at
-        the first `passwords` ones; the next gets end of file), the code ("right", "wrong"; "unsent": a code for a
-        decoy prompt, no SMS awaited) at each SMS prompt. started, when given, is called
-        with the Popen as soon as it runs (for a case that acts on the process meanwhile,
-        from another thread). Returns the Login."""
+        the first `passwords` ones; the next gets end of file), the code ("right", "wrong";
+        "unsent": a code for a decoy prompt, no SMS awaited) at each SMS prompt. started, when
+        given, is called with the Popen as soon as it runs (for a case that acts on the
+        process meanwhile, from another thread). Returns the Login."""
         self.logins += 1
         login = Login(f"{argv[0]} run {self.logins}")
         cmd = self.syslog.wrap(["runuser", "-u", user, "--", *argv], [bind, *more_binds])
