@@ -80,12 +80,12 @@ static int send_code(const struct tsms_config *cfg, const char *usage, const cha
 
 static bool normalize_arg(const char *number, char phone[TSMS_PHONE_MAX])
 {
-	if (tsms_phone_normalize(number, phone))
+	const char *why;
+
+	if (tsms_phone_parse(number, strlen(number), phone, &why))
 		return true;
-	fprintf(stderr,
-	        "twilio-sms-otp: \"%s\" is not an E.164 number; write it as "
-	        "+<country code><number>, e.g. +15551234567\n",
-	        number);
+	fprintf(stderr, "twilio-sms-otp: the number \"%s\" %s; fix: %s\n", number, why,
+	        TSMS_PHONE_FIX);
 	return false;
 }
 

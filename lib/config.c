@@ -84,7 +84,7 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 {
 	const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
 	const cJSON *item;
-	char q[64], q2[64];
+	char q[64];
 
 	if (users == NULL)
 		return true;
@@ -103,24 +103,27 @@ static bool parse_users(struct tsms_config *cfg, const cJSON *root, char err[TSM
 	cJSON_ArrayForEach(item, users)
 	{
 		struct tsms_user *u = &cfg->users[cfg->n_users];
+		const char *why = "is not a string";
+		char msg[TSMS_CONFIG_ERR_MAX];
 
 		if (item->string[0] == '\0' || tsms_config_has_control(item->string)) {
 			fail(err, "users has an empty or unprintable user name; fix: remove it");
 			return false;
 		}
-		if (!cJSON_IsString(item) || !tsms_phone_normalize(item->valuestring, u->phone)) {
-			fail(err,
-			     "user \"%s\": phone %s%s%s is not an E.164 number; fix: write it as "
-			     "\"+<country code><number>\", e.g. \"+15551234567\"",
-			     tsms_config_quote(q, item->string), cJSON_IsString(item) ? "\"" : "",
-			     cJSON_IsString(item) ? tsms_config_quote(q2, item->valuestring)
-			                          : "(not a string)",
-			     cJSON_IsString(item) ? "\"" : "");
-			return false;
-		}
 		if (!tsms_config_copy_string(&u->name, item->string, err))
 			return false;
 		cfg->n_users++;
+		if (cJSON_IsString(item) &&
+		    tsms_phone_parse(item->valuestring, strlen(item->valuestring), u->phone, &why))
+			continue;
+		/* kept, so that only this user's logins fail (with this text), not everyone's */
+		u->phone[0] = '\0';
+		tsms_format_clean(msg, sizeof(msg), "users: user \"%s\": the number %s; fix: %s%s",
+		                  tsms_config_quote(q, item->string), why,
+		                  cJSON_IsString(item) ? "" : "put it in quotes and ",
+		                  TSMS_PHONE_FIX);
+		if (!tsms_config_copy_string(&u->problem, msg, err))
+			return false;
 	}
 	return true;
 }
@@ -641,8 +644,10 @@ void tsms_config_free(struct tsms_config *cfg)
 		free(cfg->templates[i].content);
 	}
 	free(cfg->templates);
-	for (size_t i = 0; i < cfg->n_users; i++)
+	for (size_t i = 0; i < cfg->n_users; i++) {
 		free(cfg->users[i].name);
+		free(cfg->users[i].problem);
+	}
 	free(cfg->users);
 	free(cfg->api_base_url);
 	free(cfg->ca_file);
@@ -689,11 +694,18 @@ const char *tsms_config_secret(const struct tsms_config *cfg)
 	return cfg->api_key_secret != NULL ? cfg->api_key_secret : cfg->auth_token;
 }
 
-const char *tsms_config_phone(const struct tsms_config *cfg, const char *user)
+const struct tsms_user *tsms_config_user(const struct tsms_config *cfg, const char *user)
 {
 	for (size_t i = 0; i < cfg->n_users; i++) {
 		if (strcmp(cfg->users[i].name, user) == 0)
-			return cfg->users[i].phone;
+			return &cfg->users[i];
 	}
 	return NULL;
+}
+
+const char *tsms_config_phone(const struct tsms_config *cfg, const char *user)
+{
+	const struct tsms_user *u = tsms_config_user(cfg, user);
+
+	return u != NULL ? u->phone : NULL;
 }

@@ -27,9 +27,13 @@ struct tsms_template {
 	char *content; /* as written, with its {{code}} placeholders */
 };
 
+/* An entry of the users object. One whose number breaks the rule of
+ * lib/phone.h is kept with its problem: a lookup of that user fails with it
+ * (lib/users.h), and nobody else's logins are hurt. */
 struct tsms_user {
 	char *name;
-	char phone[TSMS_PHONE_MAX]; /* E.164 */
+	char phone[TSMS_PHONE_MAX]; /* E.164; "" when problem is set */
+	char *problem;              /* NULL, or what is wrong and the fix, naming the entry */
 };
 
 /* The most names ldap.domains may hold */
@@ -151,7 +155,11 @@ bool tsms_config_country_allowed(const struct tsms_config *cfg, const char *e164
 const char *tsms_config_basic_user(const struct tsms_config *cfg);
 const char *tsms_config_secret(const struct tsms_config *cfg);
 
-/* The E.164 number mapped to user, or NULL. */
+/* user's entry in the users object, or NULL. */
+const struct tsms_user *tsms_config_user(const struct tsms_config *cfg, const char *user);
+
+/* The E.164 number mapped to user in the users object, "" when that entry is
+ * malformed (its problem in tsms_config_user), or NULL when users has no user. */
 const char *tsms_config_phone(const struct tsms_config *cfg, const char *user);
 
 #endif

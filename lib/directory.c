@@ -542,27 +542,6 @@ enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user,
 	return TSMS_OK;
 }
 
-/* A directory value as a number: spaces, '-', '.', '(' and ')' dropped, then
- * "+" and 7 to 15 digits. Never a guessed country code. */
-static bool directory_number(const struct berval *v, char out[TSMS_PHONE_MAX])
-{
-	char kept[64];
-	size_t n = 0;
-
-	out[0] = '\0';
-	for (ber_len_t i = 0; i < v->bv_len; i++) {
-		char c = v->bv_val[i];
-
-		if (c == ' ' || c == '-' || c == '.' || c == '(' || c == ')')
-			continue;
-		if (n + 1 >= sizeof(kept))
-			return false;
-		kept[n++] = c;
-	}
-	kept[n] = '\0';
-	return kept[0] == '+' && tsms_phone_normalize(kept, out);
-}
-
 /* Reads the search's entries into num, or says why they cannot be used. */
 static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage *res,
                                   struct tsms_number *num)
@@ -570,6 +549,7 @@ static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage
 	int count = ldap_count_entries(q->ld, res);
 	LDAPMessage *e = ldap_first_entry(q->ld, res);
 	struct berval **values;
+	const char *why;
 	char *dn, *dn2;
 	enum tsms_err ret = TSMS_OK;
 
@@ -599,15 +579,16 @@ static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage
 	}
 	values = ldap_get_values_len(q->ld, e, q->l->attribute);
 	if (values != NULL && values[0] != NULL) {
-		if (directory_number(values[0], num->phone)) {
+		if (tsms_phone_parse(values[0]->bv_val, (size_t)values[0]->bv_len, num->phone,
+		                     &why)) {
 			num->source = TSMS_SOURCE_LDAP;
 			snprintf(num->where, sizeof(num->where), "%s", dn != NULL ? dn : "?");
 		} else {
 			fail(q->err,
-			     "directory: user \"%s\": %s of %s is not \"+\" and 7 to 15 digits (a "
-			     "number without its country code is never guessed); fix: write it as "
-			     "+<country code><number> in the directory",
-			     user, q->l->attribute, dn != NULL ? dn : "?");
+			     "directory: user \"%s\": %s of %s: the number %s (a number without "
+			     "its country code is never guessed); fix: " TSMS_PHONE_FIX
+			     " in the directory",
+			     user, q->l->attribute, dn != NULL ? dn : "?", why);
 			ret = TSMS_ERR_DIRECTORY;
 		}
 	}

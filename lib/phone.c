@@ -1,35 +1,69 @@
-/* phone.c - E.164 phone numbers: normalising and masking */
+/* phone.c - E.164 phone numbers: the rule for writing one, and masking */
 #include "phone.h"
 
 #include <string.h>
 
-bool tsms_phone_normalize(const char *in, char out[TSMS_PHONE_MAX])
+static bool is_separator(char c)
 {
-	size_t n = 1;
+	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')';
+}
 
-	out[0] = '\0';
-	if (in == NULL)
-		return false;
-	while (*in == ' ')
-		in++;
-	if (*in == '+')
-		in++;
-	for (; *in != '\0'; in++) {
-		if (*in == ' ' || *in == '-')
+static bool is_letter(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* The problem with [in, in + len) as a number, or NULL with its digits in
+ * out + 1 (*digits of them, the first 15 kept). */
+static const char *scan(const char *in, size_t len, char out[TSMS_PHONE_MAX], size_t *digits)
+{
+	bool plus = false;
+
+	*digits = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '(' && len - i >= 3 && in[i + 1] == '0' && in[i + 2] == ')')
+			return "has (0), a trunk prefix that is not dialled after the country code";
+		if (is_separator(c))
 			continue;
-		if (*in < '0' || *in > '9' || n >= TSMS_PHONE_MAX - 1) {
-			out[0] = '\0';
-			return false;
-		}
-		out[n++] = *in;
+		if (c == '+' && (plus || *digits > 0))
+			return "has a + after its start";
+		if (c == '+')
+			plus = true;
+		else if (c >= '0' && c <= '9' && *digits < TSMS_PHONE_MAX - 2)
+			out[1 + (*digits)++] = c;
+		else if (c >= '0' && c <= '9')
+			++*digits; /* too long: counted, not kept */
+		else if (is_letter(c))
+			return "has a letter";
+		else
+			return "has a character other than a digit, + or separator (space - . ( ))";
 	}
-	out[0] = '+';
-	out[n] = '\0';
-	/* ^\+[1-9][0-9]{6,14}$ */
-	if (n - 1 < 7 || n - 1 > 15 || out[1] == '0') {
+	if (!plus)
+		return *digits == 0 ? "is empty" : "has no leading +";
+	if (*digits < 7)
+		return "is too short (fewer than 7 digits after the +)";
+	if (*digits > 15)
+		return "is too long (more than 15 digits after the +)";
+	if (out[1] == '0')
+		return "has a country code that starts with 0";
+	return NULL;
+}
+
+bool tsms_phone_parse(const char *in, size_t len, char out[TSMS_PHONE_MAX], const char **problem)
+{
+	size_t digits = 0;
+	const char *why = in != NULL ? scan(in, len, out, &digits) : "is empty";
+
+	if (problem != NULL)
+		*problem = why;
+	if (why != NULL) {
 		out[0] = '\0';
 		return false;
 	}
+	out[0] = '+';
+	out[1 + digits] = '\0';
 	return true;
 }
 

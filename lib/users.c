@@ -15,6 +15,8 @@
 #include "rootfile.h"
 
 #define NAME_MAX_BYTES TSMS_KEYFILE_KEY_MAX
+/* a line's problem, e.g. "the number has no leading +" */
+#define PROBLEM_MAX 128
 
 #define fail(err, ...) tsms_format_clean((err), TSMS_CONFIG_ERR_MAX, __VA_ARGS__)
 
@@ -33,12 +35,12 @@ bool tsms_users_valid_name(const char *name)
 	return tsms_keyfile_valid_key(name);
 }
 
-/* One line, split in place: [user, user_end) and [number, number_end). */
+/* One line, split in place: [user, user_end) and the rest, [number, number_end),
+ * which may hold the separators that lib/phone.h allows. */
 struct line {
 	const char *user, *user_end;
 	const char *number, *number_end;
-	bool blank;   /* empty or a comment */
-	bool garbage; /* something after the number */
+	bool blank; /* empty or a comment */
 };
 
 static void split(const char *p, const char *end, struct line *l)
@@ -53,41 +55,33 @@ static void split(const char *p, const char *end, struct line *l)
 	l->user = kv.key;
 	l->user_end = kv.key_end;
 	l->number = kv.value;
-	for (l->number_end = kv.value; l->number_end < kv.value_end && !is_blank(*l->number_end);)
-		l->number_end++;
-	l->garbage = l->number_end != kv.value_end;
+	l->number_end = kv.value_end;
 }
 
 /* Checks a split line; writes the E.164 number or the problem. */
-static bool parse(const struct line *l, char phone[TSMS_PHONE_MAX], char problem[96])
+static bool parse(const struct line *l, char phone[TSMS_PHONE_MAX], char problem[PROBLEM_MAX])
 {
-	char number[32];
 	size_t user_len = (size_t)(l->user_end - l->user);
-	size_t number_len = (size_t)(l->number_end - l->number);
+	const char *why;
 
 	phone[0] = '\0';
 	for (const char *c = l->user; c < l->user_end; c++) {
 		if (!is_name_byte((unsigned char)*c)) {
-			snprintf(problem, 96, "the user name has a control character");
+			snprintf(problem, PROBLEM_MAX, "the user name has a control character");
 			return false;
 		}
 	}
 	if (user_len > NAME_MAX_BYTES) {
-		snprintf(problem, 96, "the user name is longer than %d bytes", NAME_MAX_BYTES);
+		snprintf(problem, PROBLEM_MAX, "the user name is longer than %d bytes",
+		         NAME_MAX_BYTES);
 		return false;
 	}
-	if (number_len == 0 || l->garbage) {
-		snprintf(problem, 96, "expected \"user +E164number\"");
+	if (l->number == l->number_end) {
+		snprintf(problem, PROBLEM_MAX, "expected \"user +E164number\"");
 		return false;
 	}
-	if (number_len >= sizeof(number)) {
-		snprintf(problem, 96, "the number is not E.164");
-		return false;
-	}
-	memcpy(number, l->number, number_len);
-	number[number_len] = '\0';
-	if (!tsms_phone_normalize(number, phone)) {
-		snprintf(problem, 96, "the number is not E.164 (+<country code><number>)");
+	if (!tsms_phone_parse(l->number, (size_t)(l->number_end - l->number), phone, &why)) {
+		snprintf(problem, PROBLEM_MAX, "the number %s", why);
 		return false;
 	}
 	return true;
@@ -266,7 +260,7 @@ static enum tsms_err take_line(const char *path, const char *user, const char *l
                                unsigned long long *found_off, char phone[TSMS_PHONE_MAX],
                                char err[TSMS_CONFIG_ERR_MAX])
 {
-	char problem[96], number[TSMS_PHONE_MAX];
+	char problem[PROBLEM_MAX], number[TSMS_PHONE_MAX];
 	struct line l;
 
 	split(line, end, &l);
@@ -276,8 +270,11 @@ static enum tsms_err take_line(const char *path, const char *user, const char *l
 		return TSMS_ERR_CONFIG;
 	}
 	if (cut || !parse(&l, number, problem)) {
-		fail(err, "usersFile %s:%llu: %s; fix: write \"%s +15551234567\"", path,
-		     line_at(path, off), cut ? "the line is too long" : problem, user);
+		fail(err,
+		     "usersFile %s:%llu: user \"%s\": %s; fix: write the line as "
+		     "\"%s " TSMS_PHONE_FORM "\", e.g. \"%s " TSMS_PHONE_EXAMPLE "\"",
+		     path, line_at(path, off), user, cut ? "the line is too long" : problem, user,
+		     user);
 		return TSMS_ERR_CONFIG;
 	}
 	memcpy(phone, number, sizeof(number));
@@ -296,8 +293,10 @@ static bool starts_line(const char *start, const char *end, const char *hit, siz
 	       (after == end || is_blank(*after) || *after == '\n');
 }
 
-enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char phone[TSMS_PHONE_MAX],
-                                     char err[TSMS_CONFIG_ERR_MAX])
+/* tsms_users_file_lookup; *unusable tells a failure of the whole file (it cannot
+ * be opened, is unsafe or cannot be read) from one of user's own lines. */
+static enum tsms_err file_lookup(const char *path, const char *user, char phone[TSMS_PHONE_MAX],
+                                 bool *unusable, char err[TSMS_CONFIG_ERR_MAX])
 {
 	size_t user_len = strlen(user), len;
 	enum tsms_err result = TSMS_OK;
@@ -307,6 +306,7 @@ enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char ph
 	bool cut;
 
 	phone[0] = '\0';
+	*unusable = true;
 	if (!open_reader(&r, path, err))
 		return TSMS_ERR_CONFIG;
 	/* a name that no line can hold is simply not in the file; otherwise search each
@@ -335,26 +335,54 @@ enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char ph
 			p = line_end;
 		}
 	}
-	if (!close_reader(&r, path, err))
+	*unusable = false;
+	if (!close_reader(&r, path, err)) {
+		*unusable = true;
 		result = TSMS_ERR_CONFIG;
+	}
 	if (result != TSMS_OK)
 		phone[0] = '\0';
 	return result;
 }
 
+enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char phone[TSMS_PHONE_MAX],
+                                     char err[TSMS_CONFIG_ERR_MAX])
+{
+	bool unusable;
+
+	return file_lookup(path, user, phone, &unusable, err);
+}
+
 enum tsms_err tsms_users_find(const struct tsms_config *cfg, const char *user,
                               struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
 {
-	const char *inline_phone = tsms_config_phone(cfg, user);
+	const struct tsms_user *entry = tsms_config_user(cfg, user);
+	bool unusable = false;
 	enum tsms_err e;
 
 	num->phone[0] = '\0';
 	num->source = TSMS_SOURCE_NONE;
+	if (entry != NULL && entry->problem != NULL) {
+		fail(err, "%s", entry->problem);
+		return TSMS_ERR_CONFIG;
+	}
+	if (cfg->users_file != NULL && entry == NULL && tsms_keyfile_missing(cfg->users_file)) {
+		/* what the file would have said of user is unknown: not an unmapped user
+		 * (nullok would pass), and not the directory's (a line overrides it) */
+		fail(err,
+		     "usersFile %s does not exist; fix: create it empty (install -m 600 /dev/null "
+		     "%s), run twilio-sms-otp enroll, or remove the key",
+		     cfg->users_file, cfg->users_file);
+		return TSMS_ERR_CONFIG;
+	}
 	if (cfg->users_file != NULL) {
-		e = tsms_users_file_lookup(cfg->users_file, user, num->phone, err);
-		if (e != TSMS_OK)
+		e = file_lookup(cfg->users_file, user, num->phone, &unusable, err);
+		/* a file that cannot be read can at most hide a line that would refuse an
+		 * inline user (a user in both places is refused, never given the file's
+		 * number), so it does not lock out the users of the config */
+		if (e != TSMS_OK && !(unusable && entry != NULL))
 			return e;
-		if (num->phone[0] != '\0' && inline_phone != NULL) {
+		if (num->phone[0] != '\0' && entry != NULL) {
 			fail(err, "user \"%s\" is both in users and in usersFile %s; fix: keep one",
 			     user, cfg->users_file);
 			num->phone[0] = '\0';
@@ -365,8 +393,9 @@ enum tsms_err tsms_users_find(const struct tsms_config *cfg, const char *user,
 			snprintf(num->where, sizeof(num->where), "%s", cfg->users_file);
 		}
 	}
-	if (inline_phone != NULL) {
-		snprintf(num->phone, TSMS_PHONE_MAX, "%s", inline_phone);
+	if (entry != NULL) {
+		err[0] = '\0';
+		snprintf(num->phone, TSMS_PHONE_MAX, "%s", entry->phone);
 		num->source = TSMS_SOURCE_USERS;
 	}
 	return TSMS_OK;
@@ -386,7 +415,7 @@ enum tsms_err tsms_users_file_each(const char *path, bool missing_ok, tsms_users
 	if (!open_reader(&r, path, err))
 		return TSMS_ERR_CONFIG;
 	while (next_line(&r, &p, &len, &cut)) {
-		char phone[TSMS_PHONE_MAX], problem[96], name[NAME_MAX_BYTES + 1];
+		char phone[TSMS_PHONE_MAX], problem[PROBLEM_MAX], name[NAME_MAX_BYTES + 1];
 		struct line l;
 
 		line_no++;

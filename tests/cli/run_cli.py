@@ -231,7 +231,7 @@ def only_service_fetches(res):
 
 @case
 def check_ok(h):
-    h.write_users("# admins\n\ndave +15555550100\nerin 15555550101\n")
+    h.write_users("# admins\n\ndave +15555550100\nerin +1 555 555 0101\n")
     res = h.run("check", config=h.write_config())
     expect(res, 0, out=["OK"], requests=1)
     check("problem" not in res.out, f"stdout {res.out!r}")
@@ -370,6 +370,21 @@ def check_problem_users_file_lines(h):
                                "lines 2 and 7", ("alice", ":8:"))
     check(len(lines) == 6, f"{len(lines)} problem lines, want 6: {lines!r}")
     check("6 problems" in res.out, f"stdout {res.out!r}")
+
+
+@case
+def check_problem_inline_number_without_plus(h):
+    """A number without its '+' in the config's users: the module refuses that user only,
+    and check names the entry with the E.164 fix and exits 1."""
+    h.write_users("dave +15555550100\n")
+    cfg = h.config(users={"alice": "+15555550006", "mallory": "2025550143", "eve": 12025550143})
+    res, lines = check_problem(h, h.write_config(cfg),
+                               'users: user "mallory": the number has no leading +; fix: write '
+                               "it as +<country code><number>, e.g. +12025550143",
+                               'users: user "eve": the number is not a string; fix: put it in '
+                               "quotes and write it as +<country code><number>")
+    check(len(lines) == 2, f"{len(lines)} problem lines, want 2: {lines!r}")
+    check("2 problems" in res.out, f"stdout {res.out!r}")
 
 
 @case
@@ -555,7 +570,7 @@ def test_without_test_or_generic_template(h):
 @case
 def test_number_normalised(h):
     config = h.write_config()
-    for number in ("15555550009", "+1 555 555-0009", "1-555-555-0009"):
+    for number in ("+1.555.555.0009", "+1 555 555-0009", "+1 (555) 555-0009"):
         res = h.run("test", number, config=config)
         expect(res, 0, sms=1)
         check(res.outbox[0]["to"] == "+15555550009", f"{number!r} sent to {res.outbox[0]['to']!r}")
@@ -564,9 +579,15 @@ def test_number_normalised(h):
 @case
 def test_bad_number(h):
     config = h.write_config()
-    for number in ("5555", "+0155555500", "+1555555000912345678", "phone", "+1 (555) 555-0009"):
+    for number, why in (("5555", "has no leading +"),
+                        ("+0155555500", "has a country code that starts with 0"),
+                        ("+1555555000912345678", "is too long"), ("phone", "has a letter"),
+                        ("15555550009", "has no leading +"),
+                        ("+44 (0)20 7946 0018", "has (0), a trunk prefix")):
         res = h.run("test", number, config=config)
-        expect(res, 2, err=["E.164"], requests=0)
+        expect(res, 2, err=[f'the number "{number}" {why}',
+                            "fix: write it as +<country code><number>, e.g. +12025550143"],
+               requests=0)
 
 
 @case
@@ -736,7 +757,7 @@ def enroll_again_changes_number(h):
 def enroll_same_number_again(h):
     h.write_users("erin +15555550101\n")
     before = os.stat(h.users_path)
-    res = h.run("enroll", "--no-verify", "erin", "15555550101", config=h.write_config())
+    res = h.run("enroll", "--no-verify", "erin", "+1 555 555 0101", config=h.write_config())
     expect(res, 0, out=["already enrolled"])
     check(h.users_text() == "erin +15555550101\n", f"users {h.users_text()!r}")
     check(os.stat(h.users_path).st_ino == before.st_ino, "file rewritten although nothing changed")
@@ -753,13 +774,13 @@ def enroll_collapses_duplicates(h):
 @case
 def enroll_numbers_normalised(h):
     config = h.write_config()
-    for user, number in (("erin", "15555550101"), ("frank", "+1 555 555 0102"),
-                         ("gina", "1-555-555-0103"), ("hank", "  +15555550104")):
+    for user, number in (("erin", "+1.555.555.0101"), ("frank", "+1 555 555 0102"),
+                         ("gina", "+1-555-555-0103"), ("hank", "  +15555550104")):
         res = h.run("enroll", "--no-verify", user, number, config=config)
         expect(res, 0)
     check(h.users_text() == "erin +15555550101\nfrank +15555550102\ngina +15555550103\n"
           "hank +15555550104\n", f"users {h.users_text()!r}")
-    res = h.enroll(config, "ivan", "1 555 555 0105", [right])
+    res = h.enroll(config, "ivan", "+1 (555) 555-0105", [right])
     expect(res, 0, sms=1)
     check(res.outbox[0]["to"] == "+15555550105", f"SMS to {res.outbox[0]['to']!r}")
 
@@ -774,6 +795,19 @@ def enroll_bad_arguments(h):
         check(res.status == 2, f"enroll {user[:20]!r} {number!r}: want exit 2, got {res.brief()}")
         res = h.run("enroll", user, number, config=config)
         check(res.status == 2 and not res.requests, f"enroll {user[:20]!r} {number!r}: {res.brief()}")
+    check(not h.users_path.exists(), "users file written")
+
+
+@case
+def enroll_number_without_plus_refused(h):
+    """A number without its '+' is refused with the E.164 form, never guessed: 2025550188
+    (a US number) would have been enrolled as +20 25550188, Egypt."""
+    config = h.write_config()
+    for args in (["--no-verify", "alice2", "2025550188"], ["alice2", "2025550188"]):
+        res = h.run("enroll", *args, config=config)
+        expect(res, 2, err=['the number "2025550188" has no leading +',
+                            "fix: write it as +<country code><number>, e.g. +12025550143"],
+               requests=0)
     check(not h.users_path.exists(), "users file written")
 
 
@@ -842,7 +876,7 @@ def enroll_keeps_comments_and_blank_lines(h):
                   "dave +15555550100\n"
                   "  # indented comment\n"
                   "\t\n"
-                  "erin 15555550101\n"
+                  "erin +15555550101\n"
                   "frank +15555550102")  # no newline at the end
     config = h.write_config()
     for args in (["enroll", "--no-verify", "gina", "+15555550103"],
@@ -901,7 +935,7 @@ def list_rows(text):
 
 @case
 def list_masks_numbers(h):
-    h.write_users("# c\ndave +15555550100\nerin 15555550101\n")
+    h.write_users("# c\ndave +15555550100\nerin +15555550101\n")
     res = h.run("list", config=h.write_config())
     expect(res, 0, requests=0)
     rows = list_rows(res.out)
@@ -914,7 +948,7 @@ def list_masks_numbers(h):
 
 @case
 def list_show(h):
-    h.write_users("dave +15555550100\nerin 15555550101\n")
+    h.write_users("dave +15555550100\nerin +15555550101\n")
     res = h.run("list", "--show", config=h.write_config())
     expect(res, 0)
     want = [("alice", "+15555550006", "config"), ("bob", "+15555550007", "config"),

@@ -494,9 +494,10 @@ def backup_locked_out_when_the_directory_is_down(h):
 @case
 def backup_no_prompt_on_users_file_error(h):
     """Only an unavailable directory leads to the backup prompt: an unsafe usersFile
-    (writable by others, or not root's) refuses everyone with PAM_SERVICE_ERR and no
-    prompt, also users with codes and with failMode=open, so that tampering with the
-    file never trades the SMS for a backup code."""
+    (writable by others, or not root's) refuses everyone it could name with
+    PAM_SERVICE_ERR and no prompt, also users with codes and with failMode=open, so that
+    tampering with the file never trades the SMS for a backup code. A user of the config's
+    users object (alice) gets her SMS as usual: the file could only have refused her."""
     users = str(h.confdir / f"{h.case}.users")
     write_file(users, "dave +15555550100\n")
     config, path, codes = setup(h, users=("alice", "dave"), usersFile=users, failMode="open")
@@ -504,7 +505,10 @@ def backup_no_prompt_on_users_file_error(h):
     nobody = pwd.getpwnam("nobody").pw_uid
     for what, write in (("mode 0606", dict(mode=0o606)), ("owned by nobody", dict(uid=nobody))):
         write_file(users, "dave +15555550100\n", **write)
-        for user in ("alice", "dave"):
+        run = h.authenticate(svc, "alice", [right()])
+        h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+        check(BACKUP_PROMPT not in run.output, f"a backup prompt: {run.output!r}")
+        for user in ("dave",):
             try:
                 run = login(h, svc, user, [typed(codes[user][0])], "PAM_SERVICE_ERR", sms=0,
                             requests=0, prompts=0)

@@ -109,8 +109,33 @@ def config_body_too_long(h):
 
 
 @case
-def config_invalid_phone_names_user(h):
-    config_error_case(h, h.config(users={"alice": "+15555550006", "eve": "+0123"}), "eve")
+def config_bad_phone_denies_only_its_user(h):
+    """A malformed number in users is its user's problem: that user is refused
+    (PAM_SERVICE_ERR, nothing sent, with or without nullok, pam_permit after the module),
+    the log line names the entry and the E.164 fix; everyone else logs in. "2025550143"
+    (a US number without its '+') is never sent to +20, Egypt."""
+    users = {"alice": "+15555550006", "mallory": "2025550143", "eve": "+0123"}
+    for args in (("debug",), ("nullok", "debug")):
+        svc = simple_service(h, args=args, then_permit=True, users=users)
+        for user, why in (("mallory", "has no leading +"),
+                          ("eve", "is too short (fewer than 7 digits after the +)")):
+            run = h.authenticate(svc, user, [right()])
+            try:
+                h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+                want = (f'users: user "{user}": the number {why}; fix: write it as '
+                        "+<country code><number>, e.g. +12025550143")
+                check(any(want in l for l in run.module_logs),
+                      f"no log line {want!r}: {run.module_logs!r}")
+                check(f" user={user} " in run.outcomes[0] and "phone=- " in run.outcomes[0],
+                      f"outcome {run.outcomes[0]!r}")
+                check_clean_logs(run)
+            except CaseFailure as e:
+                raise CaseFailure(f"{args} {user}: {e}") from None
+        run = h.authenticate(svc, "alice", [right()])
+        h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+        check(run.outbox[0]["to"] == "+15555550006", f"SMS to {run.outbox[0]['to']!r}")
+    # an unmapped user is still one (nullok passes it on to pam_permit)
+    h.expect(h.authenticate(svc, "nobody-here", [right()]), "PAM_IGNORE", sms=0, prompts=0)
 
 
 @case

@@ -219,7 +219,7 @@ def directory_several_entries_denied(h):
     s = slapd(h)
     svc = simple_service(h, then_permit=True, failMode="open",
                          ldap=directory(s, filter="(|(uid=%u)(description=%u))"))
-    run = h.authenticate(svc, "twin", [right()])
+    run = h.authenticate(svc, "frank", [right()])
     h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
     line = run.outcomes[0]
     check("several entries" in line and "uid=twin," in line and "uid=twin2," in line,
@@ -241,11 +241,38 @@ def directory_no_attribute_is_unmapped(h):
 def directory_invalid_values_denied(h):
     s = slapd(h)
     svc = simple_service(h, then_permit=True, failMode="open", ldap=directory(s))
-    for user in ("nocountry", "zero", "letters"):
+    for user, why in (("nocountry", "has no leading +"),
+                      ("zero", "has a country code that starts with 0"),
+                      ("letters", "has a letter")):
         run = h.authenticate(svc, user, [right()])
         h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
         check(f'user "{user}"' in run.outcomes[0] and f"uid={user}," in run.outcomes[0],
               f"outcome {run.outcomes[0]!r}")
+        # the same rule, and the same words, as the config's users and the users file
+        check(f"the number {why} " in run.outcomes[0] and
+              "fix: write it as +<country code><number>, e.g. +12025550143 in the directory"
+              in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+
+
+@case
+def directory_not_asked_when_users_file_missing(h):
+    """A usersFile that does not exist: what it would have said of a user is unknown, and a
+    line there overrides the directory, so the directory is not asked and the user is
+    refused (with nullok too); the config's users log in."""
+    s = slapd(h)
+    missing = str(h.workdir / "directory-none.users")
+    svc = simple_service(h, args=("nullok", "debug"), then_permit=True,
+                         users={"local": "+15555550178"}, usersFile=missing, ldap=directory(s))
+    mark = s.mark()
+    run = h.authenticate(svc, "frank", [right()])
+    h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+    check(any(f"usersFile {missing} does not exist; fix: create it empty" in l
+              for l in run.module_logs), f"no 'does not exist' line: {run.module_logs!r}")
+    check(s.searches(mark, wait=0.3) == [], "the directory was asked")
+    run = h.authenticate(svc, "local", [right()])
+    h.expect(run, "PAM_SUCCESS", sms=1)
+    check(run.outbox[0]["to"] == "+15555550178" and " source=users " in run.outcomes[0],
+          f"{run.outbox[0]['to']}: {run.outcomes[0]!r}")
 
 
 @case

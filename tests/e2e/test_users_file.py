@@ -16,7 +16,7 @@ TOOL = REPO / "twilio-sms-otp"
 USERS_FILE = ("# pam_twilio_sms users: user +E164number\n"
               "\n"
               "dave +15555550100\n"
-              "  erin\t15555550101  \n"         # indented, tab, no '+', trailing blanks
+              "  erin\t+1 555 555 0101  \n"     # indented, tab, spaces, trailing blanks
               "# frank +15555550199\n"
               "frank +1-555-555-0102\n")
 
@@ -101,15 +101,18 @@ def users_file_and_inline_same_user(h):
 
 
 def unusable_users_file_case(h, needle, path=None, **write):
-    """An unusable users file refuses everyone, inline users too."""
-    path = path or write_users_file(h, "dave +15555550100\n", **write)
-    svc, _ = users_file_service(h, path=path)
-    for user in ("dave", "alice"):
-        run = h.authenticate(svc, user, [right()])
-        try:
-            expect_users_file_error(h, run, path, needle)
-        except CaseFailure as e:
-            raise CaseFailure(f"{user}: {e}") from None
+    """An unusable users file refuses everyone it could name, with nullok too; the users of
+    the config log in (the file could only have refused them, as a second entry)."""
+    path = path or write_users_file(h, "dave +15555550100\nalice +15555550116\n", **write)
+    for args in (("debug",), ("nullok", "debug")):
+        svc, _ = users_file_service(h, path=path, args=args, then_permit=True)
+        for user in ("dave", "nobody-here"):
+            run = h.authenticate(svc, user, [right()])
+            try:
+                expect_users_file_error(h, run, path, needle)
+            except CaseFailure as e:
+                raise CaseFailure(f"{args} {user}: {e}") from None
+        expect_texted(h, h.authenticate(svc, "alice", [right()]), "+15555550006", "users")
 
 
 @case
@@ -139,19 +142,37 @@ def users_file_symlink(h):
 
 @case
 def users_file_missing(h):
-    unusable_users_file_case(h, "cannot open", path=str(h.confdir / f"{h.case}-none.users"))
+    """A usersFile that does not exist yet: the users of the config log in; anyone else is
+    refused, with nullok too (never an unmapped user), and the line says how to fix it."""
+    path = str(h.confdir / f"{h.case}-none.users")
+    fix = (f"usersFile {path} does not exist; fix: create it empty (install -m 600 /dev/null "
+           f"{path}), run twilio-sms-otp enroll, or remove the key")
+    unusable_users_file_case(h, fix, path=path)
 
 
 @case
 def users_file_malformed_line_for_user(h):
     for line in ("dave +1555", "dave +15555550100 extra", "dave 555-CALL-NOW",
-                 "dave +015555550100", "dave\t"):
+                 "dave +015555550100", "dave\t", "dave 15555550100"):
         svc, path = users_file_service(h, f"# team\nerin +15555550101\n{line}\n")
         run = h.authenticate(svc, "dave", [right()])
         try:
             expect_users_file_error(h, run, f"{path}:3:", "dave")
         except CaseFailure as e:
             raise CaseFailure(f"line {line!r}: {e}") from None
+
+
+@case
+def users_file_number_without_plus(h):
+    """A number without its '+' is refused, never guessed: "2025550143" (a US number) is
+    not sent to +20, Egypt; with nullok the user is refused too, and others log in."""
+    svc, path = users_file_service(h, "erin +1 (555) 555-0101\ndave 2025550143\n",
+                                   args=("nullok", "debug"), then_permit=True)
+    run = h.authenticate(svc, "dave", [right()])
+    expect_users_file_error(h, run, f"{path}:2:", 'user "dave": the number has no leading +',
+                            'write the line as "dave +<country code><number>", '
+                            'e.g. "dave +12025550143"')
+    expect_texted(h, h.authenticate(svc, "erin", [right()]), "+15555550101", "usersFile")
 
 
 @case

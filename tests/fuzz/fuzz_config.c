@@ -118,12 +118,19 @@ static void check_config(const struct tsms_config *cfg)
 	for (size_t i = 0; i < cfg->n_templates; i++)
 		FUZZ_CHECK(cfg->templates[i].usage != NULL && cfg->templates[i].content != NULL);
 
-	/* users: printable, unique names mapped to E.164 numbers */
+	/* users: printable, unique names mapped to E.164 numbers, or kept with a
+	 * one-line problem and its fix (only that user is refused) */
 	for (size_t i = 0; i < cfg->n_users; i++) {
 		const struct tsms_user *u = &cfg->users[i];
 
 		FUZZ_CHECK(u->name != NULL && u->name[0] != '\0' && !fuzz_has_control(u->name));
-		FUZZ_CHECK(fuzz_terminated(u->phone, sizeof(u->phone)) && fuzz_is_e164(u->phone));
+		FUZZ_CHECK(fuzz_terminated(u->phone, sizeof(u->phone)));
+		if (u->problem == NULL)
+			FUZZ_CHECK(fuzz_is_e164(u->phone));
+		else
+			FUZZ_CHECK(u->phone[0] == '\0' && !fuzz_has_control(u->problem) &&
+			           strstr(u->problem, "fix: ") != NULL);
+		FUZZ_CHECK(tsms_config_user(cfg, u->name) == u);
 		FUZZ_CHECK(tsms_config_phone(cfg, u->name) == u->phone);
 	}
 }

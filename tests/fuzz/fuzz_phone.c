@@ -1,7 +1,9 @@
-/* fuzz_phone.c - libFuzzer target: E.164 normalising and masking.
- * Input: any text, made a C string (it ends at the first NUL). Checked
- * against phone.h: a normalised number matches ^\+[1-9][0-9]{6,14}$ and keeps
- * the input's digits, a refusal leaves "", nothing writes past its buffer,
+/* fuzz_phone.c - libFuzzer target: the rule for a number, and masking.
+ * Input: any bytes, parsed as they are (NULs included) and, for masking, made
+ * a C string (it ends at the first NUL). Checked against phone.h: a parsed
+ * number matches ^\+[1-9][0-9]{6,14}$ and keeps the input's digits, a number
+ * without its '+' is refused, a refusal leaves "" and a problem, nothing
+ * writes past its buffer,
  * and masking text hides every run of 7 or more digits but its last four digits and
  * changes nothing else. */
 #include <stdint.h>
@@ -29,50 +31,53 @@ static bool canary_intact(const char *canary, size_t size)
 	return true;
 }
 
-/* What tsms_phone_normalize promises, written independently: leading spaces
- * and one '+' skipped, then spaces and '-' dropped; the rest must be 7 to 15
- * digits not starting with 0. Returns true with "+digits" in want. */
-static bool expected_e164(const char *in, char *want, size_t wantsize)
+/* What tsms_phone_parse promises, written independently: no "(0)"; with the
+ * separators (space, '-', '.', '(' and ')') taken out, '+' and then 7 to 15
+ * digits, the first not 0, and nothing else (a missing '+' is never added).
+ * Returns true with "+digits" in want. */
+static bool expected_e164(const uint8_t *in, size_t len, char *want, size_t wantsize)
 {
-	size_t n = 1;
+	size_t n = 0;
 
-	while (*in == ' ')
-		in++;
-	if (*in == '+')
-		in++;
-	want[0] = '+';
-	for (; *in != '\0'; in++) {
-		if (*in == ' ' || *in == '-')
+	if (memmem(in, len, "(0)", 3) != NULL)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (strchr(" -.()", in[i]) != NULL && in[i] != '\0')
 			continue;
-		if (*in < '0' || *in > '9' || n >= wantsize - 1)
+		if (n >= wantsize - 1)
 			return false;
-		want[n++] = *in;
+		want[n++] = (char)in[i];
 	}
 	want[n] = '\0';
-	return n - 1 >= 7 && n - 1 <= 15 && want[1] != '0';
+	return n >= 8 && n <= 16 && want[0] == '+' && want[1] >= '1' && want[1] <= '9' &&
+	       strspn(want + 1, "0123456789") == n - 1;
 }
 
-static void check_normalize(const char *in)
+static void check_parse(const uint8_t *in, size_t len)
 {
 	struct guarded_phone g, again;
 	char want[TSMS_PHONE_MAX + 2];
+	const char *why = NULL;
 	bool ok, expect;
 
 	memset(&g, 'X', sizeof(g));
-	ok = tsms_phone_normalize(in, g.out);
+	ok = tsms_phone_parse((const char *)in, len, g.out, &why);
 	FUZZ_CHECK(canary_intact(g.canary, sizeof(g.canary)));
 	FUZZ_CHECK(fuzz_terminated(g.out, sizeof(g.out)));
-	expect = expected_e164(in, want, sizeof(want));
+	expect = expected_e164(in, len, want, sizeof(want));
 	FUZZ_CHECK(ok == expect);
 	if (!ok) {
 		FUZZ_CHECK(g.out[0] == '\0');
+		FUZZ_CHECK(why != NULL && why[0] != '\0' && !fuzz_has_control(why));
 		return;
 	}
+	FUZZ_CHECK(why == NULL);
 	FUZZ_CHECK(fuzz_is_e164(g.out));
 	FUZZ_CHECK(strcmp(g.out, want) == 0);
-	/* a normalised number is its own normal form */
+	/* a parsed number is its own normal form */
 	memset(&again, 'X', sizeof(again));
-	FUZZ_CHECK(tsms_phone_normalize(g.out, again.out) && strcmp(again.out, g.out) == 0);
+	FUZZ_CHECK(tsms_phone_parse(g.out, strlen(g.out), again.out, NULL) &&
+	           strcmp(again.out, g.out) == 0);
 }
 
 static void check_mask(const char *e164)
@@ -130,9 +135,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *in = fuzz_strndup(data, size);
 	char e164[TSMS_PHONE_MAX];
 
-	check_normalize(in);
+	check_parse(data, size);
 	check_mask(in);
-	if (tsms_phone_normalize(in, e164))
+	if (tsms_phone_parse(in, strlen(in), e164, NULL))
 		check_mask(e164);
 	check_mask_text(in);
 	free(in);

@@ -23,7 +23,7 @@ printf '{%s}\n' "$valid_head" >"$out/config/seed-minimal-valid.json"
 cat >"$out/config/seed-abuse-keys.json" <<JSON
 {
   $valid_head,
-  "users": {"alice": "+15555550006", "bob": "15555550007"},
+  "users": {"alice": "+15555550006", "bob": "+15555550007"},
   "sendLimit": 5, "sendWindowSeconds": 900, "resendCooldownSeconds": 30,
   "globalSendLimit": 1000000, "maxResends": 0, "lockoutThreshold": 1000,
   "lockoutSeconds": 86400, "maxRetries": 5, "stateDir": "/var/lib/pam_twilio_sms",
@@ -119,7 +119,10 @@ seed_users() {
 }
 seed_users found alice '# user +E164number
 alice +15555550006
-bob 15555550007
+bob +15555550007
+'
+seed_users no-plus alice 'alice 2025550143
+bob +1 (202) 555-0188
 '
 seed_users blanks bob '
 \t  bob\t+1 555-555-0008 \r

@@ -32,7 +32,7 @@ TEMPLATES = {
     "Test": "Test code {{code}}.",
     "Generic": "Generic code {{code}}.",
 }
-INLINE_USERS = {"alice": "+15555550006", "bob": "15555550007"}
+INLINE_USERS = {"alice": "+15555550006", "bob": "+15555550007"}
 RUN_LIMIT = 30.0  # seconds any single run of the command may take
 
 

@@ -35,7 +35,7 @@ DEFAULT_TEMPLATE = "Your sign-in code is {{code}}. Do not share it."
 
 USERS = {
     "alice": "+15555550006",
-    "bob": "15555550007",  # no '+': the module adds it
+    "bob": "+1 (555) 555.0007",  # '(', ')' and '.' are dropped; a number needs its '+'
     "carol": "+1 555-555-1234",  # spaces and '-' are dropped; last four do not start with 0
 }
 

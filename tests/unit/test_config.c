@@ -654,16 +654,92 @@ static void test_refuse_bad_mg_sid(void **state)
 	}
 }
 
-static void test_refuse_bad_phone_names_user(void **state)
+/* The entry of user in cfg: kept with its problem, which names user, says what is
+ * wrong (why) and shows the E.164 form; no number. */
+static void assert_bad_entry(const struct tsms_config *cfg, const char *user, const char *why)
+{
+	const struct tsms_user *u = tsms_config_user(cfg, user);
+
+	assert_non_null(u);
+	assert_non_null(u->problem);
+	assert_string_equal(u->phone, "");
+	assert_string_equal(tsms_config_phone(cfg, user), "");
+	assert_contains(u->problem, user);
+	assert_contains(u->problem, why);
+	assert_contains(u->problem, "fix: ");
+	assert_contains(u->problem, "+<country code><number>, e.g. +12025550143");
+}
+
+/* A bad number is its user's problem only: the config loads, the entry keeps
+ * its problem, and the other users keep their numbers. */
+static void test_bad_phone_kept_for_its_user(void **state)
+{
+	static const struct {
+		const char *extra, *user, *why;
+	} bad[] = {
+		{ ",\"users\":{\"alice\":\"+15555550006\",\"zed\":\"+0123456789\"}", "zed",
+		  "has a country code that starts with 0" },
+		{ ",\"users\":{\"alice\":\"+15555550006\",\"yan\":\"123\"}", "yan",
+		  "has no leading +" },
+		{ ",\"users\":{\"alice\":\"+15555550006\",\"xi\":\"\"}", "xi", "is empty" },
+		{ ",\"users\":{\"alice\":\"+15555550006\",\"wu\":15555550006}", "wu",
+		  "is not a string; fix: put it in quotes and write it as" },
+		{ ",\"users\":{\"alice\":\"+15555550006\",\"vic\":\"+1234567890123456\"}", "vic",
+		  "is too long" },
+		{ ",\"users\":{\"alice\":\"+15555550006\",\"una\":null}", "una",
+		  "is not a string" },
+	};
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-bad-phone.json", &g);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	assert_bad_entry(cfg, "mallory", "has a letter");
+	assert_string_equal(tsms_config_phone(cfg, "alice"), "+15555550006");
+	assert_null(tsms_config_user(cfg, "alice")->problem);
+	tsms_config_free(cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *json = config_with(SIGNIN_TEMPLATES, bad[i].extra);
+
+		cfg = parse_str(json, &g);
+		if (cfg == NULL) {
+			print_error("refused: %s\n  config: %.300s\n", g.err, json);
+			fail();
+		}
+		assert_bad_entry(cfg, bad[i].user, bad[i].why);
+		assert_string_equal(tsms_config_phone(cfg, "alice"), "+15555550006");
+		tsms_config_free(cfg);
+		free(json);
+	}
+}
+
+/* A number written without its '+' is never given one: "2025550143" (a US
+ * number) once became +20 25550143, Egypt. */
+static void test_phone_without_plus_not_guessed(void **state)
+{
+	struct guarded_err g;
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_fixture("config-phone-without-plus.json", &g);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", g.err);
+		fail();
+	}
+	assert_bad_entry(cfg, "alice", "users: user \"alice\": the number has no leading +");
+	assert_string_equal(tsms_config_phone(cfg, "bob"), "+12025550188");
+	assert_int_equal(cfg->n_users, 2);
+	tsms_config_free(cfg);
+}
+
+/* The users object's structure stays all or nothing. */
+static void test_refuse_bad_user_name(void **state)
 {
 	(void)state;
-	assert_fixture_refused("config-bad-phone.json", "mallory");
-	assert_extra_refused(",\"users\":{\"alice\":\"+15555550006\",\"zed\":\"+0123456789\"}",
-	                     "zed");
-	assert_extra_refused(",\"users\":{\"yan\":\"123\"}", "yan");
-	assert_extra_refused(",\"users\":{\"xi\":\"\"}", "xi");
-	assert_extra_refused(",\"users\":{\"wu\":15555550006}", "wu");
-	assert_extra_refused(",\"users\":{\"vic\":\"+1234567890123456\"}", "vic");
 	/* a user name with a newline must not split err (err_check); it may be
 	 * named sanitised or described */
 	{
@@ -672,6 +748,7 @@ static void test_refuse_bad_phone_names_user(void **state)
 		assert_refuses_any(json, "eve", "users", NULL);
 		free(json);
 	}
+	assert_extra_refused(",\"users\":{\"\":\"+15555550006\"}", "users");
 }
 
 static void test_refuse_users_not_object(void **state)
@@ -1280,7 +1357,7 @@ static void test_phone_lookup(void **state)
 	cfg = parse_fixture("config-valid-logto.json", &g);
 	assert_non_null(cfg);
 	assert_string_equal(tsms_config_phone(cfg, "alice"), "+15555550006");
-	/* normalised at parse time: '+' added, spaces and dashes dropped */
+	/* normalised at parse time: spaces and dashes dropped */
 	assert_string_equal(tsms_config_phone(cfg, "bob"), "+15555550007");
 	assert_string_equal(tsms_config_phone(cfg, "carol"), "+15555550008");
 	assert_null(tsms_config_phone(cfg, "eve"));
@@ -2020,7 +2097,9 @@ int main(void)
 		cmocka_unit_test(test_refuse_bad_account_sid),
 		cmocka_unit_test(test_accept_uppercase_hex_sids),
 		cmocka_unit_test(test_refuse_bad_mg_sid),
-		cmocka_unit_test(test_refuse_bad_phone_names_user),
+		cmocka_unit_test(test_bad_phone_kept_for_its_user),
+		cmocka_unit_test(test_phone_without_plus_not_guessed),
+		cmocka_unit_test(test_refuse_bad_user_name),
 		cmocka_unit_test(test_refuse_users_not_object),
 		cmocka_unit_test(test_accept_empty_users),
 		cmocka_unit_test(test_refuse_duplicate_key),

@@ -1,110 +1,149 @@
-/* test_phone.c - unit tests of lib/phone: E.164 normalising and masking */
+/* test_phone.c - unit tests of lib/phone: the rule for a number, and masking */
 #include "unit.h"
 
 #include "phone.h"
 
-/* Normalises in into a buffer pre-filled with junk; returns the result and
- * leaves the output in out. A canary after out catches overruns. */
+/* Parses in into a buffer pre-filled with junk; returns the result and leaves
+ * the output in out and the problem in *why. A canary after out catches overruns. */
 struct guarded {
 	char out[TSMS_PHONE_MAX];
 	char canary[32];
 };
 
-static bool normalize_guarded(const char *in, struct guarded *g)
+static bool parse_guarded(const char *in, size_t len, struct guarded *g, const char **why)
 {
 	bool ok;
 
 	memset(g, 'X', sizeof(*g));
-	ok = tsms_phone_normalize(in, g->out);
+	*why = "(not set)";
+	ok = tsms_phone_parse(in, len, g->out, why);
 	for (size_t i = 0; i < sizeof(g->canary); i++)
 		assert_int_equal(g->canary[i], 'X');
 	assert_non_null(memchr(g->out, '\0', sizeof(g->out)));
 	return ok;
 }
 
-static void assert_normalizes(const char *in, const char *want)
+static void assert_parses(const char *in, const char *want)
 {
 	struct guarded g;
+	const char *why;
 
-	if (!normalize_guarded(in, &g)) {
-		print_error("tsms_phone_normalize(\"%s\") refused, expected \"%s\"\n", in, want);
+	if (!parse_guarded(in, strlen(in), &g, &why)) {
+		print_error("tsms_phone_parse(\"%s\") refused (%s), expected \"%s\"\n", in, why,
+		            want);
 		fail();
 	}
+	assert_null(why);
 	assert_string_equal(g.out, want);
+}
+
+/* Refused, with the problem want (NULL: any). */
+static void assert_refused_len(const char *in, size_t len, const char *want)
+{
+	struct guarded g;
+	const char *why;
+
+	if (parse_guarded(in, len, &g, &why)) {
+		print_error("tsms_phone_parse(\"%s\") accepted as \"%s\", expected refusal\n", in,
+		            g.out);
+		fail();
+	}
+	/* contract: on failure out is "" and the problem is said */
+	assert_string_equal(g.out, "");
+	assert_non_null(why);
+	if (want != NULL)
+		assert_string_equal(why, want);
+}
+
+static void assert_refused_as(const char *in, const char *want)
+{
+	assert_refused_len(in, strlen(in), want);
 }
 
 static void assert_refused(const char *in)
 {
-	struct guarded g;
-
-	if (normalize_guarded(in, &g)) {
-		print_error("tsms_phone_normalize(\"%s\") accepted as \"%s\", expected refusal\n",
-		            in, g.out);
-		fail();
-	}
-	/* contract: on failure out is "" */
-	assert_string_equal(g.out, "");
+	assert_refused_len(in, strlen(in), NULL);
 }
 
-static void test_normalize_e164_unchanged(void **state)
+static void test_parse_e164_unchanged(void **state)
 {
 	(void)state;
-	assert_normalizes("+15555550006", "+15555550006");
-	assert_normalizes("+447700900123", "+447700900123");
-	assert_normalizes("+8613800138000", "+8613800138000");
+	assert_parses("+15555550006", "+15555550006");
+	assert_parses("+447700900123", "+447700900123");
+	assert_parses("+8613800138000", "+8613800138000");
 }
 
-static void test_normalize_adds_missing_plus(void **state)
+/* A number without its '+' is never given one: "2025550143" (a US number written
+ * without its country code) once became +20 25550143, Egypt. */
+static void test_parse_missing_plus_refused(void **state)
 {
 	(void)state;
-	/* Logto stores numbers without '+', the module adds it */
-	assert_normalizes("15555550007", "+15555550007");
-	assert_normalizes("447700900123", "+447700900123");
+	assert_refused_as("2025550143", "has no leading +");
+	assert_refused_as("12025550143", "has no leading +");
+	assert_refused_as("15555550007", "has no leading +");
+	assert_refused_as("447700900123", "has no leading +");
+	assert_refused_as("1 555-555-0008", "has no leading +");
+	assert_refused_as("(202) 555-0143", "has no leading +");
+	assert_refused_as("1234567", "has no leading +");
+	/* written with '+', the same digits are Egypt's: the admin said so */
+	assert_parses("+2025550143", "+2025550143");
 }
 
-static void test_normalize_drops_spaces_and_dashes(void **state)
+/* The separators: space, '-', '.', '(' and ')', anywhere. */
+static void test_parse_drops_separators(void **state)
 {
 	(void)state;
-	assert_normalizes("+1 555-555-0008", "+15555550008");
-	assert_normalizes("+1 555 555 0008", "+15555550008");
-	assert_normalizes("1-555-555-0008", "+15555550008");
-	assert_normalizes("1 5 5 5 5 5 5 0 0 0 8", "+15555550008");
-	assert_normalizes("+1--555--555--0008", "+15555550008");
+	assert_parses("+1 (202) 555-0143", "+12025550143");
+	assert_parses("+1 555-555-0008", "+15555550008");
+	assert_parses("+1 555 555 0008", "+15555550008");
+	assert_parses("+1.555.555.0006", "+15555550006");
+	assert_parses("+1--555--555--0008", "+15555550008");
+	/* "(0)" is a trunk prefix, which +44 20 ... does not dial: never dropped
+	 * silently, nor kept */
+	assert_refused_as("+44 (0)20 7946 0018",
+	                  "has (0), a trunk prefix that is not dialled after the country code");
+	assert_parses("+44 20 7946 0018", "+442079460018");
+	assert_parses("+39 (06) 6982 0000", "+390669820000");
+	assert_parses("(+1) 202 555 0143", "+12025550143");
+	assert_parses("+ 1 202 555 0143", "+12025550143");
+	/* tabs and other white space are not separators */
+	assert_refused("+1\t2025550143");
+	assert_refused("+1\n2025550143");
+	assert_refused("+12025550143\r");
 }
 
-static void test_normalize_space_before_plus(void **state)
+static void test_parse_space_before_plus(void **state)
 {
 	(void)state;
-	/* spaces are dropped wherever they are, also before the '+' */
-	assert_normalizes(" +15555550008 ", "+15555550008");
-	assert_normalizes("  +1 555 555 0008", "+15555550008");
+	/* separators are dropped wherever they are, also before the '+' */
+	assert_parses(" +15555550008 ", "+15555550008");
+	assert_parses("  +1 555 555 0008", "+15555550008");
 }
 
-static void test_normalize_long_formatted_input(void **state)
+static void test_parse_long_formatted_input(void **state)
 {
 	(void)state;
 	/* the input may be longer than the output buffer once formatting is dropped */
-	assert_normalizes("+49 - 151 - 2345 - 6789", "+4915123456789");
-	assert_normalizes("+1   555   555   0006         ", "+15555550006");
-	assert_normalizes("+1 2 3 4 5 6 7 8 9 0 1 2 3 4 5", "+123456789012345");
+	assert_parses("+49 - 151 - 2345 - 6789", "+4915123456789");
+	assert_parses("+1   555   555   0006         ", "+15555550006");
+	assert_parses("+1 2 3 4 5 6 7 8 9 0 1 2 3 4 5", "+123456789012345");
 }
 
-static void test_normalize_length_limits(void **state)
+static void test_parse_length_limits(void **state)
 {
 	(void)state;
 	/* ^\+[1-9][0-9]{6,14}$: 7 to 15 digits */
-	assert_refused("+123456");                                 /* 6 digits */
-	assert_normalizes("+1234567", "+1234567");                 /* 7 */
-	assert_normalizes("1234567", "+1234567");                  /* 7, no + */
-	assert_normalizes("+123456789012345", "+123456789012345"); /* 15 */
-	assert_refused("+1234567890123456");                       /* 16 */
-	assert_refused("1234567890123456");                        /* 16, no + */
-	assert_refused("+1 234 567 890 123 456");                  /* 16 after dropping spaces */
+	assert_refused_as("+123456", "is too short (fewer than 7 digits after the +)");
+	assert_parses("+1234567", "+1234567");                 /* 7 */
+	assert_parses("+123456789012345", "+123456789012345"); /* 15 */
+	assert_refused_as("+1234567890123456", "is too long (more than 15 digits after the +)");
+	assert_refused_as("1234567890123456", "has no leading +");
+	assert_refused("+1 234 567 890 123 456"); /* 16 after dropping spaces */
 	assert_refused("+1");
 	assert_refused("1");
 }
 
-static void test_normalize_very_long_input(void **state)
+static void test_parse_very_long_input(void **state)
 {
 	char in[2048];
 
@@ -112,47 +151,64 @@ static void test_normalize_very_long_input(void **state)
 	in[0] = '+';
 	memset(in + 1, '5', sizeof(in) - 2);
 	in[sizeof(in) - 1] = '\0';
-	assert_refused(in);
+	assert_refused_as(in, "is too long (more than 15 digits after the +)");
 	memset(in, ' ', sizeof(in) - 1);
-	assert_refused(in); /* only spaces */
+	assert_refused_as(in, "is empty"); /* only spaces */
 }
 
-static void test_normalize_leading_zero_refused(void **state)
+/* The length is the caller's: a directory value may hold a NUL. */
+static void test_parse_length_given(void **state)
+{
+	char out[TSMS_PHONE_MAX];
+
+	(void)state;
+	assert_refused_len("+1555\0"
+	                   "5550006",
+	                   12,
+	                   "has a character other than a digit, + or separator (space - . ( ))");
+	assert_true(tsms_phone_parse("+15555550006999", 12, out, NULL));
+	assert_string_equal(out, "+15555550006");
+	assert_false(tsms_phone_parse(NULL, 0, out, NULL));
+	assert_string_equal(out, "");
+}
+
+static void test_parse_leading_zero_refused(void **state)
 {
 	(void)state;
-	assert_refused("+01234567890");
-	assert_refused("01234567890"); /* becomes +0..., still refused */
+	assert_refused_as("+01234567890", "has a country code that starts with 0");
+	assert_refused_as("01234567890", "has no leading +");
 	assert_refused("+0");
-	assert_refused("+ 0 555 555 0006");
+	assert_refused_as("+ 0 555 555 0006", "has a country code that starts with 0");
 }
 
-static void test_normalize_letters_and_symbols_refused(void **state)
+static void test_parse_letters_and_symbols_refused(void **state)
 {
 	(void)state;
-	assert_refused("+1555555000a");
-	assert_refused("+1555ABC0006");
-	assert_refused("phone");
-	assert_refused("+1.555.555.0006");
-	assert_refused("+1555555/0006");
+	assert_refused_as("+1555555000a", "has a letter");
+	assert_refused_as("+1555ABC0006", "has a letter");
+	assert_refused_as("phone", "has a letter");
+	assert_refused_as("tel:+12025550143", "has a letter");
+	assert_refused_as("+1555555/0006",
+	                  "has a character other than a digit, + or separator (space - . ( ))");
 	assert_refused("+1555555_0006");
 	assert_refused("+15555550006x");
 	assert_refused("+15555550006;rm");
 	/* a '+' anywhere but first */
-	assert_refused("++15555550006");
-	assert_refused("1555+5550006");
-	assert_refused("15555550006+");
+	assert_refused_as("++15555550006", "has a + after its start");
+	assert_refused_as("1555+5550006", "has a + after its start");
+	assert_refused_as("15555550006+", "has a + after its start");
 	/* full-width digits are not ASCII digits */
 	assert_refused("+\xef\xbc\x91"
 	               "5555550006");
 }
 
-static void test_normalize_empty_refused(void **state)
+static void test_parse_empty_refused(void **state)
 {
 	(void)state;
-	assert_refused("");
-	assert_refused("+");
-	assert_refused(" ");
-	assert_refused("-");
+	assert_refused_as("", "is empty");
+	assert_refused_as("+", "is too short (fewer than 7 digits after the +)");
+	assert_refused_as(" ", "is empty");
+	assert_refused_as("-", "is empty");
 	assert_refused("+ - -");
 }
 
@@ -213,7 +269,7 @@ static void test_mask_of_normalized(void **state)
 	char out[TSMS_PHONE_MASKED_MAX];
 
 	(void)state;
-	assert_true(tsms_phone_normalize("1 555-555-0042", e164));
+	assert_true(tsms_phone_parse("+1 555-555-0042", 15, e164, NULL));
 	tsms_phone_mask(e164, out);
 	assert_string_equal(out, "******0042");
 }
@@ -260,16 +316,17 @@ static void test_mask_text_leaves_the_rest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_normalize_e164_unchanged),
-		cmocka_unit_test(test_normalize_adds_missing_plus),
-		cmocka_unit_test(test_normalize_drops_spaces_and_dashes),
-		cmocka_unit_test(test_normalize_space_before_plus),
-		cmocka_unit_test(test_normalize_long_formatted_input),
-		cmocka_unit_test(test_normalize_length_limits),
-		cmocka_unit_test(test_normalize_very_long_input),
-		cmocka_unit_test(test_normalize_leading_zero_refused),
-		cmocka_unit_test(test_normalize_letters_and_symbols_refused),
-		cmocka_unit_test(test_normalize_empty_refused),
+		cmocka_unit_test(test_parse_e164_unchanged),
+		cmocka_unit_test(test_parse_missing_plus_refused),
+		cmocka_unit_test(test_parse_drops_separators),
+		cmocka_unit_test(test_parse_space_before_plus),
+		cmocka_unit_test(test_parse_long_formatted_input),
+		cmocka_unit_test(test_parse_length_limits),
+		cmocka_unit_test(test_parse_very_long_input),
+		cmocka_unit_test(test_parse_length_given),
+		cmocka_unit_test(test_parse_leading_zero_refused),
+		cmocka_unit_test(test_parse_letters_and_symbols_refused),
+		cmocka_unit_test(test_parse_empty_refused),
 		cmocka_unit_test(test_mask_last_four),
 		cmocka_unit_test(test_mask_constant_width),
 		cmocka_unit_test(test_mask_hides_everything_else),

@@ -1,5 +1,6 @@
 /* test_users.c - unit tests of lib/users: the users file lookup across read
- * blocks, over-long lines, line numbers in errors, exact names */
+ * blocks, over-long lines, line numbers in errors, exact names; the number rule,
+ * and what a bad entry or a missing or unusable file refuses */
 #include "unit.h"
 
 #include "users.h"
@@ -150,6 +151,128 @@ static void test_over_long_lines(void **state)
 	free(text);
 }
 
+/* The one rule of lib/phone.h, in the file: '+' required, separators allowed. */
+static void test_number_rule(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "alice 2025550143\nbob +1 (202) 555-0188\n"
+				   "carol +15550000003 mobile\nderek +20 2555 0143\n";
+
+	write_file(d, text, sizeof(text) - 1);
+	expect_error(d, "alice",
+	             ":1: user \"alice\": the number has no leading +; fix: write the "
+	             "line as \"alice +<country code><number>\", e.g. \"alice "
+	             "+12025550143\"");
+	expect_phone(d, "bob", "+12025550188");
+	expect_error(d, "carol", "the number has a letter");
+	/* written with its '+', the same digits are Egypt's: the admin said so */
+	expect_phone(d, "derek", "+2025550143");
+}
+
+/* A config whose users object is users (JSON members) and whose usersFile is d's. */
+static struct tsms_config *config_for(const struct dir *d, const char *users)
+{
+	char json[1024], err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+
+	snprintf(json, sizeof(json),
+	         "{\"accountSID\":\"AC0123456789abcdef0123456789abcdef\","
+	         "\"authToken\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\","
+	         "\"fromMessagingServiceSID\":\"MGfedcba9876543210fedcba9876543210\","
+	         "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"code {{code}}\"}],"
+	         "\"users\":{%s},\"usersFile\":\"%s\"}",
+	         users, d->file);
+	cfg = tsms_config_parse(json, strlen(json), err);
+	if (cfg == NULL) {
+		print_error("refused: %s\n", err);
+		fail();
+	}
+	return cfg;
+}
+
+static void expect_found(const struct tsms_config *cfg, const char *user, enum tsms_source source,
+                         const char *phone)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_number num;
+
+	if (tsms_users_find(cfg, user, &num, err) != TSMS_OK) {
+		print_error("%s refused: %s\n", user, err);
+		fail();
+	}
+	assert_int_equal(num.source, source);
+	assert_string_equal(num.phone, phone);
+}
+
+static void expect_refused(const struct tsms_config *cfg, const char *user, const char *needle)
+{
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_number num;
+
+	assert_int_equal(tsms_users_find(cfg, user, &num, err), TSMS_ERR_CONFIG);
+	assert_int_equal(num.source, TSMS_SOURCE_NONE);
+	assert_string_equal(num.phone, "");
+	assert_contains(err, needle);
+}
+
+/* A bad entry of the users object refuses its user, and only its user. */
+static void test_bad_inline_entry_refuses_its_user(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "carol +15550000003\n";
+	struct tsms_config *cfg;
+
+	write_file(d, text, sizeof(text) - 1);
+	cfg = config_for(d, "\"alice\":\"+15550000001\",\"mallory\":\"2025550143\"");
+	expect_refused(cfg, "mallory",
+	               "users: user \"mallory\": the number has no leading +; fix: write it as "
+	               "+<country code><number>, e.g. +12025550143");
+	expect_found(cfg, "alice", TSMS_SOURCE_USERS, "+15550000001");
+	expect_found(cfg, "carol", TSMS_SOURCE_USERS_FILE, "+15550000003");
+	expect_found(cfg, "eve", TSMS_SOURCE_NONE, "");
+	tsms_config_free(cfg);
+}
+
+/* A usersFile that does not exist: the users of the config log in; anyone else is
+ * refused (never an unmapped user, whom nullok would pass). */
+static void test_missing_file(void **state)
+{
+	const struct dir *d = *state;
+	struct tsms_config *cfg;
+	char want[512];
+
+	unlink(d->file);
+	cfg = config_for(d, "\"alice\":\"+15550000001\"");
+	expect_found(cfg, "alice", TSMS_SOURCE_USERS, "+15550000001");
+	snprintf(want, sizeof(want),
+	         "usersFile %s does not exist; fix: create it empty (install -m 600 /dev/null "
+	         "%s), run twilio-sms-otp enroll, or remove the key",
+	         d->file, d->file);
+	expect_refused(cfg, "carol", want);
+	tsms_config_free(cfg);
+}
+
+/* A usersFile that exists but cannot be used (here: others may read it) refuses
+ * everyone it could name; the config's users log in (the file could only have
+ * refused them, as a second entry). */
+static void test_unusable_file(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "carol +15550000003\nalice +15550000009\n";
+	struct tsms_config *cfg;
+
+	if (geteuid() != 0)
+		skip();
+	write_file(d, text, sizeof(text) - 1);
+	cfg = config_for(d, "\"alice\":\"+15550000001\"");
+	expect_refused(cfg, "alice", "is both in users and in usersFile");
+	assert_int_equal(chmod(d->file, 0644), 0);
+	expect_refused(cfg, "carol", d->file);
+	expect_refused(cfg, "eve", d->file);
+	expect_found(cfg, "alice", TSMS_SOURCE_USERS, "+15550000001");
+	tsms_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +281,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exact_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_numbers_in_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_over_long_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_number_rule, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_inline_entry_refuses_its_user, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unusable_file, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
