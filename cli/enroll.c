@@ -333,7 +333,10 @@ int cmd_list(const char *config_path, int argc, char **argv)
 	if (cfg == NULL)
 		return 1;
 	for (size_t i = 0; i < cfg->n_users; i++)
-		print_entry(l.show, cfg->users[i].name, cfg->users[i].phone, "config");
+		if (cfg->users[i].problem != NULL)
+			fprintf(stderr, "twilio-sms-otp: %s\n", cfg->users[i].problem);
+		else
+			print_entry(l.show, cfg->users[i].name, cfg->users[i].phone, "config");
 	if (cfg->users_file != NULL &&
 	    tsms_users_file_each(cfg->users_file, true, list_line, &l, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);

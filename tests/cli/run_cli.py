@@ -957,6 +957,19 @@ def list_show(h):
 
 
 @case
+def list_bad_inline_entry(h):
+    """An entry of users whose number the module refuses is not listed as a number: its
+    problem and fix go to standard error."""
+    h.write_users("dave +15555550100\n")
+    cfg = h.config(users={"alice": "+15555550006", "mallory": "2025550143"})
+    res = h.run("list", "--show", config=h.write_config(cfg))
+    expect(res, 0, err=['users: user "mallory": the number has no leading +; fix: write it as '
+                        "+<country code><number>, e.g. +12025550143"])
+    want = [("alice", "+15555550006", "config"), ("dave", "+15555550100", "usersFile")]
+    check(sorted(list_rows(res.out)) == want, f"list {res.out!r}")
+
+
+@case
 def list_without_users_file(h):
     res = h.run("list", config=h.write_config())  # usersFile named, not created yet
     expect(res, 0)

@@ -219,7 +219,7 @@ def directory_several_entries_denied(h):
     s = slapd(h)
     svc = simple_service(h, then_permit=True, failMode="open",
                          ldap=directory(s, filter="(|(uid=%u)(description=%u))"))
-    run = h.authenticate(svc, "frank", [right()])
+    run = h.authenticate(svc, "twin", [right()])
     h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
     line = run.outcomes[0]
     check("several entries" in line and "uid=twin," in line and "uid=twin2," in line,
