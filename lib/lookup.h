@@ -23,7 +23,8 @@ struct tsms_number {
 /* Asks the sources in order: the config's users and its usersFile (a user in
  * both is a config error), then the directory when one is configured, so a
  * local entry overrides the directory. Returns TSMS_OK (num->source NONE when
- * no source knows user); TSMS_ERR_CONFIG for an unusable users file;
+ * no source knows user); TSMS_ERR_CONFIG for a malformed entry of user or a
+ * users file that cannot answer for user (see tsms_users_find);
  * TSMS_ERR_UNAVAILABLE when the directory cannot be asked (failMode decides);
  * TSMS_ERR_DIRECTORY when its answer cannot be used. err says why. */
 enum tsms_err tsms_lookup(const struct tsms_config *cfg, const char *user, struct tsms_number *num,

@@ -24,8 +24,12 @@ enum tsms_err tsms_users_file_lookup(const char *path, const char *user, char ph
 
 /* The source of lib/lookup.h for the local files: user's number from the
  * config's users object or its usersFile, with num->source telling which
- * (TSMS_SOURCE_NONE when neither has user); TSMS_ERR_CONFIG with err when the
- * users file is unusable or user is in both places. */
+ * (TSMS_SOURCE_NONE when neither has user). TSMS_ERR_CONFIG with err, for user
+ * only: when user's entry in users is malformed, user's line in the file is
+ * malformed or repeated, or user is in both places; and, for a user who is not
+ * in users, when the file does not exist or is unusable (what it says of user
+ * is unknown: never an unmapped user). A user of users is not refused for an
+ * unusable file, which could only have refused them. */
 enum tsms_err tsms_users_find(const struct tsms_config *cfg, const char *user,
                               struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX]);
 
