@@ -306,9 +306,6 @@ int cmd_check(const char *config_path, int argc, char **argv)
 		return 1;
 	}
 	c.cfg = cfg;
-	for (size_t i = 0; i < cfg->n_users; i++)
-		if (cfg->users[i].problem != NULL)
-			problem(&c, "%s", cfg->users[i].problem);
 	if (cfg->users_file != NULL) {
 		c.path = cfg->users_file;
 		if (tsms_users_file_each(cfg->users_file, false, check_line, &c, err) != TSMS_OK)

@@ -391,7 +391,8 @@ static void flag_example_users(const cJSON *root, struct tsms_config_problems *p
 		return;
 	cJSON_ArrayForEach(item, users)
 	{
-		if (!cJSON_IsString(item) || !tsms_phone_normalize(item->valuestring, phone) ||
+		if (!cJSON_IsString(item) ||
+		    !tsms_phone_parse(item->valuestring, strlen(item->valuestring), phone, NULL) ||
 		    !tsms_example_user(item->string, phone))
 			continue;
 		fail(msg,
@@ -400,6 +401,19 @@ static void flag_example_users(const cJSON *root, struct tsms_config_problems *p
 		     "them",
 		     tsms_config_quote(q, item->string));
 		p->fn(p->ctx, msg);
+	}
+}
+
+/* The entries of users kept with a problem, for a caller that wants every
+ * problem (fn) only: the module refuses those users alone, so the config is
+ * still used. */
+static void flag_bad_users(const struct tsms_config *cfg, struct tsms_config_problems *p)
+{
+	if (p->fn == NULL)
+		return;
+	for (size_t i = 0; i < cfg->n_users; i++) {
+		if (cfg->users[i].problem != NULL)
+			p->fn(p->ctx, cfg->users[i].problem);
 	}
 }
 
@@ -452,6 +466,7 @@ static struct tsms_config *parse(const char *json, size_t len, struct tsms_confi
 		goto out;
 	}
 	parse_sections(cfg, root, p);
+	flag_bad_users(cfg, p);
 	flag_example_users(root, p);
 	if (p->count > 0) {
 		tsms_config_free(cfg);

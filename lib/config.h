@@ -120,9 +120,10 @@ typedef void tsms_config_problem_fn(void *ctx, const char *problem);
 /* As tsms_config_parse, but when the JSON itself parses, reads on past a
  * problem and gives every problem it finds to fn (one per key or section, in
  * the file's order of sections); err holds the first. Returns NULL when there
- * was any: a config with a problem is never used. fn also receives what the
- * module accepts but no real config holds (the example's users, lib/example.h):
- * those alone do not make it NULL. */
+ * was any: a config with a problem is never used. fn also receives the
+ * entries of users kept with a problem (struct tsms_user), which the module
+ * refuses alone, and what the module accepts but no real config holds (the
+ * example's users, lib/example.h): those alone do not make it NULL. */
 struct tsms_config *tsms_config_parse_all(const char *json, size_t len, tsms_config_problem_fn *fn,
                                           void *ctx, char err[TSMS_CONFIG_ERR_MAX]);
 

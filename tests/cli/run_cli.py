@@ -385,6 +385,10 @@ def check_problem_inline_number_without_plus(h):
                                "quotes and write it as +<country code><number>")
     check(len(lines) == 2, f"{len(lines)} problem lines, want 2: {lines!r}")
     check("2 problems" in res.out, f"stdout {res.out!r}")
+    # with a problem that refuses the whole config, the entry is still reported
+    cfg["failMode"] = "sometimes"
+    check_problem(h, h.write_config(cfg), "failMode", 'users: user "mallory": the number has '
+                  "no leading +")
 
 
 @case
