@@ -513,6 +513,39 @@ static void test_example_placeholders_refused(void **state)
 	               "\"fromMessagingServiceSID\":\"" MG "\"," SIGNIN_TEMPLATES "}");
 }
 
+/* A users entry kept with a problem is reported with the others, and alone it does
+ * not refuse the config (the module refuses that user only). */
+static void test_every_problem_with_a_bad_user(void **state)
+{
+	struct problems p;
+	struct guarded_err g;
+	struct tsms_config *cfg;
+	const char *bad = ",\"users\":{\"alice\":\"+15555550006\",\"mallory\":\"2025550143\"}";
+	char *json = config_with(SIGNIN_TEMPLATES, ",\"failMode\":\"ajar\"");
+	char *both;
+
+	(void)state;
+	both = malloc(strlen(json) + strlen(bad) + 1);
+	assert_non_null(both);
+	snprintf(both, strlen(json) + strlen(bad) + 1, "%.*s%s}", (int)strlen(json) - 1, json, bad);
+	parse_all(both, &p);
+	assert_int_equal(p.n, 2);
+	assert_problem(&p, "failMode", "fix:");
+	assert_problem(&p, "users: user \"mallory\": the number has no leading +", "fix:");
+	free(both);
+	free(json);
+	json = config_with(SIGNIN_TEMPLATES, bad);
+	memset(&p, 0, sizeof(p));
+	err_init(&g);
+	cfg = tsms_config_parse_all(json, strlen(json), collect, &p, g.err);
+	assert_non_null(cfg);
+	assert_int_equal(p.n, 1);
+	assert_problem(&p, "users: user \"mallory\"", "fix:");
+	assert_string_equal(tsms_config_phone(cfg, "alice"), "+15555550006");
+	tsms_config_free(cfg);
+	free(json);
+}
+
 /* ---- refusals, each naming the offending key or user ---- */
 
 static void assert_fixture_refused(const char *fixture, const char *name)
@@ -2098,6 +2131,7 @@ int main(void)
 		cmocka_unit_test(test_accept_uppercase_hex_sids),
 		cmocka_unit_test(test_refuse_bad_mg_sid),
 		cmocka_unit_test(test_bad_phone_kept_for_its_user),
+		cmocka_unit_test(test_every_problem_with_a_bad_user),
 		cmocka_unit_test(test_phone_without_plus_not_guessed),
 		cmocka_unit_test(test_refuse_bad_user_name),
 		cmocka_unit_test(test_refuse_users_not_object),
