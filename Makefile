@@ -52,6 +52,9 @@ all: $(MODULE) $(TOOL)
 
 lib: lib/libtsms.a
 
+# TSMS_VERSION (the changelog's) is compiled into the User-Agent and --version
+lib/http.o: debian/changelog
+
 lib/%.o: lib/%.c $(LIB_HDR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -62,7 +65,7 @@ $(MODULE): pam_twilio_sms.c lib/libtsms.a
 	$(CC) $(CFLAGS) -shared -o $@ pam_twilio_sms.c lib/libtsms.a $(LDFLAGS) $(LIBS) -lpam
 
 # cli/ includes "lib/..." and "cli.h" from the repository root, as twilio-sms-otp.c does
-$(TOOL): $(TOOL_SRC) $(TOOL_HDR) lib/libtsms.a
+$(TOOL): $(TOOL_SRC) $(TOOL_HDR) $(LIB_HDR) lib/libtsms.a debian/changelog
 	$(CC) $(CFLAGS) -I. -fPIE -o $@ $(TOOL_SRC) lib/libtsms.a -pie $(LDFLAGS) $(LIBS)
 
 tests/unit/test_%: tests/unit/test_%.c lib/libtsms.a
