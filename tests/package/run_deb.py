@@ -626,8 +626,10 @@ def machine_pam():
 
 def admin_lines(pamd):
     """In the copy pamd of /etc/pam.d: sudo names the module after its common-auth (as
-    README.Debian's "chosen services" says), tsms-prerm-test names it too and
-    tsms-prerm-chain reaches it through an @include; returns the lines the prerm must list."""
+    README.Debian's "chosen services" says), tsms-prerm-test names it too (also as libpam
+    reads lines that a search for "auth" misses: a type in capitals, a line continued after
+    a backslash across a blank and a comment line) and tsms-prerm-chain reaches it through
+    an @include; returns the lines the prerm must list."""
     sudo = pamd / "sudo"
     lines = sudo.read_text().splitlines()
     check("@include common-auth" in lines, f"no '@include common-auth' in sudo: {lines}")
@@ -637,10 +639,17 @@ def admin_lines(pamd):
     # by the package's path, and a module built elsewhere that the removal leaves alone
     (pamd / "tsms-prerm-test").write_text("# a test service\n"
                                           f"auth\t[success=ok default=die]\t{module_path()}\n"
-                                          "auth required /opt/elsewhere/pam_twilio_sms.so\n")
+                                          "auth required /opt/elsewhere/pam_twilio_sms.so\n"
+                                          "AUTH required pam_twilio_sms.so\n"
+                                          "auth [default=die] \\\n"
+                                          "\n"
+                                          "# the module, on the line libpam joins\n"
+                                          "    pam_twilio_sms.so nullok\n")
     (pamd / "tsms-prerm-chain").write_text("@include tsms-prerm-test\n")
     return [f"/etc/pam.d/sudo:{at + 1}: auth required pam_twilio_sms.so",
             f"/etc/pam.d/tsms-prerm-test:2: auth [success=ok default=die] {module_path()}",
+            "/etc/pam.d/tsms-prerm-test:4: AUTH required pam_twilio_sms.so",
+            "/etc/pam.d/tsms-prerm-test:5: auth [default=die] pam_twilio_sms.so nullok",
             "/etc/pam.d/tsms-prerm-chain: includes /etc/pam.d/tsms-prerm-test"]
 
 
