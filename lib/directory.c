@@ -531,6 +531,18 @@ enum tsms_err tsms_directory_filter(const struct tsms_ldap *l, const char *user,
 		     user, (int)parts.domain_len, parts.domain);
 		return TSMS_ERR_DIRECTORY;
 	}
+	/* an empty %d matches no entry, and a user the directory cannot find passes for one
+	 * without a number (nullok): a bare name that NSS gives the domain's user (SSSD's
+	 * short names) would skip the code */
+	if (parts.domain_len == 0 && strstr(l->filter, "%d") != NULL) {
+		fail(err,
+		     "directory: user \"%s\" has no domain, which ldap.filter's %%d needs: "
+		     "refused, not looked up (no entry could match, and the user would pass for "
+		     "one without a number); fix: log in as NAME@DOMAIN or DOMAIN\\NAME, or give "
+		     "the user a number in users or usersFile",
+		     user);
+		return TSMS_ERR_DIRECTORY;
+	}
 	value[0] = (struct berval){ strlen(user), (char *)(uintptr_t)user };
 	value[1] = (struct berval){ parts.name_len, (char *)(uintptr_t)parts.name };
 	value[2] = (struct berval){ parts.domain_len, (char *)(uintptr_t)parts.domain };

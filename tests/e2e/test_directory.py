@@ -197,7 +197,8 @@ def directory_whole_names_with_a_domain_denied(h):
 @case
 def directory_domain_names_in_one_tree(h):
     """One tree with both domains' users: the filter matches the short name and the domain
-    (%s and %d, associatedDomain), so each alice@DOMAIN finds its own domain's alice."""
+    (%s and %d, associatedDomain), so each alice@DOMAIN finds its own domain's alice; a bare
+    alice, whose %d would be empty, is denied (nullok or not)."""
     s = slapd(h)
     svc = simple_service(h, users=NO_ALICE,
                          ldap=directory(s, filter="(&(uid=%s)(associatedDomain=%d))"))
@@ -212,6 +213,18 @@ def directory_domain_names_in_one_tree(h):
     # a domain the tree does not hold matches no entry: unmapped, as any unknown user
     run = h.authenticate(svc, "alice@third.example.com", [typed("000000")] * 3)
     h.expect(run, "PAM_MAXTRIES", sms=0)
+    # a bare name (SSSD's short name for alice@corp.example.com) has an empty %d, which
+    # matches no entry: denied without a search, never a user without a number (with nullok
+    # the short name would skip the code)
+    svc = simple_service(h, args=("nullok", "debug"), then_permit=True, failMode="open",
+                         users=NO_ALICE,
+                         ldap=directory(s, filter="(&(uid=%s)(associatedDomain=%d))"))
+    mark = s.mark()
+    run = h.authenticate(svc, "alice", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+    check('user "alice" has no domain' in run.outcomes[0] and
+          "not looked up" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    check(s.searches(mark, wait=0.3) == [], "the directory was searched")
 
 
 @case

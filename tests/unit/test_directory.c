@@ -57,8 +57,6 @@ static void test_names_as_fleets_write_them(void **state)
 	              "(|(uid=CORP\\5Calice)(x=alice)(y=CORP))");
 	expect_filter("(&(uid=%s)(associatedDomain=%d))", NULL, "alice@other.example.com",
 	              "(&(uid=alice)(associatedDomain=other.example.com))");
-	expect_filter("(&(uid=%s)(associatedDomain=%d))", NULL, "alice",
-	              "(&(uid=alice)(associatedDomain=))");
 	/* each value escaped: a part cannot widen the search */
 	expect_filter("(&(uid=%s)(d=%d))", NULL, "a*)(uid=*@x)(y",
 	              "(&(uid=a\\2A\\29\\28uid=\\2A)(d=x\\29\\28y))");
@@ -86,6 +84,9 @@ static void test_names_refused(void **state)
 	expect_refused("(userPrincipalName=%u)", domains, "alice@other.example.com",
 	               "is not in ldap.domains");
 	expect_refused("(x=%d)(y=%s)", NULL, "a\\b@c", "more than one");
+	/* an empty %d matches nothing: the user would pass for one without a number */
+	expect_refused("(&(uid=%s)(associatedDomain=%d))", NULL, "alice", "has no domain");
+	expect_refused("(&(uid=%s)(associatedDomain=%d))", domains, "alice", "has no domain");
 }
 
 /* tsms_directory_reason(rc, diag) contains each of want (NULL-terminated). */
