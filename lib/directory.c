@@ -565,7 +565,9 @@ static enum tsms_err read_entries(struct query *q, const char *user, LDAPMessage
 	char *dn, *dn2;
 	enum tsms_err ret = TSMS_OK;
 
-	if ((count <= 0 || e == NULL) && strpbrk(user, "@\\") != NULL && !splits_names(q->l)) {
+	/* also with ldap.domains: CORP\alice under (userPrincipalName=%u) matches nothing */
+	if ((count <= 0 || e == NULL) && strpbrk(user, "@\\") != NULL &&
+	    strstr(q->l->filter, "%s") == NULL) {
 		fail(q->err,
 		     "directory: user \"%s\" has a domain part, which ldap.filter takes whole "
 		     "(%%u), and no entry matched: denied, not taken for a user without a number; "

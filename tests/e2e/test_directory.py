@@ -175,8 +175,9 @@ def directory_domain_names(h):
 def directory_whole_names_with_a_domain_denied(h):
     """The filter of the README before (uid=%u, sAMAccountName=%u) takes SSSD's and winbind's
     names whole and matches no entry: with nullok those users got no second factor, silently.
-    Now such a login is denied, its log line naming the fix; a bare name without an entry is
-    unmapped as before, and a name with '@' that has an entry (mail=%u) is found."""
+    Now such a login is denied, its log line naming the fix (also with ldap.domains); a bare
+    name without an entry is unmapped as before, and a name with '@' that has an entry
+    (mail=%u) is found."""
     s = slapd(h)
     svc = simple_service(h, args=("nullok", "debug"), then_permit=True, failMode="open",
                          users=NO_ALICE, ldap=directory(s))
@@ -192,6 +193,17 @@ def directory_whole_names_with_a_domain_denied(h):
     run = h.authenticate(simple_service(h, ldap=directory(s, filter="(mail=%u)")),
                          "mail.name@example.com", [right()])
     expect_from_directory(h, run, "+15555550182")
+    # with ldap.domains too: the same entry's winbind name (EXAMPLE\\mail.name) matches no
+    # entry of a filter that takes it whole, and is denied, not unmapped
+    ldap = directory(s, filter="(mail=%u)", domains=["EXAMPLE", "example.com"])
+    run = h.authenticate(simple_service(h, ldap=ldap), "mail.name@example.com", [right()])
+    expect_from_directory(h, run, "+15555550182")
+    svc = simple_service(h, args=("nullok", "debug"), then_permit=True, failMode="open",
+                         users=NO_ALICE, ldap=ldap)
+    run = h.authenticate(svc, "EXAMPLE\\mail.name", [right()])
+    h.expect(run, "PAM_AUTHINFO_UNAVAIL", sms=0, requests=0, prompts=0)
+    check('user "EXAMPLE\\mail.name" has a domain part, which ldap.filter takes whole' in
+          run.outcomes[0], f"outcome {run.outcomes[0]!r}")
 
 
 @case
