@@ -365,6 +365,9 @@ static enum tsms_err set_options(struct query *q)
 	SET(LDAP_OPT_X_TLS_REQUIRE_CERT, &require);
 	SET(LDAP_OPT_X_TLS_PROTOCOL_MIN, &min_tls);
 	SET(LDAP_OPT_X_TLS_CACERTFILE, ca_path);
+	/* only that file: a CA directory the host process's own libldap settings may carry
+	 * (LDAPTLS_CACERTDIR read before LDAPNOINIT) is not trusted */
+	SET(LDAP_OPT_X_TLS_CACERTDIR, NULL);
 	SET(LDAP_OPT_X_TLS_NEWCTX, &new_ctx); /* last: the TLS options above take effect */
 	if (rc != LDAP_OPT_SUCCESS) {
 		fail(q->err, "directory: cannot set libldap's options: %s", ldap_err2string(rc));
@@ -447,13 +450,29 @@ static const char *split_name(const char *user, struct name_parts *p)
 
 /* Whether a login of domain parts may be looked up here: no domain, no
  * ldap.domains, or one of them (any case: NetBIOS and DNS names have none). */
+/* ASCII letters compared without case: strncasecmp follows the caller's locale */
+static bool same_nocase(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
 static bool served_domain(const struct tsms_ldap *l, const struct name_parts *p)
 {
 	if (p->domain_len == 0 || l->domains == NULL)
 		return true;
 	for (size_t i = 0; l->domains[i] != NULL; i++) {
 		if (strlen(l->domains[i]) == p->domain_len &&
-		    strncasecmp(l->domains[i], p->domain, p->domain_len) == 0)
+		    same_nocase(l->domains[i], p->domain, p->domain_len))
 			return true;
 	}
 	return false;
