@@ -4,16 +4,18 @@ alice: the module takes the account's name from NSS for the number, the limits, 
 and the outcome line. The alias comes from a real NSS source (tests/e2e/libnss_tsmsalias.c)
 named by an nsswitch.conf bind-mounted in the client's mount namespace only."""
 
+import os
 import subprocess
 import time
+from pathlib import Path
 
 from harness.core import REPO, case, check
-from harness.pam import RUN_LIMIT, built_problem, right, simple_service, wrong
+from harness.pam import RUN_LIMIT, built_problem, right, simple_service, typed, wrong
 from harness.state import new_state_dir, read_state
 from harness.system import in_mount_namespace, write_file
 
 NSS_SOURCE = REPO / "tests" / "e2e" / "libnss_tsmsalias.so.2"
-TOOL = REPO / "twilio-sms-otp"
+TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
 
 
 def alias_nss(h):
@@ -109,3 +111,35 @@ def spellings_share_lockout_and_send_limit(h):
     h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
     run = h.authenticate(svc, "ALICE", [right()], binds=binds, env=env)
     h.expect(run, "PAM_AUTH_ERR", sms=0, prompts=0)
+
+
+@case
+def admin_command_names_the_account(h):
+    """enroll, lookup, backup-codes and unenroll given ALICE or CORP\\alice act on alice, the
+    name the module asks for: a number enrolled or codes made under the typed spelling were
+    out of reach of a login as alice@corp.example.com."""
+    alias = binds, env = alias_nss(h)
+    users = write_file(h.confdir / f"{h.case}.users", "bob +15555550007\n")
+    codes = h.confdir / f"{h.case}.backup-codes"
+    codes.unlink(missing_ok=True)
+    config = h.write_config(h.config(users={}, usersFile=users, backupCodesFile=str(codes)))
+    enroll = admin(config, alias, "enroll", "--no-verify", "ALICE", "+15555550009")
+    check(enroll.returncode == 0 and enroll.stdout.startswith("enrolled alice +15555550009"),
+          f"enroll: {enroll.stdout!r} {enroll.stderr!r}")
+    with open(users, encoding="utf-8") as f:
+        check("\nalice +15555550009\n" in f.read(), "enroll did not write alice's line")
+    lookup = admin(config, alias, "lookup", "CORP\\alice")
+    check(lookup.returncode == 0 and lookup.stdout.startswith("alice: ******0009 from usersFile"),
+          f"lookup: {lookup.stdout!r} {lookup.stderr!r}")
+    made = admin(config, alias, "backup-codes", "ALICE", "--count", "1")
+    check(made.returncode == 0 and "for alice," in made.stderr,
+          f"backup-codes: {made.stdout!r} {made.stderr!r}")
+    svc = h.service(config, args=("nullok", "debug"), then_permit=True)
+    run = h.authenticate(svc, "alice@corp.example.com", [typed(made.stdout.strip())],
+                         binds=binds, env=env)
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    outcome_names(run, " user=alice typed=alice@corp.example.com phone=******0009 ")
+    check("method=backup-code " in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    gone = admin(config, alias, "unenroll", "CORP\\alice")
+    check(gone.returncode == 0 and gone.stdout.startswith("unenrolled alice from"),
+          f"unenroll: {gone.stdout!r} {gone.stderr!r}")
