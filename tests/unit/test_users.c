@@ -283,6 +283,38 @@ static void test_account_then_typed(void **state)
 	tsms_config_free(cfg);
 }
 
+/* SSSD's short name under a filter with %d: the directory refuses the account's name
+ * before any search, and the entry of the spelling typed is still found. */
+static void test_account_refused_by_directory(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "CORP\\bob +15550000004\n";
+	char json[1024], err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+	struct tsms_number num;
+
+	write_file(d, text, sizeof(text) - 1);
+	snprintf(json, sizeof(json),
+	         "{\"accountSID\":\"AC0123456789abcdef0123456789abcdef\","
+	         "\"authToken\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\","
+	         "\"fromMessagingServiceSID\":\"MGfedcba9876543210fedcba9876543210\","
+	         "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"code {{code}}\"}],"
+	         "\"usersFile\":\"%s\",\"ldap\":{\"uri\":\"ldaps://127.0.0.1:1\","
+	         "\"baseDN\":\"dc=corp\",\"filter\":\"(&(uid=%%s)(dc=%%d))\","
+	         "\"domains\":[\"CORP\"],\"attribute\":\"mobile\"}}",
+	         d->file);
+	cfg = tsms_config_parse(json, strlen(json), err);
+	if (cfg == NULL)
+		fail_msg("refused: %s", err);
+	assert_int_equal(account_lookup(cfg, "bob", "CORP\\bob", &num, err), TSMS_OK);
+	assert_int_equal(num.source, TSMS_SOURCE_USERS_FILE);
+	assert_string_equal(num.phone, "+15550000004");
+	/* a spelling that the directory refuses too: refused, as it was alone */
+	assert_int_equal(account_lookup(cfg, "bob", "BOB", &num, err), TSMS_ERR_DIRECTORY);
+	assert_contains(err, "user \"BOB\" has no domain");
+	tsms_config_free(cfg);
+}
+
 /* A usersFile that does not exist: the users of the config log in; anyone else is
  * refused (never an unmapped user, whom nullok would pass). */
 static void test_missing_file(void **state)
@@ -335,6 +367,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_inline_entry_refuses_its_user, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_account_then_typed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_account_refused_by_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_file, setup, teardown),
 	};
