@@ -12,6 +12,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "lib/account.h"
 #include "lib/backup.h"
 #include "lib/caller.h"
 #include "lib/challenge.h"
@@ -198,11 +199,14 @@ static const char *shown_user(pam_handle_t *pamh, const char *user)
 	return item;
 }
 
+/* user= names the account (lib/account.h); typed= follows when the name typed
+ * was another spelling of it. */
 static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const char *user,
-                        enum tsms_source source, int rc, enum tsms_err err,
+                        const char *typed, enum tsms_source source, int rc, enum tsms_err err,
                         const struct tsms_outcome *outcome)
 {
 	const char *name = shown_user(pamh, user);
+	bool retyped = user != NULL && typed != NULL && strcmp(user, typed) != 0;
 	bool phone_shown = outcome->masked_phone[0] != '\0';
 	bool stacked = outcome->method == METHOD_STACKED;
 	int priority = rc == PAM_SUCCESS ? (stacked ? LOG_WARNING : LOG_INFO)
@@ -211,14 +215,17 @@ static void log_outcome(pam_handle_t *pamh, const struct tsms_log *log, const ch
 	                       ? LOG_ERR
 	               : rc == PAM_IGNORE && err != TSMS_ERR_NO_PHONE ? LOG_WARNING
 	                                                              : LOG_NOTICE;
-	char shown[68], rhost[RHOST_SHOWN_MAX + 4];
+	char shown[68], shown_typed[68] = "", rhost[RHOST_SHOWN_MAX + 4];
 
 	shown_rhost(pamh, rhost);
 	tsms_log_field(shown, sizeof(shown), name, false);
+	if (retyped)
+		tsms_log_field(shown_typed, sizeof(shown_typed), typed, false);
 	tsms_log(log, priority,
-	         "rhost=%s user=%s phone=%s source=%s sid=%s attempts=%u method=%s result=%s "
+	         "rhost=%s user=%s%s%s phone=%s source=%s sid=%s attempts=%u method=%s result=%s "
 	         "reason=%s%s",
-	         rhost, shown, phone_shown ? outcome->masked_phone : "-", tsms_source_name(source),
+	         rhost, shown, retyped ? " typed=" : "", shown_typed,
+	         phone_shown ? outcome->masked_phone : "-", tsms_source_name(source),
 	         outcome->sid[0] != '\0' ? outcome->sid : "-", outcome->attempts,
 	         outcome->method != NULL ? outcome->method : "-", pam_result_name(rc),
 	         outcome->reason[0] != '\0' ? outcome->reason : tsms_strerror(err),
@@ -328,8 +335,8 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	struct tsms_state *state;
 	struct module_args args;
 	struct tsms_number number = { .source = TSMS_SOURCE_NONE };
-	char problem[TSMS_CONFIG_ERR_MAX];
-	const char *user = NULL, *phone;
+	char problem[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
+	const char *typed = NULL, *user = NULL, *phone;
 	enum tsms_err err;
 	int rc;
 
@@ -348,12 +355,15 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 		goto out;
 	}
 	log_settings(&log, args.config, cfg);
-	rc = pam_get_user(pamh, &user, NULL);
-	if (rc != PAM_SUCCESS || user == NULL || user[0] == '\0') {
-		user = NULL;
+	rc = pam_get_user(pamh, &typed, NULL);
+	if (rc != PAM_SUCCESS || typed == NULL || typed[0] == '\0') {
+		typed = NULL;
 		err = rc == PAM_CONV_ERR ? TSMS_ERR_CONV : TSMS_ERR_NO_USER;
 		goto out;
 	}
+	/* the account's name from here on: ALICE and CORP\alice share alice's number,
+	 * limits, lockout and backup codes */
+	user = tsms_account_name(typed, account);
 	if (passed_already(pamh, cfg, user, &outcome)) {
 		err = TSMS_OK;
 		goto out;
@@ -361,7 +371,7 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	prompter.password = password_item(pamh);
 	/* without nullok an unmapped user gets a decoy challenge (phone NULL): the same
 	 * prompts, no SMS, no success */
-	err = tsms_lookup(cfg, user, &number, problem);
+	err = tsms_lookup_account(cfg, user, typed, &number, problem);
 	if (err != TSMS_OK) {
 		tsms_log(&log, err == TSMS_ERR_UNAVAILABLE ? LOG_WARNING : LOG_ERR, "%s", problem);
 		tsms_format_clean(outcome.reason, sizeof(outcome.reason), "%s", problem);
@@ -397,7 +407,7 @@ out:
 	if (rc == PAM_AUTHINFO_UNAVAIL && outcome.method == NULL) /* no prompt said why */
 		tell_error(pamh, "The SMS could not be sent; try again later or ask your "
 		                 "administrator.");
-	log_outcome(pamh, &log, user, number.source, rc, err, &outcome);
+	log_outcome(pamh, &log, user, typed, number.source, rc, err, &outcome);
 	tsms_config_free(cfg);
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/account.h"
 #include "lib/backup.h"
 #include "lib/config.h"
 #include "lib/otp.h"
@@ -106,6 +107,7 @@ int cmd_backup_codes(const char *config_path, int argc, char **argv)
 	static const char usage[] =
 		"usage: twilio-sms-otp backup-codes USER [--count N] | --list [USER] | "
 		"--revoke USER\n";
+	char account[TSMS_ACCOUNT_NAME_MAX];
 	unsigned count = TSMS_BACKUP_COUNT_DEFAULT;
 	bool list = false, revoke = false, counted = false;
 	const char *user = NULL;
@@ -144,6 +146,8 @@ int cmd_backup_codes(const char *config_path, int argc, char **argv)
 		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
+	if (user != NULL)
+		user = tsms_account_name(user, account); /* the module's key for the codes */
 	cfg = cli_load(config_path);
 	if (cfg == NULL)
 		return 1;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/account.h"
 #include "lib/config.h"
 #include "lib/http.h"
 #include "lib/lookup.h"
@@ -156,7 +157,7 @@ int cmd_enroll(const char *config_path, int argc, char **argv)
 	static const struct option opts[] = { { "no-verify", no_argument, NULL, 'n' },
 		                              { NULL, 0, NULL, 0 } };
 	char phone[TSMS_PHONE_MAX], masked[TSMS_PHONE_MASKED_MAX], prompt[96];
-	char err[TSMS_CONFIG_ERR_MAX];
+	char err[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
 	struct tsms_twilio_result res;
 	struct tsms_code code = { 0 };
 	struct tsms_config *cfg = NULL;
@@ -182,6 +183,7 @@ int cmd_enroll(const char *config_path, int argc, char **argv)
 		        user);
 		return EXIT_USAGE;
 	}
+	user = tsms_account_name(user, account); /* the name the module asks for first */
 	if (!normalize_arg(argv[optind + 1], phone))
 		return EXIT_USAGE;
 	cfg = cli_load(config_path);
@@ -253,8 +255,10 @@ out:
 
 int cmd_unenroll(const char *config_path, int argc, char **argv)
 {
-	char err[TSMS_CONFIG_ERR_MAX];
+	char err[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
+	const char *user = argv[1];
 	struct tsms_config *cfg;
+	enum tsms_err e;
 	bool changed;
 	int rc = 1;
 
@@ -267,18 +271,27 @@ int cmd_unenroll(const char *config_path, int argc, char **argv)
 		return 1;
 	if (cfg->users_file == NULL) {
 		fprintf(stderr, "twilio-sms-otp: the config has no usersFile\n");
-	} else if (tsms_users_file_update(cfg->users_file, argv[1], NULL, &changed, err) !=
-	           TSMS_OK) {
+		goto out;
+	}
+	/* the account's line, else one under the spelling given (the module asks both) */
+	user = tsms_account_name(argv[1], account);
+	e = tsms_users_file_update(cfg->users_file, user, NULL, &changed, err);
+	if (e == TSMS_OK && !changed && strcmp(user, argv[1]) != 0) {
+		user = argv[1];
+		e = tsms_users_file_update(cfg->users_file, user, NULL, &changed, err);
+	}
+	if (e != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
 	} else if (!changed) {
-		fprintf(stderr, "twilio-sms-otp: %s is not in %s%s\n", argv[1], cfg->users_file,
-		        tsms_config_phone(cfg, argv[1]) != NULL
+		fprintf(stderr, "twilio-sms-otp: %s is not in %s%s\n", user, cfg->users_file,
+		        tsms_config_phone(cfg, user) != NULL
 		                ? " (it is in the config's users object: edit the config)"
 		                : "");
 	} else {
-		printf("unenrolled %s from %s\n", argv[1], cfg->users_file);
+		printf("unenrolled %s from %s\n", user, cfg->users_file);
 		rc = 0;
 	}
+out:
 	tsms_config_free(cfg);
 	return rc;
 }
@@ -354,24 +367,27 @@ int cmd_list(const char *config_path, int argc, char **argv)
 int cmd_lookup(const char *config_path, int argc, char **argv)
 {
 	char masked[TSMS_PHONE_MASKED_MAX], err[TSMS_CONFIG_ERR_MAX];
+	char account[TSMS_ACCOUNT_NAME_MAX];
 	struct tsms_number number;
 	struct tsms_config *cfg;
+	const char *user;
 	enum tsms_err e;
 	int rc;
 
 	cfg = cli_user_command(config_path, argc, argv, "lookup", &rc);
 	if (cfg == NULL)
 		return rc;
-	e = tsms_lookup(cfg, argv[1], &number, err);
+	user = tsms_account_name(argv[1], account);
+	e = tsms_lookup_account(cfg, user, argv[1], &number, err);
 	if (e != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
 	} else if (number.source == TSMS_SOURCE_NONE) {
 		printf("%s has no number (users, usersFile%s): the module runs a decoy challenge, "
 		       "or skips the user with nullok\n",
-		       argv[1], cfg->ldap != NULL ? ", ldap" : "");
+		       user, cfg->ldap != NULL ? ", ldap" : "");
 	} else {
 		tsms_phone_mask(number.phone, masked);
-		printf("%s: %s from %s%s%s\n", argv[1], masked, tsms_source_name(number.source),
+		printf("%s: %s from %s%s%s\n", user, masked, tsms_source_name(number.source),
 		       number.where[0] != '\0' ? " " : "", number.where);
 		rc = 0;
 	}

@@ -1,10 +1,13 @@
 /*
  * state.c - twilio-sms-otp status and unlock: faillock's view of the limits, through
- * the module's own state code (same lock, same name mapping: no path is built from USER)
+ * the module's own state code (same lock, same name mapping: no path is built from USER),
+ * for the account USER names, as the module keys them (lib/account.h)
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
+#include "lib/account.h"
 #include "lib/backup.h"
 #include "lib/config.h"
 #include "lib/lookup.h"
@@ -13,7 +16,7 @@
 
 #include "cli.h"
 
-static void print_status(const struct tsms_config *cfg, const char *user,
+static void print_status(const struct tsms_config *cfg, const char *user, const char *typed,
                          const struct tsms_state_status *st)
 {
 	char masked[TSMS_PHONE_MASKED_MAX], err[TSMS_CONFIG_ERR_MAX];
@@ -22,8 +25,11 @@ static void print_status(const struct tsms_config *cfg, const char *user,
 	struct tm tm;
 	time_t t;
 
-	printf("user:          %s\nphone:         ", user);
-	if (tsms_lookup(cfg, user, &number, err) != TSMS_OK) {
+	printf("user:          %s", user);
+	if (strcmp(user, typed) != 0)
+		printf(" (NSS's name for %s)", typed);
+	printf("\nphone:         ");
+	if (tsms_lookup_account(cfg, user, typed, &number, err) != TSMS_OK) {
 		printf("unknown: %s\n", err);
 	} else if (number.source == TSMS_SOURCE_NONE) {
 		printf("none (a decoy challenge: no SMS is sent)\n");
@@ -80,22 +86,24 @@ int cmd_status(const char *config_path, int argc, char **argv)
 	char store[TSMS_STATE_ERR_MAX];
 	struct tsms_state *state;
 	struct tsms_state_status st;
-	char err[TSMS_STATE_ERR_MAX];
+	char err[TSMS_STATE_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
 	struct tsms_config *cfg;
+	const char *user;
 	int rc;
 
 	cfg = cli_user_command(config_path, argc, argv, "status", &rc);
 	if (cfg == NULL)
 		return rc;
+	user = tsms_account_name(argv[1], account);
 	state = tsms_state_open(cfg, NULL);
-	if (tsms_state_status(state, argv[1], time(NULL), &st, err) != TSMS_OK) {
+	if (tsms_state_status(state, user, time(NULL), &st, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
 	} else if (!st.exists) {
 		printf("%s has no state in %s: no SMS sent and no wrong code since it was last "
 		       "cleared\n",
-		       argv[1], store_name(cfg, store, sizeof(store)));
+		       user, store_name(cfg, store, sizeof(store)));
 	} else {
-		print_status(cfg, argv[1], &st);
+		print_status(cfg, user, argv[1], &st);
 		rc = 0;
 	}
 	if (st.fallback[0] != '\0') {
@@ -104,7 +112,7 @@ int cmd_status(const char *config_path, int argc, char **argv)
 		       st.fallback);
 		rc = 0;
 	}
-	print_backup_left(cfg, argv[1]);
+	print_backup_left(cfg, user);
 	tsms_state_close(state);
 	tsms_config_free(cfg);
 	return rc;
@@ -115,27 +123,29 @@ int cmd_unlock(const char *config_path, int argc, char **argv)
 	char store[TSMS_STATE_ERR_MAX];
 	struct tsms_state *state;
 	struct tsms_state_status before;
-	char err[TSMS_STATE_ERR_MAX];
+	char err[TSMS_STATE_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
 	struct tsms_config *cfg;
+	const char *user;
 	int rc;
 
 	cfg = cli_user_command(config_path, argc, argv, "unlock", &rc);
 	if (cfg == NULL)
 		return rc;
+	user = tsms_account_name(argv[1], account);
 	state = tsms_state_open(cfg, NULL);
-	if (tsms_state_unlock(state, argv[1], time(NULL), &before, err) != TSMS_OK) {
+	if (tsms_state_unlock(state, user, time(NULL), &before, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
 		if (before.fallback[0] != '\0')
 			printf("cleared this host's fallback state file %s only\n",
 			       before.fallback);
 	} else {
 		if (!before.exists)
-			printf("%s has no state in %s: nothing to unlock\n", argv[1],
+			printf("%s has no state in %s: nothing to unlock\n", user,
 			       store_name(cfg, store, sizeof(store)));
 		else
 			printf("unlocked %s: %u wrong code%s cleared, %s; sends kept (%u in the "
 			       "window)\n",
-			       argv[1], before.failures, before.failures == 1 ? "" : "s",
+			       user, before.failures, before.failures == 1 ? "" : "s",
 			       before.locked_until != 0 ? "lockout lifted" : "was not locked",
 			       before.sends);
 		if (before.fallback[0] != '\0')

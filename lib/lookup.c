@@ -54,6 +54,26 @@ enum tsms_err tsms_lookup(const struct tsms_config *cfg, const char *user, struc
 	return TSMS_OK;
 }
 
+enum tsms_err tsms_lookup_account(const struct tsms_config *cfg, const char *account,
+                                  const char *typed, struct tsms_number *num,
+                                  char err[TSMS_CONFIG_ERR_MAX])
+{
+	char first_err[TSMS_CONFIG_ERR_MAX];
+	enum tsms_err first, e;
+
+	first = tsms_lookup(cfg, account, num, err);
+	if (typed == NULL || strcmp(typed, account) == 0 ||
+	    (first == TSMS_OK && num->source != TSMS_SOURCE_NONE) ||
+	    (first != TSMS_OK && first != TSMS_ERR_DIRECTORY))
+		return first;
+	memcpy(first_err, err, sizeof(first_err));
+	e = tsms_lookup(cfg, typed, num, err);
+	if (e != TSMS_OK || num->source != TSMS_SOURCE_NONE)
+		return e;
+	memcpy(err, first_err, sizeof(first_err));
+	return first;
+}
+
 const char *tsms_source_name(enum tsms_source source)
 {
 	switch (source) {

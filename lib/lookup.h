@@ -30,6 +30,19 @@ struct tsms_number {
 enum tsms_err tsms_lookup(const struct tsms_config *cfg, const char *user, struct tsms_number *num,
                           char err[TSMS_CONFIG_ERR_MAX]);
 
+/* tsms_lookup for an account (lib/account.h) whose user typed another spelling
+ * of its name: the sources are asked for account first; when they map no number
+ * to it, or the directory refuses it (TSMS_ERR_DIRECTORY: SSSD's short name under
+ * a filter with %d), they are asked for typed, as before there was an account
+ * name, so that entries made under the spelling users type are still found.
+ * typed's number or error wins then, except that typed unmapped leaves
+ * account's result. So against asking for typed alone the result can only be a
+ * number where there was none, or a refusal. typed NULL or equal to account:
+ * tsms_lookup. */
+enum tsms_err tsms_lookup_account(const struct tsms_config *cfg, const char *account,
+                                  const char *typed, struct tsms_number *num,
+                                  char err[TSMS_CONFIG_ERR_MAX]);
+
 /* "users", "usersFile", "ldap", or "-" for none. */
 const char *tsms_source_name(enum tsms_source source);
 

@@ -3,6 +3,7 @@
  * and what a bad entry or a missing or unusable file refuses */
 #include "unit.h"
 
+#include "lookup.h"
 #include "users.h"
 
 struct dir {
@@ -233,6 +234,87 @@ static void test_bad_inline_entry_refuses_its_user(void **state)
 	tsms_config_free(cfg);
 }
 
+/* tsms_lookup_account(account, typed) into num; returns the result, err in err. */
+static enum tsms_err account_lookup(const struct tsms_config *cfg, const char *account,
+                                    const char *typed, struct tsms_number *num,
+                                    char err[TSMS_CONFIG_ERR_MAX])
+{
+	memset(num, 'X', sizeof(*num));
+	return tsms_lookup_account(cfg, account, typed, num, err);
+}
+
+/* The account's name is asked first; the typed spelling only when it has no number (or the
+ * directory refuses it), and then typed's answer counts, except that typed unmapped leaves
+ * the account's: against asking for typed alone, never a skip where there was a number. */
+static void test_account_then_typed(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "short +15550000003\n";
+	char err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+	struct tsms_number num;
+
+	write_file(d, text, sizeof(text) - 1);
+	cfg = config_for(d, "\"alice\":\"+15550000001\",\"CORP\\\\alice\":\"+15550000002\","
+	                    "\"bad\":\"2025550143\"");
+	/* the account's entry wins over another entry of the typed spelling */
+	assert_int_equal(account_lookup(cfg, "alice", "CORP\\alice", &num, err), TSMS_OK);
+	assert_string_equal(num.phone, "+15550000001");
+	assert_int_equal(account_lookup(cfg, "alice", "ALICE", &num, err), TSMS_OK);
+	assert_string_equal(num.phone, "+15550000001");
+	/* SSSD's fully qualified name has no entry; the short name typed has one */
+	assert_int_equal(account_lookup(cfg, "short@corp.example.com", "short", &num, err),
+	                 TSMS_OK);
+	assert_int_equal(num.source, TSMS_SOURCE_USERS_FILE);
+	assert_string_equal(num.phone, "+15550000003");
+	/* neither has one */
+	assert_int_equal(account_lookup(cfg, "eve", "EVE", &num, err), TSMS_OK);
+	assert_int_equal(num.source, TSMS_SOURCE_NONE);
+	assert_string_equal(num.phone, "");
+	/* the account's malformed entry refuses it: another spelling does not get past it */
+	assert_int_equal(account_lookup(cfg, "bad", "alice", &num, err), TSMS_ERR_CONFIG);
+	assert_contains(err, "user \"bad\"");
+	assert_int_equal(num.source, TSMS_SOURCE_NONE);
+	/* typed NULL or the same: the account alone */
+	assert_int_equal(account_lookup(cfg, "short@corp.example.com", NULL, &num, err), TSMS_OK);
+	assert_int_equal(num.source, TSMS_SOURCE_NONE);
+	assert_int_equal(account_lookup(cfg, "short", "short", &num, err), TSMS_OK);
+	assert_string_equal(num.phone, "+15550000003");
+	tsms_config_free(cfg);
+}
+
+/* SSSD's short name under a filter with %d: the directory refuses the account's name
+ * before any search, and the entry of the spelling typed is still found. */
+static void test_account_refused_by_directory(void **state)
+{
+	const struct dir *d = *state;
+	static const char text[] = "CORP\\bob +15550000004\n";
+	char json[1024], err[TSMS_CONFIG_ERR_MAX];
+	struct tsms_config *cfg;
+	struct tsms_number num;
+
+	write_file(d, text, sizeof(text) - 1);
+	snprintf(json, sizeof(json),
+	         "{\"accountSID\":\"AC0123456789abcdef0123456789abcdef\","
+	         "\"authToken\":\"0f1e2d3c4b5a69788796a5b4c3d2e1f0\","
+	         "\"fromMessagingServiceSID\":\"MGfedcba9876543210fedcba9876543210\","
+	         "\"templates\":[{\"usageType\":\"SignIn\",\"content\":\"code {{code}}\"}],"
+	         "\"usersFile\":\"%s\",\"ldap\":{\"uri\":\"ldaps://127.0.0.1:1\","
+	         "\"baseDN\":\"dc=corp\",\"filter\":\"(&(uid=%%s)(dc=%%d))\","
+	         "\"domains\":[\"CORP\"],\"attribute\":\"mobile\"}}",
+	         d->file);
+	cfg = tsms_config_parse(json, strlen(json), err);
+	if (cfg == NULL)
+		fail_msg("refused: %s", err);
+	assert_int_equal(account_lookup(cfg, "bob", "CORP\\bob", &num, err), TSMS_OK);
+	assert_int_equal(num.source, TSMS_SOURCE_USERS_FILE);
+	assert_string_equal(num.phone, "+15550000004");
+	/* a spelling that the directory refuses too: refused, as it was alone */
+	assert_int_equal(account_lookup(cfg, "bob", "BOB", &num, err), TSMS_ERR_DIRECTORY);
+	assert_contains(err, "user \"BOB\" has no domain");
+	tsms_config_free(cfg);
+}
+
 /* A usersFile that does not exist: the users of the config log in; anyone else is
  * refused (never an unmapped user, whom nullok would pass). */
 static void test_missing_file(void **state)
@@ -284,6 +366,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_number_rule, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_inline_entry_refuses_its_user, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_account_then_typed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_account_refused_by_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_file, setup, teardown),
 	};
