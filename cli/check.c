@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/account.h"
 #include "lib/backup.h"
 #include "lib/config.h"
 #include "lib/directory.h"
@@ -51,16 +52,34 @@ static void problem(struct check_ctx *c, const char *fmt, ...)
 	c->problems++;
 }
 
+/* An entry under a spelling of a user name that NSS resolves to another account
+ * (SSSD, winbind): the module names a login by its account, so a login typed as
+ * the account's own name would not find the entry (with nullok: no code). */
+static void check_account(struct check_ctx *c, const char *where, const char *user)
+{
+	char buf[TSMS_ACCOUNT_NAME_MAX];
+	const char *account = tsms_account_name(user, buf);
+
+	if (strcmp(account, user) != 0)
+		problem(c,
+		        "%s: user \"%s\" is the account \"%s\" (getent passwd); fix: write the "
+		        "entry as \"%s\", or a login typed as \"%s\" does not find it",
+		        where, user, account, account, account);
+}
+
 static void check_line(void *ctx, unsigned line, const char *user, const char *phone,
                        const char *trouble)
 {
 	struct check_ctx *c = ctx;
+	char where[1100]; /* the path has at most 1024 bytes */
 
 	if (trouble != NULL) {
 		problem(c, "usersFile %s:%u: %s; fix: write \"user +15551234567\"", c->path, line,
 		        trouble);
 		return;
 	}
+	snprintf(where, sizeof(where), "usersFile %s:%u", c->path, line);
+	check_account(c, where, user);
 	if (tsms_example_user(user, phone))
 		problem(c,
 		        "usersFile %s:%u: %s is the example's user, with a number reserved for "
@@ -312,6 +331,8 @@ int cmd_check(const char *config_path, int argc, char **argv)
 			problem(&c, "%s", err);
 		check_duplicates(&c);
 	}
+	for (size_t i = 0; i < cfg->n_users; i++)
+		check_account(&c, "users", cfg->users[i].name);
 	check_state_dir(&c, cfg->state_dir);
 	if (offline) {
 		printf("Twilio: not verified (--offline)%s\n",

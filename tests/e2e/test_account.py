@@ -143,3 +143,26 @@ def admin_command_names_the_account(h):
     gone = admin(config, alias, "unenroll", "CORP\\alice")
     check(gone.returncode == 0 and gone.stdout.startswith("unenrolled alice from"),
           f"unenroll: {gone.stdout!r} {gone.stderr!r}")
+
+
+@case
+def check_flags_entries_of_another_spelling(h):
+    """twilio-sms-otp check names a users entry and a users-file line written under a
+    spelling that NSS resolves to another account (CORP\\alice, ALICE: alice), with the
+    account's name as the fix: a login typed as alice would not find them. Without the
+    alias NSS the same config is clean."""
+    alias = alias_nss(h)
+    users = write_file(h.confdir / f"{h.case}.users", "ALICE +15555550009\nbob +15555550007\n")
+    config = h.write_config(h.config(users={"CORP\\alice": "+15555550006"}, usersFile=users))
+    r = admin(config, alias, "check", "--offline")
+    check(r.returncode == 1, f"check: {r.returncode} {r.stdout!r} {r.stderr!r}")
+    for where, name in (("users", "CORP\\alice"), (f"usersFile {users}:1", "ALICE")):
+        want = (f'problem: {where}: user "{name}" is the account "alice" (getent passwd); '
+                'fix: write the entry as "alice"')
+        check(want in r.stdout, f"check lacks {want!r}: {r.stdout!r}")
+    check("bob" not in r.stdout, f"check flagged bob: {r.stdout!r}")
+    plain = subprocess.run([str(TOOL), "--config", config, "check", "--offline"],
+                           capture_output=True, text=True, timeout=RUN_LIMIT,
+                           stdin=subprocess.DEVNULL)
+    check(plain.returncode == 0 and "getent passwd" not in plain.stdout,
+          f"check without the alias: {plain.returncode} {plain.stdout!r}")
