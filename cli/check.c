@@ -347,13 +347,18 @@ int cmd_check(const char *config_path, int argc, char **argv)
 	for (size_t i = 0; i < c.n_seen; i++)
 		free(c.seen[i].name);
 	free(c.seen);
-	if (c.problems == 0)
-		printf("%s: OK: %zu users in the config, %zu in the users file, %zu templates, "
-		       "SignIn template \"%s\"\n",
-		       config_path, cfg->n_users, c.n_seen, cfg->n_templates,
-		       tsms_config_template(cfg, "SignIn")->usage);
-	else
+	if (c.problems == 0) {
+		char in_file[48] = "no usersFile";
+
+		if (cfg->users_file != NULL)
+			snprintf(in_file, sizeof(in_file), "%zu in the users file", c.n_seen);
+		printf("%s: OK: %zu user%s in the config, %s, %zu templates, SignIn template "
+		       "\"%s\"\n",
+		       config_path, cfg->n_users, cfg->n_users == 1 ? "" : "s", in_file,
+		       cfg->n_templates, tsms_config_template(cfg, "SignIn")->usage);
+	} else {
 		printf("%s: %u problem%s\n", config_path, c.problems, c.problems == 1 ? "" : "s");
+	}
 	tsms_config_free(cfg);
 	return c.problems == 0 ? 0 : 1;
 }

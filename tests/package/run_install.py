@@ -317,7 +317,7 @@ def installed_command_runs(h):
     res = h.run([tool, "--config", config, "check", "--offline"])
     check(res.status == 0 and not res.err and res.out == (
         "Twilio: not verified (--offline)\n"
-        f"{config}: OK: 1 users in the config, 0 in the users file, 3 templates, "
+        f"{config}: OK: 1 user in the config, no usersFile, 3 templates, "
         "SignIn template \"SignIn\"\n"), f"check of the example, edited: {res.brief()}")
 
 
