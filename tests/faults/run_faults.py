@@ -773,6 +773,20 @@ class Attempt:
             return None
         return f"{site} (the failed allocation: {caller})"
 
+    def loader_fatal(self):
+        """glibc's dynamic loader ended the process on its own failed allocation (exit 127,
+        "cannot allocate memory for thread-local data", say while getpwnam_r loads an NSS
+        module): like a third-party crash, nothing of the module's. None otherwise."""
+        run = self.run
+        if run.status != 127 or self.failed_alloc is None or \
+                not re.search(r"cannot allocate memory", run.output):
+            return None
+        frames = re.search(r"frames=(.*)", self.failed_alloc).group(1).split("|")
+        caller = next((f for f in frames if not f.startswith("failmalloc.so:")), "")
+        if not caller.startswith("ld-linux") or MODULE.name in caller:
+            return None
+        return f"ld.so: {run.output.strip()[-80:]!r} (the failed allocation: {caller})"
+
     def oom_in_logging(self):
         """The failed allocation was the logging's own (pam_syslog, syslog)."""
         return self.failed_alloc is not None and re.search(
@@ -797,6 +811,9 @@ class Attempt:
                 continue
             problems.append(f"{who} killed by {sig}" +
                             (f" at {self.crash_site(pid)}" if self.crash_site(pid) else ""))
+        loader = self.loader_fatal()
+        if loader:
+            self.crashed.append(f"pamtester ended by {loader}")
         cores = list(Path(self.worker_dir()).glob("core*"))
         if cores:
             problems.append(f"core files {cores}")
