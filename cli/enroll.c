@@ -256,7 +256,7 @@ out:
 int cmd_unenroll(const char *config_path, int argc, char **argv)
 {
 	char err[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
-	const char *user = argv[1];
+	const char *user;
 	struct tsms_config *cfg;
 	enum tsms_err e;
 	bool changed;
