@@ -9,6 +9,8 @@
 #ifndef TSMS_CLI_H
 #define TSMS_CLI_H
 
+#include "lib/account.h"
+
 #define EXIT_USAGE 2
 
 struct tsms_config;
@@ -17,9 +19,11 @@ struct tsms_config;
 struct tsms_config *cli_load(const char *path);
 
 /* The config for a command of one USER argument (argv[1]); NULL after a usage error or an
- * unusable config, *rc the exit status for either. */
+ * unusable config, *rc the exit status for either. *user is the account's name for it
+ * (tsms_account_name, written to account), as the module names a login. */
 struct tsms_config *cli_user_command(const char *config_path, int argc, char **argv,
-                                     const char *name, int *rc);
+                                     const char *name, int *rc, char account[TSMS_ACCOUNT_NAME_MAX],
+                                     const char **user);
 
 int cmd_check(const char *config_path, int argc, char **argv);        /* check.c */
 int cmd_test(const char *config_path, int argc, char **argv);         /* enroll.c */

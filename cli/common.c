@@ -21,7 +21,8 @@ struct tsms_config *cli_load(const char *path)
 /* The user argument of status and unlock, and the config; NULL after a usage
  * error or an unusable config (rc says which). */
 struct tsms_config *cli_user_command(const char *config_path, int argc, char **argv,
-                                     const char *name, int *rc)
+                                     const char *name, int *rc, char account[TSMS_ACCOUNT_NAME_MAX],
+                                     const char **user)
 {
 	struct tsms_config *cfg;
 
@@ -32,5 +33,6 @@ struct tsms_config *cli_user_command(const char *config_path, int argc, char **a
 	}
 	cfg = cli_load(config_path);
 	*rc = 1;
+	*user = tsms_account_name(argv[1], account);
 	return cfg;
 }

@@ -374,10 +374,9 @@ int cmd_lookup(const char *config_path, int argc, char **argv)
 	enum tsms_err e;
 	int rc;
 
-	cfg = cli_user_command(config_path, argc, argv, "lookup", &rc);
+	cfg = cli_user_command(config_path, argc, argv, "lookup", &rc, account, &user);
 	if (cfg == NULL)
 		return rc;
-	user = tsms_account_name(argv[1], account);
 	e = tsms_lookup_account(cfg, user, argv[1], &number, err);
 	if (e != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);

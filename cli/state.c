@@ -91,10 +91,9 @@ int cmd_status(const char *config_path, int argc, char **argv)
 	const char *user;
 	int rc;
 
-	cfg = cli_user_command(config_path, argc, argv, "status", &rc);
+	cfg = cli_user_command(config_path, argc, argv, "status", &rc, account, &user);
 	if (cfg == NULL)
 		return rc;
-	user = tsms_account_name(argv[1], account);
 	state = tsms_state_open(cfg, NULL);
 	if (tsms_state_status(state, user, time(NULL), &st, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
@@ -128,10 +127,9 @@ int cmd_unlock(const char *config_path, int argc, char **argv)
 	const char *user;
 	int rc;
 
-	cfg = cli_user_command(config_path, argc, argv, "unlock", &rc);
+	cfg = cli_user_command(config_path, argc, argv, "unlock", &rc, account, &user);
 	if (cfg == NULL)
 		return rc;
-	user = tsms_account_name(argv[1], account);
 	state = tsms_state_open(cfg, NULL);
 	if (tsms_state_unlock(state, user, time(NULL), &before, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
