@@ -18,6 +18,7 @@
 #include "lib/challenge.h"
 #include "lib/config.h"
 #include "lib/error.h"
+#include "lib/grace.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/lookup.h"
@@ -171,18 +172,24 @@ static const char *pam_result_name(int rc)
 	}
 }
 
+/* PAM_RHOST, or NULL. */
+static const char *rhost_item(pam_handle_t *pamh)
+{
+	const void *item = NULL;
+
+	return pam_get_item(pamh, PAM_RHOST, &item) == PAM_SUCCESS ? item : NULL;
+}
+
 /* The remote host as the outcome line shows it: one word, at most a DNS name long,
  * "-" when the application set none. It comes first in the line, before the caller's
  * user name: fail2ban takes the address only from there (conf/fail2ban/), so no user
  * name can put another address in its place. */
 static void shown_rhost(pam_handle_t *pamh, char out[RHOST_SHOWN_MAX + 4])
 {
-	const void *item = NULL;
+	const char *item = rhost_item(pamh);
 
-	if (pam_get_item(pamh, PAM_RHOST, &item) != PAM_SUCCESS || item == NULL ||
-	    ((const char *)item)[0] == '\0')
-		item = "-";
-	tsms_log_field(out, RHOST_SHOWN_MAX + 4, item, true);
+	tsms_log_field(out, RHOST_SHOWN_MAX + 4, item != NULL && item[0] != '\0' ? item : "-",
+	               true);
 }
 
 /* The user the outcome line names: the one authenticated, else the one PAM holds
@@ -326,6 +333,27 @@ static enum tsms_err check_environment(const struct tsms_log *log, struct tsms_o
 	return TSMS_ERR_SYSTEM;
 }
 
+/* After a right code: the address grace, and the nonce that PAM's environment
+ * carries to the session hook (lib/grace.h). */
+static void hand_on_grace(pam_handle_t *pamh, const struct tsms_config *cfg,
+                          struct tsms_state *state, const char *user,
+                          const struct tsms_outcome *outcome, const struct tsms_log *log)
+{
+	char nonce[TSMS_GRACE_NONCE_MAX], var[sizeof(TSMS_GRACE_ENV) + TSMS_GRACE_NONCE_MAX];
+
+	tsms_grace_after(cfg, state, user, rhost_item(pamh), outcome, log, nonce);
+	if (nonce[0] == '\0')
+		return;
+	snprintf(var, sizeof(var), "%s=%s", TSMS_GRACE_ENV, nonce);
+	if (pam_putenv(pamh, var) != PAM_SUCCESS)
+		tsms_log(log, LOG_WARNING,
+		         "no session grace for %s: PAM's environment refused "
+		         "the nonce",
+		         user);
+	tsms_wipe(var, sizeof(var));
+	tsms_wipe(nonce, sizeof(nonce));
+}
+
 TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
@@ -391,14 +419,20 @@ TSMS_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	}
 	tsms_log(&log, LOG_DEBUG, "user %s %s", user,
 	         phone != NULL ? "has a phone number: SignIn challenge" : "has no phone number");
-	if (tsms_http_global_init() != 0) {
-		err = TSMS_ERR_SYSTEM;
-		goto out;
-	}
 	state = tsms_state_open(cfg, &log); /* the files, or Redis with the files behind */
-	err = tsms_challenge_run(cfg, state, "SignIn", user, phone, &prompter, &outcome);
+	/* a decoy (no phone) never has a grace: none may tell who has a number */
+	if (phone != NULL &&
+	    tsms_grace_applies(cfg, state, user, phone, rhost_item(pamh), &outcome)) {
+		err = TSMS_OK;
+	} else if (tsms_http_global_init() != 0) {
+		err = TSMS_ERR_SYSTEM;
+	} else {
+		err = tsms_challenge_run(cfg, state, "SignIn", user, phone, &prompter, &outcome);
+		tsms_http_global_cleanup();
+	}
+	if (err == TSMS_OK)
+		hand_on_grace(pamh, cfg, state, user, &outcome, &log);
 	tsms_state_close(state);
-	tsms_http_global_cleanup();
 out:
 	if (err == TSMS_OK && user != NULL && outcome.method != NULL &&
 	    outcome.method != METHOD_STACKED)
@@ -410,6 +444,55 @@ out:
 	log_outcome(pamh, &log, user, typed, number.source, rc, err, &outcome);
 	tsms_config_free(cfg);
 	return rc;
+}
+
+/* The session hook, for sessionGraceSeconds (lib/grace.h): after pam_loginuid,
+ * it redeems the nonce its auth phase left in PAM's environment, which it
+ * removes whatever happens, so that the session's programs never see it. It
+ * never fails a session: without a nonce (a login without a code) it does
+ * nothing and loads nothing. */
+TSMS_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
+	char problem[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
+	char nonce[TSMS_GRACE_NONCE_MAX];
+	const char *value = pam_getenv(pamh, TSMS_GRACE_ENV), *typed = NULL;
+	struct tsms_config *cfg;
+	struct tsms_state *state;
+	struct module_args args;
+
+	(void)flags;
+	if (value == NULL)
+		return PAM_IGNORE;
+	snprintf(nonce, sizeof(nonce), "%s", value);
+	(void)pam_putenv(pamh, TSMS_GRACE_ENV); /* removes it */
+	if (parse_args(argc, argv, &args, &log) != TSMS_OK)
+		return PAM_IGNORE;
+	log.debug = args.debug;
+	cfg = tsms_config_load(args.config, problem);
+	if (cfg == NULL) {
+		tsms_log(&log, LOG_ERR, "no session grace: %s", problem);
+	} else if (pam_get_item(pamh, PAM_USER, (const void **)&typed) != PAM_SUCCESS ||
+	           typed == NULL || typed[0] == '\0') {
+		tsms_log(&log, LOG_WARNING, "no session grace: the session has no user");
+	} else {
+		state = tsms_state_open(cfg, &log);
+		tsms_grace_session_opened(cfg, state, tsms_account_name(typed, account), nonce,
+		                          &log);
+		tsms_state_close(state);
+	}
+	tsms_wipe(nonce, sizeof(nonce));
+	tsms_config_free(cfg);
+	return PAM_IGNORE;
+}
+
+TSMS_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh;
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	return PAM_IGNORE;
 }
 
 TSMS_EXPORT int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)

@@ -32,6 +32,7 @@ static const char usage_main[] =
 	"  lookup USER                where USER's number comes from, masked\n"
 	"  status USER                USER's sends, cooldown, wrong codes and lockout\n"
 	"  unlock USER                clear USER's wrong-code count and lockout\n"
+	"  revoke-grace USER          end USER's graces: the next login asks for a code\n"
 	"  backup-codes USER          print a new set of single-use backup codes for USER\n"
 	"                             (--count N; --list [USER]; --revoke USER)\n"
 	"\n"
@@ -93,8 +94,8 @@ static const struct command commands[] = {
 	  "usage: twilio-sms-otp [--config PATH] status USER\n"
 	  "Shows USER's SMS sent in the current window, the cooldown left, consecutive\n"
 	  "wrong codes and the lockout, and the masked number; with redis, from Redis,\n"
-	  "and this host's fallback file when it has one. Exit 0, or 1 when USER has no\n"
-	  "state.\n",
+	  "and this host's fallback file when it has one; and USER's open graces. Exit 0,\n"
+	  "or 1 when USER has no state.\n",
 	  cmd_status },
 	{ "unlock",
 	  "usage: twilio-sms-otp [--config PATH] unlock USER\n"
@@ -102,6 +103,12 @@ static const struct command commands[] = {
 	  "and this host's fallback file, with redis); the send counts stay. Exit 0 when\n"
 	  "done, 1 when USER has no state.\n",
 	  cmd_unlock },
+	{ "revoke-grace",
+	  "usage: twilio-sms-otp [--config PATH] revoke-grace USER\n"
+	  "Ends USER's graces by address and by session (this host's, and with graceScope\n"
+	  "fleet the fleet's in Redis), so that USER's next login asks for a code. Exit 0\n"
+	  "when one was open, 1 when none was.\n",
+	  cmd_revoke_grace },
 	{ "backup-codes",
 	  "usage: twilio-sms-otp [--config PATH] backup-codes USER [--count N]\n"
 	  "       twilio-sms-otp [--config PATH] backup-codes --list [USER]\n"

@@ -33,6 +33,7 @@ int cmd_list(const char *config_path, int argc, char **argv);         /* enroll.
 int cmd_lookup(const char *config_path, int argc, char **argv);       /* enroll.c */
 int cmd_status(const char *config_path, int argc, char **argv);       /* state.c */
 int cmd_unlock(const char *config_path, int argc, char **argv);       /* state.c */
+int cmd_revoke_grace(const char *config_path, int argc, char **argv); /* state.c */
 int cmd_backup_codes(const char *config_path, int argc, char **argv); /* backup.c */
 
 #endif

@@ -81,6 +81,40 @@ static void print_backup_left(const struct tsms_config *cfg, const char *user)
 		printf("backup codes:  %u left\n", left);
 }
 
+/* status's lines on USER's open graces (lib/grace.h); true when there is one. */
+static bool print_graces(const struct tsms_config *cfg, struct tsms_state *state, const char *user)
+{
+	struct tsms_grace graces[2 * TSMS_GRACE_MAX];
+	char err[TSMS_STATE_ERR_MAX];
+	time_t now = time(NULL);
+	size_t n;
+
+	if (tsms_state_graces(state, user, now, graces, &n, err) != TSMS_OK) {
+		printf("graces:        unknown: %s\n", err);
+		return false;
+	}
+	if (n == 0) {
+		if (cfg->grace_period_seconds > 0 || cfg->session_grace_seconds > 0)
+			printf("graces:        none\n");
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct tsms_grace *g = &graces[i];
+		const char *where = g->shared ? "in the fleet (redis)" : "on this host";
+
+		printf("%s", i == 0 ? "graces:        " : "               ");
+		if (g->kind == TSMS_GRACE_ADDRESS)
+			printf("from address %s %s", g->key, where);
+		else if (g->kind == TSMS_GRACE_SESSION)
+			printf("in audit session %.*s %s", (int)strcspn(g->key, ":"), g->key,
+			       where);
+		else
+			printf("for the session of a login not opened yet");
+		printf(", %lld s left\n", g->until - now);
+	}
+	return true;
+}
+
 int cmd_status(const char *config_path, int argc, char **argv)
 {
 	char store[TSMS_STATE_ERR_MAX];
@@ -112,6 +146,8 @@ int cmd_status(const char *config_path, int argc, char **argv)
 		rc = 0;
 	}
 	print_backup_left(cfg, user);
+	if (print_graces(cfg, state, user))
+		rc = 0;
 	tsms_state_close(state);
 	tsms_config_free(cfg);
 	return rc;
@@ -150,6 +186,38 @@ int cmd_unlock(const char *config_path, int argc, char **argv)
 			printf("also cleared this host's fallback state file %s\n",
 			       before.fallback);
 		rc = before.exists || before.fallback[0] != '\0' ? 0 : 1;
+	}
+	tsms_state_close(state);
+	tsms_config_free(cfg);
+	return rc;
+}
+
+int cmd_revoke_grace(const char *config_path, int argc, char **argv)
+{
+	char err[TSMS_STATE_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
+	struct tsms_state *state;
+	struct tsms_config *cfg;
+	const char *user;
+	size_t n = 0;
+	int rc;
+
+	cfg = cli_user_command(config_path, argc, argv, "revoke-grace", &rc, account, &user);
+	if (cfg == NULL)
+		return rc;
+	state = tsms_state_open(cfg, NULL);
+	if (tsms_state_grace_revoke(state, user, time(NULL), &n, err) != TSMS_OK) {
+		fprintf(stderr, "twilio-sms-otp: %s\n", err);
+		if (n > 0)
+			printf("ended %zu grace%s of %s on this host only\n", n, n == 1 ? "" : "s",
+			       user);
+		rc = 1;
+	} else if (n == 0) {
+		printf("%s has no open grace: nothing to revoke\n", user);
+		rc = 1;
+	} else {
+		printf("ended %zu grace%s of %s: their next login asks for a code\n", n,
+		       n == 1 ? "" : "s", user);
+		rc = 0;
 	}
 	tsms_state_close(state);
 	tsms_config_free(cfg);

@@ -33,10 +33,11 @@ struct tsms_outcome {
 	unsigned sent;     /* SMS sent */
 	char reason[320];  /* sanitised */
 	/* "sms", "backup-code" (one was accepted, or asked for because no SMS could
-	 * be sent), NULL when no challenge ran */
+	 * be sent), a grace's (lib/grace.h), NULL when no challenge ran */
 	const char *method;
-	bool backup_used;     /* a backup code was accepted */
-	unsigned backup_left; /* and this many are left */
+	long long grace_until; /* a grace let the user in: when it ends (lib/grace.h) */
+	bool backup_used;      /* a backup code was accepted */
+	unsigned backup_left;  /* and this many are left */
 };
 
 /* Runs one challenge for user. With a phone (E.164) it checks the country list

@@ -37,6 +37,10 @@ static const struct tsms_number_option number_options[] = {
 	{ "maxResends", offsetof(struct tsms_config, max_resends), 1, 0, 5 },
 	{ "lockoutThreshold", offsetof(struct tsms_config, lockout_threshold), 10, 1, 1000 },
 	{ "lockoutSeconds", offsetof(struct tsms_config, lockout_seconds), 900, 1, 86400 },
+	{ "gracePeriodSeconds", offsetof(struct tsms_config, grace_period_seconds), 0, 0,
+	  TSMS_GRACE_SECONDS_MAX },
+	{ "sessionGraceSeconds", offsetof(struct tsms_config, session_grace_seconds), 0, 0,
+	  TSMS_GRACE_SECONDS_MAX },
 };
 
 static bool set_number(struct tsms_config *cfg, const struct tsms_number_option *opt,
@@ -67,6 +71,7 @@ static bool known_key(const char *key)
 		"apiKeySecret",
 		"ldap",
 		"redis",
+		"graceScope",
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -157,6 +162,40 @@ static bool parse_fail_mode(struct tsms_config *cfg, const cJSON *root,
 		fail(err,
 		     "failMode \"%s\" is unknown; fix: use \"closed\" (the default) or \"open\"",
 		     tsms_config_quote(q, mode));
+		return false;
+	}
+	return true;
+}
+
+/* graceScope: where an address grace holds (lib/grace.h); read after redis. */
+static bool parse_grace_scope(struct tsms_config *cfg, const cJSON *root,
+                              char err[TSMS_CONFIG_ERR_MAX])
+{
+	const char *scope;
+	char q[64];
+
+	if (!tsms_config_get_string(root, "graceScope", &scope, err))
+		return false;
+	if (scope == NULL || strcmp(scope, "host") == 0) {
+		cfg->grace_fleet = false;
+	} else if (strcmp(scope, "fleet") == 0) {
+		cfg->grace_fleet = true;
+	} else {
+		fail(err,
+		     "graceScope \"%s\" is unknown; fix: use \"host\" (the default) or "
+		     "\"fleet\"",
+		     tsms_config_quote(q, scope));
+		return false;
+	}
+	if (scope != NULL && cfg->grace_period_seconds == 0) {
+		fail(err, "graceScope is set but gracePeriodSeconds is 0, so there is no grace "
+		          "by address to share; fix: set gracePeriodSeconds (e.g. 600) or remove "
+		          "graceScope");
+		return false;
+	}
+	if (cfg->grace_fleet && cfg->redis == NULL) {
+		fail(err, "graceScope \"fleet\" needs a redis object (the fleet's graces live "
+		          "there); fix: add redis, or use \"host\"");
 		return false;
 	}
 	return true;
@@ -431,7 +470,8 @@ static void parse_sections(struct tsms_config *cfg, const cJSON *root,
 	       tsms_config_parse_templates(cfg, root, p) &&
 	       tsms_config_go_on(p, parse_users(cfg, root, err), err) &&
 	       tsms_config_go_on(p, tsms_config_parse_ldap(cfg, root, err), err) &&
-	       tsms_config_go_on(p, tsms_config_parse_redis(cfg, root, err), err));
+	       tsms_config_go_on(p, tsms_config_parse_redis(cfg, root, err), err) &&
+	       tsms_config_go_on(p, parse_grace_scope(cfg, root, err), err));
 }
 
 static struct tsms_config *parse(const char *json, size_t len, struct tsms_config_problems *p)

@@ -104,7 +104,14 @@ struct tsms_config {
 	size_t n_country_codes;
 	struct tsms_ldap *ldap;   /* NULL: no directory */
 	struct tsms_redis *redis; /* NULL: limits in stateDir only */
+	/* graces (lib/grace.h): 0 is off */
+	unsigned grace_period_seconds;  /* by address */
+	unsigned session_grace_seconds; /* by audit session */
+	bool grace_fleet;               /* address graces in Redis, for every host */
 };
+
+/* The longest grace either kind may have: a day (the docs recommend minutes). */
+#define TSMS_GRACE_SECONDS_MAX 86400
 
 /* Size of the buffer that receives a config problem: what is wrong and the fix. */
 #define TSMS_CONFIG_ERR_MAX 512

@@ -58,6 +58,18 @@ unsigned tsms_random_below(unsigned n)
 	return n > 0 ? (unsigned)randombytes_uniform((uint32_t)n) : 0;
 }
 
+int tsms_random_hex(char *out, size_t n)
+{
+	unsigned char buf[64];
+
+	if (n > sizeof(buf) || tsms_crypto_init() != 0)
+		return -1;
+	randombytes_buf(buf, n);
+	sodium_bin2hex(out, 2 * n + 1, buf, n);
+	sodium_memzero(buf, sizeof(buf));
+	return 0;
+}
+
 void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_HEX])
 {
 	unsigned char digest[16];

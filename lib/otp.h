@@ -36,6 +36,10 @@ bool tsms_same_secret(const char *a, const char *b);
 /* A uniformly random number below n (n > 0). */
 unsigned tsms_random_below(unsigned n);
 
+/* Writes 2 * n random hex digits and a NUL to out (the session grace's nonce,
+ * lib/grace.h). Returns 0, or -1 when no randomness is available. */
+int tsms_random_hex(char *out, size_t n);
+
 /* Size of the hex digest written by tsms_digest_hex */
 #define TSMS_DIGEST_HEX 33
 

@@ -59,7 +59,9 @@ static enum tsms_err apply(struct tsms_state *st, const char *user, time_t now,
 		         "%s; this login keeps its limits in this host's stateDir %s", err,
 		         st->cfg->state_dir);
 		st->fell_back = true;
-		*a = (struct tsms_state_answer){ .status = a->status, .id = a->id };
+		*a = (struct tsms_state_answer){
+			.status = a->status, .id = a->id, .grace = a->grace, .graces = a->graces
+		};
 	}
 	return tsms_state_files.apply(NULL, st->cfg, user, now, op, a, err);
 }
@@ -173,6 +175,142 @@ enum tsms_err tsms_state_unlock(struct tsms_state *st, const char *user, time_t 
 	return local_e;
 }
 
+/* Whether a grace of kind lives in Redis: the address graces of graceScope fleet. */
+static bool grace_shared(const struct tsms_state *st, char kind)
+{
+	return kind == TSMS_GRACE_ADDRESS && st->cfg->grace_fleet && st->store == &tsms_state_redis;
+}
+
+/* Runs a grace operation where graces of kind live: Redis (falling back) or the files. */
+static enum tsms_err apply_grace(struct tsms_state *st, const char *user, time_t now,
+                                 enum tsms_state_op op, struct tsms_state_answer *a,
+                                 char err[TSMS_STATE_ERR_MAX])
+{
+	if (st == NULL) {
+		tsms_format_clean(err, TSMS_STATE_ERR_MAX, "out of memory");
+		return TSMS_ERR_STATE;
+	}
+	if (grace_shared(st, a->grace->kind))
+		return apply(st, user, now, op, true, a, err);
+	err[0] = '\0';
+	return tsms_state_files.apply(NULL, st->cfg, user, now, op, a, err);
+}
+
+static void grace_of(struct tsms_grace *g, char kind, const char *key, long long until)
+{
+	memset(g, 0, sizeof(*g));
+	g->kind = kind;
+	snprintf(g->key, sizeof(g->key), "%s", key);
+	g->until = until;
+}
+
+enum tsms_err tsms_state_grace_find(struct tsms_state *st, const char *user, char kind,
+                                    const char *key, time_t now, long long *left, bool *locked,
+                                    char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_grace g;
+	struct tsms_state_answer a = { .grace = &g };
+	enum tsms_err e;
+
+	*left = 0;
+	*locked = false;
+	grace_of(&g, kind, key, 0);
+	/* the lockout where the limits live, when the grace is kept elsewhere */
+	if (st != NULL && st->store != &tsms_state_files && !grace_shared(st, kind)) {
+		grace_of(&g, kind, "", 0);
+		e = apply(st, user, now, TSMS_OP_GRACE_FIND, true, &a, err);
+		if (e != TSMS_OK || a.locked) {
+			*locked = a.locked;
+			return e;
+		}
+		grace_of(&g, kind, key, 0);
+		a = (struct tsms_state_answer){ .grace = &g };
+	}
+	e = apply_grace(st, user, now, TSMS_OP_GRACE_FIND, &a, err);
+	if (e == TSMS_OK) {
+		*locked = a.locked;
+		*left = a.locked ? 0 : a.wait;
+	}
+	return e;
+}
+
+enum tsms_err tsms_state_grace_open(struct tsms_state *st, const char *user, char kind,
+                                    const char *key, time_t now, long long until,
+                                    char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_grace g;
+	struct tsms_state_answer a = { .grace = &g };
+
+	grace_of(&g, kind, key, until);
+	return apply_grace(st, user, now, TSMS_OP_GRACE_OPEN, &a, err);
+}
+
+enum tsms_err tsms_state_grace_take(struct tsms_state *st, const char *user, char kind,
+                                    const char *key, time_t now, long long *until,
+                                    char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_grace g;
+	struct tsms_state_answer a = { .grace = &g };
+	enum tsms_err e;
+
+	grace_of(&g, kind, key, 0);
+	e = apply_grace(st, user, now, TSMS_OP_GRACE_TAKE, &a, err);
+	*until = e == TSMS_OK ? g.until : 0;
+	return e;
+}
+
+enum tsms_err tsms_state_graces(struct tsms_state *st, const char *user, time_t now,
+                                struct tsms_grace out[2 * TSMS_GRACE_MAX], size_t *n,
+                                char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .graces = out };
+	enum tsms_err e;
+
+	*n = 0;
+	err[0] = '\0';
+	if (st == NULL) {
+		tsms_format_clean(err, TSMS_STATE_ERR_MAX, "out of memory");
+		return TSMS_ERR_STATE;
+	}
+	e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_GRACE_LIST, &a, err);
+	if (e != TSMS_OK)
+		return e;
+	*n = a.n;
+	if (!grace_shared(st, TSMS_GRACE_ADDRESS))
+		return TSMS_OK;
+	a = (struct tsms_state_answer){ .graces = out + *n };
+	e = apply(st, user, now, TSMS_OP_GRACE_LIST, false, &a, err);
+	if (e == TSMS_OK)
+		*n += a.n;
+	return e;
+}
+
+enum tsms_err tsms_state_grace_revoke(struct tsms_state *st, const char *user, time_t now,
+                                      size_t *n, char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_state_answer a = { .n = 0 };
+	enum tsms_err e;
+
+	*n = 0;
+	err[0] = '\0';
+	if (st == NULL) {
+		tsms_format_clean(err, TSMS_STATE_ERR_MAX, "out of memory");
+		return TSMS_ERR_STATE;
+	}
+	/* this host's first: an unreachable Redis must not keep them open */
+	e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_GRACE_REVOKE, &a, err);
+	if (e != TSMS_OK)
+		return e;
+	*n = a.n;
+	if (!grace_shared(st, TSMS_GRACE_ADDRESS))
+		return TSMS_OK;
+	a = (struct tsms_state_answer){ .n = 0 };
+	e = apply(st, user, now, TSMS_OP_GRACE_REVOKE, false, &a, err);
+	if (e == TSMS_OK)
+		*n += a.n;
+	return e;
+}
+
 enum tsms_err tsms_state_check(struct tsms_state *st, char msg[TSMS_STATE_ERR_MAX])
 {
 	enum tsms_err e;
@@ -245,6 +383,17 @@ bool tsms_state_cap(const struct tsms_config *cfg, struct tsms_state_record *rec
 	if (rec->locked_until > now + (long long)cfg->lockout_seconds) {
 		rec->locked_until = now + cfg->lockout_seconds;
 		capped = true;
+	}
+	for (size_t i = 0; i < rec->n_graces; i++) {
+		struct tsms_grace *g = &rec->graces[i];
+		/* a grace switched off (0) ends at once */
+		long long max = g->kind == TSMS_GRACE_ADDRESS ? cfg->grace_period_seconds
+		                                              : cfg->session_grace_seconds;
+
+		if (g->until > now + max) {
+			g->until = now + max;
+			capped = true;
+		}
 	}
 	return capped;
 }

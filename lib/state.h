@@ -87,6 +87,54 @@ enum tsms_err tsms_state_record_success(struct tsms_state *st, const char *user,
 enum tsms_err tsms_state_use_once(struct tsms_state *st, const char *user, const char *id,
                                   time_t now, bool *first, char err[TSMS_STATE_ERR_MAX]);
 
+/* ---- graces (lib/grace.h): a time in which a user who proved the phone skips the code */
+
+enum tsms_grace_kind {
+	TSMS_GRACE_ADDRESS = 'a', /* key: the remote address, as inet_ntop writes it */
+	TSMS_GRACE_SESSION = 's', /* key: "SESSIONID:BOOTID", the kernel's audit session */
+	TSMS_GRACE_PENDING = 'p', /* key: the digest of a nonce the session hook redeems */
+};
+
+#define TSMS_GRACE_KEY_MAX 72 /* keys are [0-9a-f.:-], at most 71 characters */
+#define TSMS_GRACE_MAX 12     /* a user's graces a store keeps: the oldest go first */
+
+struct tsms_grace {
+	char kind; /* enum tsms_grace_kind */
+	char key[TSMS_GRACE_KEY_MAX];
+	long long until; /* when it ends, by the store's clock */
+	bool shared;     /* in Redis, for the fleet (graceScope fleet) */
+};
+
+/* Whether user has an open grace of kind for key and is not locked out.
+ * *left: the seconds it has left, 0 when none applies; *locked: the user is
+ * locked out (then *left is 0). Address graces live in Redis with graceScope
+ * fleet (falling back to the files like every decision), everything else in
+ * this host's stateDir; the lockout is read where the limits live. */
+enum tsms_err tsms_state_grace_find(struct tsms_state *st, const char *user, char kind,
+                                    const char *key, time_t now, long long *left, bool *locked,
+                                    char err[TSMS_STATE_ERR_MAX]);
+
+/* Opens (or restarts) user's grace of kind for key, ending at until. */
+enum tsms_err tsms_state_grace_open(struct tsms_state *st, const char *user, char kind,
+                                    const char *key, time_t now, long long until,
+                                    char err[TSMS_STATE_ERR_MAX]);
+
+/* Takes (removes) user's grace of kind for key: *until when it would have
+ * ended, 0 when there was none open. */
+enum tsms_err tsms_state_grace_take(struct tsms_state *st, const char *user, char kind,
+                                    const char *key, time_t now, long long *until,
+                                    char err[TSMS_STATE_ERR_MAX]);
+
+/* user's open graces, this host's and (graceScope fleet) the fleet's: at most
+ * 2 * TSMS_GRACE_MAX in out, *n of them. With Redis there is no fallback. */
+enum tsms_err tsms_state_graces(struct tsms_state *st, const char *user, time_t now,
+                                struct tsms_grace out[2 * TSMS_GRACE_MAX], size_t *n,
+                                char err[TSMS_STATE_ERR_MAX]);
+
+/* Ends every grace of user (twilio-sms-otp revoke-grace): *n how many were open. */
+enum tsms_err tsms_state_grace_revoke(struct tsms_state *st, const char *user, time_t now,
+                                      size_t *n, char err[TSMS_STATE_ERR_MAX]);
+
 /* A user's limits and lockout as an administrator sees them (faillock's view). */
 struct tsms_state_status {
 	bool exists;             /* false: no state, the rest is zero but where */
@@ -142,6 +190,12 @@ enum tsms_state_op {
 	TSMS_OP_STATUS,
 	TSMS_OP_UNLOCK,
 	TSMS_OP_USE_ONCE, /* a backup code: a->id in, a->first out */
+	/* graces: a->grace in (kind, key; until for OPEN) */
+	TSMS_OP_GRACE_FIND,   /* a->wait: seconds left; a->locked; key "": the lockout only */
+	TSMS_OP_GRACE_OPEN,   /* replaces one of the same kind and key */
+	TSMS_OP_GRACE_TAKE,   /* a->grace->until: when it would have ended, 0: none */
+	TSMS_OP_GRACE_LIST,   /* a->graces (TSMS_GRACE_MAX), a->n */
+	TSMS_OP_GRACE_REVOKE, /* a->n: how many were open */
 };
 
 /* What an operation answers; status is set for STATUS and UNLOCK. */
@@ -150,8 +204,11 @@ struct tsms_state_answer {
 	long long wait;            /* and for how long */
 	bool locked;               /* FAILURE: locked out now */
 	struct tsms_state_status *status;
-	const char *id; /* USE_ONCE */
-	bool first;     /* USE_ONCE */
+	const char *id;            /* USE_ONCE */
+	bool first;                /* USE_ONCE */
+	struct tsms_grace *grace;  /* GRACE_FIND, OPEN, TAKE */
+	struct tsms_grace *graces; /* GRACE_LIST */
+	size_t n;                  /* GRACE_LIST, GRACE_REVOKE */
 };
 
 /* A user's record, as both stores keep it. */
@@ -161,6 +218,9 @@ struct tsms_state_record {
 	long long last_send;
 	unsigned failures;
 	long long locked_until;
+	/* the files only: the user's graces (Redis keeps them in a key of their own) */
+	struct tsms_grace graces[TSMS_GRACE_MAX];
+	size_t n_graces;
 };
 
 struct tsms_state_store {

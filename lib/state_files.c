@@ -1,7 +1,8 @@
 /* state_files.c - the state store of one host: small files under stateDir
  *
  * One file per user, "v1 window_start=... sends=... last_send=... failures=...
- * locked_until=...", and "@global" for the cap across users. Each update
+ * locked_until=...", then a line "g KIND KEY UNTIL" for each of the user's
+ * graces (lib/grace.h), and "@global" for the cap across users. Each update
  * happens under flock on a lock file beside it (".NAME.lock", never replaced)
  * and replaces the state file atomically (temp file, fsync, rename), so that
  * concurrent logins neither lose counts nor see half-written files. Names that
@@ -25,7 +26,7 @@
 #include "sigguard.h"
 
 #define GLOBAL_NAME "@global"
-#define STATE_FILE_MAX 256
+#define STATE_FILE_MAX 2048 /* the record and TSMS_GRACE_MAX graces */
 
 /* One locked state file: the directory, the lock and the name. */
 struct slot {
@@ -137,10 +138,31 @@ static bool parse_record(const char *buf, struct tsms_state_record *rec)
 	    !field(&p, "sends=", max_count, ' ', &sends) ||
 	    !field(&p, "last_send=", max_time, ' ', &rec->last_send) ||
 	    !field(&p, "failures=", max_count, ' ', &failures) ||
-	    !field(&p, "locked_until=", max_time, '\n', &rec->locked_until) || *p != '\0')
+	    !field(&p, "locked_until=", max_time, '\n', &rec->locked_until))
 		return false;
 	rec->sends = (unsigned)sends;
 	rec->failures = (unsigned)failures;
+	while (*p != '\0') {
+		struct tsms_grace *g = &rec->graces[rec->n_graces];
+		size_t n;
+
+		if (rec->n_graces == TSMS_GRACE_MAX || p[0] != 'g' || p[1] != ' ' ||
+		    (p[2] != TSMS_GRACE_ADDRESS && p[2] != TSMS_GRACE_SESSION &&
+		     p[2] != TSMS_GRACE_PENDING) ||
+		    p[3] != ' ')
+			return false;
+		g->kind = p[2];
+		p += 4;
+		n = strspn(p, "0123456789abcdef.:-");
+		if (n == 0 || n >= TSMS_GRACE_KEY_MAX || p[n] != ' ')
+			return false;
+		memcpy(g->key, p, n);
+		g->key[n] = '\0';
+		p += n + 1;
+		if (!field(&p, "", max_time, '\n', &g->until))
+			return false;
+		rec->n_graces++;
+	}
 	return true;
 }
 
@@ -192,6 +214,9 @@ static enum tsms_err slot_write(const struct slot *slot, const struct tsms_state
 	               "failures=%u locked_until=%lld\n",
 	               rec->window_start, rec->sends, rec->last_send, rec->failures,
 	               rec->locked_until);
+	for (size_t i = 0; i < rec->n_graces && i < TSMS_GRACE_MAX && len < STATE_FILE_MAX / 2; i++)
+		len += snprintf(buf + len, sizeof(buf) - (size_t)len, "g %c %s %lld\n",
+		                rec->graces[i].kind, rec->graces[i].key, rec->graces[i].until);
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", slot->name); /* one writer: we hold the lock */
 	tsms_sigguard_block(&g, SIGXFSZ); /* the caller's RLIMIT_FSIZE: EFBIG, not death */
 	fd = openat(slot->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -346,6 +371,102 @@ static enum tsms_err no_state(int dir_fd, const char *name, const char *dir_path
 	return e;
 }
 
+/* Forgets the graces that ended; true when there were any. */
+static bool prune_graces(struct tsms_state_record *rec, time_t now)
+{
+	size_t kept = 0, n = rec->n_graces;
+
+	for (size_t i = 0; i < n; i++) {
+		if (rec->graces[i].until > now)
+			rec->graces[kept++] = rec->graces[i];
+	}
+	rec->n_graces = kept;
+	return kept != n;
+}
+
+/* The index of the grace of g's kind and key in rec, or -1. */
+static int grace_index(const struct tsms_state_record *rec, const struct tsms_grace *g)
+{
+	for (size_t i = 0; i < rec->n_graces; i++) {
+		if (rec->graces[i].kind == g->kind && strcmp(rec->graces[i].key, g->key) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static void remove_grace(struct tsms_state_record *rec, size_t i)
+{
+	memmove(&rec->graces[i], &rec->graces[i + 1],
+	        (rec->n_graces - i - 1) * sizeof(rec->graces[0]));
+	rec->n_graces--;
+}
+
+/* Puts g in rec in place of one of its kind and key, else beside them; when
+ * full, the grace that ends first makes room. */
+static void put_grace(struct tsms_state_record *rec, const struct tsms_grace *g)
+{
+	int i = grace_index(rec, g);
+
+	if (i < 0 && rec->n_graces == TSMS_GRACE_MAX) {
+		size_t first = 0;
+
+		for (size_t j = 1; j < rec->n_graces; j++) {
+			if (rec->graces[j].until < rec->graces[first].until)
+				first = j;
+		}
+		remove_grace(rec, first);
+	}
+	if (i < 0)
+		i = (int)rec->n_graces++;
+	rec->graces[i] = *g;
+	rec->graces[i].shared = false;
+}
+
+/* The grace operations on rec (locked); false when nothing is to be written. */
+static bool apply_grace(const struct tsms_config *cfg, struct tsms_state_record *rec, time_t now,
+                        enum tsms_state_op op, struct tsms_state_answer *a)
+{
+	bool pruned = prune_graces(rec, now);
+	int i;
+
+	(void)cfg;
+	switch (op) {
+	case TSMS_OP_GRACE_FIND:
+		expire_lockout(rec, now);
+		a->locked = rec->locked_until != 0;
+		a->wait = 0;
+		i = a->locked || a->grace->key[0] == '\0' ? -1 : grace_index(rec, a->grace);
+		if (i >= 0)
+			a->wait = rec->graces[i].until - now;
+		return false;
+	case TSMS_OP_GRACE_OPEN:
+		put_grace(rec, a->grace);
+		return true;
+	case TSMS_OP_GRACE_TAKE:
+		i = grace_index(rec, a->grace);
+		a->grace->until = i >= 0 ? rec->graces[i].until : 0;
+		if (i >= 0)
+			remove_grace(rec, (size_t)i);
+		return i >= 0 || pruned;
+	case TSMS_OP_GRACE_LIST:
+		a->n = rec->n_graces;
+		memcpy(a->graces, rec->graces, rec->n_graces * sizeof(rec->graces[0]));
+		return false;
+	case TSMS_OP_GRACE_REVOKE:
+		a->n = rec->n_graces;
+		rec->n_graces = 0;
+		return a->n > 0 || pruned;
+	default:
+		return false;
+	}
+}
+
+static bool grace_op(enum tsms_state_op op)
+{
+	return op == TSMS_OP_GRACE_FIND || op == TSMS_OP_GRACE_OPEN || op == TSMS_OP_GRACE_TAKE ||
+	       op == TSMS_OP_GRACE_LIST || op == TSMS_OP_GRACE_REVOKE;
+}
+
 /* Runs one read-modify-write of user's record under its lock. */
 static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, const char *user,
                                  time_t now, enum tsms_state_op op, struct tsms_state_answer *a,
@@ -356,7 +477,7 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 	char name[TSMS_STATE_NAME_MAX];
 	struct tsms_state_record rec;
 	enum tsms_err e;
-	bool capped;
+	bool capped, admin;
 	int dir_fd;
 
 	(void)conn; /* nothing is kept between operations */
@@ -366,25 +487,32 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 		return TSMS_OK;
 	}
 	tsms_state_file_name(user, name);
-	if (status != NULL) { /* an administrator's look creates nothing */
+	/* an administrator's look creates nothing */
+	admin = status != NULL || op == TSMS_OP_GRACE_LIST || op == TSMS_OP_GRACE_REVOKE;
+	a->n = 0;
+	if (status != NULL)
 		snprintf(status->where, sizeof(status->where), "%s/%s", cfg->state_dir, name);
-		if (access(cfg->state_dir, F_OK) != 0 && errno == ENOENT)
-			return TSMS_OK;
-	}
-	dir_fd = open_dir(cfg->state_dir, status == NULL, err);
+	if (admin && access(cfg->state_dir, F_OK) != 0 && errno == ENOENT)
+		return TSMS_OK;
+	dir_fd = open_dir(cfg->state_dir, !admin, err);
 	if (dir_fd < 0)
 		return TSMS_ERR_STATE;
-	if (status != NULL) {
-		status->exists = has_state(dir_fd, name);
-		if (!status->exists) {
-			e = no_state(dir_fd, name, cfg->state_dir, err);
-			close(dir_fd);
-			return e;
-		}
+	if (admin && !has_state(dir_fd, name)) {
+		e = no_state(dir_fd, name, cfg->state_dir, err);
+		close(dir_fd);
+		return e;
 	}
+	if (status != NULL)
+		status->exists = true;
 	e = slot_open(&slot, dir_fd, name, cfg, now, &rec, &capped, err);
 	if (e != TSMS_OK)
 		goto out;
+	if (grace_op(op)) {
+		if (!apply_grace(cfg, &rec, now, op, a) && !capped)
+			goto out;
+		e = slot_write(&slot, &rec, cfg->state_dir, err);
+		goto out;
+	}
 	switch (op) {
 	case TSMS_OP_RESERVE:
 	case TSMS_OP_RESERVE_LOCAL:
@@ -436,7 +564,7 @@ static enum tsms_err files_apply(void **conn, const struct tsms_config *cfg, con
 		rec.failures = 0;
 		rec.locked_until = 0;
 		break;
-	case TSMS_OP_USE_ONCE:
+	default: /* USE_ONCE, answered above; the graces, in apply_grace */
 		goto out;
 	}
 	e = slot_write(&slot, &rec, cfg->state_dir, err);

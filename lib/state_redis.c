@@ -9,6 +9,10 @@
  *   PREFIX global     hash window_start sends last_send (globalSendLimit)
  *   PREFIX used:NAME  set of the backup codes NAME used (digests of their
  *                     hashes, lib/backup.h): 400 days after the last use
+ *   PREFIX grace:NAME hash s1..s12 of "ADDRESS UNTIL": NAME's address graces of
+ *                     graceScope fleet (lib/grace.h), gracePeriodSeconds after
+ *                     the newest; read and written with HMGET, HSET, DEL and
+ *                     EXPIRE, the commands conf/redis's ACL already allows
  *
  * Times are the Redis server's clock (TIME in the script): one clock for the
  * fleet. A user's key lives until the latest of its window, cooldown and
@@ -53,10 +57,13 @@
 
 /* Arguments: ARGV[1] the operation, then sendLimit, sendWindowSeconds,
  * resendCooldownSeconds, globalSendLimit, lockoutThreshold, lockoutSeconds,
- * and for used the backup code's id (KEYS[2] is then the user's used set).
+ * and for used the backup code's id (KEYS[2] is then the user's used set);
+ * for the graces (KEYS[2] the user's grace key) ARGV[8] the address and
+ * ARGV[9] gracePeriodSeconds (their longest: a grace is capped to it).
  * Answers: reserve {verdict, wait}; release {0}; failure {locked, locked before it, the wait
  * of that lockout}; success {0}; used {1 when the id is new, 0 when a host
- * recorded it before}; probe (check: may
+ * recorded it before}; grace {locked, seconds left}; graceopen {0}; gracelist
+ * {now, address, until, ...}; gracerevoke {how many were open}; probe (check: may
  * this ACL user run every command of the script? it leaves nothing) {0};
  * status and unlock {now, exists, window_start, sends, last_send, failures,
  * locked_until} as the record was before. Verdicts are enum tsms_verdict. */
@@ -102,6 +109,53 @@ const char tsms_state_redis_script[] =
 	"end\n"
 	"if capped then save() end\n"
 	"if untl ~= 0 and now >= untl then untl = 0 fails = 0 end\n"
+	"local gmax = 12\n"
+	"if op == 'grace' or op == 'graceopen' or op == 'gracelist' or op == 'gracerevoke' then\n"
+	"  local names = {}\n"
+	"  for i = 1, gmax do names[i] = 's' .. i end\n"
+	"  local v = redis.call('HMGET', KEYS[2], unpack(names))\n"
+	"  local gsecs = tonumber(ARGV[9]) or 0\n"
+	"  local addr, ends, live = {}, {}, 0\n"
+	"  for i = 1, gmax do\n"
+	"    local a, u = nil, nil\n"
+	"    if v[i] then a, u = string.match(v[i], '^(%S+) (%d+)$') end\n"
+	"    addr[i], ends[i] = a or '', tonumber(u) or 0\n"
+	"    if ends[i] > now + gsecs then ends[i] = now + gsecs end\n"
+	"    if ends[i] > now then live = live + 1 end\n"
+	"  end\n"
+	"  if op == 'grace' then\n"
+	"    if untl ~= 0 then return {1, 0} end\n"
+	"    for i = 1, gmax do\n"
+	"      if ARGV[8] ~= '' and addr[i] == ARGV[8] and ends[i] > now then\n"
+	"        return {0, ends[i] - now}\n"
+	"      end\n"
+	"    end\n"
+	"    return {0, 0}\n"
+	"  end\n"
+	"  if op == 'gracerevoke' then redis.call('DEL', KEYS[2]) return {live} end\n"
+	"  if op == 'gracelist' then\n"
+	"    local out = {now}\n"
+	"    for i = 1, gmax do\n"
+	"      if ends[i] > now then out[#out + 1] = addr[i] out[#out + 1] = ends[i] end\n"
+	"    end\n"
+	"    return out\n"
+	"  end\n"
+	"  if gsecs <= 0 then return {0} end\n"
+	"  local slot = 0\n"
+	"  for i = 1, gmax do\n"
+	"    if addr[i] == ARGV[8] then slot = i end\n"
+	"  end\n"
+	"  for i = 1, gmax do\n"
+	"    if slot == 0 and ends[i] <= now then slot = i end\n"
+	"  end\n"
+	"  if slot == 0 then\n"
+	"    slot = 1\n"
+	"    for i = 2, gmax do if ends[i] < ends[slot] then slot = i end end\n"
+	"  end\n"
+	"  redis.call('HSET', KEYS[2], 's' .. slot, ARGV[8] .. ' ' .. (now + gsecs))\n"
+	"  redis.call('EXPIRE', KEYS[2], gsecs)\n"
+	"  return {0}\n"
+	"end\n"
 	"if op == 'unlock' then\n"
 	"  if exists then fails = 0 untl = 0 save() end\n"
 	"  return before\n"
@@ -154,7 +208,7 @@ const char tsms_state_redis_script[] =
 	"return {0, 0}\n";
 
 /* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
-const char tsms_state_redis_sha1[] = "98829eca6a3ba83164c002bef48e5bbd060e9d09";
+const char tsms_state_redis_sha1[] = "fe6e5383782c3bdfa7f2b1a692b67b43ab159222";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120
@@ -480,29 +534,74 @@ static const char *op_word(enum tsms_state_op op)
 		return "unlock";
 	case TSMS_OP_USE_ONCE:
 		return "used";
+	case TSMS_OP_GRACE_FIND:
+		return "grace";
+	case TSMS_OP_GRACE_OPEN:
+		return "graceopen";
+	case TSMS_OP_GRACE_LIST:
+		return "gracelist";
+	case TSMS_OP_GRACE_REVOKE:
+		return "gracerevoke";
+	case TSMS_OP_GRACE_TAKE: /* the graces taken are this host's (lib/state.h) */
+		break;
 	}
 	return "?";
 }
 
+/* True when element i of reply is an integer the script may answer. */
+static bool small_integer(const redisReply *reply, size_t i)
+{
+	return reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer >= 0 &&
+	       reply->element[i]->integer < (1LL << 40);
+}
+
+/* gracelist's answer: now, then address and until for each grace, at most
+ * TSMS_GRACE_MAX, the addresses as the module wrote them. */
+static bool grace_list_reply(const redisReply *reply)
+{
+	if (reply->elements < 1 || reply->elements % 2 != 1 ||
+	    reply->elements > 1 + 2 * TSMS_GRACE_MAX || !small_integer(reply, 0))
+		return false;
+	for (size_t i = 1; i < reply->elements; i += 2) {
+		const redisReply *a = reply->element[i];
+
+		if (a->type != REDIS_REPLY_STRING || a->len == 0 || a->len >= TSMS_GRACE_KEY_MAX ||
+		    strspn(a->str, "0123456789abcdef.:") != a->len || !small_integer(reply, i + 1))
+			return false;
+	}
+	return true;
+}
+
 /* Runs the script's operation op (op_word) on user's key; the reply is an
- * array of n integers. */
+ * array of n integers (n 0: gracelist's answer). */
 static redisReply *run_script(struct conn *k, const struct tsms_config *cfg, const char *user_key,
                               const char *global_key, const char *op, const char *id, size_t n,
                               char err[TSMS_STATE_ERR_MAX])
 {
-	char nums[6][12];
-	const unsigned values[6] = {
-		cfg->send_limit,        cfg->send_window_seconds, cfg->resend_cooldown_seconds,
-		cfg->global_send_limit, cfg->lockout_threshold,   cfg->lockout_seconds
+	char nums[7][12];
+	const unsigned values[7] = {
+		cfg->send_limit,          cfg->send_window_seconds, cfg->resend_cooldown_seconds,
+		cfg->global_send_limit,   cfg->lockout_threshold,   cfg->lockout_seconds,
+		cfg->grace_period_seconds
 	};
-	const char *argv[] = {
-		"EVALSHA", k->sha,  "2",     user_key, global_key,          op, nums[0], nums[1],
-		nums[2],   nums[3], nums[4], nums[5],  id != NULL ? id : ""
-	};
+	const char *argv[] = { "EVALSHA",
+		               k->sha,
+		               "2",
+		               user_key,
+		               global_key,
+		               op,
+		               nums[0],
+		               nums[1],
+		               nums[2],
+		               nums[3],
+		               nums[4],
+		               nums[5],
+		               id != NULL ? id : "",
+		               nums[6] };
 	redisReply *reply;
 	bool ok;
 
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < 7; i++)
 		snprintf(nums[i], sizeof(nums[i]), "%u", values[i]);
 	reply = command(k, cfg, "EVALSHA", (int)(sizeof(argv) / sizeof(argv[0])), argv, err);
 	if (reply == NULL && k->c != NULL && k->c->err == 0 && strstr(err, "NOSCRIPT") != NULL) {
@@ -513,10 +612,10 @@ static redisReply *run_script(struct conn *k, const struct tsms_config *cfg, con
 	}
 	if (reply == NULL)
 		return NULL;
-	ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == n;
+	ok = reply->type == REDIS_REPLY_ARRAY &&
+	     (n == 0 ? grace_list_reply(reply) : reply->elements == n);
 	for (size_t i = 0; ok && i < n; i++)
-		ok = reply->element[i]->type == REDIS_REPLY_INTEGER &&
-		     reply->element[i]->integer >= 0 && reply->element[i]->integer < (1LL << 40);
+		ok = small_integer(reply, i);
 	if (!ok) {
 		problem(err,
 		        "redis %s unavailable: EVALSHA: unexpected reply (not the module's "
@@ -555,23 +654,34 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 	size_t n = op == TSMS_OP_STATUS || op == TSMS_OP_UNLOCK                               ? 7
 	           : op == TSMS_OP_FAILURE                                                    ? 3
 	           : op == TSMS_OP_SUCCESS || op == TSMS_OP_USE_ONCE || op == TSMS_OP_RELEASE ? 1
+	           : op == TSMS_OP_GRACE_OPEN || op == TSMS_OP_GRACE_REVOKE                   ? 1
+	           : op == TSMS_OP_GRACE_LIST                                                 ? 0
 	                                                                                      : 2;
+	bool grace = op == TSMS_OP_GRACE_FIND || op == TSMS_OP_GRACE_OPEN ||
+	             op == TSMS_OP_GRACE_LIST || op == TSMS_OP_GRACE_REVOKE;
 	redisReply *reply;
 
-	(void)now; /* the server's clock decides */
+	/* the server's clock decides */
 	if (k == NULL) {
 		problem(err, "redis %s unavailable: out of memory", r->url);
 		return TSMS_ERR_UNAVAILABLE;
 	}
 	tsms_state_file_name(user, name);
 	snprintf(user_key, sizeof(user_key), "%suser:%s", r->key_prefix, name);
+	if (op == TSMS_OP_GRACE_TAKE) {
+		problem(err, "redis %s: no grace is taken from Redis", r->url);
+		return TSMS_ERR_STATE;
+	}
 	if (op == TSMS_OP_USE_ONCE)
 		snprintf(global_key, sizeof(global_key), "%sused:%s", r->key_prefix, name);
+	else if (grace)
+		snprintf(global_key, sizeof(global_key), "%sgrace:%s", r->key_prefix, name);
 	else
 		snprintf(global_key, sizeof(global_key), "%sglobal", r->key_prefix);
 	if (!k->ready && !connect_redis(k, cfg, err))
 		return TSMS_ERR_UNAVAILABLE;
-	reply = run_script(k, cfg, user_key, global_key, op_word(op), a->id, n, err);
+	reply = run_script(k, cfg, user_key, global_key, op_word(op),
+	                   grace && a->grace != NULL ? a->grace->key : a->id, n, err);
 	if (reply == NULL) {
 		disconnect(k); /* whatever it says next cannot be trusted */
 		return TSMS_ERR_UNAVAILABLE;
@@ -587,6 +697,24 @@ static enum tsms_err redis_apply(void **conn, const struct tsms_config *cfg, con
 		a->wait = at(reply, 2);
 	} else if (op == TSMS_OP_USE_ONCE) {
 		a->first = at(reply, 0) != 0;
+	} else if (op == TSMS_OP_GRACE_FIND) {
+		a->locked = at(reply, 0) != 0;
+		a->wait = at(reply, 1);
+	} else if (op == TSMS_OP_GRACE_REVOKE) {
+		a->n = (size_t)at(reply, 0);
+	} else if (op == TSMS_OP_GRACE_LIST) {
+		/* until by the server's clock, shown from now by this host's */
+		long long skew = (long long)now - at(reply, 0);
+
+		for (size_t i = 1; i < reply->elements; i += 2) {
+			struct tsms_grace *g = &a->graces[a->n++];
+
+			memset(g, 0, sizeof(*g));
+			g->kind = TSMS_GRACE_ADDRESS;
+			memcpy(g->key, reply->element[i]->str, reply->element[i]->len);
+			g->until = at(reply, i + 1) + skew;
+			g->shared = true;
+		}
 	} else if (a->status != NULL) {
 		const struct tsms_state_record rec = {
 			.window_start = at(reply, 2),
