@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,6 +159,119 @@ static void check_state_dir(struct check_ctx *c, const char *dir)
 		        "stateDir %s: must be a directory owned by root, mode 0700; fix: chown "
 		        "root:root %s && chmod 700 %s",
 		        dir, dir, dir);
+}
+
+/* Where a service's session stack has the module's session hook (lib/grace.h). */
+enum hook_place { HOOK_NONE, HOOK_BEFORE_LOGINUID, HOOK_WITHOUT_LOGINUID, HOOK_OK };
+
+struct session_scan {
+	bool loginuid; /* pam_loginuid.so seen in the session stack so far */
+	enum hook_place place;
+	char config[300]; /* the hook's config= ("": the default) */
+};
+
+/* The module file name of a PAM line's module path. */
+static bool is_module(const char *path, const char *name)
+{
+	const char *base = strrchr(path, '/');
+
+	return strcmp(base != NULL ? base + 1 : path, name) == 0;
+}
+
+/* Reads the session lines of /etc/pam.d/NAME in order, @include followed
+ * (depth bounds the nesting). */
+static void scan_session(const char *name, unsigned depth, struct session_scan *scan)
+{
+	char path[300], line[1024];
+	FILE *f;
+
+	if (depth > 3 || strchr(name, '/') != NULL)
+		return;
+	snprintf(path, sizeof(path), "/etc/pam.d/%s", name);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *save = NULL, *type = strtok_r(line, " \t\r\n", &save), *control, *module;
+
+		if (type == NULL || type[0] == '#')
+			continue;
+		if (strcmp(type, "@include") == 0) {
+			char *inc = strtok_r(NULL, " \t\r\n", &save);
+
+			if (inc != NULL)
+				scan_session(inc, depth + 1, scan);
+			continue;
+		}
+		if (strcasecmp(type[0] == '-' ? type + 1 : type, "session") != 0)
+			continue;
+		control = strtok_r(NULL, " \t\r\n", &save);
+		while (control != NULL && control[0] == '[' && strchr(control, ']') == NULL)
+			control = strtok_r(NULL, " \t\r\n", &save); /* [value=action ...] */
+		module = control != NULL ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+		if (module == NULL)
+			continue;
+		if (is_module(module, "pam_loginuid.so")) {
+			scan->loginuid = true;
+		} else if (is_module(module, "pam_twilio_sms.so") && scan->place == HOOK_NONE) {
+			char *arg;
+
+			scan->place = scan->loginuid ? HOOK_OK : HOOK_BEFORE_LOGINUID;
+			while ((arg = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
+				if (strncmp(arg, "config=", 7) == 0)
+					snprintf(scan->config, sizeof(scan->config), "%s", arg + 7);
+			}
+		}
+	}
+	fclose(f);
+}
+
+/* With sessionGraceSeconds, the session hook must follow pam_loginuid.so in a
+ * login service (sshd, login) and read this config: else no session grace
+ * ever opens, and sshd hands the auth phase's nonce to the user's session. */
+static void check_session_hook(struct check_ctx *c, const char *config_path)
+{
+	static const char *const services[] = { "sshd", "login" };
+	bool found = false;
+
+	if (c->cfg->session_grace_seconds == 0)
+		return;
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+		struct session_scan scan = { .place = HOOK_NONE };
+		const char *config;
+
+		scan_session(services[i], 0, &scan);
+		config = scan.config[0] != '\0' ? scan.config : TSMS_DEFAULT_CONFIG;
+		if (scan.place == HOOK_NONE)
+			continue;
+		found = true;
+		if (scan.place == HOOK_BEFORE_LOGINUID)
+			problem(c,
+			        "sessionGraceSeconds: in /etc/pam.d/%s the line 'session ... "
+			        "pam_twilio_sms.so' comes before pam_loginuid.so, where the login "
+			        "has "
+			        "no audit session yet, so no session grace opens; fix: move it "
+			        "right "
+			        "after 'session required pam_loginuid.so'",
+			        services[i]);
+		else if (strcmp(config, config_path) != 0)
+			problem(c,
+			        "sessionGraceSeconds: the session line of /etc/pam.d/%s reads %s, "
+			        "not "
+			        "this config; fix: give it the auth line's config= (config=%s)",
+			        services[i], config, config_path);
+		else
+			printf("session hook: /etc/pam.d/%s, after pam_loginuid.so\n", services[i]);
+	}
+	if (!found)
+		problem(c,
+		        "sessionGraceSeconds is set, but neither /etc/pam.d/sshd nor "
+		        "/etc/pam.d/login "
+		        "has the session hook, so no session grace ever opens; fix: add 'session "
+		        "optional pam_twilio_sms.so' right after 'session required "
+		        "pam_loginuid.so' "
+		        "in /etc/pam.d/sshd (examples/pam.d-sshd-session.snippet), or set "
+		        "sessionGraceSeconds to 0");
 }
 
 /* The directory as the module will use it: connect, TLS, bind and one search
@@ -334,6 +448,7 @@ int cmd_check(const char *config_path, int argc, char **argv)
 	for (size_t i = 0; i < cfg->n_users; i++)
 		check_account(&c, "users", cfg->users[i].name);
 	check_state_dir(&c, cfg->state_dir);
+	check_session_hook(&c, config_path);
 	if (offline) {
 		printf("Twilio: not verified (--offline)%s\n",
 		       cfg->ldap != NULL || cfg->redis != NULL ? "; ldap and redis not tried either"
