@@ -446,6 +446,10 @@ out:
 	return rc;
 }
 
+/* Set in the PAM handle when the session hook opened a grace: its close ends it. */
+#define SESSION_DATA "pam_twilio_sms:session"
+static char session_opened;
+
 /* The session hook, for sessionGraceSeconds (lib/grace.h): after pam_loginuid,
  * it redeems the nonce its auth phase left in PAM's environment, which it
  * removes whatever happens, so that the session's programs never see it. It
@@ -477,8 +481,9 @@ TSMS_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, con
 		tsms_log(&log, LOG_WARNING, "no session grace: the session has no user");
 	} else {
 		state = tsms_state_open(cfg, &log);
-		tsms_grace_session_opened(cfg, state, tsms_account_name(typed, account), nonce,
-		                          &log);
+		if (tsms_grace_session_opened(cfg, state, tsms_account_name(typed, account), nonce,
+		                              &log))
+			(void)pam_set_data(pamh, SESSION_DATA, &session_opened, NULL);
 		tsms_state_close(state);
 	}
 	tsms_wipe(nonce, sizeof(nonce));
@@ -486,12 +491,36 @@ TSMS_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, con
 	return PAM_IGNORE;
 }
 
+/* The end of a session whose hook opened a grace ends it (lib/grace.h); any
+ * other session's end (su, sudo, a login without a code) does nothing. */
 TSMS_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	(void)pamh;
+	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
+	char problem[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
+	const void *opened = NULL;
+	const char *typed = NULL;
+	struct tsms_config *cfg;
+	struct tsms_state *state;
+	struct module_args args;
+
 	(void)flags;
-	(void)argc;
-	(void)argv;
+	if (pam_get_data(pamh, SESSION_DATA, &opened) != PAM_SUCCESS || opened == NULL ||
+	    parse_args(argc, argv, &args, &log) != TSMS_OK)
+		return PAM_IGNORE;
+	log.debug = args.debug;
+	cfg = tsms_config_load(args.config, problem);
+	if (cfg == NULL) {
+		tsms_log(&log, LOG_ERR, "session grace not ended: %s", problem);
+		return PAM_IGNORE;
+	}
+	if (cfg->session_grace_seconds > 0 &&
+	    pam_get_item(pamh, PAM_USER, (const void **)&typed) == PAM_SUCCESS && typed != NULL &&
+	    typed[0] != '\0') {
+		state = tsms_state_open(cfg, &log);
+		tsms_grace_session_closed(cfg, state, tsms_account_name(typed, account), &log);
+		tsms_state_close(state);
+	}
+	tsms_config_free(cfg);
 	return PAM_IGNORE;
 }
 

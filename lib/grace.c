@@ -158,7 +158,7 @@ void tsms_grace_after(const struct tsms_config *cfg, struct tsms_state *st, cons
 	}
 }
 
-void tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state *st,
+bool tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state *st,
                                const char *user, const char *nonce, const struct tsms_log *log)
 {
 	char key[TSMS_GRACE_KEY_MAX], err[TSMS_STATE_ERR_MAX], digest[TSMS_DIGEST_HEX];
@@ -171,26 +171,26 @@ void tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state 
 		         "no session grace for %s: sessionGraceSeconds is 0 in this session "
 		         "line's config; fix: give the auth and session lines the same config=",
 		         user);
-		return;
+		return false;
 	}
 	if (strlen(nonce) != 2 * NONCE_BYTES ||
 	    strspn(nonce, "0123456789abcdef") != 2 * NONCE_BYTES) {
 		tsms_log(log, LOG_WARNING, "no session grace for %s: %s is malformed", user,
 		         TSMS_GRACE_ENV);
-		return;
+		return false;
 	}
 	tsms_digest_hex(NULL, nonce, digest);
 	if (tsms_state_grace_take(st, user, TSMS_GRACE_PENDING, digest, now, &until, err) !=
 	    TSMS_OK) {
 		tsms_log(log, LOG_ERR, "no session grace for %s: %s", user, err);
-		return;
+		return false;
 	}
 	if (until <= now) {
 		tsms_log(log, LOG_WARNING,
 		         "no session grace for %s: %s names no code of theirs (expired, used, "
 		         "or another stateDir: give the auth and session lines the same config=)",
 		         user, TSMS_GRACE_ENV);
-		return;
+		return false;
 	}
 	if (!tsms_grace_session(key, &id)) {
 		tsms_log(log, LOG_WARNING,
@@ -198,13 +198,31 @@ void tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state 
 		         "the line 'session optional pam_twilio_sms.so' after pam_loginuid.so, "
 		         "which starts it",
 		         user);
-		return;
+		return false;
 	}
 	if (tsms_state_grace_open(st, user, TSMS_GRACE_SESSION, key, now, until, err) != TSMS_OK) {
 		tsms_log(log, LOG_ERR, "no session grace for %s: %s", user, err);
-		return;
+		return false;
 	}
 	tsms_log(log, LOG_INFO,
 	         "session grace for %s: audit session %u, %lld s (sessionGraceSeconds)", user, id,
 	         until - now);
+	return true;
+}
+
+void tsms_grace_session_closed(const struct tsms_config *cfg, struct tsms_state *st,
+                               const char *user, const struct tsms_log *log)
+{
+	char key[TSMS_GRACE_KEY_MAX], err[TSMS_STATE_ERR_MAX];
+	long long until = 0;
+	unsigned id;
+
+	if (cfg->session_grace_seconds == 0 || !tsms_grace_session(key, &id))
+		return;
+	if (tsms_state_grace_take(st, user, TSMS_GRACE_SESSION, key, time(NULL), &until, err) !=
+	    TSMS_OK)
+		tsms_log(log, LOG_ERR, "session grace for %s not ended: %s", user, err);
+	else if (until != 0)
+		tsms_log(log, LOG_DEBUG, "session grace for %s ended with audit session %u", user,
+		         id);
 }

@@ -69,10 +69,16 @@ void tsms_grace_after(const struct tsms_config *cfg, struct tsms_state *st, cons
                       const struct tsms_log *log, char nonce[TSMS_GRACE_NONCE_MAX]);
 
 /* The session hook: redeems nonce (the value of TSMS_GRACE_ENV) for user and,
- * when the audit session changed since the auth phase (pam_loginuid ran in
- * between), opens the session grace. Every outcome is logged; nothing fails
+ * when the process has an audit session now (pam_loginuid ran in between),
+ * opens the session grace: true then. Every outcome is logged; nothing fails
  * the session. */
-void tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state *st,
+bool tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state *st,
                                const char *user, const char *nonce, const struct tsms_log *log);
+
+/* The session hook at the end of a session it opened a grace for: ends
+ * user's grace of this audit session, so that what the user left running
+ * cannot use it after logout. */
+void tsms_grace_session_closed(const struct tsms_config *cfg, struct tsms_state *st,
+                               const char *user, const struct tsms_log *log);
 
 #endif
