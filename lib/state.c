@@ -259,9 +259,12 @@ enum tsms_err tsms_state_grace_take(struct tsms_state *st, const char *user, cha
 	return e;
 }
 
-enum tsms_err tsms_state_graces(struct tsms_state *st, const char *user, time_t now,
-                                struct tsms_grace out[2 * TSMS_GRACE_MAX], size_t *n,
-                                char err[TSMS_STATE_ERR_MAX])
+/* LIST or REVOKE (an administrator's): this host's graces first, so that an
+ * unreachable Redis cannot keep them open, then the fleet's (graceScope
+ * fleet; no fallback). out receives the listed graces; *n counts them. */
+static enum tsms_err host_then_fleet(struct tsms_state *st, const char *user, time_t now,
+                                     enum tsms_state_op op, struct tsms_grace *out, size_t *n,
+                                     char err[TSMS_STATE_ERR_MAX])
 {
 	struct tsms_state_answer a = { .graces = out };
 	enum tsms_err e;
@@ -272,43 +275,30 @@ enum tsms_err tsms_state_graces(struct tsms_state *st, const char *user, time_t 
 		tsms_format_clean(err, TSMS_STATE_ERR_MAX, "out of memory");
 		return TSMS_ERR_STATE;
 	}
-	e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_GRACE_LIST, &a, err);
+	e = tsms_state_files.apply(NULL, st->cfg, user, now, op, &a, err);
 	if (e != TSMS_OK)
 		return e;
 	*n = a.n;
 	if (!grace_shared(st, TSMS_GRACE_ADDRESS))
 		return TSMS_OK;
-	a = (struct tsms_state_answer){ .graces = out + *n };
-	e = apply(st, user, now, TSMS_OP_GRACE_LIST, false, &a, err);
+	a = (struct tsms_state_answer){ .graces = out != NULL ? out + *n : NULL };
+	e = apply(st, user, now, op, false, &a, err);
 	if (e == TSMS_OK)
 		*n += a.n;
 	return e;
 }
 
+enum tsms_err tsms_state_graces(struct tsms_state *st, const char *user, time_t now,
+                                struct tsms_grace out[2 * TSMS_GRACE_MAX], size_t *n,
+                                char err[TSMS_STATE_ERR_MAX])
+{
+	return host_then_fleet(st, user, now, TSMS_OP_GRACE_LIST, out, n, err);
+}
+
 enum tsms_err tsms_state_grace_revoke(struct tsms_state *st, const char *user, time_t now,
                                       size_t *n, char err[TSMS_STATE_ERR_MAX])
 {
-	struct tsms_state_answer a = { .n = 0 };
-	enum tsms_err e;
-
-	*n = 0;
-	err[0] = '\0';
-	if (st == NULL) {
-		tsms_format_clean(err, TSMS_STATE_ERR_MAX, "out of memory");
-		return TSMS_ERR_STATE;
-	}
-	/* this host's first: an unreachable Redis must not keep them open */
-	e = tsms_state_files.apply(NULL, st->cfg, user, now, TSMS_OP_GRACE_REVOKE, &a, err);
-	if (e != TSMS_OK)
-		return e;
-	*n = a.n;
-	if (!grace_shared(st, TSMS_GRACE_ADDRESS))
-		return TSMS_OK;
-	a = (struct tsms_state_answer){ .n = 0 };
-	e = apply(st, user, now, TSMS_OP_GRACE_REVOKE, false, &a, err);
-	if (e == TSMS_OK)
-		*n += a.n;
-	return e;
+	return host_then_fleet(st, user, now, TSMS_OP_GRACE_REVOKE, NULL, n, err);
 }
 
 enum tsms_err tsms_state_check(struct tsms_state *st, char msg[TSMS_STATE_ERR_MAX])
