@@ -260,7 +260,8 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         "codeTtlSeconds=%u maxAttempts=%u maxResends=%u timeoutSeconds=%u maxRetries=%u "
 	         "failMode=%s sendLimit=%u/%us resendCooldownSeconds=%u globalSendLimit=%u "
 	         "lockoutThreshold=%u lockoutSeconds=%u stateDir=%s apiBaseUrl=%s caFile=%s "
-	         "proxy=%s redis=%s backupCodesFile=%s",
+	         "proxy=%s redis=%s backupCodesFile=%s gracePeriodSeconds=%u graceScope=%s "
+	         "sessionGraceSeconds=%u",
 	         path, cfg->n_templates, cfg->n_users,
 	         cfg->users_file != NULL ? cfg->users_file : "-", cfg->code_length,
 	         cfg->code_ttl_seconds, cfg->max_attempts, cfg->max_resends, cfg->timeout_seconds,
@@ -269,7 +270,9 @@ static void log_settings(const struct tsms_log *log, const char *path,
 	         cfg->global_send_limit, cfg->lockout_threshold, cfg->lockout_seconds,
 	         cfg->state_dir, cfg->api_base_url, cfg->ca_file != NULL ? cfg->ca_file : "-",
 	         proxy, cfg->redis != NULL ? cfg->redis->url : "-",
-	         cfg->backup_codes_file != NULL ? cfg->backup_codes_file : "-");
+	         cfg->backup_codes_file != NULL ? cfg->backup_codes_file : "-",
+	         cfg->grace_period_seconds, cfg->grace_fleet ? "fleet" : "host",
+	         cfg->session_grace_seconds);
 }
 
 /* A right answer leaves a pass in the PAM handle (lib/otp.h): a second line of

@@ -37,7 +37,7 @@
 
 /* PAM's environment variable that carries the nonce from auth to session. */
 #define TSMS_GRACE_ENV "PAM_TWILIO_SMS_SESSION"
-/* Its value: 32 hex digits of nonce, ':', the audit session of the auth phase. */
+/* Its value: 32 random hex digits. */
 #define TSMS_GRACE_NONCE_MAX 48
 
 /* The methods of the outcome line (lib/challenge.h's struct tsms_outcome). */
