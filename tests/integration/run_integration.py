@@ -72,6 +72,8 @@ import askpass  # noqa: E402  (beside this file)
 from harness.core import CaseFailure, case, check, main, run_all  # noqa: E402
 from harness.pam import MODULE, PAM_DIR  # noqa: E402
 from harness.proxy import ConnectProxy  # noqa: E402
+from harness.redis import install_problem as redis_install_problem  # noqa: E402
+from harness.redis import start_in as start_redis  # noqa: E402
 from harness.sandbox import AUTH_TOKEN, Sandbox, wrong_code  # noqa: E402
 from harness.state import read_state  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
@@ -134,6 +136,21 @@ def in_place_of_common_auth(debian_file, ours, module_args):
     check(any(str(MODULE) in l for l in ours), f"no module line among {ours}")
     i = includes[0]
     return "\n".join(lines[:i] + ours + lines[i + 1:]) + "\n"
+
+
+def with_session_hook(text, module_args):
+    """text, an sshd service file, with the lines of conf/pam.d-sshd-session.snippet right
+    after its `session required pam_loginuid.so` line (the snippet's place), where
+    `pam_twilio_sms.so` becomes the built module with module_args."""
+    ours = [built_module(l, module_args) for l in snippet_lines("pam.d-sshd-session.snippet")]
+    check(any(l.split()[:1] == ["session"] and str(MODULE) in l for l in ours),
+          f"conf/pam.d-sshd-session.snippet: no session line of the module: {ours}")
+    lines = text.splitlines()
+    at = [i for i, l in enumerate(lines)
+          if l.split()[:3] == ["session", "required", "pam_loginuid.so"]]
+    check(len(at) == 1, f"{len(at)} 'session required pam_loginuid.so' lines in {lines}")
+    i = at[0] + 1
+    return "\n".join(lines[:i] + ours + lines[i:]) + "\n"
 
 
 def built_module(line, module_args):
@@ -249,6 +266,7 @@ class Harness:
         self.caller_dir = None
         self.root_dir = None
         self.backup_codes_file = self.tmp / "backup-codes"
+        self.redis_server = None
 
     # ---- set-up shared by all cases
 
@@ -306,6 +324,16 @@ class Harness:
         check(len(codes) == count, f"backup-codes printed {p.stdout!r}")
         return codes
 
+    def redis(self):
+        """The Redis server that the hosts of a fleet case share (harness.redis: started at
+        the first call, emptied at each)."""
+        if self.redis_server is None:
+            problem = redis_install_problem()
+            check(problem is None, f"redis: {problem}")
+            self.redis_server = start_redis(self.cleanups, self.tmp)
+        self.redis_server.flush()
+        return self.redis_server
+
     def public_ca_file(self):
         """A copy of the sandbox CA that any user can read, like /etc/ssl/certs/*.pem."""
         d = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}ca-"))
@@ -355,7 +383,9 @@ class Harness:
             os.chmod(path, mode)
 
     def write_sshd_service(self):
-        text = service_file(PAM_DIR / "sshd", "pam.d-sshd.snippet", [f"config={self.config}"])
+        text = with_session_hook(service_file(PAM_DIR / "sshd", "pam.d-sshd.snippet",
+                                              [f"config={self.config}"]),
+                                 [f"config={self.config}"])
         path = PAM_DIR / SSHD_SERVICE
         self.cleanups.add(lambda: path.unlink(missing_ok=True))
         path.write_text(text)
@@ -368,11 +398,15 @@ class Harness:
 
     def debian_service(self, debian_file, config, snippet="pam.d-sudo.snippet"):
         """TMP/pam.d-SERVICE-NAME: Debian's service file with the lines of conf/SNIPPET in
-        place of common-auth, using config."""
+        place of common-auth, using config; sshd's with the session hook too
+        (conf/pam.d-sshd-session.snippet)."""
         path = self.tmp / f"pam.d-{debian_file.name}-{Path(config).stem}"
         if not path.exists():
             check(debian_file.is_file(), f"{debian_file} missing")
-            path.write_text(service_file(debian_file, snippet, [f"config={config}"]))
+            text = service_file(debian_file, snippet, [f"config={config}"])
+            if debian_file == PAM_DIR / "sshd":
+                text = with_session_hook(text, [f"config={config}"])
+            path.write_text(text)
             os.chmod(path, 0o644)
         return path
 
@@ -432,7 +466,7 @@ class Harness:
             "ListenAddress 127.0.0.1\n"
             f"HostKey {self.tmp / 'ssh_host_ed25519_key'}\n"
             f"PidFile {d / 'sshd.pid'}\n"
-            f"AllowUsers {SSH_USER}\n"
+            f"AllowUsers {SSH_USER} {SU_TARGET}\n"
             "PermitRootLogin no\n"
             "LoginGraceTime 30\n"
             "UseDNS no\n"
@@ -464,10 +498,18 @@ class Harness:
         return self.servers[name]
 
     def _start_sshd(self, variant, name, module_config, service=None):
-        # another config or service: that service file is bind-mounted over the shared one
+        # another config or service: that service file is bind-mounted over the shared one;
+        # without a service of the case's own, sudo and su in the sessions use the module with
+        # sshd's config, as on a host protected by one config
+        binds = []
+        if service is None:
+            inner = module_config or self.config
+            binds = [(self.sudo_service(inner), SUDO_PAM),
+                     (self.debian_service(SU_PAM, inner), SU_PAM)]
         if service is None and module_config is not None:
             service = self.debian_service(PAM_DIR / "sshd", module_config, "pam.d-sshd.snippet")
-        binds = [] if service is None else [(service, PAM_DIR / SSHD_SERVICE)]
+        if service is not None:
+            binds.insert(0, (service, PAM_DIR / SSHD_SERVICE))
         if not PRIVSEP_DIR.exists():  # systemd's ssh.service makes it (RuntimeDirectory)
             PRIVSEP_DIR.mkdir(mode=0o755)
             self.cleanups.add(lambda: PRIVSEP_DIR.rmdir() if not any(PRIVSEP_DIR.iterdir()) else None)
@@ -510,11 +552,13 @@ class Harness:
             time.sleep(0.05)
 
     def ssh(self, variant, *, password=None, code="right", key=None, methods=None,
-            command=("id", "-un"), config=None, service=None, source=None):
-        """Logs in as SSH_USER to the variant's sshd (its PAM service using config, None:
-        the shared one, or the service file `service`) with the real ssh client, from the
-        loopback address source (None: the system's choice, 127.0.0.1), prompts answered by
-        askpass.py; returns the Login."""
+            command=("id", "-un"), config=None, service=None, source=None, user=SSH_USER,
+            stdin=None):
+        """Logs in as user to the variant's sshd (its PAM service using config, None: the
+        shared one, or the service file `service`; sudo and su in the session use the module
+        with the same config) with the real ssh client, from the loopback address source
+        (None: the system's choice, 127.0.0.1), prompts answered by askpass.py; the remote
+        command reads the text stdin (None: nothing, end of file); returns the Login."""
         port, server_config = self.sshd(variant, config, service)
         server_log = server_config.parent / "sshd.stderr"
         server_log_at = server_log.stat().st_size
@@ -535,13 +579,13 @@ class Harness:
             "DISPLAY": ":0",
             "SSH_ASKPASS": str(wrapper),
             "SSH_ASKPASS_REQUIRE": "force",
-            "TSMS_ASKPASS_PASSWORD": password if password is not None else self.passwords[SSH_USER],
+            "TSMS_ASKPASS_PASSWORD": password if password is not None else self.passwords[user],
             "TSMS_ASKPASS_OUTBOX": str(self.sandbox.dir / "outbox.jsonl"),
             "TSMS_ASKPASS_SKIP": str(skip),
             "TSMS_ASKPASS_CODE": code,
             "TSMS_ASKPASS_LOG": str(prompt_log),
         }
-        cmd = ["ssh", "-F", "/dev/null", "-T", "-p", str(port), "-l", SSH_USER,
+        cmd = ["ssh", "-F", "/dev/null", "-T", "-p", str(port), "-l", user,
                "-o", "StrictHostKeyChecking=no",
                "-o", f"UserKnownHostsFile={self.tmp / 'known_hosts'}",
                "-o", "GlobalKnownHostsFile=/dev/null",
@@ -556,11 +600,12 @@ class Harness:
         cmd += ["127.0.0.1", "--", *command]
         mark = self.syslog.mark()
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, cwd="/", text=True,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                                env=env, cwd="/", text=True,
                                 start_new_session=True)  # no terminal to fall back on
         try:
-            login.stdout, login.stderr = proc.communicate(timeout=RUN_LIMIT)
+            login.stdout, login.stderr = proc.communicate(stdin, timeout=RUN_LIMIT)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             login.stdout, login.stderr = proc.communicate()
