@@ -1140,6 +1140,222 @@ def su_openssl_cpu_mask_refused(h):
               for l in login.module_logs("su")), f"no refusal line: {login.logs!r}")
 
 
+# --------------------------------------------------------------------------- graces
+
+SUDO_IN_SESSION = ("sudo", "-S", "-k", "--", "/usr/bin/id", "-un")  # the password on stdin
+SU_IN_SESSION = ("su", "-c", "'/usr/bin/id -un'")  # and the target user
+
+
+def grace_config(h, name, **over):
+    """A config of the case's own, TMP/NAME.json, with a stateDir of its own and the keys
+    of over (the graces); returns (config path, stateDir)."""
+    state_dir = h.tmp / f"state-{name}"
+    return h.write_config(name, h.public_ca_file(), stateDir=str(state_dir), **over), state_dir
+
+
+def expect_graced(login, service, user, stdout, method):
+    """In without a text or a code prompt, the outcome line naming the grace; returns it."""
+    check(login.status == 0, f"exit {login.status}, want 0: {login}")
+    check(login.stdout.strip().splitlines()[-1:] == [stdout],
+          f"output {login.stdout.strip()!r}, want {stdout!r} at the end: {login}")
+    check(not login.sms and not login.requests,
+          f"{len(login.sms)} SMS, {len(login.requests)} requests in a grace: {login}")
+    check(login.results(service) == ["PAM_SUCCESS"],
+          f"{service}: outcome lines say {login.results(service)}: {login.logs!r}")
+    line = outcome_line(login, service)
+    for part in (f"user={user}", "sid=- attempts=0", f"method={method}"):
+        check(part in line, f"outcome line lacks {part!r}: {line!r}")
+    check_no_secrets(login)
+    return line
+
+
+def session_grace_lines(login, user=None):
+    """The session hook's lines in sshd (all, or those about user)."""
+    prefix = f"pam_twilio_sms({SSHD_SERVICE}:session): "
+    return [l[len(prefix):] for l in login.logs if l.startswith(prefix) and
+            (user is None or f" for {user}:" in l)]
+
+
+@case
+def ssh_address_grace_one_text_for_two_logins(h):
+    """gracePeriodSeconds: a second login from 127.0.0.1 gets in on the password alone; one
+    from 127.0.0.2 (ssh -b), or of another user from 127.0.0.1, is texted."""
+    cfg, _ = grace_config(h, "grace-address", gracePeriodSeconds=300)
+    first = h.ssh("kbd", config=cfg)
+    expect_success(first, SSHD_SERVICE, SSH_USER, SSH_USER)
+    again = h.ssh("kbd", config=cfg)
+    line = expect_graced(again, SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
+    check("reason=from 127.0.0.1, where a right code was given: gracePeriodSeconds" in line,
+          f"outcome line {line!r}")
+    check(prompt_kinds(again) == ["password"], f"prompts {again.prompts!r}")
+    other_address = h.ssh("kbd", config=cfg, source="127.0.0.2")
+    expect_success(other_address, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(other_address, ["password", "sms"], SSH_PHONE[-4:])
+    other_user = h.ssh("kbd", config=cfg, user=SU_TARGET)
+    expect_success(other_user, SSHD_SERVICE, SU_TARGET, SU_TARGET)
+    expect_prompts(other_user, ["password", "sms"], SU_TARGET_PHONE[-4:])
+
+
+@case
+def ssh_address_grace_ends_with_its_window(h):
+    """gracePeriodSeconds 4: a login inside the window is let in and does not extend it; the
+    first login after it is texted."""
+    cfg, _ = grace_config(h, "grace-short", gracePeriodSeconds=4)
+    first = h.ssh("kbd", config=cfg)
+    coded = time.monotonic()  # the code was right before this
+    expect_success(first, SSHD_SERVICE, SSH_USER, SSH_USER)
+    inside = h.ssh("kbd", config=cfg)
+    expect_graced(inside, SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
+    time.sleep(max(0.0, coded + 4.5 - time.monotonic()))
+    after = h.ssh("kbd", config=cfg)
+    expect_success(after, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(after, ["password", "sms"], SSH_PHONE[-4:])
+
+
+@case
+def ssh_session_grace_lets_sudo_in_the_session_skip_the_text(h):
+    """sessionGraceSeconds: sshd carries the nonce of the auth phase to the session hook
+    (conf/pam.d-sshd-session.snippet), which records the audit session and takes the nonce
+    out of the session's environment; sudo in that session gets in on the password alone."""
+    cfg, _ = grace_config(h, "grace-session", sessionGraceSeconds=300)
+    login = h.ssh("kbd", config=cfg, command=("env", "&&", *SUDO_IN_SESSION),
+                  stdin=h.passwords[SSH_USER] + "\n")
+    check(f"USER={SSH_USER}" in login.stdout.splitlines(), f"env did not run: {login}")
+    check("PAM_TWILIO_SMS_SESSION" not in login.stdout,
+          f"the nonce's variable is in the session's environment: {login.stdout!r}")
+    check(login.results(SSHD_SERVICE) == ["PAM_SUCCESS"] and len(login.sms) == 1,
+          f"the ssh login: {login}")
+    hook = session_grace_lines(login)
+    check(len(hook) == 1, f"session hook lines {hook!r}: {login.logs!r}")
+    m = re.fullmatch(rf"session grace for {SSH_USER}: audit session (\d+), (\d+) s "
+                     r"\(sessionGraceSeconds\)", hook[0])
+    check(m and 295 <= int(m.group(2)) <= 300, f"session hook line {hook[0]!r}")
+    check(login.status == 0 and login.stdout.strip().splitlines()[-1:] == ["root"],
+          f"sudo did not run: {login}")
+    check(login.results("sudo") == ["PAM_SUCCESS"], f"sudo: {login.results('sudo')}")
+    line = outcome_line(login, "sudo")
+    check(f"user={SSH_USER}" in line and "sid=- attempts=0 method=grace-session" in line and
+          f"reason=in audit session {m.group(1)}, opened after a right code: "
+          "sessionGraceSeconds" in line, f"sudo's outcome line {line!r}")
+    check("SMS code" not in login.stderr, f"sudo asked for a code: {login.stderr!r}")
+
+
+@case
+def ssh_without_session_grace_sudo_in_the_session_is_asked(h):
+    """The shared config (no graces): sudo in the ssh session sends a text and asks for the
+    code, which its stdin does not have; the session hook does nothing."""
+    login = h.ssh("kbd", command=SUDO_IN_SESSION, stdin=h.passwords[SSH_USER] + "\n")
+    check(login.status != 0 and "root" not in login.stdout, f"sudo ran: {login}")
+    check([m["to"] for m in login.sms] == [SSH_PHONE, SSH_PHONE],
+          f"SMS to {[m['to'] for m in login.sms]}, want the login's and sudo's: {login}")
+    check(login.results(SSHD_SERVICE) == ["PAM_SUCCESS"], f"the ssh login: {login}")
+    check(len(login.results("sudo")) == 1 and login.results("sudo") != ["PAM_SUCCESS"],
+          f"sudo: {login.results('sudo')}: {login.logs!r}")
+    check(f"SMS code sent to ******{SSH_PHONE[-4:]}" in login.stderr,
+          f"sudo did not ask for the code: {login.stderr!r}")
+    check(not session_grace_lines(login), f"the session hook spoke: {login.logs!r}")
+
+
+@case
+def su_in_another_users_graced_session_is_asked(h):
+    """A session with a session grace of its user's (SU_TARGET): su to SSH_USER in it is
+    asked for SSH_USER's code (a text to SSH_USER's phone; the code prompt reads end of
+    file)."""
+    cfg, _ = grace_config(h, "grace-su", sessionGraceSeconds=300)
+    login = h.ssh("kbd", config=cfg, user=SU_TARGET, command=(*SU_IN_SESSION, SSH_USER),
+                  stdin=h.passwords[SSH_USER] + "\n")
+    check(session_grace_lines(login, SU_TARGET) and
+          session_grace_lines(login, SU_TARGET)[0].startswith(
+              f"session grace for {SU_TARGET}: audit session "),
+          f"no session grace for {SU_TARGET}'s session: {login.logs!r}")
+    check(login.status != 0 and SSH_USER not in login.stdout, f"su ran: {login}")
+    check([m["to"] for m in login.sms] == [SU_TARGET_PHONE, SSH_PHONE],
+          f"SMS to {[m['to'] for m in login.sms]}, want the login's and su's: {login}")
+    check(len(login.results("su")) == 1 and login.results("su") != ["PAM_SUCCESS"],
+          f"su: {login.results('su')}: {login.logs!r}")
+    line = outcome_line(login, "su")
+    check(f"user={SSH_USER}" in line and "grace" not in line, f"su's outcome line {line!r}")
+
+
+@case
+def ssh_lockout_wins_over_an_address_grace(h):
+    """A grace from 127.0.0.1 is open; wrong codes from 127.0.0.2 lock the user out; the
+    next login from 127.0.0.1 is refused as locked, with no text."""
+    cfg, state_dir = grace_config(h, "grace-lockout", gracePeriodSeconds=300,
+                                  lockoutThreshold=3)
+    expect_success(h.ssh("kbd", config=cfg), SSHD_SERVICE, SSH_USER, SSH_USER)
+    wrong = h.ssh("kbd", config=cfg, source="127.0.0.2", code="wrong")
+    check(wrong.status != 0 and len(wrong.sms) == 1, f"the wrong codes: {wrong}")
+    line = outcome_line(wrong, SSHD_SERVICE)
+    check("locked out for 900 s after 3 consecutive wrong codes" in line, f"not locked: {line!r}")
+    # (the harness's read_state() knows only the first line of a state file)
+    state = (state_dir / SSH_USER).read_text()
+    check(re.search(r"^g a 127\.0\.0\.1 \d+$", state, re.M), f"no grace open: {state!r}")
+    locked = h.ssh("kbd", config=cfg)
+    check(locked.status not in (0, "timeout") and SSH_USER not in locked.stdout,
+          f"got in: {locked}")
+    check(not locked.sms, f"{len(locked.sms)} SMS to a locked-out user")
+    line = outcome_line(locked, SSHD_SERVICE)
+    check("locked out (lockoutThreshold)" in line and "grace" not in line,
+          f"outcome line {line!r}")
+
+
+@case
+def ssh_key_only_session_gets_no_session_grace(h):
+    """sessionGraceSeconds, the user just gave a code over ssh: a login with the key alone
+    (AuthenticationMethods publickey; sshd opens a PAM session all the same) leaves no
+    session grace, so sudo in it is texted."""
+    h.drop_ins["keyonly"] = ("UsePAM yes\nKbdInteractiveAuthentication yes\n"
+                             "PasswordAuthentication no\nAuthenticationMethods publickey\n")
+    cfg, _ = grace_config(h, "grace-keyonly", sessionGraceSeconds=300)
+    coded = h.ssh("kbd", config=cfg)
+    expect_success(coded, SSHD_SERVICE, SSH_USER, SSH_USER)
+    check(session_grace_lines(coded, SSH_USER), f"no session grace: {coded.logs!r}")
+    login = h.ssh("keyonly", config=cfg, key="client_key", methods="publickey",
+                  command=SUDO_IN_SESSION, stdin=h.passwords[SSH_USER] + "\n")
+    check(not login.prompts and login.results(SSHD_SERVICE) == [],
+          f"the key-only login ran the module: {login.prompts!r} {login.logs!r}")
+    check(not session_grace_lines(login), f"the session hook spoke: {login.logs!r}")
+    check(login.status != 0 and "root" not in login.stdout, f"sudo ran: {login}")
+    check([m["to"] for m in login.sms] == [SSH_PHONE], f"{len(login.sms)} SMS, want sudo's")
+    check(len(login.results("sudo")) == 1 and login.results("sudo") != ["PAM_SUCCESS"],
+          f"sudo: {login.results('sudo')}: {login.logs!r}")
+
+
+def fleet_hosts(h, name, scope):
+    """The configs of two hosts (two sshd) on the case's Redis, each with its own stateDir,
+    gracePeriodSeconds 300 and graceScope scope."""
+    server = h.redis()
+    return [grace_config(h, f"{name}-host{n}", gracePeriodSeconds=300, graceScope=scope,
+                         redis=server.module_config())[0] for n in (1, 2)]
+
+
+@case
+def ssh_fleet_grace_covers_the_other_host(h):
+    """graceScope fleet: after a code on host 1, host 2 lets the user in from the same
+    address without a text; the grace is in Redis under the prefix, with its TTL."""
+    one, two = fleet_hosts(h, "grace-fleet", "fleet")
+    expect_success(h.ssh("kbd", config=one), SSHD_SERVICE, SSH_USER, SSH_USER)
+    keys = dict(h.redis_server.keys())
+    ttl = keys.get(f"pam_twilio_sms:grace:{SSH_USER}")
+    check(ttl is not None and 0 < ttl <= 300, f"Redis keys {keys}")
+    other = h.ssh("kbd", config=two)
+    line = expect_graced(other, SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
+    check("from 127.0.0.1" in line, f"outcome line {line!r}")
+
+
+@case
+def ssh_host_grace_asks_on_the_other_host(h):
+    """graceScope host (Redis for the limits): after a code on host 1, host 2 texts; host 1
+    lets the user in again."""
+    one, two = fleet_hosts(h, "grace-host", "host")
+    expect_success(h.ssh("kbd", config=one), SSHD_SERVICE, SSH_USER, SSH_USER)
+    other = h.ssh("kbd", config=two)
+    expect_success(other, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(other, ["password", "sms"], SSH_PHONE[-4:])
+    expect_graced(h.ssh("kbd", config=one), SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
+
+
 # --------------------------------------------------------------------------- main
 
 def prerequisite_problem():
