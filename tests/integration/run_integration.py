@@ -9,11 +9,18 @@ ssh, tsmsuser2 for sudo). Then:
          its program name as the PAM service name), on a free loopback port, with its own
          host key and sshd_config; the drop-in is the lines of conf/sshd_config.snippet and the
          PAM service /etc/pam.d/tsms-test-sshd is Debian's /etc/pam.d/sshd with the lines of
-         conf/pam.d-sshd.snippet. The real ssh client logs in, answering the keyboard-
-         interactive prompts through SSH_ASKPASS (askpass.py), which reads the sandbox outbox.
+         conf/pam.d-sshd.snippet, and those of conf/pam.d-sshd-session.snippet right after its
+         `session required pam_loginuid.so` (in every test sshd: without sessionGraceSeconds
+         the hook does nothing). The real ssh client logs in, answering the keyboard-
+         interactive prompts through SSH_ASKPASS (askpass.py), which reads the sandbox outbox;
+         a remote command may read a text on its stdin (sudo -S's password). sudo and su in
+         a session use the module with sshd's config: Debian's services with the snippet are
+         bind-mounted over /etc/pam.d/sudo and su in the server's mount namespace.
          A server for a config of a case's own runs in a mount namespace where the service
          file using it is bind-mounted over /etc/pam.d/tsms-test-sshd; variant "password"
-         has no snippet (Debian's defaults: password authentication).
+         has no snippet (Debian's defaults: password authentication). For graceScope, two
+         servers on configs with their own stateDir and one redis-server (tests/harness/
+         redis.py) are two hosts of a fleet.
   sudo   sudo's PAM service name is fixed, so the host's /etc/pam.d/sudo is never touched:
          sudo runs in a private mount namespace where Debian's file with the lines of
          conf/pam.d-sudo.snippet is bind-mounted over it (and, for the pam-auth-update
@@ -345,12 +352,14 @@ class Harness:
 
     def remove_leftovers(self):
         """What a killed run left (no other run is going: we hold the lock): processes
-        running from its temp dirs (sshd, the sandbox), those dirs, our users (recognised by
+        running from its temp dirs (sshd, the sandbox, redis-server), those dirs, our users (recognised by
         their GECOS), the service file and the sudoers drop-in."""
         stale = [d for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*")
                  if d.is_dir() and d != self.tmp]
         for pid, argv in cmdlines():
             cmdline = b"\0".join(argv).decode(errors="replace")
+            with contextlib.suppress(OSError):  # redis-server rewrites its argv: its directory
+                cmdline += "\0" + os.readlink(f"/proc/{pid}/cwd") + "/"
             if any(f"{d}/" in cmdline for d in stale) and running(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -1242,9 +1251,11 @@ def ssh_session_grace_lets_sudo_in_the_session_skip_the_text(h):
 
 @case
 def ssh_without_session_grace_sudo_in_the_session_is_asked(h):
-    """The shared config (no graces): sudo in the ssh session sends a text and asks for the
-    code, which its stdin does not have; the session hook does nothing."""
-    login = h.ssh("kbd", command=SUDO_IN_SESSION, stdin=h.passwords[SSH_USER] + "\n")
+    """No graces: sudo in the ssh session sends a text and asks for the code, which its stdin
+    does not have; the session hook does nothing."""
+    cfg, _ = grace_config(h, "no-grace")  # its own stateDir: the shared one's sendLimit
+    login = h.ssh("kbd", config=cfg, command=SUDO_IN_SESSION,
+                  stdin=h.passwords[SSH_USER] + "\n")
     check(login.status != 0 and "root" not in login.stdout, f"sudo ran: {login}")
     check([m["to"] for m in login.sms] == [SSH_PHONE, SSH_PHONE],
           f"SMS to {[m['to'] for m in login.sms]}, want the login's and sudo's: {login}")
