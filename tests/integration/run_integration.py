@@ -1250,6 +1250,23 @@ def ssh_session_grace_lets_sudo_in_the_session_skip_the_text(h):
 
 
 @case
+def ssh_address_graced_login_gets_a_session_grace_no_longer_than_it(h):
+    """Both graces: a login let in by the address grace (no code) still gets a session grace,
+    but only for what is left of the address grace (60 s, not sessionGraceSeconds 300)."""
+    cfg, _ = grace_config(h, "grace-both", gracePeriodSeconds=60, sessionGraceSeconds=300)
+    expect_success(h.ssh("kbd", config=cfg), SSHD_SERVICE, SSH_USER, SSH_USER)
+    login = h.ssh("kbd", config=cfg, command=SUDO_IN_SESSION,
+                  stdin=h.passwords[SSH_USER] + "\n")
+    expect_graced(login, SSHD_SERVICE, SSH_USER, "root", "grace-address")
+    hook = session_grace_lines(login)
+    m = hook and re.fullmatch(rf"session grace for {SSH_USER}: audit session \d+, (\d+) s "
+                              r"\(sessionGraceSeconds\)", hook[0])
+    check(m and 50 <= int(m.group(1)) <= 60, f"session hook lines {hook!r}")
+    check(login.results("sudo") == ["PAM_SUCCESS"] and
+          "method=grace-session" in outcome_line(login, "sudo"),
+          f"sudo: {login.results('sudo')}: {login.logs!r}")
+
+@case
 def ssh_without_session_grace_sudo_in_the_session_is_asked(h):
     """No graces: sudo in the ssh session sends a text and asks for the code, which its stdin
     does not have; the session hook does nothing."""
