@@ -352,8 +352,8 @@ class Harness:
 
     def remove_leftovers(self):
         """What a killed run left (no other run is going: we hold the lock): processes
-        running from its temp dirs (sshd, the sandbox, redis-server), those dirs, our users (recognised by
-        their GECOS), the service file and the sudoers drop-in."""
+        running from its temp dirs (sshd, the sandbox, redis-server), those dirs, our users
+        (recognised by their GECOS), the service file and the sudoers drop-in."""
         stale = [d for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*")
                  if d.is_dir() and d != self.tmp]
         for pid, argv in cmdlines():
