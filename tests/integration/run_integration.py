@@ -9,11 +9,18 @@ ssh, tsmsuser2 for sudo). Then:
          its program name as the PAM service name), on a free loopback port, with its own
          host key and sshd_config; the drop-in is the lines of conf/sshd_config.snippet and the
          PAM service /etc/pam.d/tsms-test-sshd is Debian's /etc/pam.d/sshd with the lines of
-         conf/pam.d-sshd.snippet. The real ssh client logs in, answering the keyboard-
-         interactive prompts through SSH_ASKPASS (askpass.py), which reads the sandbox outbox.
+         conf/pam.d-sshd.snippet, and those of conf/pam.d-sshd-session.snippet right after its
+         `session required pam_loginuid.so` (in every test sshd: without sessionGraceSeconds
+         the hook does nothing). The real ssh client logs in, answering the keyboard-
+         interactive prompts through SSH_ASKPASS (askpass.py), which reads the sandbox outbox;
+         a remote command may read a text on its stdin (sudo -S's password). sudo and su in
+         a session use the module with sshd's config: Debian's services with the snippet are
+         bind-mounted over /etc/pam.d/sudo and su in the server's mount namespace.
          A server for a config of a case's own runs in a mount namespace where the service
          file using it is bind-mounted over /etc/pam.d/tsms-test-sshd; variant "password"
-         has no snippet (Debian's defaults: password authentication).
+         has no snippet (Debian's defaults: password authentication). For graceScope, two
+         servers on configs with their own stateDir and one redis-server (tests/harness/
+         redis.py) are two hosts of a fleet.
   sudo   sudo's PAM service name is fixed, so the host's /etc/pam.d/sudo is never touched:
          sudo runs in a private mount namespace where Debian's file with the lines of
          conf/pam.d-sudo.snippet is bind-mounted over it (and, for the pam-auth-update
@@ -72,6 +79,8 @@ import askpass  # noqa: E402  (beside this file)
 from harness.core import CaseFailure, case, check, main, run_all  # noqa: E402
 from harness.pam import MODULE, PAM_DIR  # noqa: E402
 from harness.proxy import ConnectProxy  # noqa: E402
+from harness.redis import install_problem as redis_install_problem  # noqa: E402
+from harness.redis import start_in as start_redis  # noqa: E402
 from harness.sandbox import AUTH_TOKEN, Sandbox, wrong_code  # noqa: E402
 from harness.state import read_state  # noqa: E402
 from harness.syslog import SyslogCapture  # noqa: E402
@@ -134,6 +143,21 @@ def in_place_of_common_auth(debian_file, ours, module_args):
     check(any(str(MODULE) in l for l in ours), f"no module line among {ours}")
     i = includes[0]
     return "\n".join(lines[:i] + ours + lines[i + 1:]) + "\n"
+
+
+def with_session_hook(text, module_args):
+    """text, an sshd service file, with the lines of conf/pam.d-sshd-session.snippet right
+    after its `session required pam_loginuid.so` line (the snippet's place), where
+    `pam_twilio_sms.so` becomes the built module with module_args."""
+    ours = [built_module(l, module_args) for l in snippet_lines("pam.d-sshd-session.snippet")]
+    check(any(l.split()[:1] == ["session"] and str(MODULE) in l for l in ours),
+          f"conf/pam.d-sshd-session.snippet: no session line of the module: {ours}")
+    lines = text.splitlines()
+    at = [i for i, l in enumerate(lines)
+          if l.split()[:3] == ["session", "required", "pam_loginuid.so"]]
+    check(len(at) == 1, f"{len(at)} 'session required pam_loginuid.so' lines in {lines}")
+    i = at[0] + 1
+    return "\n".join(lines[:i] + ours + lines[i:]) + "\n"
 
 
 def built_module(line, module_args):
@@ -249,6 +273,7 @@ class Harness:
         self.caller_dir = None
         self.root_dir = None
         self.backup_codes_file = self.tmp / "backup-codes"
+        self.redis_server = None
 
     # ---- set-up shared by all cases
 
@@ -306,6 +331,16 @@ class Harness:
         check(len(codes) == count, f"backup-codes printed {p.stdout!r}")
         return codes
 
+    def redis(self):
+        """The Redis server that the hosts of a fleet case share (harness.redis: started at
+        the first call, emptied at each)."""
+        if self.redis_server is None:
+            problem = redis_install_problem()
+            check(problem is None, f"redis: {problem}")
+            self.redis_server = start_redis(self.cleanups, self.tmp)
+        self.redis_server.flush()
+        return self.redis_server
+
     def public_ca_file(self):
         """A copy of the sandbox CA that any user can read, like /etc/ssl/certs/*.pem."""
         d = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}ca-"))
@@ -317,12 +352,14 @@ class Harness:
 
     def remove_leftovers(self):
         """What a killed run left (no other run is going: we hold the lock): processes
-        running from its temp dirs (sshd, the sandbox), those dirs, our users (recognised by
-        their GECOS), the service file and the sudoers drop-in."""
+        running from its temp dirs (sshd, the sandbox, redis-server), those dirs, our users
+        (recognised by their GECOS), the service file and the sudoers drop-in."""
         stale = [d for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*")
                  if d.is_dir() and d != self.tmp]
         for pid, argv in cmdlines():
             cmdline = b"\0".join(argv).decode(errors="replace")
+            with contextlib.suppress(OSError):  # redis-server rewrites its argv: its directory
+                cmdline += "\0" + os.readlink(f"/proc/{pid}/cwd") + "/"
             if any(f"{d}/" in cmdline for d in stale) and running(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -355,7 +392,9 @@ class Harness:
             os.chmod(path, mode)
 
     def write_sshd_service(self):
-        text = service_file(PAM_DIR / "sshd", "pam.d-sshd.snippet", [f"config={self.config}"])
+        text = with_session_hook(service_file(PAM_DIR / "sshd", "pam.d-sshd.snippet",
+                                              [f"config={self.config}"]),
+                                 [f"config={self.config}"])
         path = PAM_DIR / SSHD_SERVICE
         self.cleanups.add(lambda: path.unlink(missing_ok=True))
         path.write_text(text)
@@ -368,11 +407,15 @@ class Harness:
 
     def debian_service(self, debian_file, config, snippet="pam.d-sudo.snippet"):
         """TMP/pam.d-SERVICE-NAME: Debian's service file with the lines of conf/SNIPPET in
-        place of common-auth, using config."""
+        place of common-auth, using config; sshd's with the session hook too
+        (conf/pam.d-sshd-session.snippet)."""
         path = self.tmp / f"pam.d-{debian_file.name}-{Path(config).stem}"
         if not path.exists():
             check(debian_file.is_file(), f"{debian_file} missing")
-            path.write_text(service_file(debian_file, snippet, [f"config={config}"]))
+            text = service_file(debian_file, snippet, [f"config={config}"])
+            if debian_file == PAM_DIR / "sshd":
+                text = with_session_hook(text, [f"config={config}"])
+            path.write_text(text)
             os.chmod(path, 0o644)
         return path
 
@@ -432,7 +475,7 @@ class Harness:
             "ListenAddress 127.0.0.1\n"
             f"HostKey {self.tmp / 'ssh_host_ed25519_key'}\n"
             f"PidFile {d / 'sshd.pid'}\n"
-            f"AllowUsers {SSH_USER}\n"
+            f"AllowUsers {SSH_USER} {SU_TARGET}\n"
             "PermitRootLogin no\n"
             "LoginGraceTime 30\n"
             "UseDNS no\n"
@@ -464,10 +507,18 @@ class Harness:
         return self.servers[name]
 
     def _start_sshd(self, variant, name, module_config, service=None):
-        # another config or service: that service file is bind-mounted over the shared one
+        # another config or service: that service file is bind-mounted over the shared one;
+        # without a service of the case's own, sudo and su in the sessions use the module with
+        # sshd's config, as on a host protected by one config
+        binds = []
+        if service is None:
+            inner = module_config or self.config
+            binds = [(self.sudo_service(inner), SUDO_PAM),
+                     (self.debian_service(SU_PAM, inner), SU_PAM)]
         if service is None and module_config is not None:
             service = self.debian_service(PAM_DIR / "sshd", module_config, "pam.d-sshd.snippet")
-        binds = [] if service is None else [(service, PAM_DIR / SSHD_SERVICE)]
+        if service is not None:
+            binds.insert(0, (service, PAM_DIR / SSHD_SERVICE))
         if not PRIVSEP_DIR.exists():  # systemd's ssh.service makes it (RuntimeDirectory)
             PRIVSEP_DIR.mkdir(mode=0o755)
             self.cleanups.add(lambda: PRIVSEP_DIR.rmdir() if not any(PRIVSEP_DIR.iterdir()) else None)
@@ -510,11 +561,13 @@ class Harness:
             time.sleep(0.05)
 
     def ssh(self, variant, *, password=None, code="right", key=None, methods=None,
-            command=("id", "-un"), config=None, service=None, source=None):
-        """Logs in as SSH_USER to the variant's sshd (its PAM service using config, None:
-        the shared one, or the service file `service`) with the real ssh client, from the
-        loopback address source (None: the system's choice, 127.0.0.1), prompts answered by
-        askpass.py; returns the Login."""
+            command=("id", "-un"), config=None, service=None, source=None, user=SSH_USER,
+            stdin=None):
+        """Logs in as user to the variant's sshd (its PAM service using config, None: the
+        shared one, or the service file `service`; sudo and su in the session use the module
+        with the same config) with the real ssh client, from the loopback address source
+        (None: the system's choice, 127.0.0.1), prompts answered by askpass.py; the remote
+        command reads the text stdin (None: nothing, end of file); returns the Login."""
         port, server_config = self.sshd(variant, config, service)
         server_log = server_config.parent / "sshd.stderr"
         server_log_at = server_log.stat().st_size
@@ -535,13 +588,13 @@ class Harness:
             "DISPLAY": ":0",
             "SSH_ASKPASS": str(wrapper),
             "SSH_ASKPASS_REQUIRE": "force",
-            "TSMS_ASKPASS_PASSWORD": password if password is not None else self.passwords[SSH_USER],
+            "TSMS_ASKPASS_PASSWORD": password if password is not None else self.passwords[user],
             "TSMS_ASKPASS_OUTBOX": str(self.sandbox.dir / "outbox.jsonl"),
             "TSMS_ASKPASS_SKIP": str(skip),
             "TSMS_ASKPASS_CODE": code,
             "TSMS_ASKPASS_LOG": str(prompt_log),
         }
-        cmd = ["ssh", "-F", "/dev/null", "-T", "-p", str(port), "-l", SSH_USER,
+        cmd = ["ssh", "-F", "/dev/null", "-T", "-p", str(port), "-l", user,
                "-o", "StrictHostKeyChecking=no",
                "-o", f"UserKnownHostsFile={self.tmp / 'known_hosts'}",
                "-o", "GlobalKnownHostsFile=/dev/null",
@@ -556,11 +609,12 @@ class Harness:
         cmd += ["127.0.0.1", "--", *command]
         mark = self.syslog.mark()
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, cwd="/", text=True,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                                env=env, cwd="/", text=True,
                                 start_new_session=True)  # no terminal to fall back on
         try:
-            login.stdout, login.stderr = proc.communicate(timeout=RUN_LIMIT)
+            login.stdout, login.stderr = proc.communicate(stdin, timeout=RUN_LIMIT)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             login.stdout, login.stderr = proc.communicate()
@@ -1093,6 +1147,241 @@ def su_openssl_cpu_mask_refused(h):
     expect_refused(login, "su", SU_TARGET, ["PAM_SERVICE_ERR"], 0)
     check(any("refusing to run: the environment sets OPENSSL_ia32cap" in l
               for l in login.module_logs("su")), f"no refusal line: {login.logs!r}")
+
+
+# --------------------------------------------------------------------------- graces
+
+SUDO_IN_SESSION = ("sudo", "-S", "-k", "--", "/usr/bin/id", "-un")  # the password on stdin
+SU_IN_SESSION = ("su", "-c", "'/usr/bin/id -un'")  # and the target user
+
+
+def grace_config(h, name, **over):
+    """A config of the case's own, TMP/NAME.json, with a stateDir of its own and the keys
+    of over (the graces); returns (config path, stateDir)."""
+    state_dir = h.tmp / f"state-{name}"
+    return h.write_config(name, h.public_ca_file(), stateDir=str(state_dir), **over), state_dir
+
+
+def expect_graced(login, service, user, stdout, method):
+    """In without a text or a code prompt, the outcome line naming the grace; returns it."""
+    check(login.status == 0, f"exit {login.status}, want 0: {login}")
+    check(login.stdout.strip().splitlines()[-1:] == [stdout],
+          f"output {login.stdout.strip()!r}, want {stdout!r} at the end: {login}")
+    check(not login.sms and not login.requests,
+          f"{len(login.sms)} SMS, {len(login.requests)} requests in a grace: {login}")
+    check(login.results(service) == ["PAM_SUCCESS"],
+          f"{service}: outcome lines say {login.results(service)}: {login.logs!r}")
+    line = outcome_line(login, service)
+    for part in (f"user={user}", "sid=- attempts=0", f"method={method}"):
+        check(part in line, f"outcome line lacks {part!r}: {line!r}")
+    check_no_secrets(login)
+    return line
+
+
+def session_grace_lines(login, user=None):
+    """The session hook's lines in sshd (all, or those about user)."""
+    prefix = f"pam_twilio_sms({SSHD_SERVICE}:session): "
+    return [l[len(prefix):] for l in login.logs if l.startswith(prefix) and
+            (user is None or f" for {user}:" in l)]
+
+
+@case
+def ssh_address_grace_one_text_for_two_logins(h):
+    """gracePeriodSeconds: a second login from 127.0.0.1 gets in on the password alone; one
+    from 127.0.0.2 (ssh -b), or of another user from 127.0.0.1, is texted."""
+    cfg, _ = grace_config(h, "grace-address", gracePeriodSeconds=300)
+    first = h.ssh("kbd", config=cfg)
+    expect_success(first, SSHD_SERVICE, SSH_USER, SSH_USER)
+    again = h.ssh("kbd", config=cfg)
+    line = expect_graced(again, SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
+    check("reason=from 127.0.0.1, where a right code was given: gracePeriodSeconds" in line,
+          f"outcome line {line!r}")
+    check(prompt_kinds(again) == ["password"], f"prompts {again.prompts!r}")
+    other_address = h.ssh("kbd", config=cfg, source="127.0.0.2")
+    expect_success(other_address, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(other_address, ["password", "sms"], SSH_PHONE[-4:])
+    other_user = h.ssh("kbd", config=cfg, user=SU_TARGET)
+    expect_success(other_user, SSHD_SERVICE, SU_TARGET, SU_TARGET)
+    expect_prompts(other_user, ["password", "sms"], SU_TARGET_PHONE[-4:])
+
+
+@case
+def ssh_address_grace_ends_with_its_window(h):
+    """gracePeriodSeconds 4: a login inside the window is let in and does not extend it; the
+    first login after it is texted."""
+    cfg, _ = grace_config(h, "grace-short", gracePeriodSeconds=4)
+    first = h.ssh("kbd", config=cfg)
+    coded = time.monotonic()  # the code was right before this
+    expect_success(first, SSHD_SERVICE, SSH_USER, SSH_USER)
+    inside = h.ssh("kbd", config=cfg)
+    expect_graced(inside, SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
+    time.sleep(max(0.0, coded + 4.5 - time.monotonic()))
+    after = h.ssh("kbd", config=cfg)
+    expect_success(after, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(after, ["password", "sms"], SSH_PHONE[-4:])
+
+
+@case
+def ssh_session_grace_lets_sudo_in_the_session_skip_the_text(h):
+    """sessionGraceSeconds: sshd carries the nonce of the auth phase to the session hook
+    (conf/pam.d-sshd-session.snippet), which records the audit session and takes the nonce
+    out of the session's environment; sudo in that session gets in on the password alone."""
+    cfg, _ = grace_config(h, "grace-session", sessionGraceSeconds=300)
+    login = h.ssh("kbd", config=cfg, command=("env", "&&", *SUDO_IN_SESSION),
+                  stdin=h.passwords[SSH_USER] + "\n")
+    check(f"USER={SSH_USER}" in login.stdout.splitlines(), f"env did not run: {login}")
+    check("PAM_TWILIO_SMS_SESSION" not in login.stdout,
+          f"the nonce's variable is in the session's environment: {login.stdout!r}")
+    check(login.results(SSHD_SERVICE) == ["PAM_SUCCESS"] and len(login.sms) == 1,
+          f"the ssh login: {login}")
+    hook = session_grace_lines(login)
+    check(len(hook) == 1, f"session hook lines {hook!r}: {login.logs!r}")
+    m = re.fullmatch(rf"session grace for {SSH_USER}: audit session (\d+), (\d+) s "
+                     r"\(sessionGraceSeconds\)", hook[0])
+    check(m and 295 <= int(m.group(2)) <= 300, f"session hook line {hook[0]!r}")
+    check(login.status == 0 and login.stdout.strip().splitlines()[-1:] == ["root"],
+          f"sudo did not run: {login}")
+    check(login.results("sudo") == ["PAM_SUCCESS"], f"sudo: {login.results('sudo')}")
+    line = outcome_line(login, "sudo")
+    check(f"user={SSH_USER}" in line and "sid=- attempts=0 method=grace-session" in line and
+          f"reason=in audit session {m.group(1)}, opened after a right code: "
+          "sessionGraceSeconds" in line, f"sudo's outcome line {line!r}")
+    check("SMS code" not in login.stderr, f"sudo asked for a code: {login.stderr!r}")
+
+
+@case
+def ssh_address_graced_login_gets_a_session_grace_no_longer_than_it(h):
+    """Both graces: a login let in by the address grace (no code) still gets a session grace,
+    but only for what is left of the address grace (60 s, not sessionGraceSeconds 300)."""
+    cfg, _ = grace_config(h, "grace-both", gracePeriodSeconds=60, sessionGraceSeconds=300)
+    expect_success(h.ssh("kbd", config=cfg), SSHD_SERVICE, SSH_USER, SSH_USER)
+    login = h.ssh("kbd", config=cfg, command=SUDO_IN_SESSION,
+                  stdin=h.passwords[SSH_USER] + "\n")
+    expect_graced(login, SSHD_SERVICE, SSH_USER, "root", "grace-address")
+    hook = session_grace_lines(login)
+    m = hook and re.fullmatch(rf"session grace for {SSH_USER}: audit session \d+, (\d+) s "
+                              r"\(sessionGraceSeconds\)", hook[0])
+    check(m and 50 <= int(m.group(1)) <= 60, f"session hook lines {hook!r}")
+    check(login.results("sudo") == ["PAM_SUCCESS"] and
+          "method=grace-session" in outcome_line(login, "sudo"),
+          f"sudo: {login.results('sudo')}: {login.logs!r}")
+
+@case
+def ssh_without_session_grace_sudo_in_the_session_is_asked(h):
+    """No graces: sudo in the ssh session sends a text and asks for the code, which its stdin
+    does not have; the session hook does nothing."""
+    cfg, _ = grace_config(h, "no-grace")  # its own stateDir: the shared one's sendLimit
+    login = h.ssh("kbd", config=cfg, command=SUDO_IN_SESSION,
+                  stdin=h.passwords[SSH_USER] + "\n")
+    check(login.status != 0 and "root" not in login.stdout, f"sudo ran: {login}")
+    check([m["to"] for m in login.sms] == [SSH_PHONE, SSH_PHONE],
+          f"SMS to {[m['to'] for m in login.sms]}, want the login's and sudo's: {login}")
+    check(login.results(SSHD_SERVICE) == ["PAM_SUCCESS"], f"the ssh login: {login}")
+    check(len(login.results("sudo")) == 1 and login.results("sudo") != ["PAM_SUCCESS"],
+          f"sudo: {login.results('sudo')}: {login.logs!r}")
+    check(f"SMS code sent to ******{SSH_PHONE[-4:]}" in login.stderr,
+          f"sudo did not ask for the code: {login.stderr!r}")
+    check(not session_grace_lines(login), f"the session hook spoke: {login.logs!r}")
+
+
+@case
+def su_in_another_users_graced_session_is_asked(h):
+    """A session with a session grace of its user's (SU_TARGET): su to SSH_USER in it is
+    asked for SSH_USER's code (a text to SSH_USER's phone; the code prompt reads end of
+    file)."""
+    cfg, _ = grace_config(h, "grace-su", sessionGraceSeconds=300)
+    login = h.ssh("kbd", config=cfg, user=SU_TARGET, command=(*SU_IN_SESSION, SSH_USER),
+                  stdin=h.passwords[SSH_USER] + "\n")
+    check(session_grace_lines(login, SU_TARGET) and
+          session_grace_lines(login, SU_TARGET)[0].startswith(
+              f"session grace for {SU_TARGET}: audit session "),
+          f"no session grace for {SU_TARGET}'s session: {login.logs!r}")
+    check(login.status != 0 and SSH_USER not in login.stdout, f"su ran: {login}")
+    check([m["to"] for m in login.sms] == [SU_TARGET_PHONE, SSH_PHONE],
+          f"SMS to {[m['to'] for m in login.sms]}, want the login's and su's: {login}")
+    check(len(login.results("su")) == 1 and login.results("su") != ["PAM_SUCCESS"],
+          f"su: {login.results('su')}: {login.logs!r}")
+    line = outcome_line(login, "su")
+    check(f"user={SSH_USER}" in line and "grace" not in line, f"su's outcome line {line!r}")
+
+
+@case
+def ssh_lockout_wins_over_an_address_grace(h):
+    """A grace from 127.0.0.1 is open; wrong codes from 127.0.0.2 lock the user out; the
+    next login from 127.0.0.1 is refused as locked, with no text."""
+    cfg, state_dir = grace_config(h, "grace-lockout", gracePeriodSeconds=300,
+                                  lockoutThreshold=3)
+    expect_success(h.ssh("kbd", config=cfg), SSHD_SERVICE, SSH_USER, SSH_USER)
+    wrong = h.ssh("kbd", config=cfg, source="127.0.0.2", code="wrong")
+    check(wrong.status != 0 and len(wrong.sms) == 1, f"the wrong codes: {wrong}")
+    line = outcome_line(wrong, SSHD_SERVICE)
+    check("locked out for 900 s after 3 consecutive wrong codes" in line, f"not locked: {line!r}")
+    # (the harness's read_state() knows only the first line of a state file)
+    state = (state_dir / SSH_USER).read_text()
+    check(re.search(r"^g a 127\.0\.0\.1 \d+$", state, re.M), f"no grace open: {state!r}")
+    locked = h.ssh("kbd", config=cfg)
+    check(locked.status not in (0, "timeout") and SSH_USER not in locked.stdout,
+          f"got in: {locked}")
+    check(not locked.sms, f"{len(locked.sms)} SMS to a locked-out user")
+    line = outcome_line(locked, SSHD_SERVICE)
+    check("locked out (lockoutThreshold)" in line and "grace" not in line,
+          f"outcome line {line!r}")
+
+
+@case
+def ssh_key_only_session_gets_no_session_grace(h):
+    """sessionGraceSeconds, the user just gave a code over ssh: a login with the key alone
+    (AuthenticationMethods publickey; sshd opens a PAM session all the same) leaves no
+    session grace, so sudo in it is texted."""
+    h.drop_ins["keyonly"] = ("UsePAM yes\nKbdInteractiveAuthentication yes\n"
+                             "PasswordAuthentication no\nAuthenticationMethods publickey\n")
+    cfg, _ = grace_config(h, "grace-keyonly", sessionGraceSeconds=300)
+    coded = h.ssh("kbd", config=cfg)
+    expect_success(coded, SSHD_SERVICE, SSH_USER, SSH_USER)
+    check(session_grace_lines(coded, SSH_USER), f"no session grace: {coded.logs!r}")
+    login = h.ssh("keyonly", config=cfg, key="client_key", methods="publickey",
+                  command=SUDO_IN_SESSION, stdin=h.passwords[SSH_USER] + "\n")
+    check(not login.prompts and login.results(SSHD_SERVICE) == [],
+          f"the key-only login ran the module: {login.prompts!r} {login.logs!r}")
+    check(not session_grace_lines(login), f"the session hook spoke: {login.logs!r}")
+    check(login.status != 0 and "root" not in login.stdout, f"sudo ran: {login}")
+    check([m["to"] for m in login.sms] == [SSH_PHONE], f"{len(login.sms)} SMS, want sudo's")
+    check(len(login.results("sudo")) == 1 and login.results("sudo") != ["PAM_SUCCESS"],
+          f"sudo: {login.results('sudo')}: {login.logs!r}")
+
+
+def fleet_hosts(h, name, scope):
+    """The configs of two hosts (two sshd) on the case's Redis, each with its own stateDir,
+    gracePeriodSeconds 300 and graceScope scope."""
+    server = h.redis()
+    return [grace_config(h, f"{name}-host{n}", gracePeriodSeconds=300, graceScope=scope,
+                         redis=server.module_config())[0] for n in (1, 2)]
+
+
+@case
+def ssh_fleet_grace_covers_the_other_host(h):
+    """graceScope fleet: after a code on host 1, host 2 lets the user in from the same
+    address without a text; the grace is in Redis under the prefix, with its TTL."""
+    one, two = fleet_hosts(h, "grace-fleet", "fleet")
+    expect_success(h.ssh("kbd", config=one), SSHD_SERVICE, SSH_USER, SSH_USER)
+    keys = dict(h.redis_server.keys())
+    ttl = keys.get(f"pam_twilio_sms:grace:{SSH_USER}")
+    check(ttl is not None and 0 < ttl <= 300, f"Redis keys {keys}")
+    other = h.ssh("kbd", config=two)
+    line = expect_graced(other, SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
+    check("from 127.0.0.1" in line, f"outcome line {line!r}")
+
+
+@case
+def ssh_host_grace_asks_on_the_other_host(h):
+    """graceScope host (Redis for the limits): after a code on host 1, host 2 texts; host 1
+    lets the user in again."""
+    one, two = fleet_hosts(h, "grace-host", "host")
+    expect_success(h.ssh("kbd", config=one), SSHD_SERVICE, SSH_USER, SSH_USER)
+    other = h.ssh("kbd", config=two)
+    expect_success(other, SSHD_SERVICE, SSH_USER, SSH_USER)
+    expect_prompts(other, ["password", "sms"], SSH_PHONE[-4:])
+    expect_graced(h.ssh("kbd", config=one), SSHD_SERVICE, SSH_USER, SSH_USER, "grace-address")
 
 
 # --------------------------------------------------------------------------- main
