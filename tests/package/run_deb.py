@@ -387,6 +387,7 @@ def package_contents(h):
             f"{DOC}/copyright": "-rw-r--r--", f"{DOC}/changelog.gz": "-rw-r--r--",
             str(EXAMPLE): "-rw-r--r--",
             f"{DOC}/examples/pam.d-sshd.snippet": "-rw-r--r--",
+            f"{DOC}/examples/pam.d-sshd-session.snippet": "-rw-r--r--",
             f"{DOC}/examples/pam.d-sudo.snippet": "-rw-r--r--",
             f"{DOC}/examples/sshd_config.snippet": "-rw-r--r--",
             f"{DOC}/examples/fail2ban/filter.d/pam_twilio_sms.conf": "-rw-r--r--",
