@@ -242,6 +242,10 @@ static void test_parse_defaults(void **state)
 	assert_string_equal(TSMS_DEFAULT_STATE_DIR, "/var/lib/pam_twilio_sms");
 	assert_null(cfg->country_codes);
 	assert_int_equal(cfg->n_country_codes, 0);
+	/* graces (issue 22): off */
+	assert_int_equal(cfg->grace_period_seconds, 0);
+	assert_int_equal(cfg->session_grace_seconds, 0);
+	assert_false(cfg->grace_fleet);
 	tsms_config_free(cfg);
 }
 
@@ -1896,6 +1900,82 @@ static void test_ldap_section(void **state)
 	                     "unknown key");
 }
 
+static void test_range_grace_keys(void **state)
+{
+	const struct range_case cases[] = {
+		{ "gracePeriodSeconds", 0, 86400,
+		  offsetof(struct tsms_config, grace_period_seconds) },
+		{ "sessionGraceSeconds", 0, 86400,
+		  offsetof(struct tsms_config, session_grace_seconds) },
+	};
+
+	(void)state;
+	assert_int_equal(TSMS_GRACE_SECONDS_MAX, 86400);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		check_range(&cases[i]);
+		/* the types a config written by hand tends to get wrong */
+		for (size_t j = 0; j < 3; j++) {
+			static const char *const odd[] = { "-1", "\"600\"", "1.5" };
+			char extra[96];
+
+			snprintf(extra, sizeof(extra), ",\"%s\":%s", cases[i].key, odd[j]);
+			assert_extra_refused(extra, cases[i].key);
+		}
+	}
+}
+
+#define REDIS_MEMBER ",\"redis\":{\"url\":\"redis://127.0.0.1:6379\"}"
+
+static void test_grace_scope(void **state)
+{
+	static const char *const refused[][2] = {
+		/* a scope without an address grace to share */
+		{ ",\"graceScope\":\"host\"", "gracePeriodSeconds is 0" },
+		{ ",\"graceScope\":\"fleet\"" REDIS_MEMBER, "gracePeriodSeconds is 0" },
+		{ ",\"graceScope\":\"host\",\"gracePeriodSeconds\":0", "gracePeriodSeconds is 0" },
+		{ ",\"graceScope\":\"host\",\"sessionGraceSeconds\":600",
+		  "gracePeriodSeconds is 0" },
+		/* the fleet's graces live in Redis */
+		{ ",\"graceScope\":\"fleet\",\"gracePeriodSeconds\":600", "needs a redis object" },
+		/* unknown values and types */
+		{ ",\"graceScope\":\"Fleet\",\"gracePeriodSeconds\":600" REDIS_MEMBER,
+		  "graceScope" },
+		{ ",\"graceScope\":\"hosts\",\"gracePeriodSeconds\":600", "is unknown" },
+		{ ",\"graceScope\":\"\",\"gracePeriodSeconds\":600", "graceScope" },
+		{ ",\"graceScope\":\"fleet\\n\",\"gracePeriodSeconds\":600" REDIS_MEMBER,
+		  "graceScope" },
+		{ ",\"graceScope\":1,\"gracePeriodSeconds\":600", "graceScope" },
+		{ ",\"graceScope\":null,\"gracePeriodSeconds\":600", "graceScope" },
+		{ ",\"graceScope\":[\"fleet\"],\"gracePeriodSeconds\":600", "graceScope" },
+	};
+	struct tsms_config *cfg;
+
+	(void)state;
+	cfg = parse_extra(",\"gracePeriodSeconds\":600,\"sessionGraceSeconds\":300");
+	assert_int_equal(cfg->grace_period_seconds, 600);
+	assert_int_equal(cfg->session_grace_seconds, 300);
+	assert_false(cfg->grace_fleet); /* host, the default */
+	tsms_config_free(cfg);
+	cfg = parse_extra(",\"gracePeriodSeconds\":600,\"graceScope\":\"host\"");
+	assert_false(cfg->grace_fleet);
+	tsms_config_free(cfg);
+	/* with Redis, host keeps the graces on this host */
+	cfg = parse_extra(",\"gracePeriodSeconds\":600,\"graceScope\":\"host\"" REDIS_MEMBER);
+	assert_false(cfg->grace_fleet);
+	assert_non_null(cfg->redis);
+	tsms_config_free(cfg);
+	cfg = parse_extra(REDIS_MEMBER ",\"graceScope\":\"fleet\",\"gracePeriodSeconds\":1");
+	assert_true(cfg->grace_fleet);
+	tsms_config_free(cfg);
+	/* a session grace alone needs no scope */
+	cfg = parse_extra(",\"sessionGraceSeconds\":86400");
+	assert_int_equal(cfg->session_grace_seconds, 86400);
+	assert_int_equal(cfg->grace_period_seconds, 0);
+	tsms_config_free(cfg);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_extra_refused(refused[i][0], refused[i][1]);
+}
+
 static void test_redis_section(void **state)
 {
 	static const char *const refused[][2] = {
@@ -2149,6 +2229,8 @@ int main(void)
 		cmocka_unit_test(test_range_max_attempts),
 		cmocka_unit_test(test_range_timeout),
 		cmocka_unit_test(test_range_abuse_keys),
+		cmocka_unit_test(test_range_grace_keys),
+		cmocka_unit_test(test_grace_scope),
 		cmocka_unit_test(test_refuse_bad_country_codes),
 		cmocka_unit_test(test_country_codes),
 		cmocka_unit_test(test_state_dir),
