@@ -1654,6 +1654,576 @@ static void test_redis_hang_up_raises_no_sigpipe(void **state)
 	w->cfg.redis = NULL;
 }
 
+/* ---- graces (lib/grace.h): the files' g lines, through the public API ---- */
+
+#define RECORD0 "v1 window_start=0 sends=0 last_send=0 failures=0 locked_until=0\n"
+#define SESSION_KEY "4242:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+#define PENDING_KEY "00112233445566778899aabbccddeeff"
+
+static void grace_open(const struct world *w, const char *user, char kind, const char *key,
+                       long long now, long long until)
+{
+	struct guarded_err g;
+	enum tsms_err e;
+
+	err_init(&g);
+	e = tsms_state_grace_open(w->st, user, kind, key, (time_t)now, until, g.err);
+	err_check(&g);
+	if (e != TSMS_OK) {
+		print_error("grace_open(%s, %c, %s) returned %d: %s\n", user, kind, key, (int)e,
+		            g.err);
+		fail();
+	}
+}
+
+/* The seconds left of user's grace of kind for key at now (0: none). */
+static long long grace_left(const struct world *w, const char *user, char kind, const char *key,
+                            long long now, bool *locked)
+{
+	struct guarded_err g;
+	long long left = -1;
+	bool is_locked = true;
+	enum tsms_err e;
+
+	err_init(&g);
+	e = tsms_state_grace_find(w->st, user, kind, key, (time_t)now, &left, &is_locked, g.err);
+	err_check(&g);
+	if (e != TSMS_OK) {
+		print_error("grace_find(%s, %c, %s) returned %d: %s\n", user, kind, key, (int)e,
+		            g.err);
+		fail();
+	}
+	if (locked != NULL)
+		*locked = is_locked;
+	else
+		assert_false(is_locked);
+	return left;
+}
+
+static size_t grace_list(const struct world *w, const char *user, long long now,
+                         struct tsms_grace out[2 * TSMS_GRACE_MAX])
+{
+	struct guarded_err g;
+	size_t n = 99;
+
+	err_init(&g);
+	assert_int_equal(tsms_state_graces(w->st, user, (time_t)now, out, &n, g.err), TSMS_OK);
+	err_check(&g);
+	assert_true(n <= 2 * TSMS_GRACE_MAX);
+	return n;
+}
+
+static size_t grace_revoke(const struct world *w, const char *user, long long now)
+{
+	struct guarded_err g;
+	size_t n = 99;
+
+	err_init(&g);
+	assert_int_equal(tsms_state_grace_revoke(w->st, user, (time_t)now, &n, g.err), TSMS_OK);
+	err_check(&g);
+	return n;
+}
+
+static long long grace_take(const struct world *w, const char *user, char kind, const char *key,
+                            long long now)
+{
+	struct guarded_err g;
+	long long until = -1;
+
+	err_init(&g);
+	assert_int_equal(tsms_state_grace_take(w->st, user, kind, key, (time_t)now, &until, g.err),
+	                 TSMS_OK);
+	err_check(&g);
+	return until;
+}
+
+/* The grace of kind for key in list, or NULL. */
+static const struct tsms_grace *listed(const struct tsms_grace *list, size_t n, char kind,
+                                       const char *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].kind == kind && strcmp(list[i].key, key) == 0)
+			return &list[i];
+	}
+	return NULL;
+}
+
+static void test_grace_open_find(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	char buf[512];
+
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.session_grace_seconds = 300;
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, NULL), 0);
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 600);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, NULL), 600);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 10, NULL),
+	                 590);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 599, NULL),
+	                 1);
+	/* it ends at until */
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 600, NULL),
+	                 0);
+	/* another key, kind or user */
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.2", T0, NULL), 0);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.10", T0, NULL), 0);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.", T0, NULL), 0);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "", T0, NULL), 0);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_SESSION, "192.0.2.1", T0, NULL), 0);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_PENDING, "192.0.2.1", T0, NULL), 0);
+	assert_int_equal(grace_left(w, "bob", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, NULL), 0);
+	/* the state file: the record, then the grace */
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, RECORD0 "g a 192.0.2.1 1700000600\n");
+	/* reopening restarts it in place */
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 100, T0 + 700);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 100, NULL),
+	                 600);
+	grace_open(w, "alice", TSMS_GRACE_SESSION, SESSION_KEY, T0 + 100, T0 + 400);
+	assert_int_equal(grace_list(w, "alice", T0 + 100, list), 2);
+	assert_non_null(listed(list, 2, TSMS_GRACE_ADDRESS, "192.0.2.1"));
+	assert_true(listed(list, 2, TSMS_GRACE_ADDRESS, "192.0.2.1")->until == T0 + 700);
+	assert_false(listed(list, 2, TSMS_GRACE_ADDRESS, "192.0.2.1")->shared);
+	assert_true(listed(list, 2, TSMS_GRACE_SESSION, SESSION_KEY)->until == T0 + 400);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, RECORD0 "g a 192.0.2.1 1700000700\n"
+	                                 "g s " SESSION_KEY " 1700000400\n");
+	/* a hashed user's file has them too */
+	grace_open(w, "Bob", TSMS_GRACE_ADDRESS, "2001:db8::1", T0, T0 + 60);
+	assert_int_equal(grace_left(w, "Bob", TSMS_GRACE_ADDRESS, "2001:db8::1", T0, NULL), 60);
+	assert_int_equal(grace_left(w, "bob", TSMS_GRACE_ADDRESS, "2001:db8::1", T0, NULL), 0);
+}
+
+static void test_grace_lockout_wins(void **state)
+{
+	struct world *w = world_of(state);
+	bool locked = false;
+
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.session_grace_seconds = 600;
+	w->cfg.lockout_threshold = 3;
+	w->cfg.lockout_seconds = 60;
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 600);
+	grace_open(w, "alice", TSMS_GRACE_SESSION, SESSION_KEY, T0, T0 + 600);
+	assert_false(wrong_answer(w, "alice", T0 + 1));
+	assert_false(wrong_answer(w, "alice", T0 + 2));
+	/* wrong answers below the threshold cost nothing */
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 3, &locked),
+	                 597);
+	assert_false(locked);
+	assert_true(wrong_answer(w, "alice", T0 + 3));
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 4, &locked),
+	                 0);
+	assert_true(locked);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_SESSION, SESSION_KEY, T0 + 4, &locked),
+	                 0);
+	assert_true(locked);
+	/* locked with no grace at all: locked too */
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.9", T0 + 4, &locked),
+	                 0);
+	assert_true(locked);
+	/* the lockout ends: the grace is there again */
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 63, &locked),
+	                 537);
+	assert_false(locked);
+	/* another user's lockout is not alice's */
+	for (int i = 0; i < 3; i++)
+		wrong_answer(w, "bob", T0);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 63, NULL),
+	                 537);
+}
+
+static void test_grace_take(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	char buf[512];
+
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.session_grace_seconds = 300;
+	assert_int_equal(grace_take(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0), 0);
+	grace_open(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0, T0 + 300);
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 600);
+	/* another kind or key takes nothing */
+	assert_int_equal(grace_take(w, "alice", TSMS_GRACE_SESSION, PENDING_KEY, T0 + 1), 0);
+	assert_int_equal(grace_take(w, "bob", TSMS_GRACE_PENDING, PENDING_KEY, T0 + 1), 0);
+	assert_int_equal(grace_take(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0 + 1), T0 + 300);
+	/* once */
+	assert_int_equal(grace_take(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0 + 2), 0);
+	assert_int_equal(grace_list(w, "alice", T0 + 2, list), 1);
+	assert_int_equal(list[0].kind, TSMS_GRACE_ADDRESS);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, RECORD0 "g a 192.0.2.1 1700000600\n");
+	/* an ended one is not taken */
+	grace_open(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0, T0 + 10);
+	assert_int_equal(grace_take(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0 + 10), 0);
+}
+
+static void test_grace_revoke(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	char buf[512];
+
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.session_grace_seconds = 300;
+	/* no state: nothing to revoke, and nothing created for the look */
+	assert_int_equal(grace_revoke(w, "alice", T0), 0);
+	assert_int_equal(grace_list(w, "alice", T0, list), 0);
+	assert_int_equal(access(w->dir, F_OK), -1);
+	make_dir(w);
+	assert_int_equal(grace_revoke(w, "alice", T0), 0);
+	assert_int_equal(count_entries(w->dir, ""), 0);
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 600);
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "2001:db8::1", T0, T0 + 600);
+	grace_open(w, "alice", TSMS_GRACE_SESSION, SESSION_KEY, T0, T0 + 300);
+	grace_open(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0, T0 + 300);
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.3", T0, T0 + 5); /* ends first */
+	grace_open(w, "bob", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 600);
+	assert_false(wrong_answer(w, "alice", T0));
+	assert_int_equal(grace_list(w, "alice", T0 + 10, list), 4);
+	/* the ones still open are counted */
+	assert_int_equal(grace_revoke(w, "alice", T0 + 10), 4);
+	assert_int_equal(grace_list(w, "alice", T0 + 10, list), 0);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 10, NULL), 0);
+	assert_int_equal(grace_revoke(w, "alice", T0 + 10), 0);
+	/* the record stays, the other user's grace too */
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "v1 window_start=0 sends=0 last_send=0 failures=1 "
+	                         "locked_until=0\n");
+	assert_int_equal(grace_left(w, "bob", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 10, NULL), 590);
+}
+
+static void test_grace_at_most_12(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	/* the order they end in is not the order they were opened in */
+	static const int ends[TSMS_GRACE_MAX] = { 500, 320, 400, 310, 590, 360,
+		                                  305, 450, 580, 330, 470, 340 };
+	char key[32];
+
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.session_grace_seconds = 600;
+	assert_int_equal(TSMS_GRACE_MAX, 12);
+	for (int i = 0; i < TSMS_GRACE_MAX; i++) {
+		snprintf(key, sizeof(key), "192.0.2.%d", i + 1);
+		grace_open(w, "alice", TSMS_GRACE_ADDRESS, key, T0, T0 + ends[i]);
+	}
+	assert_int_equal(grace_list(w, "alice", T0, list), 12);
+	/* reopening one that is there drops nothing */
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 1, T0 + 501);
+	assert_int_equal(grace_list(w, "alice", T0 + 1, list), 12);
+	/* a 13th: the one ending first (192.0.2.7, at 305) makes room */
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "198.51.100.1", T0 + 2, T0 + 600);
+	assert_int_equal(grace_list(w, "alice", T0 + 2, list), 12);
+	assert_null(listed(list, 12, TSMS_GRACE_ADDRESS, "192.0.2.7"));
+	assert_non_null(listed(list, 12, TSMS_GRACE_ADDRESS, "198.51.100.1"));
+	assert_non_null(listed(list, 12, TSMS_GRACE_ADDRESS, "192.0.2.4"));
+	/* and the next one, the next ending first (192.0.2.4, at 310) */
+	grace_open(w, "alice", TSMS_GRACE_SESSION, SESSION_KEY, T0 + 3, T0 + 3);
+	assert_int_equal(grace_list(w, "alice", T0 + 2, list), 12);
+	assert_null(listed(list, 12, TSMS_GRACE_ADDRESS, "192.0.2.4"));
+	/* an ended one makes room before any open one is dropped */
+	grace_open(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0 + 4, T0 + 300);
+	assert_int_equal(grace_list(w, "alice", T0 + 4, list), 12);
+	assert_non_null(listed(list, 12, TSMS_GRACE_ADDRESS, "192.0.2.10"));
+	assert_non_null(listed(list, 12, TSMS_GRACE_PENDING, PENDING_KEY));
+}
+
+static void test_grace_expired_pruned(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	char buf[512];
+
+	w->cfg.grace_period_seconds = 600;
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 10);
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.2", T0, T0 + 600);
+	assert_int_equal(grace_list(w, "alice", T0 + 10, list), 1);
+	assert_string_equal(list[0].key, "192.0.2.2");
+	/* the next grace write forgets it */
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.3", T0 + 11, T0 + 611);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, RECORD0 "g a 192.0.2.2 1700000600\n"
+	                                 "g a 192.0.2.3 1700000611\n");
+	assert_int_equal(grace_revoke(w, "alice", T0 + 700), 0);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, RECORD0);
+}
+
+static void test_grace_capped_by_config(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	char buf[512];
+
+	w->cfg.grace_period_seconds = 3600;
+	w->cfg.session_grace_seconds = 3600;
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 3600);
+	grace_open(w, "alice", TSMS_GRACE_SESSION, SESSION_KEY, T0, T0 + 3600);
+	grace_open(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0, T0 + 3600);
+	/* the administrator lowers the window: what is open gets no more */
+	w->cfg.grace_period_seconds = 60;
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 10, NULL),
+	                 60);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_contains(buf, "g a 192.0.2.1 1700000070\n");
+	assert_contains(buf, "g s " SESSION_KEY " 1700003600\n"); /* its own window */
+	/* and a clock that steps back does not stretch it again */
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, NULL), 60);
+	w->cfg.session_grace_seconds = 100;
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_SESSION, SESSION_KEY, T0 + 10, NULL),
+	                 100);
+	assert_int_equal(grace_take(w, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0 + 10),
+	                 T0 + 110);
+	/* switched off (0): they end at once */
+	w->cfg.grace_period_seconds = 0;
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 11, NULL), 0);
+	w->cfg.session_grace_seconds = 0;
+	assert_int_equal(grace_list(w, "alice", T0 + 11, list), 0);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, RECORD0);
+	/* back on: nothing comes back */
+	w->cfg.grace_period_seconds = 600;
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 12, NULL), 0);
+}
+
+static void test_grace_lines_parse_back(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	static const char content[] =
+		"v1 window_start=1700000000 sends=2 last_send=1700000010 failures=1 "
+		"locked_until=0\n"
+		"g a 192.0.2.1 1700000600\n"
+		"g a ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 1700000500\n"
+		"g s " SESSION_KEY " 1700000300\n"
+		"g p " PENDING_KEY " 1700000200\n"
+		"g a 192.0.2.9 1600000000\n"; /* long ended */
+	char buf[1024];
+
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.session_grace_seconds = 300;
+	make_dir(w);
+	write_state(w->dir, "alice", content, sizeof(content) - 1);
+	assert_int_equal(grace_list(w, "alice", T0, list), 4);
+	assert_true(listed(list, 4, TSMS_GRACE_ADDRESS, "192.0.2.1")->until == T0 + 600);
+	assert_true(
+		listed(list, 4, TSMS_GRACE_ADDRESS, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
+			->until == T0 + 500);
+	assert_true(listed(list, 4, TSMS_GRACE_SESSION, SESSION_KEY)->until == T0 + 300);
+	assert_true(listed(list, 4, TSMS_GRACE_PENDING, PENDING_KEY)->until == T0 + 200);
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, NULL), 600);
+	/* the limits' operations keep the graces */
+	expect_send(w, "alice", T0 + 40, TSMS_VERDICT_OK, 0);
+	right_answer(w, "alice", T0 + 41);
+	assert_false(wrong_answer(w, "alice", T0 + 42));
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_contains(buf, "v1 window_start=1700000000 sends=3 last_send=0 failures=1 "
+	                     "locked_until=0\n");
+	assert_contains(buf, "\ng a 192.0.2.1 1700000600\n");
+	assert_contains(buf, "\ng s " SESSION_KEY " 1700000300\n");
+	assert_contains(buf, "\ng p " PENDING_KEY " 1700000200\n");
+	assert_int_equal(grace_list(w, "alice", T0 + 42, list), 4);
+	/* the longest key a line may hold */
+	{
+		char key[TSMS_GRACE_KEY_MAX];
+
+		memset(key, 'f', sizeof(key) - 1);
+		key[sizeof(key) - 1] = '\0';
+		grace_open(w, "alice", TSMS_GRACE_PENDING, key, T0 + 43, T0 + 300);
+		assert_int_equal(grace_left(w, "alice", TSMS_GRACE_PENDING, key, T0 + 43, NULL),
+		                 257);
+	}
+}
+
+static void test_grace_corrupt_lines(void **state)
+{
+#define R "v1 window_start=1700000000 sends=1 last_send=1700000000 failures=0 locked_until=0\n"
+#define G "g a 192.0.2.1 1700000600\n"
+	static const char *const cases[] = {
+		R "g x 192.0.2.1 1700000600\n",
+		R "g A 192.0.2.1 1700000600\n",
+		R "g  192.0.2.1 1700000600\n",
+		R "G a 192.0.2.1 1700000600\n",
+		R "g a 192.0.2.1 1700000600",   /* no newline */
+		R G "g a 192.0.2.2 1700000600", /* the last without one */
+		R "g a 192.0.2.1\n",
+		R "g a 1700000600\n",
+		R "g a  1700000600\n",
+		R "g a 192.0.2.1  1700000600\n",
+		R "g a 192.0.2.1 1700000600 \n",
+		R "g a 192.0.2.1 1700000600\n\n",
+		R "g a 192.0.2.1 -1\n",
+		R "g a 192.0.2.1 x\n",
+		R "g a 192.0.2.1 99999999999999999999\n",
+		R "g a 192.0.2.1 1700000600x\n",
+		R "g a FE80::1 1700000600\n",
+		R "g a 192.0.2.1/24 1700000600\n",
+		R "g a ../../etc/passwd 1700000600\n",
+		R "g a host.example.com 1700000600\n",
+		R "g a 192.0.2.1%eth0 1700000600\n",
+		R "g a 192.0.2.1\t1700000600\n",
+		R "g\ta 192.0.2.1 1700000600\n",
+		R "ga 192.0.2.1 1700000600\n",
+		R "x a 192.0.2.1 1700000600\n",
+		R "g a 192.0.2.1 1700000600\r\n",
+		R "g a 192.0.2.1 1700000600\n" R,
+		G R, /* the grace before the record */
+		/* a key of 72 characters */
+		R "g p ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff "
+		  "1700000600\n",
+		/* 13 graces */
+		R G G G G G G G G G G G G G,
+	};
+#undef R
+#undef G
+	struct world *w = world_of(state);
+
+	make_dir(w);
+	expect_all_corrupt(w, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* The grace operations refuse a corrupt state file like the others. */
+static void test_grace_ops_on_corrupt_file(void **state)
+{
+	struct world *w = world_of(state);
+	static const char content[] =
+		"v1 window_start=0 sends=0 last_send=0 failures=0 locked_until=0\n"
+		"g z 192.0.2.1 1700000600\n";
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	struct guarded_err g;
+	long long left = -1, until = -1;
+	bool locked = false;
+	size_t n = 99;
+	char buf[256];
+
+	w->cfg.grace_period_seconds = 600;
+	make_dir(w);
+	write_state(w->dir, "alice", content, sizeof(content) - 1);
+	err_init(&g);
+	assert_int_equal(tsms_state_grace_find(w->st, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0,
+	                                       &left, &locked, g.err),
+	                 TSMS_ERR_STATE);
+	err_check(&g);
+	assert_contains(g.err, "is corrupt");
+	assert_contains(g.err, "fix:");
+	assert_int_equal(left, 0);
+	err_init(&g);
+	assert_int_equal(tsms_state_grace_open(w->st, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0,
+	                                       T0 + 600, g.err),
+	                 TSMS_ERR_STATE);
+	err_check(&g);
+	err_init(&g);
+	assert_int_equal(tsms_state_grace_take(w->st, "alice", TSMS_GRACE_PENDING, PENDING_KEY, T0,
+	                                       &until, g.err),
+	                 TSMS_ERR_STATE);
+	err_check(&g);
+	assert_int_equal(until, 0);
+	err_init(&g);
+	assert_int_equal(tsms_state_graces(w->st, "alice", T0, list, &n, g.err), TSMS_ERR_STATE);
+	err_check(&g);
+	assert_contains(g.err, "is corrupt");
+	err_init(&g);
+	assert_int_equal(tsms_state_grace_revoke(w->st, "alice", T0, &n, g.err), TSMS_ERR_STATE);
+	err_check(&g);
+	/* the evidence is left as it was */
+	assert_int_equal(read_state(w->dir, "alice", buf, sizeof(buf)),
+	                 (ssize_t)sizeof(content) - 1);
+	assert_string_equal(buf, content);
+}
+
+static void test_grace_kept_by_status_and_unlock(void **state)
+{
+	struct world *w = world_of(state);
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	struct tsms_state_status status;
+	struct guarded_err g;
+
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.lockout_threshold = 2;
+	grace_open(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0, T0 + 600);
+	assert_false(wrong_answer(w, "alice", T0 + 1));
+	assert_true(wrong_answer(w, "alice", T0 + 2));
+	err_init(&g);
+	assert_int_equal(tsms_state_status(w->st, "alice", T0 + 3, &status, g.err), TSMS_OK);
+	err_check(&g);
+	assert_true(status.exists);
+	assert_int_equal(status.failures, 2);
+	assert_int_equal(grace_list(w, "alice", T0 + 3, list), 1);
+	err_init(&g);
+	assert_int_equal(tsms_state_unlock(w->st, "alice", T0 + 4, &status, g.err), TSMS_OK);
+	err_check(&g);
+	assert_true(status.locked_until != 0);
+	/* unlocked, the grace applies again: unlock is not revoke-grace */
+	assert_int_equal(grace_left(w, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 5, NULL),
+	                 595);
+	assert_int_equal(grace_list(w, "alice", T0 + 5, list), 1);
+}
+
+/* Graces of graceScope fleet while Redis is down: a login keeps them in this
+ * host's files; an administrator gets the error, after this host's are ended. */
+static void test_grace_fleet_redis_down(void **state)
+{
+	struct world *w = world_of(state);
+	char host[] = "127.0.0.1", prefix[] = "pam_twilio_sms:", url[64];
+	struct tsms_redis redis = { .host = host, .key_prefix = prefix, .timeout_seconds = 2 };
+	struct log_lines lines = { 0 };
+	struct tsms_log log = { .fn = keep_line, .ctx = &lines };
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	char err[TSMS_STATE_ERR_MAX], buf[512];
+	struct tsms_state *st;
+	long long left = 0;
+	bool locked = true;
+	size_t n = 99;
+
+	redis.port = closed_port();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%u/0", redis.port);
+	redis.url = url;
+	w->cfg.redis = &redis;
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.grace_fleet = true;
+	st = tsms_state_open(&w->cfg, &log);
+	assert_int_equal(tsms_state_grace_open(st, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0,
+	                                       T0 + 600, err),
+	                 TSMS_OK);
+	assert_int_equal(lines.n, 1);
+	assert_contains(lines.last, "unavailable");
+	assert_int_equal(tsms_state_grace_find(st, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 1,
+	                                       &left, &locked, err),
+	                 TSMS_OK);
+	assert_int_equal(left, 599);
+	assert_false(locked);
+	assert_int_equal(lines.n, 1);
+	tsms_state_close(st);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_contains(buf, "\ng a 192.0.2.1 1700000600\n");
+	/* a new login finds it in the files too */
+	lines.n = 0;
+	st = tsms_state_open(&w->cfg, &log);
+	assert_int_equal(tsms_state_grace_find(st, "alice", TSMS_GRACE_ADDRESS, "192.0.2.1", T0 + 2,
+	                                       &left, &locked, err),
+	                 TSMS_OK);
+	assert_int_equal(left, 598);
+	assert_int_equal(lines.n, 1);
+	tsms_state_close(st);
+	/* the administrator: the truth, not the fallback; revoke ends this host's first */
+	st = tsms_state_open(&w->cfg, &log);
+	assert_int_equal(tsms_state_graces(st, "alice", T0 + 3, list, &n, err), TSMS_ERR_STATE);
+	assert_contains(err, "unavailable");
+	assert_int_equal(tsms_state_grace_revoke(st, "alice", T0 + 3, &n, err), TSMS_ERR_STATE);
+	assert_contains(err, "unavailable");
+	tsms_state_close(st);
+	assert_true(read_state(w->dir, "alice", buf, sizeof(buf)) > 0);
+	assert_not_contains(buf, "g a ");
+	w->cfg.redis = NULL;
+	w->cfg.grace_fleet = false;
+	assert_int_equal(grace_list(w, "alice", T0 + 3, list), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1694,6 +2264,18 @@ int main(void)
 		world_test(test_redis_down_falls_back_to_files),
 		world_test(test_redis_hang_up_raises_no_sigpipe),
 		world_test(test_file_size_limit_fails_closed),
+		world_test(test_grace_open_find),
+		world_test(test_grace_lockout_wins),
+		world_test(test_grace_take),
+		world_test(test_grace_revoke),
+		world_test(test_grace_at_most_12),
+		world_test(test_grace_expired_pruned),
+		world_test(test_grace_capped_by_config),
+		world_test(test_grace_lines_parse_back),
+		world_test(test_grace_corrupt_lines),
+		world_test(test_grace_ops_on_corrupt_file),
+		world_test(test_grace_kept_by_status_and_unlock),
+		world_test(test_grace_fleet_redis_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
