@@ -2224,6 +2224,135 @@ static void test_grace_fleet_redis_down(void **state)
 	assert_int_equal(grace_list(w, "alice", T0 + 3, list), 0);
 }
 
+/* A Redis that answers every command with the next of its replies, one
+ * connection each: what a hostile or broken server may say to gracelist. */
+struct canned {
+	int listen_fd;
+	const char *const *replies;
+	size_t n;
+};
+
+static void *canned_serve(void *arg)
+{
+	struct canned *c = arg;
+	char buf[4096];
+
+	for (size_t i = 0; i < c->n; i++) {
+		int fd = accept(c->listen_fd, NULL, NULL);
+
+		if (fd < 0)
+			break;
+		if (read(fd, buf, sizeof(buf)) > 0) /* EVALSHA: no password, DB 0 */
+			(void)!write(fd, c->replies[i], strlen(c->replies[i]));
+		close(fd);
+	}
+	return NULL;
+}
+
+static void test_grace_fleet_list_hostile_reply(void **state)
+{
+	/* a 72-character address, and 13 graces */
+#define A72 "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+#define ONE "$9\r\n192.0.2.1\r\n:1700000600\r\n"
+	static const char *const replies[] = {
+		/* what the script answers: accepted */
+		"*3\r\n:1700000000\r\n" ONE,
+		"*1\r\n:1700000000\r\n",
+		/* the rest refused */
+		"*2\r\n:1700000000\r\n$9\r\n192.0.2.1\r\n",
+		"*3\r\n:1700000000\r\n$11\r\n192.0.2.1\ng\r\n:1700000600\r\n",
+		"*3\r\n:1700000000\r\n$7\r\nFE80::1\r\n:1700000600\r\n",
+		"*3\r\n:1700000000\r\n$9\r\n1.2.3.4 x\r\n:1700000600\r\n",
+		"*3\r\n:1700000000\r\n$7\r\n../../x\r\n:1700000600\r\n",
+		"*3\r\n:1700000000\r\n$7\r\nfe80--1\r\n:1700000600\r\n",
+		"*3\r\n:1700000000\r\n$0\r\n\r\n:1700000600\r\n",
+		"*3\r\n:1700000000\r\n$72\r\n" A72 "\r\n:1700000600\r\n",
+		"*27\r\n:1700000000\r\n" ONE ONE ONE ONE ONE ONE ONE ONE ONE ONE ONE ONE ONE,
+		"*3\r\n:1700000000\r\n$9\r\n192.0.2.1\r\n:-1\r\n",
+		"*3\r\n:1700000000\r\n$9\r\n192.0.2.1\r\n:1099511627776\r\n",
+		"*3\r\n:1700000000\r\n:19202\r\n:1700000600\r\n",
+		"*3\r\n:1700000000\r\n$9\r\n192.0.2.1\r\n$10\r\n1700000600\r\n",
+		"*3\r\n$10\r\n1700000000\r\n" ONE,
+		"*3\r\n:-1700000000\r\n" ONE,
+		"*3\r\n:1700000000\r\n*1\r\n$9\r\n192.0.2.1\r\n:1700000600\r\n",
+		"*0\r\n",
+		"*-1\r\n",
+		"$-1\r\n",
+		":1\r\n",
+		"+OK\r\n",
+		"-ERR unknown operation\r\n",
+	};
+#undef A72
+#undef ONE
+	struct world *w = world_of(state);
+	char path[] = "/tmp/tsms-unit-redis-XXXXXX/redis.sock";
+	char prefix[] = "pam_twilio_sms:", url[128];
+	struct tsms_redis redis = { .socket_path = path,
+		                    .key_prefix = prefix,
+		                    .timeout_seconds = 2 };
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct tsms_grace list[2 * TSMS_GRACE_MAX];
+	size_t n_cases = sizeof(replies) / sizeof(replies[0]);
+	struct canned c = { .replies = replies, .n = n_cases };
+	char err[TSMS_STATE_ERR_MAX];
+	pthread_t server;
+	int accepted = 0;
+
+	path[strlen(path) - strlen("/redis.sock")] = '\0';
+	assert_non_null(mkdtemp(path));
+	strcat(path, "/redis.sock");
+	snprintf(url, sizeof(url), "unix://%s", path);
+	redis.url = url;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	c.listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(c.listen_fd >= 0);
+	assert_int_equal(bind(c.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(c.listen_fd, 4), 0);
+	assert_int_equal(pthread_create(&server, NULL, canned_serve, &c), 0);
+	w->cfg.redis = &redis;
+	w->cfg.grace_period_seconds = 600;
+	w->cfg.grace_fleet = true;
+	for (size_t i = 0; i < n_cases; i++) {
+		struct tsms_state *st = tsms_state_open(&w->cfg, NULL);
+		size_t n = 99;
+		enum tsms_err e;
+
+		memset(list, 0, sizeof(list));
+		e = tsms_state_graces(st, "alice", T0 + 5, list, &n, err);
+		tsms_state_close(st);
+		if (i == 0) {
+			/* until by the server's clock, shown by this host's */
+			assert_int_equal(e, TSMS_OK);
+			assert_int_equal(n, 1);
+			assert_int_equal(list[0].kind, TSMS_GRACE_ADDRESS);
+			assert_string_equal(list[0].key, "192.0.2.1");
+			assert_true(list[0].shared);
+			assert_true(list[0].until == T0 + 605);
+			continue;
+		}
+		if (i == 1) {
+			assert_int_equal(e, TSMS_OK);
+			assert_int_equal(n, 0);
+			continue;
+		}
+		if (e != TSMS_ERR_STATE || n != 0) {
+			char show[160];
+
+			print_error("gracelist reply \"%s\" was accepted (%d, %zu graces)\n",
+			            shown(replies[i], strlen(replies[i]), show), (int)e, n);
+			accepted++;
+		}
+	}
+	pthread_join(server, NULL);
+	close(c.listen_fd);
+	unlink(path);
+	path[strlen(path) - strlen("/redis.sock")] = '\0';
+	rmdir(path);
+	w->cfg.redis = NULL;
+	w->cfg.grace_fleet = false;
+	assert_int_equal(accepted, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2276,6 +2405,7 @@ int main(void)
 		world_test(test_grace_ops_on_corrupt_file),
 		world_test(test_grace_kept_by_status_and_unlock),
 		world_test(test_grace_fleet_redis_down),
+		world_test(test_grace_fleet_list_hostile_reply),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
