@@ -14,6 +14,7 @@ command prefix (e.g. valgrind).
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import pwd
@@ -1232,6 +1233,215 @@ def status_of_a_corrupt_state_file(h):
     write_state(h, "alice", 1, 1, 1, 1, 1)
     (h.dir / "state" / "alice").write_text("garbage\n")
     res = h.run("status", "alice", config=h.write_config())
+    expect(res, 1, err=("is corrupt; fix: remove it",))
+
+
+# ---- graces: status's lines and revoke-grace
+
+BOOT_ID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+PENDING = "00112233445566778899aabbccddeeff"
+
+
+def write_graces(h, name, *graces):
+    """A state file as the module writes it with graces: the record (nothing sent, no wrong
+    code), then one `g KIND KEY UNTIL` line per (kind, key, until)."""
+    path = write_state(h, name, 0, 0, 0, 0, 0)
+    with open(path, "a", encoding="ascii") as f:
+        f.write("".join(f"g {kind} {key} {until}\n" for kind, key, until in graces))
+    expect_private(path)
+    return path
+
+
+def grace_lines(out):
+    """status's grace lines: the first after "graces:", the rest indented under it."""
+    lines, inside = [], False
+    for line in out.splitlines():
+        if line.startswith("graces:"):
+            inside = True
+            lines.append(line[len("graces:"):].strip())
+        elif inside and line.startswith("               ") and line.strip():
+            lines.append(line.strip())
+        else:
+            inside = False
+    return lines
+
+
+def seconds_left(line):
+    m = re.search(r", (\d+) s left$", line)
+    check(m, f"no 'N s left' in {line!r}")
+    return int(m.group(1))
+
+
+@case
+def status_graces_none(h):
+    """With graces configured and none open, status says so; without them, nothing."""
+    now = int(time.time())
+    write_state(h, "alice", now - 100, 1, now - 100, 0, 0)
+    for over in ({"gracePeriodSeconds": 600}, {"sessionGraceSeconds": 300}):
+        res = h.run("status", "alice", config=h.write_config(h.config(**over)))
+        expect(res, 0, out=("user:          alice", "graces:        none\n"))
+        check(grace_lines(res.out) == ["none"], f"grace lines {grace_lines(res.out)!r}")
+    res = h.run("status", "alice", config=h.write_config())
+    expect(res, 0, out=("locked:        no",))
+    check("graces:" not in res.out, f"a graces line without graces configured: {res.out!r}")
+    # no state at all: still exit 1, with the graces line
+    res = h.run("status", "carol", config=h.write_config(h.config(gracePeriodSeconds=600)))
+    expect(res, 1, out=("carol has no state in", "graces:        none\n"))
+    check(not (h.dir / "state" / "carol").exists(), "status created carol's state file")
+
+
+@case
+def status_shows_open_graces(h):
+    now = int(time.time())
+    write_graces(h, "alice", ("a", "192.0.2.7", now + 300), ("s", f"4242:{BOOT_ID}", now + 200),
+                 ("p", PENDING, now + 100), ("a", "2001:db8::7", now + 250),
+                 ("a", "192.0.2.9", now - 5))  # ended: not shown
+    config = h.write_config(h.config(gracePeriodSeconds=600, sessionGraceSeconds=300))
+    res = h.run("status", "alice", config=config)
+    expect(res, 0, out=("user:          alice", "graces:        from address 192.0.2.7 on this "
+                        "host, "))
+    lines = grace_lines(res.out)
+    check(len(lines) == 4, f"want 4 grace lines, got {lines!r}")
+    want = {"from address 192.0.2.7 on this host": 300,
+            "in audit session 4242 on this host": 200,
+            "for the session of a login not opened yet": 100,
+            "from address 2001:db8::7 on this host": 250}
+    for line in lines:
+        head = line.rsplit(", ", 1)[0]
+        check(head in want, f"unexpected grace line {line!r}")
+        left = seconds_left(line)
+        check(want[head] - 3 <= left <= want[head], f"{line!r}: want about {want[head]} s left")
+    check("192.0.2.9" not in res.out, f"an ended grace is shown: {res.out!r}")
+    check(PENDING not in res.out and BOOT_ID not in res.out,
+          f"a digest or the boot id is shown: {res.out!r}")
+    # a window lowered in the config caps what is open
+    res = h.run("status", "alice", config=h.write_config(h.config(gracePeriodSeconds=60,
+                                                                  sessionGraceSeconds=300)))
+    expect(res, 0)
+    for line in grace_lines(res.out):
+        if line.startswith("from address"):
+            check(seconds_left(line) <= 60, f"not capped by gracePeriodSeconds 60: {line!r}")
+
+
+@case
+def status_shows_graces_of_a_locked_user(h):
+    """A lockout hides no grace from the administrator (the module gives none meanwhile)."""
+    now = int(time.time())
+    path = write_state(h, "alice", now - 100, 2, now - 50, 10, now + 300)
+    with open(path, "a", encoding="ascii") as f:
+        f.write(f"g a 192.0.2.7 {now + 300}\n")
+    res = h.run("status", "alice", config=h.write_config(h.config(gracePeriodSeconds=600)))
+    expect(res, 0, out=("locked:        until ", "graces:        from address 192.0.2.7 on this "
+                        "host, "))
+
+
+@case
+def revoke_grace_ends_them_all(h):
+    now = int(time.time())
+    path = write_state(h, "alice", now - 100, 3, now - 50, 2, 0)
+    with open(path, "a", encoding="ascii") as f:
+        f.write(f"g a 192.0.2.7 {now + 300}\ng s 4242:{BOOT_ID} {now + 200}\n"
+                f"g p {PENDING} {now + 100}\ng a 192.0.2.9 {now - 5}\n")
+    write_graces(h, "bob", ("a", "192.0.2.7", now + 300))
+    config = h.write_config(h.config(gracePeriodSeconds=600, sessionGraceSeconds=300))
+    res = h.run("revoke-grace", "alice", config=config)
+    expect(res, 0, out=("ended 3 graces of alice: their next login asks for a code\n",))
+    check(res.err == "", f"stderr {res.err!r}")
+    text = Path(path).read_text()
+    check("\ng " not in text, f"graces left in the state file: {text!r}")
+    check(text == f"v1 window_start={now - 100} sends=3 last_send={now - 50} failures=2 "
+          f"locked_until=0\n", f"the record changed: {text!r}")
+    expect_private(path)
+    res = h.run("revoke-grace", "alice", config=config)
+    expect(res, 1, out=("alice has no open grace: nothing to revoke\n",))
+    res = h.run("status", "alice", config=config)
+    expect(res, 0, out=("graces:        none\n", "sends:         3 of 5"))
+    # bob's are bob's
+    res = h.run("status", "bob", config=config)
+    expect(res, 0, out=("graces:        from address 192.0.2.7 on this host, ",))
+    res = h.run("revoke-grace", "bob", config=config)
+    expect(res, 0, out=("ended 1 grace of bob: their next login asks for a code\n",))
+
+
+@case
+def revoke_grace_without_state(h):
+    config = h.write_config(h.config(gracePeriodSeconds=600))
+    res = h.run("revoke-grace", "carol", config=config)
+    expect(res, 1, out=("carol has no open grace: nothing to revoke\n",))
+    check(not (h.dir / "state").exists(), "revoke-grace created stateDir")
+    now = int(time.time())
+    write_state(h, "dave", now - 10, 1, now - 10, 0, 0)
+    write_graces(h, "erin", ("a", "192.0.2.7", now - 1))  # ended
+    for user in ("carol", "dave", "erin"):
+        res = h.run("revoke-grace", user, config=config)
+        expect(res, 1, out=(f"{user} has no open grace: nothing to revoke\n",))
+    made = sorted(os.listdir(h.dir / "state"))
+    check(made == [".dave.lock", ".erin.lock", "dave", "erin"], f"revoke-grace created {made}")
+    # a config without graces has ended what an earlier one opened: nothing to revoke
+    path = write_graces(h, "frank", ("a", "192.0.2.7", now + 300))
+    res = h.run("revoke-grace", "frank", config=h.write_config())
+    expect(res, 1, out=("frank has no open grace: nothing to revoke\n",))
+    check("\ng " not in Path(path).read_text(), "the ended grace is still in the file")
+
+
+@case
+def revoke_grace_help_and_usage(h):
+    config = h.write_config(h.config(gracePeriodSeconds=600))
+    for flag in ("--help", "-h"):
+        res = h.run("revoke-grace", flag, config=h.dir / "missing.json")
+        expect(res, 0, out=("usage: twilio-sms-otp [--config PATH] revoke-grace USER",
+                            "graceScope"))
+        check(res.err == "", f"revoke-grace {flag}: stderr {res.err!r}")
+    res = h.run("--help")
+    expect(res, 0, out=("revoke-grace USER",))
+    for args in (["revoke-grace"], ["revoke-grace", "alice", "bob"], ["revoke-grace", "-x"],
+                 ["revoke-grace", ""], ["revoke-grace", "--bogus", "alice"]):
+        res = h.run(*args, config=config)
+        check(res.status == 2, f"{args!r}: want exit 2, got {res.brief()}")
+        check("usage: twilio-sms-otp" in res.err, f"{args!r}: no usage on stderr: {res.err!r}")
+    check(not (h.dir / "state").exists(), "a usage error created stateDir")
+    res = h.run("revoke-grace", "alice", config=h.dir / "missing.json")
+    expect(res, 1, err=("missing.json",))
+
+
+@case
+def revoke_grace_maps_names_like_the_module(h):
+    """A USER that is not a plain user name is never a path: the module's hashed name."""
+    now = int(time.time())
+    config = h.write_config(h.config(gracePeriodSeconds=600))
+    outside = h.dir / "outside"
+    write_file(outside, f"v1 window_start=1 sends=1 last_send=1 failures=0 locked_until=0\n"
+                        f"g a 192.0.2.7 {now + 300}\n")
+    for user in ("../outside", "a/b", "Alice", "..", "x" * 300, "alice\n", "*"):
+        res = h.run("revoke-grace", user, config=config)
+        expect(res, 1, out=("has no open grace: nothing to revoke",))
+    check("g a 192.0.2.7" in outside.read_text(), "a file outside stateDir was changed")
+    state = h.dir / "state"
+    made = sorted(os.listdir(state)) if state.exists() else []
+    check(made == [], f"files created in stateDir: {made}")
+    # the module's hashed name is the one revoked
+    write_graces(h, "=" + hashed_name("Alice"), ("a", "192.0.2.7", now + 300))
+    res = h.run("revoke-grace", "Alice", config=config)
+    expect(res, 0, out=("ended 1 grace of Alice: their next login asks for a code\n",))
+
+
+def hashed_name(user):
+    """tsms_state_file_name's digest of a name that is not a plain user name: 32 hex
+    digits of BLAKE2b-128 over a zero byte and the name (lib/otp.h tsms_digest_hex)."""
+    return hashlib.blake2b(b"\0" + user.encode(), digest_size=16).hexdigest()
+
+
+@case
+def revoke_grace_of_a_corrupt_state_file(h):
+    now = int(time.time())
+    path = write_state(h, "alice", 1, 1, 1, 1, 1)
+    Path(path).write_text(f"v1 window_start=0 sends=0 last_send=0 failures=0 locked_until=0\n"
+                          f"g x 192.0.2.7 {now + 300}\n")
+    config = h.write_config(h.config(gracePeriodSeconds=600))
+    res = h.run("revoke-grace", "alice", config=config)
+    expect(res, 1, err=("is corrupt; fix: remove it",))
+    check("ended" not in res.out, f"stdout {res.out!r}")
+    res = h.run("status", "alice", config=config)
     expect(res, 1, err=("is corrupt; fix: remove it",))
 
 
