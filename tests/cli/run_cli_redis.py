@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Tests of twilio-sms-otp status, unlock and check with the limits in Redis.
+"""Tests of twilio-sms-otp status, unlock, revoke-grace and check with the limits in Redis.
 
 A real redis-server (tests/harness/redis.py) and the Twilio sandbox; two hosts (two configs
 with their own stateDir on the same Redis) log in through real libpam (pamtester, as the
 end-to-end cases do), then the command reads and clears what they left: status shows the
 Redis key and the counts of both hosts, unlock lifts a lockout made over both and clears
 this host's fallback state file, a user without a key and a Redis that is down exit 1,
-check connects, authenticates, loads and runs the script, or says what failed. No output of
-any run may contain a Redis password or the auth token.
+status and revoke-grace show and end address graces in the fleet (graceScope fleet: one
+Redis key with a TTL) or on one host (graceScope host), check connects, authenticates,
+loads and runs the script, or says what failed. No output of any run may contain a Redis
+password or the auth token.
 
 Run as root:  python3 tests/cli/run_cli_redis.py [-k PATTERN] [-v]
 Installs redis-server and redis-tools when missing (no system redis-server is started).
@@ -57,8 +59,12 @@ class CliHarness(Harness):
         cfg = over.pop("redis", None) or self.redis.module_config()
         return host(self, "a", redis=cfg, **over), host(self, "b", redis=cfg, **over)
 
-    def login(self, hst, user, answers, result, **kw):
-        run = self.authenticate(hst.service, user, answers)
+    def login(self, hst, user, answers, result, rhost=None, **kw):
+        """pamtester's login of user on hst (with PAM_RHOST rhost when given)."""
+        client = None
+        if rhost is not None:
+            client = ["pamtester", "-I", f"rhost={rhost}", hst.service, user, "authenticate"]
+        run = self.authenticate(hst.service, user, answers, client=client)
         self.expect(run, result, **kw)
         for secret in SECRETS:
             check(not any(secret in line for line in run.raw_logs + [run.output]),
@@ -268,6 +274,88 @@ def redis_check_names_a_missing_command_of_the_acl(h):
         check(not s.all_keys(), f"check left {s.all_keys()}")
     finally:
         s.command("ACL", "DELUSER", "pam-030")
+
+
+# ---- graces: status and revoke-grace, per host and in the fleet
+
+GRACE_KEY = f"{KEY_PREFIX}grace:alice"
+
+
+def grace_line(p):
+    """status's first graces line, without its 'N s left'."""
+    for line in p.stdout.splitlines():
+        if line.startswith("graces:"):
+            return line
+    raise CaseFailure(f"no graces line: {p.stdout!r}")
+
+
+@case
+def redis_fleet_grace_status_and_revoke(h):
+    """graceScope fleet: a code on a opens the grace for b too; status on either shows it in
+    the fleet (redis), the key has a TTL of at most gracePeriodSeconds; revoke-grace on b
+    ends it for both (the key is gone) and the next login is asked again."""
+    a, b = h.hosts(gracePeriodSeconds=600, graceScope="fleet")
+    h.login(a, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+    run = h.login(b, "alice", [], "PAM_SUCCESS", rhost="192.0.2.7", sms=0, prompts=0)
+    check("method=grace-address" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    keys = h.redis.keys()
+    check(GRACE_KEY in keys and 590 <= keys[GRACE_KEY] <= 600,
+          f"the grace key and its TTL: {keys!r}")
+    fields = h.redis.command("HGETALL", GRACE_KEY)
+    check(len(fields) == 2 and fields[0] == "s1" and fields[1].startswith("192.0.2.7 "),
+          f"the grace key holds {fields!r}")
+    for hst in (a, b):
+        p = h.tool(hst.config, "status", "alice")
+        expect(p, 0, out=("graces:        from address 192.0.2.7 in the fleet (redis), ",))
+        check(grace_line(p).endswith(" s left"), f"{grace_line(p)!r}")
+        check("on this host" not in p.stdout, f"a host's grace shown: {p.stdout!r}")
+    check(not (a.state_dir / "alice").exists() or "\ng " not in (a.state_dir / "alice").read_text(),
+          "the fleet's grace was written to a's stateDir")
+    p = h.tool(b.config, "revoke-grace", "alice")
+    expect(p, 0, out=("ended 1 grace of alice: their next login asks for a code\n",))
+    check(GRACE_KEY not in h.redis.keys(), f"the grace key after revoke-grace: {h.redis.keys()!r}")
+    p = h.tool(a.config, "status", "alice")
+    expect(p, 0, out=("graces:        none\n",))
+    p = h.tool(a.config, "revoke-grace", "alice")
+    expect(p, 1, out=("alice has no open grace: nothing to revoke\n",))
+    h.login(a, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+
+
+@case
+def redis_host_grace_stays_on_the_host(h):
+    """graceScope host (the default) with redis: the grace is a's, in a's stateDir; b asks,
+    b's status shows none, and Redis holds no grace key."""
+    a, b = h.hosts(gracePeriodSeconds=600)
+    h.login(a, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+    h.login(b, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.8", sms=1)
+    check(GRACE_KEY not in h.redis.keys(), f"a grace key with graceScope host: {h.redis.keys()!r}")
+    p = h.tool(a.config, "status", "alice")
+    expect(p, 0, out=(key_line(h), "graces:        from address 192.0.2.7 on this host, "))
+    check("192.0.2.8" not in p.stdout, f"b's grace shown on a: {p.stdout!r}")
+    p = h.tool(b.config, "status", "alice")
+    expect(p, 0, out=("graces:        from address 192.0.2.8 on this host, ",))
+    p = h.tool(a.config, "revoke-grace", "alice")
+    expect(p, 0, out=("ended 1 grace of alice: their next login asks for a code\n",))
+    p = h.tool(b.config, "status", "alice")
+    expect(p, 0, out=("graces:        from address 192.0.2.8 on this host, ",))
+
+
+@case
+def redis_fleet_grace_with_redis_down(h):
+    """Redis down: status says the graces are unknown, revoke-grace ends this host's and
+    exits 1 naming Redis."""
+    a, _ = h.hosts(gracePeriodSeconds=600, graceScope="fleet")
+    h.login(a, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+    h.redis.halt()
+    try:
+        p = h.tool(a.config, "status", "alice")
+        check(p.returncode == 1, f"status exit {p.returncode}: {p.stdout!r} {p.stderr!r}")
+        check(f"graces:        unknown: redis {h.redis.url} unavailable" in p.stdout,
+              f"status with Redis down: {p.stdout!r}")
+        p = h.tool(a.config, "revoke-grace", "alice")
+        expect(p, 1, err=(f"twilio-sms-otp: redis {h.redis.url} unavailable: ",))
+    finally:
+        h.redis.restart()
 
 
 # --------------------------------------------------------------------------- main
