@@ -27,6 +27,13 @@
 #                                       wrong one against 20 and one at the Twilio-503 backup
 #                                       prompt, a fresh set (twilio-sms-otp backup-codes)
 #                                       before each; wall time, ratio, peak RSS (~1 minute)
+#   make bench BENCH_ARGS="--only grace --merge"
+#                                       graces: a login let in by an address grace
+#                                       (gracePeriodSeconds, pamtester -I rhost=192.0.2.7)
+#                                       against an SMS login, with the files, Redis with
+#                                       graceScope host and Redis with graceScope fleet
+#                                       (installs redis-server as the redis section does);
+#                                       wall time, ratio, client CPU (~15 s)
 #
 # Not part of `make test`: it measures, it does not pass or fail.
 

@@ -72,6 +72,16 @@ side by side in one run; every figure is a median over --runs runs (default 30) 
                   and (d) (Argon2id's 4 MiB, one check against twenty), the time the command
                   takes to make a set.
                   No target: it tells what a backup code costs.
+ 10. grace        a login let in by an address grace (gracePeriodSeconds: pamtester -I
+                  rhost=192.0.2.7 after one SMS login from that address, outside the timed
+                  runs) against an SMS login (from an address of its own each round, so that
+                  each is a first login, which opens a grace too), per backend: the files
+                  (stateDir on the normal disk; also the SMS login with graces off), Redis with
+                  graceScope host (the grace in the stateDir, the lockout read from Redis) and
+                  Redis with graceScope fleet (the grace in Redis); every kind once per round
+                  in a new random order. Full wall time, client CPU, each login's outcome line
+                  (method sms or grace-address), SMS and request checked.
+                  No target: it tells what a grace login costs against an SMS login.
 
 Prints a table; a full default run also writes tests/bench/results.md, results.json and
 results.svg (the plot docs/benchmarks.md embeds); --only SECTIONS --merge measures only those and
@@ -137,7 +147,7 @@ VERSION = (re.search(r"^VERSION\s*:?=\s*(\S+)", (REPO / "Makefile").read_text(),
            or ["", "0"])[1]
 USER_AGENT = f"pam_twilio_sms/{VERSION}"  # the module's (lib/http.c), so curl's request is the same
 SECTIONS = ("latency", "rss", "scale", "concurrency", "callgrind", "directory", "redis",
-            "peer", "backup")
+            "peer", "backup", "grace")
 LEVELS = (1, 8, 32, 128)
 SCALE_FILE = (10, 10_000, 100_000, 1_000_000)
 SCALE_INLINE = (10, 10_000, 100_000)
@@ -174,6 +184,18 @@ BACKUP_KINDS = (
 )
 # also run under /usr/bin/time for their peak RSS: one check's memory against twenty's
 BACKUP_RSS = ("sms", "first_of_10", "twentieth_of_20")
+GRACE_USER, GRACE_PHONE = "gracebench", "+15555550195"  # the grace logins
+GRACE_SMS_USER, GRACE_SMS_PHONE = "gracesms", "+15555550194"  # the SMS logins beside them
+GRACE_ADDRESS = "192.0.2.7"
+GRACE_SECONDS = 3600  # longer than any run: the grace never ends inside one
+# the grace section's sides: key, label, the config's keys beyond the base, and
+# whether a Redis is needed
+GRACE_SIDES = (
+    ("files", "files (stateDir on the normal disk)", {}, False),
+    ("redis_host", "Redis over TCP, graceScope host (the grace in stateDir)", {}, True),
+    ("redis_fleet", "Redis over TCP, graceScope fleet (the grace in Redis)",
+     {"graceScope": "fleet"}, True),
+)
 OUTCOME_RE = re.compile(r" method=(\S+) result=(PAM_[A-Z_]+) reason=(.*)$")
 BIND_CN, BIND_PASSWORD = "pam-reader", "bench-bind-" + secrets.token_hex(8)
 MIB = 1024 * 1024
@@ -1747,6 +1769,100 @@ def section_backup(b, runs, warmup):
     return out
 
 
+# ---- grace
+
+def section_grace(b, runs, warmup):
+    """Logins let in by an address grace against SMS logins, per backend (the files, Redis
+    with graceScope host, Redis with graceScope fleet), and the files' SMS login with graces
+    off: every kind once per round in a new random order. The grace user's grace is opened
+    by one SMS login from GRACE_ADDRESS on each side before the rounds; the SMS user logs
+    in from an address of its own each round (198.51.100.N), so that every SMS login is a
+    first one from its address and opens a grace, as it does with gracePeriodSeconds set."""
+    at_start = machine()
+    users = {GRACE_USER: GRACE_PHONE, GRACE_SMS_USER: GRACE_SMS_PHONE}
+    problem = None
+    if b.redis is None:
+        problem = b.start_redis()
+    sides = [side for side in GRACE_SIDES if not side[3] or problem is None]
+    svc = {}
+    for key, _, over, redis in sides:
+        extra = {"redis": b.redis.module_config()} if redis else {}
+        cfg = b.config(f"grace-{key}", users, state=b.conf / f"state-grace-{key}",
+                       gracePeriodSeconds=GRACE_SECONDS, **extra, **over)
+        svc[key] = b.module_service(f"grace-{key}", cfg)
+    svc["files_off"] = b.module_service("grace-off", b.config(
+        "grace-off", users, state=b.conf / "state-grace-off"))
+
+    def job_of(service, user, phone, rhost):
+        return Job("pam", ["pamtester", "-I", f"rhost={rhost}", service, user, "authenticate"],
+                   phone)
+
+    def login(service, user, phone, rhost, want_method):
+        """One login; returns the job and what went wrong (None: the outcome line's method
+        and result, the SMS and the request as expected)."""
+        job = job_of(service, user, phone, rhost)
+        mark = b.syslog.mark()
+        b.run([job])
+        outcomes = [m.groups() for l in b.syslog.collect(mark, timeout=5)
+                    if "pam_twilio_sms(" in l and (m := OUTCOME_RE.search(l.strip()))]
+        sms, status = (1, 201) if want_method == "sms" else (0, 0)
+        problems = []
+        if len(outcomes) != 1 or outcomes[0][:2] != (want_method, "PAM_SUCCESS"):
+            problems.append(f"outcome lines {outcomes!r}, want method={want_method} "
+                            f"result=PAM_SUCCESS")
+        if job.status != 0 or PAM_OK not in job.out:
+            problems.append(f"pamtester exit {job.status}")
+        if job.sms != sms or job.request_status != status:
+            problems.append(f"{job.sms} SMS, request status {job.request_status}, want "
+                            f"{sms} and {status}")
+        return job, "; ".join(problems) or None
+
+    # the grace each side's grace logins use, opened by a code
+    for key, *_ in sides:
+        _, bad = login(svc[key], GRACE_USER, GRACE_PHONE, GRACE_ADDRESS, "sms")
+        if bad:
+            raise BenchError(f"grace {key}: the SMS login that opens the grace: {bad}")
+    kinds = {"files_off_sms": (svc["files_off"], "sms")}
+    for key, *_ in sides:
+        kinds[f"{key}_sms"] = (svc[key], "sms")
+        kinds[f"{key}_grace"] = (svc[key], "grace-address")
+    series = {k: Series(k) for k in kinds}
+    failed = []
+    rng = random.Random(22)
+    for i in range(warmup + runs):
+        order = list(kinds)
+        rng.shuffle(order)
+        for k in order:
+            service, method = kinds[k]
+            if method == "sms":
+                job, problem_ = login(service, GRACE_SMS_USER, GRACE_SMS_PHONE,
+                                      f"198.51.100.{i % 254 + 1}", "sms")
+            else:
+                job, problem_ = login(service, GRACE_USER, GRACE_PHONE, GRACE_ADDRESS, method)
+            if i < warmup:
+                continue
+            series[k].add(job, None, ok=problem_ is None)
+            if problem_ and len(failed) < 3:
+                failed.append({"kind": k, "problem": problem_,
+                               "output": job.out.decode("utf-8", "replace")[-400:]})
+    out = {"sides": [[key, label] for key, label, *_ in sides], "kinds": {}}
+    for k in kinds:
+        out["kinds"][k] = series[k].summary()
+        x = out["kinds"][k]
+        say(f"  grace {k:<18}: wall {fmt(x['wall_ms'])} ms (p10-p90 {fmt(x['wall_p10_ms'])}-"
+            f"{fmt(x['wall_p90_ms'])}), client CPU {fmt(x['cpu_ms'])} ms, errors {x['errors']}")
+    if problem:
+        out["redis_skipped"] = problem
+    elif b.redis is not None:
+        out["redis_server"] = b.redis.info("server").get("redis_version")
+    out["config"] = {"gracePeriodSeconds": GRACE_SECONDS, "address": GRACE_ADDRESS}
+    out["failed"] = failed
+    out["runs"], out["warmup"] = runs, warmup
+    out["state_fs"] = fs_type(b.conf)
+    out["machine"] = {k: v for k, v in at_start.items() if k in ("date", "loadavg", "module")}
+    return out
+
+
 # ---- callgrind
 
 class Callgrind:
@@ -2121,6 +2237,7 @@ def report(res, args):
     L += report_redis(res)
     L += report_peer(res)
     L += report_backup(res)
+    L += report_grace(res)
     if res["targets"]:
         L += ["### Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
         for name, (value, ok) in res["targets"].items():
@@ -2491,6 +2608,58 @@ def report_backup(res):
     if made:
         L.append("- Making a set (`backup-codes USER --count N`, the whole command, median): "
                  + ", ".join(f"{n} codes {v:.1f} ms" for n, v in made.items()) + ".")
+    for x in d.get("failed", [])[:2]:
+        last = (x["output"].strip().splitlines() or [""])[-1]
+        L.append(f"- A failed login ({x['kind']}): {x['problem']}: `{last[:160]}`")
+    L.append("")
+    return L
+
+
+def report_grace(res):
+    """Section 10 of the report: a login let in by an address grace against an SMS login."""
+    d = res.get("grace")
+    if not d:
+        return []
+    if "skipped" in d:
+        return ["### 10. Graces", "", f"Skipped: {d['skipped']}.", ""]
+    m = d.get("machine", {})
+    k = d["kinds"]
+    L = ["### 10. Graces: a login let in by an address grace against an SMS login (ms)", "",
+         f"Measured {m.get('date', '-')}, {d['runs']} rounds after {d['warmup']} warm-up "
+         f"rounds (every kind once per round, in a new random order), medians; load average "
+         f"{m.get('loadavg', '-')} at the start; pam_twilio_sms.so sha256 "
+         f"{m.get('module', {}).get('sha256', '-')}…. gracePeriodSeconds "
+         f"{d['config']['gracePeriodSeconds']}; the grace logins are `pamtester -I "
+         f"rhost={d['config']['address']}` after one SMS login from that address (before the "
+         f"rounds); each SMS login comes from an address of its own, so it is a first login "
+         f"from it and opens a grace too. stateDir on {d.get('state_fs', '-')}"
+         + (f"; Redis {d['redis_server']} on loopback" if d.get("redis_server") else "")
+         + ". Full wall time: pamtester spawn → its exit after PAM_SUCCESS; each login's "
+         "outcome line (method=sms or method=grace-address), SMS and request checked.", "",
+         "| backend | SMS login | p10–p90 | grace login | p10–p90 | grace / SMS | grace − SMS "
+         "| client CPU SMS / grace | errors |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, label in d["sides"]:
+        a, g = k[f"{key}_sms"], k[f"{key}_grace"]
+        ok = a["n"] and g["n"]
+        L.append(f"| {label} | {fmt(a['wall_ms'])} | {fmt(a['wall_p10_ms'])}–"
+                 f"{fmt(a['wall_p90_ms'])} | {fmt(g['wall_ms'])} | {fmt(g['wall_p10_ms'])}–"
+                 f"{fmt(g['wall_p90_ms'])} | "
+                 + (f"{g['wall_ms'] / a['wall_ms']:.2f}" if ok else "-") + " | "
+                 + (f"{g['wall_ms'] - a['wall_ms']:+.1f}" if ok else "-")
+                 + f" | {fmt(a['cpu_ms'])} / {fmt(g['cpu_ms'])} | {a['errors'] + g['errors']} |")
+    off, on = k["files_off_sms"], k["files_sms"]
+    L.append(f"| files, graces off (SMS login only) | {fmt(off['wall_ms'])} | "
+             f"{fmt(off['wall_p10_ms'])}–{fmt(off['wall_p90_ms'])} | - | - | - | - | "
+             f"{fmt(off['cpu_ms'])} / - | {off['errors']} |")
+    L.append("")
+    if off["n"] and on["n"]:
+        L.append(f"- An SMS login with gracePeriodSeconds set (it opens a grace: one more write "
+                 f"of the user's state file) takes {on['wall_ms']:.1f} ms against "
+                 f"{off['wall_ms']:.1f} ms with graces off ({on['wall_ms'] - off['wall_ms']:+.1f} "
+                 f"ms, within the noise when smaller than the p10–p90 spread).")
+    if d.get("redis_skipped"):
+        L.append(f"- The Redis rows were skipped: {d['redis_skipped']}.")
     for x in d.get("failed", [])[:2]:
         last = (x["output"].strip().splitlines() or [""])[-1]
         L.append(f"- A failed login ({x['kind']}): {x['problem']}: `{last[:160]}`")
@@ -2898,6 +3067,10 @@ def main():
                 f"and 10th of 10, the 20th of 20, a wrong one, Twilio 503), a fresh set before "
                 f"each")
             res["backup"] = section_backup(b, args.runs, args.warmup)
+        if "grace" in args.sections:
+            say(f"grace: {args.runs} rounds of grace and SMS logins on the files, Redis "
+                f"(graceScope host) and Redis (graceScope fleet)")
+            res["grace"] = section_grace(b, args.runs, args.warmup)
         outcomes = [l for l in b.syslog.collect(0, timeout=5)
                     if "pam_twilio_sms(" in l and "result=" in l]
         res["logged_outcomes"] = collections.Counter(
@@ -2920,12 +3093,12 @@ def main():
         seconds = res["seconds"]
         skipped = [n for n in args.sections if (res.get(n) or {}).get("skipped")]
         if skipped:
-            print("\n".join(report_peer(res) + report_backup(res)))
+            print("\n".join(report_peer(res) + report_backup(res) + report_grace(res)))
             print(f"bench: {', '.join(skipped)} skipped: nothing merged", file=sys.stderr)
             return 1
         res = merge_results(res, args)
         text = report(res, args)
-        alone = {"peer": report_peer, "backup": report_backup}.get(
+        alone = {"peer": report_peer, "backup": report_backup, "grace": report_grace}.get(
             args.sections[0] if len(args.sections) == 1 else None)
         print("\n".join(alone(res)) if alone else text)
         print(f"merged {', '.join(args.sections)} ({seconds} s) into "
