@@ -22,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
@@ -341,11 +342,30 @@ def redis_host_grace_stays_on_the_host(h):
 
 
 @case
-def redis_fleet_grace_with_redis_down(h):
-    """Redis down: status says the graces are unknown, revoke-grace ends this host's and
-    exits 1 naming Redis."""
-    a, _ = h.hosts(gracePeriodSeconds=600, graceScope="fleet")
+def redis_fleet_grace_outlives_the_user_key(h):
+    """The grace key lives gracePeriodSeconds, the user's key only as long as its limits:
+    with the user's key gone, status says there is no state but shows the grace, exit 0."""
+    a, b = h.hosts(gracePeriodSeconds=600, graceScope="fleet", sendWindowSeconds=1,
+                   resendCooldownSeconds=0)
     h.login(a, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+    deadline = time.monotonic() + 5
+    while KEY_PREFIX + "user:alice" in h.redis.keys() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(KEY_PREFIX + "user:alice" not in h.redis.keys(), "the user's key did not expire")
+    p = h.tool(b.config, "status", "alice")
+    expect(p, 0, out=(f"alice has no state in redis {h.redis.url}",
+                      "graces:        from address 192.0.2.7 in the fleet (redis), "))
+    h.login(b, "alice", [], "PAM_SUCCESS", rhost="192.0.2.7", sms=0, prompts=0)
+
+
+@case
+def redis_fleet_grace_with_redis_down(h):
+    """Redis down: status says the graces are unknown, revoke-grace exits 1 naming Redis;
+    with graceScope host the graces are the host's, and revoke-grace ends them."""
+    a, _ = h.hosts(gracePeriodSeconds=600, graceScope="fleet")
+    c = host(h, "c", redis=h.redis.module_config(), gracePeriodSeconds=600)
+    h.login(a, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+    h.login(c, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
     h.redis.halt()
     try:
         p = h.tool(a.config, "status", "alice")
@@ -354,6 +374,8 @@ def redis_fleet_grace_with_redis_down(h):
               f"status with Redis down: {p.stdout!r}")
         p = h.tool(a.config, "revoke-grace", "alice")
         expect(p, 1, err=(f"twilio-sms-otp: redis {h.redis.url} unavailable: ",))
+        p = h.tool(c.config, "revoke-grace", "alice")
+        expect(p, 0, out=("ended 1 grace of alice: their next login asks for a code\n",))
     finally:
         h.redis.restart()
 
