@@ -514,7 +514,7 @@ static void test_session_opened_refuses(void **state)
 	snprintf(wrong, sizeof(wrong), "%s", nonce);
 	wrong[0] = wrong[0] == '0' ? '1' : '0';
 	w->lines.n = 0;
-	tsms_grace_session_opened(&w->cfg, w->st, "alice", wrong, &w->log);
+	assert_false(tsms_grace_session_opened(&w->cfg, w->st, "alice", wrong, &w->log));
 	assert_int_equal(w->lines.n, 1);
 	assert_int_equal(w->lines.priority, LOG_WARNING);
 	assert_contains(w->lines.last, "no session grace for alice: ");
@@ -522,12 +522,13 @@ static void test_session_opened_refuses(void **state)
 	assert_not_contains(w->lines.last, nonce);
 	assert_not_contains(w->lines.last, wrong);
 	/* alice's nonce for bob */
-	tsms_grace_session_opened(&w->cfg, w->st, "bob", nonce, &w->log);
+	assert_false(tsms_grace_session_opened(&w->cfg, w->st, "bob", nonce, &w->log));
 	assert_contains(w->lines.last, "no session grace for bob: ");
 	assert_contains(w->lines.last, "names no code of theirs");
 	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
 		w->lines.n = 0;
-		tsms_grace_session_opened(&w->cfg, w->st, "alice", malformed[i], &w->log);
+		assert_false(
+			tsms_grace_session_opened(&w->cfg, w->st, "alice", malformed[i], &w->log));
 		assert_int_equal(w->lines.n, 1);
 		assert_contains(w->lines.last, "PAM_TWILIO_SMS_SESSION is malformed");
 	}
@@ -537,7 +538,7 @@ static void test_session_opened_refuses(void **state)
 	assert_int_equal(graces_of(w, "bob", g), 0);
 	/* the session line's config without session graces */
 	w->cfg.session_grace_seconds = 0;
-	tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log);
+	assert_false(tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log));
 	assert_contains(w->lines.last, "sessionGraceSeconds is 0");
 	/* and in a config without them, the pending one has ended */
 	assert_int_equal(graces_of(w, "alice", g), 0);
@@ -545,13 +546,13 @@ static void test_session_opened_refuses(void **state)
 	w->cfg.session_grace_seconds = 300;
 	after(w, "alice", "", &code, nonce);
 	assert_int_equal(graces_of(w, "alice", g), 1);
-	tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log);
+	assert_false(tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log));
 	assert_int_equal(w->lines.priority, LOG_WARNING);
 	assert_contains(w->lines.last, "the process has no audit session");
 	assert_contains(w->lines.last, "after pam_loginuid.so");
 	assert_int_equal(graces_of(w, "alice", g), 0);
 	/* used once */
-	tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log);
+	assert_false(tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log));
 	assert_contains(w->lines.last, "names no code of theirs");
 }
 
@@ -699,7 +700,7 @@ static void session_flow_child(struct world *w)
 		_exit(CHILD_SKIP);
 	child_check(tsms_grace_session(key, &id));
 	w->lines.n = 0;
-	tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log);
+	child_check(tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log));
 	child_check(w->lines.n == 1);
 	child_check(w->lines.priority == LOG_INFO);
 	child_check(strstr(w->lines.last, "session grace for alice: audit session ") != NULL);
@@ -735,7 +736,7 @@ static void session_flow_child(struct world *w)
 	memset(&o, 0, sizeof(o));
 	child_check(!tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, "192.0.2.9", &o));
 	/* the nonce works once */
-	tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log);
+	child_check(!tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log));
 	child_check(strstr(w->lines.last, "names no code of theirs") != NULL);
 	/* a process inside the session makes no nonce */
 	tsms_grace_after(&w->cfg, w->st, "alice", "192.0.2.1", &code, &w->log, nonce);
@@ -745,11 +746,63 @@ static void session_flow_child(struct world *w)
 	memset(&o, 0, sizeof(o));
 	child_check(!tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, NULL, &o));
 	w->cfg.session_grace_seconds = 300;
-	/* a new session (another login of root's): not the one opened after the code */
+	/* the session's end, with session graces off in the line's config: nothing ended */
+	w->cfg.session_grace_seconds = 0;
+	tsms_grace_session_closed(&w->cfg, w->st, "alice", &w->log);
+	w->cfg.session_grace_seconds = 300;
+	memset(&o, 0, sizeof(o));
+	child_check(tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, NULL, &o));
+	/* another user's session end ends nothing of alice's */
+	tsms_grace_session_closed(&w->cfg, w->st, "bob", &w->log);
+	memset(&o, 0, sizeof(o));
+	child_check(tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, NULL, &o));
+	/* a new session (another login of root's): not the one opened after the code, and
+	 * its end leaves that one open */
 	if (set_loginuid()) {
 		memset(&o, 0, sizeof(o));
 		child_check(!tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, NULL, &o));
+		tsms_grace_session_closed(&w->cfg, w->st, "alice", &w->log);
+		child_check(tsms_state_graces(w->st, "alice", time(NULL), g, &n, w->lines.last) ==
+		            TSMS_OK);
+		child_check(n == 2);
 	}
+}
+
+/* The session's end (pam_close_session in the same handle) ends its grace, so that
+ * what the user left running after logout cannot use it; the address grace stays. */
+static void session_close_child(struct world *w)
+{
+	struct tsms_grace g[2 * TSMS_GRACE_MAX];
+	struct tsms_outcome code = by("sms", 0), o;
+	char nonce[TSMS_GRACE_NONCE_MAX];
+	size_t n;
+
+	if (in_session())
+		_exit(CHILD_SKIP);
+	tsms_grace_after(&w->cfg, w->st, "alice", "192.0.2.1", &code, &w->log, nonce);
+	child_check(strlen(nonce) == 32);
+	if (!set_loginuid())
+		_exit(CHILD_SKIP);
+	child_check(tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log));
+	memset(&o, 0, sizeof(o));
+	child_check(tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, NULL, &o));
+	tsms_grace_session_closed(&w->cfg, w->st, "alice", &w->log);
+	memset(&o, 0, sizeof(o));
+	child_check(!tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, NULL, &o));
+	child_check(tsms_state_graces(w->st, "alice", time(NULL), g, &n, w->lines.last) == TSMS_OK);
+	child_check(n == 1 && g[0].kind == TSMS_GRACE_ADDRESS);
+	/* a second end finds nothing to end */
+	tsms_grace_session_closed(&w->cfg, w->st, "alice", &w->log);
+	memset(&o, 0, sizeof(o));
+	child_check(tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, "192.0.2.1", &o));
+}
+
+static void test_session_grace_closed(void **state)
+{
+	struct world *w = world_of(state);
+
+	w->cfg.session_grace_seconds = 300;
+	in_child(w, session_close_child);
 }
 
 static void test_session_grace_flow(void **state)
@@ -774,7 +827,7 @@ static void session_locked_child(struct world *w)
 	child_check(strlen(nonce) == 32);
 	if (!set_loginuid())
 		_exit(CHILD_SKIP);
-	tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log);
+	child_check(tsms_grace_session_opened(&w->cfg, w->st, "alice", nonce, &w->log));
 	memset(&o, 0, sizeof(o));
 	child_check(tsms_grace_applies(&w->cfg, w->st, "alice", PHONE, NULL, &o));
 	for (unsigned i = 0; i < w->cfg.lockout_threshold; i++)
@@ -812,6 +865,7 @@ int main(void)
 		world_test(test_session_key),
 		world_test(test_session_grace_flow),
 		world_test(test_session_grace_locked_out),
+		world_test(test_session_grace_closed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
