@@ -359,6 +359,25 @@ def redis_fleet_grace_outlives_the_user_key(h):
 
 
 @case
+def redis_fleet_grace_revoked_despite_a_corrupt_host_file(h):
+    """FAILS until lib/state.c changes (host_then_fleet returns at the host's error, and
+    twilio-sms-otp(8) says so): a corrupt state file of alice's on host a must not keep the
+    fleet's grace open on every other host: revoke-grace on a reports the file (exit 1) and
+    still ends the grace in Redis, as unlock clears the host's file while Redis is down."""
+    a, b = h.hosts(gracePeriodSeconds=600, graceScope="fleet")
+    h.login(b, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+    check(GRACE_KEY in h.redis.keys(), f"no grace key: {h.redis.keys()!r}")
+    a.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (a.state_dir / "alice").write_text("garbage\n")
+    os.chmod(a.state_dir / "alice", 0o600)
+    p = h.tool(a.config, "revoke-grace", "alice")
+    expect(p, 1, err=("is corrupt; fix: remove it",))
+    check(GRACE_KEY not in h.redis.keys(),
+          f"the fleet's grace is still open after revoke-grace: {h.redis.keys()!r}")
+    h.login(b, "alice", [right()], "PAM_SUCCESS", rhost="192.0.2.7", sms=1)
+
+
+@case
 def redis_fleet_grace_with_redis_down(h):
     """Redis down: status says the graces are unknown, revoke-grace exits 1 naming Redis;
     with graceScope host the graces are the host's, and revoke-grace ends them."""
