@@ -208,8 +208,8 @@ int cmd_revoke_grace(const char *config_path, int argc, char **argv)
 	if (tsms_state_grace_revoke(state, user, time(NULL), &n, err) != TSMS_OK) {
 		fprintf(stderr, "twilio-sms-otp: %s\n", err);
 		if (n > 0)
-			printf("ended %zu grace%s of %s on this host only\n", n, n == 1 ? "" : "s",
-			       user);
+			printf("ended %zu grace%s of %s where the store could be used\n", n,
+			       n == 1 ? "" : "s", user);
 		rc = 1;
 	} else if (n == 0) {
 		printf("%s has no open grace: nothing to revoke\n", user);

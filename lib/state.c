@@ -242,6 +242,11 @@ enum tsms_err tsms_state_grace_open(struct tsms_state *st, const char *user, cha
 	struct tsms_state_answer a = { .grace = &g };
 
 	grace_of(&g, kind, key, until);
+	if (key[0] == '\0' || strlen(key) >= TSMS_GRACE_KEY_MAX ||
+	    strspn(key, "0123456789abcdef.:-") != strlen(key)) {
+		tsms_format_clean(err, TSMS_STATE_ERR_MAX, "a grace key must be [0-9a-f.:-]");
+		return TSMS_ERR_STATE;
+	}
 	return apply_grace(st, user, now, TSMS_OP_GRACE_OPEN, &a, err);
 }
 
@@ -259,15 +264,17 @@ enum tsms_err tsms_state_grace_take(struct tsms_state *st, const char *user, cha
 	return e;
 }
 
-/* LIST or REVOKE (an administrator's): this host's graces first, so that an
- * unreachable Redis cannot keep them open, then the fleet's (graceScope
- * fleet; no fallback). out receives the listed graces; *n counts them. */
+/* LIST or REVOKE (an administrator's): this host's graces, then the fleet's
+ * (graceScope fleet; no fallback), each whatever the other answered, so that
+ * neither an unreachable Redis nor a broken file keeps the other's open. out
+ * receives the listed graces; *n counts those done. */
 static enum tsms_err host_then_fleet(struct tsms_state *st, const char *user, time_t now,
                                      enum tsms_state_op op, struct tsms_grace *out, size_t *n,
                                      char err[TSMS_STATE_ERR_MAX])
 {
 	struct tsms_state_answer a = { .graces = out };
-	enum tsms_err e;
+	char fleet_err[TSMS_STATE_ERR_MAX];
+	enum tsms_err e, fleet_e;
 
 	*n = 0;
 	err[0] = '\0';
@@ -276,16 +283,17 @@ static enum tsms_err host_then_fleet(struct tsms_state *st, const char *user, ti
 		return TSMS_ERR_STATE;
 	}
 	e = tsms_state_files.apply(NULL, st->cfg, user, now, op, &a, err);
-	if (e != TSMS_OK)
-		return e;
-	*n = a.n;
+	*n = e == TSMS_OK ? a.n : 0;
 	if (!grace_shared(st, TSMS_GRACE_ADDRESS))
-		return TSMS_OK;
+		return e;
+	/* the first problem is the one returned */
 	a = (struct tsms_state_answer){ .graces = out != NULL ? out + *n : NULL };
-	e = apply(st, user, now, op, false, &a, err);
-	if (e == TSMS_OK)
+	fleet_e = apply(st, user, now, op, false, &a, fleet_err);
+	if (fleet_e == TSMS_OK)
 		*n += a.n;
-	return e;
+	else if (e == TSMS_OK)
+		memcpy(err, fleet_err, TSMS_STATE_ERR_MAX);
+	return e != TSMS_OK ? e : fleet_e;
 }
 
 enum tsms_err tsms_state_graces(struct tsms_state *st, const char *user, time_t now,

@@ -214,7 +214,9 @@ static enum tsms_err slot_write(const struct slot *slot, const struct tsms_state
 	               "failures=%u locked_until=%lld\n",
 	               rec->window_start, rec->sends, rec->last_send, rec->failures,
 	               rec->locked_until);
-	for (size_t i = 0; i < rec->n_graces && i < TSMS_GRACE_MAX && len < STATE_FILE_MAX / 2; i++)
+	/* 12 lines of at most 4 + 71 + 1 + 13 + 1 bytes: always room */
+	for (size_t i = 0; i < rec->n_graces && i < TSMS_GRACE_MAX && len < STATE_FILE_MAX - 100;
+	     i++)
 		len += snprintf(buf + len, sizeof(buf) - (size_t)len, "g %c %s %lld\n",
 		                rec->graces[i].kind, rec->graces[i].key, rec->graces[i].until);
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", slot->name); /* one writer: we hold the lock */
