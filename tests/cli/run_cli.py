@@ -35,7 +35,7 @@ from harness.cli import (RUN_LIMIT, TEMPLATES, CommandHarness, expect,  # noqa: 
                          expect_private, prerequisite_problem)
 from harness.core import REPO, CaseFailure, case, check, main  # noqa: E402
 from harness.sandbox import AUTH_TOKEN, MESSAGING_SID, extract_code  # noqa: E402
-from harness.system import kill_and_reap, write_file  # noqa: E402
+from harness.system import in_mount_namespace, kill_and_reap, write_file  # noqa: E402
 
 SUITE_LIMIT = 600    # seconds for the whole suite (SIGALRM)
 PROMPT_RE = re.compile(r"(Wrong code\. )?Code sent to \*{6}(\d{4}): ")
@@ -1443,6 +1443,65 @@ def revoke_grace_of_a_corrupt_state_file(h):
     check("ended" not in res.out, f"stdout {res.out!r}")
     res = h.run("status", "alice", config=config)
     expect(res, 1, err=("is corrupt; fix: remove it",))
+
+
+# ---- check: the session hook of sessionGraceSeconds
+
+SSHD_STACK = """# as Debian's /etc/pam.d/sshd
+@include common-auth
+account    required     pam_nologin.so
+session [success=ok ignore=ignore module_unknown=ignore default=bad]        pam_selinux.so close
+session    required     pam_loginuid.so
+{after}session    optional     pam_keyinit.so force revoke
+@include common-session
+session    required     pam_env.so user_readenv=1 envfile=/etc/default/locale
+"""
+NO_HOOK_LOGIN = "# a login service without the hook\nsession required pam_loginuid.so\n"
+
+
+def check_with_pam_d(h, config, sshd_text, common_session=None):
+    """check --offline in a mount namespace whose /etc/pam.d/sshd holds sshd_text and whose
+    /etc/pam.d/login has no hook (and /etc/pam.d/common-session common_session, when given)."""
+    binds = [(write_file(h.dir / "pam.d-sshd", sshd_text, 0o644), "/etc/pam.d/sshd"),
+             (write_file(h.dir / "pam.d-login", NO_HOOK_LOGIN, 0o644), "/etc/pam.d/login")]
+    if common_session is not None:
+        binds.append((write_file(h.dir / "pam.d-common-session", common_session, 0o644),
+                      "/etc/pam.d/common-session"))
+    for _, target in binds:
+        check(Path(target).exists(), f"{target} missing on this machine (Debian's PAM)")
+    res = h.started(["check", "--offline"], config)
+    res.cmd = in_mount_namespace(res.cmd, binds)
+    proc = subprocess.run(res.cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=RUN_LIMIT, start_new_session=True)
+    return h.finished(res, proc.returncode, proc.stdout, proc.stderr)
+
+
+@case
+def check_session_hook(h):
+    """With sessionGraceSeconds, check finds the session hook after pam_loginuid.so in
+    /etc/pam.d/sshd (directly or through an @include), reading this config; a hook before
+    pam_loginuid.so, one reading another config, or none at all is a problem with its fix.
+    Without sessionGraceSeconds the PAM files are not looked at."""
+    h.write_users("dave +15555550100\n")
+    config = h.write_config(h.config(sessionGraceSeconds=900))
+    hook = f"session optional {REPO / 'pam_twilio_sms.so'} config={config}\n"
+    res = check_with_pam_d(h, config, SSHD_STACK.format(after=hook))
+    expect(res, 0, out=("session hook: /etc/pam.d/sshd, after pam_loginuid.so\n", "OK"))
+    res = check_with_pam_d(h, config, SSHD_STACK.format(after=""),
+                           common_session="session required pam_unix.so\n" + hook)
+    expect(res, 0, out=("session hook: /etc/pam.d/sshd, after pam_loginuid.so\n",))
+    for text, needle in (
+            (hook + SSHD_STACK.format(after=""), "comes before pam_loginuid.so"),
+            (SSHD_STACK.format(after=hook.replace(str(config), "/etc/other.json")),
+             "reads /etc/other.json, not this config"),
+            (SSHD_STACK.format(after=""), "neither /etc/pam.d/sshd nor /etc/pam.d/login has "
+                                          "the session hook")):
+        res = check_with_pam_d(h, config, text, common_session="session required pam_unix.so\n")
+        expect(res, 1, out=(needle, "fix:"))
+    res = check_with_pam_d(h, h.write_config(name="plain.json"), SSHD_STACK.format(after=""))
+    expect(res, 0, out=("OK",))
+    check("session hook" not in res.out and "sessionGraceSeconds" not in res.out,
+          f"check looked for the hook without sessionGraceSeconds: {res.out!r}")
 
 
 # --------------------------------------------------------------------------- main
