@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "otp.h"
 #include "phone.h"
 
@@ -18,6 +19,8 @@ const char TSMS_METHOD_GRACE_SESSION[] = "grace-session";
 
 #define SESSION_UNSET 4294967295U /* (unsigned)-1: the kernel's AUDIT_SID_UNSET */
 #define NONCE_BYTES 16
+/* How long a nonce waits for its session: sshd opens it at once after the code. */
+#define PENDING_SECONDS 120
 
 bool tsms_grace_address(const char *rhost, char out[TSMS_GRACE_KEY_MAX])
 {
@@ -76,6 +79,42 @@ bool tsms_grace_session(char out[TSMS_GRACE_KEY_MAX], unsigned *id)
 	return true;
 }
 
+/* 12 hex digits naming process pid as it runs now: its pid and its start time
+ * (/proc/PID/stat's 22nd field), so that a pid used again later is another
+ * name. False when it cannot be read. */
+static bool process_name(pid_t pid, char out[13])
+{
+	char path[40], buf[1024], id[48], hex[TSMS_DIGEST_HEX];
+	const char *p;
+	unsigned long long start;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	do
+		n = read(fd, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command's name may hold anything but its end */
+	if (p == NULL)
+		return false;
+	for (field = 2; field < 21 && p != NULL; field++) /* ")" ends field 2 */
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p + 1, "%llu", &start) != 1)
+		return false;
+	snprintf(id, sizeof(id), "%ld:%llu", (long)pid, start);
+	tsms_digest_hex(NULL, id, hex);
+	memcpy(out, hex, 12);
+	out[12] = '\0';
+	return true;
+}
+
 /* True when this process is in no audit session: a login process (sshd, login)
  * started by the system, not a program run inside someone's session. */
 static bool outside_sessions(void)
@@ -130,6 +169,7 @@ void tsms_grace_after(const struct tsms_config *cfg, struct tsms_state *st, cons
 	bool by_code = outcome->method != NULL && (strcmp(outcome->method, "sms") == 0 ||
 	                                           strcmp(outcome->method, "backup-code") == 0);
 	char key[TSMS_GRACE_KEY_MAX], err[TSMS_STATE_ERR_MAX], digest[TSMS_DIGEST_HEX];
+	char who[TSMS_CALLER_WHO_MAX], self[13], parent[13];
 	time_t now = time(NULL);
 	long long until;
 
@@ -140,7 +180,10 @@ void tsms_grace_after(const struct tsms_config *cfg, struct tsms_state *st, cons
 	    tsms_state_grace_open(st, user, TSMS_GRACE_ADDRESS, key, now,
 	                          now + cfg->grace_period_seconds, err) != TSMS_OK)
 		tsms_log(log, LOG_WARNING, "no grace by address for %s: %s", user, err);
-	if (cfg->session_grace_seconds == 0 || !outside_sessions())
+	/* a login process the caller cannot signal (sshd, login), in no session yet:
+	 * su and sudo hand PAM's environment to the command they run */
+	if (cfg->session_grace_seconds == 0 || !outside_sessions() || tsms_caller_can_signal(who) ||
+	    !process_name(getpid(), self) || !process_name(getppid(), parent))
 		return;
 	until = now + cfg->session_grace_seconds;
 	if (!by_code && outcome->grace_until < until)
@@ -149,21 +192,69 @@ void tsms_grace_after(const struct tsms_config *cfg, struct tsms_state *st, cons
 		nonce[0] = '\0';
 		return;
 	}
+	/* redeemed only by this process or its parent (sshd's monitor) */
 	tsms_digest_hex(NULL, nonce, digest);
-	if (tsms_state_grace_open(st, user, TSMS_GRACE_PENDING, digest, now, until, err) !=
-	    TSMS_OK) {
+	snprintf(key, sizeof(key), "%.24s-%s-%s-%llx", digest, self, parent,
+	         (unsigned long long)until);
+	if (tsms_state_grace_open(st, user, TSMS_GRACE_PENDING, key, now,
+	                          until < now + PENDING_SECONDS ? until : now + PENDING_SECONDS,
+	                          err) != TSMS_OK) {
 		tsms_log(log, LOG_WARNING, "no session grace for %s: %s", user, err);
 		tsms_wipe(nonce, TSMS_GRACE_NONCE_MAX);
 		nonce[0] = '\0';
 	}
 }
 
+/* Takes user's pending grace of nonce, when this process may redeem it: *until
+ * the session grace's end, 0 when there is none; *elsewhere when it was made for
+ * another process (a nonce handed on). */
+static enum tsms_err take_pending(struct tsms_state *st, const char *user, const char *nonce,
+                                  time_t now, long long *until, bool *elsewhere,
+                                  char err[TSMS_STATE_ERR_MAX])
+{
+	struct tsms_grace graces[2 * TSMS_GRACE_MAX];
+	char digest[TSMS_DIGEST_HEX], prefix[26], self[13];
+	unsigned long long session_until;
+	long long pending_until = 0;
+	enum tsms_err e;
+	size_t n;
+
+	*until = 0;
+	*elsewhere = false;
+	tsms_digest_hex(NULL, nonce, digest);
+	snprintf(prefix, sizeof(prefix), "%.24s-", digest);
+	e = tsms_state_graces(st, user, now, graces, &n, err);
+	if (e != TSMS_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		const struct tsms_grace *g = &graces[i];
+		const char *ids = g->key + strlen(prefix);
+
+		if (g->kind != TSMS_GRACE_PENDING || strncmp(g->key, prefix, strlen(prefix)) != 0)
+			continue;
+		e = tsms_state_grace_take(st, user, TSMS_GRACE_PENDING, g->key, now, &pending_until,
+		                          err); /* used once, whoever asks */
+		if (e != TSMS_OK || pending_until == 0)
+			return e;
+		if (!process_name(getpid(), self) || strlen(ids) < 27 ||
+		    (strncmp(ids, self, 12) != 0 && strncmp(ids + 13, self, 12) != 0)) {
+			*elsewhere = true;
+			return TSMS_OK;
+		}
+		if (sscanf(ids + 25, "-%llx", &session_until) == 1)
+			*until = (long long)session_until;
+		return TSMS_OK;
+	}
+	return TSMS_OK;
+}
+
 bool tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state *st,
                                const char *user, const char *nonce, const struct tsms_log *log)
 {
-	char key[TSMS_GRACE_KEY_MAX], err[TSMS_STATE_ERR_MAX], digest[TSMS_DIGEST_HEX];
+	char key[TSMS_GRACE_KEY_MAX], err[TSMS_STATE_ERR_MAX];
 	time_t now = time(NULL);
 	long long until = 0;
+	bool elsewhere;
 	unsigned id;
 
 	if (cfg->session_grace_seconds == 0) {
@@ -179,12 +270,19 @@ bool tsms_grace_session_opened(const struct tsms_config *cfg, struct tsms_state 
 		         TSMS_GRACE_ENV);
 		return false;
 	}
-	tsms_digest_hex(NULL, nonce, digest);
-	if (tsms_state_grace_take(st, user, TSMS_GRACE_PENDING, digest, now, &until, err) !=
-	    TSMS_OK) {
+	if (take_pending(st, user, nonce, now, &until, &elsewhere, err) != TSMS_OK) {
 		tsms_log(log, LOG_ERR, "no session grace for %s: %s", user, err);
 		return false;
 	}
+	if (elsewhere) {
+		tsms_log(log, LOG_WARNING,
+		         "no session grace for %s: %s was made for another process than this "
+		         "login's (handed on through an environment)",
+		         user, TSMS_GRACE_ENV);
+		return false;
+	}
+	if (until > now + cfg->session_grace_seconds)
+		until = now + cfg->session_grace_seconds;
 	if (until <= now) {
 		tsms_log(log, LOG_WARNING,
 		         "no session grace for %s: %s names no code of theirs (expired, used, "

@@ -403,8 +403,17 @@ static void remove_grace(struct tsms_state_record *rec, size_t i)
 	rec->n_graces--;
 }
 
+/* Whether a is to make room before b: a login's nonce waiting for its session
+ * before any open grace, then the one that ends first. */
+static bool gives_way(const struct tsms_grace *a, const struct tsms_grace *b)
+{
+	bool a_pending = a->kind == TSMS_GRACE_PENDING, b_pending = b->kind == TSMS_GRACE_PENDING;
+
+	return a_pending != b_pending ? a_pending : a->until < b->until;
+}
+
 /* Puts g in rec in place of one of its kind and key, else beside them; when
- * full, the grace that ends first makes room. */
+ * full, the one that gives way first makes room. */
 static void put_grace(struct tsms_state_record *rec, const struct tsms_grace *g)
 {
 	int i = grace_index(rec, g);
@@ -413,7 +422,7 @@ static void put_grace(struct tsms_state_record *rec, const struct tsms_grace *g)
 		size_t first = 0;
 
 		for (size_t j = 1; j < rec->n_graces; j++) {
-			if (rec->graces[j].until < rec->graces[first].until)
+			if (gives_way(&rec->graces[j], &rec->graces[first]))
 				first = j;
 		}
 		remove_grace(rec, first);

@@ -115,13 +115,21 @@ const char tsms_state_redis_script[] =
 	"  for i = 1, gmax do names[i] = 's' .. i end\n"
 	"  local v = redis.call('HMGET', KEYS[2], unpack(names))\n"
 	"  local gsecs = tonumber(ARGV[9]) or 0\n"
-	"  local addr, ends, live = {}, {}, 0\n"
+	"  local addr, ends, live, cut = {}, {}, 0, false\n"
 	"  for i = 1, gmax do\n"
 	"    local a, u = nil, nil\n"
 	"    if v[i] then a, u = string.match(v[i], '^(%S+) (%d+)$') end\n"
 	"    addr[i], ends[i] = a or '', tonumber(u) or 0\n"
-	"    if ends[i] > now + gsecs then ends[i] = now + gsecs end\n"
+	"    if ends[i] > now + gsecs then\n"
+	"      ends[i] = now + gsecs\n"
+	"      redis.call('HSET', KEYS[2], 's' .. i, addr[i] .. ' ' .. ends[i])\n"
+	"      cut = true\n"
+	"    end\n"
 	"    if ends[i] > now then live = live + 1 end\n"
+	"  end\n"
+	"  if cut then\n"
+	"    if gsecs > 0 then redis.call('EXPIRE', KEYS[2], gsecs)\n"
+	"    else redis.call('DEL', KEYS[2]) end\n"
 	"  end\n"
 	"  if op == 'grace' then\n"
 	"    if untl ~= 0 then return {1, 0} end\n"
@@ -208,7 +216,7 @@ const char tsms_state_redis_script[] =
 	"return {0, 0}\n";
 
 /* SHA-1 of the script, as Redis names it (tests/unit/test_state.c checks it). */
-const char tsms_state_redis_sha1[] = "fe6e5383782c3bdfa7f2b1a692b67b43ab159222";
+const char tsms_state_redis_sha1[] = "018a9048a86fe0f319aec60f39827116498d612c";
 
 /* Redis's words quoted in a problem: enough to name it, never a flood. */
 #define QUOTE_MAX 120

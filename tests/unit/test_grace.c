@@ -441,10 +441,16 @@ static void test_after_pending_nonce(void **state)
 		if (g[i].kind != TSMS_GRACE_PENDING)
 			continue;
 		pending++;
-		/* the digest is stored, never the nonce */
-		assert_string_equal(g[i].key, digest);
-		assert_string_not_equal(g[i].key, nonce);
-		assert_true(g[i].until >= now + 300 && g[i].until <= time(NULL) + 300);
+		/* the digest is stored, never the nonce, then the names of this process and
+		 * its parent (who may redeem it) and when the session grace would end; the
+		 * nonce itself waits two minutes for its session */
+		assert_memory_equal(g[i].key, digest, 24);
+		assert_int_equal(g[i].key[24], '-');
+		assert_null(strstr(g[i].key, nonce));
+		assert_int_equal(strlen(g[i].key), 24 + 1 + 12 + 1 + 12 + 1 + 8);
+		assert_true(strtoll(strrchr(g[i].key, '-') + 1, NULL, 16) >= now + 300 &&
+		            strtoll(strrchr(g[i].key, '-') + 1, NULL, 16) <= time(NULL) + 300);
+		assert_true(g[i].until >= now + 120 && g[i].until <= time(NULL) + 120);
 	}
 	assert_int_equal(pending, 1);
 	/* a second login makes another nonce */
