@@ -31,6 +31,10 @@ module its own config and stateDir:
              right one is not used up and works later. And su killed (SIGKILL) when it takes
              the victim's lock after a wrong code: each such run still raised the failure
              count, and the victim ends locked out.
+  graces     sessionGraceSeconds on, su and sudo run from a process in no audit session
+             (the caller's here) with the right code: no session nonce reaches the command's
+             environment and no pending session grace is left in the state file (a nonce is
+             a login process's, for the session pam_loginuid then opens).
 
 Whatever a case stopped is continued and killed (SIGCONT, then SIGKILL to su and its
 children) and the attacker ended, in every path. Runs are serialised with run_integration.py's
@@ -631,6 +635,57 @@ def su_killed_at_the_failure_record_still_counted(h):
     expect_no_shell(final, ri.SU_TARGET, f"{what}: the right code")
     line = outcome(final)
     check("locked" in line, f"{what}: the right code's outcome {line!r}, want locked out")
+
+
+# --------------------------------------------------------------------------- graces
+
+def pending_graces(state_dir, user):
+    """The pending session graces ('g p DIGEST UNTIL' lines) of user's state file."""
+    path = Path(state_dir) / user
+    if not path.exists():
+        return []
+    return [l for l in path.read_text(errors="replace").splitlines() if l.startswith("g p ")]
+
+
+@case
+def su_outside_audit_sessions_hands_on_no_session_nonce(h):
+    """sessionGraceSeconds on. The caller runs setuid su from a process in no audit session
+    (/proc/self/sessionid 4294967295: here runuser from the harness; on a host a systemd
+    service, a shell of an sshd without UsePAM, anything whose login uid was never set) and
+    gives the victim's right code. A session nonce is for a login process that
+    pam_loginuid then puts in a session (sshd, login); su and sudo never make one
+    (docs/security.md, the nonce). Want: the command su runs does not find
+    PAM_TWILIO_SMS_SESSION in its environment (su's service, like Debian's, has no session
+    line of the module, so su exports PAM's environment as it is), and no pending grace is
+    left in the victim's state file; sudo by another user leaves none either."""
+    cfg = config(h, "session-nonce", sessionGraceSeconds=300)
+    state_dir = json.loads(Path(cfg).read_text())["stateDir"]
+    login = h.run_as(ri.CALLER, ["su", "-c", "cat /proc/self/sessionid; echo; /usr/bin/env",
+                                 ri.SU_TARGET],
+                     (h.debian_service(ri.SU_PAM, cfg), ri.SU_PAM),
+                     password=h.passwords[ri.SU_TARGET], code="right")
+    sudo = h.sudo(config=cfg)
+    problems = Problems()
+    with problems.each():
+        check(login.status == 0 and login.stdout.startswith("4294967295\n"),
+              f"su with the right code from outside any audit session: want exit 0 and the "
+              f"command in no audit session: {login}")
+    with problems.each():
+        leaked = [l for l in login.stdout.splitlines()
+                  if l.startswith("PAM_TWILIO_SMS_SESSION=")]
+        check(not leaked,
+              f"su handed the session nonce (PAM_TWILIO_SMS_SESSION, {len(leaked)} line(s); "
+              f"value not shown) to the command it ran as {ri.SU_TARGET}")
+    with problems.each():
+        pending = pending_graces(state_dir, ri.SU_TARGET)
+        check(not pending, f"su left {len(pending)} pending session grace(s) in "
+                           f"{state_dir}/{ri.SU_TARGET}: {pending}")
+    with problems.each():
+        expect_in(sudo, "root", "sudo with the right code")
+        pending = pending_graces(state_dir, ri.SUDO_USER)
+        check(not pending, f"sudo left {len(pending)} pending session grace(s) in "
+                           f"{state_dir}/{ri.SUDO_USER}: {pending}")
+    problems.end()
 
 
 if __name__ == "__main__":
