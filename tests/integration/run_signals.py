@@ -34,7 +34,10 @@ module its own config and stateDir:
   graces     sessionGraceSeconds on, su and sudo run from a process in no audit session
              (the caller's here) with the right code: no session nonce reaches the command's
              environment and no pending session grace is left in the state file (a nonce is
-             a login process's, for the session pam_loginuid then opens).
+             a login process's, for the session pam_loginuid then opens). And such a
+             nonce, put in ~/.pam_environment, does not open a session grace for a login
+             without a code whose session stack reads that file (pam_env user_readenv=1,
+             as Debian's sshd has) before the module's session line.
 
 Whatever a case stopped is continued and killed (SIGCONT, then SIGKILL to su and its
 children) and the attacker ended, in every path. Runs are serialised with run_integration.py's
@@ -686,6 +689,55 @@ def su_outside_audit_sessions_hands_on_no_session_nonce(h):
         check(not pending, f"sudo left {len(pending)} pending session grace(s) in "
                            f"{state_dir}/{ri.SUDO_USER}: {pending}")
     problems.end()
+
+
+@case
+def leaked_session_nonce_opens_a_grace_for_a_session_without_a_code(h):
+    """sessionGraceSeconds on. The victim's own account, knowing their nonce from su run
+    outside an audit session (the case above: su hands it to the command), writes it in
+    ~/.pam_environment and logs in without a code (a key alone: the auth phase never runs
+    the module) through a service whose session stack has pam_env user_readenv=1 before the
+    module's session line: Debian's sshd has that pam_env line, and the line appended at the
+    end of /etc/pam.d/sshd is "after pam_loginuid", which `twilio-sms-otp check` accepts.
+    Want: no session grace opens for that session (a login without a code never counts)."""
+    cfg = config(h, "nonce-reuse", sessionGraceSeconds=300)
+    state_dir = json.loads(Path(cfg).read_text())["stateDir"]
+    login = h.run_as(ri.CALLER, ["su", "-c", "/usr/bin/env", ri.SU_TARGET],
+                     (h.debian_service(ri.SU_PAM, cfg), ri.SU_PAM),
+                     password=h.passwords[ri.SU_TARGET], code="right")
+    expect_in_env = [l.split("=", 1)[1] for l in login.stdout.splitlines()
+                     if l.startswith("PAM_TWILIO_SMS_SESSION=")]
+    check(login.status == 0 and expect_in_env,
+          f"no nonce reached su's command (the leak this case builds on is fixed; "
+          f"the case then passes by construction): exit {login.status}")
+    pw = pwd.getpwnam(ri.SU_TARGET)
+    env_file = Path(pw.pw_dir) / ".pam_environment"
+    service = h.tmp / "pam.d-key-only-login"
+    service.write_text("auth required pam_permit.so\n"
+                       "account required pam_permit.so\n"
+                       "session required pam_loginuid.so\n"
+                       "session required pam_env.so user_readenv=1 "
+                       "envfile=/etc/default/locale\n"
+                       f"session optional {ri.MODULE} config={cfg} debug\n")
+    os.chmod(service, 0o644)
+    try:
+        env_file.write_text(f"PAM_TWILIO_SMS_SESSION={expect_in_env[0]}\n")
+        os.chown(env_file, pw.pw_uid, pw.pw_gid)
+        mark = h.syslog.mark()
+        cmd = h.syslog.wrap(["pamtester", "login", ri.SU_TARGET, "open_session",
+                             "close_session"], [(service, "/etc/pam.d/login")])
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=ri.RUN_LIMIT)
+        logs = h.syslog.collect(mark)
+    finally:
+        env_file.unlink(missing_ok=True)
+    hook = [l for l in logs if "pam_twilio_sms(login:session)" in l]
+    check(run.returncode == 0 and hook,
+          f"pamtester open_session: exit {run.returncode} {run.stderr.strip()[-300:]!r}; "
+          f"the session line logged nothing: {logs[-6:]!r}")
+    opened = [l for l in hook if f"session grace for {ri.SU_TARGET}: audit session" in l]
+    check(not opened,
+          f"a session opened without a code got a session grace from a nonce the user "
+          f"put in ~/.pam_environment: {opened!r}")
 
 
 if __name__ == "__main__":
