@@ -34,10 +34,12 @@ module its own config and stateDir:
   graces     sessionGraceSeconds on, su and sudo run from a process in no audit session
              (the caller's here) with the right code: no session nonce reaches the command's
              environment and no pending session grace is left in the state file (a nonce is
-             a login process's, for the session pam_loginuid then opens). And such a
-             nonce, put in ~/.pam_environment, does not open a session grace for a login
-             without a code whose session stack reads that file (pam_env user_readenv=1,
-             as Debian's sshd has) before the module's session line.
+             a login process's, for the session pam_loginuid then opens). And the nonce
+             a root login process hands to the session it starts when its service has no
+             session line of the module (su by root, without pam_rootok), put in
+             ~/.pam_environment, does not open a session grace for a login without a code
+             through a service whose session stack reads that file (pam_env
+             user_readenv=1, as Debian's sshd has) before the module's session line.
 
 Whatever a case stopped is continued and killed (SIGCONT, then SIGKILL to su and its
 children) and the attacker ended, in every path. Runs are serialised with run_integration.py's
@@ -642,6 +644,19 @@ def su_killed_at_the_failure_record_still_counted(h):
 
 # --------------------------------------------------------------------------- graces
 
+def outside_audit_sessions():
+    """This process (and so what it runs) in no audit session, as sshd and login started by
+    the system are: leaves the one it is in when it can (root with CAP_AUDIT_CONTROL, the
+    login uid not immutable); fails the case otherwise."""
+    sid = Path("/proc/self/sessionid")
+    if sid.read_text().strip() != "4294967295":
+        with contextlib.suppress(OSError):
+            Path("/proc/self/loginuid").write_text("4294967295")
+    check(sid.read_text().strip() == "4294967295",
+          "the suite runs in an audit session it cannot leave: run it from a process with "
+          "no login uid (a system service, a container)")
+
+
 def pending_graces(state_dir, user):
     """The pending session graces ('g p DIGEST UNTIL' lines) of user's state file."""
     path = Path(state_dir) / user
@@ -661,6 +676,7 @@ def su_outside_audit_sessions_hands_on_no_session_nonce(h):
     PAM_TWILIO_SMS_SESSION in its environment (su's service, like Debian's, has no session
     line of the module, so su exports PAM's environment as it is), and no pending grace is
     left in the victim's state file; sudo by another user leaves none either."""
+    outside_audit_sessions()
     cfg = config(h, "session-nonce", sessionGraceSeconds=300)
     state_dir = json.loads(Path(cfg).read_text())["stateDir"]
     login = h.run_as(ri.CALLER, ["su", "-c", "cat /proc/self/sessionid; echo; /usr/bin/env",
@@ -693,23 +709,32 @@ def su_outside_audit_sessions_hands_on_no_session_nonce(h):
 
 @case
 def leaked_session_nonce_opens_a_grace_for_a_session_without_a_code(h):
-    """sessionGraceSeconds on. The victim's own account, knowing their nonce from su run
-    outside an audit session (the case above: su hands it to the command), writes it in
-    ~/.pam_environment and logs in without a code (a key alone: the auth phase never runs
-    the module) through a service whose session stack has pam_env user_readenv=1 before the
-    module's session line: Debian's sshd has that pam_env line, and the line appended at the
-    end of /etc/pam.d/sshd is "after pam_loginuid", which `twilio-sms-otp check` accepts.
-    Want: no session grace opens for that session (a login without a code never counts)."""
+    """sessionGraceSeconds on. A login process run by root in no audit session whose
+    service has no session line of the module (su here, run by root with the victim's
+    password and code through a su service without pam_rootok; on a host a display manager
+    or any service whose auth stack has the module and whose session stack lacks the line)
+    hands the nonce to the session it starts, so the victim's account sees it. Written in
+    ~/.pam_environment, it must not open a session grace for a login without a code (a key
+    alone: the auth phase never runs the module) through another service whose session stack
+    reads that file (pam_env user_readenv=1, as Debian's sshd has) before the module's
+    session line: the line appended at the end of /etc/pam.d/sshd is "after pam_loginuid",
+    which `twilio-sms-otp check` accepts. A nonce names a code given to its own service."""
+    outside_audit_sessions()
     cfg = config(h, "nonce-reuse", sessionGraceSeconds=300)
-    state_dir = json.loads(Path(cfg).read_text())["stateDir"]
-    login = h.run_as(ri.CALLER, ["su", "-c", "/usr/bin/env", ri.SU_TARGET],
-                     (h.debian_service(ri.SU_PAM, cfg), ri.SU_PAM),
-                     password=h.passwords[ri.SU_TARGET], code="right")
-    expect_in_env = [l.split("=", 1)[1] for l in login.stdout.splitlines()
-                     if l.startswith("PAM_TWILIO_SMS_SESSION=")]
-    check(login.status == 0 and expect_in_env,
-          f"no nonce reached su's command (the leak this case builds on is fixed; "
-          f"the case then passes by construction): exit {login.status}")
+    text = h.debian_service(ri.SU_PAM, cfg).read_text()
+    su_service = h.tmp / "pam.d-su-without-rootok"
+    su_service.write_text("".join(l + "\n" for l in text.splitlines()
+                                  if "pam_rootok.so" not in l))
+    os.chmod(su_service, 0o644)
+    login = h.run_as("root", ["su", "-c", "/usr/bin/env", ri.SU_TARGET],
+                     (su_service, ri.SU_PAM), password=h.passwords[ri.SU_TARGET],
+                     code="right")
+    nonces = [l.split("=", 1)[1] for l in login.stdout.splitlines()
+              if l.startswith("PAM_TWILIO_SMS_SESSION=")]
+    check(login.status == 0 and len(nonces) == 1,
+          f"root's su with the right code: want exit 0 and the nonce in the command's "
+          f"environment (its service has no session line of the module): exit "
+          f"{login.status}, {len(nonces)} nonce line(s), prompts {login.prompts!r}")
     pw = pwd.getpwnam(ri.SU_TARGET)
     env_file = Path(pw.pw_dir) / ".pam_environment"
     service = h.tmp / "pam.d-key-only-login"
@@ -721,7 +746,7 @@ def leaked_session_nonce_opens_a_grace_for_a_session_without_a_code(h):
                        f"session optional {ri.MODULE} config={cfg} debug\n")
     os.chmod(service, 0o644)
     try:
-        env_file.write_text(f"PAM_TWILIO_SMS_SESSION={expect_in_env[0]}\n")
+        env_file.write_text(f"PAM_TWILIO_SMS_SESSION={nonces[0]}\n")
         os.chown(env_file, pw.pw_uid, pw.pw_gid)
         mark = h.syslog.mark()
         cmd = h.syslog.wrap(["pamtester", "login", ri.SU_TARGET, "open_session",
@@ -736,8 +761,8 @@ def leaked_session_nonce_opens_a_grace_for_a_session_without_a_code(h):
           f"the session line logged nothing: {logs[-6:]!r}")
     opened = [l for l in hook if f"session grace for {ri.SU_TARGET}: audit session" in l]
     check(not opened,
-          f"a session opened without a code got a session grace from a nonce the user "
-          f"put in ~/.pam_environment: {opened!r}")
+          f"a session opened without a code got a session grace from the nonce of a code "
+          f"given to another service, put in ~/.pam_environment: {opened!r}")
 
 
 if __name__ == "__main__":
