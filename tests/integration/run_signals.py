@@ -31,6 +31,15 @@ module its own config and stateDir:
              right one is not used up and works later. And su killed (SIGKILL) when it takes
              the victim's lock after a wrong code: each such run still raised the failure
              count, and the victim ends locked out.
+  graces     sessionGraceSeconds on, su and sudo run from a process in no audit session
+             (the caller's here) with the right code: no session nonce reaches the command's
+             environment and no pending session grace is left in the state file (a nonce is
+             a login process's, for the session pam_loginuid then opens). And the nonce
+             a root login process hands to the session it starts when its service has no
+             session line of the module (su by root, without pam_rootok), put in
+             ~/.pam_environment, does not open a session grace for a login without a code
+             through a service whose session stack reads that file (pam_env
+             user_readenv=1, as Debian's sshd has) before the module's session line.
 
 Whatever a case stopped is continued and killed (SIGCONT, then SIGKILL to su and its
 children) and the attacker ended, in every path. Runs are serialised with run_integration.py's
@@ -631,6 +640,129 @@ def su_killed_at_the_failure_record_still_counted(h):
     expect_no_shell(final, ri.SU_TARGET, f"{what}: the right code")
     line = outcome(final)
     check("locked" in line, f"{what}: the right code's outcome {line!r}, want locked out")
+
+
+# --------------------------------------------------------------------------- graces
+
+def outside_audit_sessions():
+    """This process (and so what it runs) in no audit session, as sshd and login started by
+    the system are: leaves the one it is in when it can (root with CAP_AUDIT_CONTROL, the
+    login uid not immutable); fails the case otherwise."""
+    sid = Path("/proc/self/sessionid")
+    if sid.read_text().strip() != "4294967295":
+        with contextlib.suppress(OSError):
+            Path("/proc/self/loginuid").write_text("4294967295")
+    check(sid.read_text().strip() == "4294967295",
+          "the suite runs in an audit session it cannot leave: run it from a process with "
+          "no login uid (a system service, a container)")
+
+
+def pending_graces(state_dir, user):
+    """The pending session graces ('g p DIGEST UNTIL' lines) of user's state file."""
+    path = Path(state_dir) / user
+    if not path.exists():
+        return []
+    return [l for l in path.read_text(errors="replace").splitlines() if l.startswith("g p ")]
+
+
+@case
+def su_outside_audit_sessions_hands_on_no_session_nonce(h):
+    """sessionGraceSeconds on. The caller runs setuid su from a process in no audit session
+    (/proc/self/sessionid 4294967295: here runuser from the harness; on a host a systemd
+    service, a shell of an sshd without UsePAM, anything whose login uid was never set) and
+    gives the victim's right code. A session nonce is for a login process that
+    pam_loginuid then puts in a session (sshd, login); su and sudo never make one
+    (docs/security.md, the nonce). Want: the command su runs does not find
+    PAM_TWILIO_SMS_SESSION in its environment (su's service, like Debian's, has no session
+    line of the module, so su exports PAM's environment as it is), and no pending grace is
+    left in the victim's state file; sudo by another user leaves none either."""
+    outside_audit_sessions()
+    cfg = config(h, "session-nonce", sessionGraceSeconds=300)
+    state_dir = json.loads(Path(cfg).read_text())["stateDir"]
+    login = h.run_as(ri.CALLER, ["su", "-c", "cat /proc/self/sessionid; echo; /usr/bin/env",
+                                 ri.SU_TARGET],
+                     (h.debian_service(ri.SU_PAM, cfg), ri.SU_PAM),
+                     password=h.passwords[ri.SU_TARGET], code="right")
+    sudo = h.sudo(config=cfg)
+    problems = Problems()
+    with problems.each():
+        check(login.status == 0 and login.stdout.startswith("4294967295\n"),
+              f"su with the right code from outside any audit session: want exit 0 and the "
+              f"command in no audit session: {login}")
+    with problems.each():
+        leaked = [l for l in login.stdout.splitlines()
+                  if l.startswith("PAM_TWILIO_SMS_SESSION=")]
+        check(not leaked,
+              f"su handed the session nonce (PAM_TWILIO_SMS_SESSION, {len(leaked)} line(s); "
+              f"value not shown) to the command it ran as {ri.SU_TARGET}")
+    with problems.each():
+        pending = pending_graces(state_dir, ri.SU_TARGET)
+        check(not pending, f"su left {len(pending)} pending session grace(s) in "
+                           f"{state_dir}/{ri.SU_TARGET}: {pending}")
+    with problems.each():
+        expect_in(sudo, "root", "sudo with the right code")
+        pending = pending_graces(state_dir, ri.SUDO_USER)
+        check(not pending, f"sudo left {len(pending)} pending session grace(s) in "
+                           f"{state_dir}/{ri.SUDO_USER}: {pending}")
+    problems.end()
+
+
+@case
+def leaked_session_nonce_opens_a_grace_for_a_session_without_a_code(h):
+    """sessionGraceSeconds on. A login process run by root in no audit session whose
+    service has no session line of the module (su here, run by root with the victim's
+    password and code through a su service without pam_rootok; on a host a display manager
+    or any service whose auth stack has the module and whose session stack lacks the line)
+    hands the nonce to the session it starts, so the victim's account sees it. Written in
+    ~/.pam_environment, it must not open a session grace for a login without a code (a key
+    alone: the auth phase never runs the module) through another service whose session stack
+    reads that file (pam_env user_readenv=1, as Debian's sshd has) before the module's
+    session line: the line appended at the end of /etc/pam.d/sshd is "after pam_loginuid",
+    which `twilio-sms-otp check` accepts. A nonce names a code given to its own service."""
+    outside_audit_sessions()
+    cfg = config(h, "nonce-reuse", sessionGraceSeconds=300)
+    text = h.debian_service(ri.SU_PAM, cfg).read_text()
+    su_service = h.tmp / "pam.d-su-without-rootok"
+    su_service.write_text("".join(l + "\n" for l in text.splitlines()
+                                  if "pam_rootok.so" not in l))
+    os.chmod(su_service, 0o644)
+    login = h.run_as("root", ["su", "-c", "/usr/bin/env", ri.SU_TARGET],
+                     (su_service, ri.SU_PAM), password=h.passwords[ri.SU_TARGET],
+                     code="right")
+    nonces = [l.split("=", 1)[1] for l in login.stdout.splitlines()
+              if l.startswith("PAM_TWILIO_SMS_SESSION=")]
+    check(login.status == 0 and len(nonces) == 1,
+          f"root's su with the right code: want exit 0 and the nonce in the command's "
+          f"environment (its service has no session line of the module): exit "
+          f"{login.status}, {len(nonces)} nonce line(s), prompts {login.prompts!r}")
+    pw = pwd.getpwnam(ri.SU_TARGET)
+    env_file = Path(pw.pw_dir) / ".pam_environment"
+    service = h.tmp / "pam.d-key-only-login"
+    service.write_text("auth required pam_permit.so\n"
+                       "account required pam_permit.so\n"
+                       "session required pam_loginuid.so\n"
+                       "session required pam_env.so user_readenv=1 "
+                       "envfile=/etc/default/locale\n"
+                       f"session optional {ri.MODULE} config={cfg} debug\n")
+    os.chmod(service, 0o644)
+    try:
+        env_file.write_text(f"PAM_TWILIO_SMS_SESSION={nonces[0]}\n")
+        os.chown(env_file, pw.pw_uid, pw.pw_gid)
+        mark = h.syslog.mark()
+        cmd = h.syslog.wrap(["pamtester", "login", ri.SU_TARGET, "open_session",
+                             "close_session"], [(service, "/etc/pam.d/login")])
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=ri.RUN_LIMIT)
+        logs = h.syslog.collect(mark)
+    finally:
+        env_file.unlink(missing_ok=True)
+    hook = [l for l in logs if "pam_twilio_sms(login:session)" in l]
+    check(run.returncode == 0 and hook,
+          f"pamtester open_session: exit {run.returncode} {run.stderr.strip()[-300:]!r}; "
+          f"the session line logged nothing: {logs[-6:]!r}")
+    opened = [l for l in hook if f"session grace for {ri.SU_TARGET}: audit session" in l]
+    check(not opened,
+          f"a session opened without a code got a session grace from the nonce of a code "
+          f"given to another service, put in ~/.pam_environment: {opened!r}")
 
 
 if __name__ == "__main__":
