@@ -1,14 +1,15 @@
 /*
  * Loads a PAM module the way libpam does (dlopen, RTLD_NOW: every symbol it needs
- * must resolve) and checks that it provides the two entry points the module is
- * registered for. exports.sh checks that nothing else is exported.
+ * must resolve) and checks that it provides the entry points the module is
+ * registered for: auth, and session for the graces' hook. exports.sh checks that nothing else is exported.
  *
  * Usage: exports MODULE.so    prints PASS:/FAIL: lines, exits 1 on any FAIL
  */
 #include <dlfcn.h>
 #include <stdio.h>
 
-static const char *const entry_points[] = { "pam_sm_authenticate", "pam_sm_setcred" };
+static const char *const entry_points[] = { "pam_sm_authenticate", "pam_sm_setcred",
+	                                     "pam_sm_open_session", "pam_sm_close_session" };
 
 int main(int argc, char **argv)
 {

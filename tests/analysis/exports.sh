@@ -1,6 +1,7 @@
 #!/bin/bash
 # Exports: the module loads with RTLD_NOW (every symbol it needs resolves), provides
-# pam_sm_authenticate and pam_sm_setcred (exports.c), and its dynamic symbol table defines
+# pam_sm_authenticate, pam_sm_setcred and the session hook's pam_sm_open_session and
+# pam_sm_close_session (exports.c), and its dynamic symbol table defines
 # nothing else: lib/ is a static archive built with -fvisibility=hidden.
 #
 # Usage: tests/analysis/exports.sh [MODULE.so]   (default: ./pam_twilio_sms.so, made first)
@@ -33,13 +34,14 @@ if ! symbols=$(nm -D --defined-only "$module" | awk '{ print $(NF - 1), $NF }');
 	fail "dynamic symbol table" "nm -D failed on $module"
 	finish
 fi
-extra=$(echo "$symbols" | grep -vxE 'T (pam_sm_authenticate|pam_sm_setcred)' | paste -sd ' ')
+entry='pam_sm_authenticate|pam_sm_setcred|pam_sm_open_session|pam_sm_close_session'
+extra=$(echo "$symbols" | grep -vxE "T ($entry)" | paste -sd ' ')
 if [ -z "$extra" ]; then
-	pass "exports only pam_sm_authenticate and pam_sm_setcred"
+	pass "exports only the pam_sm_ entry points"
 else
-	fail "exports only pam_sm_authenticate and pam_sm_setcred" "also exports: $extra"
+	fail "exports only the pam_sm_ entry points" "also exports: $extra"
 fi
-for sym in pam_sm_authenticate pam_sm_setcred; do
+for sym in pam_sm_authenticate pam_sm_setcred pam_sm_open_session pam_sm_close_session; do
 	if echo "$symbols" | grep -qx "T $sym"; then
 		pass "dynamic symbol table defines $sym as a function"
 	else
