@@ -6,6 +6,7 @@ is in tests/integration/run_setuid.py."""
 
 import base64
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -218,3 +219,19 @@ def ca_file_must_be_roots(h):
         path = h.write_config(h.config(caFile=ca_copy(h, name, mode, uid, symlink)))
         run = h.authenticate(h.service(path, then_permit=True), "alice", [right()])
         expect_config_error(h, run, path, "caFile", needle)
+
+
+@case
+def no_ca_file_trusts_the_system_directory(h):
+    """Without caFile the system's trust is read through its hashed directory, not its
+    bundle, which OpenSSL 3.0 would parse whole for every login (Debian's 145
+    certificates: 239 M instructions): with the sandbox CA only in the directory
+    (bind-mounted over /etc/ssl/certs for the client alone) and no bundle, the login works."""
+    store = Path(h.workdir) / "system-certs"
+    store.mkdir(exist_ok=True)
+    (store / "tsms-sandbox.pem").write_bytes(Path(h.sandbox.ca_file).read_bytes())
+    done = subprocess.run(["openssl", "rehash", str(store)], capture_output=True, text=True)
+    check(done.returncode == 0, f"openssl rehash: {done.stderr.strip()}")
+    run = h.authenticate(simple_service(h, caFile=None), "alice", [right()],
+                         binds=[(store, "/etc/ssl/certs")])
+    h.expect(run, "PAM_SUCCESS", sms=1, requests=1)
