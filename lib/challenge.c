@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "backup.h"
+#include "clock.h"
 #include "otp.h"
 #include "state.h"
 #include "template.h"
@@ -22,7 +23,7 @@ struct session {
 	const struct tsms_prompter *prompter;
 	struct tsms_outcome *outcome;
 	struct tsms_code code; /* the live code; len 0 matches nothing */
-	double deadline;       /* monotonic seconds */
+	long long deadline;    /* tsms_clock_ms */
 	unsigned resends;
 	char mask[TSMS_PHONE_MASKED_MAX]; /* the number as prompts show it */
 	enum tsms_verdict verdict;        /* why the last send was refused */
@@ -63,14 +64,6 @@ static void tell(const struct session *s, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	s->prompter->tell(s->prompter->ctx, msg);
-}
-
-static double now_monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The masked number shown in prompts. An unmapped user gets four digits derived
@@ -169,7 +162,7 @@ static enum tsms_err new_code(struct session *s)
 		if (err != TSMS_OK)
 			return err;
 	}
-	s->deadline = now_monotonic() + s->cfg->code_ttl_seconds;
+	s->deadline = tsms_clock_ms() + s->cfg->code_ttl_seconds * 1000LL;
 	return TSMS_OK;
 }
 
@@ -390,7 +383,7 @@ static enum tsms_err ask_until(struct session *s, enum prompt kind)
 		if (ask(s, kind, prefix, &answer) != 0)
 			return give_up(s, kind, TSMS_ERR_CONV, wrong);
 		s->outcome->attempts++;
-		if (now_monotonic() > s->deadline) {
+		if (tsms_clock_ms() > s->deadline) {
 			tsms_free_secret(answer);
 			return give_up(s, kind, TSMS_ERR_EXPIRED, wrong);
 		}
@@ -451,7 +444,7 @@ static enum tsms_err backup_instead(struct session *s, enum tsms_err sms_err)
 	}
 	if (sms_err == TSMS_ERR_LIMITED)
 		tell_refusal(s); /* the person may rather wait than spend a code */
-	s->deadline = now_monotonic() + s->cfg->code_ttl_seconds;
+	s->deadline = tsms_clock_ms() + s->cfg->code_ttl_seconds * 1000LL;
 	return ask_until(s, PROMPT_BACKUP);
 }
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "caller.h"
+#include "clock.h"
 #include "environ.h"
 #include "log.h"
 #include "otp.h"
@@ -114,18 +115,15 @@ const char *tsms_directory_scheme(const char *uri)
 struct query {
 	const struct tsms_ldap *l;
 	LDAP *ld;
-	struct timespec deadline;
+	long long deadline; /* tsms_clock_ms */
 	char *err;
 };
 
+/* At least 1 ms: libldap reads a zero timeout as none. */
 static long long ms_left(const struct query *q)
 {
-	struct timespec now;
-	long long ms;
+	long long ms = tsms_clock_left_ms(q->deadline);
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (q->deadline.tv_sec - now.tv_sec) * 1000LL +
-	     (q->deadline.tv_nsec - now.tv_nsec) / 1000000;
 	return ms > 0 ? ms : 1;
 }
 
@@ -691,8 +689,7 @@ static enum tsms_err lookup(const struct tsms_config *cfg, const char *user, con
 	struct tsms_environ env;
 	enum tsms_err ret;
 
-	clock_gettime(CLOCK_MONOTONIC, &q.deadline);
-	q.deadline.tv_sec += q.l->timeout_seconds;
+	q.deadline = tsms_clock_ms() + q.l->timeout_seconds * 1000LL;
 	tsms_environ_use(&env, only_noinit);
 	trace_tls();
 	ret = connect_and_bind(&q);
@@ -723,21 +720,15 @@ enum awaited {
  * answer that came meanwhile, not a timeout. */
 static enum awaited await_answer(int fd, long long ms, struct answer *a)
 {
+	long long deadline = tsms_clock_ms() + ms;
 	size_t got = 0;
-	struct timespec start, now;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (got < sizeof(*a)) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long long waited, left;
 		ssize_t n;
 		int rc;
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited = (now.tv_sec - start.tv_sec) * 1000LL +
-		         (now.tv_nsec - start.tv_nsec) / 1000000;
-		left = ms - waited;
-		rc = poll(&p, 1, left > 0 ? (int)left : 0);
+		rc = poll(&p, 1, (int)tsms_clock_left_ms(deadline));
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc <= 0)
@@ -752,18 +743,10 @@ static enum awaited await_answer(int fd, long long ms, struct answer *a)
 	return ANSWERED;
 }
 
-static long long ms_since(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000LL + (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
 /* Reaps the child; for a child that ended without its answer, says how in a->err:
  * an attack or a crash, never an outage (TSMS_ERR_DIRECTORY: failMode does not
  * apply, no backup prompt). */
-static void reap(pid_t pid, enum awaited how, const struct timespec *start, struct answer *a)
+static void reap(pid_t pid, enum awaited how, long long start, struct answer *a)
 {
 	int status = 0;
 	pid_t got;
@@ -779,18 +762,18 @@ static void reap(pid_t pid, enum awaited how, const struct timespec *start, stru
 		     "directory: the lookup process was killed by signal %d (%s) after %lld ms, "
 		     "without an answer: a crash or an attack, not an outage (failMode does not "
 		     "apply)",
-		     WTERMSIG(status), strsignal(WTERMSIG(status)), ms_since(start));
+		     WTERMSIG(status), strsignal(WTERMSIG(status)), tsms_clock_ms() - start);
 	else if (got == pid)
 		fail(a->err,
 		     "directory: the lookup process ended without an answer (exit status %d) after "
 		     "%lld ms: a crash, not an outage (failMode does not apply)",
-		     WIFEXITED(status) ? WEXITSTATUS(status) : -1, ms_since(start));
+		     WIFEXITED(status) ? WEXITSTATUS(status) : -1, tsms_clock_ms() - start);
 	else /* a host program that reaps its children itself may have taken it (ECHILD) */
 		fail(a->err,
 		     "directory: the lookup process ended without an answer after %lld ms (its "
 		     "status went to the host program): a crash, not an outage (failMode does not "
 		     "apply)",
-		     ms_since(start));
+		     tsms_clock_ms() - start);
 }
 
 /*
@@ -808,7 +791,7 @@ static enum tsms_err in_child(const struct tsms_config *cfg, const char *user, c
                               struct tsms_number *num, char err[TSMS_CONFIG_ERR_MAX])
 {
 	long long budget_ms = cfg->ldap->timeout_seconds * 1000LL + 500;
-	struct timespec start;
+	long long start;
 	enum awaited how;
 	enum tsms_err ret;
 	struct answer a;
@@ -821,7 +804,7 @@ static enum tsms_err in_child(const struct tsms_config *cfg, const char *user, c
 		fail(err, "directory: cannot make a pipe: %s", strerror(errno));
 		return TSMS_ERR_SYSTEM;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = tsms_clock_ms();
 	pid = fork();
 	if (pid < 0) {
 		fail(err, "directory: cannot fork: %s", strerror(errno));
@@ -856,7 +839,7 @@ static enum tsms_err in_child(const struct tsms_config *cfg, const char *user, c
 		     cfg->ldap->timeout_seconds, cfg->ldap->uri);
 	}
 	close(fds[0]);
-	reap(pid, how, &start, &a);
+	reap(pid, how, start, &a);
 	ret = a.ret;
 	*num = a.num;
 	snprintf(err, TSMS_CONFIG_ERR_MAX, "%s", a.err);

@@ -18,29 +18,22 @@
 #include <unistd.h>
 
 #include "caller.h"
+#include "clock.h"
 
 #define POLL_NS (10 * 1000 * 1000L)
 _Static_assert(TSMS_LOCK_WAIT_MS == 5000, "tsms_lock_strerror says 5 s");
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int tsms_lock_exclusive(int fd, unsigned wait_ms)
 {
 	static const struct timespec poll = { 0, POLL_NS };
-	long long deadline = now_ms() + wait_ms;
+	long long deadline = tsms_clock_ms() + wait_ms;
 
 	if (tsms_shield_raise() != 0)
 		return -1;
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			goto fail;
-		if (now_ms() >= deadline) {
+		if (tsms_clock_left_ms(deadline) == 0) {
 			errno = EWOULDBLOCK;
 			goto fail;
 		}

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 int tsms_crypto_init(void)
 {
 	/* sodium_init is idempotent and thread-safe; 1 means already done */
@@ -99,15 +101,7 @@ bool tsms_same_secret(const char *a, const char *b)
 static unsigned char pass_key[crypto_generichash_KEYBYTES];
 static bool pass_key_made;
 
-static double monotonic_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pass_tag(const char *user, const void *handle, double when,
+static void pass_tag(const char *user, const void *handle, long long when,
                      unsigned char tag[TSMS_PASS_TAG])
 {
 	crypto_generichash_state st;
@@ -128,7 +122,7 @@ int tsms_pass_make(struct tsms_pass *p, const char *user, const void *handle)
 		randombytes_buf(pass_key, sizeof(pass_key));
 		pass_key_made = true;
 	}
-	p->when = monotonic_now();
+	p->when = tsms_clock_ms();
 	pass_tag(user, handle, p->when, p->tag);
 	return 0;
 }
@@ -137,10 +131,10 @@ bool tsms_pass_valid(const struct tsms_pass *p, const char *user, const void *ha
                      unsigned max_age_seconds)
 {
 	unsigned char tag[TSMS_PASS_TAG];
-	double age = monotonic_now() - p->when;
+	long long age = tsms_clock_ms() - p->when;
 	bool ok;
 
-	if (!pass_key_made || !(age >= 0 && age <= (double)max_age_seconds))
+	if (!pass_key_made || age < 0 || age > max_age_seconds * 1000LL)
 		return false;
 	pass_tag(user, handle, p->when, tag);
 	ok = sodium_memcmp(tag, p->tag, sizeof(tag)) == 0;

@@ -54,7 +54,7 @@ void tsms_digest_hex(const char *secret, const char *text, char out[TSMS_DIGEST_
  * application can write passes for one. */
 #define TSMS_PASS_TAG 32
 struct tsms_pass {
-	double when; /* CLOCK_MONOTONIC seconds */
+	long long when; /* tsms_clock_ms (lib/clock.h) */
 	unsigned char tag[TSMS_PASS_TAG];
 };
 

@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "environ.h"
 #include "otp.h"
 #include "rootfile.h"
@@ -290,33 +291,13 @@ static int fail_context(redisContext *c, int type, int errnum, const char *text)
 	return REDIS_ERR;
 }
 
-static struct timespec deadline_in(unsigned seconds)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += (time_t)seconds;
-	return t;
-}
-
-static int ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-	long long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms > 0 ? (int)ms : 0;
-}
-
 /* Reads from the server and feeds hiredis's parser until it has one reply
  * (*reply), at most REPLY_MAX bytes and until deadline. Past the deadline what
  * has already come is still read: a login stopped past it by its caller (a
  * setuid su) finds the reply that came meanwhile, not a Redis to fall back
  * from. REDIS_OK, or REDIS_ERR with the context's error set (a timeout is
  * REDIS_ERR_IO with EAGAIN). */
-static int read_reply(redisContext *c, const struct timespec *deadline, void **reply)
+static int read_reply(redisContext *c, long long deadline, void **reply)
 {
 	size_t total = 0;
 	char buf[4096];
@@ -331,7 +312,7 @@ static int read_reply(redisContext *c, const struct timespec *deadline, void **r
 			return REDIS_ERR;
 		if (*reply != NULL)
 			return REDIS_OK;
-		left = ms_left(deadline);
+		left = (int)tsms_clock_left_ms(deadline);
 		ready = poll(&p, 1, left);
 		if (ready < 0 && errno == EINTR)
 			continue;
@@ -360,7 +341,7 @@ static int read_reply(redisContext *c, const struct timespec *deadline, void **r
 static redisReply *command(struct conn *k, const struct tsms_config *cfg, const char *what,
                            int argc, const char **argv, char err[TSMS_STATE_ERR_MAX])
 {
-	struct timespec deadline;
+	long long deadline;
 	struct tsms_sigguard g;
 	void *reply = NULL;
 	int rc, done = 0, saved_errno;
@@ -369,9 +350,9 @@ static redisReply *command(struct conn *k, const struct tsms_config *cfg, const 
 	rc = redisAppendCommandArgv(k->c, argc, argv, NULL);
 	while (rc == REDIS_OK && !done) /* each write bounded by SO_SNDTIMEO */
 		rc = redisBufferWrite(k->c, &done);
-	deadline = deadline_in(cfg->redis->timeout_seconds);
+	deadline = tsms_clock_ms() + cfg->redis->timeout_seconds * 1000LL;
 	if (rc == REDIS_OK)
-		rc = read_reply(k->c, &deadline, &reply);
+		rc = read_reply(k->c, deadline, &reply);
 	saved_errno = errno; /* what the failed read or write left, for io_problem */
 	tsms_sigguard_restore(&g);
 	errno = saved_errno;
@@ -412,7 +393,7 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 	const struct tsms_redis *r = cfg->redis;
 	const char *argv[] = { "AUTH", r->username != NULL ? r->username : r->password,
 		               r->password };
-	struct timespec deadline;
+	long long deadline;
 	struct tsms_sigguard g;
 	void *reply = NULL;
 	char *cmd = NULL;
@@ -427,11 +408,11 @@ static bool authenticate(struct conn *k, const struct tsms_config *cfg,
 	tsms_sigguard_block(&g, SIGPIPE);
 	sent = tsms_write_all(k->c->fd, cmd, (size_t)len);
 	saved_errno = errno;
-	deadline = deadline_in(r->timeout_seconds);
+	deadline = tsms_clock_ms() + r->timeout_seconds * 1000LL;
 	tsms_wipe(cmd, (size_t)len);
 	redisFreeCommand(cmd);
 	if (sent) {
-		if (read_reply(k->c, &deadline, &reply) != REDIS_OK)
+		if (read_reply(k->c, deadline, &reply) != REDIS_OK)
 			reply = NULL;
 		saved_errno = errno;
 	}

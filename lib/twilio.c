@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "otp.h"
@@ -231,14 +232,6 @@ const char *tsms_twilio_code_name(long code)
 	return NULL;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* How long to wait before retrying after attempt (0-based) failed with st/err,
  * or -1 when it must not be retried: a request that may have reached Twilio is
  * sent again only when Twilio said so (429) or failed for sure (500, 503). */
@@ -313,7 +306,7 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 		.ca_pem_len = cfg->ca_pem_len,
 		.proxy = cfg->proxy,
 	};
-	long long deadline = now_ms() + cfg->timeout_seconds * 1000LL;
+	long long deadline = tsms_clock_ms() + cfg->timeout_seconds * 1000LL;
 	enum tsms_err err = TSMS_ERR_UNAVAILABLE;
 	char url[600];
 
@@ -328,7 +321,7 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 		enum tsms_http_status st;
 		long long wait;
 
-		req.timeout_ms = (long)(deadline - now_ms());
+		req.timeout_ms = (long)(deadline - tsms_clock_ms());
 		err = post_once(&req, &resp, &st, res);
 		res->attempts = attempt + 1;
 		nothing_sent = nothing_sent && err != TSMS_OK && sent_nothing(st, &resp);
@@ -336,7 +329,8 @@ enum tsms_err tsms_twilio_send(const struct tsms_config *cfg, const char *to, co
 		wait = err == TSMS_OK ? -1 : retry_wait_ms(st, err, &resp, attempt);
 		tsms_http_response_clear(&resp);
 		/* a retry must leave its request some time inside the budget */
-		if (wait < 0 || attempt >= cfg->max_retries || now_ms() + wait + 100 >= deadline)
+		if (wait < 0 || attempt >= cfg->max_retries ||
+		    tsms_clock_ms() + wait + 100 >= deadline)
 			break;
 		struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000 };
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)

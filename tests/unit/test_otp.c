@@ -417,7 +417,7 @@ static void test_pass(void **state)
 	forged.when += 1; /* a later time with the old tag */
 	assert_false(tsms_pass_valid(&forged, "alice", &handle, 300));
 	forged = p;
-	forged.when -= 301; /* too old, whatever its tag */
+	forged.when -= 301 * 1000LL; /* too old (301 s, in ms), whatever its tag */
 	assert_false(tsms_pass_valid(&forged, "alice", &handle, 300));
 	usleep(20 * 1000);
 	assert_false(tsms_pass_valid(&p, "alice", &handle, 0));
