@@ -1,9 +1,36 @@
 """End-to-end cases: the graces (gracePeriodSeconds by remote address, sessionGraceSeconds
-by audit session): who skips the code, for how long, and who never does."""
+by audit session): who skips the code, for how long, and who never does.
+
+Address graces: pamtester with PAM_RHOST set (`-I rhost=...`); the grace is read back from
+the user's state file (its `g a ADDRESS UNTIL` line). Session graces: tests/e2e/pam_client's
+session-run mode authenticates, opens the PAM session (pam_loginuid, then the module's
+session hook), and runs pamtester inside it, as sudo runs in an ssh session: the kernel's
+audit session is the one pam_loginuid started in pam_client. pam_loginuid needs the users
+in the passwd database, so their clients see a passwd file with alice and bob bind-mounted
+over /etc/passwd in their mount namespace only. The Redis graces (graceScope fleet) are in
+test_redis.py; the config refusals in test_config.py."""
+
+import os
+import re
+import time
+from pathlib import Path
 
 from harness.core import case, check
-from harness.pam import right, simple_service
-from harness.state import new_state_dir
+from harness.pam import (MODULE, USERS, expect_client, pam_client_cmd, right,
+                         simple_service, typed, wrong)
+from harness.state import check_state_files, new_state_dir, read_graces, read_state
+from harness.system import write_file
+from test_backup import make_codes
+from test_fail2ban import FILTER, ban_problems, confdir
+
+A = "192.0.2.7"  # documentation addresses (RFC 5737, RFC 3849): only strings here
+B = "192.0.2.8"
+GRACE_RE = re.compile(r"method=grace-address result=PAM_SUCCESS reason=from (\S+), where a "
+                      r"right code was given: gracePeriodSeconds, (\d+) s left$")
+SESSION_RE = re.compile(r"method=grace-session result=PAM_SUCCESS reason=in audit session "
+                        r"(\d+), opened after a right code: sessionGraceSeconds, (\d+) s left$")
+GRACE_ENV = "PAM_TWILIO_SMS_SESSION"
+TEST_UIDS = {"alice": 4301, "bob": 4302}
 
 
 def login_from(h, svc, user, rhost, answers=()):
@@ -12,14 +39,387 @@ def login_from(h, svc, user, rhost, answers=()):
                           client=["pamtester", "-I", f"rhost={rhost}", svc, user, "authenticate"])
 
 
+def expect_grace(h, run, address, window):
+    """A login let in by the address grace of address: no text, no prompt, the outcome's
+    method and reason, at most window seconds left."""
+    h.expect(run, "PAM_SUCCESS", sms=0, requests=0, prompts=0)
+    m = GRACE_RE.search(run.outcomes[0])
+    check(m and m.group(1) == address and 0 < int(m.group(2)) <= window,
+          f"outcome {run.outcomes[0]!r}, want method=grace-address from {address}, at most "
+          f"{window} s left")
+
+
+def expect_asked(h, run, result="PAM_SUCCESS"):
+    """A login that was asked for a code as usual (one text, one prompt)."""
+    h.expect(run, result, sms=1, prompts=1)
+    check("method=grace" not in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+
+
+def address_graces(sd, user="alice"):
+    return read_graces(Path(sd) / user, "a")
+
+
+# --------------------------------------------------------------------------- by address
+
 @case
 def address_grace_skips_the_second_text(h):
     sd = new_state_dir(h)
     svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600)
-    first = login_from(h, svc, "alice", "192.0.2.7", [right()])
+    before = int(time.time())
+    first = login_from(h, svc, "alice", A, [right()])
     h.expect(first, "PAM_SUCCESS", sms=1, prompts=1)
-    again = login_from(h, svc, "alice", "192.0.2.7")
-    h.expect(again, "PAM_SUCCESS", sms=0, prompts=0)
-    check("method=grace-address" in again.outcomes[0], f"outcome {again.outcomes[0]!r}")
-    other = login_from(h, svc, "alice", "192.0.2.8", [right()])
-    h.expect(other, "PAM_SUCCESS", sms=1, prompts=1)
+    check("method=sms" in first.outcomes[0], f"outcome {first.outcomes[0]!r}")
+    graces = address_graces(sd)
+    check(len(graces) == 1 and graces[0][1] == A and
+          before + 600 <= graces[0][2] <= time.time() + 600,
+          f"graces {graces}, want one from {A} ending 600 s after the code")
+    for _ in range(2):
+        expect_grace(h, login_from(h, svc, "alice", A), A, 600)
+    check(address_graces(sd) == graces, f"a grace login changed the graces: "
+          f"{address_graces(sd)}, was {graces}")
+    # the state file stays root's, 0600, with the grace in the form the module writes
+    check(check_state_files(sd) == ["alice"], f"stateDir holds {os.listdir(sd)}")
+    text = (sd / "alice").read_text()
+    check(re.fullmatch(r"v1 [^\n]*\ng a 192\.0\.2\.7 \d+\n", text), f"state file {text!r}")
+
+
+@case
+def address_grace_only_that_user_from_that_address(h):
+    """Another address, another user, a host name, an empty PAM_RHOST: asked. A code from
+    a host name or an empty PAM_RHOST opens no grace."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600)
+    h.expect(login_from(h, svc, "alice", A, [right()]), "PAM_SUCCESS", sms=1, prompts=1)
+    expect_asked(h, login_from(h, svc, "alice", B, [right()]))
+    expect_asked(h, login_from(h, svc, "bob", A, [right()]))
+    expect_asked(h, login_from(h, svc, "alice", f"{A}.example", [right()]))
+    expect_asked(h, login_from(h, svc, "alice", "", [right()]))
+    expect_asked(h, h.authenticate(svc, "alice", [right()]))  # no PAM_RHOST at all
+    for rhost in ("client.example", ""):
+        expect_asked(h, login_from(h, svc, "carol", rhost, [right()]))
+        expect_asked(h, login_from(h, svc, "carol", rhost, [right()]))
+    check(read_graces(sd / "carol") == [], f"carol's graces {read_graces(sd / 'carol')}")
+    check([g[1] for g in address_graces(sd)] == [A, B],
+          f"alice's graces {address_graces(sd)}, want from {A} and {B}")
+    check([g[1] for g in address_graces(sd, "bob")] == [A],
+          f"bob's graces {address_graces(sd, 'bob')}")
+    expect_grace(h, login_from(h, svc, "alice", A), A, 600)
+
+
+@case
+def address_grace_same_address_other_spelling(h):
+    """An IPv4 address mapped into IPv6 is the IPv4 address; an IPv6 address is one
+    however it is written."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600)
+    h.expect(login_from(h, svc, "alice", A, [right()]), "PAM_SUCCESS", sms=1, prompts=1)
+    expect_grace(h, login_from(h, svc, "alice", f"::ffff:{A}"), A, 600)
+    h.expect(login_from(h, svc, "bob", f"::ffff:{B}", [right()]), "PAM_SUCCESS", sms=1)
+    check([g[1] for g in address_graces(sd, "bob")] == [B],
+          f"bob's graces {address_graces(sd, 'bob')}, want one from {B}")
+    expect_grace(h, login_from(h, svc, "bob", B), B, 600)
+    h.expect(login_from(h, svc, "carol", "2001:DB8:0:0::7", [right()]), "PAM_SUCCESS", sms=1)
+    expect_grace(h, login_from(h, svc, "carol", "2001:db8::7"), "2001:db8::7", 600)
+    expect_asked(h, login_from(h, svc, "carol", "2001:db8::8", [right()]))
+    expect_asked(h, login_from(h, svc, "carol", "fe80::1%lo", [right()]))  # a zone: no
+
+
+@case
+def address_grace_ends_and_is_not_extended(h):
+    """gracePeriodSeconds 2: a login in the grace near its end leaves the end where it was;
+    after it, the next login is asked and opens a new grace."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=2)
+    h.expect(login_from(h, svc, "alice", A, [right()]), "PAM_SUCCESS", sms=1, prompts=1)
+    (_, _, until), = address_graces(sd)
+    time.sleep(max(0.0, until - 1 + 0.2 - time.time()))  # inside its last second
+    expect_grace(h, login_from(h, svc, "alice", A), A, 1)
+    check(address_graces(sd) == [("a", A, until)],
+          f"graces {address_graces(sd)} after a grace login, want it to end at {until}")
+    time.sleep(max(0.0, until + 0.1 - time.time()))
+    expect_asked(h, login_from(h, svc, "alice", A, [right()]))
+    (_, _, again), = address_graces(sd)
+    check(again > until, f"the new grace ends at {again}, the old one at {until}")
+
+
+@case
+def address_grace_opened_by_a_backup_code(h):
+    sd = new_state_dir(h)
+    path = str(h.confdir / f"{h.case}.backup-codes")
+    for p in (path, path + ".lock"):
+        Path(p).unlink(missing_ok=True)
+    config = h.write_config(h.config(stateDir=str(sd), gracePeriodSeconds=600,
+                                     backupCodesFile=path))
+    svc = h.service(config)
+    code = make_codes(config, "alice", 1)[0]
+    run = login_from(h, svc, "alice", A, [typed(code)])
+    h.expect(run, "PAM_SUCCESS", sms=1, prompts=1)
+    check("method=backup-code" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    expect_grace(h, login_from(h, svc, "alice", A), A, 600)
+
+
+@case
+def address_grace_not_after_a_wrong_code(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600, maxAttempts=1)
+    h.expect(login_from(h, svc, "alice", A, [wrong()]), "PAM_MAXTRIES", sms=1, prompts=1)
+    check(read_graces(sd / "alice") == [], f"graces {read_graces(sd / 'alice')}")
+    expect_asked(h, login_from(h, svc, "alice", A, [right()]))
+
+
+@case
+def address_grace_never_for_a_decoy(h):
+    """A user without a number gets the decoy prompt from a graced address, even with a
+    grace line of their own in stateDir: no grace tells who has a number."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600, maxAttempts=1)
+    h.expect(login_from(h, svc, "alice", A, [right()]), "PAM_SUCCESS", sms=1, prompts=1)
+    write_file(sd / "mallory", "v1 window_start=0 sends=0 last_send=0 failures=0 "
+               f"locked_until=0\ng a {A} {int(time.time()) + 600}\n")
+    run = login_from(h, svc, "mallory", A, [typed("123456")])
+    h.expect(run, "PAM_MAXTRIES", sms=0, requests=0, prompts=1)
+    check("method=grace" not in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+
+
+@case
+def address_grace_not_for_a_locked_out_user(h):
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600, lockoutThreshold=2,
+                         maxAttempts=2)
+    h.expect(login_from(h, svc, "alice", A, [right()]), "PAM_SUCCESS", sms=1, prompts=1)
+    h.expect(login_from(h, svc, "alice", B, [wrong(), wrong()]), "PAM_AUTH_ERR", sms=1)
+    check(read_state(sd / "alice")["locked_until"] > time.time(),
+          f"alice not locked: {read_state(sd / 'alice')}")
+    check([g[1] for g in address_graces(sd)] == [A], f"graces {address_graces(sd)}")
+    run = login_from(h, svc, "alice", A, [right()])
+    h.expect(run, "PAM_AUTH_ERR", sms=0, prompts=0)
+    check("lockoutThreshold" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+    check(re.search(r"locked for \d+ more seconds", run.output), f"not told: {run.output!r}")
+
+
+@case
+def address_grace_off_at_zero(h):
+    for tag, over in (("zero", {"gracePeriodSeconds": 0}), ("unset", {})):
+        sd = new_state_dir(h, tag)
+        svc = simple_service(h, stateDir=str(sd), **over)
+        for _ in range(2):
+            expect_asked(h, login_from(h, svc, "alice", A, [right()]))
+        text = (sd / "alice").read_text()
+        check("\ng " not in text, f"{tag}: state file {text!r}")
+
+
+@case
+def address_grace_login_not_banned_by_fail2ban(h):
+    d = confdir(h)
+    svc = simple_service(h, stateDir=str(new_state_dir(h)), gracePeriodSeconds=600)
+    h.expect(login_from(h, svc, "alice", A, [right()]), "PAM_SUCCESS", sms=1)
+    run = login_from(h, svc, "alice", A)
+    expect_grace(h, run, A, 600)
+    problems = ban_problems(h, d / "filter.d" / FILTER.name, [(run, None)])
+    check(not problems, f"{len(problems)} wrong verdicts: " + "; ".join(problems[:4]))
+
+
+# --------------------------------------------------------------------------- by session
+
+def passwd_binds(h):
+    """Binds (for h.authenticate) of a passwd file that has alice and bob, as pam_loginuid
+    needs them, over /etc/passwd."""
+    text = Path("/etc/passwd").read_text()
+    for user, uid in TEST_UIDS.items():
+        if not re.search(rf"^{user}:", text, re.M):
+            text += f"{user}:x:{uid}:{uid}:tsms e2e:/nonexistent:/usr/sbin/nologin\n"
+    return [(write_file(h.confdir / "passwd-grace", text, 0o644), "/etc/passwd")]
+
+
+def session_services(h, config, *, auth=True, hook_first=False, hook_config=None):
+    """(outer, inner) services on config: outer authenticates with the module (auth) or
+    pam_permit, then opens the session with pam_loginuid and the module's session hook
+    (hook_first: the hook before pam_loginuid; hook_config: the hook's own config); inner
+    is a plain one like sudo's, with the module alone."""
+    module = f"auth required {MODULE} config={config} debug"
+    hook = f"session optional {MODULE} config={hook_config or config} debug"
+    loginuid = "session required pam_loginuid.so"
+    outer = h.write_service([module if auth else "auth required pam_permit.so",
+                             *((hook, loginuid) if hook_first else (loginuid, hook))])
+    return outer, h.write_service([module], tag="-inner")
+
+
+def in_session(h, outer, user, answers, cmd, env=None):
+    """pam_client OUTER USER session-run CMD: authenticate (answers), open the session and
+    run CMD in it (answers go on to CMD's prompts). Returns the Run."""
+    return h.authenticate(outer, user, answers, env=env, binds=passwd_binds(h),
+                          client=pam_client_cmd(outer, user, "session-run", *cmd))
+
+
+def service_lines(run, service, kind):
+    prefix = f"pam_twilio_sms({service}:{kind}): "
+    return [l[len(prefix):] for l in run.logs if l.startswith(prefix)]
+
+
+def inner_outcome(run, inner):
+    lines = [l for l in service_lines(run, inner, "auth") if re.search(r" result=PAM_", l)]
+    check(len(lines) == 1, f"{len(lines)} outcome lines of {inner}: {run.logs!r}")
+    return lines[0]
+
+
+def expect_session_run(run, sms, prompts, child=0, outcomes=1):
+    """pam_client's session-run succeeded, with sms texts and prompts in all, and CMD
+    exited with child; outcomes: the outer service's outcome lines (0: pam_permit)."""
+    expect_client(run, "PAM_SUCCESS", sms=sms, prompts=prompts, outcomes=outcomes)
+    check(f"\nchild={child}\n" in run.output, f"want child={child}: {run.output[-400:]!r}")
+
+
+def sent_to(h, user):
+    """An answer: the code of the newest text to user (a prompt of a program inside the
+    session, whose texts the run's own count does not tell apart)."""
+    last4 = re.sub(r"\D", "", USERS[user])[-4:]
+
+    def code():
+        bodies = [m.get("body") or "" for m in h.sandbox.outbox()
+                  if str(m.get("to", "")).endswith(last4)]
+        check(bodies, f"no text to {user}")
+        return re.search(r"\d{6}", bodies[-1]).group(0)
+    return typed(code)
+
+
+def session_graces(sd, user="alice"):
+    return read_graces(Path(sd) / user, "s")
+
+
+@case
+def session_grace_lets_sudo_in_the_session(h):
+    """sudo inside a session opened after a code: no text, method=grace-session; the
+    session hook logs the session and consumes the pending grace; outside the session,
+    asked."""
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
+    outer, inner = session_services(h, config)
+    run = in_session(h, outer, "alice", [right()], ["pamtester", inner, "alice", "authenticate"])
+    expect_session_run(run, sms=1, prompts=1)
+    hook = service_lines(run, outer, "session")
+    m = [re.fullmatch(r"session grace for alice: audit session (\d+), (\d+) s "
+                      r"\(sessionGraceSeconds\)", l) for l in hook]
+    check(len(hook) == 1 and m[0] and 0 < int(m[0].group(2)) <= 300,
+          f"session hook lines {hook!r}")
+    sid = m[0].group(1)
+    line = inner_outcome(run, inner)
+    got = SESSION_RE.search(line)
+    check(got and got.group(1) == sid and 0 < int(got.group(2)) <= 300,
+          f"inner outcome {line!r}, want method=grace-session in audit session {sid}")
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    graces = read_graces(sd / "alice")
+    check([g[:2] for g in graces] == [("s", f"{sid}:{boot}")] and
+          graces[0][2] <= time.time() + 300, f"graces {graces}, want the session's alone")
+    check(check_state_files(sd) == ["alice"], f"stateDir holds {os.listdir(sd)}")
+    expect_asked(h, h.authenticate(inner, "alice", [right()]))  # outside the session
+
+
+@case
+def session_grace_not_for_another_user(h):
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
+    outer, inner = session_services(h, config)
+    run = in_session(h, outer, "alice", [right(), sent_to(h, "bob")],
+                     ["pamtester", inner, "bob", "authenticate"])
+    expect_session_run(run, sms=2, prompts=2)
+    line = inner_outcome(run, inner)
+    check("method=sms" in line and "user=bob" in line, f"inner outcome {line!r}")
+
+
+@case
+def session_grace_not_in_a_session_opened_without_a_code(h):
+    """A login without the module's code (a key alone: here pam_permit) leaves no nonce:
+    the hook does nothing, the session never counts, even after a session grace of the
+    same user elsewhere."""
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
+    outer, inner = session_services(h, config)
+    run = in_session(h, outer, "alice", [right()], ["true"])
+    expect_session_run(run, sms=1, prompts=1)
+    check(len(session_graces(sd)) == 1, f"graces {read_graces(sd / 'alice')}")
+    outer, inner = session_services(h, config, auth=False)
+    run = in_session(h, outer, "alice", [right()], ["pamtester", inner, "alice", "authenticate"])
+    expect_session_run(run, sms=1, prompts=1, outcomes=0)
+    check(service_lines(run, outer, "session") == [],
+          f"session hook lines {service_lines(run, outer, 'session')!r}")
+    check("method=sms" in inner_outcome(run, inner), f"inner {inner_outcome(run, inner)!r}")
+
+
+@case
+def session_grace_off_at_zero(h):
+    """sessionGraceSeconds 0: no nonce in PAM's environment, nothing recorded, sudo in the
+    session asked; a hook whose config has it 0 says so and records nothing."""
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd)))
+    outer, inner = session_services(h, config)
+    run = in_session(h, outer, "alice", [right(), right()],
+                     ["sh", "-c", f"env; exec pamtester {inner} alice authenticate"])
+    expect_session_run(run, sms=2, prompts=2)
+    check(f"{GRACE_ENV}=" not in run.output, f"{GRACE_ENV} in the session: {run.output!r}")
+    check(service_lines(run, outer, "session") == [], f"hook: {run.logs!r}")
+    check("method=sms" in inner_outcome(run, inner), f"inner {inner_outcome(run, inner)!r}")
+    check(read_graces(sd / "alice") == [], f"graces {read_graces(sd / 'alice')}")
+
+    on = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300), name=f"{h.case}-on")
+    outer, inner = session_services(h, on, hook_config=config)
+    run = in_session(h, outer, "alice", [right(), right()],
+                     ["pamtester", inner, "alice", "authenticate"])
+    expect_session_run(run, sms=2, prompts=2)
+    hook = service_lines(run, outer, "session")
+    check(len(hook) == 1 and hook[0].startswith("no session grace for alice: "
+                                                "sessionGraceSeconds is 0"), f"hook: {hook!r}")
+    check("method=sms" in inner_outcome(run, inner), f"inner {inner_outcome(run, inner)!r}")
+    check(session_graces(sd) == [], f"graces {read_graces(sd / 'alice')}")
+
+
+@case
+def session_grace_hook_before_loginuid_records_nothing(h):
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
+    outer, inner = session_services(h, config, hook_first=True)
+    run = in_session(h, outer, "alice", [right(), right()],
+                     ["pamtester", inner, "alice", "authenticate"])
+    expect_session_run(run, sms=2, prompts=2)
+    hook = service_lines(run, outer, "session")
+    check(len(hook) == 1 and hook[0].startswith("no session grace for alice: the process has "
+                                                "no audit session; fix: ") and
+          "after pam_loginuid.so" in hook[0], f"hook: {hook!r}")
+    check("method=sms" in inner_outcome(run, inner), f"inner {inner_outcome(run, inner)!r}")
+    check(session_graces(sd) == [], f"graces {read_graces(sd / 'alice')}")
+
+
+@case
+def session_grace_forged_variable_records_nothing(h):
+    """PAM_TWILIO_SMS_SESSION put in PAM's environment by another (a pam_env line, a
+    forger) in a session opened without a code: well-formed, it names no code; else
+    malformed; either way no grace, and sudo in the session is asked."""
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
+    outer, inner = session_services(h, config, auth=False)
+    for value, why in (("0123456789abcdef" * 2, f"{GRACE_ENV} names no code of theirs"),
+                       ("not-a-nonce", f"{GRACE_ENV} is malformed")):
+        run = in_session(h, outer, "alice", [right()],
+                         ["pamtester", inner, "alice", "authenticate"],
+                         env={"TSMS_CLIENT_PUTENV": f"{GRACE_ENV}={value}"})
+        expect_session_run(run, sms=1, prompts=1, outcomes=0)
+        hook = service_lines(run, outer, "session")
+        check(len(hook) == 1 and hook[0].startswith(f"no session grace for alice: {why}"),
+              f"{value}: hook {hook!r}")
+        check("method=sms" in inner_outcome(run, inner), f"inner {inner_outcome(run, inner)!r}")
+        check(session_graces(sd) == [], f"graces {read_graces(sd / 'alice')}")
+
+
+@case
+def session_grace_variable_kept_from_the_session(h):
+    """The nonce leaves PAM's environment at the session hook: the session's programs never
+    see it (what a pam_env line puts there, they do)."""
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
+    outer, _ = session_services(h, config)
+    run = in_session(h, outer, "alice", [right()], ["env"],
+                     env={"TSMS_CLIENT_PUTENV": "TSMS_PAM_ENV_PROBE=seen"})
+    expect_session_run(run, sms=1, prompts=1)
+    check("\nTSMS_PAM_ENV_PROBE=seen\n" in run.output,
+          f"PAM's environment did not reach the session: {run.output!r}")
+    check(f"{GRACE_ENV}=" not in run.output, f"{GRACE_ENV} in the session: {run.output!r}")
+    check(len(session_graces(sd)) == 1, f"graces {read_graces(sd / 'alice')}")
