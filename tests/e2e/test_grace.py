@@ -146,6 +146,24 @@ def address_grace_ends_and_is_not_extended(h):
 
 
 @case
+def address_grace_ended_or_too_long_in_the_file(h):
+    """A grace line that ended is no grace; one that ends further away than
+    gracePeriodSeconds (a window lowered since, a clock stepped back) counts as that long,
+    and the next write keeps it so."""
+    sd = new_state_dir(h)
+    sd.mkdir(mode=0o700)
+    now = int(time.time())
+    write_file(sd / "bob", "v1 window_start=0 sends=0 last_send=0 failures=0 locked_until=0\n"
+               f"g a {A} {now - 5}\ng a {B} {now + 100000}\n")
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600)
+    expect_asked(h, login_from(h, svc, "bob", A, [right()]))
+    expect_grace(h, login_from(h, svc, "bob", B), B, 600)
+    graces = dict((key, until) for _, key, until in address_graces(sd, "bob"))
+    check(set(graces) == {A, B} and all(u <= time.time() + 600 for u in graces.values()) and
+          graces[A] >= now + 600, f"bob's graces {graces}, want both ending within 600 s")
+
+
+@case
 def address_grace_opened_by_a_backup_code(h):
     sd = new_state_dir(h)
     path = str(h.confdir / f"{h.case}.backup-codes")
@@ -259,10 +277,11 @@ def service_lines(run, service, kind):
     return [l[len(prefix):] for l in run.logs if l.startswith(prefix)]
 
 
-def inner_outcome(run, inner):
+def inner_outcome(run, inner, n=1):
+    """The outcome line of inner's one login in run (n: the list of n logins' lines)."""
     lines = [l for l in service_lines(run, inner, "auth") if re.search(r" result=PAM_", l)]
-    check(len(lines) == 1, f"{len(lines)} outcome lines of {inner}: {run.logs!r}")
-    return lines[0]
+    check(len(lines) == n, f"{len(lines)} outcome lines of {inner}, want {n}: {run.logs!r}")
+    return lines[0] if n == 1 else lines
 
 
 def expect_session_run(run, sms, prompts, child=0, outcomes=1):
@@ -292,20 +311,23 @@ def session_graces(sd, user="alice"):
 @case
 def session_grace_lets_sudo_in_the_session(h):
     """sudo inside a session opened after a code: no text, method=grace-session; the
-    session hook logs the session and consumes the pending grace; outside the session,
-    asked."""
+    session hook logs the session and consumes the pending grace. A caller naming a
+    remote host in the session, or one outside it: asked."""
     sd = new_state_dir(h)
     config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
     outer, inner = session_services(h, config)
-    run = in_session(h, outer, "alice", [right()], ["pamtester", inner, "alice", "authenticate"])
-    expect_session_run(run, sms=1, prompts=1)
+    run = in_session(h, outer, "alice", [right(), right()], [
+        "sh", "-c", f"pamtester {inner} alice authenticate && "
+        f"pamtester -I rhost={A} {inner} alice authenticate"])
+    expect_session_run(run, sms=2, prompts=2)
     hook = service_lines(run, outer, "session")
     m = [re.fullmatch(r"session grace for alice: audit session (\d+), (\d+) s "
                       r"\(sessionGraceSeconds\)", l) for l in hook]
     check(len(hook) == 1 and m[0] and 0 < int(m[0].group(2)) <= 300,
           f"session hook lines {hook!r}")
     sid = m[0].group(1)
-    line = inner_outcome(run, inner)
+    line, remote = inner_outcome(run, inner, 2)
+    check("method=sms" in remote and f"rhost={A} " in remote, f"with PAM_RHOST: {remote!r}")
     got = SESSION_RE.search(line)
     check(got and got.group(1) == sid and 0 < int(got.group(2)) <= 300,
           f"inner outcome {line!r}, want method=grace-session in audit session {sid}")
