@@ -27,7 +27,9 @@
  * Prompts are printed to stdout as they come (followed by a newline, except in stdin mode,
  * where the prompt is left waiting for the answer as misc_conv does); error and info
  * messages go to stderr and stdout, one line each. At the end it prints
- * `result=<pam_strerror>` and `code=<number>` and exits with the PAM code.
+ * `result=<pam_strerror>` and `code=<number>` and exits with the PAM code. When the
+ * variable TSMS_CLIENT_RHOST is set, its value is PAM_RHOST (as sshd sets the client's
+ * address).
  */
 #include <errno.h>
 #include <security/pam_appl.h>
@@ -249,6 +251,8 @@ int main(int argc, char **argv)
 	}
 	user = strcmp(argv[2], "-") == 0 ? NULL : argv[2];
 	rc = pam_start(argv[1], user, &conv, &pamh);
+	if (rc == PAM_SUCCESS && getenv("TSMS_CLIENT_RHOST") != NULL)
+		rc = pam_set_item(pamh, PAM_RHOST, getenv("TSMS_CLIENT_RHOST"));
 	if (rc == PAM_SUCCESS)
 		rc = pam_authenticate(pamh, 0);
 	if (rc == PAM_SUCCESS && c.mode == SESSION_RUN)

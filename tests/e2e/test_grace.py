@@ -164,6 +164,20 @@ def address_grace_ended_or_too_long_in_the_file(h):
 
 
 @case
+def address_grace_keeps_the_twelve_latest(h):
+    """At most 12 graces a user: a 13th address makes room by the one ending first."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600)
+    addresses = [f"198.51.100.{i}" for i in range(1, 14)]
+    for address in addresses:
+        h.expect(login_from(h, svc, "alice", address, [right()]), "PAM_SUCCESS", sms=1)
+    kept = [g[1] for g in address_graces(sd)]
+    check(sorted(kept) == sorted(addresses[1:]), f"graces from {kept}, want all but the first")
+    expect_grace(h, login_from(h, svc, "alice", addresses[-1]), addresses[-1], 600)
+    expect_asked(h, login_from(h, svc, "alice", addresses[0], [right()]))
+
+
+@case
 def address_grace_opened_by_a_backup_code(h):
     sd = new_state_dir(h)
     path = str(h.confdir / f"{h.case}.backup-codes")
@@ -337,6 +351,30 @@ def session_grace_lets_sudo_in_the_session(h):
           graces[0][2] <= time.time() + 300, f"graces {graces}, want the session's alone")
     check(check_state_files(sd) == ["alice"], f"stateDir holds {os.listdir(sd)}")
     expect_asked(h, h.authenticate(inner, "alice", [right()]))  # outside the session
+
+
+@case
+def session_grace_never_outlasts_the_address_grace(h):
+    """A login let in by the address grace opens a session grace that ends with the address
+    grace, not sessionGraceSeconds later."""
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), gracePeriodSeconds=600,
+                                     sessionGraceSeconds=3000))
+    outer, inner = session_services(h, config)
+    cmd = ["pamtester", inner, "alice", "authenticate"]
+    for answers, method, longest in (([right()], "method=sms", 3000),
+                                     ([], "method=grace-address", 600)):
+        run = in_session(h, outer, "alice", answers, cmd, env={"TSMS_CLIENT_RHOST": A})
+        expect_session_run(run, sms=len(answers), prompts=len(answers))
+        check(method in run.outcomes[0] and f"rhost={A} " in run.outcomes[0],
+              f"outcome {run.outcomes[0]!r}, want {method}")
+        hook = service_lines(run, outer, "session")
+        m = re.fullmatch(r"session grace for alice: audit session \d+, (\d+) s "
+                         r"\(sessionGraceSeconds\)", hook[0]) if len(hook) == 1 else None
+        check(m and longest - 5 <= int(m.group(1)) <= longest,
+              f"{method}: hook {hook!r}, want a session grace of {longest} s")
+        got = SESSION_RE.search(inner_outcome(run, inner))
+        check(got and int(got.group(2)) <= longest, f"inner {inner_outcome(run, inner)!r}")
 
 
 @case
