@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-from harness.core import case, check
+from harness.core import CaseFailure, case, check
 from harness.pam import (MODULE, TIME_SLACK, USERS, expect_client, pam_client_cmd, right,
                          simple_service, typed, wrong)
 from harness.state import check_state_files, new_state_dir, read_graces, read_state
@@ -175,6 +175,24 @@ def address_grace_keeps_the_twelve_latest(h):
     check(sorted(kept) == sorted(addresses[1:]), f"graces from {kept}, want all but the first")
     expect_grace(h, login_from(h, svc, "alice", addresses[-1]), addresses[-1], 600)
     expect_asked(h, login_from(h, svc, "alice", addresses[0], [right()]))
+
+
+@case
+def address_grace_outlives_unredeemed_session_nonces(h):
+    """With sessionGraceSeconds on, each login outside an audit session leaves a pending
+    session grace that only a session hook redeems; a service that authenticates without
+    opening a session (a mail or web login, pamtester) never does. Those pending graces
+    must not push the address grace out of the user's twelve: every login from the address
+    within the window skips the text, however many came before."""
+    sd = new_state_dir(h)
+    svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600, sessionGraceSeconds=600)
+    h.expect(login_from(h, svc, "alice", A, [right()]), "PAM_SUCCESS", sms=1, prompts=1)
+    for i in range(2, 16):
+        run = login_from(h, svc, "alice", A)
+        if run.status != 0 or run.prompts:
+            raise CaseFailure(f"login {i} from {A} within the window was asked again: "
+                              f"{run.outcomes}; alice's graces then {read_graces(sd / 'alice')}")
+        expect_grace(h, run, A, 600)
 
 
 @case
