@@ -396,6 +396,25 @@ def session_grace_never_outlasts_the_address_grace(h):
 
 
 @case
+def session_grace_not_for_a_locked_out_user(h):
+    """Locked out inside a session opened after a code (wrong codes from a remote host in
+    it): sudo there is refused for the lockout, not let in by the session grace."""
+    sd = new_state_dir(h)
+    config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300,
+                                     lockoutThreshold=2, maxAttempts=2))
+    outer, inner = session_services(h, config)
+    run = in_session(h, outer, "alice", [right(), wrong(), wrong()], [
+        "sh", "-c", f"pamtester -I rhost={B} {inner} alice authenticate; "
+        f"pamtester {inner} alice authenticate"])
+    expect_session_run(run, sms=2, prompts=3, child=1)
+    check(len(session_graces(sd)) == 1, f"graces {read_graces(sd / 'alice')}")
+    locking, refused = inner_outcome(run, inner, 2)
+    check("result=PAM_AUTH_ERR" in locking and "locked out" in locking, f"{locking!r}")
+    check("method=grace" not in refused and "result=PAM_AUTH_ERR" in refused and
+          "lockoutThreshold" in refused, f"in the session: {refused!r}")
+
+
+@case
 def session_grace_not_for_another_user(h):
     sd = new_state_dir(h)
     config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
