@@ -196,6 +196,38 @@ def address_grace_outlives_unredeemed_session_nonces(h):
 
 
 @case
+def address_grace_malformed_line_fails_closed(h):
+    """A state file whose grace lines are not the module's (an unknown kind, a key out of
+    [0-9a-f.:-], no end, a negative end, thirteen lines) is refused like any corrupt state
+    file: PAM_SERVICE_ERR, nothing sent, the file named with the fix, left as it was."""
+    head = "v1 window_start=0 sends=0 last_send=0 failures=0 locked_until=0\n"
+    until = int(time.time()) + 600
+    variants = {
+        "kind": f"g x {A} {until}\n",
+        "key": f"g a HOST.example {until}\n",
+        "no-end": f"g a {A}\n",
+        "negative": f"g a {A} -{until}\n",
+        "spaces": f"g  a {A} {until}\n",
+        "long-key": f"g a {'1' * 80} {until}\n",
+        "thirteen": "".join(f"g a 198.51.100.{i} {until}\n" for i in range(13)),
+        "no-newline": f"g a {A} {until}",
+    }
+    for name, lines in variants.items():
+        sd = new_state_dir(h, name)
+        sd.mkdir(mode=0o700)
+        write_file(sd / "alice", head + lines)
+        svc = simple_service(h, stateDir=str(sd), gracePeriodSeconds=600)
+        run = login_from(h, svc, "alice", A, [right()])
+        try:
+            h.expect(run, "PAM_SERVICE_ERR", sms=0, requests=0, prompts=0)
+        except CaseFailure as e:
+            raise CaseFailure(f"{name}: {e}") from None
+        check(any(str(sd / "alice") in l and "remove" in l for l in run.module_logs),
+              f"{name}: no log line naming the file and the fix: {run.module_logs!r}")
+        check((sd / "alice").read_text() == head + lines, f"{name}: the file was rewritten")
+
+
+@case
 def address_grace_opened_by_a_backup_code(h):
     sd = new_state_dir(h)
     path = str(h.confdir / f"{h.case}.backup-codes")
