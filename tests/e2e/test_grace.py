@@ -19,7 +19,8 @@ from pathlib import Path
 from harness.core import CaseFailure, case, check
 from harness.pam import (MODULE, TIME_SLACK, USERS, expect_client, pam_client_cmd, right,
                          simple_service, typed, wrong)
-from harness.state import check_state_files, new_state_dir, read_graces, read_state
+from harness.state import (check_state_files, new_state_dir, parse_state, read_graces,
+                           read_state)
 from harness.system import write_file
 from test_backup import make_codes
 from test_fail2ban import FILTER, ban_problems, confdir
@@ -372,34 +373,73 @@ def session_graces(sd, user="alice"):
     return read_graces(Path(sd) / user, "s")
 
 
+OPENED_RE = re.compile(r"session grace for alice: audit session (\d+), (\d+) s "
+                       r"\(sessionGraceSeconds\)")
+
+
+def opened_and_ended(run, outer, longest):
+    """The session hook's lines of alice's session in run: the grace opened (at most
+    longest seconds) and, at the session's end, ended. Returns (audit session, seconds)."""
+    hook = service_lines(run, outer, "session")
+    m = OPENED_RE.fullmatch(hook[0]) if hook else None
+    check(m and 0 < int(m.group(2)) <= longest and
+          hook[1:] == [f"session grace for alice ended with audit session {m.group(1)}"],
+          f"session hook lines {hook!r}, want the grace opened (at most {longest} s), "
+          f"then ended")
+    return m.group(1), int(m.group(2))
+
+
+def state_dump(path):
+    """A shell command printing the state file at path between markers, for state_seen."""
+    return f"echo '<state>'; cat {path}; echo '</state>'"
+
+
+def state_seen(run, path):
+    """The graces of the state file as state_dump printed it inside the session."""
+    m = re.search(r"<state>\n(.*?)</state>\n", run.output, re.S)
+    check(m, f"no state file printed in the session: {run.output[-400:]!r}")
+    return parse_state(path, m.group(1))[1]
+
+
+def plant_session_grace(sd, sid="4000000000", user="alice"):
+    """A session grace of user for an audit session none of the case's is, ending in 300 s;
+    returns the file's text."""
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    sd.mkdir(mode=0o700, exist_ok=True)
+    text = ("v1 window_start=0 sends=0 last_send=0 failures=0 locked_until=0\n"
+            f"g s {sid}:{boot} {int(time.time()) + 300}\n")
+    write_file(sd / user, text)
+    return text
+
+
 @case
 def session_grace_lets_sudo_in_the_session(h):
     """sudo inside a session opened after a code: no text, method=grace-session; the
-    session hook logs the session and consumes the pending grace. A caller naming a
-    remote host in the session, or one outside it: asked."""
+    session hook logs the session and consumes the pending grace, the session's end ends
+    its grace (another session's stays). A caller naming a remote host in the session, or
+    one outside it: asked."""
     sd = new_state_dir(h)
+    other = parse_state(sd / "alice", plant_session_grace(sd))[1]
     config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
     outer, inner = session_services(h, config)
     run = in_session(h, outer, "alice", [right(), right()], [
         "sh", "-c", f"pamtester {inner} alice authenticate && "
-        f"pamtester -I rhost={A} {inner} alice authenticate"])
+        f"pamtester -I rhost={A} {inner} alice authenticate && {state_dump(sd / 'alice')}"])
     expect_session_run(run, sms=2, prompts=2)
-    hook = service_lines(run, outer, "session")
-    m = [re.fullmatch(r"session grace for alice: audit session (\d+), (\d+) s "
-                      r"\(sessionGraceSeconds\)", l) for l in hook]
-    check(len(hook) == 1 and m[0] and 0 < int(m[0].group(2)) <= 300,
-          f"session hook lines {hook!r}")
-    sid = m[0].group(1)
+    sid, _ = opened_and_ended(run, outer, 300)
     line, remote = inner_outcome(run, inner, 2)
     check("method=sms" in remote and f"rhost={A} " in remote, f"with PAM_RHOST: {remote!r}")
     got = SESSION_RE.search(line)
     check(got and got.group(1) == sid and 0 < int(got.group(2)) <= 300,
           f"inner outcome {line!r}, want method=grace-session in audit session {sid}")
     boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    graces = read_graces(sd / "alice")
+    graces = [g for g in state_seen(run, sd / "alice") if g not in other]
     check([g[:2] for g in graces] == [("s", f"{sid}:{boot}")] and
-          graces[0][2] <= time.time() + 300, f"graces {graces}, want the session's alone")
+          graces[0][2] <= time.time() + 300, f"graces in the session {graces}, want the "
+          f"session's alone beside {other}")
     check(check_state_files(sd) == ["alice"], f"stateDir holds {os.listdir(sd)}")
+    check(read_graces(sd / "alice") == other,
+          f"graces after the session {read_graces(sd / 'alice')}, want {other}")
     expect_asked(h, h.authenticate(inner, "alice", [right()]))  # outside the session
 
 
@@ -418,11 +458,9 @@ def session_grace_never_outlasts_the_address_grace(h):
         expect_session_run(run, sms=len(answers), prompts=len(answers))
         check(method in run.outcomes[0] and f"rhost={A} " in run.outcomes[0],
               f"outcome {run.outcomes[0]!r}, want {method}")
-        hook = service_lines(run, outer, "session")
-        m = re.fullmatch(r"session grace for alice: audit session \d+, (\d+) s "
-                         r"\(sessionGraceSeconds\)", hook[0]) if len(hook) == 1 else None
-        check(m and longest - 60 <= int(m.group(1)) <= longest,
-              f"{method}: hook {hook!r}, want a session grace of {longest} s")
+        _, seconds = opened_and_ended(run, outer, longest)
+        check(seconds >= longest - 60, f"{method}: a session grace of {seconds} s, want "
+              f"{longest} s")
         got = SESSION_RE.search(inner_outcome(run, inner))
         check(got and int(got.group(2)) <= longest, f"inner {inner_outcome(run, inner)!r}")
 
@@ -439,7 +477,7 @@ def session_grace_not_for_a_locked_out_user(h):
         "sh", "-c", f"pamtester -I rhost={B} {inner} alice authenticate; "
         f"pamtester {inner} alice authenticate"])
     expect_session_run(run, sms=2, prompts=3, child=1)
-    check(len(session_graces(sd)) == 1, f"graces {read_graces(sd / 'alice')}")
+    opened_and_ended(run, outer, 300)
     locking, refused = inner_outcome(run, inner, 2)
     check("result=PAM_AUTH_ERR" in locking and "locked out" in locking, f"{locking!r}")
     check("method=grace" not in refused and "result=PAM_AUTH_ERR" in refused and
@@ -461,20 +499,19 @@ def session_grace_not_for_another_user(h):
 @case
 def session_grace_not_in_a_session_opened_without_a_code(h):
     """A login without the module's code (a key alone: here pam_permit) leaves no nonce:
-    the hook does nothing, the session never counts, even after a session grace of the
-    same user elsewhere."""
+    the hook does nothing, the session never counts, though the user has a session grace
+    in another session; that one outlives this session's end."""
     sd = new_state_dir(h)
+    text = plant_session_grace(sd)
     config = h.write_config(h.config(stateDir=str(sd), sessionGraceSeconds=300))
-    outer, inner = session_services(h, config)
-    run = in_session(h, outer, "alice", [right()], ["true"])
-    expect_session_run(run, sms=1, prompts=1)
-    check(len(session_graces(sd)) == 1, f"graces {read_graces(sd / 'alice')}")
     outer, inner = session_services(h, config, auth=False)
     run = in_session(h, outer, "alice", [right()], ["pamtester", inner, "alice", "authenticate"])
     expect_session_run(run, sms=1, prompts=1, outcomes=0)
     check(service_lines(run, outer, "session") == [],
           f"session hook lines {service_lines(run, outer, 'session')!r}")
     check("method=sms" in inner_outcome(run, inner), f"inner {inner_outcome(run, inner)!r}")
+    check((sd / "alice").read_text().endswith(text.split("\n", 1)[1]),
+          f"the other session's grace is gone: {read_graces(sd / 'alice')}")
 
 
 @case
@@ -554,4 +591,4 @@ def session_grace_variable_kept_from_the_session(h):
     check("\nTSMS_PAM_ENV_PROBE=seen\n" in run.output,
           f"PAM's environment did not reach the session: {run.output!r}")
     check(f"{GRACE_ENV}=" not in run.output, f"{GRACE_ENV} in the session: {run.output!r}")
-    check(len(session_graces(sd)) == 1, f"graces {read_graces(sd / 'alice')}")
+    opened_and_ended(run, outer, 300)

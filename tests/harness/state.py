@@ -35,11 +35,12 @@ def new_state_dir(h, tag="state"):
     return path
 
 
-def parse_state(path):
-    """(fields, graces) of a state file: its first line's fields and its graces as
-    (kind, key, until) tuples, in the file's order; fails the case when it is not
-    well-formed (GLOBAL_STATE never has a grace)."""
-    text = Path(path).read_text(errors="replace")
+def parse_state(path, text=None):
+    """(fields, graces) of a state file (text: its content, read elsewhere): its first
+    line's fields and its graces as (kind, key, until) tuples, in the file's order; fails
+    the case when it is not well-formed (GLOBAL_STATE never has a grace)."""
+    if text is None:
+        text = Path(path).read_text(errors="replace")
     m = STATE_RE.match(text)
     check(m, f"state file {path} is not well-formed: {text!r}")
     graces = []
