@@ -97,7 +97,7 @@ def address_grace_only_that_user_from_that_address(h):
     expect_asked(h, login_from(h, svc, "alice", f"{A}.example", [right()]))
     expect_asked(h, login_from(h, svc, "alice", "", [right()]))
     expect_asked(h, h.authenticate(svc, "alice", [right()]))  # no PAM_RHOST at all
-    for rhost in ("client.example", ""):
+    for rhost in ("client.example", "cafe.de", ""):  # a name of hex digits and dots too
         expect_asked(h, login_from(h, svc, "carol", rhost, [right()]))
         expect_asked(h, login_from(h, svc, "carol", rhost, [right()]))
     check(read_graces(sd / "carol") == [], f"carol's graces {read_graces(sd / 'carol')}")
