@@ -5,10 +5,11 @@ Address graces: pamtester with PAM_RHOST set (`-I rhost=...`); the grace is read
 the user's state file (its `g a ADDRESS UNTIL` line). Session graces: tests/e2e/pam_client's
 session-run mode authenticates, opens the PAM session (pam_loginuid, then the module's
 session hook), and runs pamtester inside it, as sudo runs in an ssh session: the kernel's
-audit session is the one pam_loginuid started in pam_client. pam_loginuid needs the users
-in the passwd database, so their clients see a passwd file with alice and bob bind-mounted
-over /etc/passwd in their mount namespace only. The Redis graces (graceScope fleet) are in
-test_redis.py; the config refusals in test_config.py."""
+audit session is the one pam_loginuid started in pam_client. pam_loginuid needs alice to be
+an account: the session's clients resolve her through test_account.py's NSS source (an
+nsswitch.conf in their mount namespace only, not a passwd file bound over /etc/passwd,
+which a user added or removed on the host meanwhile would replace). The Redis graces
+(graceScope fleet) are in test_redis.py; the config refusals in test_config.py."""
 
 import math
 import os
@@ -22,6 +23,7 @@ from harness.pam import (MODULE, TIME_SLACK, USERS, expect_client, pam_client_cm
 from harness.state import (check_state_files, new_state_dir, parse_state, read_graces,
                            read_state)
 from harness.system import write_file
+from test_account import alias_nss
 from test_backup import make_codes
 from test_fail2ban import FILTER, ban_problems, confdir
 
@@ -32,7 +34,6 @@ GRACE_RE = re.compile(r"method=grace-address result=PAM_SUCCESS reason=from (\S+
 SESSION_RE = re.compile(r"method=grace-session result=PAM_SUCCESS reason=in audit session "
                         r"(\d+), opened after a right code: sessionGraceSeconds, (\d+) s left$")
 GRACE_ENV = "PAM_TWILIO_SMS_SESSION"
-TEST_UIDS = {"alice": 4301, "bob": 4302}
 
 
 def login_from(h, svc, user, rhost, answers=()):
@@ -307,16 +308,6 @@ def address_grace_login_not_banned_by_fail2ban(h):
 
 # --------------------------------------------------------------------------- by session
 
-def passwd_binds(h):
-    """Binds (for h.authenticate) of a passwd file that has alice and bob, as pam_loginuid
-    needs them, over /etc/passwd."""
-    text = Path("/etc/passwd").read_text()
-    for user, uid in TEST_UIDS.items():
-        if not re.search(rf"^{user}:", text, re.M):
-            text += f"{user}:x:{uid}:{uid}:tsms e2e:/nonexistent:/usr/sbin/nologin\n"
-    return [(write_file(h.confdir / "passwd-grace", text, 0o644), "/etc/passwd")]
-
-
 def session_services(h, config, *, auth=True, hook_first=False, hook_config=None):
     """(outer, inner) services on config: outer authenticates with the module (auth) or
     pam_permit, then opens the session with pam_loginuid and the module's session hook
@@ -332,8 +323,10 @@ def session_services(h, config, *, auth=True, hook_first=False, hook_config=None
 
 def in_session(h, outer, user, answers, cmd, env=None):
     """pam_client OUTER USER session-run CMD: authenticate (answers), open the session and
-    run CMD in it (answers go on to CMD's prompts). Returns the Run."""
-    return h.authenticate(outer, user, answers, env=env, binds=passwd_binds(h),
+    run CMD in it (answers go on to CMD's prompts), alice an account (alias_nss). Returns
+    the Run."""
+    binds, nss_env = alias_nss(h)
+    return h.authenticate(outer, user, answers, env={**nss_env, **(env or {})}, binds=binds,
                           client=pam_client_cmd(outer, user, "session-run", *cmd))
 
 
