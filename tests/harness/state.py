@@ -14,13 +14,14 @@ STATE_RE = re.compile(r"v1 window_start=(\d+) sends=(\d+) last_send=(\d+) failur
                       r"locked_until=(\d+)\n")
 STATE_FIELDS = ("window_start", "sends", "last_send", "failures", "locked_until")
 # after the first line, one line a grace (lib/state_files.c): KIND a (remote address, as
-# inet_ntop writes it), s (audit session, "SESSIONID:BOOTID") or p (the digest of a nonce
-# the session hook redeems), its KEY, and the unix time it ends
+# inet_ntop writes it), s (audit session, "SESSIONID:BOOTID") or p (a nonce the session
+# hook redeems: its digest, the processes that may redeem it, the session grace's end),
+# its KEY, and the unix time it ends
 GRACE_RE = re.compile(r"g ([asp]) ([0-9a-f.:-]{1,71}) (\d+)\n")
 GRACE_KEY_RE = {
     "a": re.compile(r"\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*"),
     "s": re.compile(r"\d{1,10}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
-    "p": re.compile(r"[0-9a-f]{32}"),
+    "p": re.compile(r"[0-9a-f]{24}-[0-9a-f]{12}-[0-9a-f]{12}-[0-9a-f]{1,16}"),
 }
 GRACE_MAX = 12  # a user's graces a file keeps
 GLOBAL_STATE = "@global"  # the globalSendLimit counter's file in stateDir
