@@ -199,3 +199,38 @@ def config_new_keys_validated(h):
             expect_config_error(h, run, path, "stateDir")
         except CaseFailure as e:
             raise CaseFailure(f"stateDir={value!r}: {e}") from None
+
+
+@case
+def config_grace_keys_validated(h):
+    """gracePeriodSeconds and sessionGraceSeconds out of 0..86400 or not whole numbers, and
+    a graceScope that is unknown, set without gracePeriodSeconds, or "fleet" without a
+    redis object: refused with the key named (graceScope "host" alone is fine too)."""
+    bad = [({"gracePeriodSeconds": -1}, "gracePeriodSeconds"),
+           ({"gracePeriodSeconds": 86401}, "gracePeriodSeconds"),
+           ({"gracePeriodSeconds": "600"}, "gracePeriodSeconds"),
+           ({"gracePeriodSeconds": 1.5}, "gracePeriodSeconds"),
+           ({"sessionGraceSeconds": -1}, "sessionGraceSeconds"),
+           ({"sessionGraceSeconds": 86401}, "sessionGraceSeconds"),
+           ({"sessionGraceSeconds": True}, "sessionGraceSeconds"),
+           ({"gracePeriodSeconds": 600, "graceScope": "site"},
+            'graceScope "site" is unknown'),
+           ({"gracePeriodSeconds": 600, "graceScope": ""}, 'graceScope "" is unknown'),
+           ({"gracePeriodSeconds": 600, "graceScope": 1}, "graceScope"),
+           ({"graceScope": "host"}, "graceScope is set but gracePeriodSeconds is 0"),
+           ({"gracePeriodSeconds": 0, "graceScope": "fleet"},
+            "graceScope is set but gracePeriodSeconds is 0"),
+           ({"gracePeriodSeconds": 600, "graceScope": "fleet"},
+            'graceScope "fleet" needs a redis object')]
+    for over, needle in bad:
+        path = h.write_config(h.config(**over), name=f"{h.case}-bad")
+        run = h.authenticate(h.service(path), "alice", [right()])
+        try:
+            expect_config_error(h, run, path, needle)
+        except CaseFailure as e:
+            raise CaseFailure(f"{over}: {e}") from None
+        check_clean_logs(run)
+    for over in ({"gracePeriodSeconds": 86400, "sessionGraceSeconds": 86400},
+                 {"gracePeriodSeconds": 1, "graceScope": "host"}):
+        svc = simple_service(h, **over)
+        h.expect(h.authenticate(svc, "alice", [right()]), "PAM_SUCCESS", sms=1, prompts=1)

@@ -9,17 +9,22 @@ stateDir with one warning, then Redis used again when it is back; config errors 
 What Redis holds is read over the harness's own admin connection (SCAN, HGETALL, PTTL)."""
 
 import hashlib
+import os
 import re
+import subprocess
 import time
+from pathlib import Path
 
-from harness.core import CaseFailure, case, check
-from harness.pam import (TIME_SLACK, FreedScan, authenticate_at_once, expect_config_error,
-                         right, typed, unwrapped_case, wrong)
+from harness.core import REPO, CaseFailure, case, check
+from harness.pam import (RUN_LIMIT, TIME_SLACK, FreedScan, authenticate_at_once,
+                         expect_config_error, right, typed, unwrapped_case, wrong)
 from harness.redis import (ADMIN_PASSWORD, KEY_PREFIX, PAM_PASSWORD, Garbage, Hang, Redis,
                            Stream, fallback_warnings, family_server, host)
-from harness.state import read_state
+from harness.state import read_graces, read_state
 from harness.system import free_port
 
+# TSMS_TOOL tests another build of the command (as tests/cli does)
+TOOL = Path(os.environ.get("TSMS_TOOL") or REPO / "twilio-sms-otp").resolve()
 FLEET_B = "fleet_b:"
 FLEET_B_USER = "fleetb"
 USER_FIELDS = {"window_start", "sends", "last_send", "failures", "locked_until"}
@@ -497,6 +502,157 @@ def redis_password_alone_authenticates_as_the_default_user(h):
     finally:
         SECRETS_EXTRA.clear()
         other.stop()
+
+
+# --------------------------------------------------------------------------- graces
+
+GRACE_FROM = "192.0.2.7"  # documentation addresses (RFC 5737): only strings here
+GRACE_OTHER = "192.0.2.8"
+
+
+def login_from(h, hst, user, rhost, answers, result, **kw):
+    """login() with PAM_RHOST set to rhost."""
+    return login(h, hst, user, answers, result, client=[
+        "pamtester", "-I", f"rhost={rhost}", hst.service, user, "authenticate"], **kw)
+
+
+def graced(run, address):
+    check("method=grace-address" in run.outcomes[0] and f"reason=from {address}," in
+          run.outcomes[0], f"outcome {run.outcomes[0]!r}, want a grace from {address}")
+
+
+def grace_key(name="alice"):
+    return f"{KEY_PREFIX}grace:{name}"
+
+
+def fleet_graces(s, name="alice"):
+    """{field: (address, until)} of the fleet's grace key of name."""
+    flat = s.command("HGETALL", grace_key(name)) or []
+    out = {}
+    for field, value in zip(flat[::2], flat[1::2]):
+        address, _, until = value.partition(" ")
+        check(re.fullmatch(r"s([1-9]|1[0-2])", field) and until.isdigit(),
+              f"{grace_key(name)}: {field} = {value!r}, want sN = 'ADDRESS UNTIL'")
+        out[field] = (address, int(until))
+    return out
+
+
+def admin(hst, *args):
+    """twilio-sms-otp --config HOST'S CONFIG ARGS..., as an administrator runs it."""
+    p = subprocess.run([str(TOOL), "--config", hst.config, *args], capture_output=True,
+                       text=True, timeout=RUN_LIMIT, stdin=subprocess.DEVNULL)
+    no_secret([p.stdout, p.stderr])
+    return p
+
+
+@case
+def redis_grace_fleet_lets_the_other_host_in(h):
+    """graceScope fleet: a code on host a from an address lets host b in from it, not from
+    another; the grace is a key under the prefix with a TTL of gracePeriodSeconds at most,
+    and no stateDir holds it."""
+    s = redis(h)
+    a, b = two_hosts(h, s.module_config(), gracePeriodSeconds=600, graceScope="fleet")
+    before = int(time.time())
+    login_from(h, a, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    graced(login_from(h, b, "alice", GRACE_FROM, [], "PAM_SUCCESS", sms=0, prompts=0),
+           GRACE_FROM)
+    graced(login_from(h, a, "alice", GRACE_FROM, [], "PAM_SUCCESS", sms=0, prompts=0),
+           GRACE_FROM)
+    login_from(h, b, "alice", GRACE_OTHER, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    login_from(h, b, "bob", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    got = sorted(fleet_graces(s).values())
+    check([g[0] for g in got] == [GRACE_FROM, GRACE_OTHER] and
+          all(before + 600 <= u <= time.time() + 600 for _, u in got),
+          f"{grace_key()}: {got}, want graces from {GRACE_FROM} and {GRACE_OTHER} of 600 s")
+    keys = check_keyspace(s)
+    for name in ("alice", "bob"):
+        check(0 < keys.get(grace_key(name), 0) <= 600,
+              f"{grace_key(name)}: TTL {keys.get(grace_key(name))}, want 600 s at most")
+    for hst in (a, b):
+        no_state_file(hst)
+        no_state_file(hst, "bob")
+
+
+@case
+def redis_grace_host_scope_stays_on_the_host(h):
+    """graceScope host (the default) with Redis: the grace is in this host's stateDir; the
+    other host asks; Redis holds no grace key."""
+    s = redis(h)
+    a, b = two_hosts(h, s.module_config(), gracePeriodSeconds=600)
+    login_from(h, a, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    login_from(h, b, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    graced(login_from(h, a, "alice", GRACE_FROM, [], "PAM_SUCCESS", sms=0, prompts=0),
+           GRACE_FROM)
+    for hst in (a, b):
+        check([g[:2] for g in read_graces(hst.state_dir / "alice")] == [("a", GRACE_FROM)],
+              f"{hst.state_dir}: graces {read_graces(hst.state_dir / 'alice')}")
+    check(grace_key() not in check_keyspace(s), f"{grace_key()} in Redis")
+
+
+@case
+def redis_grace_host_scope_yields_to_the_fleet_lockout(h):
+    """A grace in this host's stateDir does not let in a user locked out in Redis (on
+    another host)."""
+    s = redis(h)
+    a, b = two_hosts(h, s.module_config(), gracePeriodSeconds=600, lockoutThreshold=2,
+                     maxAttempts=2)
+    login_from(h, a, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    login(h, b, "alice", [wrong(), wrong()], "PAM_AUTH_ERR", sms=1, prompts=2)
+    check(s.user_hash("alice")["locked_until"] > time.time(), f"{s.user_hash('alice')}")
+    run = login_from(h, a, "alice", GRACE_FROM, [right()], "PAM_AUTH_ERR", sms=0, prompts=0)
+    check("lockoutThreshold" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+
+
+@case
+def redis_grace_fleet_yields_to_the_lockout(h):
+    s = redis(h)
+    a, b = two_hosts(h, s.module_config(), gracePeriodSeconds=600, graceScope="fleet",
+                     lockoutThreshold=2, maxAttempts=2)
+    login_from(h, a, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    login(h, a, "alice", [wrong(), wrong()], "PAM_AUTH_ERR", sms=1, prompts=2)
+    check(fleet_graces(s), f"the grace is gone: {grace_key()} empty")
+    run = login_from(h, b, "alice", GRACE_FROM, [right()], "PAM_AUTH_ERR", sms=0, prompts=0)
+    check("lockoutThreshold" in run.outcomes[0], f"outcome {run.outcomes[0]!r}")
+
+
+@case
+def redis_grace_revoke_ends_the_fleet_grace(h):
+    s = redis(h)
+    a, b = two_hosts(h, s.module_config(), gracePeriodSeconds=600, graceScope="fleet")
+    login_from(h, a, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    p = admin(b, "revoke-grace", "alice")
+    check(p.returncode == 0 and
+          p.stdout == "ended 1 grace of alice: their next login asks for a code\n",
+          f"revoke-grace alice: exit {p.returncode}, stdout {p.stdout!r}, "
+          f"stderr {p.stderr!r}")
+    check(grace_key() not in check_keyspace(s), f"{grace_key()} still in Redis")
+    login_from(h, b, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    p = admin(a, "revoke-grace", "bob")
+    check(p.returncode == 1 and p.stdout == "bob has no open grace: nothing to revoke\n",
+          f"revoke-grace bob: exit {p.returncode}, stdout {p.stdout!r}")
+
+
+@case
+def redis_grace_fleet_down_falls_back_to_the_host(h):
+    """Redis stopped: a fleet grace opened in it is not seen (asked, the login works, one
+    warning); a code then opens the grace in this host's stateDir, which lets this host in
+    while Redis is down; back, Redis decides again."""
+    s = redis(h)
+    cfg = s.module_config()
+    a, b = two_hosts(h, cfg, gracePeriodSeconds=600, graceScope="fleet")
+    login_from(h, a, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
+    warned = (cfg["url"], r"^connect: Connection refused")
+    s.halt()
+    try:
+        login_from(h, b, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1,
+                   warned=warned)
+        check([g[:2] for g in read_graces(b.state_dir / "alice")] == [("a", GRACE_FROM)],
+              f"{b.state_dir}: graces {read_graces(b.state_dir / 'alice')}")
+        graced(login_from(h, b, "alice", GRACE_FROM, [], "PAM_SUCCESS", sms=0, prompts=0,
+                          warned=warned), GRACE_FROM)
+    finally:
+        s.restart()
+    login_from(h, b, "alice", GRACE_FROM, [right()], "PAM_SUCCESS", sms=1, prompts=1)
 
 
 # --------------------------------------------------------------------------- config errors

@@ -192,9 +192,11 @@ class Harness:
         text = cfg if isinstance(cfg, str) else json.dumps(cfg, ensure_ascii=False, indent=1)
         return write_file(self.confdir / f"{name or self.case}.json", text, mode, uid, gid)
 
-    def write_service(self, lines):
+    def write_service(self, lines, tag=""):
+        """Writes the service file of this case (tag: one more of the case, named so)."""
         # the pid keeps runs going at the same time from removing each other's services
-        name = f"{SERVICE_PREFIX}{os.getpid()}-" + re.sub(r"[^a-z0-9-]", "-", self.case.lower())
+        name = f"{SERVICE_PREFIX}{os.getpid()}-" + re.sub(r"[^a-z0-9-]", "-",
+                                                         f"{self.case}{tag}".lower())
         path = PAM_DIR / name
         if name not in self.services:
             self.services.append(name)
