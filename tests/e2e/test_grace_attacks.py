@@ -30,7 +30,7 @@ def lowered_window_shortens_fleet_graces_too(h):
     (graceScope fleet) must end it too, not cap it again to 2 s from each read for as long
     as the key lives (its TTL is the 600 s of the open; any later code from another address
     restarts it)."""
-    s = family_server("redis", h.workdir)
+    s = family_server("grace-attacks", h.workdir)
     redis_cfg = s.module_config()
     verdicts = {}
     for scope in ("host", "fleet"):

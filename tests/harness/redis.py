@@ -487,6 +487,7 @@ def fallback_warnings(run):
 
 
 _family_servers = {}
+_family_settings = {}
 
 
 def family_server(name, workdir, **kwargs):
@@ -500,6 +501,11 @@ def family_server(name, workdir, **kwargs):
         atexit.register(s.stop)
         s.start()
         _family_servers[name] = s
+        _family_settings[name] = kwargs
+    # one name, one set of settings: whichever case of a run comes first makes the server
+    check(_family_settings[name] == kwargs,
+          f"redis family server {name!r} was made with {_family_settings[name]!r}, not "
+          f"{kwargs!r}: give this family a name of its own")
     s = _family_servers[name]
     if s.proc is None or s.proc.poll() is not None:
         s.restart()
