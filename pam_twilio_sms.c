@@ -453,6 +453,56 @@ out:
 #define SESSION_DATA "pam_twilio_sms:session"
 static char session_opened;
 
+/* What a session hook does with its config, a state and the session's account. */
+typedef void session_fn(pam_handle_t *pamh, const struct tsms_config *cfg, struct tsms_state *state,
+                        const char *user, const struct tsms_log *log, void *ctx);
+
+/* Loads the session line's config, finds the session's account and runs fn;
+ * a problem is logged after failed ("no session grace", ...). */
+static void session_hook(pam_handle_t *pamh, int argc, const char **argv, const char *failed,
+                         session_fn *fn, void *ctx)
+{
+	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
+	char problem[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
+	const char *typed = NULL;
+	struct tsms_config *cfg;
+	struct tsms_state *state;
+	struct module_args args;
+
+	if (parse_args(argc, argv, &args, &log) != TSMS_OK)
+		return;
+	log.debug = args.debug;
+	cfg = tsms_config_load(args.config, problem);
+	if (cfg == NULL) {
+		tsms_log(&log, LOG_ERR, "%s: %s", failed, problem);
+		return;
+	}
+	if (pam_get_item(pamh, PAM_USER, (const void **)&typed) != PAM_SUCCESS || typed == NULL ||
+	    typed[0] == '\0') {
+		tsms_log(&log, LOG_WARNING, "%s: the session has no user", failed);
+	} else {
+		state = tsms_state_open(cfg, &log);
+		fn(pamh, cfg, state, tsms_account_name(typed, account), &log, ctx);
+		tsms_state_close(state);
+	}
+	tsms_config_free(cfg);
+}
+
+static void open_grace(pam_handle_t *pamh, const struct tsms_config *cfg, struct tsms_state *state,
+                       const char *user, const struct tsms_log *log, void *nonce)
+{
+	if (tsms_grace_session_opened(cfg, state, user, nonce, log))
+		(void)pam_set_data(pamh, SESSION_DATA, &session_opened, NULL);
+}
+
+static void close_grace(pam_handle_t *pamh, const struct tsms_config *cfg, struct tsms_state *state,
+                        const char *user, const struct tsms_log *log, void *ctx)
+{
+	(void)pamh;
+	(void)ctx;
+	tsms_grace_session_closed(cfg, state, user, log);
+}
+
 /* The session hook, for sessionGraceSeconds (lib/grace.h): after pam_loginuid,
  * it redeems the nonce its auth phase left in PAM's environment, which it
  * removes whatever happens, so that the session's programs never see it. It
@@ -460,37 +510,16 @@ static char session_opened;
  * nothing and loads nothing. */
 TSMS_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
-	char problem[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
+	const char *value = pam_getenv(pamh, TSMS_GRACE_ENV);
 	char nonce[TSMS_GRACE_NONCE_MAX];
-	const char *value = pam_getenv(pamh, TSMS_GRACE_ENV), *typed = NULL;
-	struct tsms_config *cfg;
-	struct tsms_state *state;
-	struct module_args args;
 
 	(void)flags;
 	if (value == NULL)
 		return PAM_IGNORE;
 	snprintf(nonce, sizeof(nonce), "%s", value);
 	(void)pam_putenv(pamh, TSMS_GRACE_ENV); /* removes it */
-	if (parse_args(argc, argv, &args, &log) != TSMS_OK)
-		return PAM_IGNORE;
-	log.debug = args.debug;
-	cfg = tsms_config_load(args.config, problem);
-	if (cfg == NULL) {
-		tsms_log(&log, LOG_ERR, "no session grace: %s", problem);
-	} else if (pam_get_item(pamh, PAM_USER, (const void **)&typed) != PAM_SUCCESS ||
-	           typed == NULL || typed[0] == '\0') {
-		tsms_log(&log, LOG_WARNING, "no session grace: the session has no user");
-	} else {
-		state = tsms_state_open(cfg, &log);
-		if (tsms_grace_session_opened(cfg, state, tsms_account_name(typed, account), nonce,
-		                              &log))
-			(void)pam_set_data(pamh, SESSION_DATA, &session_opened, NULL);
-		tsms_state_close(state);
-	}
+	session_hook(pamh, argc, argv, "no session grace", open_grace, nonce);
 	tsms_wipe(nonce, sizeof(nonce));
-	tsms_config_free(cfg);
 	return PAM_IGNORE;
 }
 
@@ -498,32 +527,11 @@ TSMS_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, con
  * other session's end (su, sudo, a login without a code) does nothing. */
 TSMS_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	struct tsms_log log = { .fn = log_to_syslog, .ctx = pamh };
-	char problem[TSMS_CONFIG_ERR_MAX], account[TSMS_ACCOUNT_NAME_MAX];
 	const void *opened = NULL;
-	const char *typed = NULL;
-	struct tsms_config *cfg;
-	struct tsms_state *state;
-	struct module_args args;
 
 	(void)flags;
-	if (pam_get_data(pamh, SESSION_DATA, &opened) != PAM_SUCCESS || opened == NULL ||
-	    parse_args(argc, argv, &args, &log) != TSMS_OK)
-		return PAM_IGNORE;
-	log.debug = args.debug;
-	cfg = tsms_config_load(args.config, problem);
-	if (cfg == NULL) {
-		tsms_log(&log, LOG_ERR, "session grace not ended: %s", problem);
-		return PAM_IGNORE;
-	}
-	if (cfg->session_grace_seconds > 0 &&
-	    pam_get_item(pamh, PAM_USER, (const void **)&typed) == PAM_SUCCESS && typed != NULL &&
-	    typed[0] != '\0') {
-		state = tsms_state_open(cfg, &log);
-		tsms_grace_session_closed(cfg, state, tsms_account_name(typed, account), &log);
-		tsms_state_close(state);
-	}
-	tsms_config_free(cfg);
+	if (pam_get_data(pamh, SESSION_DATA, &opened) == PAM_SUCCESS && opened != NULL)
+		session_hook(pamh, argc, argv, "session grace not ended", close_grace, NULL);
 	return PAM_IGNORE;
 }
 

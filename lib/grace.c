@@ -57,19 +57,28 @@ static bool read_proc(const char *path, char *buf, size_t size)
 	return true;
 }
 
-bool tsms_grace_session(char out[TSMS_GRACE_KEY_MAX], unsigned *id)
+/* This process's audit session id as the kernel gives it (SESSION_UNSET: in
+ * none); false when it cannot be read. */
+static bool session_id(unsigned long *v)
 {
-	char sid[16], boot[40];
-	unsigned long v;
+	char sid[16];
 	char *end;
 
-	out[0] = '\0';
-	*id = SESSION_UNSET;
 	if (!read_proc("/proc/self/sessionid", sid, sizeof(sid)) || sid[0] < '0' || sid[0] > '9')
 		return false;
 	errno = 0;
-	v = strtoul(sid, &end, 10);
-	if (errno != 0 || *end != '\0' || v >= SESSION_UNSET)
+	*v = strtoul(sid, &end, 10);
+	return errno == 0 && *end == '\0' && *v <= SESSION_UNSET;
+}
+
+bool tsms_grace_session(char out[TSMS_GRACE_KEY_MAX], unsigned *id)
+{
+	char boot[40];
+	unsigned long v;
+
+	out[0] = '\0';
+	*id = SESSION_UNSET;
+	if (!session_id(&v) || v == SESSION_UNSET)
 		return false;
 	if (!read_proc("/proc/sys/kernel/random/boot_id", boot, sizeof(boot)) ||
 	    strlen(boot) != 36 || strspn(boot, "0123456789abcdef-") != 36)
@@ -87,20 +96,11 @@ static bool process_name(pid_t pid, char out[13])
 	char path[40], buf[1024], id[48], hex[TSMS_DIGEST_HEX];
 	const char *p;
 	unsigned long long start;
-	ssize_t n;
-	int fd, field;
+	int field;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_proc(path, buf, sizeof(buf)))
 		return false;
-	do
-		n = read(fd, buf, sizeof(buf) - 1);
-	while (n < 0 && errno == EINTR);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
 	p = strrchr(buf, ')'); /* the command's name may hold anything but its end */
 	if (p == NULL)
 		return false;
@@ -119,10 +119,9 @@ static bool process_name(pid_t pid, char out[13])
  * started by the system, not a program run inside someone's session. */
 static bool outside_sessions(void)
 {
-	char sid[16];
+	unsigned long v;
 
-	return read_proc("/proc/self/sessionid", sid, sizeof(sid)) &&
-	       strcmp(sid, "4294967295") == 0;
+	return session_id(&v) && v == SESSION_UNSET;
 }
 
 bool tsms_grace_applies(const struct tsms_config *cfg, struct tsms_state *st, const char *user,
