@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs every test suite and ends with one line: "N passed, N failed".
+# Runs every test suite, each with its seconds, and ends with one line: "N passed, N failed (S s)".
 # Unit tests (cmocka, TAP output), the sandbox and test harness self-tests and the
 # end-to-end tests through real libpam. Called by `make test` after the build.
 set -u
@@ -10,24 +10,24 @@ failed=0
 log=$(mktemp -d /tmp/tsms-tests.XXXXXX)
 trap 'rm -rf "$log"' EXIT
 
-# count "PASS:"/"FAIL:" lines (our suites) or TAP "ok"/"not ok" lines (cmocka)
+# count OUT SECONDS: "PASS:"/"FAIL:" lines (our suites) or TAP "ok"/"not ok" lines (cmocka)
 count() {
-	local out=$1 p f
+	local out=$1 took=$2 p f
 	p=$(grep -cE '^(PASS: |ok [0-9])' "$out")
 	f=$(grep -cE '^(FAIL: |not ok [0-9])' "$out")
 	passed=$((passed + p))
 	failed=$((failed + f))
-	echo "$p passed, $f failed"
+	echo "$p passed, $f failed ($took s)"
 }
 
 run_suite() {
-	local name=$1 out="$log/$(basename "$1").out" rc
+	local name=$1 out="$log/$(basename "$1").out" rc start=$SECONDS
 	shift
 	echo "== $name"
 	"$@" >"$out" 2>&1
 	rc=$?
 	grep -E '^(FAIL: |not ok )' "$out" | sed 's/^/   /'
-	count "$out"
+	count "$out" $((SECONDS - start))
 	# a suite that crashed or failed without saying which test is one failure
 	if [ "$rc" -ne 0 ] && ! grep -qE '^(FAIL: |not ok )' "$out"; then
 		echo "   FAIL: $name exited $rc:"
@@ -69,5 +69,5 @@ run_suite "static analysis (cppcheck, scan-build)" tests/analysis/static.sh
 run_suite "sanitizers (ASan+UBSan)" tests/analysis/sanitize.sh
 run_suite "valgrind memcheck" tests/analysis/valgrind.sh
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed ($SECONDS s)"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

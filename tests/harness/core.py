@@ -8,6 +8,7 @@ suite's own run(selected, verbose, tally) where it has more to do around run_all
 """
 
 import argparse
+import os
 import re
 import signal
 import time
@@ -42,18 +43,32 @@ def case(fn):
 
 class Tally:
     """Prints one verdict line a case and counts them. one_line: a reason's white space
-    (newlines from a command's output) is folded so that the verdict stays on its line."""
+    (newlines from a command's output) is folded so that the verdict stays on its line.
+    With TSMS_CASE_TIMES=FILE, each verdict also appends "SECONDS NAME" to FILE: the seconds
+    since the verdict before (or the tally's start), which is where to look when a suite
+    grows slow."""
 
     def __init__(self, one_line=False):
         self.passed = 0
         self.failed = 0
         self.one_line = one_line
+        self.times = os.environ.get("TSMS_CASE_TIMES")
+        self.last = time.monotonic()
+
+    def _timed(self, name):
+        now = time.monotonic()
+        if self.times:
+            with open(self.times, "a") as f:
+                f.write(f"{now - self.last:.1f} {name}\n")
+        self.last = now
 
     def ok(self, name):
+        self._timed(name)
         print(f"PASS: {name}", flush=True)
         self.passed += 1
 
     def fail(self, name, why):
+        self._timed(name)
         if self.one_line:
             why = " ".join(str(why).split())
         print(f"FAIL: {name}: {why}", flush=True)
