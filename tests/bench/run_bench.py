@@ -100,6 +100,7 @@ openssh-client (no system sshd starts; the system's PAM config and sshd are not 
 
 import argparse
 import collections
+import contextlib
 import datetime
 import fcntl
 import hashlib
@@ -291,6 +292,70 @@ class Job:
 
 # --------------------------------------------------------------------------- the bench
 
+class Accounts:
+    """The bench's login names as accounts in /etc/passwd, as every real login's is: a copy
+    of the machine's file with them added, bind-mounted over it in the bench's own mount
+    namespace (enter_namespace), so the machine's files stay untouched. Without them, each
+    login of a name NSS's files source does not know goes on to the next source in
+    nsswitch.conf (Debian: systemd, which loads libnss_systemd and asks systemd-userdb),
+    which no real login does: pamtester's time and peak RSS would carry that."""
+
+    GECOS = "pam_twilio_sms bench account"
+    FIRST_UID = 3_000_000  # far above the uids useradd gives out
+
+    def __init__(self, workdir, names):
+        self.copy = Path(workdir) / "passwd"
+        self.names = sorted(set(names))
+        self.mounted = False
+        self.problem = None
+
+    def mount(self):
+        if not os.environ.get(NS_MARK):
+            self.problem = "not in a mount namespace of the bench's own (unshare missing?)"
+            return
+        text = Path("/etc/passwd").read_text()
+        known = {line.split(":", 1)[0] for line in text.splitlines()}
+        added = "".join(f"{n}:x:{self.FIRST_UID + i}:{self.FIRST_UID + i}:{self.GECOS}:"
+                        "/nonexistent:/usr/sbin/nologin\n"
+                        for i, n in enumerate(self.names) if n not in known)
+        self.copy.write_text(text + ("" if text.endswith("\n") else "\n") + added)
+        self.copy.chmod(0o644)
+        done = subprocess.run(["mount", "--bind", str(self.copy), "/etc/passwd"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            self.problem = f"mount --bind over /etc/passwd: {done.stderr.strip()}"
+            return
+        self.mounted = True
+
+    def unmount(self):
+        if self.mounted:
+            subprocess.run(["umount", "/etc/passwd"], capture_output=True)
+            self.mounted = False
+
+    @contextlib.contextmanager
+    def lifted(self):
+        """The machine's own /etc/passwd for a while (useradd and userdel rename over it,
+        which a bind mount refuses); then the copy again, made anew from it."""
+        was = self.mounted
+        self.unmount()
+        try:
+            yield
+        finally:
+            if was:
+                self.mount()
+
+
+def bench_login_names(args):
+    """Every name the sections log in with (their accounts: Accounts)."""
+    names = {BENCH_USER, SCALE_USER, LDAP_USER, BACKUP_USER, GRACE_USER, GRACE_SMS_USER,
+             "unmapped"}
+    names |= {f"user{i}" for i in range(9)}  # latency_users()
+    names |= {f"c{i:03d}" for i in range(max(args.level_list, default=0))}
+    names |= {f"d{i:03d}" for i in range(args.ldap_clients)}
+    names |= {f"r{i:03d}" for i in range(max(args.redis_level_list, default=0))}
+    return names
+
+
 class Bench:
     def __init__(self, workdir, args):
         self.workdir = Path(workdir)
@@ -307,6 +372,7 @@ class Bench:
         self.scale_cases = []  # (name, service) of the scale section, for callgrind
         self.slapd = None      # the directory section's server (start_directory)
         self.redis = None      # the redis section's server (start_redis)
+        self.accounts = Accounts(self.workdir, bench_login_names(args))
 
     # ---- setup
 
@@ -325,8 +391,13 @@ class Bench:
         shm = Path("/dev/shm")
         if shm.is_dir():
             self.tmpfs = Path(tempfile.mkdtemp(prefix="tsms-bench-", dir=shm))
+        self.accounts.mount()
+        if self.accounts.problem:
+            say(f"bench: the login names are not accounts ({self.accounts.problem}): each "
+                "login also asks nsswitch.conf's sources after files")
 
     def stop(self):
+        self.accounts.unmount()
         for name in self.services:
             (PAM_DIR / name).unlink(missing_ok=True)
         self.services = []
@@ -794,6 +865,9 @@ def section_latency(b, runs, warmup):
     kinds["rss_module"] = lambda: (with_rss(b.pam_job(svc, BENCH_USER, BENCH_PHONE), rss), PAM_OK)
     kinds["rss_permit"] = lambda: (with_rss(b.pam_job(permit, BENCH_USER, None), rss), PAM_OK)
     kinds["rss_curl"] = lambda: (with_rss(b.curl_job(BENCH_PHONE), rss), CURL_OK)
+    if b.args.baseline:
+        kinds["rss_baseline"] = lambda: (with_rss(b.pam_job(bsvc, BENCH_USER, BENCH_PHONE), rss),
+                                         PAM_OK)
     series = {k: Series(k) for k in kinds}
     forms = {}
     rng = random.Random(5)  # a new order every round: no kind always follows another
@@ -811,14 +885,15 @@ def section_latency(b, runs, warmup):
         all(forms["module"][f] == forms["curl"][f] for f in ("To", "MessagingServiceSid")) and \
         len(forms["module"]["Body"][0]) == len(forms["curl"]["Body"][0])
     out = {k: s.summary() for k, s in series.items() if not k.startswith("rss_")}
-    for k in ("module", "permit", "curl"):
+    for k in ("module", "permit", "curl") + (("baseline",) if b.args.baseline else ()):
         r = series["rss_" + k].summary()
         out[k].update({f: r[f] for f in ("rss_kib", "rss_min_kib", "rss_max_kib")})
         out[k]["rss_errors"] = r["errors"]
-    snap = b.pam_job(svc, BENCH_USER, BENCH_PHONE)
-    snap.snapshot = {}
-    b.run([snap])
-    out["module_memory_at_prompt"] = snap.snapshot
+    for key, service in (("module", svc),) + ((("baseline", bsvc),) if b.args.baseline else ()):
+        snap = b.pam_job(service, BENCH_USER, BENCH_PHONE)
+        snap.snapshot = {}
+        b.run([snap])
+        out[f"{key}_memory_at_prompt"] = snap.snapshot
     out["identical_form"] = bool(same)
     out["form_fields"] = list(forms.get("module") or [])
     return out
@@ -1476,10 +1551,12 @@ def section_peer(b, runs, warmup):
     pam_duo = find_pam_duo()
     duo = DuoStandIn(b.workdir)
     servers, made = [], []
-    remove_test_user(PEER_USER, PEER_GECOS)  # what a killed run left
+    with b.accounts.lifted():
+        remove_test_user(PEER_USER, PEER_GECOS)  # what a killed run left
     try:
         duo.start()
-        password = add_test_user(PEER_USER, PEER_GECOS)
+        with b.accounts.lifted():
+            password = add_test_user(PEER_USER, PEER_GECOS)
         duo_conf = duo.config(b.conf / "pam_duo.conf")
         mod_conf = b.config("peer", {PEER_USER: PEER_PHONE})
         duo_line = f"auth required {pam_duo} conf={duo_conf}"
@@ -1630,7 +1707,8 @@ def section_peer(b, runs, warmup):
         for s in servers:
             s.stop()
         duo.stop()
-        remove_test_user(PEER_USER, PEER_GECOS)
+        with b.accounts.lifted():
+            remove_test_user(PEER_USER, PEER_GECOS)
         for d in made:
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
@@ -1931,12 +2009,15 @@ OBJECT_GROUPS = (
     ("libpam", r"libpam"),
     ("pamtester / curl", r"/pamtester$|/curl$"),
 )
+# lib/http.c initialises libcurl with curl_global_init_mem (its wiping allocator)
+CURL_GLOBAL = ("curl_global_init_mem", "curl_global_init", "curl_global_cleanup")
 PHASES = (
     ("pam_sm_authenticate (all)", ("pam_sm_authenticate",)),
     ("config load", ("tsms_config_load",)),
-    ("user lookup", ("tsms_lookup",)),
-    ("state files (limits, lockout)", ("tsms_state_reserve_send", "tsms_state_record_success")),
-    ("curl/OpenSSL global init+cleanup", ("curl_global_init", "curl_global_cleanup")),
+    ("the account's name and its number", ("tsms_account_name", "tsms_lookup_account")),
+    ("state files (limits, lockout)", ("tsms_state_reserve_send", "tsms_state_record_failure",
+                                       "tsms_state_record_success")),
+    ("curl/OpenSSL global init+cleanup", CURL_GLOBAL),
     ("HTTPS request (curl_easy_perform)", ("curl_easy_perform",)),
     ("connection teardown (curl_easy_cleanup)", ("curl_easy_cleanup",)),
     ("template, OTP, prompt, logging", ("tsms_template_render", "tsms_otp_generate",
@@ -1976,9 +2057,8 @@ def section_callgrind(b, runs):
             if side == "module":
                 entry["phases"] = {name: sum(cg.inclusive(f) for f in fns)
                                    for name, fns in PHASES}
-                http = sum(cg.inclusive(f) for f in (
-                    "curl_global_init", "curl_global_cleanup", "curl_easy_perform",
-                    "curl_easy_cleanup"))
+                http = sum(cg.inclusive(f) for f in CURL_GLOBAL + (
+                    "curl_easy_perform", "curl_easy_cleanup"))
                 entry["module_work"] = entry["phases"]["pam_sm_authenticate (all)"] - http
                 # libpam loads the module in pam_start: dlopen(RTLD_NOW) of it and its
                 # libraries; curl's binary binds the same libraries at exec (_dl_start)
@@ -2082,7 +2162,8 @@ def report(res, args):
          f"{tempfile.gettempdir()} ({m['state_fs']}); {args.runs} runs after {args.warmup} "
          f"warm-up runs, medians; load average {m.get('loadavg', '-')} at the start. Module: "
          f"{m['module']['path'].rsplit('/', 1)[-1]} built {m['module']['built']}, sha256 "
-         f"{m['module']['sha256']}….", ""]
+         f"{m['module']['sha256']}…. Login names: "
+         f"{m.get('accounts') or 'accounts in /etc/passwd, as a real login'}.", ""]
     lat = res.get("latency")
     if lat:
         mod, curl = lat["module"], lat["curl"]
@@ -2144,6 +2225,17 @@ def report(res, args):
               f"| curl (for reference) | {curl['rss_kib'] / 1024:.2f} MiB |", "",
               f"The module adds **{extra / 1024:.2f} MiB** (target ≤ 3 MiB: "
               f"{verdict(extra <= TARGET_RSS_KIB)})."]
+        if "baseline" in lat:
+            base, bsnap = lat["baseline"], lat.get("baseline_memory_at_prompt") or {}
+            msnap = lat.get("module_memory_at_prompt") or {}
+            more = rss_mod - base["rss_kib"]
+            L += ["", f"Against the baseline module ({args.baseline}): peak RSS "
+                  f"{base['rss_kib'] / 1024:.2f} MiB, the module **{more / 1024:+.2f} MiB**"]
+            if bsnap.get("groups") and msnap.get("groups"):
+                dirty = msnap["private_dirty_kib"] - bsnap["private_dirty_kib"]
+                L[-1] += (f"; private dirty at the prompt {bsnap['private_dirty_kib'] / 1024:.2f}"
+                          f" MiB, the module **{dirty / 1024:+.2f} MiB**")
+            L[-1] += "."
         snap = lat.get("module_memory_at_prompt") or {}
         if snap.get("groups"):
             L += ["", f"Where pamtester + module's RSS is at the prompt (after the request; "
@@ -3037,6 +3129,8 @@ def main():
     t0 = time.monotonic()
     try:
         b.start()
+        res["machine"]["accounts"] = (b.accounts.problem and
+                                      f"not accounts ({b.accounts.problem})")
         if "latency" in args.sections or "rss" in args.sections:
             say(f"latency and RSS: {args.runs} rounds of module, curl, pam_permit, tmpfs state")
             res["latency"] = section_latency(b, args.runs, args.warmup)
