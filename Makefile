@@ -101,9 +101,17 @@ install: $(MODULE) $(TOOL)
 		install -m 0600 -o root -g root conf/pam_twilio_sms.json \
 			$(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json; \
 	fi
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.users ] || \
+	    [ -L $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.users ]; then \
+		echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.users"; \
+	else \
+		install -m 0600 -o root -g root /dev/null \
+			$(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.users; \
+	fi
 
-# Removes what install installs but the config, which holds the auth token: that one is the
-# administrator's to delete. Directories stay: they are shared (/usr/sbin, man8, ...).
+# Removes what install installs but the config, which holds the auth token, and the users
+# file, which holds the numbers: those are the administrator's to delete. Directories stay:
+# they are shared (/usr/sbin, man8, ...).
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/$(MODULE) $(DESTDIR)$(SBINDIR)/$(TOOL) \
 		$(DESTDIR)$(MANDIR)/man8/pam_twilio_sms.8 $(DESTDIR)$(MANDIR)/man8/twilio-sms-otp.8 \
@@ -111,6 +119,10 @@ uninstall:
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json ]; then \
 		echo "keeping $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.json (it holds the" \
 			"auth token): delete it yourself if you no longer need it"; \
+	fi
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.users ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/security/pam_twilio_sms.users (it holds the" \
+			"users' phone numbers): delete it yourself if you no longer need it"; \
 	fi
 
 format:

@@ -275,7 +275,8 @@ static void check_session_hook(struct check_ctx *c, const char *config_path)
 }
 
 /* The directory as the module will use it: connect, TLS, bind and one search
- * (for a name no entry has), within ldap.timeoutSeconds. */
+ * for an entry whose number the service account can read, within
+ * ldap.timeoutSeconds. */
 static void check_directory(struct check_ctx *c)
 {
 	char msg[TSMS_CONFIG_ERR_MAX];

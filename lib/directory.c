@@ -639,8 +639,9 @@ static enum tsms_err read_probe(struct query *q, LDAPMessage *res, struct tsms_n
 	if (values == NULL || values[0] == NULL) {
 		fail(q->err,
 		     "directory: no entry under %s shows %s to %s (none has it, or the directory's "
-		     "access rules hide it); fix: check ldap.baseDN and ldap.attribute, and let "
-		     "the service account read %s",
+		     "access rules hide it), so every user would look unmapped (the decoy's "
+		     "denial, or with nullok a pass on the password alone); fix: check "
+		     "ldap.baseDN and ldap.attribute, and let the service account read %s",
 		     q->l->base_dn, q->l->attribute,
 		     q->l->bind_dn != NULL ? "ldap.bindDN" : "an anonymous bind", q->l->attribute);
 		ret = TSMS_ERR_DIRECTORY;

@@ -474,5 +474,6 @@ def directory_check_reads_the_attribute(h):
     r = admin(h.write_config(h.config(ldap=directory(s, attribute="pager")), name="probe-pager"),
               "check")
     check(r.returncode == 1 and
-          f"no entry under {s.people_dn} shows pager to ldap.bindDN" in r.stdout,
-          f"check: {r.returncode} {r.stdout!r}")
+          f"no entry under {s.people_dn} shows pager to ldap.bindDN" in r.stdout and
+          "hide it), so every user would look unmapped (the decoy's denial, or with nullok a "
+          "pass on the password alone); fix: " in r.stdout, f"check: {r.returncode} {r.stdout!r}")

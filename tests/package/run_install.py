@@ -9,7 +9,8 @@ whose "Made by" column starts with `make install` (rows made by the module or by
 `<triplet>` in a path is the compiler's multiarch triplet (`cc -print-multiarch`, as the
 Makefile asks) and `$(PREFIX)` is /usr. The installed command must run, the installed man
 pages must render without warnings (man-db, installed by tests/install-deps.sh when missing),
-a second install must keep an edited config and `make uninstall` must leave only the config.
+a second install must keep an edited config and users file, and `make uninstall` must leave
+only the config and the users file.
 Directories that install created stay after uninstall, by design: they are shared ones
 (/usr/sbin, man8, ...), and the cases check that they stay.
 
@@ -34,6 +35,7 @@ from harness.system import install_debs  # noqa: E402
 
 README = REPO / "README.md"
 CONFIG = "/etc/security/pam_twilio_sms.json"
+USERS = "/etc/security/pam_twilio_sms.users"
 COMMAND = "/usr/sbin/twilio-sms-otp"
 PREFIX = "/usr"
 DEBS = ("man-db", "groff-base")
@@ -49,8 +51,9 @@ REQUIRED = {
     "/usr/share/man/man8/twilio-sms-otp.8": 0o644,
     "/usr/share/man/man5/pam_twilio_sms.json.5": 0o644,
     CONFIG: 0o600,
+    USERS: 0o600,
 }
-# installed path -> the file of this tree it must be a copy of
+# installed path -> the file of this tree it must be a copy of (None: empty)
 SOURCES = {
     "/lib/<triplet>/security/pam_twilio_sms.so": "pam_twilio_sms.so",
     COMMAND: "twilio-sms-otp",
@@ -58,6 +61,7 @@ SOURCES = {
     "/usr/share/man/man8/twilio-sms-otp.8": "conf/twilio-sms-otp.8",
     "/usr/share/man/man5/pam_twilio_sms.json.5": "conf/pam_twilio_sms.json.5",
     CONFIG: "conf/pam_twilio_sms.json",
+    USERS: None,
 }
 # variables of the caller that would steer make: the cases set what they mean
 MAKE_ENV_DROP = ("DESTDIR", "PREFIX", "SBINDIR", "MANDIR", "PAMDIR", "SYSCONFDIR", "MAKEFLAGS",
@@ -256,7 +260,8 @@ def install_default_pamdir_matches_readme(h):
 
 @case
 def modes_owners_and_contents(h):
-    """Regular files, root:root, the README's modes and the issue's; copies of this tree."""
+    """Regular files, root:root, the README's modes and the issue's; copies of this tree, the
+    users file empty."""
     d = h.destdir()
     h.make("install", d)
     files, _ = tree(d)
@@ -278,8 +283,9 @@ def modes_owners_and_contents(h):
                        f"{'nothing' if readme[path] is None else format(readme[path], '04o')}")
         if (st.st_uid, st.st_gid) != (0, 0):
             bad.append(f"{path} owned by {st.st_uid}:{st.st_gid}, want 0:0")
-        if at(d, path).read_bytes() != (REPO / sources[path]).read_bytes():
-            bad.append(f"{path} differs from {sources[path]}")
+        source = sources[path]
+        if at(d, path).read_bytes() != (b"" if source is None else (REPO / source).read_bytes()):
+            bad.append(f"{path} differs from {source or 'an empty file'}")
     check(not bad, "; ".join(bad))
 
 
@@ -364,9 +370,43 @@ def second_install_keeps_edited_config(h):
 
 
 @case
+def second_install_keeps_users_file(h):
+    """The users file is made empty, root 0600, so that a config naming it before the first
+    enroll refuses no one; a second install keeps an enrolled one byte for byte (and its
+    mode), and a link there, even a dangling one, is left alone."""
+    d = h.destdir()
+    h.make("install", d)
+    users = at(d, USERS)
+    check(os.path.lexists(users), f"{users} not installed")
+    st = users.lstat()
+    check(stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+          and (st.st_uid, st.st_gid) == (0, 0) and st.st_size == 0,
+          f"{users}: mode {stat.S_IMODE(st.st_mode):04o}, owner {st.st_uid}:{st.st_gid}, "
+          f"{st.st_size} bytes; want an empty regular file, root 0600")
+    enrolled = b"# pam_twilio_sms users: user +E164number\nalice +12025550188\n"
+    users.write_bytes(enrolled)
+    users.chmod(0o400)
+    res = h.make("install", d)
+    check(f"keeping the existing {users}" in res.out,
+          f"no word of the kept users file: {res.out!r}")
+    check(users.read_bytes() == enrolled, f"the users file was changed: {users.read_bytes()!r}")
+    check(stat.S_IMODE(users.stat().st_mode) == 0o400,
+          f"users file mode now {stat.S_IMODE(users.stat().st_mode):04o}")
+
+    users.unlink()
+    target = h.tmp / f"{h.case}-elsewhere.users"
+    users.symlink_to(target)
+    res = h.make("install", d)
+    check(f"keeping the existing {users}" in res.out, f"no word of the kept link: {res.out!r}")
+    check(users.is_symlink() and os.readlink(users) == str(target) and not target.exists(),
+          "install replaced or followed the dangling link at the users file")
+
+
+@case
 def uninstall_leaves_only_config(h):
     """Install then uninstall, with the default PAMDIR and an explicit one: only the config
-    stays (and what was there before); the directories stay; a second uninstall is fine."""
+    and the users file stay (and what was there before); the directories stay; a second
+    uninstall is fine."""
     for pamdir in (True, False):
         d = h.destdir("pamdir" if pamdir else "default")
         neighbour = at(d, "/usr/sbin/someone-else")
@@ -379,8 +419,10 @@ def uninstall_leaves_only_config(h):
         check(len(files_installed) == len(REQUIRED) + 1, f"installed: {sorted(files_installed)}")
         res = h.make("uninstall", d, pamdir=pamdir)
         check(f"keeping {at(d, CONFIG)}" in res.out, f"no word of the kept config: {res.out!r}")
+        check(f"keeping {at(d, USERS)}" in res.out,
+              f"no word of the kept users file: {res.out!r}")
         files, dirs = tree(d)
-        check(set(files) == {CONFIG, "/usr/sbin/someone-else"},
+        check(set(files) == {CONFIG, USERS, "/usr/sbin/someone-else"},
               f"left after uninstall: {sorted(files)}")
         check(at(d, CONFIG).read_text(encoding="utf-8") == config_text, "the config changed")
         check(dirs == dirs_installed and dirs_before < dirs,
@@ -400,8 +442,9 @@ def readme_comparison_detects_drift(h):
     rows = installed_table(text)
     check(not differences(make_paths(rows, h.triplet), files), "the README differs already")
     runtime = [p for r in rows if not r.by_make for p in r.paths]
-    check({"/etc/security/pam_twilio_sms.users", "/var/lib/pam_twilio_sms/"} <= set(runtime),
-          f"the users file and stateDir are not rows of run-time files: {runtime}")
+    check({"/etc/security/pam_twilio_sms.backup-codes", "/var/lib/pam_twilio_sms/"}
+          <= set(runtime),
+          f"the backup codes file and stateDir are not rows of run-time files: {runtime}")
 
     command_row = next(line for line in text.splitlines()
                        if line.startswith(f"| `{COMMAND}` |"))
