@@ -48,6 +48,28 @@ harness() {
 	verdicts "$label" "$out" "$rc" "$*"
 }
 
+# shards LABEL OUT CMD...: runs a test harness as harness() does, in one process per core
+# (at most $TSMS_SHARDS when set) that share one selection: each runs the cases it claims
+# first (tests/harness/core.py's Claims), so every case runs once and the shards stay even.
+# Their outputs are OUT.1, OUT.2, ...; OUT is all of them, for the report searches.
+shards() {
+	local label=$1 out=$2 n i pids=()
+	shift 2
+	n=$(nproc)
+	[ -n "${TSMS_SHARDS:-}" ] && [ "$TSMS_SHARDS" -lt "$n" ] && n=$TSMS_SHARDS
+	rm -rf "$out.claims"
+	mkdir -p "$out.claims"
+	for ((i = 1; i <= n; i++)); do
+		TSMS_CASE_CLAIMS=$out.claims "$@" >"$out.$i" 2>&1 &
+		pids+=($!)
+	done
+	for ((i = 1; i <= n; i++)); do
+		wait "${pids[i - 1]}"
+		verdicts "$label" "$out.$i" $? "$* (shard $i of $n)"
+	done
+	cat "$out".[0-9]* >"$out"
+}
+
 # verdicts LABEL OUT STATUS NAME: repeats the verdicts in a harness's output OUT; a harness
 # NAME that failed (STATUS) without saying which case is one failure
 verdicts() {

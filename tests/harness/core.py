@@ -141,24 +141,49 @@ def run_case(h, name, fn, tally):
             h.end_case()
 
 
+class Claims:
+    """Shards of one suite: with TSMS_CASE_CLAIMS=DIR, several processes run the same
+    selection and each runs only the cases it claims first (mkdir DIR/NAME succeeds in one
+    of them), in selection order, so that every case runs once and a shard that drew long
+    cases takes fewer of them. Without it, every case is this process's."""
+
+    def __init__(self):
+        self.dir = os.environ.get("TSMS_CASE_CLAIMS")
+        self.mine = set()
+
+    def take(self, name):
+        if self.dir and name not in self.mine:
+            try:
+                os.mkdir(os.path.join(self.dir, name))
+            except FileExistsError:
+                return False
+        self.mine.add(name)
+        return True
+
+
 def run_all(selected, tally, setup, setup_failed=lambda e: f"{type(e).__name__}: {e}"):
-    """Runs setup(cleanups) -> h, then each selected case with h; a case not reached (an
-    interruption, a failed set-up) fails with the reason. Returns the errors of the
-    cleanups, which run last with SIGINT, SIGTERM and SIGHUP ignored."""
+    """Runs setup(cleanups) -> h, then each selected case with h (each this process claims:
+    Claims); a case not reached (an interruption, a failed set-up) fails with the reason.
+    Returns the errors of the cleanups, which run last with SIGINT, SIGTERM and SIGHUP
+    ignored."""
     cleanups = Cleanups()
+    claims = Claims()
     todo = list(selected)
     try:
         h = setup(cleanups)
         while todo:
             name, fn = todo[0]
-            run_case(h, name, fn, tally)
+            if claims.take(name):
+                run_case(h, name, fn, tally)
             todo.pop(0)
     except (Interrupted, KeyboardInterrupt) as e:
         for name, _ in todo:
-            tally.fail(name, interrupted(e))
+            if claims.take(name):
+                tally.fail(name, interrupted(e))
     except Exception as e:
         for name, _ in todo:
-            tally.fail(name, setup_failed(e))
+            if claims.take(name):
+                tally.fail(name, setup_failed(e))
     finally:
         signal.alarm(0)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
