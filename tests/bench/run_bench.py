@@ -345,6 +345,50 @@ class Accounts:
                 self.mount()
 
 
+class SystemCAs:
+    """The system's trust as a default install has it, with the sandbox's CA added: a copy of
+    /etc/ssl/certs (its links to /usr/share/ca-certificates, the bundle
+    ca-certificates.crt) with the CA in the bundle and in the hashed directory (openssl
+    rehash), bind-mounted over it in the bench's mount namespace. So a module config
+    without caFile and a curl without --cacert trust the sandbox through the system's CAs,
+    each as it does by default (the module through the hashed directory, curl and 0.4.1
+    through the bundle), and the machine's store stays untouched."""
+
+    DIR = Path("/etc/ssl/certs")
+
+    def __init__(self, workdir):
+        self.copy = Path(workdir) / "system-certs"
+        self.problem = None
+        self.mounted = False
+
+    def mount(self, ca_file):
+        if not os.environ.get(NS_MARK):
+            self.problem = "not in a mount namespace of the bench's own (unshare missing?)"
+            return
+        bundle = self.DIR / "ca-certificates.crt"
+        if not bundle.is_file():
+            self.problem = f"no {bundle} (ca-certificates not installed)"
+            return
+        shutil.copytree(self.DIR, self.copy, symlinks=True)
+        ca = Path(ca_file).read_bytes()
+        (self.copy / "tsms-bench-sandbox.pem").write_bytes(ca)
+        with open(self.copy / "ca-certificates.crt", "ab") as f:
+            f.write(ca)
+        for cmd in (["openssl", "rehash", str(self.copy)],
+                    ["mount", "--bind", str(self.copy), str(self.DIR)]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                self.problem = f"{' '.join(cmd[:2])}: {done.stderr.strip()}"
+                return
+        self.mounted = True
+        self.certificates = bundle.read_text().count("BEGIN CERTIFICATE")
+
+    def unmount(self):
+        if self.mounted:
+            subprocess.run(["umount", str(self.DIR)], capture_output=True)
+            self.mounted = False
+
+
 def bench_login_names(args):
     """Every name the sections log in with (their accounts: Accounts)."""
     names = {BENCH_USER, SCALE_USER, LDAP_USER, BACKUP_USER, GRACE_USER, GRACE_SMS_USER,
@@ -373,6 +417,7 @@ class Bench:
         self.slapd = None      # the directory section's server (start_directory)
         self.redis = None      # the redis section's server (start_redis)
         self.accounts = Accounts(self.workdir, bench_login_names(args))
+        self.system_cas = SystemCAs(self.workdir)
 
     # ---- setup
 
@@ -391,6 +436,7 @@ class Bench:
         shm = Path("/dev/shm")
         if shm.is_dir():
             self.tmpfs = Path(tempfile.mkdtemp(prefix="tsms-bench-", dir=shm))
+        self.system_cas.mount(self.sandbox.ca_file)
         self.accounts.mount()
         if self.accounts.problem:
             say(f"bench: the login names are not accounts ({self.accounts.problem}): each "
@@ -398,6 +444,7 @@ class Bench:
 
     def stop(self):
         self.accounts.unmount()
+        self.system_cas.unmount()
         for name in self.services:
             (PAM_DIR / name).unlink(missing_ok=True)
         self.services = []
@@ -435,6 +482,7 @@ class Bench:
         if users is not None:
             cfg["users"] = users
         cfg.update(over)
+        cfg = {k: v for k, v in cfg.items() if v is not None}  # caFile=None: no caFile
         path = self.conf / f"{name}.json"
         write_private(path, json.dumps(cfg, separators=(",", ":")))
         return path
@@ -503,14 +551,16 @@ class Bench:
     def pam_job(self, service, user, phone, prefix=()):
         return Job("pam", [*prefix, "pamtester", service, user, "authenticate"], phone)
 
-    def curl_job(self, phone, prefix=()):
+    def curl_job(self, phone, prefix=(), cacert=True):
         """The module's request, sent by the curl command: same URL, HTTP Basic, form fields
         in the same order, body of the same template and code length, Accept header,
-        User-Agent, no Expect, TLS 1.2 or later against the same CA file."""
+        User-Agent, no Expect, TLS 1.2 or later against the same CA file (cacert=False: the
+        system's CAs, curl's default, as a module config without caFile)."""
         body = DEFAULT_TEMPLATE.replace("{{code}}", f"{secrets.randbelow(10**6):06d}")
         url = f"{self.sandbox.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
         argv = [*prefix, "curl", "-sS", "--proto", "=https", "--tlsv1.2",
-                "--cacert", self.sandbox.ca_file, "--user", f"{ACCOUNT_SID}:{AUTH_TOKEN}",
+                *(("--cacert", self.sandbox.ca_file) if cacert else ()),
+                "--user", f"{ACCOUNT_SID}:{AUTH_TOKEN}",
                 "-A", USER_AGENT, "-H", "Accept: application/json", "-H", "Expect:",
                 "--max-time", "10",
                 "--data-urlencode", f"To={phone}",
@@ -861,6 +911,15 @@ def section_latency(b, runs, warmup):
         tsvc = b.module_service("latency-tmpfs", b.config("latency-tmpfs", users,
                                                           state=b.tmpfs / "state"))
         kinds["module_tmpfs"] = lambda: (b.pam_job(tsvc, BENCH_USER, BENCH_PHONE), PAM_OK)
+    if b.system_cas.mounted:  # as installed: no caFile, no --cacert (SystemCAs)
+        scfg = b.config("latency-system-cas", users, caFile=None)
+        ssvc = b.module_service("latency-system-cas", scfg)
+        kinds["module_system_cas"] = lambda: (b.pam_job(ssvc, BENCH_USER, BENCH_PHONE), PAM_OK)
+        kinds["curl_system_cas"] = lambda: (b.curl_job(BENCH_PHONE, cacert=False), CURL_OK)
+        if b.args.baseline:
+            sbsvc = b.module_service("latency-system-cas-baseline", scfg, b.args.baseline)
+            kinds["baseline_system_cas"] = lambda: (b.pam_job(sbsvc, BENCH_USER, BENCH_PHONE),
+                                                    PAM_OK)
     rss = b.workdir / "rss"
     kinds["rss_module"] = lambda: (with_rss(b.pam_job(svc, BENCH_USER, BENCH_PHONE), rss), PAM_OK)
     kinds["rss_permit"] = lambda: (with_rss(b.pam_job(permit, BENCH_USER, None), rss), PAM_OK)
@@ -868,6 +927,12 @@ def section_latency(b, runs, warmup):
     if b.args.baseline:
         kinds["rss_baseline"] = lambda: (with_rss(b.pam_job(bsvc, BENCH_USER, BENCH_PHONE), rss),
                                          PAM_OK)
+    if "module_system_cas" in kinds:
+        kinds["rss_module_system_cas"] = lambda: (
+            with_rss(b.pam_job(ssvc, BENCH_USER, BENCH_PHONE), rss), PAM_OK)
+    if "baseline_system_cas" in kinds:
+        kinds["rss_baseline_system_cas"] = lambda: (
+            with_rss(b.pam_job(sbsvc, BENCH_USER, BENCH_PHONE), rss), PAM_OK)
     series = {k: Series(k) for k in kinds}
     forms = {}
     rng = random.Random(5)  # a new order every round: no kind always follows another
@@ -885,7 +950,7 @@ def section_latency(b, runs, warmup):
         all(forms["module"][f] == forms["curl"][f] for f in ("To", "MessagingServiceSid")) and \
         len(forms["module"]["Body"][0]) == len(forms["curl"]["Body"][0])
     out = {k: s.summary() for k, s in series.items() if not k.startswith("rss_")}
-    for k in ("module", "permit", "curl") + (("baseline",) if b.args.baseline else ()):
+    for k in [k[len("rss_"):] for k in kinds if k.startswith("rss_")]:
         r = series["rss_" + k].summary()
         out[k].update({f: r[f] for f in ("rss_kib", "rss_min_kib", "rss_max_kib")})
         out[k]["rss_errors"] = r["errors"]
@@ -2182,6 +2247,13 @@ def report(res, args):
             rows.append((f"pamtester + baseline module ({args.baseline})", lat["baseline"]))
         if "module_tmpfs" in lat:
             rows.append(("pamtester + module, stateDir on tmpfs", lat["module_tmpfs"]))
+        if "module_system_cas" in lat:
+            rows.append(("curl, the system's CAs (its default: the bundle)",
+                         lat["curl_system_cas"]))
+            rows.append(("pamtester + module, no caFile (the system's hashed CA directory)",
+                         lat["module_system_cas"]))
+        if "baseline_system_cas" in lat:
+            rows.append(("pamtester + baseline module, no caFile", lat["baseline_system_cas"]))
         rows.append(("pamtester + pam_permit (no request)", lat["permit"]))
         rows.append(("pamtester + module, unmapped user with nullok (loads, reads the "
                      "config; no request)", lat["module_nosend"]))
@@ -2203,6 +2275,22 @@ def report(res, args):
                   f"**{mod['dispatch_ms'] / base['dispatch_ms']:.3f}**, full authentication "
                   f"**{mod['wall_ms'] / base['wall_ms']:.3f}**, client CPU "
                   f"**{mod['cpu_ms'] / base['cpu_ms']:.3f}**."]
+        if "module_system_cas" in lat:
+            sm, sc = lat["module_system_cas"], lat["curl_system_cas"]
+            L += ["", f"As installed, with the system's CAs ({m.get('system_cas', '?')} "
+                  f"certificates in Debian's bundle, the sandbox's among them) instead of the "
+                  f"one-certificate caFile: module / curl at dispatch **"
+                  f"{sm['dispatch_ms'] / sc['dispatch_ms']:.2f}**, full authentication **"
+                  f"{sm['wall_ms'] / sc['wall_ms']:.2f}**; without a CA file of its own the "
+                  f"module takes {sm['wall_ms'] - mod['wall_ms']:+.1f} ms over its caFile row, "
+                  f"curl {sc['wall_ms'] - curl['wall_ms']:+.1f} ms over its --cacert row."]
+            if "baseline_system_cas" in lat:
+                sb = lat["baseline_system_cas"]
+                more = (sm["rss_kib"] - sb["rss_kib"]) / 1024
+                L[-1] += (f" The baseline module without caFile: {sb['wall_ms']:.1f} ms, the "
+                          f"module / baseline **{sm['wall_ms'] / sb['wall_ms']:.3f}**; peak RSS "
+                          f"{sm['rss_kib'] / 1024:.2f} MiB against the baseline's "
+                          f"{sb['rss_kib'] / 1024:.2f} MiB (**{more:+.2f} MiB**).")
         if "module_tmpfs" in lat:
             t = lat["module_tmpfs"]
             gap = mod["dispatch_ms"] - curl["dispatch_ms"]
@@ -3131,6 +3219,8 @@ def main():
         b.start()
         res["machine"]["accounts"] = (b.accounts.problem and
                                       f"not accounts ({b.accounts.problem})")
+        res["machine"]["system_cas"] = (getattr(b.system_cas, "certificates", None) or
+                                        f"not measured ({b.system_cas.problem})")
         if "latency" in args.sections or "rss" in args.sections:
             say(f"latency and RSS: {args.runs} rounds of module, curl, pam_permit, tmpfs state")
             res["latency"] = section_latency(b, args.runs, args.warmup)
