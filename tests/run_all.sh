@@ -50,7 +50,7 @@ style() {
 }
 run_suite "style" style
 run_suite "twilio sandbox" bash tests/sandbox/selftest.sh
-run_suite "test harness (syslog captures side by side)" python3 tests/harness/selftest.py
+run_suite "test harness (syslog captures side by side, shards)" python3 tests/harness/selftest.py
 run_suite "test harness (OpenLDAP slapd, ldap-utils)" python3 tests/harness/selftest_slapd.py
 run_suite "test harness (Redis server)" python3 tests/harness/selftest_redis.py
 run_suite "end-to-end (pamtester)" python3 tests/e2e/run_e2e.py

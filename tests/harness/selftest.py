@@ -7,6 +7,9 @@ capture closed (the one that may own /dev/log), and when the last capture closes
 as it was before (a socket a capture made is removed, the machine's is kept). A client is
 `python3 -c 'syslog.syslog(...)'`, which opens /dev/log at its first line like the module.
 
+Two runs of one suite that share a claims directory (TSMS_CASE_CLAIMS, as valgrind.sh's
+shards run) must run each case once between them, and both must take some.
+
 Run as root:  python3 tests/harness/selftest.py [-k PATTERN] [-v]
 Prints `PASS: name` or `FAIL: name: why` per case, then `harness: N passed, N failed`.
 """
@@ -183,6 +186,47 @@ def killed_owner_removed_by_the_next_last_one_out(h):
     check(identity(DEV_LOG), "the killed owner's socket is not at /dev/log")
     h.close(h.capture("next"))
     check(not os.path.lexists(DEV_LOG), "the killed owner's /dev/log was left behind")
+
+
+# a suite of twelve cases, each recording its name and process in $RAN
+SHARD_SUITE = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from harness.core import case, main
+
+def make(i):
+    def fn(h):
+        time.sleep(0.2)
+        with open(os.environ["RAN"], "a") as f:
+            f.write(f"{{fn.__name__}} {{os.getpid()}}\\n")
+    fn.__name__ = f"c{{i:02d}}"
+    return case(fn)
+
+for i in range(12):
+    make(i)
+sys.exit(main("shard", "shard", verbose_help="", setup=lambda cleanups, verbose: None))
+"""
+
+
+@case
+def shards_claim_each_case_once(h):
+    suite = h.workdir / "shard_suite.py"
+    suite.write_text(SHARD_SUITE.format(tests=str(Path(__file__).resolve().parents[1])))
+    claims, ran = h.workdir / "claims", h.workdir / "ran"
+    claims.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TSMS_CASE_TIMES"}
+    env.update(TSMS_CASE_CLAIMS=str(claims), RAN=str(ran))
+    procs = [subprocess.Popen([sys.executable, str(suite)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    h.procs += procs
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    check(all(p.returncode == 0 for p in procs), f"exits {[p.returncode for p in procs]}: {outs}")
+    runs = [line.split() for line in ran.read_text().splitlines()]
+    names = sorted(name for name, _ in runs)
+    check(names == [f"c{i:02d}" for i in range(12)], f"cases run: {names}")
+    passes = [out.count("PASS: ") for out in outs]
+    check(sum(passes) == 12 and min(passes) > 0, f"PASS lines per run: {passes}")
+    check(len({pid for _, pid in runs}) == 2, f"processes that ran cases: {runs}")
 
 
 def prerequisite_problem():
