@@ -296,6 +296,20 @@ class Job:
 
 # --------------------------------------------------------------------------- the bench
 
+def bind_over(source, target):
+    """Bind-mounts source over target in the bench's own mount namespace (enter_namespace),
+    so that the machine's file stays untouched; returns what went wrong, or None."""
+    if not os.environ.get(NS_MARK):
+        return "not in a mount namespace of the bench's own (unshare missing?)"
+    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True,
+                          text=True)
+    return None if done.returncode == 0 else f"mount --bind over {target}: {done.stderr.strip()}"
+
+
+def unbind(target):
+    subprocess.run(["umount", str(target)], capture_output=True)
+
+
 class Accounts:
     """The bench's login names as accounts in /etc/passwd, as every real login's is: a copy
     of the machine's file with them added, bind-mounted over it in the bench's own mount
@@ -314,9 +328,6 @@ class Accounts:
         self.problem = None
 
     def mount(self):
-        if not os.environ.get(NS_MARK):
-            self.problem = "not in a mount namespace of the bench's own (unshare missing?)"
-            return
         text = Path("/etc/passwd").read_text()
         known = {line.split(":", 1)[0] for line in text.splitlines()}
         added = "".join(f"{n}:x:{self.FIRST_UID + i}:{self.FIRST_UID + i}:{self.GECOS}:"
@@ -324,16 +335,12 @@ class Accounts:
                         for i, n in enumerate(self.names) if n not in known)
         self.copy.write_text(text + ("" if text.endswith("\n") else "\n") + added)
         self.copy.chmod(0o644)
-        done = subprocess.run(["mount", "--bind", str(self.copy), "/etc/passwd"],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            self.problem = f"mount --bind over /etc/passwd: {done.stderr.strip()}"
-            return
-        self.mounted = True
+        self.problem = bind_over(self.copy, "/etc/passwd")
+        self.mounted = self.problem is None
 
     def unmount(self):
         if self.mounted:
-            subprocess.run(["umount", "/etc/passwd"], capture_output=True)
+            unbind("/etc/passwd")
             self.mounted = False
 
     @contextlib.contextmanager
@@ -364,11 +371,9 @@ class SystemCAs:
         self.copy = Path(workdir) / "system-certs"
         self.problem = None
         self.mounted = False
+        self.certificates = None  # in the bundle, once mounted
 
     def mount(self, ca_file):
-        if not os.environ.get(NS_MARK):
-            self.problem = "not in a mount namespace of the bench's own (unshare missing?)"
-            return
         bundle = self.DIR / "ca-certificates.crt"
         if not bundle.is_file():
             self.problem = f"no {bundle} (ca-certificates not installed)"
@@ -378,18 +383,17 @@ class SystemCAs:
         (self.copy / "tsms-bench-sandbox.pem").write_bytes(ca)
         with open(self.copy / "ca-certificates.crt", "ab") as f:
             f.write(ca)
-        for cmd in (["openssl", "rehash", str(self.copy)],
-                    ["mount", "--bind", str(self.copy), str(self.DIR)]):
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                self.problem = f"{' '.join(cmd[:2])}: {done.stderr.strip()}"
-                return
-        self.mounted = True
-        self.certificates = bundle.read_text().count("BEGIN CERTIFICATE")
+        done = subprocess.run(["openssl", "rehash", str(self.copy)], capture_output=True,
+                              text=True)
+        self.problem = (f"openssl rehash: {done.stderr.strip()}" if done.returncode != 0 else
+                        bind_over(self.copy, self.DIR))
+        self.mounted = self.problem is None
+        if self.mounted:
+            self.certificates = bundle.read_text().count("BEGIN CERTIFICATE")
 
     def unmount(self):
         if self.mounted:
-            subprocess.run(["umount", str(self.DIR)], capture_output=True)
+            unbind(self.DIR)
             self.mounted = False
 
 
@@ -432,10 +436,9 @@ class Bench:
         self.syslog = SyslogCapture(self.workdir)
         if not self.syslog.owns_dev_log and os.environ.get(NS_MARK):
             # in our own mount namespace (enter_namespace): every client logs to our socket
-            done = subprocess.run(["mount", "--bind", self.syslog.path, "/dev/log"],
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                say(f"bench: cannot mount the log socket over /dev/log ({done.stderr.strip()}); "
+            problem = bind_over(self.syslog.path, "/dev/log")
+            if problem:
+                say(f"bench: cannot mount the log socket over /dev/log ({problem}); "
                     "module log lines go to the system's /dev/log")
         shm = Path("/dev/shm")
         if shm.is_dir():
@@ -3230,7 +3233,7 @@ def main():
         b.start()
         res["machine"]["accounts"] = (b.accounts.problem and
                                       f"not accounts ({b.accounts.problem})")
-        res["machine"]["system_cas"] = (getattr(b.system_cas, "certificates", None) or
+        res["machine"]["system_cas"] = (b.system_cas.certificates or
                                         f"not measured ({b.system_cas.problem})")
         if "latency" in args.sections or "rss" in args.sections:
             say(f"latency and RSS: {args.runs} rounds of module, curl, pam_permit, tmpfs state")
